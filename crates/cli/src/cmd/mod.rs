@@ -1,0 +1,9 @@
+//! One module per command group; each parses its own arguments and presents results.
+
+pub mod doctor;
+pub mod export;
+pub mod pods;
+pub mod profile;
+pub mod provider;
+pub mod run;
+pub mod trace;

@@ -1,0 +1,90 @@
+//! `pods`: the command line of the pods agent runtime.
+//!
+//! This binary only parses arguments and presents results; the behaviour lives in the library
+//! crates (`pod-profile`, `pod-provider`, `pod-trace`, `pod-core`, `pod-export`).
+
+mod cmd;
+mod failure;
+mod global;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::global::GlobalArgs;
+
+/// Run LLM agents ("pods") from profiles, with durable session logs, trace sidecars and
+/// lifecycle-aware exports.
+///
+/// Exit codes: 0 success, 1 the run failed, 2 usage or configuration error, 130 interrupted.
+/// Set RUST_LOG (e.g. RUST_LOG=pod_core=debug) for diagnostic logging on stderr.
+#[derive(Debug, Parser)]
+#[command(name = "pods", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a pod in the foreground from a profile and stream its output.
+    Run(cmd::run::RunArgs),
+    /// List pods as a tree (id, name, profile, state, last run outcome).
+    Ls(cmd::pods::LsArgs),
+    /// Show one pod: identity, manifest summary, runs.
+    Show(cmd::pods::ShowArgs),
+    /// Stop a pod (and with --tree its descendants), recording the stop's origin.
+    Stop(cmd::pods::StopArgs),
+    /// Start a new run in an existing pod.
+    Resume(cmd::run::ResumeArgs),
+    /// Render a pod's trace sidecars: stream events and lifecycle markers.
+    Trace(cmd::trace::TraceArgs),
+    /// Export a pod's (or a tree's) sessions to one document.
+    Export(cmd::export::ExportArgs),
+    /// Inspect and validate profiles and the manifests they resolve to.
+    #[command(subcommand)]
+    Profile(cmd::profile::ProfileCommand),
+    /// Provider tools: run recorded streams through the real adapters.
+    #[command(subcommand)]
+    Provider(cmd::provider::ProviderCommand),
+    /// Check the environment: home directory, profiles, API key variables.
+    Doctor(cmd::doctor::DoctorArgs),
+    /// Serve one pod from its pod directory (used by a parent pod to launch a child).
+    #[command(hide = true)]
+    Serve(cmd::run::ServeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Run(args) => cmd::run::run(&cli.global, args),
+        Command::Ls(args) => cmd::pods::ls(&cli.global, args),
+        Command::Show(args) => cmd::pods::show(&cli.global, args),
+        Command::Stop(args) => cmd::pods::stop(&cli.global, args),
+        Command::Resume(args) => cmd::run::resume(&cli.global, args),
+        Command::Trace(args) => cmd::trace::run(&cli.global, args),
+        Command::Export(args) => cmd::export::run(&cli.global, args),
+        Command::Profile(command) => cmd::profile::run(&cli.global, command),
+        Command::Provider(command) => cmd::provider::run(&cli.global, command),
+        Command::Doctor(args) => cmd::doctor::run(&cli.global, args),
+        Command::Serve(args) => cmd::run::serve(&cli.global, args),
+    };
+    match result {
+        Ok(code) => code.into(),
+        Err(failure) => failure.report(),
+    }
+}
+
+/// Diagnostic logging goes to stderr, filtered by `RUST_LOG` (default: warnings only).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(true)
+        .init();
+}

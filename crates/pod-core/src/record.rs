@@ -1,0 +1,332 @@
+//! On-disk record types: the session log's entries, lifecycle actions with their origins, and
+//! the pod identity file. These shapes are a file format read by `pod-export` (including files
+//! written by older versions), so fields are only ever added, and every added field is optional
+//! on read.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use pod_provider::ProviderError;
+
+/// Version of the session log format written by this build (in `segment_started`).
+pub const LOG_FORMAT_VERSION: u32 = 1;
+
+/// One line of a session log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// Position in the segment, starting at 1, without gaps.
+    pub seq: u64,
+    /// Wall-clock time, RFC 3339 with milliseconds, UTC.
+    pub ts: String,
+    #[serde(flatten)]
+    pub body: LogBody,
+}
+
+/// What a session log entry records; the `kind` tag in JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum LogBody {
+    SegmentStarted(SegmentStarted),
+    RunStarted(RunStarted),
+    ProviderRequestStarted(ProviderRequestStarted),
+    AssistantMessage(AssistantMessage),
+    ToolCallStarted(ToolCallStarted),
+    ToolCallFinished(ToolCallFinished),
+    /// A lifecycle action reached this pod (recorded whether or not a run was active).
+    LifecycleAction(LifecycleActionRecorded),
+    ChildSpawned(ChildSpawned),
+    ChildExited(ChildExited),
+    RunCompleted(RunCompleted),
+    RunErrored(RunErrored),
+    RunInterrupted(RunInterrupted),
+    SegmentClosed(SegmentClosed),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentStarted {
+    pub pod_id: String,
+    pub segment_id: String,
+    pub profile: String,
+    /// `sha256:<hex>` of the `manifest.toml` the segment runs with.
+    pub manifest_digest: String,
+    /// Process id of the pod process that owns this segment.
+    pub pid: u32,
+    pub format_version: u32,
+    /// `pods` version that wrote the segment.
+    pub writer: String,
+}
+
+/// What started a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RunTrigger {
+    /// A prompt from the command line (`pods run`, `pods resume`).
+    Cli,
+    /// A `run` request on the control socket.
+    ControlRequest { client: String },
+    /// The task handed to a child by its parent's `spawn_pod` / `send_to_pod`.
+    ParentPod {
+        parent_pod_id: String,
+        tool_call_id: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunStarted {
+    pub run_id: String,
+    pub trigger: RunTrigger,
+    /// The id of the request that asked for this run, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The user input (prompt or task).
+    pub input: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProviderRequestStarted {
+    pub run_id: String,
+    /// Model request number within the run, from 1.
+    pub turn: u32,
+    /// Attempt number for this request, from 1 (retries increment it).
+    pub attempt: u32,
+    pub scheme: String,
+    pub model: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssistantMessage {
+    pub run_id: String,
+    pub turn: u32,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reasoning: String,
+    /// Tool calls the model asked for in this message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<RequestedToolCall>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestedToolCall {
+    pub call_id: String,
+    pub tool: String,
+    /// The argument JSON string exactly as the model produced it.
+    pub arguments: String,
+}
+
+/// What a tool may do to the world; drives retry safety.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SideEffectClass {
+    ReadOnly,
+    LocalWrite,
+    Process,
+    Spawn,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCallStarted {
+    pub run_id: String,
+    pub call_id: String,
+    pub tool: String,
+    pub side_effect: SideEffectClass,
+    pub input: Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolOutcome {
+    Ok,
+    /// The tool failed; the error text went back to the model.
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCallFinished {
+    pub run_id: String,
+    pub call_id: String,
+    pub tool: String,
+    pub side_effect: SideEffectClass,
+    pub outcome: ToolOutcome,
+    /// What the model was given back (bounded).
+    pub output: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChildSpawned {
+    pub run_id: String,
+    pub call_id: String,
+    pub child_pod_id: String,
+    pub profile: String,
+    pub pid: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChildExited {
+    pub child_pod_id: String,
+    /// Exit code, when the process exited normally.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Signal number, when the process was killed by a signal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// Whether the child's exit was expected (it was told to stop) or a loss.
+    pub expected: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunCompleted {
+    pub run_id: String,
+    pub turns: u32,
+    /// The final assistant text of the run.
+    pub text: String,
+    /// Why the run ended: `end_turn`, or `max_turns` when the turn budget ran out.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunErrored {
+    pub run_id: String,
+    pub error: ProviderError,
+    pub phase: RunPhase,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInterrupted {
+    pub run_id: String,
+    /// Short plain reason, e.g. `cancelled`, `stopped`.
+    pub reason: String,
+    /// The lifecycle action that interrupted the run; `None` only when the code path that ended
+    /// the run did not know one (export reports that as missing provenance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<LifecycleAction>,
+    pub phase: RunPhase,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentClosed {
+    /// `completed`, `stopped`, `errored`, …
+    pub reason: String,
+}
+
+/// Where a run was when it ended: what a retry would repeat.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RunPhase {
+    /// The provider sent at least one stream event for this run.
+    pub provider_progress_seen: bool,
+    /// Visible output (text) reached the user.
+    pub visible_output_seen: bool,
+    pub tool_execution: ToolExecutionPhase,
+    /// Side-effect classes of tool calls that started, deduplicated, in order.
+    #[serde(default)]
+    pub side_effects_started: Vec<SideEffectClass>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolExecutionPhase {
+    #[default]
+    NotStarted,
+    /// A tool call is executing (started, not finished).
+    Started,
+    /// At least one tool call ran and none is executing.
+    Completed,
+}
+
+/// One operation that can end or disturb an active run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LifecycleAction {
+    /// UUIDv7.
+    pub action_id: String,
+    pub kind: LifecycleKind,
+    /// Wall-clock start, RFC 3339 with milliseconds, UTC.
+    pub started_at: String,
+    /// Monotonic start: milliseconds since the acting process started.
+    pub started_mono_ms: u64,
+    /// Pod ids this action affects.
+    pub affects: Vec<String>,
+    pub origin: Origin,
+    /// Free text given with the action (e.g. `pods stop --reason`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For cascades: the action on an ancestor pod that caused this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caused_by: Option<CausedBy>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LifecycleKind {
+    Cancel,
+    Stop,
+    StopTree,
+    Shutdown,
+    ParentExit,
+    Reload,
+    Watchdog,
+}
+
+/// Who or what started a lifecycle action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Origin {
+    /// A `pods` command line.
+    Cli { command: String, request_id: String },
+    /// A request on the control socket.
+    ControlRequest { request_id: String, client: String },
+    /// A signal delivered to the process (`SIGTERM`, `SIGINT`, …).
+    Signal { signal: String },
+    /// The parent pod, from one of its tool calls.
+    ParentPod {
+        parent_pod_id: String,
+        tool_call_id: String,
+    },
+    /// The idle watchdog.
+    Watchdog { idle_ms: u64 },
+    /// The runtime itself (e.g. shutting down after the last run).
+    Runtime { detail: String },
+    /// The origin was not recorded; `missing` says which facts are absent.
+    Unknown { missing: Vec<String> },
+}
+
+/// Link from a cascaded action to the ancestor action that caused it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CausedBy {
+    pub pod_id: String,
+    pub action_id: String,
+    pub kind: LifecycleKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LifecycleActionRecorded {
+    pub action: LifecycleAction,
+    /// The run the action found active, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_run_id: Option<String>,
+}
+
+/// `pod.json`: a pod's identity and last known state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PodInfo {
+    pub id: String,
+    pub name: String,
+    pub profile: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
+    /// RFC 3339 creation time.
+    pub created: String,
+    /// Process id of the live pod process, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    pub state: PodState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PodState {
+    Created,
+    Running,
+    Idle,
+    Stopped,
+    Failed,
+}

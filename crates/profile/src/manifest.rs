@@ -1,0 +1,242 @@
+//! The runtime manifest: the fully resolved settings a pod runs with.
+//!
+//! The key names here are the public configuration schema (profiles, `--set`, `PODS_*` env vars,
+//! `manifest.toml`). Every struct denies unknown fields so a typo is an error, never ignored.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The fully resolved settings of one pod.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Manifest {
+    pub model: ModelSection,
+    pub agent: AgentSection,
+    pub scope: ScopeSection,
+    pub session: SessionSection,
+    pub spawn: SpawnSection,
+    pub limits: LimitsSection,
+}
+
+/// The wire scheme a pod talks to its provider with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scheme {
+    #[default]
+    OpenaiResponses,
+    OpenaiChat,
+    AnthropicMessages,
+    /// Serve recorded responses from `model.cassette` over a loopback HTTP server; the cassette
+    /// names the wire scheme it speaks.
+    Replay,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::OpenaiResponses => "openai-responses",
+            Scheme::OpenaiChat => "openai-chat",
+            Scheme::AnthropicMessages => "anthropic-messages",
+            Scheme::Replay => "replay",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSection {
+    pub scheme: Scheme,
+    pub model: String,
+    /// Provider base URL; when absent the scheme's public endpoint is used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// Name of the environment variable holding the API key (never the key itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_output_tokens: Option<u32>,
+    /// For `scheme = "replay"`: the cassette to serve. A relative path is resolved against the
+    /// directory of the profile file that set it; `builtin:NAME` names a cassette shipped with
+    /// pods.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cassette: Option<String>,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        ModelSection {
+            scheme: Scheme::OpenaiResponses,
+            model: "gpt-4.1-mini".to_owned(),
+            base_url: None,
+            api_key_env: None,
+            temperature: None,
+            max_output_tokens: None,
+            cassette: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentSection {
+    /// System instructions given to the model.
+    pub instructions: String,
+    /// Upper bound on model requests within one run.
+    pub max_turns: u32,
+    /// Tools the pod may offer the model, by name.
+    pub tools: Vec<String>,
+}
+
+impl Default for AgentSection {
+    fn default() -> Self {
+        AgentSection {
+            instructions: "You are a careful software agent. Use tools when they help.".to_owned(),
+            max_turns: 16,
+            tools: vec![
+                "read_file".to_owned(),
+                "list_dir".to_owned(),
+                "write_file".to_owned(),
+            ],
+        }
+    }
+}
+
+/// Filesystem scope. Paths are directories; relative ones resolve against the pod's working
+/// directory. A path is inside the scope when it is under some `allow` entry and under no `deny`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScopeSection {
+    pub allow: Vec<String>,
+    pub deny: Vec<String>,
+}
+
+impl Default for ScopeSection {
+    fn default() -> Self {
+        ScopeSection {
+            allow: vec![".".to_owned()],
+            deny: Vec::new(),
+        }
+    }
+}
+
+/// Diagnostics. Every key here is sticky down the pod tree (see child materialization).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionSection {
+    /// Write the trace sidecar (`<segment>.trace.jsonl`) with every normalized stream event and
+    /// lifecycle marker.
+    pub record_event_trace: bool,
+    /// Also write raw SSE frames into the trace (bounded per frame).
+    pub trace_raw_sse: bool,
+    /// Bytes kept of one raw SSE frame's data in the trace.
+    pub trace_max_frame_bytes: u32,
+    /// Entries the trace writer queue holds before it sheds (and records how many it shed).
+    pub trace_queue_capacity: u32,
+}
+
+impl Default for SessionSection {
+    fn default() -> Self {
+        SessionSection {
+            record_event_trace: false,
+            trace_raw_sse: false,
+            trace_max_frame_bytes: 16 * 1024,
+            trace_queue_capacity: 8192,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpawnSection {
+    /// Profiles this pod may spawn children from; empty means none.
+    pub allowed_profiles: Vec<String>,
+    /// How many more generations may be spawned below this pod (0: no children).
+    pub max_depth: u32,
+    /// Live children at once.
+    pub max_children: u32,
+}
+
+impl Default for SpawnSection {
+    fn default() -> Self {
+        SpawnSection {
+            allowed_profiles: Vec::new(),
+            max_depth: 2,
+            max_children: 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// Time allowed from sending a request to the first stream event.
+    pub first_event_timeout_ms: u64,
+    /// Time allowed between two stream events.
+    pub idle_timeout_ms: u64,
+    /// Attempts per model request, the first included.
+    pub max_attempts: u32,
+    /// Total time retries of one request may take.
+    pub retry_budget_ms: u64,
+    /// Time a spawned child has to report ready.
+    pub spawn_ready_timeout_ms: u64,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            first_event_timeout_ms: 60_000,
+            idle_timeout_ms: 60_000,
+            max_attempts: 4,
+            retry_budget_ms: 120_000,
+            spawn_ready_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Where a value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// The compiled-in default.
+    Default,
+    /// A profile shipped with pods (embedded from `profiles/`).
+    Builtin,
+    /// The user config (`$XDG_CONFIG_HOME/pods/config.toml`).
+    User,
+    /// The project config (`.pods/config.toml`).
+    Project,
+    /// A profile file (user, project or `--profile-dir`).
+    Profile,
+    /// A `PODS_SECTION__KEY` environment variable.
+    Env,
+    /// `--set section.key=value` on the command line.
+    Cli,
+    /// Handed down from the parent pod; `from` holds the parent's own provenance.
+    Parent,
+    /// An explicit override in the `spawn_pod` request.
+    SpawnRequest,
+}
+
+/// The provenance of one leaf key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub kind: SourceKind,
+    /// Human-readable detail: file path and key, env var name, `--set` text, parent pod id, …
+    pub detail: String,
+    /// For kind `parent`: the parent's own provenance of this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Box<Provenance>>,
+}
+
+/// Provenance of every leaf key, by dotted path (`session.record_event_trace`).
+pub type ProvenanceMap = BTreeMap<String, Provenance>;
+
+/// A manifest together with where each of its leaf values came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedManifest {
+    pub manifest: Manifest,
+    pub provenance: ProvenanceMap,
+}

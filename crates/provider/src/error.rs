@@ -1,0 +1,95 @@
+//! The provider error taxonomy: one type for every way a request can fail.
+
+use serde::{Deserialize, Serialize};
+
+/// What kind of failure this is, independent of how it arrived (HTTP status, SSE error event,
+/// `response.failed`, an error object inside a data frame, or a broken transport).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    ContextLengthExceeded,
+    RateLimited,
+    QuotaExceeded,
+    Overloaded,
+    Auth,
+    Permission,
+    NotFound,
+    InvalidRequest,
+    ServerError,
+    IdleTimeout,
+    StreamClosedBeforeCompletion,
+    MalformedStream,
+    Transport,
+    ContentFilter,
+}
+
+impl ErrorClass {
+    /// Every class, in declaration order.
+    pub const ALL: [ErrorClass; 14] = [
+        ErrorClass::ContextLengthExceeded,
+        ErrorClass::RateLimited,
+        ErrorClass::QuotaExceeded,
+        ErrorClass::Overloaded,
+        ErrorClass::Auth,
+        ErrorClass::Permission,
+        ErrorClass::NotFound,
+        ErrorClass::InvalidRequest,
+        ErrorClass::ServerError,
+        ErrorClass::IdleTimeout,
+        ErrorClass::StreamClosedBeforeCompletion,
+        ErrorClass::MalformedStream,
+        ErrorClass::Transport,
+        ErrorClass::ContentFilter,
+    ];
+
+    /// The snake_case name used in JSON, logs and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::ContextLengthExceeded => "context_length_exceeded",
+            ErrorClass::RateLimited => "rate_limited",
+            ErrorClass::QuotaExceeded => "quota_exceeded",
+            ErrorClass::Overloaded => "overloaded",
+            ErrorClass::Auth => "auth",
+            ErrorClass::Permission => "permission",
+            ErrorClass::NotFound => "not_found",
+            ErrorClass::InvalidRequest => "invalid_request",
+            ErrorClass::ServerError => "server_error",
+            ErrorClass::IdleTimeout => "idle_timeout",
+            ErrorClass::StreamClosedBeforeCompletion => "stream_closed_before_completion",
+            ErrorClass::MalformedStream => "malformed_stream",
+            ErrorClass::Transport => "transport",
+            ErrorClass::ContentFilter => "content_filter",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A classified provider failure. Serializable: this exact shape is what the session log's
+/// `run_errored`, the trace sidecar and `wait_pod` carry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{class}{}: {message}", .code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
+pub struct ProviderError {
+    pub class: ErrorClass,
+    /// The provider's own code or type, e.g. `context_length_exceeded`, `overloaded_error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    /// The provider's request id (`x-request-id`, `request-id`, or one from the body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_request_id: Option<String>,
+    /// How long the provider asked us to wait, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+    pub retryable: bool,
+    /// Bounded to [`ERROR_MESSAGE_MAX_BYTES`], with secrets stripped.
+    pub message: String,
+}
+
+/// The longest error message kept, in bytes.
+pub const ERROR_MESSAGE_MAX_BYTES: usize = 2048;
