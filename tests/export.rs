@@ -1,0 +1,3 @@
+//! Whole-system tests: export.
+
+mod support;

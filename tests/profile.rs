@@ -1,0 +1,3 @@
+//! Whole-system tests: profile.
+
+mod support;
