@@ -1,1 +1,38 @@
-//! placeholder
+//! `pod-trace`: the trace sidecar of a pod's session log.
+//!
+//! When `session.record_event_trace` is on, every normalized provider stream event and every
+//! lifecycle marker of a run (request built, stream open, first event, retry scheduled, stream
+//! end, run end) is written to `sessions/<segment_id>.trace.jsonl`, one [`TraceEntry`] per line.
+//! This crate owns the entry types, the writer — a bounded queue to a writer thread so the
+//! stream's hot path never waits for the disk, with every shed entry counted in a `shed`
+//! marker — and the reader and views (`timeline`, `failed_requests`) that `pods trace` and the
+//! export use. It does not decide *what* to trace; the pod runtime (`pod-core`) does.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), pod_trace::TraceError> {
+//! use pod_trace::{Marker, PendingEntry, TraceBody, TraceHandle};
+//! let trace = TraceHandle::create("s.trace.jsonl".as_ref(), 8192)?;
+//! trace.record(PendingEntry::now(TraceBody::Lifecycle(Marker::RunStarted)).run("run-1"));
+//! let stats = trace.sync().await?; // on disk now
+//! assert_eq!(stats.shed, 0);
+//! # Ok(()) }
+//! ```
+
+mod entry;
+mod error;
+mod reader;
+mod writer;
+
+pub use entry::{
+    Marker, PendingEntry, RawSseFrame, TRACE_FORMAT_VERSION, TraceBody, TraceEntry, redact_url,
+};
+pub use error::TraceError;
+pub use reader::{
+    FailedRequest, TimelineItem, TraceLine, TraceReader, failed_requests, is_failure, timeline,
+};
+pub use writer::{MemorySink, TraceHandle, TraceSink, TraceStats};
+
+/// The sidecar path for a segment log path: `<segment_id>.jsonl` → `<segment_id>.trace.jsonl`.
+pub fn sidecar_path(segment_log: &std::path::Path) -> std::path::PathBuf {
+    segment_log.with_extension("trace.jsonl")
+}

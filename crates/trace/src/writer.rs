@@ -1,0 +1,255 @@
+//! The sidecar writer: a bounded queue to a dedicated writer thread.
+//!
+//! The stream's hot path only ever calls [`TraceHandle::record`], which never blocks: it puts the
+//! entry on a bounded queue, and when the queue is full it counts the entry as shed. The writer
+//! thread writes a `shed` marker with that count before the next entry it writes (and at every
+//! flush or sync), so a loss is always visible in the file. [`TraceHandle::flush`] and
+//! [`TraceHandle::sync`] go through the same queue, so they see every entry recorded before them.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::entry::{PendingEntry, TraceBody};
+use crate::error::TraceError;
+
+/// What the writer did so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TraceStats {
+    /// Lines written, shed markers included.
+    pub written: u64,
+    /// Entries lost because the queue was full.
+    pub shed: u64,
+}
+
+enum Command {
+    Entry(PendingEntry),
+    Flush,
+    Sync(oneshot::Sender<Result<TraceStats, TraceError>>),
+}
+
+struct Shared {
+    path: PathBuf,
+    /// Entries shed since the writer last wrote a shed marker.
+    shed_pending: AtomicU64,
+    shed_total: AtomicU64,
+}
+
+/// A cheap, cloneable handle to one sidecar's writer thread. The thread ends once every handle is
+/// dropped and the queue is drained.
+#[derive(Clone)]
+pub struct TraceHandle {
+    tx: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for TraceHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TraceHandle")
+            .field("path", &self.shared.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TraceHandle {
+    /// Create `path` (it must not exist) and start its writer thread with a queue of `capacity`
+    /// entries.
+    pub fn create(path: &Path, capacity: usize) -> Result<TraceHandle, TraceError> {
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|source| TraceError::Create {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(TraceHandle::from_writer(path, Box::new(file), capacity))
+    }
+
+    /// Start a writer thread over any sink (tests inject failing sinks). `path` names the sink
+    /// in errors.
+    pub fn from_writer(path: &Path, sink: Box<dyn TraceSink>, capacity: usize) -> TraceHandle {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let shared = Arc::new(Shared {
+            path: path.to_owned(),
+            shed_pending: AtomicU64::new(0),
+            shed_total: AtomicU64::new(0),
+        });
+        let state = WriterState {
+            out: BufWriter::new(sink),
+            shared: shared.clone(),
+            seq: 0,
+            failed: None,
+        };
+        std::thread::Builder::new()
+            .name("pods-trace-writer".into())
+            .spawn(move || state.run(rx))
+            .map(|_| ())
+            .unwrap_or_else(|error| {
+                // No thread: every entry will be shed and the first sync reports it.
+                tracing::error!(%error, "could not start the trace writer thread");
+            });
+        TraceHandle { tx, shared }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// Queue an entry without ever blocking; a full queue sheds it (and counts it).
+    pub fn record(&self, entry: PendingEntry) {
+        if self.tx.try_send(Command::Entry(entry)).is_err() {
+            self.shared.shed_pending.fetch_add(1, Ordering::Relaxed);
+            self.shared.shed_total.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Ask the writer to flush its buffer to the file (not to disk). Waits for queue space.
+    pub async fn flush(&self) {
+        // A gone writer is reported by the next `sync`.
+        let _ = self.tx.send(Command::Flush).await;
+    }
+
+    /// Write everything queued so far and sync the file to disk; reports any write failure
+    /// since the sidecar was opened.
+    pub async fn sync(&self) -> Result<TraceStats, TraceError> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || TraceError::WriterGone {
+            path: self.shared.path.clone(),
+        };
+        self.tx
+            .send(Command::Sync(reply))
+            .await
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    /// Entries shed so far.
+    pub fn shed_count(&self) -> u64 {
+        self.shared.shed_total.load(Ordering::Relaxed)
+    }
+}
+
+/// Where the writer thread writes: a file, or a test double.
+pub trait TraceSink: Write + Send {
+    /// Make written data durable.
+    fn sync(&mut self) -> std::io::Result<()>;
+}
+
+impl TraceSink for File {
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.sync_data()
+    }
+}
+
+struct WriterState {
+    out: BufWriter<Box<dyn TraceSink>>,
+    shared: Arc<Shared>,
+    seq: u64,
+    /// The first write failure and how many lines were lost since.
+    failed: Option<(std::io::Error, u64)>,
+}
+
+impl WriterState {
+    fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        while let Some(command) = rx.blocking_recv() {
+            self.write_shed_marker();
+            match command {
+                Command::Entry(entry) => self.write(entry),
+                Command::Flush => {
+                    if let Err(error) = self.out.flush() {
+                        self.fail(error);
+                    }
+                }
+                Command::Sync(reply) => {
+                    let result = self.sync();
+                    // The requester may have given up waiting; nothing else to tell.
+                    let _ = reply.send(result);
+                }
+            }
+        }
+        self.write_shed_marker();
+        if let Err(error) = self.out.flush() {
+            self.fail(error);
+        }
+        if let Some((error, lost)) = &self.failed {
+            tracing::error!(path = %self.shared.path.display(), %error, lost, "trace sidecar writes failed");
+        }
+    }
+
+    fn write_shed_marker(&mut self) {
+        let count = self.shared.shed_pending.swap(0, Ordering::Relaxed);
+        if count > 0 {
+            self.write(PendingEntry::now(TraceBody::Shed { count }));
+        }
+    }
+
+    fn write(&mut self, entry: PendingEntry) {
+        if let Some((_, lost)) = &mut self.failed {
+            *lost += 1;
+            return;
+        }
+        let entry = entry.into_entry(self.seq + 1);
+        let result = serde_json::to_writer(&mut self.out, &entry)
+            .map_err(std::io::Error::from)
+            .and_then(|()| self.out.write_all(b"\n"));
+        match result {
+            Ok(()) => self.seq += 1,
+            Err(error) => self.fail(error),
+        }
+    }
+
+    fn fail(&mut self, error: std::io::Error) {
+        match &mut self.failed {
+            Some((_, lost)) => *lost += 1,
+            None => self.failed = Some((error, 1)),
+        }
+    }
+
+    fn sync(&mut self) -> Result<TraceStats, TraceError> {
+        if self.failed.is_none()
+            && let Err(error) = self.out.flush().and_then(|()| self.out.get_mut().sync())
+        {
+            self.fail(error);
+        }
+        match &self.failed {
+            Some((error, lost)) => Err(TraceError::Write {
+                path: self.shared.path.clone(),
+                lost: *lost,
+                source: std::io::Error::new(error.kind(), error.to_string()),
+            }),
+            None => Ok(TraceStats {
+                written: self.seq,
+                shed: self.shared.shed_total.load(Ordering::Relaxed),
+            }),
+        }
+    }
+}
+
+/// Keep a handle's sink alive for tests that inspect what was written.
+#[doc(hidden)]
+#[derive(Clone, Default)]
+pub struct MemorySink(pub Arc<Mutex<Vec<u8>>>);
+
+impl Write for MemorySink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl TraceSink for MemorySink {
+    fn sync(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
