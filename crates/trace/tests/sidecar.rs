@@ -1,4 +1,5 @@
 //! The sidecar writer and reader against real files and injected sinks.
+#![allow(clippy::unwrap_used)]
 
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex};
