@@ -1,0 +1,272 @@
+//! Lifecycle actions: building them (id, clocks, affected pods, origin), cascading them down the
+//! pod tree, and deciding which of several overlapping actions a pod's interrupted run reports.
+//!
+//! The record shapes live in [`crate::record`]; this module only constructs and compares them.
+//!
+//! **Nearest action.** While a run is being interrupted, more actions may reach the same pod
+//! (a `pods stop` racing a parent's `stop_tree`, a signal racing a watchdog). The run reports the
+//! *nearest* one: an action addressed to this pod directly (no `caused_by`) is nearer than one
+//! cascaded from an ancestor; between two equally near actions the one that reached the pod
+//! first wins. Later actions are not lost: each is still recorded as a `lifecycle_action` entry.
+
+use std::sync::OnceLock;
+use std::time::{Instant, SystemTime};
+
+use crate::record::{CausedBy, LifecycleAction, LifecycleKind, Origin};
+
+static PROCESS_CLOCK: OnceLock<Instant> = OnceLock::new();
+
+/// Start this process's monotonic clock (idempotent). The runtime calls it at startup so
+/// `started_mono_ms` counts from process start rather than from the first action.
+pub fn start_process_clock() {
+    PROCESS_CLOCK.get_or_init(Instant::now);
+}
+
+/// Milliseconds since [`start_process_clock`] (or since the first call, if it was never called).
+pub fn mono_ms() -> u64 {
+    let start = PROCESS_CLOCK.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Current wall-clock time, RFC 3339 with milliseconds, UTC.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+/// A fresh UUIDv7 as text (action ids, request ids).
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Build a new lifecycle action starting now.
+pub fn new_action(kind: LifecycleKind, affects: Vec<String>, origin: Origin) -> LifecycleAction {
+    LifecycleAction {
+        action_id: new_id(),
+        kind,
+        started_at: now_rfc3339(),
+        started_mono_ms: mono_ms(),
+        affects,
+        origin,
+        reason: None,
+        caused_by: None,
+    }
+}
+
+/// An origin whose facts are missing, naming each missing fact. Never guess instead.
+pub fn unknown_origin<I, S>(missing: I) -> Origin
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    Origin::Unknown {
+        missing: missing.into_iter().map(Into::into).collect(),
+    }
+}
+
+/// The action a child pod records when `cause` (an action on its parent `parent_pod_id`) reaches
+/// it: same kind for `stop_tree`/`shutdown` cascades, `parent_exit` when the parent process is
+/// gone. Its origin is the parent pod; `caused_by` links back to the parent's action.
+pub fn cascade(
+    cause: &LifecycleAction,
+    parent_pod_id: &str,
+    child_pod_id: &str,
+    kind: LifecycleKind,
+) -> LifecycleAction {
+    let mut action = new_action(
+        kind,
+        vec![child_pod_id.to_owned()],
+        Origin::ParentPod {
+            parent_pod_id: parent_pod_id.to_owned(),
+            // A cascade is not a tool call; the action id says which parent operation it was.
+            tool_call_id: format!("lifecycle:{}", cause.action_id),
+        },
+    );
+    action.reason = cause.reason.clone();
+    action.caused_by = Some(CausedBy {
+        pod_id: parent_pod_id.to_owned(),
+        action_id: cause.action_id.clone(),
+        kind: cause.kind,
+    });
+    action
+}
+
+/// The kind a child's action takes when its parent's action of `parent_kind` cascades to it;
+/// `None` for kinds that stay with the one pod.
+pub fn cascade_kind(parent_kind: LifecycleKind) -> Option<LifecycleKind> {
+    match parent_kind {
+        LifecycleKind::StopTree => Some(LifecycleKind::StopTree),
+        LifecycleKind::Shutdown => Some(LifecycleKind::Shutdown),
+        LifecycleKind::ParentExit => Some(LifecycleKind::ParentExit),
+        LifecycleKind::Cancel
+        | LifecycleKind::Stop
+        | LifecycleKind::Reload
+        | LifecycleKind::Watchdog => None,
+    }
+}
+
+/// Whether the pod process ends after this action (as opposed to only its current run).
+pub fn ends_pod(kind: LifecycleKind) -> bool {
+    match kind {
+        LifecycleKind::Stop
+        | LifecycleKind::StopTree
+        | LifecycleKind::Shutdown
+        | LifecycleKind::ParentExit
+        | LifecycleKind::Watchdog => true,
+        LifecycleKind::Cancel | LifecycleKind::Reload => false,
+    }
+}
+
+/// Short plain reason for a `run_interrupted` entry.
+pub fn interrupt_reason(kind: LifecycleKind) -> &'static str {
+    match kind {
+        LifecycleKind::Cancel => "cancelled",
+        LifecycleKind::Stop => "stopped",
+        LifecycleKind::StopTree => "tree stopped",
+        LifecycleKind::Shutdown => "shut down",
+        LifecycleKind::ParentExit => "parent exited",
+        LifecycleKind::Reload => "reloaded",
+        LifecycleKind::Watchdog => "idle timeout",
+    }
+}
+
+/// Distance of an action from the pod it reached: 0 when addressed to the pod, 1 when cascaded.
+fn distance(action: &LifecycleAction) -> u8 {
+    u8::from(action.caused_by.is_some())
+}
+
+/// Per-pod resolution of overlapping actions (see the module docs for "nearest").
+#[derive(Debug, Default)]
+pub struct ActionResolver {
+    governing: Option<LifecycleAction>,
+}
+
+/// What [`ActionResolver::offer`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offered {
+    /// The action is now the one the run reports.
+    Governs,
+    /// An equally near or nearer action arrived earlier and keeps governing.
+    Superseded,
+}
+
+impl ActionResolver {
+    pub fn new() -> Self {
+        ActionResolver::default()
+    }
+
+    /// Offer an action that just reached the pod.
+    pub fn offer(&mut self, action: LifecycleAction) -> Offered {
+        match &self.governing {
+            Some(current) if distance(current) <= distance(&action) => Offered::Superseded,
+            _ => {
+                self.governing = Some(action);
+                Offered::Governs
+            }
+        }
+    }
+
+    /// The action the interrupted run reports, if any reached the pod.
+    pub fn governing(&self) -> Option<&LifecycleAction> {
+        self.governing.as_ref()
+    }
+
+    /// Forget the governing action (the run it applied to has ended).
+    pub fn take(&mut self) -> Option<LifecycleAction> {
+        self.governing.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli_origin() -> Origin {
+        Origin::Cli {
+            command: "pods stop p1".into(),
+            request_id: new_id(),
+        }
+    }
+
+    #[test]
+    fn new_action_has_v7_id_clocks_and_affects() {
+        start_process_clock();
+        let a = new_action(LifecycleKind::Stop, vec!["p1".into()], cli_origin());
+        let b = new_action(LifecycleKind::Stop, vec!["p1".into()], cli_origin());
+        let id = uuid::Uuid::parse_str(&a.action_id).expect("uuid");
+        assert_eq!(id.get_version_num(), 7);
+        assert!(a.action_id < b.action_id, "v7 ids sort by creation");
+        assert!(a.started_mono_ms <= b.started_mono_ms);
+        assert!(
+            humantime::parse_rfc3339(&a.started_at).is_ok(),
+            "{}",
+            a.started_at
+        );
+        assert!(a.started_at.ends_with('Z'));
+        assert_eq!(a.affects, vec!["p1".to_owned()]);
+        assert!(a.caused_by.is_none());
+    }
+
+    #[test]
+    fn cascade_links_to_parent_action_and_names_parent_origin() {
+        let mut parent = new_action(LifecycleKind::StopTree, vec!["parent".into()], cli_origin());
+        parent.reason = Some("done for today".into());
+        let child = cascade(&parent, "parent", "child", LifecycleKind::StopTree);
+        assert_ne!(child.action_id, parent.action_id);
+        assert_eq!(child.affects, vec!["child".to_owned()]);
+        assert_eq!(child.reason.as_deref(), Some("done for today"));
+        let link = child.caused_by.expect("caused_by");
+        assert_eq!(link.pod_id, "parent");
+        assert_eq!(link.action_id, parent.action_id);
+        assert_eq!(link.kind, LifecycleKind::StopTree);
+        assert!(matches!(
+            child.origin,
+            Origin::ParentPod { ref parent_pod_id, .. } if parent_pod_id == "parent"
+        ));
+    }
+
+    #[test]
+    fn cascade_kinds_only_for_tree_wide_actions() {
+        assert_eq!(
+            cascade_kind(LifecycleKind::StopTree),
+            Some(LifecycleKind::StopTree)
+        );
+        assert_eq!(
+            cascade_kind(LifecycleKind::Shutdown),
+            Some(LifecycleKind::Shutdown)
+        );
+        assert_eq!(cascade_kind(LifecycleKind::Stop), None);
+        assert_eq!(cascade_kind(LifecycleKind::Cancel), None);
+        assert!(ends_pod(LifecycleKind::Watchdog));
+        assert!(!ends_pod(LifecycleKind::Cancel));
+        assert!(!ends_pod(LifecycleKind::Reload));
+    }
+
+    #[test]
+    fn resolver_prefers_direct_over_cascaded_and_earlier_over_later() {
+        let parent = new_action(LifecycleKind::StopTree, vec!["parent".into()], cli_origin());
+        let cascaded = cascade(&parent, "parent", "me", LifecycleKind::StopTree);
+        let direct = new_action(LifecycleKind::Cancel, vec!["me".into()], cli_origin());
+        let later_direct = new_action(LifecycleKind::Stop, vec!["me".into()], cli_origin());
+
+        let mut r = ActionResolver::new();
+        assert_eq!(r.offer(cascaded.clone()), Offered::Governs);
+        // A direct action is nearer than the cascade, even though it arrived later.
+        assert_eq!(r.offer(direct.clone()), Offered::Governs);
+        assert_eq!(r.governing().map(|a| &a.action_id), Some(&direct.action_id));
+        // Equally near: the first to arrive keeps governing.
+        assert_eq!(r.offer(later_direct), Offered::Superseded);
+        // A cascade never displaces a direct action.
+        assert_eq!(r.offer(cascaded), Offered::Superseded);
+        assert_eq!(r.take().map(|a| a.action_id), Some(direct.action_id));
+        assert!(r.governing().is_none());
+    }
+
+    #[test]
+    fn unknown_origin_lists_missing_facts() {
+        let origin = unknown_origin(["request_id", "client"]);
+        assert_eq!(
+            serde_json::to_value(&origin).expect("json"),
+            serde_json::json!({"type": "unknown", "missing": ["request_id", "client"]})
+        );
+    }
+}

@@ -1,0 +1,563 @@
+//! Child pod processes: launching `pods serve --pod-dir DIR`, the readiness handshake, the
+//! stderr tail, rollback before ready, and reaping.
+//!
+//! Handshake: the child binds its control socket, then prints one line on stdout,
+//! `{"ready": {"pod_id": "…", "pid": N}}`. The parent waits for it at most
+//! `limits.spawn_ready_timeout_ms`. Until then nothing of the child is registered; on any failure
+//! the process is killed and reaped, and the error carries the tail of its stderr.
+//!
+//! Parent death: the parent holds the write end of the child's stdin and never writes to it. When
+//! the parent process dies, the child reads EOF and stops itself with a `parent_exit` action
+//! ([`watch_parent`]). Children run in their own process group so that a terminal's Ctrl-C
+//! reaches only the top pod, which then stops the tree with one recorded action.
+
+use std::collections::VecDeque;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::{oneshot, watch};
+
+/// Environment variable that replaces the `pods` executable used to launch children.
+pub const CHILD_EXE_ENV: &str = "PODS_CHILD_EXE";
+
+/// Bytes of a child's stderr kept for error messages.
+const STDERR_TAIL_BYTES: usize = 4096;
+
+/// Errors of child supervision, the control socket and the spawn tools.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChildError {
+    #[error("cannot create control socket {path}")]
+    Socket {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("control socket {path} is served by another live process")]
+    SocketInUse { path: PathBuf },
+    #[error("pod is not running (no answer on {path})")]
+    NotRunning {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("control connection {path} closed before the reply")]
+    Disconnected {
+        path: PathBuf,
+        #[source]
+        source: Option<std::io::Error>,
+    },
+    #[error("unreadable control traffic on {path}: {message}")]
+    Protocol { path: PathBuf, message: String },
+    #[error("pod refused `{method}` ({code}): {message}")]
+    Refused {
+        method: &'static str,
+        code: String,
+        message: String,
+    },
+    #[error("cannot find the pods executable to launch a child")]
+    CurrentExe(#[source] std::io::Error),
+    #[error("cannot launch child pod {pod_id} with {exe}")]
+    Launch {
+        pod_id: String,
+        exe: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "child pod {pod_id} did not report ready within {timeout_ms} ms{}",
+        tail_suffix(stderr_tail)
+    )]
+    NotReady {
+        pod_id: String,
+        timeout_ms: u64,
+        stderr_tail: String,
+    },
+    #[error(
+        "child pod {pod_id} exited before it was ready ({status}){}",
+        tail_suffix(stderr_tail)
+    )]
+    ExitedBeforeReady {
+        pod_id: String,
+        status: String,
+        stderr_tail: String,
+    },
+    #[error("cannot write {path}")]
+    PodFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    SpawnRefused(String),
+}
+
+fn tail_suffix(tail: &str) -> String {
+    if tail.trim().is_empty() {
+        "; its stderr was empty".to_owned()
+    } else {
+        format!("; last lines of its stderr:\n{}", tail.trim_end())
+    }
+}
+
+/// The readiness line a child prints on stdout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadyLine {
+    pub ready: Ready,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ready {
+    pub pod_id: String,
+    pub pid: u32,
+}
+
+impl ReadyLine {
+    /// The line a child prints (with its newline).
+    pub fn render(pod_id: &str) -> String {
+        let line = ReadyLine {
+            ready: Ready {
+                pod_id: pod_id.to_owned(),
+                pid: std::process::id(),
+            },
+        };
+        let mut text = serde_json::to_string(&line).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+}
+
+/// How a child process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitInfo {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+impl std::fmt::Display for ExitInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.code, self.signal) {
+            (Some(code), _) => write!(f, "exit code {code}"),
+            (None, Some(signal)) => write!(f, "killed by signal {signal}"),
+            (None, None) => write!(f, "unknown exit status"),
+        }
+    }
+}
+
+/// Last bytes of a child's stderr, shared with the task that drains it.
+#[derive(Debug, Clone, Default)]
+pub struct StderrTail(Arc<Mutex<VecDeque<u8>>>);
+
+impl StderrTail {
+    fn push(&self, bytes: &[u8]) {
+        let mut buf = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        buf.extend(bytes);
+        let excess = buf.len().saturating_sub(STDERR_TAIL_BYTES);
+        buf.drain(..excess);
+    }
+
+    /// The tail as text, starting at a line boundary when one is in the buffer.
+    pub fn text(&self) -> String {
+        let buf = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let bytes: Vec<u8> = buf.iter().copied().collect();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if bytes.len() >= STDERR_TAIL_BYTES
+            && let Some(i) = text.find('\n')
+        {
+            return text[i + 1..].to_owned();
+        }
+        text
+    }
+}
+
+/// Launches child pods.
+#[derive(Debug, Clone)]
+pub struct Launcher {
+    exe: PathBuf,
+}
+
+impl Launcher {
+    /// The running `pods` executable, or `$PODS_CHILD_EXE` when set.
+    pub fn from_env() -> Result<Launcher, ChildError> {
+        if let Some(exe) = std::env::var_os(CHILD_EXE_ENV) {
+            return Ok(Launcher { exe: exe.into() });
+        }
+        std::env::current_exe()
+            .map(|exe| Launcher { exe })
+            .map_err(ChildError::CurrentExe)
+    }
+
+    /// A specific executable (benches, tests).
+    pub fn with_exe(exe: impl Into<PathBuf>) -> Launcher {
+        Launcher { exe: exe.into() }
+    }
+
+    pub fn exe(&self) -> &Path {
+        &self.exe
+    }
+
+    /// Start `EXE serve --pod-dir DIR` for the pod in `pod_dir` and wait until it reports ready.
+    /// On failure the process is killed and reaped before this returns; the pod directory is
+    /// left to the caller (who created it) to remove.
+    pub async fn launch(
+        &self,
+        pod_id: &str,
+        pod_dir: &Path,
+        ready_timeout: Duration,
+    ) -> Result<ChildProcess, ChildError> {
+        let mut child = Command::new(&self.exe)
+            .arg("serve")
+            .arg("--pod-dir")
+            .arg(pod_dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| ChildError::Launch {
+                pod_id: pod_id.to_owned(),
+                exe: self.exe.clone(),
+                source,
+            })?;
+        let pid = child.id().unwrap_or_default();
+        let tail = StderrTail::default();
+        if let Some(mut stderr) = child.stderr.take() {
+            let tail = tail.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = stderr.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    tail.push(&buf[..n]);
+                }
+            });
+        }
+        let stdin = child.stdin.take();
+        let Some(stdout) = child.stdout.take() else {
+            return Err(rollback(child, pod_id, "stdout not captured", &tail).await);
+        };
+        let mut lines = BufReader::new(stdout).lines();
+        let handshake = tokio::time::timeout(ready_timeout, async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(ready) = serde_json::from_str::<ReadyLine>(&line) {
+                    return Some(ready.ready);
+                }
+                tracing::debug!(pod_id, line = %line, "child stdout before ready");
+            }
+            None
+        })
+        .await;
+        match handshake {
+            Ok(Some(ready)) if ready.pod_id == pod_id => {}
+            Ok(Some(ready)) => {
+                let what = format!("it announced pod {} instead", ready.pod_id);
+                return Err(rollback(child, pod_id, &what, &tail).await);
+            }
+            Ok(None) => return Err(rollback(child, pod_id, "", &tail).await),
+            Err(_) => {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                settle_tail().await;
+                return Err(ChildError::NotReady {
+                    pod_id: pod_id.to_owned(),
+                    timeout_ms: u64::try_from(ready_timeout.as_millis()).unwrap_or(u64::MAX),
+                    stderr_tail: tail.text(),
+                });
+            }
+        }
+        // Keep draining stdout so a chatty child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let (exit_tx, exit) = watch::channel(None);
+        let (kill_tx, kill_rx) = oneshot::channel::<()>();
+        tokio::spawn(reap(child, kill_rx, exit_tx));
+        Ok(ChildProcess {
+            pod_id: pod_id.to_owned(),
+            pid,
+            dir: pod_dir.to_owned(),
+            stdin,
+            exit,
+            kill: Some(kill_tx),
+            stderr_tail: tail,
+        })
+    }
+}
+
+/// Give the stderr drain a moment to catch the last bytes of a process that just ended.
+async fn settle_tail() {
+    tokio::time::sleep(Duration::from_millis(20)).await;
+}
+
+async fn rollback(mut child: Child, pod_id: &str, what: &str, tail: &StderrTail) -> ChildError {
+    let _ = child.start_kill();
+    let status = child.wait().await;
+    settle_tail().await;
+    let status = match status {
+        Ok(status) => exit_info(status).to_string(),
+        Err(e) => format!("status unknown: {e}"),
+    };
+    let status = if what.is_empty() {
+        status
+    } else {
+        format!("{what}; {status}")
+    };
+    ChildError::ExitedBeforeReady {
+        pod_id: pod_id.to_owned(),
+        status,
+        stderr_tail: tail.text(),
+    }
+}
+
+fn exit_info(status: std::process::ExitStatus) -> ExitInfo {
+    ExitInfo {
+        code: status.code(),
+        signal: status.signal(),
+    }
+}
+
+async fn reap(
+    mut child: Child,
+    kill: oneshot::Receiver<()>,
+    exit_tx: watch::Sender<Option<ExitInfo>>,
+) {
+    let status = tokio::select! {
+        status = child.wait() => status,
+        _ = kill => {
+            let _ = child.start_kill();
+            child.wait().await
+        }
+    };
+    let info = match status {
+        Ok(status) => exit_info(status),
+        Err(error) => {
+            tracing::warn!(%error, "waiting for child failed");
+            ExitInfo {
+                code: None,
+                signal: None,
+            }
+        }
+    };
+    let _ = exit_tx.send(Some(info));
+}
+
+/// A live child pod process. Dropping it closes the child's stdin (the child then stops with a
+/// `parent_exit` action) and kills the process if it is still running.
+#[derive(Debug)]
+pub struct ChildProcess {
+    pub pod_id: String,
+    pub pid: u32,
+    pub dir: PathBuf,
+    stdin: Option<ChildStdin>,
+    exit: watch::Receiver<Option<ExitInfo>>,
+    kill: Option<oneshot::Sender<()>>,
+    stderr_tail: StderrTail,
+}
+
+impl ChildProcess {
+    /// How the process ended, if it has.
+    pub fn exit_info(&self) -> Option<ExitInfo> {
+        *self.exit.borrow()
+    }
+
+    /// Wait for the process to end.
+    pub async fn wait(&self) -> ExitInfo {
+        let mut exit = self.exit.clone();
+        match exit.wait_for(Option::is_some).await {
+            Ok(info) => info.unwrap_or(ExitInfo {
+                code: None,
+                signal: None,
+            }),
+            Err(_) => ExitInfo {
+                code: None,
+                signal: None,
+            },
+        }
+    }
+
+    /// A receiver that sees the exit (for select loops).
+    pub fn exit_watch(&self) -> watch::Receiver<Option<ExitInfo>> {
+        self.exit.clone()
+    }
+
+    /// Close the child's stdin, telling it its parent is gone.
+    pub fn release(&mut self) {
+        self.stdin.take();
+    }
+
+    /// Kill the process (SIGKILL) and wait for it.
+    pub async fn kill(&mut self) -> ExitInfo {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+        self.wait().await
+    }
+
+    pub fn stderr_tail(&self) -> String {
+        self.stderr_tail.text()
+    }
+}
+
+/// In a child: resolve when the parent is gone (EOF or error on stdin). Reads on a plain
+/// thread: blocking stdin reads never tie up the async runtime.
+pub async fn watch_parent() {
+    let (tx, rx) = oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("parent-watch".into())
+        .spawn(move || {
+            use std::io::Read;
+            let mut stdin = std::io::stdin();
+            let mut buf = [0u8; 64];
+            while let Ok(n) = stdin.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+            }
+            let _ = tx.send(());
+        });
+    if spawned.is_err() {
+        tracing::warn!("cannot watch the parent process; parent exit will not be noticed");
+        std::future::pending::<()>().await;
+    }
+    let _ = rx.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn script(dir: &Path, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join("fake-pods");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write script");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path
+    }
+
+    fn alive(pid: u32) -> bool {
+        // `kill -0` through the shell: no unsafe code needed.
+        std::process::Command::new("kill")
+            .args(["-0", &pid.to_string()])
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+
+    #[tokio::test]
+    async fn ready_line_completes_handshake_and_stdin_close_ends_child() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A child that announces itself and then waits for its parent to go away.
+        let exe = script(
+            dir.path(),
+            r#"echo "noise before ready"
+echo "{\"ready\":{\"pod_id\":\"p1\",\"pid\":$$}}"
+cat >/dev/null
+echo "parent gone" >&2
+exit 3"#,
+        );
+        let mut child = Launcher::with_exe(exe)
+            .launch("p1", dir.path(), Duration::from_secs(5))
+            .await
+            .expect("ready");
+        assert!(child.exit_info().is_none());
+        child.release();
+        let info = child.wait().await;
+        assert_eq!(info.code, Some(3));
+        settle_tail().await;
+        assert!(child.stderr_tail().contains("parent gone"));
+    }
+
+    #[tokio::test]
+    async fn child_that_never_becomes_ready_is_killed_and_reaped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let exe = script(
+            dir.path(),
+            r#"echo "loading something slow" >&2
+echo $$ > "$3/pid"
+exec sleep 30"#,
+        );
+        let started = std::time::Instant::now();
+        let err = Launcher::with_exe(exe)
+            .launch("p2", dir.path(), Duration::from_millis(300))
+            .await
+            .expect_err("not ready");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(matches!(
+            err,
+            ChildError::NotReady {
+                timeout_ms: 300,
+                ..
+            }
+        ));
+        assert!(err.to_string().contains("loading something slow"), "{err}");
+        let pid: u32 = std::fs::read_to_string(dir.path().join("pid"))
+            .expect("pid file")
+            .trim()
+            .parse()
+            .expect("pid");
+        assert!(!alive(pid), "child {pid} still running");
+    }
+
+    #[tokio::test]
+    async fn child_that_exits_early_reports_status_and_stderr() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let exe = script(dir.path(), "echo 'error: bad manifest' >&2\nexit 2");
+        let err = Launcher::with_exe(exe)
+            .launch("p3", dir.path(), Duration::from_secs(5))
+            .await
+            .expect_err("exits");
+        let text = err.to_string();
+        assert!(matches!(err, ChildError::ExitedBeforeReady { .. }));
+        assert!(text.contains("exit code 2"), "{text}");
+        assert!(text.contains("error: bad manifest"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn missing_executable_is_a_launch_error_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let exe = dir.path().join("no-such-pods");
+        let err = Launcher::with_exe(&exe)
+            .launch("p4", dir.path(), Duration::from_secs(1))
+            .await
+            .expect_err("no exe");
+        assert!(matches!(err, ChildError::Launch { .. }));
+        assert!(err.to_string().contains("no-such-pods"));
+    }
+
+    #[tokio::test]
+    async fn kill_reports_signal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let exe = script(
+            dir.path(),
+            r#"echo "{\"ready\":{\"pod_id\":\"p5\",\"pid\":$$}}"
+exec sleep 30"#,
+        );
+        let mut child = Launcher::with_exe(exe)
+            .launch("p5", dir.path(), Duration::from_secs(5))
+            .await
+            .expect("ready");
+        let info = child.kill().await;
+        assert_eq!(info.signal, Some(9));
+        assert_eq!(info.code, None);
+        assert!(!alive(child.pid));
+    }
+
+    #[test]
+    fn stderr_tail_keeps_only_the_last_bytes_from_a_line_start() {
+        let tail = StderrTail::default();
+        for i in 0..1000 {
+            tail.push(format!("line {i}\n").as_bytes());
+        }
+        let text = tail.text();
+        assert!(text.len() <= STDERR_TAIL_BYTES);
+        assert!(text.starts_with("line "), "{text:.20}");
+        assert!(text.ends_with("line 999\n"));
+    }
+}
