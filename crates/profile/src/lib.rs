@@ -1,4 +1,70 @@
-//! placeholder: pod-profile's docs are written with its implementation.
-pub mod manifest;
+//! Profiles, layered configuration with per-field provenance, the runtime manifest, and child
+//! materialization for pods.
+//!
+//! This crate owns: finding profiles ([`Catalog::discover`]: builtins embedded from the
+//! repository's `profiles/*.toml`, the user dir `$XDG_CONFIG_HOME/pods/profiles`, the project
+//! dir `.pods/profiles` found walking up from the working directory, and `--profile-dir`s);
+//! resolving one into a [`ResolvedManifest`] whose every leaf key carries a [`Provenance`];
+//! validating it; deciding a child pod's manifest ([`materialize_child`]) from one policy table
+//! ([`policy`]); and storing a manifest in a pod directory ([`write_manifest_files`]). It does
+//! not run pods, talk to providers or print anything: the CLI presents, `pod-core` spawns.
+//!
+//! **Precedence of a profile name** found in several places, highest first: a later
+//! `--profile-dir` > an earlier `--profile-dir` > project > user > builtin. The winner's
+//! [`CatalogEntry::shadows`] lists the others.
+//!
+//! **Layers**, lowest first: compiled defaults < user config (`$XDG_CONFIG_HOME/pods/config.toml`)
+//! < project config (`.pods/config.toml`) < the profile chain (`extends`, base first) <
+//! environment (`PODS_SECTION__KEY`, e.g. `PODS_SESSION__RECORD_EVENT_TRACE=true`) < `--set
+//! section.key=value`. Values from env and `--set` are TOML (`true`, `3`, `["a"]`); a bare word
+//! is a string. Only `PODS_*` names with a double underscore are configuration, so `PODS_HOME`
+//! and other single-underscore names stay free for other uses. Config files are manifest-shaped
+//! without `extends`/`description`. A relative `model.cassette` resolves against the directory
+//! of the file that set it; `builtin:NAME` stays as written.
+//!
+//! **Provenance** details: `path: section.key` for files (builtins as `profiles/NAME.toml`),
+//! with `(extended by coder.toml)` when the file was reached through `extends`; the env var
+//! name; `--set TEXT`; `compiled default` (or `compiled default: unset` for an unset optional);
+//! for children `inherited from parent POD` with the parent's own entry in `from`, or `spawn
+//! request from parent POD: KEY`.
+//!
+//! **Child policies** ([`InheritPolicy`]): `session.*` sticky (parent's value unless the child
+//! profile chain or the spawn request sets it); `model.*` one group (the child's whole section
+//! when its chain sets `model.model` or `model.scheme`, else the parent's); `limits.*` inherited
+//! unless the child chain sets them; `agent.*` and `spawn.allowed_profiles` the child's;
+//! `scope.*` the parent's, only narrowed by the request; `spawn.max_depth` the parent's − 1
+//! (a child profile may lower it); `spawn.max_children` the child's, capped at the parent's.
+//! A spawn request may override `session.*`, `agent.max_turns` and `agent.instructions`.
+//!
+//! ```no_run
+//! use pod_profile::{Catalog, Discovery, Overrides, SpawnRequest, materialize_child};
+//! # fn main() -> Result<(), pod_profile::ProfileError> {
+//! let catalog = Catalog::discover(&Discovery {
+//!     cwd: std::env::current_dir().unwrap_or_default(),
+//!     user_config_dir: Discovery::user_config_dir_from_env(),
+//!     profile_dirs: vec![],
+//! })?;
+//! let parent = catalog.resolve("coder", &Overrides::default())?;
+//! let request = SpawnRequest { task: "review".into(), ..SpawnRequest::default() };
+//! let child = materialize_child(&catalog, &parent, "<parent>", "reviewer", &request, &[])?;
+//! assert_eq!(child.manifest.session.record_event_trace, parent.manifest.session.record_event_trace);
+//! # Ok(()) }
+//! ```
 
+mod child;
+mod discovery;
+mod error;
+mod files;
+pub mod manifest;
+mod resolve;
+pub mod schema;
+
+pub use child::{InheritPolicy, SpawnRequest, materialize_child, policy, request_may_override};
+pub use discovery::{Catalog, CatalogEntry, Discovery, Origin, ProfileSource};
+pub use error::ProfileError;
+pub use files::{
+    MANIFEST_FILE, PROVENANCE_FILE, manifest_digest, manifest_toml, read_manifest_files,
+    write_manifest_files,
+};
 pub use manifest::{Manifest, Provenance, ProvenanceMap, ResolvedManifest, Scheme, SourceKind};
+pub use resolve::{Explanation, LayerValue, Overrides, Resolution, explain, validate};

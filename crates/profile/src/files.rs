@@ -1,0 +1,102 @@
+//! Storing a materialized manifest in a pod directory: `manifest.toml` and `provenance.json`,
+//! each written atomically.
+
+use std::io::Write;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::ProfileError;
+use crate::manifest::{Manifest, ProvenanceMap, ResolvedManifest};
+
+/// File name of the manifest in a pod directory.
+pub const MANIFEST_FILE: &str = "manifest.toml";
+/// File name of the provenance in a pod directory.
+pub const PROVENANCE_FILE: &str = "provenance.json";
+
+/// The manifest as the TOML text written to `manifest.toml`.
+pub fn manifest_toml(manifest: &Manifest) -> Result<String, ProfileError> {
+    toml::to_string(manifest).map_err(ProfileError::Render)
+}
+
+/// `sha256:<hex>` of the manifest's `manifest.toml` text.
+pub fn manifest_digest(manifest: &Manifest) -> Result<String, ProfileError> {
+    let text = manifest_toml(manifest)?;
+    let digest = Sha256::digest(text.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("sha256:{hex}"))
+}
+
+/// Write `manifest.toml` and `provenance.json` into `dir` (which must exist). Each file is
+/// written to a temporary file in the same directory, synced, renamed over the target, and the
+/// directory is synced, so a reader sees the old file or the new one, never a torn one.
+pub fn write_manifest_files(dir: &Path, resolved: &ResolvedManifest) -> Result<(), ProfileError> {
+    let manifest = manifest_toml(&resolved.manifest)?;
+    let provenance = serde_json::to_string_pretty(&resolved.provenance).map_err(|source| {
+        ProfileError::Json {
+            path: dir.join(PROVENANCE_FILE),
+            source,
+        }
+    })?;
+    write_atomic(dir, MANIFEST_FILE, manifest.as_bytes())?;
+    write_atomic(dir, PROVENANCE_FILE, format!("{provenance}\n").as_bytes())?;
+    Ok(())
+}
+
+/// Read what [`write_manifest_files`] wrote.
+pub fn read_manifest_files(dir: &Path) -> Result<ResolvedManifest, ProfileError> {
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let text = std::fs::read_to_string(&manifest_path).map_err(|source| ProfileError::Read {
+        path: manifest_path.clone(),
+        source,
+    })?;
+    let manifest: Manifest = toml::from_str(&text).map_err(|err| {
+        let line = err
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+            .unwrap_or(0);
+        ProfileError::Syntax {
+            file: manifest_path.display().to_string(),
+            line,
+            column: 0,
+            message: err.message().to_owned(),
+        }
+    })?;
+    let provenance_path = dir.join(PROVENANCE_FILE);
+    let bytes = std::fs::read(&provenance_path).map_err(|source| ProfileError::Read {
+        path: provenance_path.clone(),
+        source,
+    })?;
+    let provenance: ProvenanceMap =
+        serde_json::from_slice(&bytes).map_err(|source| ProfileError::Json {
+            path: provenance_path,
+            source,
+        })?;
+    Ok(ResolvedManifest {
+        manifest,
+        provenance,
+    })
+}
+
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), ProfileError> {
+    let target = dir.join(name);
+    let temp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let write_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ProfileError::Write { path, source }
+    };
+    let result = (|| {
+        let mut file = std::fs::File::create(&temp).map_err(write_err(&temp))?;
+        file.write_all(bytes).map_err(write_err(&temp))?;
+        file.sync_all().map_err(write_err(&temp))?;
+        std::fs::rename(&temp, &target).map_err(write_err(&target))
+    })();
+    if result.is_err() {
+        // Best effort: the temporary file is ours and useless now; the error above is what matters.
+        let _ = std::fs::remove_file(&temp);
+    }
+    result?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(write_err(dir))
+}

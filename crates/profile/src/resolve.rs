@@ -1,0 +1,604 @@
+//! Layering: defaults < user config < project config < profile chain (base first) < env <
+//! `--set`, with per-leaf provenance and the history `explain` shows.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use figment::value::{Dict, Map};
+use figment::{Figment, Metadata, Profile, Provider};
+use serde::Serialize;
+
+use crate::discovery::{Catalog, Origin, ProfileSource};
+use crate::error::ProfileError;
+use crate::manifest::{Manifest, Provenance, ProvenanceMap, ResolvedManifest, Scheme, SourceKind};
+use crate::schema::{self, Leaves};
+
+/// What the command line and the environment add on top of the files.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `section.key=value` texts; the value is parsed as TOML, a bare word is a string.
+    pub sets: Vec<String>,
+    /// Environment variables, passed in explicitly. Only `PODS_SECTION__KEY` names (with a
+    /// double underscore) are configuration; other `PODS_*` names such as `PODS_HOME` are
+    /// reserved for other uses and ignored here.
+    pub env: Vec<(String, String)>,
+}
+
+/// One layer's value of one key.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LayerValue {
+    pub value: toml::Value,
+    pub provenance: Provenance,
+}
+
+/// A resolved manifest plus, per key, every layer that set it (lowest first; the last one won).
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    pub resolved: ResolvedManifest,
+    pub history: BTreeMap<String, Vec<LayerValue>>,
+}
+
+/// The answer of `pods profile explain`: the value, its source, and what it overrode.
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    pub key: String,
+    pub value: Option<toml::Value>,
+    pub provenance: Provenance,
+    /// Layers that also set the key and lost, highest first.
+    pub overridden: Vec<LayerValue>,
+}
+
+/// Explain one key of a resolution.
+pub fn explain(resolution: &Resolution, key: &str) -> Result<Explanation, ProfileError> {
+    let known = schema::leaf_keys();
+    if !known.iter().any(|k| k == key) {
+        return Err(ProfileError::UnknownExplainKey {
+            key: key.to_owned(),
+            suggestion: schema::suggest(key, &known),
+        });
+    }
+    let leaves = schema::flatten(&resolution.resolved.manifest).map_err(ProfileError::Render)?;
+    let provenance = resolution
+        .resolved
+        .provenance
+        .get(key)
+        .cloned()
+        .unwrap_or_else(unset_default);
+    let mut overridden: Vec<LayerValue> = resolution.history.get(key).cloned().unwrap_or_default();
+    overridden.pop();
+    overridden.reverse();
+    Ok(Explanation {
+        key: key.to_owned(),
+        value: leaves.get(key).cloned(),
+        provenance,
+        overridden,
+    })
+}
+
+pub(crate) fn default_provenance() -> Provenance {
+    Provenance {
+        kind: SourceKind::Default,
+        detail: "compiled default".to_owned(),
+        from: None,
+    }
+}
+
+pub(crate) fn unset_default() -> Provenance {
+    Provenance {
+        kind: SourceKind::Default,
+        detail: "compiled default: unset".to_owned(),
+        from: None,
+    }
+}
+
+/// One layer of configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct Layer {
+    pub(crate) kind: SourceKind,
+    /// Names the layer in figment metadata and errors (a file path, "environment", "--set").
+    pub(crate) label: String,
+    pub(crate) path: Option<PathBuf>,
+    pub(crate) leaves: Leaves,
+    /// Provenance detail per key.
+    pub(crate) details: BTreeMap<String, String>,
+}
+
+impl Layer {
+    fn provenance(&self, key: &str) -> Provenance {
+        Provenance {
+            kind: self.kind,
+            detail: self
+                .details
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| format!("{}: {key}", self.label)),
+            from: None,
+        }
+    }
+}
+
+/// A layer handed to figment under its own metadata, so extraction errors name their source.
+struct LayerProvider<'a>(&'a Layer);
+
+impl Provider for LayerProvider<'_> {
+    fn metadata(&self) -> Metadata {
+        let metadata = Metadata::named(self.0.label.clone());
+        match &self.0.path {
+            Some(path) => metadata.source(figment::Source::File(path.clone())),
+            None => metadata,
+        }
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let value = figment::value::Value::serialize(schema::unflatten(&self.0.leaves))?;
+        let dict = value.into_dict().unwrap_or_default();
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
+impl Catalog {
+    /// Resolve profile `name` through every layer.
+    pub fn resolve(
+        &self,
+        name: &str,
+        overrides: &Overrides,
+    ) -> Result<ResolvedManifest, ProfileError> {
+        Ok(self.resolve_with_history(name, overrides)?.resolved)
+    }
+
+    /// Resolve profile `name`, keeping every layer's value of every key (for `explain`).
+    pub fn resolve_with_history(
+        &self,
+        name: &str,
+        overrides: &Overrides,
+    ) -> Result<Resolution, ProfileError> {
+        let entry = self.require(name)?;
+        let source = entry.source.clone();
+        self.resolve_source(name, &source, overrides)
+    }
+
+    /// Resolve the profile in `path` (which may extend catalog profiles), e.g. for `validate`.
+    pub fn resolve_file(
+        &self,
+        path: &Path,
+        overrides: &Overrides,
+    ) -> Result<Resolution, ProfileError> {
+        let source = ProfileSource::from_file(path)?;
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("profile")
+            .to_owned();
+        self.resolve_source(&name, &source, overrides)
+    }
+
+    /// The profile layers of the chain starting at `name`, base first.
+    pub(crate) fn chain_layers(
+        &self,
+        name: &str,
+        root: &ProfileSource,
+    ) -> Result<Vec<Layer>, ProfileError> {
+        // Walk up the `extends` chain: (name, source, parsed layer, extends).
+        let mut chain: Vec<(String, ProfileSource, Layer)> = Vec::new();
+        let mut names: Vec<String> = vec![name.to_owned()];
+        let mut current = root.clone();
+        loop {
+            let kind = match current.origin {
+                Origin::Builtin => SourceKind::Builtin,
+                _ => SourceKind::Profile,
+            };
+            let (layer, extends) = parse_file(
+                &current.text,
+                &current.path.display().to_string(),
+                kind,
+                Some(&current.base_dir()),
+                true,
+            )?;
+            let this_name = names.last().cloned().unwrap_or_default();
+            chain.push((this_name, current.clone(), layer));
+            let Some(parent) = extends else { break };
+            if names.contains(&parent) {
+                names.push(parent);
+                return Err(ProfileError::ExtendsCycle { chain: names });
+            }
+            let Some(entry) = self.get(&parent) else {
+                return Err(ProfileError::MissingParent {
+                    missing: parent,
+                    chain: names,
+                });
+            };
+            names.push(parent);
+            current = entry.source.clone();
+        }
+        // Details: a value from a profile reached through `extends` says who extended it.
+        let file_names: Vec<String> = chain
+            .iter()
+            .map(|(_, source, _)| {
+                source
+                    .path
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let mut layers = Vec::new();
+        for (index, (_, _, mut layer)) in chain.into_iter().enumerate() {
+            if index > 0 {
+                let via: Vec<String> = file_names[..index]
+                    .iter()
+                    .rev()
+                    .map(|f| format!("extended by {f}"))
+                    .collect();
+                for detail in layer.details.values_mut() {
+                    detail.push_str(&format!(" ({})", via.join(", ")));
+                }
+            }
+            layers.push(layer);
+        }
+        layers.reverse();
+        Ok(layers)
+    }
+
+    /// The user and project config layers.
+    pub(crate) fn config_layers(&self) -> Result<Vec<Layer>, ProfileError> {
+        self.configs
+            .iter()
+            .map(|config| {
+                let base = config.path.parent().map(Path::to_path_buf);
+                parse_file(
+                    &config.text,
+                    &config.path.display().to_string(),
+                    config.kind,
+                    base.as_deref(),
+                    false,
+                )
+                .map(|(layer, _)| layer)
+            })
+            .collect()
+    }
+
+    fn resolve_source(
+        &self,
+        name: &str,
+        source: &ProfileSource,
+        overrides: &Overrides,
+    ) -> Result<Resolution, ProfileError> {
+        let mut layers = self.config_layers()?;
+        layers.extend(self.chain_layers(name, source)?);
+        layers.push(env_layer(&overrides.env)?);
+        layers.push(set_layer(&overrides.sets)?);
+        resolve_layers(&layers)
+    }
+}
+
+/// Merge layers over the compiled defaults, type-check through figment, record provenance and
+/// history, and check values.
+pub(crate) fn resolve_layers(layers: &[Layer]) -> Result<Resolution, ProfileError> {
+    let mut figment = Figment::from(figment::providers::Serialized::defaults(Manifest::default()));
+    for layer in layers {
+        figment = figment.merge(LayerProvider(layer));
+    }
+    let manifest: Manifest = figment.extract().map_err(|err| type_error(err, layers))?;
+
+    let defaults = schema::flatten(&Manifest::default()).map_err(ProfileError::Render)?;
+    let mut history: BTreeMap<String, Vec<LayerValue>> = BTreeMap::new();
+    for key in schema::leaf_keys() {
+        let mut values = Vec::new();
+        if let Some(value) = defaults.get(&key) {
+            values.push(LayerValue {
+                value: value.clone(),
+                provenance: default_provenance(),
+            });
+        }
+        for layer in layers {
+            if let Some(value) = layer.leaves.get(&key) {
+                values.push(LayerValue {
+                    value: value.clone(),
+                    provenance: layer.provenance(&key),
+                });
+            }
+        }
+        history.insert(key, values);
+    }
+    let provenance = provenance_from_history(&history);
+    let resolved = ResolvedManifest {
+        manifest,
+        provenance,
+    };
+    validate(&resolved)?;
+    Ok(Resolution { resolved, history })
+}
+
+pub(crate) fn provenance_from_history(
+    history: &BTreeMap<String, Vec<LayerValue>>,
+) -> ProvenanceMap {
+    history
+        .iter()
+        .map(|(key, values)| {
+            let provenance = values
+                .last()
+                .map(|v| v.provenance.clone())
+                .unwrap_or_else(unset_default);
+            (key.clone(), provenance)
+        })
+        .collect()
+}
+
+/// A figment extraction error, named by the layer (file, env var or `--set`) that set the key.
+fn type_error(err: figment::Error, layers: &[Layer]) -> ProfileError {
+    let key = err.path.join(".");
+    let label = err.metadata.as_ref().map(|m| m.name.to_string());
+    let file = layers
+        .iter()
+        .rev()
+        .find(|layer| Some(&layer.label) == label.as_ref() && layer.leaves.contains_key(&key))
+        .map(|layer| {
+            layer
+                .details
+                .get(&key)
+                .cloned()
+                .unwrap_or_else(|| layer.label.clone())
+        })
+        .or(label)
+        .unwrap_or_else(|| "configuration".to_owned());
+    ProfileError::Type {
+        file,
+        key,
+        message: err.kind.to_string(),
+    }
+}
+
+/// Parse one TOML file into a layer, rejecting unknown keys. Returns the `extends` name too
+/// when `profile` is set (profiles may have `extends` and `description`; config files may not).
+pub(crate) fn parse_file(
+    text: &str,
+    label: &str,
+    kind: SourceKind,
+    base_dir: Option<&Path>,
+    profile: bool,
+) -> Result<(Layer, Option<String>), ProfileError> {
+    let table: toml::Table = toml::from_str(text).map_err(|err| {
+        let (line, column) = err
+            .span()
+            .map(|span| line_column(text, span.start))
+            .unwrap_or((0, 0));
+        ProfileError::Syntax {
+            file: label.to_owned(),
+            line,
+            column,
+            message: err.message().to_owned(),
+        }
+    })?;
+    let known = schema::leaf_keys();
+    let mut top_known = schema::sections();
+    if profile {
+        top_known.extend(["extends".to_owned(), "description".to_owned()]);
+    }
+    let mut leaves = Leaves::new();
+    let mut details = BTreeMap::new();
+    let mut extends = None;
+    for (top, value) in table {
+        if profile && (top == "extends" || top == "description") {
+            let Some(text) = value.as_str() else {
+                return Err(ProfileError::Type {
+                    file: label.to_owned(),
+                    key: top,
+                    message: format!("expected a string, found {}", value.type_str()),
+                });
+            };
+            if top == "extends" {
+                extends = Some(text.to_owned());
+            }
+            continue;
+        }
+        if !top_known.contains(&top) {
+            let mut candidates = top_known.clone();
+            candidates.extend(known.iter().cloned());
+            return Err(ProfileError::UnknownKey {
+                file: label.to_owned(),
+                suggestion: schema::suggest(&top, &candidates),
+                key: top,
+            });
+        }
+        let toml::Value::Table(keys) = value else {
+            return Err(ProfileError::Type {
+                file: label.to_owned(),
+                message: format!("expected a table [{top}], found {}", value.type_str()),
+                key: top,
+            });
+        };
+        for (key, value) in keys {
+            let dotted = format!("{top}.{key}");
+            if !known.contains(&dotted) {
+                return Err(ProfileError::UnknownKey {
+                    file: label.to_owned(),
+                    suggestion: schema::suggest(&dotted, &known),
+                    key: dotted,
+                });
+            }
+            let value = resolve_relative(&dotted, value, base_dir);
+            details.insert(dotted.clone(), format!("{label}: {dotted}"));
+            leaves.insert(dotted, value);
+        }
+    }
+    Ok((
+        Layer {
+            kind,
+            label: label.to_owned(),
+            path: Some(PathBuf::from(label)),
+            leaves,
+            details,
+        },
+        extends,
+    ))
+}
+
+/// `model.cassette` relative paths resolve against the directory of the file that set them;
+/// `builtin:NAME` stays as it is.
+fn resolve_relative(key: &str, value: toml::Value, base_dir: Option<&Path>) -> toml::Value {
+    if key != "model.cassette" {
+        return value;
+    }
+    match (&value, base_dir) {
+        (toml::Value::String(path), Some(base))
+            if !path.starts_with("builtin:") && Path::new(path).is_relative() =>
+        {
+            toml::Value::String(base.join(path).display().to_string())
+        }
+        _ => value,
+    }
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, column)
+}
+
+/// Check a dotted key against the schema.
+fn known_key(key: &str, what: &'static str, text: &str) -> Result<(), ProfileError> {
+    let known = schema::leaf_keys();
+    if known.iter().any(|k| k == key) {
+        return Ok(());
+    }
+    Err(ProfileError::UnknownKey {
+        file: format!("{what} `{text}`"),
+        key: key.to_owned(),
+        suggestion: schema::suggest(key, &known),
+    })
+}
+
+/// `PODS_SECTION__KEY` variables as a layer.
+pub(crate) fn env_layer(env: &[(String, String)]) -> Result<Layer, ProfileError> {
+    let mut leaves = Leaves::new();
+    let mut details = BTreeMap::new();
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix("PODS_") else {
+            continue;
+        };
+        let Some((section, key)) = rest.split_once("__") else {
+            continue;
+        };
+        let dotted = format!("{}.{}", section.to_lowercase(), key.to_lowercase());
+        known_key(&dotted, "environment variable", name)?;
+        leaves.insert(dotted.clone(), schema::parse_value(value));
+        details.insert(dotted, name.clone());
+    }
+    Ok(Layer {
+        kind: SourceKind::Env,
+        label: "environment".to_owned(),
+        path: None,
+        leaves,
+        details,
+    })
+}
+
+/// `--set section.key=value` texts as a layer.
+pub(crate) fn set_layer(sets: &[String]) -> Result<Layer, ProfileError> {
+    let mut leaves = Leaves::new();
+    let mut details = BTreeMap::new();
+    for text in sets {
+        let Some((key, value)) = text.split_once('=') else {
+            return Err(ProfileError::BadAssignment {
+                what: "--set",
+                text: text.clone(),
+                message: "expected `section.key=value`".to_owned(),
+            });
+        };
+        let key = key.trim();
+        known_key(key, "--set", text)?;
+        leaves.insert(key.to_owned(), schema::parse_value(value));
+        details.insert(key.to_owned(), format!("--set {text}"));
+    }
+    Ok(Layer {
+        kind: SourceKind::Cli,
+        label: "--set".to_owned(),
+        path: None,
+        leaves,
+        details,
+    })
+}
+
+/// Value checks that types alone cannot express. Errors name the source of the bad value.
+pub fn validate(resolved: &ResolvedManifest) -> Result<(), ProfileError> {
+    let m = &resolved.manifest;
+    let fail = |key: &str, message: String| -> Result<(), ProfileError> {
+        let origin = resolved
+            .provenance
+            .get(key)
+            .map(|p| p.detail.clone())
+            .unwrap_or_else(|| "compiled default".to_owned());
+        Err(ProfileError::InvalidValue {
+            origin,
+            key: key.to_owned(),
+            message,
+        })
+    };
+    if m.model.model.trim().is_empty() {
+        return fail("model.model", "must name a model".to_owned());
+    }
+    if m.model.scheme == Scheme::Replay && m.model.cassette.is_none() {
+        return fail(
+            "model.scheme",
+            "scheme \"replay\" needs model.cassette (a file path or builtin:NAME)".to_owned(),
+        );
+    }
+    if let Some(t) = m.model.temperature
+        && !(0.0..=2.0).contains(&t)
+    {
+        return fail("model.temperature", format!("{t} is outside 0.0..=2.0"));
+    }
+    if m.model.max_output_tokens == Some(0) {
+        return fail("model.max_output_tokens", "must be at least 1".to_owned());
+    }
+    if m.agent.max_turns < 1 {
+        return fail("agent.max_turns", "must be at least 1".to_owned());
+    }
+    if !m.spawn.allowed_profiles.is_empty() && m.spawn.max_children < 1 {
+        return fail(
+            "spawn.max_children",
+            "must be at least 1 when spawn.allowed_profiles is not empty".to_owned(),
+        );
+    }
+    const FRAME: std::ops::RangeInclusive<u32> = 256..=16 * 1024 * 1024;
+    if !FRAME.contains(&m.session.trace_max_frame_bytes) {
+        return fail(
+            "session.trace_max_frame_bytes",
+            format!(
+                "{} is outside 256..=16777216",
+                m.session.trace_max_frame_bytes
+            ),
+        );
+    }
+    if m.session.trace_queue_capacity < 1 {
+        return fail(
+            "session.trace_queue_capacity",
+            "must be at least 1".to_owned(),
+        );
+    }
+    let limits = [
+        (
+            "limits.first_event_timeout_ms",
+            m.limits.first_event_timeout_ms,
+        ),
+        ("limits.idle_timeout_ms", m.limits.idle_timeout_ms),
+        ("limits.max_attempts", u64::from(m.limits.max_attempts)),
+        ("limits.retry_budget_ms", m.limits.retry_budget_ms),
+        (
+            "limits.spawn_ready_timeout_ms",
+            m.limits.spawn_ready_timeout_ms,
+        ),
+    ];
+    for (key, value) in limits {
+        if value == 0 {
+            return fail(key, "must be greater than 0".to_owned());
+        }
+    }
+    Ok(())
+}
