@@ -204,9 +204,9 @@ pub fn materialize_child(
         )?;
     }
 
+    let known = schema::leaf_keys();
     for (key, json) in &request.overrides {
-        if policy(key).is_none() {
-            let known = schema::leaf_keys();
+        if !known.contains(key) {
             let hint = schema::suggest(key, &known)
                 .map(|s| format!(" (did you mean `{s}`?)"))
                 .unwrap_or_default();

@@ -1,0 +1,926 @@
+//! Profile discovery, layering, provenance, validation, child materialization and manifest
+//! files, exercised through the public API on real files in temporary directories.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use pod_profile::{
+    Catalog, Discovery, InheritPolicy, Origin, Overrides, ProfileError, ResolvedManifest,
+    SourceKind, SpawnRequest, explain, manifest_digest, materialize_child, policy,
+    read_manifest_files, schema, write_manifest_files,
+};
+
+/// A temporary layout: `user/` (user config dir), `work/` (cwd, project in `work/.pods`),
+/// and any number of extra profile dirs.
+struct Fixture {
+    dir: tempfile::TempDir,
+    profile_dirs: Vec<PathBuf>,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("work/deep/er")).unwrap();
+        std::fs::create_dir_all(dir.path().join("user")).unwrap();
+        Fixture {
+            dir,
+            profile_dirs: Vec::new(),
+        }
+    }
+
+    fn write(&self, relative: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Write a profile into `--profile-dir` number `n` (created and registered on first use).
+    fn dir_profile(&mut self, n: usize, name: &str, text: &str) -> PathBuf {
+        let dir = self.dir.path().join(format!("dir{n}"));
+        if !self.profile_dirs.contains(&dir) {
+            self.profile_dirs.push(dir.clone());
+        }
+        self.write(&format!("dir{n}/{name}.toml"), text)
+    }
+
+    fn catalog(&self) -> Catalog {
+        self.try_catalog().unwrap()
+    }
+
+    fn try_catalog(&self) -> Result<Catalog, ProfileError> {
+        Catalog::discover(&Discovery {
+            // A subdirectory: the project dir is found walking up.
+            cwd: self.dir.path().join("work/deep/er"),
+            user_config_dir: Some(self.dir.path().join("user")),
+            profile_dirs: self.profile_dirs.clone(),
+        })
+    }
+}
+
+fn sets(items: &[&str]) -> Overrides {
+    Overrides {
+        sets: items.iter().map(|s| s.to_string()).collect(),
+        env: Vec::new(),
+    }
+}
+
+fn resolve(catalog: &Catalog, name: &str) -> ResolvedManifest {
+    catalog.resolve(name, &Overrides::default()).unwrap()
+}
+
+// ---------- discovery and extends ----------
+
+#[test]
+fn builtins_are_embedded_and_coder_inherits_tracing_through_debug() {
+    let fixture = Fixture::new();
+    let catalog = fixture.catalog();
+    for name in ["default", "debug", "coder", "reviewer"] {
+        let entry = catalog.get(name).unwrap();
+        assert_eq!(entry.source.origin, Origin::Builtin);
+        assert_eq!(
+            entry.source.path,
+            PathBuf::from(format!("profiles/{name}.toml"))
+        );
+        assert!(entry.description().is_some(), "{name} has a description");
+    }
+    let resolution = catalog
+        .resolve_with_history("coder", &Overrides::default())
+        .unwrap();
+    let explanation = explain(&resolution, "session.record_event_trace").unwrap();
+    assert_eq!(explanation.value, Some(toml::Value::Boolean(true)));
+    assert_eq!(explanation.provenance.kind, SourceKind::Builtin);
+    assert_eq!(
+        explanation.provenance.detail,
+        "profiles/debug.toml: session.record_event_trace (extended by coder.toml)"
+    );
+    // The compiled default (false) was overridden.
+    assert_eq!(explanation.overridden.len(), 1);
+    assert_eq!(
+        explanation.overridden[0].provenance.kind,
+        SourceKind::Default
+    );
+    assert_eq!(explanation.overridden[0].value, toml::Value::Boolean(false));
+}
+
+#[test]
+fn every_leaf_key_has_provenance_including_unset_optionals() {
+    let catalog = Fixture::new().catalog();
+    let resolved = resolve(&catalog, "default");
+    for key in schema::leaf_keys() {
+        assert!(
+            resolved.provenance.contains_key(&key),
+            "{key} has no provenance"
+        );
+    }
+    let cassette = &resolved.provenance["model.cassette"];
+    assert_eq!(cassette.kind, SourceKind::Default);
+    assert!(cassette.detail.contains("unset"), "{}", cassette.detail);
+    assert_eq!(resolved.provenance["agent.tools"].kind, SourceKind::Default);
+    assert_eq!(
+        resolved.provenance["agent.max_turns"].kind,
+        SourceKind::Builtin
+    );
+}
+
+#[test]
+fn three_level_extends_chain_names_every_extender() {
+    let mut fixture = Fixture::new();
+    fixture.dir_profile(
+        1,
+        "base",
+        "[agent]\nmax_turns = 3\n[limits]\nmax_attempts = 2\n",
+    );
+    fixture.dir_profile(1, "mid", "extends = \"base\"\n[agent]\nmax_turns = 5\n");
+    fixture.dir_profile(
+        1,
+        "top",
+        "extends = \"mid\"\n[session]\ntrace_raw_sse = true\n",
+    );
+    let catalog = fixture.catalog();
+    let resolution = catalog
+        .resolve_with_history("top", &Overrides::default())
+        .unwrap();
+    let m = &resolution.resolved.manifest;
+    assert_eq!(m.agent.max_turns, 5);
+    assert_eq!(m.limits.max_attempts, 2);
+    assert!(m.session.trace_raw_sse);
+    let p = &resolution.resolved.provenance;
+    assert_eq!(p["limits.max_attempts"].kind, SourceKind::Profile);
+    assert!(
+        p["limits.max_attempts"].detail.ends_with(
+            "base.toml: limits.max_attempts (extended by mid.toml, extended by top.toml)"
+        ),
+        "{}",
+        p["limits.max_attempts"].detail
+    );
+    let max_turns = explain(&resolution, "agent.max_turns").unwrap();
+    assert!(max_turns.provenance.detail.contains("mid.toml"));
+    let losers: Vec<i64> = max_turns
+        .overridden
+        .iter()
+        .map(|v| v.value.as_integer().unwrap())
+        .collect();
+    assert_eq!(losers, vec![3, 16], "highest loser first, then the default");
+}
+
+#[test]
+fn extends_cycle_names_the_whole_chain() {
+    let mut fixture = Fixture::new();
+    fixture.dir_profile(1, "a", "extends = \"b\"\n");
+    fixture.dir_profile(1, "b", "extends = \"c\"\n");
+    fixture.dir_profile(1, "c", "extends = \"a\"\n");
+    fixture.dir_profile(1, "selfish", "extends = \"selfish\"\n");
+    let catalog = fixture.catalog();
+    let err = catalog.resolve("a", &Overrides::default()).unwrap_err();
+    assert!(
+        matches!(&err, ProfileError::ExtendsCycle { chain } if chain == &["a", "b", "c", "a"]),
+        "{err:?}"
+    );
+    assert_eq!(err.to_string(), "`extends` cycle: a -> b -> c -> a");
+    let err = catalog
+        .resolve("selfish", &Overrides::default())
+        .unwrap_err();
+    assert!(matches!(&err, ProfileError::ExtendsCycle { chain } if chain.len() == 2));
+}
+
+#[test]
+fn missing_parent_names_the_chain() {
+    let mut fixture = Fixture::new();
+    fixture.dir_profile(1, "a", "extends = \"b\"\n");
+    fixture.dir_profile(1, "b", "extends = \"nowhere\"\n");
+    let err = fixture
+        .catalog()
+        .resolve("a", &Overrides::default())
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProfileError::MissingParent { missing, chain } if missing == "nowhere" && chain == &["a", "b"]),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("a -> b"), "{err}");
+}
+
+#[test]
+fn unknown_profile_suggests_a_name() {
+    let err = Fixture::new()
+        .catalog()
+        .resolve("debgu", &Overrides::default())
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProfileError::ProfileNotFound { suggestion: Some(s), .. } if s == "debug"),
+        "{err:?}"
+    );
+    assert!(err.hint().unwrap().contains("default"));
+}
+
+#[test]
+fn shadowing_follows_precedence_and_lists_what_lost() {
+    let mut fixture = Fixture::new();
+    let user = fixture.write("user/profiles/shared.toml", "[agent]\nmax_turns = 1\n");
+    let project = fixture.write(
+        "work/.pods/profiles/shared.toml",
+        "[agent]\nmax_turns = 2\n",
+    );
+    let first = fixture.dir_profile(1, "shared", "[agent]\nmax_turns = 3\n");
+    let second = fixture.dir_profile(2, "shared", "[agent]\nmax_turns = 4\n");
+    fixture.write("user/profiles/default.toml", "[agent]\nmax_turns = 9\n");
+    let catalog = fixture.catalog();
+
+    let entry = catalog.get("shared").unwrap();
+    assert_eq!(entry.source.origin, Origin::ProfileDir);
+    assert_eq!(entry.source.path, second);
+    let shadowed: Vec<&Path> = entry.shadows.iter().map(|s| s.path.as_path()).collect();
+    assert_eq!(
+        shadowed,
+        vec![first.as_path(), project.as_path(), user.as_path()]
+    );
+    assert_eq!(resolve(&catalog, "shared").manifest.agent.max_turns, 4);
+
+    // A user profile shadows the builtin of the same name.
+    let default = catalog.get("default").unwrap();
+    assert_eq!(default.source.origin, Origin::User);
+    assert_eq!(default.shadows[0].origin, Origin::Builtin);
+    assert_eq!(resolve(&catalog, "default").manifest.agent.max_turns, 9);
+}
+
+#[test]
+fn a_missing_profile_dir_is_an_error_naming_it() {
+    let mut fixture = Fixture::new();
+    fixture.profile_dirs.push(fixture.dir.path().join("absent"));
+    let err = fixture.try_catalog().unwrap_err();
+    assert!(matches!(&err, ProfileError::MissingDir { path } if path.ends_with("absent")));
+}
+
+// ---------- layers ----------
+
+#[test]
+fn layers_apply_in_order_config_files_profile_env_set() {
+    let mut fixture = Fixture::new();
+    fixture.write(
+        "user/config.toml",
+        "[limits]\nmax_attempts = 7\nidle_timeout_ms = 1000\n[agent]\nmax_turns = 2\n",
+    );
+    fixture.write(
+        "work/.pods/config.toml",
+        "[limits]\nidle_timeout_ms = 2000\n[agent]\nmax_turns = 3\n",
+    );
+    fixture.dir_profile(1, "p", "[agent]\nmax_turns = 4\n");
+    let catalog = fixture.catalog();
+
+    let plain = resolve(&catalog, "p");
+    assert_eq!(plain.manifest.limits.max_attempts, 7);
+    assert_eq!(
+        plain.provenance["limits.max_attempts"].kind,
+        SourceKind::User
+    );
+    assert_eq!(plain.manifest.limits.idle_timeout_ms, 2000);
+    assert_eq!(
+        plain.provenance["limits.idle_timeout_ms"].kind,
+        SourceKind::Project
+    );
+    assert!(
+        plain.provenance["limits.idle_timeout_ms"]
+            .detail
+            .contains(".pods/config.toml")
+    );
+    assert_eq!(plain.manifest.agent.max_turns, 4);
+    assert_eq!(
+        plain.provenance["agent.max_turns"].kind,
+        SourceKind::Profile
+    );
+
+    let env = Overrides {
+        sets: Vec::new(),
+        env: vec![
+            ("PODS_AGENT__MAX_TURNS".into(), "5".into()),
+            ("PODS_HOME".into(), "/ignored".into()),
+            ("PODS_SESSION__RECORD_EVENT_TRACE".into(), "true".into()),
+        ],
+    };
+    let with_env = catalog.resolve("p", &env).unwrap();
+    assert_eq!(with_env.manifest.agent.max_turns, 5);
+    assert_eq!(with_env.provenance["agent.max_turns"].kind, SourceKind::Env);
+    assert_eq!(
+        with_env.provenance["agent.max_turns"].detail,
+        "PODS_AGENT__MAX_TURNS"
+    );
+    assert!(with_env.manifest.session.record_event_trace);
+
+    let both = Overrides {
+        sets: vec!["agent.max_turns=6".into(), "model.model=local-llm".into()],
+        env: env.env.clone(),
+    };
+    let with_set = catalog.resolve("p", &both).unwrap();
+    assert_eq!(with_set.manifest.agent.max_turns, 6);
+    assert_eq!(with_set.provenance["agent.max_turns"].kind, SourceKind::Cli);
+    assert_eq!(
+        with_set.provenance["agent.max_turns"].detail,
+        "--set agent.max_turns=6"
+    );
+    assert_eq!(
+        with_set.manifest.model.model, "local-llm",
+        "a bare word is a string"
+    );
+}
+
+#[test]
+fn relative_cassette_resolves_against_the_file_that_set_it() {
+    let mut fixture = Fixture::new();
+    let file = fixture.dir_profile(
+        1,
+        "replayed",
+        "[model]\nscheme = \"replay\"\ncassette = \"tapes/one.json\"\n",
+    );
+    fixture.dir_profile(
+        1,
+        "shipped",
+        "[model]\nscheme = \"replay\"\ncassette = \"builtin:demo\"\n",
+    );
+    let catalog = fixture.catalog();
+    let resolved = resolve(&catalog, "replayed");
+    let expected = file.parent().unwrap().join("tapes/one.json");
+    assert_eq!(
+        resolved.manifest.model.cassette.as_deref(),
+        Some(expected.to_str().unwrap())
+    );
+    assert_eq!(
+        resolve(&catalog, "shipped")
+            .manifest
+            .model
+            .cassette
+            .as_deref(),
+        Some("builtin:demo")
+    );
+}
+
+// ---------- validation ----------
+
+#[test]
+fn unknown_keys_are_errors_with_a_suggestion() {
+    let mut fixture = Fixture::new();
+    let file = fixture.dir_profile(1, "typo", "[session]\nrecord_event_trac = true\n");
+    fixture.dir_profile(1, "badsection", "[sesion]\nrecord_event_trace = true\n");
+    let catalog = fixture.catalog();
+    let err = catalog.resolve("typo", &Overrides::default()).unwrap_err();
+    assert!(
+        matches!(&err, ProfileError::UnknownKey { file: f, key, suggestion: Some(s) }
+            if f == &file.display().to_string() && key == "session.record_event_trac" && s == "session.record_event_trace"),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("did you mean `session.record_event_trace`")
+    );
+    let err = catalog
+        .resolve("badsection", &Overrides::default())
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProfileError::UnknownKey { key, suggestion: Some(s), .. } if key == "sesion" && s == "session"),
+        "{err:?}"
+    );
+    let err = catalog
+        .resolve("default", &sets(&["agent.max_turn=3"]))
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProfileError::UnknownKey { suggestion: Some(s), .. } if s == "agent.max_turns"),
+        "{err:?}"
+    );
+    let env = Overrides {
+        sets: Vec::new(),
+        env: vec![("PODS_SESSION__RECORD_EVENT_TRAC".into(), "1".into())],
+    };
+    let err = catalog.resolve("default", &env).unwrap_err();
+    assert!(
+        err.to_string().contains("PODS_SESSION__RECORD_EVENT_TRAC"),
+        "{err}"
+    );
+}
+
+#[test]
+fn type_errors_name_file_key_and_expected_type() {
+    let mut fixture = Fixture::new();
+    let file = fixture.dir_profile(1, "wrong", "[agent]\nmax_turns = \"many\"\n");
+    fixture.dir_profile(1, "scheme", "[model]\nscheme = \"openai-chatt\"\n");
+    let catalog = fixture.catalog();
+    let err = catalog.resolve("wrong", &Overrides::default()).unwrap_err();
+    let ProfileError::Type {
+        file: f,
+        key,
+        message,
+    } = &err
+    else {
+        panic!("expected a type error, got {err:?}");
+    };
+    assert!(f.contains(&file.display().to_string()), "{f}");
+    assert_eq!(key, "agent.max_turns");
+    assert!(
+        message.contains("string") && message.contains("u32"),
+        "{message}"
+    );
+
+    let err = catalog
+        .resolve("default", &sets(&["session.record_event_trace=yes"]))
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProfileError::Type { file, key, .. }
+            if file == "--set session.record_event_trace=yes" && key == "session.record_event_trace"),
+        "{err:?}"
+    );
+    let err = catalog
+        .resolve("scheme", &Overrides::default())
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProfileError::Type { key, message, .. } if key == "model.scheme" && message.contains("openai-chat")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn syntax_errors_give_file_and_line() {
+    let mut fixture = Fixture::new();
+    let file = fixture.dir_profile(
+        1,
+        "broken",
+        "[agent]\nmax_turns = 3\ninstructions = \"unterminated\n",
+    );
+    let err = fixture
+        .catalog()
+        .resolve("broken", &Overrides::default())
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProfileError::Syntax { file: f, line: 3, .. } if f == &file.display().to_string()),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("at line 3"), "{err}");
+}
+
+#[test]
+fn value_checks_name_the_source() {
+    let mut fixture = Fixture::new();
+    let file = fixture.dir_profile(1, "zero", "[agent]\nmax_turns = 0\n");
+    fixture.dir_profile(1, "replay", "[model]\nscheme = \"replay\"\n");
+    fixture.dir_profile(
+        1,
+        "nochildren",
+        "[spawn]\nallowed_profiles = [\"default\"]\nmax_children = 0\n",
+    );
+    let catalog = fixture.catalog();
+    let err = catalog.resolve("zero", &Overrides::default()).unwrap_err();
+    assert!(
+        matches!(&err, ProfileError::InvalidValue { origin, key, .. }
+            if origin.contains(&file.display().to_string()) && key == "agent.max_turns"),
+        "{err:?}"
+    );
+    let err = catalog
+        .resolve("replay", &Overrides::default())
+        .unwrap_err();
+    assert!(err.to_string().contains("model.cassette"), "{err}");
+    let err = catalog
+        .resolve("nochildren", &Overrides::default())
+        .unwrap_err();
+    assert!(matches!(&err, ProfileError::InvalidValue { key, .. } if key == "spawn.max_children"));
+    let err = catalog
+        .resolve("default", &sets(&["limits.idle_timeout_ms=0"]))
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProfileError::InvalidValue { key, origin, .. }
+        if key == "limits.idle_timeout_ms" && origin == "--set limits.idle_timeout_ms=0")
+    );
+    let err = catalog
+        .resolve("default", &sets(&["session.trace_max_frame_bytes=1"]))
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProfileError::InvalidValue { key, .. } if key == "session.trace_max_frame_bytes")
+    );
+    let err = catalog
+        .resolve("default", &sets(&["no-equals-sign"]))
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProfileError::BadAssignment { .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn config_files_may_not_use_extends() {
+    let fixture = Fixture::new();
+    let path = fixture.write("user/config.toml", "extends = \"debug\"\n");
+    let err = fixture
+        .catalog()
+        .resolve("default", &Overrides::default())
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProfileError::UnknownKey { file, key, .. } if file == &path.display().to_string() && key == "extends"),
+        "{err:?}"
+    );
+}
+
+// ---------- child materialization ----------
+
+fn request() -> SpawnRequest {
+    SpawnRequest {
+        task: "review the change".into(),
+        ..SpawnRequest::default()
+    }
+}
+
+#[test]
+fn every_leaf_key_has_a_policy() {
+    for key in schema::leaf_keys() {
+        assert!(
+            policy(&key).is_some(),
+            "manifest key `{key}` has no inheritance policy"
+        );
+    }
+    assert_eq!(
+        policy("session.record_event_trace"),
+        Some(InheritPolicy::Sticky)
+    );
+    assert_eq!(policy("spawn.max_depth"), Some(InheritPolicy::Decrement));
+    assert_eq!(policy("scope.allow"), Some(InheritPolicy::NarrowOnly));
+    assert_eq!(
+        policy("session.no_such_key_but_sticky_section"),
+        Some(InheritPolicy::Sticky)
+    );
+    assert_eq!(policy("spawn.unlisted"), None);
+}
+
+#[test]
+fn silent_child_keeps_the_parents_trace_setting_with_its_source() {
+    let catalog = Fixture::new().catalog();
+    let parent = resolve(&catalog, "coder");
+    let child = materialize_child(&catalog, &parent, "pod-1", "reviewer", &request(), &[]).unwrap();
+    assert!(child.manifest.session.record_event_trace);
+    assert!(child.manifest.session.trace_raw_sse);
+    let p = &child.provenance["session.record_event_trace"];
+    assert_eq!(p.kind, SourceKind::Parent);
+    assert_eq!(p.detail, "inherited from parent pod-1");
+    let from = p.from.as_deref().unwrap();
+    assert_eq!(from, &parent.provenance["session.record_event_trace"]);
+    assert!(from.detail.starts_with("profiles/debug.toml"));
+    // agent.* is the child's own.
+    assert_eq!(child.manifest.agent.max_turns, 8);
+    assert_eq!(
+        child.provenance["agent.max_turns"].kind,
+        SourceKind::Builtin
+    );
+}
+
+#[test]
+fn env_and_config_never_override_a_sticky_parent_value() {
+    let fixture = Fixture::new();
+    fixture.write(
+        "user/config.toml",
+        "[session]\nrecord_event_trace = false\n",
+    );
+    let catalog = fixture.catalog();
+    let parent = catalog.resolve("coder", &Overrides::default()).unwrap();
+    assert!(
+        parent.manifest.session.record_event_trace,
+        "profile beats user config"
+    );
+    let env = vec![(
+        "PODS_SESSION__RECORD_EVENT_TRACE".to_owned(),
+        "false".to_owned(),
+    )];
+    let child = materialize_child(&catalog, &parent, "p", "reviewer", &request(), &env).unwrap();
+    assert!(child.manifest.session.record_event_trace);
+    assert_eq!(
+        child.provenance["session.record_event_trace"].kind,
+        SourceKind::Parent
+    );
+}
+
+#[test]
+fn child_profile_that_switches_tracing_off_wins() {
+    let mut fixture = Fixture::new();
+    fixture.dir_profile(
+        1,
+        "quiet",
+        "extends = \"default\"\n[session]\nrecord_event_trace = false\n",
+    );
+    fixture.dir_profile(
+        1,
+        "lead",
+        "extends = \"coder\"\n[spawn]\nallowed_profiles = [\"quiet\"]\n",
+    );
+    let catalog = fixture.catalog();
+    let parent = resolve(&catalog, "lead");
+    assert!(parent.manifest.session.record_event_trace);
+    let child = materialize_child(&catalog, &parent, "p", "quiet", &request(), &[]).unwrap();
+    assert!(!child.manifest.session.record_event_trace);
+    let p = &child.provenance["session.record_event_trace"];
+    assert_eq!(p.kind, SourceKind::Profile);
+    assert!(p.detail.contains("quiet.toml"), "{}", p.detail);
+    // trace_raw_sse was not set by quiet: still the parent's.
+    assert!(child.manifest.session.trace_raw_sse);
+}
+
+#[test]
+fn spawn_request_override_switches_tracing_off() {
+    let catalog = Fixture::new().catalog();
+    let parent = resolve(&catalog, "coder");
+    let mut req = request();
+    req.overrides.insert(
+        "session.record_event_trace".into(),
+        serde_json::json!(false),
+    );
+    req.overrides
+        .insert("agent.max_turns".into(), serde_json::json!(3));
+    let child = materialize_child(&catalog, &parent, "pod-9", "reviewer", &req, &[]).unwrap();
+    assert!(!child.manifest.session.record_event_trace);
+    let p = &child.provenance["session.record_event_trace"];
+    assert_eq!(p.kind, SourceKind::SpawnRequest);
+    assert!(p.detail.contains("pod-9"));
+    assert_eq!(child.manifest.agent.max_turns, 3);
+}
+
+#[test]
+fn grandchild_keeps_the_grandparents_trace_setting() {
+    let mut fixture = Fixture::new();
+    fixture.dir_profile(1, "middle", "[spawn]\nallowed_profiles = [\"leaf\"]\n");
+    fixture.dir_profile(1, "leaf", "[agent]\nmax_turns = 2\n");
+    let catalog = fixture.catalog();
+    let top = catalog
+        .resolve(
+            "default",
+            &sets(&[
+                "session.record_event_trace=true",
+                "spawn.allowed_profiles=[\"middle\"]",
+            ]),
+        )
+        .unwrap();
+    let child = materialize_child(&catalog, &top, "top", "middle", &request(), &[]).unwrap();
+    let grandchild = materialize_child(&catalog, &child, "mid", "leaf", &request(), &[]).unwrap();
+    assert!(grandchild.manifest.session.record_event_trace);
+    let p = &grandchild.provenance["session.record_event_trace"];
+    assert_eq!(p.detail, "inherited from parent mid");
+    let via = p.from.as_deref().unwrap();
+    assert_eq!(via.detail, "inherited from parent top");
+    let origin = via.from.as_deref().unwrap();
+    assert_eq!(origin.kind, SourceKind::Cli);
+    assert_eq!(origin.detail, "--set session.record_event_trace=true");
+    // Depth: default 2 → 1 → 0.
+    assert_eq!(child.manifest.spawn.max_depth, 1);
+    assert_eq!(grandchild.manifest.spawn.max_depth, 0);
+    let err =
+        materialize_child(&catalog, &grandchild, "leaf", "leaf", &request(), &[]).unwrap_err();
+    assert!(
+        matches!(&err, ProfileError::SpawnDepthExhausted { .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("parent may not spawn: max_depth 0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn child_profile_cannot_raise_depth_or_children() {
+    let mut fixture = Fixture::new();
+    fixture.dir_profile(
+        1,
+        "greedy",
+        "[spawn]\nmax_depth = 9\nmax_children = 50\nallowed_profiles = [\"greedy\"]\n",
+    );
+    fixture.dir_profile(1, "modest", "[spawn]\nmax_depth = 0\n");
+    let catalog = fixture.catalog();
+    let parent = resolve(&catalog, "coder");
+    let parent = ResolvedManifest {
+        manifest: {
+            let mut m = parent.manifest.clone();
+            m.spawn.allowed_profiles = vec!["greedy".into(), "modest".into()];
+            m
+        },
+        provenance: parent.provenance.clone(),
+    };
+    let child = materialize_child(&catalog, &parent, "p", "greedy", &request(), &[]).unwrap();
+    assert_eq!(child.manifest.spawn.max_depth, 1);
+    assert_eq!(child.provenance["spawn.max_depth"].kind, SourceKind::Parent);
+    assert!(
+        child.provenance["spawn.max_depth"]
+            .detail
+            .contains("decremented to 1")
+    );
+    assert_eq!(child.manifest.spawn.max_children, 2, "capped at coder's 2");
+    assert_eq!(child.manifest.spawn.allowed_profiles, vec!["greedy"]);
+    let child = materialize_child(&catalog, &parent, "p", "modest", &request(), &[]).unwrap();
+    assert_eq!(
+        child.manifest.spawn.max_depth, 0,
+        "a child profile may lower it"
+    );
+    assert_eq!(
+        child.provenance["spawn.max_depth"].kind,
+        SourceKind::Profile
+    );
+}
+
+#[test]
+fn child_must_be_allowed_by_the_parent() {
+    let catalog = Fixture::new().catalog();
+    let parent = resolve(&catalog, "coder");
+    let err = materialize_child(&catalog, &parent, "p", "debug", &request(), &[]).unwrap_err();
+    assert!(
+        matches!(&err, ProfileError::ChildNotAllowed { child, allowed } if child == "debug" && allowed == &["reviewer"]),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn spawn_request_may_only_override_allowed_keys_with_the_right_type() {
+    let catalog = Fixture::new().catalog();
+    let parent = resolve(&catalog, "coder");
+    let mut req = request();
+    req.overrides
+        .insert("model.model".into(), serde_json::json!("other"));
+    let err = materialize_child(&catalog, &parent, "p", "reviewer", &req, &[]).unwrap_err();
+    assert!(
+        matches!(&err, ProfileError::OverrideNotAllowed { key, .. } if key == "model.model"),
+        "{err:?}"
+    );
+    let mut req = request();
+    req.overrides
+        .insert("session.record_event_trac".into(), serde_json::json!(false));
+    let err = materialize_child(&catalog, &parent, "p", "reviewer", &req, &[]).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("did you mean `session.record_event_trace`"),
+        "{err}"
+    );
+    let mut req = request();
+    req.overrides
+        .insert("session.record_event_trace".into(), serde_json::json!("no"));
+    let err = materialize_child(&catalog, &parent, "p", "reviewer", &req, &[]).unwrap_err();
+    assert!(
+        matches!(&err, ProfileError::Type { key, .. } if key == "session.record_event_trace"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn model_moves_as_a_group() {
+    let mut fixture = Fixture::new();
+    fixture.dir_profile(
+        1,
+        "local",
+        "[model]\nscheme = \"openai-chat\"\nmodel = \"qwen\"\n",
+    );
+    fixture.dir_profile(
+        1,
+        "boss",
+        "extends = \"coder\"\n[spawn]\nallowed_profiles = [\"local\", \"reviewer\"]\n",
+    );
+    let catalog = fixture.catalog();
+    let parent = catalog
+        .resolve(
+            "boss",
+            &sets(&["model.model=big-model", "model.base_url=http://127.0.0.1:9"]),
+        )
+        .unwrap();
+    let silent = materialize_child(&catalog, &parent, "p", "reviewer", &request(), &[]).unwrap();
+    assert_eq!(silent.manifest.model.model, "big-model");
+    assert_eq!(
+        silent.manifest.model.base_url.as_deref(),
+        Some("http://127.0.0.1:9")
+    );
+    assert_eq!(silent.provenance["model.model"].kind, SourceKind::Parent);
+    assert_eq!(
+        silent.provenance["model.model"]
+            .from
+            .as_deref()
+            .unwrap()
+            .kind,
+        SourceKind::Cli
+    );
+
+    let named = materialize_child(&catalog, &parent, "p", "local", &request(), &[]).unwrap();
+    assert_eq!(named.manifest.model.model, "qwen");
+    assert_eq!(
+        named.manifest.model.base_url, None,
+        "the parent's base_url does not leak"
+    );
+    assert_eq!(named.provenance["model.scheme"].kind, SourceKind::Profile);
+}
+
+#[test]
+fn scope_can_narrow_but_never_widen() {
+    let catalog = Fixture::new().catalog();
+    let parent = catalog
+        .resolve(
+            "coder",
+            &sets(&["scope.allow=[\"work\"]", "scope.deny=[\"work/secrets\"]"]),
+        )
+        .unwrap();
+    let silent = materialize_child(&catalog, &parent, "p", "reviewer", &request(), &[]).unwrap();
+    assert_eq!(silent.manifest.scope, parent.manifest.scope);
+    assert_eq!(silent.provenance["scope.allow"].kind, SourceKind::Parent);
+
+    let narrow = |allow: &[&str], deny: &[&str]| SpawnRequest {
+        task: "t".into(),
+        scope: Some(pod_profile::manifest::ScopeSection {
+            allow: allow.iter().map(|s| s.to_string()).collect(),
+            deny: deny.iter().map(|s| s.to_string()).collect(),
+        }),
+        overrides: BTreeMap::new(),
+    };
+    let child = materialize_child(
+        &catalog,
+        &parent,
+        "p",
+        "reviewer",
+        &narrow(&["./work/src"], &["work/src/gen"]),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(child.manifest.scope.allow, vec!["./work/src"]);
+    assert_eq!(
+        child.manifest.scope.deny,
+        vec!["work/secrets", "work/src/gen"]
+    );
+    assert_eq!(
+        child.provenance["scope.allow"].kind,
+        SourceKind::SpawnRequest
+    );
+
+    for wider in [
+        "other",
+        "work/../other",
+        "../work",
+        "/etc",
+        "work/secrets/keys",
+    ] {
+        let err = materialize_child(
+            &catalog,
+            &parent,
+            "p",
+            "reviewer",
+            &narrow(&[wider], &[]),
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, ProfileError::ScopeWidened { path, .. } if path == wider),
+            "{wider}: {err:?}"
+        );
+    }
+}
+
+// ---------- manifest files ----------
+
+#[test]
+fn manifest_files_round_trip_atomically() {
+    let catalog = Fixture::new().catalog();
+    let parent = resolve(&catalog, "coder");
+    let child = materialize_child(&catalog, &parent, "pod-1", "reviewer", &request(), &[]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_manifest_files(dir.path(), &child).unwrap();
+    assert_eq!(read_manifest_files(dir.path()).unwrap(), child);
+    // Overwriting leaves exactly the two files, no temporaries.
+    write_manifest_files(dir.path(), &parent).unwrap();
+    assert_eq!(read_manifest_files(dir.path()).unwrap(), parent);
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["manifest.toml", "provenance.json"]);
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("provenance.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["session.record_event_trace"]["kind"], "builtin");
+}
+
+#[test]
+fn manifest_file_errors_name_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = read_manifest_files(dir.path()).unwrap_err();
+    assert!(matches!(&err, ProfileError::Read { path, .. } if path.ends_with("manifest.toml")));
+    let missing = dir.path().join("absent");
+    let resolved = resolve(&Fixture::new().catalog(), "default");
+    let err = write_manifest_files(&missing, &resolved).unwrap_err();
+    assert!(
+        matches!(&err, ProfileError::Write { path, .. } if path.starts_with(&missing)),
+        "{err:?}"
+    );
+    write_manifest_files(dir.path(), &resolved).unwrap();
+    std::fs::write(dir.path().join("provenance.json"), "{ torn").unwrap();
+    let err = read_manifest_files(dir.path()).unwrap_err();
+    assert!(matches!(&err, ProfileError::Json { path, .. } if path.ends_with("provenance.json")));
+}
+
+#[test]
+fn digest_is_the_sha256_of_the_manifest_text() {
+    let catalog = Fixture::new().catalog();
+    let a = resolve(&catalog, "default").manifest;
+    let b = resolve(&catalog, "debug").manifest;
+    let da = manifest_digest(&a).unwrap();
+    assert!(
+        da.starts_with("sha256:") && da.len() == "sha256:".len() + 64,
+        "{da}"
+    );
+    assert_eq!(da, manifest_digest(&a.clone()).unwrap());
+    assert_ne!(da, manifest_digest(&b).unwrap());
+}
