@@ -93,3 +93,76 @@ pub struct ProviderError {
 
 /// The longest error message kept, in bytes.
 pub const ERROR_MESSAGE_MAX_BYTES: usize = 2048;
+
+impl ErrorClass {
+    /// Whether a failure of this class may succeed when the same request is sent again.
+    /// `context_length_exceeded`, `auth`, `invalid_request` (and the other request-shaped
+    /// classes) never do.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::RateLimited
+                | ErrorClass::Overloaded
+                | ErrorClass::ServerError
+                | ErrorClass::IdleTimeout
+                | ErrorClass::StreamClosedBeforeCompletion
+                | ErrorClass::Transport
+        )
+    }
+}
+
+impl ProviderError {
+    /// An error of `class` with a bounded, secret-stripped `message`; `retryable` follows the
+    /// class.
+    pub fn new(class: ErrorClass, message: impl AsRef<str>) -> ProviderError {
+        ProviderError {
+            class,
+            code: None,
+            http_status: None,
+            provider_request_id: None,
+            retry_after_ms: None,
+            retryable: class.is_retryable(),
+            message: crate::redact::clean_message(message.as_ref(), None),
+        }
+    }
+
+    pub fn with_code(mut self, code: impl Into<String>) -> ProviderError {
+        self.code = Some(code.into());
+        self
+    }
+
+    pub fn with_status(mut self, status: u16) -> ProviderError {
+        self.http_status = Some(status);
+        self
+    }
+
+    /// Strip the value of `secret` (the API key in use) from the message.
+    pub fn redact_secret(mut self, secret: &str) -> ProviderError {
+        self.message = crate::redact::clean_message(&self.message, Some(secret));
+        self
+    }
+}
+
+/// Errors of this crate that are not provider failures: reading cassettes and capture files,
+/// starting the replay server.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a valid cassette: {message}", path.display())]
+    InvalidCassette {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    #[error("{} is not a valid HTTP response capture: {message}", path.display())]
+    InvalidCapture {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    #[error("cannot start the replay server on 127.0.0.1")]
+    Bind(#[source] std::io::Error),
+}

@@ -1,6 +1,107 @@
-//! placeholder: the provider crate's docs are written with its implementation.
+//! Streaming from LLM providers: one normalized event stream whatever the wire scheme.
+//!
+//! This crate owns the HTTP + SSE client ([`Client`]), the per-scheme adapters
+//! ([`adapter`]: OpenAI Responses, OpenAI Chat Completions, Anthropic Messages), the
+//! normalized [`StreamEvent`], the error taxonomy ([`ProviderError`], [`ErrorClass`]), the retry
+//! policy, the observation tap ([`StreamObserver`]) and the [`ReplayServer`] that serves recorded
+//! responses over loopback. It leaves manifests, session logs, traces and the agent loop to other
+//! crates: callers build a [`ModelRequest`], read the stream, and decide what to do with it.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use futures_util::StreamExt;
+//! use pod_provider::{Client, ClientConfig, Message, ModelRequest, StreamEvent, WireScheme};
+//!
+//! let scheme = WireScheme::OpenaiResponses;
+//! let config = ClientConfig::new(scheme)
+//!     .with_api_key(pod_provider::ApiKey::from_env(scheme.default_api_key_env()));
+//! let client = Client::new(config).expect("valid config");
+//! let request = ModelRequest {
+//!     model: "gpt-4o".into(),
+//!     messages: vec![Message::User { text: "Hi".into() }],
+//!     ..ModelRequest::default()
+//! };
+//! let mut events = client.stream(&request, None);
+//! while let Some(event) = events.next().await {
+//!     if let StreamEvent::TextDelta(d) = &event {
+//!         print!("{}", d.text);
+//!     }
+//! }
+//! # }
+//! ```
+//!
+//! # The stream
+//!
+//! Every stream ends with exactly one terminal event — `completed`, `incomplete` or `error` —
+//! and nothing after it. Failed attempts (HTTP errors, transport errors, retryable error events)
+//! are retried inside the stream, with exponential backoff and full jitter or the provider's
+//! `Retry-After` / `retry-after-ms`, but only while no output event
+//! ([`StreamEvent::is_output`]) has been yielded; a `started` event may therefore appear once per
+//! attempt. What an adapter does not understand becomes `unhandled`; framing anomalies are
+//! marked with `unhandled` events named `sse.invalid_utf8` (bytes replaced by U+FFFD) and
+//! `sse.unterminated_event` (a final event without its blank line, still processed).
+//!
+//! Stop reasons: OpenAI Responses reports a max-output-tokens stop as `incomplete`
+//! (the wire says `response.incomplete`); Chat `finish_reason: length` and Anthropic
+//! `max_tokens` are `completed` with `max_tokens`. Chat `content_filter` is
+//! `incomplete { reason: "content_filter" }`. In multi-choice Chat streams every delta carries
+//! its `choice`; the terminal `completed` reports choice 0.
+//!
+//! # Cassettes
+//!
+//! A cassette is JSON:
+//!
+//! ```json
+//! {
+//!   "scheme": "openai-responses",
+//!   "responses": [
+//!     { "status": 429, "headers": { "retry-after-ms": "10" },
+//!       "body": "{\"error\":{\"code\":\"rate_limit_exceeded\",\"message\":\"slow down\"}}" },
+//!     { "body_file": "stream.sse",
+//!       "delay_before_headers_ms": 0,
+//!       "pause_after_events": { "events": 3, "ms": 200 },
+//!       "disconnect_after_bytes": null,
+//!       "disconnect_after_events": null }
+//!   ]
+//! }
+//! ```
+//!
+//! `status` defaults to 200 and `content-type` to `text/event-stream` (2xx) or
+//! `application/json`. `body_file` is relative to the cassette file and may hold a bare SSE body
+//! or a full HTTP/1.1 capture (status line, headers, blank line, body; chunked bodies are
+//! de-chunked) whose status and headers apply unless the cassette sets them. The server answers
+//! request N with response N whatever the path; past the end it answers `400` with code
+//! `cassette_exhausted` (not retryable). Disconnect faults abort the connection mid-body.
+//!
+//! # Framing
+//!
+//! [`sse::Framer`] is a small memchr-based framer that is linear in bytes whatever the network
+//! chunking (`benches/` measures it against eventsource-stream).
+
+pub mod adapter;
+mod classify;
+mod client;
+mod config;
 pub mod error;
 pub mod event;
+mod observe;
+mod redact;
+pub mod replay;
+mod request;
+mod scheme;
+mod secret;
+pub mod sse;
 
-pub use error::{ErrorClass, ProviderError};
+pub use classify::{classify, from_error_json, from_http, retry_after_ms};
+pub use client::{Client, EventStream};
+pub use config::{ClientConfig, RetryPolicy};
+pub use error::{ErrorClass, ProviderError, ReplayError};
 pub use event::StreamEvent;
+pub use observe::{Milestone, RawFrame, RequestInfo, StreamObserver};
+pub use replay::{
+    Cassette, CassetteResponse, HttpCapture, PauseAfterEvents, ReceivedRequest, ReplayServer,
+    parse_http_capture, sse_body,
+};
+pub use request::{Message, ModelRequest, ToolCall, ToolSpec};
+pub use scheme::WireScheme;
+pub use secret::ApiKey;

@@ -1,0 +1,406 @@
+//! Anthropic Messages (`POST {base}/v1/messages`).
+//!
+//! `event:` lines name the events; `ping` may come anywhere; `message_stop` is the terminal
+//! event and `event: error` ends the stream with an error. Usage arrives in `message_start` and
+//! `message_delta`; it is reported once, merged, just before `completed`.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Adapter, Decoder, closed_early, join_url, malformed, unhandled};
+use crate::classify::from_error_json;
+use crate::error::{ErrorClass, ProviderError};
+use crate::event::{
+    Completed, ReasoningDelta, ReasoningKind, Started, StopReason, StreamEvent, TextDelta,
+    ToolCallDelta, ToolCallEnd, ToolCallStart, Usage,
+};
+use crate::request::{Message, ModelRequest};
+use crate::scheme::WireScheme;
+use crate::secret::ApiKey;
+use crate::sse::Frame;
+
+/// The API version header value sent with every request.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+/// `max_tokens` is required by the API; used when the request sets none.
+pub const DEFAULT_MAX_TOKENS: u32 = 8192;
+
+pub struct Anthropic;
+
+impl Adapter for Anthropic {
+    fn scheme(&self) -> WireScheme {
+        WireScheme::AnthropicMessages
+    }
+
+    fn url(&self, base_url: &str) -> String {
+        join_url(base_url, "v1/messages")
+    }
+
+    fn headers(&self, api_key: Option<&ApiKey>) -> Vec<(&'static str, String)> {
+        let mut h = vec![("anthropic-version", ANTHROPIC_VERSION.to_string())];
+        if let Some(k) = api_key {
+            h.push(("x-api-key", k.expose().to_string()));
+        }
+        h
+    }
+
+    fn body(&self, request: &ModelRequest) -> Value {
+        let mut messages: Vec<Value> = Vec::new();
+        for m in &request.messages {
+            match m {
+                Message::User { text } => messages.push(json!({"role": "user", "content": text})),
+                Message::Assistant {
+                    text,
+                    reasoning,
+                    tool_calls,
+                } => {
+                    let mut content = thinking_blocks(reasoning);
+                    if !text.is_empty() {
+                        content.push(json!({"type": "text", "text": text}));
+                    }
+                    for c in tool_calls {
+                        let input: Value =
+                            serde_json::from_str(&c.arguments).unwrap_or_else(|_| json!({}));
+                        content.push(json!({
+                            "type": "tool_use", "id": c.call_id, "name": c.name, "input": input,
+                        }));
+                    }
+                    messages.push(json!({"role": "assistant", "content": content}));
+                }
+                Message::ToolResult {
+                    call_id,
+                    output,
+                    is_error,
+                } => {
+                    let block = json!({
+                        "type": "tool_result",
+                        "tool_use_id": call_id,
+                        "content": output,
+                        "is_error": is_error,
+                    });
+                    // Consecutive results belong in one user turn.
+                    let merged = messages.last_mut().and_then(|last| {
+                        let is_results = last["role"] == "user"
+                            && last["content"]
+                                .as_array()
+                                .is_some_and(|c| c.iter().all(|b| b["type"] == "tool_result"));
+                        if is_results {
+                            last["content"].as_array_mut()
+                        } else {
+                            None
+                        }
+                    });
+                    match merged {
+                        Some(content) => content.push(block),
+                        None => messages.push(json!({"role": "user", "content": [block]})),
+                    }
+                }
+            }
+        }
+        let mut body = json!({
+            "model": request.model,
+            "max_tokens": request.max_output_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+            "messages": messages,
+            "stream": true,
+        });
+        if !request.instructions.is_empty() {
+            body["system"] = json!(request.instructions);
+        }
+        if !request.tools.is_empty() {
+            body["tools"] = Value::Array(
+                request
+                    .tools
+                    .iter()
+                    .map(|t| {
+                        json!({
+                            "name": t.name,
+                            "description": t.description,
+                            "input_schema": t.parameters,
+                        })
+                    })
+                    .collect(),
+            );
+        }
+        if let Some(t) = request.temperature {
+            body["temperature"] = json!(t);
+        }
+        body
+    }
+
+    fn decoder(&self) -> Box<dyn Decoder> {
+        Box::<AnthropicDecoder>::default()
+    }
+}
+
+/// Rebuild thinking blocks from received deltas: raw text up to a signature is one `thinking`
+/// block; a signature with no text before it is a `redacted_thinking` block.
+fn thinking_blocks(reasoning: &[ReasoningDelta]) -> Vec<Value> {
+    let mut blocks = Vec::new();
+    let mut text = String::new();
+    for r in reasoning {
+        match (&r.kind, &r.signature) {
+            (_, Some(sig)) if text.is_empty() && r.text.is_empty() => {
+                blocks.push(json!({"type": "redacted_thinking", "data": sig}));
+            }
+            (_, Some(sig)) => {
+                text.push_str(&r.text);
+                blocks.push(json!({"type": "thinking", "thinking": text, "signature": sig}));
+                text = String::new();
+            }
+            (ReasoningKind::Raw, None) => text.push_str(&r.text),
+            _ => {}
+        }
+    }
+    blocks
+}
+
+#[derive(Deserialize)]
+struct Event {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    index: Option<u32>,
+    #[serde(default)]
+    delta: Option<Value>,
+    #[serde(default)]
+    content_block: Option<Value>,
+    #[serde(default)]
+    message: Option<Value>,
+    #[serde(default)]
+    usage: Option<Value>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Block {
+    Text,
+    Thinking,
+    Tool,
+    Other,
+}
+
+#[derive(Default)]
+struct AnthropicDecoder {
+    started: bool,
+    produced: bool,
+    blocks: Vec<(u32, Block, String)>,
+    usage: Usage,
+    stop_reason: Option<String>,
+}
+
+impl AnthropicDecoder {
+    fn block(&self, index: u32) -> Option<Block> {
+        self.blocks.iter().find(|b| b.0 == index).map(|b| b.1)
+    }
+
+    fn merge_usage(&mut self, u: &Value) {
+        let get = |k: &str| u.get(k).and_then(Value::as_u64);
+        if let Some(v) = get("input_tokens") {
+            self.usage.input_tokens = Some(v);
+        }
+        if let Some(v) = get("output_tokens") {
+            self.usage.output_tokens = Some(v);
+        }
+        if let Some(v) = get("cache_read_input_tokens") {
+            self.usage.cached_input_tokens = Some(v);
+        }
+    }
+}
+
+impl Decoder for AnthropicDecoder {
+    fn frame(&mut self, frame: &Frame<'_>, out: &mut Vec<StreamEvent>) {
+        let ev: Event = match serde_json::from_str(frame.data) {
+            Ok(ev) => ev,
+            Err(e) => {
+                out.push(malformed(frame.event, &e));
+                return;
+            }
+        };
+        let index = ev.index.unwrap_or(0);
+        match ev.kind.as_str() {
+            "ping" => {}
+            "message_start" => {
+                let m = ev.message.unwrap_or(Value::Null);
+                if self.started {
+                    if self.produced {
+                        out.push(StreamEvent::Error(ProviderError::new(
+                            ErrorClass::MalformedStream,
+                            "a second `message_start` arrived in the middle of a message",
+                        )));
+                    } else {
+                        out.push(unhandled("message_start", frame.data));
+                    }
+                    return;
+                }
+                self.started = true;
+                if let Some(u) = m.get("usage") {
+                    self.merge_usage(u);
+                }
+                out.push(StreamEvent::Started(Started {
+                    response_id: m.get("id").and_then(Value::as_str).map(str::to_string),
+                    model: m.get("model").and_then(Value::as_str).map(str::to_string),
+                }));
+            }
+            "content_block_start" => {
+                let b = ev.content_block.unwrap_or(Value::Null);
+                let kind = match b.get("type").and_then(Value::as_str) {
+                    Some("text") => {
+                        if let Some(t) = b
+                            .get("text")
+                            .and_then(Value::as_str)
+                            .filter(|t| !t.is_empty())
+                        {
+                            self.produced = true;
+                            out.push(StreamEvent::TextDelta(TextDelta {
+                                choice: 0,
+                                text: t.to_string(),
+                            }));
+                        }
+                        Block::Text
+                    }
+                    Some("thinking") => Block::Thinking,
+                    Some("redacted_thinking") => {
+                        self.produced = true;
+                        out.push(StreamEvent::ReasoningDelta(ReasoningDelta {
+                            choice: 0,
+                            kind: ReasoningKind::Opaque,
+                            text: String::new(),
+                            signature: b.get("data").and_then(Value::as_str).map(str::to_string),
+                        }));
+                        Block::Other
+                    }
+                    Some("tool_use") => {
+                        self.produced = true;
+                        out.push(StreamEvent::ToolCallStart(ToolCallStart {
+                            choice: 0,
+                            index,
+                            call_id: b
+                                .get("id")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_string(),
+                            name: b
+                                .get("name")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_string(),
+                        }));
+                        Block::Tool
+                    }
+                    _ => {
+                        out.push(unhandled("content_block_start", frame.data));
+                        Block::Other
+                    }
+                };
+                self.blocks.retain(|b| b.0 != index);
+                self.blocks.push((index, kind, String::new()));
+            }
+            "content_block_delta" => {
+                let d = ev.delta.unwrap_or(Value::Null);
+                let text = |k: &str| {
+                    d.get(k)
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                match (d.get("type").and_then(Value::as_str), self.block(index)) {
+                    (Some("text_delta"), _) => {
+                        self.produced = true;
+                        out.push(StreamEvent::TextDelta(TextDelta {
+                            choice: 0,
+                            text: text("text"),
+                        }));
+                    }
+                    (Some("thinking_delta"), _) => {
+                        self.produced = true;
+                        out.push(StreamEvent::ReasoningDelta(ReasoningDelta {
+                            choice: 0,
+                            kind: ReasoningKind::Raw,
+                            text: text("thinking"),
+                            signature: None,
+                        }));
+                    }
+                    (Some("signature_delta"), _) => {
+                        out.push(StreamEvent::ReasoningDelta(ReasoningDelta {
+                            choice: 0,
+                            kind: ReasoningKind::Opaque,
+                            text: String::new(),
+                            signature: Some(text("signature")),
+                        }));
+                    }
+                    (Some("input_json_delta"), Some(Block::Tool)) => {
+                        let part = text("partial_json");
+                        if let Some(b) = self.blocks.iter_mut().find(|b| b.0 == index) {
+                            b.2.push_str(&part);
+                        }
+                        if !part.is_empty() {
+                            out.push(StreamEvent::ToolCallDelta(ToolCallDelta {
+                                choice: 0,
+                                index,
+                                arguments: part,
+                            }));
+                        }
+                    }
+                    _ => out.push(unhandled("content_block_delta", frame.data)),
+                }
+            }
+            "content_block_stop" => {
+                let pos = self.blocks.iter().position(|b| b.0 == index);
+                if let Some((_, Block::Tool, args)) = pos.map(|p| self.blocks.remove(p)) {
+                    // A tool without input streams no JSON at all: its input is `{}`.
+                    let arguments = if args.is_empty() {
+                        "{}".to_string()
+                    } else {
+                        args
+                    };
+                    out.push(StreamEvent::ToolCallEnd(ToolCallEnd {
+                        choice: 0,
+                        index,
+                        arguments,
+                    }));
+                }
+            }
+            "message_delta" => {
+                if let Some(r) = ev
+                    .delta
+                    .as_ref()
+                    .and_then(|d| d.get("stop_reason"))
+                    .and_then(Value::as_str)
+                {
+                    self.stop_reason = Some(r.to_string());
+                }
+                if let Some(u) = &ev.usage {
+                    self.merge_usage(u);
+                }
+            }
+            "message_stop" => {
+                if self.usage != Usage::default() {
+                    out.push(StreamEvent::Usage(self.usage.clone()));
+                }
+                let stop_reason = match self.stop_reason.as_deref() {
+                    Some("end_turn" | "stop_sequence") => StopReason::EndTurn,
+                    Some("tool_use") => StopReason::ToolCalls,
+                    Some("max_tokens") => StopReason::MaxTokens,
+                    Some("refusal") => StopReason::Refusal,
+                    Some(other) => StopReason::Other {
+                        raw: other.to_string(),
+                    },
+                    None => StopReason::Other {
+                        raw: "unknown".to_string(),
+                    },
+                };
+                out.push(StreamEvent::Completed(Completed {
+                    choice: 0,
+                    stop_reason,
+                }));
+            }
+            "error" => {
+                let v: Value = serde_json::from_str(frame.data).unwrap_or(Value::Null);
+                out.push(StreamEvent::Error(from_error_json(&v, None)));
+            }
+            other => out.push(unhandled(other, frame.data)),
+        }
+    }
+
+    fn end(&mut self, out: &mut Vec<StreamEvent>) {
+        out.push(closed_early("`message_stop`"));
+    }
+}

@@ -1,0 +1,393 @@
+//! OpenAI Chat Completions (`POST {base}/chat/completions`), also spoken by Ollama, vLLM,
+//! llama.cpp server, OpenRouter, Groq, DeepSeek and Azure.
+//!
+//! Data-only frames ending with `[DONE]`. `finish_reason` arrives per choice, usage in a final
+//! chunk with `choices: []` (requested with `stream_options.include_usage`). The terminal
+//! `completed` is emitted at `[DONE]`, or at the end of the stream when every choice seen has
+//! finished (servers that omit `[DONE]`); it reports choice 0's stop reason. A top-level `error`
+//! object in a data frame and an `event: error` frame (Groq) end the stream with an error.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Adapter, Decoder, closed_early, join_url, malformed, unhandled};
+use crate::classify::from_error_json;
+use crate::event::{
+    Completed, Incomplete, ReasoningDelta, ReasoningKind, Started, StopReason, StreamEvent,
+    TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart, Usage,
+};
+use crate::request::{Message, ModelRequest};
+use crate::scheme::WireScheme;
+use crate::secret::ApiKey;
+use crate::sse::Frame;
+
+pub struct Chat;
+
+impl Adapter for Chat {
+    fn scheme(&self) -> WireScheme {
+        WireScheme::OpenaiChat
+    }
+
+    fn url(&self, base_url: &str) -> String {
+        join_url(base_url, "chat/completions")
+    }
+
+    fn headers(&self, api_key: Option<&ApiKey>) -> Vec<(&'static str, String)> {
+        api_key
+            .map(|k| vec![("authorization", format!("Bearer {}", k.expose()))])
+            .unwrap_or_default()
+    }
+
+    fn body(&self, request: &ModelRequest) -> Value {
+        let mut messages = Vec::new();
+        if !request.instructions.is_empty() {
+            messages.push(json!({"role": "system", "content": request.instructions}));
+        }
+        for m in &request.messages {
+            match m {
+                Message::User { text } => messages.push(json!({"role": "user", "content": text})),
+                Message::Assistant {
+                    text, tool_calls, ..
+                } => {
+                    let mut msg = json!({"role": "assistant", "content": text});
+                    if !tool_calls.is_empty() {
+                        msg["tool_calls"] = Value::Array(
+                            tool_calls
+                                .iter()
+                                .map(|c| {
+                                    json!({
+                                        "id": c.call_id,
+                                        "type": "function",
+                                        "function": {"name": c.name, "arguments": c.arguments},
+                                    })
+                                })
+                                .collect(),
+                        );
+                    }
+                    messages.push(msg);
+                }
+                Message::ToolResult {
+                    call_id, output, ..
+                } => messages.push(json!({
+                    "role": "tool",
+                    "tool_call_id": call_id,
+                    "content": output,
+                })),
+            }
+        }
+        let mut body = json!({
+            "model": request.model,
+            "messages": messages,
+            "stream": true,
+            "stream_options": {"include_usage": true},
+        });
+        if !request.tools.is_empty() {
+            body["tools"] = Value::Array(
+                request
+                    .tools
+                    .iter()
+                    .map(|t| {
+                        json!({
+                            "type": "function",
+                            "function": {
+                                "name": t.name,
+                                "description": t.description,
+                                "parameters": t.parameters,
+                            },
+                        })
+                    })
+                    .collect(),
+            );
+        }
+        if let Some(n) = request.max_output_tokens {
+            body["max_completion_tokens"] = json!(n);
+        }
+        if let Some(t) = request.temperature {
+            body["temperature"] = json!(t);
+        }
+        body
+    }
+
+    fn decoder(&self) -> Box<dyn Decoder> {
+        Box::<ChatDecoder>::default()
+    }
+}
+
+#[derive(Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<Choice>,
+    #[serde(default)]
+    usage: Option<ChatUsage>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    #[serde(default)]
+    index: u32,
+    #[serde(default)]
+    delta: Option<Delta>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct Delta {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    reasoning_content: Option<String>,
+    #[serde(default)]
+    reasoning: Option<String>,
+    #[serde(default)]
+    refusal: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<ToolDelta>>,
+}
+
+#[derive(Deserialize)]
+struct ToolDelta {
+    #[serde(default)]
+    index: u32,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<FunctionDelta>,
+}
+
+#[derive(Deserialize)]
+struct FunctionDelta {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    arguments: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChatUsage {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<Value>,
+    #[serde(default)]
+    completion_tokens_details: Option<Value>,
+}
+
+struct OpenCall {
+    choice: u32,
+    index: u32,
+    arguments: String,
+}
+
+#[derive(Default)]
+struct ChatDecoder {
+    started: bool,
+    open: Vec<OpenCall>,
+    /// Per choice seen: (choice, finish_reason once known, refusal seen).
+    choices: Vec<(u32, Option<String>, bool)>,
+}
+
+impl ChatDecoder {
+    fn choice_state(&mut self, choice: u32) -> &mut (u32, Option<String>, bool) {
+        let pos = match self.choices.iter().position(|c| c.0 == choice) {
+            Some(p) => p,
+            None => {
+                self.choices.push((choice, None, false));
+                self.choices.len() - 1
+            }
+        };
+        &mut self.choices[pos]
+    }
+
+    fn close_calls(&mut self, choice: u32, out: &mut Vec<StreamEvent>) {
+        let mut i = 0;
+        while i < self.open.len() {
+            if self.open[i].choice == choice {
+                let c = self.open.remove(i);
+                out.push(StreamEvent::ToolCallEnd(ToolCallEnd {
+                    choice: c.choice,
+                    index: c.index,
+                    arguments: c.arguments,
+                }));
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn terminal(&mut self, out: &mut Vec<StreamEvent>) {
+        let choices: Vec<u32> = self.open.iter().map(|c| c.choice).collect();
+        for c in choices {
+            self.close_calls(c, out);
+        }
+        self.choices.sort_by_key(|c| c.0);
+        let (reason, refusal) = self
+            .choices
+            .first()
+            .map(|c| (c.1.clone(), c.2))
+            .unwrap_or((None, false));
+        let stop_reason = match reason.as_deref() {
+            Some("content_filter") => {
+                out.push(StreamEvent::Incomplete(Incomplete {
+                    reason: "content_filter".to_string(),
+                }));
+                return;
+            }
+            Some("stop") if refusal => StopReason::Refusal,
+            Some("stop" | "eos") => StopReason::EndTurn,
+            Some("tool_calls" | "function_call") => StopReason::ToolCalls,
+            Some("length") => StopReason::MaxTokens,
+            Some(other) => StopReason::Other {
+                raw: other.to_string(),
+            },
+            None => StopReason::Other {
+                raw: "unknown".to_string(),
+            },
+        };
+        out.push(StreamEvent::Completed(Completed {
+            choice: 0,
+            stop_reason,
+        }));
+    }
+}
+
+impl Decoder for ChatDecoder {
+    fn frame(&mut self, frame: &Frame<'_>, out: &mut Vec<StreamEvent>) {
+        if frame.data == "[DONE]" {
+            self.terminal(out);
+            return;
+        }
+        if frame.event == "error" {
+            let v: Value =
+                serde_json::from_str(frame.data).unwrap_or_else(|_| json!({"message": frame.data}));
+            out.push(StreamEvent::Error(from_error_json(&v, None)));
+            return;
+        }
+        let chunk: Chunk = match serde_json::from_str(frame.data) {
+            Ok(c) => c,
+            Err(e) => {
+                out.push(malformed(frame.event, &e));
+                return;
+            }
+        };
+        if let Some(err) = chunk.error {
+            let wrapped = json!({"error": err});
+            out.push(StreamEvent::Error(from_error_json(&wrapped, None)));
+            return;
+        }
+        if !self.started && (chunk.id.is_some() || chunk.model.is_some()) {
+            self.started = true;
+            out.push(StreamEvent::Started(Started {
+                response_id: chunk.id.filter(|s| !s.is_empty()),
+                model: chunk.model.filter(|s| !s.is_empty()),
+            }));
+        }
+        let understood = !chunk.choices.is_empty() || chunk.usage.is_some();
+        for choice in chunk.choices {
+            let n = choice.index;
+            self.choice_state(n);
+            let delta = choice.delta.unwrap_or_default();
+            for r in [delta.reasoning_content, delta.reasoning]
+                .into_iter()
+                .flatten()
+            {
+                if !r.is_empty() {
+                    out.push(StreamEvent::ReasoningDelta(ReasoningDelta {
+                        choice: n,
+                        kind: ReasoningKind::Raw,
+                        text: r,
+                        signature: None,
+                    }));
+                }
+            }
+            if let Some(t) = delta.content.filter(|t| !t.is_empty()) {
+                out.push(StreamEvent::TextDelta(TextDelta { choice: n, text: t }));
+            }
+            if let Some(t) = delta.refusal.filter(|t| !t.is_empty()) {
+                self.choice_state(n).2 = true;
+                out.push(StreamEvent::TextDelta(TextDelta { choice: n, text: t }));
+            }
+            for tc in delta.tool_calls.unwrap_or_default() {
+                let f = tc.function.unwrap_or(FunctionDelta {
+                    name: None,
+                    arguments: None,
+                });
+                let known = self
+                    .open
+                    .iter()
+                    .position(|c| c.choice == n && c.index == tc.index);
+                let pos = match known {
+                    Some(p) => p,
+                    None => {
+                        out.push(StreamEvent::ToolCallStart(ToolCallStart {
+                            choice: n,
+                            index: tc.index,
+                            call_id: tc.id.unwrap_or_default(),
+                            name: f.name.clone().unwrap_or_default(),
+                        }));
+                        self.open.push(OpenCall {
+                            choice: n,
+                            index: tc.index,
+                            arguments: String::new(),
+                        });
+                        self.open.len() - 1
+                    }
+                };
+                if let Some(a) = f.arguments.filter(|a| !a.is_empty()) {
+                    self.open[pos].arguments.push_str(&a);
+                    out.push(StreamEvent::ToolCallDelta(ToolCallDelta {
+                        choice: n,
+                        index: tc.index,
+                        arguments: a,
+                    }));
+                }
+            }
+            if let Some(reason) = choice.finish_reason {
+                self.close_calls(n, out);
+                self.choice_state(n).1 = Some(reason);
+            }
+        }
+        if let Some(u) = chunk.usage {
+            out.push(StreamEvent::Usage(Usage {
+                input_tokens: u.prompt_tokens,
+                output_tokens: u.completion_tokens,
+                cached_input_tokens: u
+                    .prompt_tokens_details
+                    .as_ref()
+                    .and_then(|d| d.get("cached_tokens"))
+                    .and_then(Value::as_u64),
+                reasoning_tokens: u
+                    .completion_tokens_details
+                    .as_ref()
+                    .and_then(|d| d.get("reasoning_tokens"))
+                    .and_then(Value::as_u64),
+            }));
+        }
+        if !understood && self.started && !frame.data.contains("\"choices\"") {
+            out.push(unhandled(
+                if frame.event.is_empty() {
+                    "data"
+                } else {
+                    frame.event
+                },
+                frame.data,
+            ));
+        }
+    }
+
+    fn end(&mut self, out: &mut Vec<StreamEvent>) {
+        if !self.choices.is_empty() && self.choices.iter().all(|c| c.1.is_some()) {
+            self.terminal(out);
+        } else {
+            out.push(closed_early("`[DONE]` or a `finish_reason`"));
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! The adapter boundary: one module per wire scheme. An adapter knows how to build a request
+//! (URL, headers, JSON body) and hands out a [`Decoder`] that turns SSE frames into normalized
+//! events with per-stream state. Transport (HTTP, framing, timeouts, retries) lives in
+//! [`crate::client`] and knows nothing about any scheme.
+
+pub mod anthropic;
+pub mod chat;
+pub mod responses;
+
+use serde_json::Value;
+
+use crate::error::{ErrorClass, ProviderError};
+use crate::event::{StreamEvent, UNHANDLED_PREVIEW_BYTES, Unhandled};
+use crate::redact::preview;
+use crate::request::ModelRequest;
+use crate::scheme::WireScheme;
+use crate::secret::ApiKey;
+use crate::sse::Frame;
+
+/// How one wire scheme builds requests and reads streams.
+pub trait Adapter: Send + Sync {
+    fn scheme(&self) -> WireScheme;
+    /// The request URL for this base URL (e.g. `{base}/responses`).
+    fn url(&self, base_url: &str) -> String;
+    /// Auth and protocol headers. Values containing the key are marked sensitive by the client.
+    fn headers(&self, api_key: Option<&ApiKey>) -> Vec<(&'static str, String)>;
+    /// The JSON request body (always with streaming on).
+    fn body(&self, request: &ModelRequest) -> Value;
+    /// Fresh per-stream decoding state.
+    fn decoder(&self) -> Box<dyn Decoder>;
+}
+
+/// Per-stream decoding state of one scheme.
+pub trait Decoder: Send {
+    /// Turn one SSE frame into zero or more events, appended to `out`. A terminal event
+    /// (`completed`, `incomplete`, `error`) is the last thing a decoder ever emits.
+    fn frame(&mut self, frame: &Frame<'_>, out: &mut Vec<StreamEvent>);
+    /// The byte stream ended. Emit the terminal event if the scheme allows ending here,
+    /// otherwise a `stream_closed_before_completion` error. Not called after a terminal event.
+    fn end(&mut self, out: &mut Vec<StreamEvent>);
+}
+
+/// The adapter of `scheme`.
+pub fn adapter_for(scheme: WireScheme) -> &'static dyn Adapter {
+    match scheme {
+        WireScheme::OpenaiResponses => &responses::Responses,
+        WireScheme::OpenaiChat => &chat::Chat,
+        WireScheme::AnthropicMessages => &anthropic::Anthropic,
+    }
+}
+
+/// Whether `event` ends a stream.
+pub fn is_terminal(event: &StreamEvent) -> bool {
+    matches!(
+        event,
+        StreamEvent::Completed(_) | StreamEvent::Incomplete(_) | StreamEvent::Error(_)
+    )
+}
+
+pub(crate) fn unhandled(event: &str, data: &str) -> StreamEvent {
+    StreamEvent::Unhandled(Unhandled {
+        event: event.to_string(),
+        preview: preview(data, UNHANDLED_PREVIEW_BYTES),
+        original_len: data.len(),
+    })
+}
+
+pub(crate) fn malformed(event: &str, err: &serde_json::Error) -> StreamEvent {
+    let name = if event.is_empty() { "data" } else { event };
+    StreamEvent::Error(ProviderError::new(
+        ErrorClass::MalformedStream,
+        format!("SSE event `{name}` does not carry valid JSON: {err}"),
+    ))
+}
+
+pub(crate) fn closed_early(what: &str) -> StreamEvent {
+    StreamEvent::Error(ProviderError::new(
+        ErrorClass::StreamClosedBeforeCompletion,
+        format!("the stream ended before {what}"),
+    ))
+}
+
+pub(crate) fn join_url(base: &str, path: &str) -> String {
+    format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    )
+}

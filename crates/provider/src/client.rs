@@ -1,0 +1,487 @@
+//! Transport: HTTP, SSE framing, timeouts, retries and observation. Knows no wire scheme; the
+//! [`Adapter`] gives it the URL, headers and body, and decodes the frames.
+
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hasher};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use tokio::time::{Instant, timeout_at};
+
+use crate::adapter::{Adapter, Decoder, adapter_for, is_terminal};
+use crate::classify;
+use crate::config::ClientConfig;
+use crate::error::{ErrorClass, ProviderError};
+use crate::event::{StreamEvent, UNHANDLED_PREVIEW_BYTES, Unhandled};
+use crate::observe::{Milestone, RawFrame, RequestInfo, StreamObserver};
+use crate::redact::preview;
+use crate::request::ModelRequest;
+use crate::sse::{Frame, Framer};
+
+/// The most of an error response body that is read for classification.
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// A provider client for one scheme and endpoint. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ClientConfig,
+    http: reqwest::Client,
+    adapter: &'static dyn Adapter,
+    /// Adapter headers, built once, with secret values marked sensitive.
+    headers: HeaderMap,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Check the configuration and build the HTTP client.
+    pub fn new(config: ClientConfig) -> Result<Client, ProviderError> {
+        let adapter = adapter_for(config.scheme);
+        let url = adapter.url(&config.base_url);
+        match reqwest::Url::parse(&url) {
+            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+            _ => {
+                return Err(ProviderError::new(
+                    ErrorClass::InvalidRequest,
+                    format!(
+                        "base URL `{}` is not an http(s) URL; set model.base_url to e.g. `{}`",
+                        config.base_url,
+                        config.scheme.default_base_url()
+                    ),
+                ));
+            }
+        }
+        let mut headers = HeaderMap::new();
+        for (name, value) in adapter.headers(config.api_key.as_ref()) {
+            let mut v = HeaderValue::from_str(&value).map_err(|_| {
+                ProviderError::new(
+                    ErrorClass::Auth,
+                    format!("the value for header `{name}` (API key) contains characters not allowed in an HTTP header"),
+                )
+            })?;
+            v.set_sensitive(true);
+            headers.insert(HeaderName::from_static(name), v);
+        }
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| classify::transport("building the HTTP client", &e))?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                config,
+                http,
+                adapter,
+                headers,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// Send `request` and stream the normalized events. The stream ends with exactly one
+    /// terminal event (`completed`, `incomplete` or `error`). Failed attempts are retried inside
+    /// the stream while no output event has been yielded.
+    ///
+    /// Must be polled inside a tokio runtime.
+    pub fn stream(
+        &self,
+        request: &ModelRequest,
+        observer: Option<Arc<dyn StreamObserver>>,
+    ) -> EventStream {
+        let adapter = self.inner.adapter;
+        let url = adapter.url(&self.inner.config.base_url);
+        let body = serde_json::to_vec(&adapter.body(request)).map(Bytes::from);
+        let mut driver = Driver {
+            inner: self.inner.clone(),
+            url,
+            body: Bytes::new(),
+            message_count: request.messages.len(),
+            tool_count: request.tools.len(),
+            raw: observer.as_ref().is_some_and(|o| o.wants_raw_frames()),
+            observer,
+            attempt: 0,
+            first_start: None,
+            output_seen: false,
+            finished: false,
+            pending: VecDeque::new(),
+            scratch: Vec::new(),
+            live: None,
+        };
+        match body {
+            Ok(b) => driver.body = b,
+            Err(e) => driver
+                .pending
+                .push_back(StreamEvent::Error(ProviderError::new(
+                    ErrorClass::InvalidRequest,
+                    format!("cannot serialize the request body: {e}"),
+                ))),
+        }
+        let stream = futures_util::stream::unfold(driver, |mut d| async move {
+            d.next().await.map(|ev| (ev, d))
+        });
+        EventStream {
+            inner: Box::pin(stream),
+        }
+    }
+}
+
+/// The normalized events of one model call. Ends with exactly one terminal event.
+pub struct EventStream {
+    inner: Pin<Box<dyn Stream<Item = StreamEvent> + Send>>,
+}
+
+impl EventStream {
+    /// A stream over already-known events (tests and tools).
+    pub fn from_events(events: Vec<StreamEvent>) -> EventStream {
+        EventStream {
+            inner: Box::pin(futures_util::stream::iter(events)),
+        }
+    }
+}
+
+impl std::fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventStream")
+    }
+}
+
+impl Stream for EventStream {
+    type Item = StreamEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<StreamEvent>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// One attempt whose response headers said success.
+struct Live {
+    body: ByteStream,
+    framer: Framer,
+    decoder: Box<dyn Decoder>,
+    first_event_deadline: Instant,
+    got_byte: bool,
+    got_event: bool,
+}
+
+struct Driver {
+    inner: Arc<Inner>,
+    url: String,
+    body: Bytes,
+    message_count: usize,
+    tool_count: usize,
+    observer: Option<Arc<dyn StreamObserver>>,
+    raw: bool,
+    attempt: u32,
+    first_start: Option<Instant>,
+    output_seen: bool,
+    finished: bool,
+    pending: VecDeque<StreamEvent>,
+    scratch: Vec<StreamEvent>,
+    live: Option<Live>,
+}
+
+impl Driver {
+    async fn next(&mut self) -> Option<StreamEvent> {
+        loop {
+            if let Some(ev) = self.pending.pop_front() {
+                if !is_terminal(&ev) {
+                    self.output_seen |= ev.is_output();
+                    return Some(ev);
+                }
+                self.milestone(&Milestone::StreamEnd {
+                    outcome: match &ev {
+                        StreamEvent::Error(e) => e.class.as_str().to_string(),
+                        other => other.kind().to_string(),
+                    },
+                });
+                self.live = None;
+                self.pending.clear();
+                if let StreamEvent::Error(e) = &ev
+                    && let Some(delay) = self.retry_delay(e)
+                {
+                    if let Some(o) = &self.observer {
+                        o.on_retry_scheduled(self.attempt, delay, e);
+                    }
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+                self.finished = true;
+                return Some(match (ev, &self.inner.config.api_key) {
+                    (StreamEvent::Error(e), Some(k)) => {
+                        StreamEvent::Error(e.redact_secret(k.expose()))
+                    }
+                    (ev, _) => ev,
+                });
+            }
+            if self.finished {
+                return None;
+            }
+            if self.live.is_none() {
+                self.open().await;
+            } else {
+                self.read().await;
+            }
+        }
+    }
+
+    fn milestone(&self, m: &Milestone) {
+        if let Some(o) = &self.observer {
+            o.on_milestone(self.attempt, m);
+        }
+    }
+
+    /// How long to wait before the next attempt, or `None` when this error ends the stream.
+    fn retry_delay(&self, e: &ProviderError) -> Option<Duration> {
+        let policy = &self.inner.config.retry;
+        if !e.retryable || self.output_seen || self.attempt >= policy.max_attempts {
+            return None;
+        }
+        let delay = match e.retry_after_ms {
+            Some(ms) => Duration::from_millis(ms),
+            None => {
+                let exp = policy
+                    .base_delay
+                    .saturating_mul(1u32 << (self.attempt.saturating_sub(1)).min(20));
+                let cap = exp.min(policy.max_delay);
+                // Full jitter: uniform in 0..=cap.
+                let r = std::collections::hash_map::RandomState::new()
+                    .build_hasher()
+                    .finish();
+                cap.mul_f64((r % 10_001) as f64 / 10_000.0)
+            }
+        };
+        let elapsed = self.first_start.map(|s| s.elapsed()).unwrap_or_default();
+        (elapsed + delay <= policy.budget).then_some(delay)
+    }
+
+    async fn open(&mut self) {
+        self.attempt += 1;
+        let started = Instant::now();
+        self.first_start.get_or_insert(started);
+        if let Some(o) = &self.observer {
+            o.on_request_built(&RequestInfo {
+                attempt: self.attempt,
+                scheme: self.inner.config.scheme,
+                url: self.url.split('?').next().unwrap_or_default().to_string(),
+                body_bytes: self.body.len(),
+                message_count: self.message_count,
+                tool_count: self.tool_count,
+            });
+        }
+        let send = self
+            .inner
+            .http
+            .post(&self.url)
+            .headers(self.inner.headers.clone())
+            .body(self.body.clone())
+            .send();
+        self.milestone(&Milestone::RequestSent);
+        let first_event_timeout = self.inner.config.first_event_timeout;
+        let deadline = started + first_event_timeout;
+        let response = match timeout_at(deadline, send).await {
+            Err(_) => {
+                let e = first_event_timed_out(first_event_timeout);
+                self.milestone(&Milestone::OpenError {
+                    status: None,
+                    class: e.class,
+                });
+                self.pending.push_back(StreamEvent::Error(e));
+                return;
+            }
+            Ok(Err(err)) => {
+                let e = classify::transport(
+                    &format!("sending the request to {}", self.url),
+                    &err.without_url(),
+                );
+                self.milestone(&Milestone::OpenError {
+                    status: None,
+                    class: e.class,
+                });
+                self.pending.push_back(StreamEvent::Error(e));
+                return;
+            }
+            Ok(Ok(r)) => r,
+        };
+        let status = response.status().as_u16();
+        self.milestone(&Milestone::HeadersReceived { status });
+        if !response.status().is_success() {
+            let headers = response.headers().clone();
+            let body = read_bounded(response, deadline).await;
+            let e = classify::from_http(status, &headers, &body);
+            self.milestone(&Milestone::OpenError {
+                status: Some(status),
+                class: e.class,
+            });
+            self.pending.push_back(StreamEvent::Error(e));
+            return;
+        }
+        self.live = Some(Live {
+            body: Box::pin(response.bytes_stream()),
+            framer: Framer::new(self.inner.config.max_event_bytes),
+            decoder: self.inner.adapter.decoder(),
+            first_event_deadline: deadline,
+            got_byte: false,
+            got_event: false,
+        });
+    }
+
+    async fn read(&mut self) {
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        let idle = self.inner.config.idle_timeout;
+        let deadline = if live.got_event {
+            Instant::now() + idle
+        } else {
+            live.first_event_deadline
+        };
+        let next = timeout_at(deadline, live.body.next()).await;
+        let scratch = &mut self.scratch;
+        let attempt = self.attempt;
+        let raw_observer = if self.raw {
+            self.observer.as_deref()
+        } else {
+            None
+        };
+        let mut on_frame = |frame: Frame<'_>| {
+            if let Some(o) = raw_observer {
+                o.on_raw_frame(
+                    attempt,
+                    &RawFrame {
+                        event: frame.event.to_string(),
+                        data: frame.data.to_string(),
+                        id: frame.id.map(str::to_string),
+                    },
+                );
+            }
+            if frame.lossy {
+                scratch.push(marker("sse.invalid_utf8", frame.data));
+            }
+            if frame.unterminated {
+                scratch.push(marker("sse.unterminated_event", frame.data));
+            }
+            live.decoder.frame(&frame, scratch);
+        };
+        let mut ended = false;
+        match next {
+            Err(_) => {
+                let e = if live.got_event {
+                    ProviderError::new(
+                        ErrorClass::IdleTimeout,
+                        format!("no data from the provider for {}", fmt_duration(idle)),
+                    )
+                } else {
+                    first_event_timed_out(self.inner.config.first_event_timeout)
+                };
+                scratch.push(StreamEvent::Error(e));
+                if let Some(o) = &self.observer {
+                    o.on_milestone(attempt, &Milestone::IdleTimeout);
+                }
+            }
+            Ok(Some(Ok(chunk))) => {
+                if !live.got_byte {
+                    live.got_byte = true;
+                    if let Some(o) = &self.observer {
+                        o.on_milestone(attempt, &Milestone::FirstByte);
+                    }
+                }
+                if let Err(over) = live.framer.push(&chunk, &mut on_frame) {
+                    scratch.push(oversized(over.limit));
+                }
+            }
+            Ok(Some(Err(err))) => {
+                scratch.push(StreamEvent::Error(classify::transport(
+                    "reading the response stream",
+                    &err.without_url(),
+                )));
+            }
+            Ok(None) => {
+                ended = true;
+                if let Err(over) = live.framer.finish(&mut on_frame) {
+                    scratch.push(oversized(over.limit));
+                }
+            }
+        }
+        if ended && !scratch.iter().any(is_terminal) {
+            live.decoder.end(scratch);
+        }
+        if !live.got_event && !scratch.is_empty() {
+            live.got_event = true;
+            if let Some(o) = &self.observer {
+                o.on_milestone(attempt, &Milestone::FirstEvent);
+            }
+        }
+        // Nothing may follow a terminal event.
+        if let Some(t) = scratch.iter().position(is_terminal) {
+            scratch.truncate(t + 1);
+        }
+        self.pending.extend(scratch.drain(..));
+    }
+}
+
+fn marker(event: &str, data: &str) -> StreamEvent {
+    StreamEvent::Unhandled(Unhandled {
+        event: event.to_string(),
+        preview: preview(data, UNHANDLED_PREVIEW_BYTES),
+        original_len: data.len(),
+    })
+}
+
+fn oversized(limit: usize) -> StreamEvent {
+    StreamEvent::Error(ProviderError::new(
+        ErrorClass::MalformedStream,
+        format!("an SSE event is larger than the {limit}-byte limit (max_event_bytes)"),
+    ))
+}
+
+fn first_event_timed_out(t: Duration) -> ProviderError {
+    ProviderError::new(
+        ErrorClass::IdleTimeout,
+        format!(
+            "no event from the provider within {} of sending the request",
+            fmt_duration(t)
+        ),
+    )
+}
+
+fn fmt_duration(d: Duration) -> String {
+    if d.as_millis() < 10_000 {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{} s", d.as_secs())
+    }
+}
+
+async fn read_bounded(response: reqwest::Response, deadline: Instant) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Ok(Some(Ok(chunk))) = timeout_at(deadline, stream.next()).await {
+        let room = MAX_ERROR_BODY_BYTES - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_ERROR_BODY_BYTES {
+            break;
+        }
+    }
+    body
+}

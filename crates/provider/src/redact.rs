@@ -1,0 +1,97 @@
+//! Bounding and secret-stripping of provider messages.
+
+use crate::error::ERROR_MESSAGE_MAX_BYTES;
+
+const REDACTED: &str = "[redacted]";
+
+/// Strip `secret`, `Bearer …` tokens and `sk-…` keys, then bound to
+/// [`ERROR_MESSAGE_MAX_BYTES`] on a char boundary.
+pub(crate) fn clean_message(message: &str, secret: Option<&str>) -> String {
+    let mut s = match secret {
+        Some(k) if k.len() >= 4 => message.replace(k, REDACTED),
+        _ => message.to_string(),
+    };
+    s = redact_after(&s, "Bearer ", |c| !c.is_whitespace() && c != '"');
+    s = redact_after(&s, "sk-", |c| {
+        c.is_ascii_alphanumeric() || c == '-' || c == '_'
+    });
+    truncate(&mut s, ERROR_MESSAGE_MAX_BYTES);
+    s
+}
+
+/// Replace the run of `keep` chars following each `marker` with `[redacted]` (marker kept for
+/// `Bearer `, dropped for key prefixes so no part of a key survives).
+fn redact_after(s: &str, marker: &str, keep: impl Fn(char) -> bool) -> String {
+    if !s.contains(marker) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find(marker) {
+        let after = &rest[i + marker.len()..];
+        let run = after.find(|c: char| !keep(c)).unwrap_or(after.len());
+        if run == 0 || (after[..run] == *REDACTED) {
+            out.push_str(&rest[..i + marker.len()]);
+            rest = after;
+            continue;
+        }
+        out.push_str(&rest[..i]);
+        if marker == "Bearer " {
+            out.push_str(marker);
+        }
+        out.push_str(REDACTED);
+        rest = &after[run..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Cut `s` to at most `max` bytes on a char boundary, marking the cut with `…`.
+pub(crate) fn truncate(s: &mut String, max: usize) {
+    if s.len() <= max {
+        return;
+    }
+    let mut cut = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    s.truncate(cut);
+    s.push('…');
+}
+
+/// The first `max` bytes of `s` on a char boundary.
+pub(crate) fn preview(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    s[..cut].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_key_bearer_and_sk_patterns() {
+        let m = clean_message(
+            "bad key sk-proj-AbC123_xyz given in Authorization: Bearer tok.en-99 and MYSECRETKEY",
+            Some("MYSECRETKEY"),
+        );
+        assert!(!m.contains("AbC123"), "{m}");
+        assert!(!m.contains("tok.en-99"), "{m}");
+        assert!(!m.contains("MYSECRETKEY"), "{m}");
+        assert!(m.contains("Bearer [redacted]"), "{m}");
+    }
+
+    #[test]
+    fn bounds_on_char_boundary() {
+        let long = "é".repeat(ERROR_MESSAGE_MAX_BYTES);
+        let m = clean_message(&long, None);
+        assert!(m.len() <= ERROR_MESSAGE_MAX_BYTES);
+        assert!(m.ends_with('…'));
+    }
+}

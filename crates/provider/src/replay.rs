@@ -1,0 +1,595 @@
+//! The replay server: serves a cassette of recorded responses over loopback HTTP so the real
+//! client path runs without network or API key.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
+
+use crate::error::ReplayError;
+use crate::scheme::WireScheme;
+
+/// Request headers whose values are never recorded.
+const SECRET_HEADERS: &[&str] = &["authorization", "x-api-key", "api-key", "x-goog-api-key"];
+
+/// An ordered list of recorded responses, served one per request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cassette {
+    pub scheme: WireScheme,
+    pub responses: Vec<CassetteResponse>,
+}
+
+/// One recorded response and the faults to inject while serving it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CassetteResponse {
+    #[serde(default = "ok_status")]
+    pub status: u16,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The body text (SSE for a stream, JSON for an error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// A file holding the body, relative to the cassette file: a bare SSE body or a full
+    /// HTTP/1.1 response capture (its status and headers apply unless set here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_before_headers_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_after_events: Option<PauseAfterEvents>,
+    /// Close the connection abruptly after this many body bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disconnect_after_bytes: Option<usize>,
+    /// Close the connection abruptly after this many SSE events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disconnect_after_events: Option<usize>,
+    /// Body bytes that are not UTF-8 text (set in code; takes precedence over `body`).
+    #[serde(skip)]
+    pub raw_body: Option<Vec<u8>>,
+}
+
+fn ok_status() -> u16 {
+    200
+}
+
+/// Stop for `ms` milliseconds after `events` SSE events have been sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseAfterEvents {
+    pub events: usize,
+    pub ms: u64,
+}
+
+impl CassetteResponse {
+    /// A `200` SSE response.
+    pub fn sse(body: impl Into<String>) -> CassetteResponse {
+        CassetteResponse {
+            status: 200,
+            body: Some(body.into()),
+            ..CassetteResponse::default()
+        }
+    }
+
+    /// An error response with a JSON (or any text) body.
+    pub fn error(status: u16, body: impl Into<String>) -> CassetteResponse {
+        CassetteResponse {
+            status,
+            body: Some(body.into()),
+            ..CassetteResponse::default()
+        }
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> CassetteResponse {
+        self.headers
+            .insert(name.to_ascii_lowercase(), value.to_string());
+        self
+    }
+
+    /// Build a response from a fixture file: a full HTTP/1.1 capture (status line, headers,
+    /// blank line, body) or a bare SSE body served as `200 text/event-stream`.
+    pub fn from_file(path: &Path) -> Result<CassetteResponse, ReplayError> {
+        let bytes = std::fs::read(path).map_err(|source| ReplayError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        CassetteResponse::from_bytes(&bytes).map_err(|message| ReplayError::InvalidCapture {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Like [`CassetteResponse::from_file`], from bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<CassetteResponse, String> {
+        let mut r = CassetteResponse::default();
+        match parse_http_capture(bytes)? {
+            Some(capture) => {
+                r.status = capture.status;
+                r.headers = capture.headers;
+                r.raw_body = Some(capture.body);
+            }
+            None => {
+                r.status = 200;
+                r.raw_body = Some(bytes.to_vec());
+            }
+        }
+        Ok(r)
+    }
+
+    fn body_bytes(&self) -> Bytes {
+        match (&self.raw_body, &self.body) {
+            (Some(raw), _) => Bytes::from(raw.clone()),
+            (None, Some(text)) => Bytes::from(text.clone()),
+            (None, None) => Bytes::new(),
+        }
+    }
+}
+
+impl Cassette {
+    pub fn new(scheme: WireScheme, responses: Vec<CassetteResponse>) -> Cassette {
+        Cassette { scheme, responses }
+    }
+
+    /// Read a cassette file; `body_file` paths are relative to its directory.
+    pub fn load(path: &Path) -> Result<Cassette, ReplayError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ReplayError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Cassette::parse(&text, base, path)
+    }
+
+    /// Parse cassette JSON; `body_file` paths are relative to `base_dir`.
+    pub fn from_json(json: &str, base_dir: &Path) -> Result<Cassette, ReplayError> {
+        Cassette::parse(json, base_dir, Path::new("<cassette json>"))
+    }
+
+    fn parse(json: &str, base_dir: &Path, origin: &Path) -> Result<Cassette, ReplayError> {
+        let mut cassette: Cassette =
+            serde_json::from_str(json).map_err(|e| ReplayError::InvalidCassette {
+                path: origin.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        for (i, r) in cassette.responses.iter_mut().enumerate() {
+            let Some(file) = r.body_file.clone() else {
+                continue;
+            };
+            if r.body.is_some() {
+                return Err(ReplayError::InvalidCassette {
+                    path: origin.to_path_buf(),
+                    message: format!("responses[{i}] sets both `body` and `body_file`; keep one"),
+                });
+            }
+            let loaded = CassetteResponse::from_file(&base_dir.join(&file))?;
+            if r.headers.is_empty() {
+                r.headers = loaded.headers;
+            }
+            if r.status == 200 {
+                r.status = loaded.status;
+            }
+            r.raw_body = loaded.raw_body;
+        }
+        Ok(cassette)
+    }
+}
+
+/// A parsed HTTP/1.1 response capture.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpCapture {
+    pub status: u16,
+    /// Lower-cased names; framing headers (`content-length`, `transfer-encoding`) removed.
+    pub headers: BTreeMap<String, String>,
+    /// The body, de-chunked when the capture was chunked.
+    pub body: Vec<u8>,
+}
+
+/// Parse `bytes` as an HTTP/1.x response capture. `Ok(None)` when it does not start with a
+/// status line (a bare body); `Err` when it does but is broken.
+pub fn parse_http_capture(bytes: &[u8]) -> Result<Option<HttpCapture>, String> {
+    if !bytes.starts_with(b"HTTP/") {
+        return Ok(None);
+    }
+    let head_end = memchr::memmem::find(bytes, b"\r\n\r\n")
+        .map(|i| (i, i + 4))
+        .or_else(|| memchr::memmem::find(bytes, b"\n\n").map(|i| (i, i + 2)))
+        .ok_or("no blank line after the headers")?;
+    let head = std::str::from_utf8(&bytes[..head_end.0]).map_err(|_| "headers are not UTF-8")?;
+    let mut lines = head.lines();
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .filter(|s| (100..600).contains(s))
+        .ok_or_else(|| format!("bad status line `{status_line}`"))?;
+    let mut headers = BTreeMap::new();
+    let mut chunked = false;
+    for line in lines {
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| format!("bad header line `{line}`"))?;
+        let name = name.trim().to_ascii_lowercase();
+        let value = value.trim().to_string();
+        match name.as_str() {
+            "transfer-encoding" => chunked = value.to_ascii_lowercase().contains("chunked"),
+            "content-length" | "connection" => {}
+            _ => {
+                headers.insert(name, value);
+            }
+        }
+    }
+    let raw = &bytes[head_end.1..];
+    let body = if chunked { dechunk(raw)? } else { raw.to_vec() };
+    Ok(Some(HttpCapture {
+        status,
+        headers,
+        body,
+    }))
+}
+
+fn dechunk(mut raw: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    loop {
+        let eol =
+            memchr::memmem::find(raw, b"\r\n").ok_or("chunked body: missing chunk size line")?;
+        let size_text = std::str::from_utf8(&raw[..eol]).map_err(|_| "chunked body: bad size")?;
+        let size_hex = size_text.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_hex, 16)
+            .map_err(|_| format!("chunked body: bad chunk size `{size_hex}`"))?;
+        raw = &raw[eol + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        if raw.len() < size {
+            return Err("chunked body: truncated chunk".to_string());
+        }
+        out.extend_from_slice(&raw[..size]);
+        raw = raw[size..].strip_prefix(b"\r\n").unwrap_or(&raw[size..]);
+    }
+}
+
+/// Build an SSE body: one `event:` line (omitted when the name is empty) and one `data:` line
+/// per event, each followed by a blank line.
+pub fn sse_body(events: &[(&str, serde_json::Value)]) -> String {
+    let mut out = String::new();
+    for (name, data) in events {
+        if !name.is_empty() {
+            out.push_str("event: ");
+            out.push_str(name);
+            out.push('\n');
+        }
+        out.push_str("data: ");
+        out.push_str(&data.to_string());
+        out.push_str("\n\n");
+    }
+    out
+}
+
+/// A request the replay server received. Auth header values are replaced by `[redacted]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceivedRequest {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl ReceivedRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON (`Null` when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+struct Shared {
+    cassette: Cassette,
+    next: AtomicUsize,
+    received: Mutex<Vec<ReceivedRequest>>,
+}
+
+/// A loopback HTTP server replaying a cassette. Stops (with all its connections) when dropped.
+pub struct ReplayServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for ReplayServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplayServer")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl ReplayServer {
+    /// Bind `127.0.0.1:0` and serve. Must be called inside a tokio runtime.
+    pub fn start(cassette: Cassette) -> Result<ReplayServer, ReplayError> {
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+            ReplayError::Bind(std::io::Error::other(
+                "the replay server needs a tokio runtime",
+            ))
+        })?;
+        let std_listener =
+            std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(ReplayError::Bind)?;
+        std_listener
+            .set_nonblocking(true)
+            .map_err(ReplayError::Bind)?;
+        let addr = std_listener.local_addr().map_err(ReplayError::Bind)?;
+        let _guard = handle.enter();
+        let listener =
+            tokio::net::TcpListener::from_std(std_listener).map_err(ReplayError::Bind)?;
+        let shared = Arc::new(Shared {
+            cassette,
+            next: AtomicUsize::new(0),
+            received: Mutex::new(Vec::new()),
+        });
+        let task = handle.spawn(accept_loop(listener, shared.clone()));
+        Ok(ReplayServer { addr, shared, task })
+    }
+
+    /// `http://127.0.0.1:PORT`; use it as the client's base URL.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn scheme(&self) -> WireScheme {
+        self.shared.cassette.scheme
+    }
+
+    /// Every request received so far, in order.
+    pub fn received(&self) -> Vec<ReceivedRequest> {
+        match self.shared.received.lock() {
+            Ok(r) => r.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// How many responses have been served (or refused once exhausted).
+    pub fn requests_served(&self) -> usize {
+        self.shared.next.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for ReplayServer {
+    fn drop(&mut self) {
+        // Aborting the accept loop drops its JoinSet, which aborts every connection task.
+        self.task.abort();
+    }
+}
+
+async fn accept_loop(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+    let mut conns = JoinSet::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            // Out of descriptors or similar: back off instead of spinning.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        while conns.try_join_next().is_some() {}
+        let shared = shared.clone();
+        conns.spawn(async move {
+            let svc = service_fn(move |req| serve(req, shared.clone()));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+type ReplayBody = StreamBody<
+    std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = Result<Frame<Bytes>, std::io::Error>> + Send>,
+    >,
+>;
+
+async fn serve(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+) -> Result<Response<ReplayBody>, Infallible> {
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(n, v)| {
+            let name = n.as_str().to_string();
+            let value = if SECRET_HEADERS.contains(&name.as_str()) {
+                "[redacted]".to_string()
+            } else {
+                String::from_utf8_lossy(v.as_bytes()).into_owned()
+            };
+            (name, value)
+        })
+        .collect();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes().to_vec())
+        .unwrap_or_default();
+    if let Ok(mut r) = shared.received.lock() {
+        r.push(ReceivedRequest {
+            method,
+            path,
+            headers,
+            body,
+        });
+    }
+    let n = shared.next.fetch_add(1, Ordering::SeqCst);
+    let Some(resp) = shared.cassette.responses.get(n) else {
+        let msg = serde_json::json!({"error": {
+            "type": "invalid_request_error",
+            "code": "cassette_exhausted",
+            "message": format!(
+                "the replay cassette has no response {} left (it holds {})",
+                n + 1,
+                shared.cassette.responses.len()
+            ),
+        }});
+        return Ok(respond(
+            400,
+            &BTreeMap::new(),
+            plain_steps(Bytes::from(msg.to_string())),
+        ));
+    };
+    if let Some(ms) = resp.delay_before_headers_ms {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    Ok(respond(resp.status, &resp.headers, steps(resp)))
+}
+
+enum Step {
+    Data(Bytes),
+    Sleep(u64),
+    Disconnect,
+}
+
+const SERVE_CHUNK: usize = 64 * 1024;
+
+fn plain_steps(body: Bytes) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut rest = body;
+    while !rest.is_empty() {
+        let n = rest.len().min(SERVE_CHUNK);
+        steps.push(Step::Data(rest.split_to(n)));
+    }
+    steps
+}
+
+/// Byte offsets just after each SSE event's blank line.
+fn event_ends(body: &[u8]) -> Vec<usize> {
+    let mut ends = Vec::new();
+    let mut i = 0;
+    while i < body.len() {
+        let at_blank = body[i..].starts_with(b"\n\n")
+            || body[i..].starts_with(b"\r\n\r\n")
+            || body[i..].starts_with(b"\r\r");
+        if at_blank {
+            let len = if body[i] == b'\n' || body[i..].starts_with(b"\r\r") {
+                2
+            } else {
+                4
+            };
+            ends.push(i + len);
+            i += len;
+        } else {
+            i += 1;
+        }
+    }
+    ends
+}
+
+fn steps(resp: &CassetteResponse) -> Vec<Step> {
+    let body = resp.body_bytes();
+    let mut cut = body.len();
+    let mut disconnect = false;
+    if let Some(n) = resp.disconnect_after_bytes {
+        cut = cut.min(n);
+        disconnect = true;
+    }
+    let ends = if resp.disconnect_after_events.is_some() || resp.pause_after_events.is_some() {
+        event_ends(&body)
+    } else {
+        Vec::new()
+    };
+    if let Some(n) = resp.disconnect_after_events {
+        cut = cut.min(ends.get(n.wrapping_sub(1)).copied().unwrap_or(if n == 0 {
+            0
+        } else {
+            body.len()
+        }));
+        disconnect = true;
+    }
+    let mut out = Vec::new();
+    match resp.pause_after_events {
+        Some(p) => {
+            let at = if p.events == 0 {
+                0
+            } else {
+                ends.get(p.events - 1).copied().unwrap_or(body.len())
+            }
+            .min(cut);
+            out.extend(plain_steps(body.slice(..at)));
+            out.push(Step::Sleep(p.ms));
+            out.extend(plain_steps(body.slice(at..cut)));
+        }
+        None => out.extend(plain_steps(body.slice(..cut))),
+    }
+    if disconnect {
+        out.push(Step::Disconnect);
+    }
+    out
+}
+
+fn respond(
+    status: u16,
+    headers: &BTreeMap<String, String>,
+    steps: Vec<Step>,
+) -> Response<ReplayBody> {
+    let stream = futures_util::stream::unfold(steps.into_iter(), |mut it| async move {
+        loop {
+            match it.next()? {
+                Step::Data(b) => return Some((Ok(Frame::data(b)), it)),
+                Step::Sleep(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                Step::Disconnect => {
+                    return Some((
+                        Err(std::io::Error::new(
+                            std::io::ErrorKind::ConnectionAborted,
+                            "replay: disconnect fault",
+                        )),
+                        it,
+                    ));
+                }
+            }
+        }
+    });
+    let body: ReplayBody = StreamBody::new(Box::pin(stream));
+    let mut builder = Response::builder().status(status);
+    let has_ct = headers
+        .keys()
+        .any(|k| k.eq_ignore_ascii_case("content-type"));
+    for (k, v) in headers {
+        builder = builder.header(k.as_str(), v.as_str());
+    }
+    if !has_ct {
+        let ct = if (200..300).contains(&status) {
+            "text/event-stream"
+        } else {
+            "application/json"
+        };
+        builder = builder.header("content-type", ct);
+    }
+    match builder.body(body) {
+        Ok(r) => r,
+        Err(_) => {
+            let mut r = Response::new(StreamBody::new(Box::pin(futures_util::stream::empty())
+                as std::pin::Pin<
+                    Box<
+                        dyn futures_util::Stream<Item = Result<Frame<Bytes>, std::io::Error>>
+                            + Send,
+                    >,
+                >));
+            *r.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+            r
+        }
+    }
+}

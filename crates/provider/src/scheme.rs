@@ -1,0 +1,61 @@
+//! The wire schemes this crate speaks.
+
+use serde::{Deserialize, Serialize};
+
+/// A provider wire protocol. One adapter module per scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WireScheme {
+    /// OpenAI Responses API: `POST {base}/responses`.
+    OpenaiResponses,
+    /// OpenAI Chat Completions: `POST {base}/chat/completions` (also Ollama, vLLM, llama.cpp
+    /// server, OpenRouter, Groq, DeepSeek, Azure).
+    OpenaiChat,
+    /// Anthropic Messages: `POST {base}/v1/messages`.
+    AnthropicMessages,
+}
+
+impl WireScheme {
+    /// Every scheme, in declaration order.
+    pub const ALL: [WireScheme; 3] = [
+        WireScheme::OpenaiResponses,
+        WireScheme::OpenaiChat,
+        WireScheme::AnthropicMessages,
+    ];
+
+    /// The kebab-case name used in manifests and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WireScheme::OpenaiResponses => "openai-responses",
+            WireScheme::OpenaiChat => "openai-chat",
+            WireScheme::AnthropicMessages => "anthropic-messages",
+        }
+    }
+
+    /// Parse a kebab-case name; `None` for anything else.
+    pub fn parse(name: &str) -> Option<WireScheme> {
+        WireScheme::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// The provider's public endpoint root.
+    pub fn default_base_url(self) -> &'static str {
+        match self {
+            WireScheme::OpenaiResponses | WireScheme::OpenaiChat => "https://api.openai.com/v1",
+            WireScheme::AnthropicMessages => "https://api.anthropic.com",
+        }
+    }
+
+    /// The environment variable that conventionally holds the API key.
+    pub fn default_api_key_env(self) -> &'static str {
+        match self {
+            WireScheme::OpenaiResponses | WireScheme::OpenaiChat => "OPENAI_API_KEY",
+            WireScheme::AnthropicMessages => "ANTHROPIC_API_KEY",
+        }
+    }
+}
+
+impl std::fmt::Display for WireScheme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
