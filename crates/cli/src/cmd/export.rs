@@ -1,11 +1,188 @@
-use clap::Args;
+//! `pods export`: one document for a pod (or a tree) — presentation only; the work is in
+//! `pod-export`.
 
-use crate::failure::{CmdResult, Failure};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+use pod_export::{
+    ExportError, ExportRequest, Format, Progress, export, key_env_names, render_checked, sanitize,
+    secrets_from, upgrade,
+};
+
+use crate::failure::{CmdResult, Exit, Failure};
 use crate::global::GlobalArgs;
 
+/// Export what happened to a pod's runs: outcomes, incident chains (who or what interrupted a
+/// run), crash evidence, retry safety and log integrity, as one versioned document.
+///
+/// Works on any pod — running, stopped, failed or crashed — from its files alone. The export
+/// refuses (exit 1, nothing written) if the document would contain the value of an API key
+/// variable set in this environment (OPENAI_API_KEY, ANTHROPIC_API_KEY, … and every manifest's
+/// model.api_key_env).
+///
+/// Examples:
+///   pods export 0193a1b2 --tree -o incident.json
+///   pods export coder --sanitize --format markdown
+///   pods export --upgrade old-export.json
 #[derive(Debug, Args)]
-pub struct ExportArgs {}
+pub struct ExportArgs {
+    /// The pod: its id, a unique prefix of its id, or its name.
+    #[arg(required_unless_present = "upgrade", conflicts_with = "upgrade")]
+    pod: Option<String>,
 
-pub fn run(_global: &GlobalArgs, _args: ExportArgs) -> CmdResult {
-    Err(Failure::usage("`pods export` is not available yet"))
+    /// Include every descendant pod (children, their children, …).
+    #[arg(long)]
+    tree: bool,
+
+    /// Replace prompts, model output, tool inputs, free-text messages and paths with stable
+    /// placeholders ([redacted:<kind>:<n>]; paths hashed); ids, times, classes, codes, counts
+    /// and tool names are kept.
+    #[arg(long)]
+    sanitize: bool,
+
+    /// Write to FILE (atomically: complete or not at all) instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+
+    /// Output format: the JSON document, or a Markdown report for people.
+    #[arg(long, value_enum, default_value_t = FormatArg::Json)]
+    format: FormatArg,
+
+    /// Re-emit an export document written by an earlier pods (any known schema) in the
+    /// current schema, instead of exporting a pod.
+    #[arg(long, value_name = "FILE")]
+    upgrade: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Json,
+    Markdown,
+}
+
+pub fn run(global: &GlobalArgs, args: ExportArgs) -> CmdResult {
+    let format = match args.format {
+        FormatArg::Json => Format::Json,
+        FormatArg::Markdown => Format::Markdown,
+    };
+    let mut doc = if let Some(path) = &args.upgrade {
+        let bytes = std::fs::read(path).map_err(|source| {
+            Failure::usage(ExportError::ReadFile {
+                path: path.clone(),
+                source,
+            })
+        })?;
+        upgrade(&bytes, path).map_err(failure)?
+    } else {
+        let home = home_dir(global)?;
+        let request = ExportRequest {
+            home,
+            pod: args.pod.clone().unwrap_or_default(),
+            tree: args.tree,
+            sanitize: args.sanitize,
+        };
+        let mut stderr = std::io::stderr();
+        export(&request, &mut |progress| report(&mut stderr, &progress)).map_err(failure)?
+    };
+    if args.upgrade.is_some() && args.sanitize {
+        sanitize(&mut doc);
+    }
+    let secrets = secrets_from(&key_env_names(&doc), |name| std::env::var(name).ok());
+    let bytes = render_checked(&doc, format, &secrets).map_err(failure)?;
+    match &args.output {
+        Some(path) => write_atomically(path, &bytes)?,
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            if let Err(e) = stdout.write_all(&bytes).and_then(|()| stdout.flush()) {
+                // A closed pipe (`| head`) is the reader's choice, not a failure.
+                if e.kind() != std::io::ErrorKind::BrokenPipe {
+                    return Err(Failure::run_failed(ExportError::WriteFile {
+                        path: PathBuf::from("<stdout>"),
+                        source: e,
+                    }));
+                }
+            }
+        }
+    }
+    Ok(Exit::Success)
+}
+
+fn report(stderr: &mut std::io::Stderr, progress: &Progress) {
+    // Progress is for people; failing to print it must not fail the export.
+    let _ = match progress {
+        Progress::Pods { total } => writeln!(stderr, "exporting {total} pod(s)"),
+        Progress::LogScanned { pod_id, log, bytes } => {
+            writeln!(stderr, "  read {pod_id}/{log} ({bytes} bytes)")
+        }
+        _ => Ok(()),
+    };
+}
+
+fn failure(error: ExportError) -> Failure {
+    match error {
+        ExportError::PodNotFound { .. } => {
+            Failure::usage(error).with_hint("`pods ls` lists the pods in this home")
+        }
+        ExportError::NoPodsDir { .. } => {
+            Failure::usage(error).with_hint("pass --home (or set PODS_HOME) to the pods home")
+        }
+        ExportError::AmbiguousPod { .. } => {
+            Failure::usage(error).with_hint("give more of the pod id")
+        }
+        ExportError::NotADocument { .. }
+        | ExportError::WrongFormat { .. }
+        | ExportError::UnknownSchema { .. } => Failure::usage(error),
+        ExportError::SecretInOutput { .. } => Failure::run_failed(error).with_hint(
+            "a pod file holds an API key value; find it with `grep -r` under the pod directory \
+             and remove it before exporting",
+        ),
+        other => Failure::run_failed(other),
+    }
+}
+
+/// `--home`/`PODS_HOME`, else `$XDG_STATE_HOME/pods`, else `~/.local/state/pods`.
+fn home_dir(global: &GlobalArgs) -> Result<PathBuf, Failure> {
+    if let Some(home) = &global.home {
+        return Ok(home.clone());
+    }
+    if let Some(state) = std::env::var_os("XDG_STATE_HOME").filter(|s| !s.is_empty()) {
+        return Ok(PathBuf::from(state).join("pods"));
+    }
+    match std::env::var_os("HOME").filter(|s| !s.is_empty()) {
+        Some(home) => Ok(PathBuf::from(home).join(".local/state/pods")),
+        None => Err(Failure::usage("cannot find the pods home: HOME is not set")
+            .with_hint("pass --home DIR or set PODS_HOME")),
+    }
+}
+
+/// Write `bytes` to a temporary file next to `path`, sync it, then rename it into place: the
+/// file is complete or absent, never partial.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "export".to_owned());
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let fail = |source: std::io::Error, at: &Path| {
+        Failure::run_failed(ExportError::WriteFile {
+            path: at.to_path_buf(),
+            source,
+        })
+    };
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(source) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail(source, path).with_hint("the output file was not written"));
+    }
+    Ok(())
 }

@@ -1,0 +1,419 @@
+//! The export document: its own serde types, separate from the on-disk record types, so that the
+//! session-log format and the export schema can evolve independently.
+//!
+//! Schema history (see [`crate::upgrade`]):
+//! - **1**: the first shape of the document: pods with runs (outcome, times, error, interrupt)
+//!   and incidents with a cause and a summary. It had no phase, retry safety, chains,
+//!   `missing_provenance`, integrity or redaction sections.
+//! - **2** (current): everything below.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The `format` value of every export document.
+pub const FORMAT_NAME: &str = "pods.session-export";
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// One export: a pod (or a pod tree), its runs, incidents and the health of its logs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportDocument {
+    pub format: String,
+    pub schema_version: u32,
+    /// RFC 3339 UTC time the document was produced (for an upgraded document: when the
+    /// original was produced).
+    pub exported_at: String,
+    pub tool: ToolInfo,
+    /// Schema version of the document this one was upgraded from, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgraded_from: Option<u32>,
+    /// The pod the export was asked for.
+    pub root_pod_id: String,
+    /// Whether descendants were included.
+    pub tree: bool,
+    pub redaction: Redaction,
+    pub pods: Vec<PodDoc>,
+    pub incidents: Vec<Incident>,
+    /// One entry per session log read; `None` for upgraded documents whose schema had none.
+    pub integrity: Option<Vec<LogIntegrity>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolInfo {
+    pub name: String,
+    pub version: String,
+}
+
+/// What redaction did to this document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redaction {
+    pub mode: RedactionMode,
+    /// Names of the environment variables whose values were checked for (never the values).
+    pub secrets_checked: Vec<String>,
+    /// Number of distinct values replaced, by placeholder kind (`prompt`, `output`, `path`, …).
+    pub replaced: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedactionMode {
+    /// Secrets refused; content kept.
+    SecretsOnly,
+    /// Secrets refused; prompts, outputs, tool inputs/outputs, paths and free text replaced.
+    Sanitized,
+    /// Upgraded from a schema that did not say.
+    Unknown,
+}
+
+/// One pod: identity, the manifest it ran with and where each value came from, its runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PodDoc {
+    pub id: String,
+    pub name: String,
+    pub profile: String,
+    pub parent_id: Option<String>,
+    /// Ids from the root of the tree down to the parent (empty for a root pod).
+    pub ancestors: Vec<String>,
+    pub created: Option<String>,
+    /// Last state written to `pod.json`.
+    pub state: Option<String>,
+    /// `manifest.toml` as written, as JSON (`None` when the file is absent).
+    pub manifest: Option<Value>,
+    /// `provenance.json` as written (`None` when the file is absent).
+    pub provenance: Option<BTreeMap<String, ProvenanceDoc>>,
+    pub segments: Vec<SegmentDoc>,
+    pub runs: Vec<RunDoc>,
+    /// Facts about the pod itself that its directory lacks (`manifest.toml`, …).
+    pub missing: Vec<String>,
+}
+
+/// Provenance of one manifest key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvenanceDoc {
+    pub kind: String,
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Box<ProvenanceDoc>>,
+}
+
+/// One session-log segment (one owning process).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentDoc {
+    pub segment_id: String,
+    /// Path relative to the pod directory.
+    pub log: String,
+    pub started_at: Option<String>,
+    pub format_version: Option<u32>,
+    pub writer: Option<String>,
+    pub owner_pid: Option<u32>,
+    /// `segment_closed` reason, when the segment was closed.
+    pub closed: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Completed,
+    ProviderError,
+    Interrupted,
+    /// Started, no terminal entry, owner process gone.
+    Crashed,
+    /// Started, no terminal entry, owner process alive.
+    Running,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::ProviderError => "provider_error",
+            Outcome::Interrupted => "interrupted",
+            Outcome::Crashed => "crashed",
+            Outcome::Running => "running",
+        }
+    }
+}
+
+/// One run's summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunDoc {
+    pub run_id: String,
+    pub pod_id: String,
+    pub segment_id: Option<String>,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+    pub outcome: Outcome,
+    pub trigger: Option<TriggerDoc>,
+    pub request_id: Option<String>,
+    /// The run's input (prompt or task).
+    pub input: Option<String>,
+    /// The final text, for completed runs.
+    pub output: Option<String>,
+    /// Model requests made (attempts included); `None` when the source did not say.
+    pub provider_requests: Option<u64>,
+    pub model: Option<String>,
+    pub error: Option<ErrorDoc>,
+    pub interrupt: Option<InterruptDoc>,
+    pub crash_evidence: Option<CrashEvidence>,
+    pub phase: Option<PhaseDoc>,
+    pub tool_calls_started: Option<u64>,
+    pub tool_calls_finished: Option<u64>,
+    /// Tool calls started and never finished.
+    pub tools_in_flight: Vec<ToolCallDoc>,
+    pub retry_safety: Option<RetrySafety>,
+    /// Facts about this run the logs do not hold, empty when complete.
+    pub missing_provenance: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TriggerDoc {
+    Cli,
+    ControlRequest {
+        client: String,
+    },
+    ParentPod {
+        parent_pod_id: String,
+        tool_call_id: String,
+    },
+    /// A trigger this build does not know, kept as written.
+    Other {
+        raw: Value,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCallDoc {
+    pub call_id: String,
+    pub tool: String,
+    pub side_effect: String,
+    pub input: Value,
+}
+
+/// A structured provider error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDoc {
+    pub class: String,
+    pub code: Option<String>,
+    pub http_status: Option<u16>,
+    pub provider_request_id: Option<String>,
+    pub retryable: Option<bool>,
+    pub message: Option<String>,
+}
+
+/// The terminal `run_interrupted` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterruptDoc {
+    /// Short reason written by the runtime (`cancelled`, `stopped`, …).
+    pub reason: String,
+    /// The lifecycle action, `None` when the log did not record one.
+    pub action: Option<ActionDoc>,
+}
+
+/// A lifecycle action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionDoc {
+    pub action_id: String,
+    pub kind: String,
+    pub started_at: String,
+    pub affects: Vec<String>,
+    pub origin: OriginDoc,
+    /// Free text given with the action.
+    pub reason: Option<String>,
+    pub caused_by: Option<ActionRef>,
+}
+
+/// A reference to an ancestor's action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionRef {
+    pub pod_id: String,
+    pub action_id: String,
+    pub kind: String,
+}
+
+/// Who or what started something.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OriginDoc {
+    Cli {
+        command: String,
+        request_id: String,
+    },
+    ControlRequest {
+        request_id: String,
+        client: String,
+    },
+    Signal {
+        signal: String,
+    },
+    ParentPod {
+        parent_pod_id: String,
+        tool_call_id: String,
+    },
+    Watchdog {
+        idle_ms: u64,
+    },
+    Runtime {
+        detail: String,
+    },
+    /// The provider reported the failure (provider errors).
+    Provider {
+        provider_request_id: Option<String>,
+    },
+    Unknown {
+        missing: Vec<String>,
+    },
+}
+
+impl OriginDoc {
+    pub fn is_unknown(&self) -> bool {
+        matches!(self, OriginDoc::Unknown { .. })
+    }
+}
+
+/// How a run ended without a terminal entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrashEvidence {
+    /// Sequence number of the last entry of the log that holds the run.
+    pub last_seq: Option<u64>,
+    pub last_entry_kind: Option<String>,
+    pub last_entry_at: Option<String>,
+    pub owner_pid: Option<u32>,
+    /// `gone`, or `unknown` when liveness could not be checked.
+    pub owner: String,
+    /// Why the owner is considered gone.
+    pub detail: String,
+    /// The log ends in a torn line.
+    pub torn_tail: bool,
+    /// Lifecycle actions that reached the pod while the run was active.
+    pub actions_seen: Vec<String>,
+}
+
+/// Where the run was when it ended: what a retry would repeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseDoc {
+    /// `recorded` (from the terminal entry) or `derived` (from the log entries of a run that has
+    /// none).
+    pub source: String,
+    pub provider_progress_seen: Option<bool>,
+    pub visible_output_seen: Option<bool>,
+    pub tool_execution: String,
+    pub side_effects_started: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryVerdict {
+    Safe,
+    AskUser,
+    Unsafe,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetrySafety {
+    pub verdict: RetryVerdict,
+    pub reason: String,
+}
+
+/// One run that did not complete, explained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub pod_id: String,
+    pub run_id: String,
+    pub cause: Cause,
+    /// Ordered links from the run outward to whoever started the action.
+    pub chain: Vec<ChainLink>,
+    /// The known origin closest to the run.
+    pub nearest_origin: Option<OriginDoc>,
+    /// The origin at the far end of the chain (the initiator), possibly unknown.
+    pub root_origin: Option<OriginDoc>,
+    pub missing_provenance: Vec<String>,
+    /// True only when `missing_provenance` is empty.
+    pub diagnostics_complete: bool,
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cause {
+    /// `provider_error`, `interrupted` or `crashed`.
+    pub category: String,
+    pub detail: String,
+}
+
+/// One link of an incident chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "link", rename_all = "snake_case")]
+pub enum ChainLink {
+    Run {
+        pod_id: String,
+        run_id: String,
+        outcome: Outcome,
+    },
+    ProviderError {
+        class: String,
+        code: Option<String>,
+        http_status: Option<u16>,
+        provider_request_id: Option<String>,
+    },
+    Interrupt {
+        pod_id: String,
+        reason: String,
+        at: Option<String>,
+    },
+    LifecycleAction {
+        pod_id: String,
+        action_id: String,
+        kind: String,
+        started_at: String,
+    },
+    Origin {
+        pod_id: String,
+        origin: OriginDoc,
+    },
+    Request {
+        request_id: String,
+        client: String,
+    },
+    /// A cascade link whose ancestor action was not found in the ancestor's logs.
+    Unresolved {
+        pod_id: String,
+        action_id: String,
+        kind: String,
+    },
+    CrashEvidence {
+        pod_id: String,
+        owner_pid: Option<u32>,
+        owner: String,
+    },
+}
+
+/// The health of one session log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogIntegrity {
+    pub pod_id: String,
+    /// Path relative to the pod directory.
+    pub log: String,
+    pub bytes: u64,
+    pub lines: u64,
+    pub entries: u64,
+    /// The final line is incomplete (no newline and not a whole entry).
+    pub torn_final_line: bool,
+    /// Places where `seq` did not increase by one (first 100).
+    pub sequence_gaps: Vec<SeqGap>,
+    pub sequence_gap_count: u64,
+    pub unparseable_count: u64,
+    /// Line numbers (from 1) of unparseable entries (first 100).
+    pub unparseable_lines: Vec<u64>,
+    /// Entries of kinds this build does not know, by kind.
+    pub unknown_kinds: BTreeMap<String, u64>,
+    pub trace_sidecar: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeqGap {
+    pub after: u64,
+    pub next: u64,
+}

@@ -1,0 +1,273 @@
+//! Rendering: JSON (the wire format) and Markdown (for people), and the secret-checked render
+//! that the CLI writes.
+
+use std::io::Write;
+
+use crate::document::{ChainLink, ExportDocument, OriginDoc, PodDoc};
+use crate::error::ExportError;
+use crate::redact::{Secret, check_secrets};
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Markdown,
+}
+
+/// Pretty JSON, one trailing newline.
+pub fn render_json(doc: &ExportDocument, out: &mut dyn Write) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, doc)?;
+    out.write_all(b"\n")
+}
+
+/// Render to memory in `format`, then refuse if any secret's value is in the bytes. Nothing is
+/// written anywhere on refusal.
+pub fn render_checked(
+    doc: &ExportDocument,
+    format: Format,
+    secrets: &[Secret],
+) -> Result<Vec<u8>, ExportError> {
+    let mut doc = doc.clone();
+    doc.redaction.secrets_checked = secrets.iter().map(|s| s.env_var.clone()).collect();
+    let mut bytes = Vec::new();
+    match format {
+        Format::Json => render_json(&doc, &mut bytes),
+        Format::Markdown => render_markdown(&doc, &mut bytes),
+    }
+    .map_err(ExportError::Render)?;
+    check_secrets(&bytes, secrets)?;
+    Ok(bytes)
+}
+
+/// A readable report: the pod tree, each incident's summary and chain, a runs table per pod.
+pub fn render_markdown(doc: &ExportDocument, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out, "# Session export: pod {}", doc.root_pod_id)?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{} schema {}, exported {} by {} {}; redaction: {}.",
+        doc.format,
+        doc.schema_version,
+        doc.exported_at,
+        doc.tool.name,
+        doc.tool.version,
+        redaction_words(doc)
+    )?;
+    if let Some(from) = doc.upgraded_from {
+        writeln!(
+            out,
+            "Upgraded from schema {from}; facts that schema did not hold are listed as missing."
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(out, "## Pods")?;
+    writeln!(out)?;
+    for pod in &doc.pods {
+        let depth = pod.ancestors.len();
+        let state = pod.state.as_deref().unwrap_or("unknown");
+        writeln!(
+            out,
+            "{}- {} `{}` (profile {}, {}, {} runs)",
+            "  ".repeat(depth),
+            pod.name,
+            pod.id,
+            pod.profile,
+            state,
+            pod.runs.len()
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(out, "## Incidents")?;
+    writeln!(out)?;
+    if doc.incidents.is_empty() {
+        writeln!(out, "None: every run completed or is still running.")?;
+    }
+    for incident in &doc.incidents {
+        writeln!(out, "### Run `{}`", incident.run_id)?;
+        writeln!(out)?;
+        writeln!(out, "{}", incident.summary)?;
+        writeln!(out)?;
+        for (i, link) in incident.chain.iter().enumerate() {
+            writeln!(out, "{}. {}", i + 1, link_words(link))?;
+        }
+        writeln!(out)?;
+        if incident.diagnostics_complete {
+            writeln!(out, "Diagnostics complete.")?;
+        } else {
+            writeln!(
+                out,
+                "Diagnostics incomplete; missing: {}.",
+                incident.missing_provenance.join(", ")
+            )?;
+        }
+        writeln!(out)?;
+    }
+    writeln!(out, "## Runs")?;
+    for pod in &doc.pods {
+        runs_table(pod, out)?;
+    }
+    if let Some(integrity) = &doc.integrity {
+        writeln!(out)?;
+        writeln!(out, "## Log integrity")?;
+        writeln!(out)?;
+        writeln!(
+            out,
+            "| pod | log | entries | torn tail | seq gaps | unparseable | trace |"
+        )?;
+        writeln!(out, "|---|---|---|---|---|---|---|")?;
+        for log in integrity {
+            writeln!(
+                out,
+                "| `{}` | {} | {} | {} | {} | {} | {} |",
+                log.pod_id,
+                log.log,
+                log.entries,
+                yes_no(log.torn_final_line),
+                log.sequence_gap_count,
+                log.unparseable_count,
+                yes_no(log.trace_sidecar)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn runs_table(pod: &PodDoc, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out)?;
+    writeln!(out, "### {} `{}`", pod.name, pod.id)?;
+    writeln!(out)?;
+    if pod.runs.is_empty() {
+        writeln!(out, "No runs.")?;
+        return Ok(());
+    }
+    writeln!(out, "| run | started | outcome | detail | retry |")?;
+    writeln!(out, "|---|---|---|---|---|")?;
+    for run in &pod.runs {
+        let detail = if let Some(e) = &run.error {
+            match &e.code {
+                Some(code) => format!("{} ({code})", e.class),
+                None => e.class.clone(),
+            }
+        } else if let Some(i) = &run.interrupt {
+            match &i.action {
+                Some(a) => format!("{} by {}", a.kind, origin_type(&a.origin)),
+                None => format!("{} (no action recorded)", i.reason),
+            }
+        } else if let Some(c) = &run.crash_evidence {
+            format!("owner {}", c.owner)
+        } else {
+            String::new()
+        };
+        let retry = run
+            .retry_safety
+            .as_ref()
+            .map(|r| {
+                serde_json::to_value(r.verdict)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            })
+            .unwrap_or_else(|| "-".to_owned());
+        writeln!(
+            out,
+            "| `{}` | {} | {} | {} | {} |",
+            run.run_id,
+            run.started_at.as_deref().unwrap_or("unknown"),
+            run.outcome.as_str(),
+            detail,
+            retry
+        )?;
+    }
+    Ok(())
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+fn redaction_words(doc: &ExportDocument) -> String {
+    let mode = serde_json::to_value(doc.redaction.mode)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    if doc.redaction.replaced.is_empty() {
+        return mode;
+    }
+    let counts: Vec<String> = doc
+        .redaction
+        .replaced
+        .iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
+    format!("{mode} ({} replaced)", counts.join(", "))
+}
+
+fn origin_type(origin: &OriginDoc) -> &'static str {
+    match origin {
+        OriginDoc::Cli { .. } => "cli",
+        OriginDoc::ControlRequest { .. } => "control_request",
+        OriginDoc::Signal { .. } => "signal",
+        OriginDoc::ParentPod { .. } => "parent_pod",
+        OriginDoc::Watchdog { .. } => "watchdog",
+        OriginDoc::Runtime { .. } => "runtime",
+        OriginDoc::Provider { .. } => "provider",
+        OriginDoc::Unknown { .. } => "unknown origin",
+    }
+}
+
+fn link_words(link: &ChainLink) -> String {
+    match link {
+        ChainLink::Run {
+            pod_id,
+            run_id,
+            outcome,
+        } => format!("run `{run_id}` of pod `{pod_id}`: {}", outcome.as_str()),
+        ChainLink::ProviderError {
+            class,
+            code,
+            http_status,
+            provider_request_id,
+        } => format!(
+            "provider error {class}{}{}{}",
+            code.as_deref()
+                .map(|c| format!(", code {c}"))
+                .unwrap_or_default(),
+            http_status
+                .map(|s| format!(", HTTP {s}"))
+                .unwrap_or_default(),
+            provider_request_id
+                .as_deref()
+                .map(|r| format!(", provider request {r}"))
+                .unwrap_or_default()
+        ),
+        ChainLink::Interrupt { reason, at, .. } => format!(
+            "interrupted ({reason}) at {}",
+            at.as_deref().unwrap_or("unknown time")
+        ),
+        ChainLink::LifecycleAction {
+            pod_id,
+            action_id,
+            kind,
+            started_at,
+        } => format!("{kind} action `{action_id}` on pod `{pod_id}`, started {started_at}"),
+        ChainLink::Origin { origin, .. } => {
+            format!("origin: {}", crate::chain::describe(origin))
+        }
+        ChainLink::Request { request_id, client } => {
+            format!("request `{request_id}` from client {client}")
+        }
+        ChainLink::Unresolved {
+            pod_id,
+            action_id,
+            kind,
+        } => format!(
+            "caused by {kind} action `{action_id}` on pod `{pod_id}`, which is not in that pod's logs"
+        ),
+        ChainLink::CrashEvidence {
+            owner_pid, owner, ..
+        } => format!(
+            "no terminal entry; owner process{} {owner}",
+            owner_pid.map(|p| format!(" {p}")).unwrap_or_default()
+        ),
+    }
+}

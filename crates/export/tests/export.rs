@@ -1,0 +1,916 @@
+//! Exports of pod homes built with the runtime's record types, one situation per test.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use pod_core::record::{
+    CausedBy, LifecycleKind, Origin, PodState, SideEffectClass, ToolExecutionPhase,
+};
+use pod_export::document::{ChainLink, ExportDocument, OriginDoc, Outcome, RetryVerdict, RunDoc};
+use pod_export::{ExportError, ExportRequest, Format, Progress, Secret, export, render_checked};
+use pod_provider::ErrorClass;
+
+const POD: &str = "0193a000-0000-7000-8000-000000000001";
+const CHILD: &str = "0193a000-0000-7000-8000-000000000002";
+const CHILD2: &str = "0193a000-0000-7000-8000-000000000003";
+const SEG: &str = "0193a000-0000-7000-8000-00000000aaa1";
+const SEG2: &str = "0193a000-0000-7000-8000-00000000aaa2";
+
+fn export_pod(home: &Path, pod: &str, tree: bool, sanitize: bool) -> ExportDocument {
+    let request = ExportRequest {
+        home: home.to_path_buf(),
+        pod: pod.to_owned(),
+        tree,
+        sanitize,
+    };
+    export(&request, &mut |_| {}).unwrap()
+}
+
+fn run<'a>(doc: &'a ExportDocument, run_id: &str) -> &'a RunDoc {
+    doc.pods
+        .iter()
+        .flat_map(|p| &p.runs)
+        .find(|r| r.run_id == run_id)
+        .unwrap_or_else(|| panic!("run {run_id} not in export"))
+}
+
+#[test]
+fn completed_run_is_completed_with_no_incident() {
+    let home = Home::new();
+    let pod = home.pod(POD, "alpha", None);
+    pod.segment(SEG, dead_pid())
+        .run_started("r1", "say hi")
+        .request("r1")
+        .message("r1", "hi")
+        .completed("r1", "hi")
+        .closed("completed");
+    let doc = export_pod(home.path(), POD, false, false);
+    assert_eq!(doc.format, "pods.session-export");
+    assert_eq!(doc.schema_version, 2);
+    let r = run(&doc, "r1");
+    assert_eq!(r.outcome, Outcome::Completed);
+    assert_eq!(r.input.as_deref(), Some("say hi"));
+    assert_eq!(r.output.as_deref(), Some("hi"));
+    assert_eq!(r.provider_requests, Some(1));
+    assert!(
+        r.missing_provenance.is_empty(),
+        "{:?}",
+        r.missing_provenance
+    );
+    assert!(doc.incidents.is_empty());
+    let integrity = doc.integrity.as_ref().unwrap();
+    assert_eq!(integrity.len(), 1);
+    assert_eq!(integrity[0].entries, 6);
+    assert!(!integrity[0].torn_final_line);
+    assert!(!integrity[0].trace_sidecar);
+    assert_eq!(doc.pods[0].segments[0].closed.as_deref(), Some("completed"));
+    assert_eq!(
+        doc.pods[0].manifest.as_ref().unwrap()["model"]["model"],
+        "gpt-test"
+    );
+}
+
+#[test]
+fn provider_error_keeps_class_code_status_and_request_id() {
+    let home = Home::new();
+    let pod = home.pod(POD, "alpha", None);
+    pod.segment(SEG, dead_pid())
+        .run_started("r1", "summarize")
+        .request("r1")
+        .message("r1", "partial answer")
+        .errored(
+            "r1",
+            ErrorClass::ContextLengthExceeded,
+            "context_length_exceeded",
+            phase(true, ToolExecutionPhase::NotStarted, &[]),
+        );
+    std::fs::write(
+        pod.dir.join("sessions").join(format!("{SEG}.trace.jsonl")),
+        "",
+    )
+    .unwrap();
+    let doc = export_pod(home.path(), POD, false, false);
+    let r = run(&doc, "r1");
+    assert_eq!(r.outcome, Outcome::ProviderError);
+    let e = r.error.as_ref().unwrap();
+    assert_eq!(e.class, "context_length_exceeded");
+    assert_eq!(e.code.as_deref(), Some("context_length_exceeded"));
+    assert_eq!(e.http_status, Some(400));
+    assert_eq!(e.provider_request_id.as_deref(), Some("req_prov_1"));
+    assert_eq!(
+        r.retry_safety.as_ref().unwrap().verdict,
+        RetryVerdict::AskUser
+    );
+    assert_eq!(doc.incidents.len(), 1);
+    let incident = &doc.incidents[0];
+    assert_eq!(incident.cause.category, "provider_error");
+    assert!(
+        incident.summary.contains("context_length_exceeded"),
+        "{}",
+        incident.summary
+    );
+    assert!(matches!(
+        &incident.chain[1],
+        ChainLink::ProviderError { class, .. } if class == "context_length_exceeded"
+    ));
+    assert!(incident.diagnostics_complete);
+    assert!(doc.integrity.as_ref().unwrap()[0].trace_sidecar);
+}
+
+#[test]
+fn interrupt_chain_runs_from_run_to_action_origin_and_request() {
+    let home = Home::new();
+    let pod = home.pod(POD, "alpha", None);
+    let stop = action(
+        "act-1",
+        LifecycleKind::Stop,
+        &[POD],
+        cli_origin("req-cli-9"),
+    );
+    pod.segment(SEG, dead_pid())
+        .run_started("r1", "long task")
+        .request("r1")
+        .action(stop.clone(), Some("r1"))
+        .interrupted(
+            "r1",
+            "stopped",
+            Some(stop),
+            phase(false, ToolExecutionPhase::NotStarted, &[]),
+        );
+    let doc = export_pod(home.path(), POD, false, false);
+    let r = run(&doc, "r1");
+    assert_eq!(r.outcome, Outcome::Interrupted);
+    let action = r.interrupt.as_ref().unwrap().action.as_ref().unwrap();
+    assert_eq!(action.kind, "stop");
+    assert!(
+        matches!(&action.origin, OriginDoc::Cli { request_id, .. } if request_id == "req-cli-9")
+    );
+    let incident = &doc.incidents[0];
+    let links: Vec<&str> = incident.chain.iter().map(link_name).collect();
+    assert_eq!(
+        links,
+        ["run", "interrupt", "lifecycle_action", "origin", "request"]
+    );
+    assert!(matches!(
+        incident.nearest_origin,
+        Some(OriginDoc::Cli { ref request_id, .. }) if request_id == "req-cli-9"
+    ));
+    assert!(incident.diagnostics_complete);
+    assert!(incident.missing_provenance.is_empty());
+    assert!(
+        incident.summary.contains("stop action"),
+        "{}",
+        incident.summary
+    );
+    assert!(
+        incident.summary.contains("req-cli-9"),
+        "{}",
+        incident.summary
+    );
+    assert_eq!(r.retry_safety.as_ref().unwrap().verdict, RetryVerdict::Safe);
+}
+
+#[test]
+fn every_lifecycle_kind_and_origin_is_reported_as_written() {
+    let cases = [
+        (
+            LifecycleKind::Cancel,
+            Origin::Signal {
+                signal: "SIGINT".into(),
+            },
+            "cancel",
+        ),
+        (
+            LifecycleKind::Shutdown,
+            Origin::Signal {
+                signal: "SIGTERM".into(),
+            },
+            "shutdown",
+        ),
+        (
+            LifecycleKind::Reload,
+            Origin::ControlRequest {
+                request_id: "rq-2".into(),
+                client: "cli".into(),
+            },
+            "reload",
+        ),
+        (
+            LifecycleKind::Watchdog,
+            Origin::Watchdog { idle_ms: 60000 },
+            "watchdog",
+        ),
+        (
+            LifecycleKind::StopTree,
+            Origin::Runtime {
+                detail: "last run ended".into(),
+            },
+            "stop_tree",
+        ),
+    ];
+    for (kind, origin, name) in cases {
+        let home = Home::new();
+        let pod = home.pod(POD, "alpha", None);
+        let a = action("act", kind, &[POD], origin.clone());
+        pod.segment(SEG, dead_pid())
+            .run_started("r1", "x")
+            .interrupted(
+                "r1",
+                name,
+                Some(a),
+                phase(false, ToolExecutionPhase::NotStarted, &[]),
+            );
+        let doc = export_pod(home.path(), POD, false, false);
+        let incident = &doc.incidents[0];
+        assert!(
+            matches!(&incident.chain[2], ChainLink::LifecycleAction { kind, .. } if kind == name)
+        );
+        let expected_type = serde_json::to_value(&origin).unwrap()["type"].clone();
+        let got = serde_json::to_value(incident.nearest_origin.as_ref().unwrap()).unwrap();
+        assert_eq!(got["type"], expected_type, "{name}");
+        assert!(incident.diagnostics_complete, "{name}");
+    }
+}
+
+#[test]
+fn interrupt_without_action_names_what_is_missing() {
+    let home = Home::new();
+    let pod = home.pod(POD, "alpha", None);
+    pod.segment(SEG, dead_pid())
+        .run_started("r1", "x")
+        .interrupted(
+            "r1",
+            "cancelled",
+            None,
+            phase(false, ToolExecutionPhase::NotStarted, &[]),
+        );
+    let doc = export_pod(home.path(), POD, false, false);
+    let incident = &doc.incidents[0];
+    assert_eq!(
+        incident.missing_provenance,
+        ["interrupt.action", "interrupt.origin"]
+    );
+    assert!(!incident.diagnostics_complete);
+    assert!(incident.nearest_origin.is_none());
+    assert!(
+        incident.summary.contains("does not record"),
+        "{}",
+        incident.summary
+    );
+}
+
+#[test]
+fn unknown_origin_lists_its_missing_facts() {
+    let home = Home::new();
+    let pod = home.pod(POD, "alpha", None);
+    let a = action(
+        "act",
+        LifecycleKind::Stop,
+        &[POD],
+        Origin::Unknown {
+            missing: vec!["request_id".into(), "client".into()],
+        },
+    );
+    pod.segment(SEG, dead_pid())
+        .run_started("r1", "x")
+        .interrupted(
+            "r1",
+            "stopped",
+            Some(a),
+            phase(false, ToolExecutionPhase::NotStarted, &[]),
+        );
+    let doc = export_pod(home.path(), POD, false, false);
+    let incident = &doc.incidents[0];
+    assert_eq!(
+        incident.missing_provenance,
+        ["interrupt.origin.request_id", "interrupt.origin.client"]
+    );
+    assert!(!incident.diagnostics_complete);
+    assert!(incident.nearest_origin.is_none());
+    assert!(matches!(
+        incident.root_origin,
+        Some(OriginDoc::Unknown { .. })
+    ));
+}
+
+/// A parent `stop_tree` from the CLI cascades to two children; each child's interrupt links to
+/// the one parent action, found in the parent's log.
+fn cascade_home() -> Home {
+    let home = Home::new();
+    let parent = home.pod(POD, "parent", None);
+    let parent_action = action(
+        "act-parent",
+        LifecycleKind::StopTree,
+        &[POD, CHILD, CHILD2],
+        cli_origin("req-tree"),
+    );
+    parent
+        .segment(SEG, dead_pid())
+        .run_started("rp", "coordinate")
+        .action(parent_action.clone(), Some("rp"))
+        .interrupted(
+            "rp",
+            "stopped",
+            Some(parent_action),
+            phase(
+                false,
+                ToolExecutionPhase::Started,
+                &[SideEffectClass::Spawn],
+            ),
+        );
+    for (child_id, run_id) in [(CHILD, "rc1"), (CHILD2, "rc2")] {
+        let child = home.pod(child_id, "child", Some(POD));
+        let mut a = action(
+            &format!("act-{run_id}"),
+            LifecycleKind::StopTree,
+            &[child_id],
+            Origin::ParentPod {
+                parent_pod_id: POD.into(),
+                tool_call_id: "call-stop".into(),
+            },
+        );
+        a.caused_by = Some(CausedBy {
+            pod_id: POD.into(),
+            action_id: "act-parent".into(),
+            kind: LifecycleKind::StopTree,
+        });
+        child
+            .segment(SEG2, dead_pid())
+            .run_started(run_id, "review")
+            .interrupted(
+                run_id,
+                "stopped",
+                Some(a),
+                phase(true, ToolExecutionPhase::NotStarted, &[]),
+            );
+    }
+    home
+}
+
+#[test]
+fn cascade_chain_continues_into_the_parents_action_and_origin() {
+    let home = cascade_home();
+    let doc = export_pod(home.path(), POD, true, false);
+    assert_eq!(doc.pods.len(), 3);
+    assert_eq!(doc.pods[1].ancestors, [POD]);
+    assert_eq!(doc.incidents.len(), 3);
+    for run_id in ["rc1", "rc2"] {
+        let incident = doc.incidents.iter().find(|i| i.run_id == run_id).unwrap();
+        let actions: Vec<(&str, &str)> = incident
+            .chain
+            .iter()
+            .filter_map(|l| match l {
+                ChainLink::LifecycleAction {
+                    pod_id, action_id, ..
+                } => Some((pod_id.as_str(), action_id.as_str())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(actions[1], (POD, "act-parent"), "{run_id}");
+        assert!(matches!(
+            incident.nearest_origin,
+            Some(OriginDoc::ParentPod { .. })
+        ));
+        assert!(matches!(
+            incident.root_origin,
+            Some(OriginDoc::Cli { ref request_id, .. }) if request_id == "req-tree"
+        ));
+        assert!(
+            matches!(incident.chain.last(), Some(ChainLink::Request { request_id, .. }) if request_id == "req-tree")
+        );
+        assert!(incident.diagnostics_complete);
+        assert!(
+            incident
+                .summary
+                .contains("cascaded from a stop_tree action"),
+            "{}",
+            incident.summary
+        );
+    }
+}
+
+#[test]
+fn child_export_alone_still_follows_the_cascade_and_shows_ancestors() {
+    let home = cascade_home();
+    let doc = export_pod(home.path(), CHILD, false, false);
+    assert_eq!(doc.pods.len(), 1);
+    assert_eq!(doc.pods[0].ancestors, [POD]);
+    assert_eq!(doc.pods[0].parent_id.as_deref(), Some(POD));
+    let incident = &doc.incidents[0];
+    assert!(matches!(incident.root_origin, Some(OriginDoc::Cli { .. })));
+}
+
+#[test]
+fn cascade_whose_parent_action_is_missing_is_unresolved_and_incomplete() {
+    let home = cascade_home();
+    // The parent's log is lost.
+    std::fs::remove_file(
+        home.path()
+            .join("pods")
+            .join(POD)
+            .join("sessions")
+            .join(format!("{SEG}.jsonl")),
+    )
+    .unwrap();
+    let doc = export_pod(home.path(), CHILD, false, false);
+    let incident = &doc.incidents[0];
+    assert!(
+        matches!(incident.chain.last(), Some(ChainLink::Unresolved { action_id, .. }) if action_id == "act-parent")
+    );
+    assert_eq!(
+        incident.missing_provenance,
+        ["interrupt.caused_by.action", "interrupt.caused_by.origin"]
+    );
+    assert!(!incident.diagnostics_complete);
+}
+
+#[test]
+fn run_without_terminal_entry_and_dead_owner_is_crash_evidence() {
+    let home = Home::new();
+    let pod = home.pod(POD, "alpha", None);
+    let pid = dead_pid();
+    pod.segment(SEG, pid)
+        .run_started("r1", "x")
+        .request("r1")
+        .tool_started(
+            "r1",
+            "c1",
+            "write_file",
+            SideEffectClass::LocalWrite,
+            serde_json::json!({"path": "out.txt"}),
+        );
+    let doc = export_pod(home.path(), POD, false, false);
+    let r = run(&doc, "r1");
+    assert_eq!(r.outcome, Outcome::Crashed);
+    let evidence = r.crash_evidence.as_ref().unwrap();
+    assert_eq!(evidence.owner_pid, Some(pid));
+    assert_eq!(evidence.owner, "gone");
+    assert_eq!(
+        evidence.last_entry_kind.as_deref(),
+        Some("tool_call_started")
+    );
+    assert_eq!(r.tools_in_flight.len(), 1);
+    assert!(r.interrupt.is_none());
+    assert_eq!(
+        r.retry_safety.as_ref().unwrap().verdict,
+        RetryVerdict::Unsafe
+    );
+    let incident = &doc.incidents[0];
+    assert_eq!(incident.cause.category, "crashed");
+    assert!(matches!(incident.chain[1], ChainLink::CrashEvidence { .. }));
+    assert!(
+        !incident
+            .chain
+            .iter()
+            .any(|l| matches!(l, ChainLink::LifecycleAction { .. }))
+    );
+    assert!(
+        incident.summary.contains("crash evidence"),
+        "{}",
+        incident.summary
+    );
+}
+
+#[test]
+fn run_without_terminal_entry_and_live_owner_is_running() {
+    let home = Home::new();
+    let pod = home.pod(POD, "alpha", None);
+    let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    let mut log = pod.segment(SEG, std::process::id());
+    // The segment started now, owned by this (live) test process.
+    std::fs::write(&log.path, "").unwrap();
+    log.seq = 0;
+    log.raw(&format!(
+        "{{\"seq\":1,\"ts\":\"{now}\",\"kind\":\"segment_started\",\"pod_id\":\"{POD}\",\"segment_id\":\"{SEG}\",\"profile\":\"coder\",\"manifest_digest\":\"sha256:00\",\"pid\":{},\"format_version\":1,\"writer\":\"pods 0.1.0\"}}\n",
+        std::process::id()
+    ));
+    log.seq = 1;
+    log.run_started("r1", "x").request("r1");
+    let doc = export_pod(home.path(), POD, false, false);
+    let r = run(&doc, "r1");
+    assert_eq!(r.outcome, Outcome::Running);
+    assert!(r.crash_evidence.is_none());
+    assert!(doc.incidents.is_empty());
+}
+
+#[test]
+fn unterminated_run_of_an_older_segment_is_crashed_even_if_the_pid_lives() {
+    let home = Home::new();
+    let pod = home.pod(POD, "alpha", None);
+    pod.segment(SEG, std::process::id()).run_started("r1", "x");
+    pod.segment(SEG2, dead_pid())
+        .run_started("r2", "y")
+        .completed("r2", "ok");
+    let doc = export_pod(home.path(), POD, false, false);
+    let r = run(&doc, "r1");
+    assert_eq!(r.outcome, Outcome::Crashed);
+    assert!(
+        r.crash_evidence
+            .as_ref()
+            .unwrap()
+            .detail
+            .contains("later segment")
+    );
+}
+
+#[test]
+fn retry_safety_follows_output_and_side_effects() {
+    let cases = [
+        (
+            phase(true, ToolExecutionPhase::NotStarted, &[]),
+            RetryVerdict::AskUser,
+            "visible output",
+        ),
+        (
+            phase(
+                false,
+                ToolExecutionPhase::Started,
+                &[SideEffectClass::ReadOnly, SideEffectClass::LocalWrite],
+            ),
+            RetryVerdict::Unsafe,
+            "local_write",
+        ),
+        (
+            phase(
+                true,
+                ToolExecutionPhase::Completed,
+                &[SideEffectClass::Process],
+            ),
+            RetryVerdict::Unsafe,
+            "process",
+        ),
+        (
+            phase(false, ToolExecutionPhase::NotStarted, &[]),
+            RetryVerdict::Safe,
+            "nothing had started",
+        ),
+        (
+            phase(
+                false,
+                ToolExecutionPhase::Completed,
+                &[SideEffectClass::ReadOnly],
+            ),
+            RetryVerdict::Safe,
+            "read_only",
+        ),
+    ];
+    for (i, (p, verdict, reason)) in cases.into_iter().enumerate() {
+        let home = Home::new();
+        let pod = home.pod(POD, "alpha", None);
+        pod.segment(SEG, dead_pid())
+            .run_started("r1", "x")
+            .interrupted(
+                "r1",
+                "cancelled",
+                Some(action("a", LifecycleKind::Cancel, &[POD], cli_origin("q"))),
+                p,
+            );
+        let doc = export_pod(home.path(), POD, false, false);
+        let safety = run(&doc, "r1").retry_safety.clone().unwrap();
+        assert_eq!(safety.verdict, verdict, "case {i}");
+        assert!(
+            safety.reason.contains(reason),
+            "case {i}: {}",
+            safety.reason
+        );
+    }
+}
+
+#[test]
+fn crashed_mid_stream_without_a_logged_message_may_have_shown_output() {
+    let home = Home::new();
+    let pod = home.pod(POD, "alpha", None);
+    pod.segment(SEG, dead_pid())
+        .run_started("r1", "x")
+        .request("r1");
+    let doc = export_pod(home.path(), POD, false, false);
+    let r = run(&doc, "r1");
+    let phase = r.phase.as_ref().unwrap();
+    assert_eq!(phase.source, "derived");
+    assert_eq!(phase.visible_output_seen, None);
+    assert_eq!(
+        r.retry_safety.as_ref().unwrap().verdict,
+        RetryVerdict::AskUser
+    );
+    assert!(
+        r.missing_provenance
+            .contains(&"phase.visible_output_seen".to_owned())
+    );
+}
+
+#[test]
+fn torn_tail_gaps_and_garbage_are_reported_and_nothing_before_is_lost() {
+    let home = Home::new();
+    let pod = home.pod(POD, "alpha", None);
+    pod.segment(SEG, dead_pid())
+        .run_started("r1", "x")
+        .completed("r1", "done")
+        .raw("this is not json\n")
+        .skip_seq(3)
+        .run_started("r2", "y")
+        .completed("r2", "done too")
+        .raw("{\"seq\":9,\"ts\":\"2026-11-23T01:02:03.456Z\",\"kind\":\"run_sta");
+    let doc = export_pod(home.path(), POD, false, false);
+    let log = &doc.integrity.as_ref().unwrap()[0];
+    assert!(log.torn_final_line);
+    assert_eq!(log.unparseable_count, 1);
+    assert_eq!(log.unparseable_lines, [4]);
+    assert_eq!(log.sequence_gap_count, 1);
+    assert_eq!(
+        (log.sequence_gaps[0].after, log.sequence_gaps[0].next),
+        (3, 7)
+    );
+    assert_eq!(log.entries, 5);
+    assert_eq!(run(&doc, "r1").outcome, Outcome::Completed);
+    assert_eq!(run(&doc, "r2").outcome, Outcome::Completed);
+}
+
+#[test]
+fn entries_of_unknown_kinds_are_counted_not_fatal() {
+    let home = Home::new();
+    let pod = home.pod(POD, "alpha", None);
+    let mut log = pod.segment(SEG, dead_pid());
+    log.raw("{\"seq\":2,\"ts\":\"2026-11-23T01:02:03.456Z\",\"kind\":\"future_thing\",\"x\":1}\n");
+    log.seq = 2;
+    log.run_started("r1", "x").completed("r1", "ok");
+    let doc = export_pod(home.path(), POD, false, false);
+    let integrity = &doc.integrity.as_ref().unwrap()[0];
+    assert_eq!(integrity.unknown_kinds.get("future_thing"), Some(&1));
+    assert_eq!(integrity.unparseable_count, 0);
+    assert_eq!(integrity.sequence_gap_count, 0);
+}
+
+#[test]
+fn terminal_entry_lacking_a_later_field_reports_it_missing_not_defaulted() {
+    let home = Home::new();
+    let pod = home.pod(POD, "alpha", None);
+    let mut log = pod.segment(SEG, dead_pid());
+    log.run_started("r1", "x");
+    // An interrupt written without `phase.side_effects_started` (serde would default it to []).
+    log.raw("{\"seq\":3,\"ts\":\"2026-11-23T01:02:03.456Z\",\"kind\":\"run_interrupted\",\"run_id\":\"r1\",\"reason\":\"cancelled\",\"phase\":{\"provider_progress_seen\":false,\"visible_output_seen\":false,\"tool_execution\":\"not_started\"}}\n");
+    let doc = export_pod(home.path(), POD, false, false);
+    let r = run(&doc, "r1");
+    let phase = r.phase.as_ref().unwrap();
+    assert_eq!(phase.side_effects_started, None);
+    assert!(
+        r.missing_provenance
+            .contains(&"phase.side_effects_started".to_owned())
+    );
+    assert_eq!(
+        r.retry_safety.as_ref().unwrap().verdict,
+        RetryVerdict::AskUser
+    );
+}
+
+#[test]
+fn sanitized_export_holds_no_prompt_output_tool_input_message_or_path() {
+    let home = cascade_home();
+    let pod = home.pod("0193a000-0000-7000-8000-000000000009", "solo", None);
+    pod.segment(SEG, dead_pid())
+        .run_started("r1", "PROMPT-please refactor the billing module")
+        .request("r1")
+        .message("r1", "OUTPUT-I will refactor it now")
+        .tool_started("r1", "c1", "write_file", SideEffectClass::LocalWrite, serde_json::json!({"path": "/home/alice/project/billing.rs", "content": "TOOLINPUT-fn main"}));
+    let pod2 = home.pod("0193a000-0000-7000-8000-00000000000a", "solo2", None);
+    pod2.segment(SEG, dead_pid())
+        .run_started("r2", "PROMPT-please refactor the billing module")
+        .completed("r2", "OUTPUT-final answer")
+        .run_started("r3", "PROMPT-x")
+        .errored(
+            "r3",
+            ErrorClass::ContextLengthExceeded,
+            "context_length_exceeded",
+            phase(false, ToolExecutionPhase::NotStarted, &[]),
+        );
+    let mut all = Vec::new();
+    for id in [
+        POD,
+        "0193a000-0000-7000-8000-000000000009",
+        "0193a000-0000-7000-8000-00000000000a",
+    ] {
+        let doc = export_pod(home.path(), id, true, true);
+        for format in [Format::Json, Format::Markdown] {
+            let bytes = render_checked(&doc, format, &[]).unwrap();
+            all.push((doc.clone(), String::from_utf8(bytes).unwrap()));
+        }
+    }
+    for (doc, text) in &all {
+        for forbidden in [
+            "PROMPT-",
+            "OUTPUT-",
+            "TOOLINPUT-",
+            "/home/alice",
+            "billing",
+            "maximum context",
+            "cleanup of",
+            "Be terse",
+            "/secret/cassettes",
+            "debug.toml",
+        ] {
+            assert!(!text.contains(forbidden), "{forbidden} leaked:\n{text}");
+        }
+        assert_eq!(
+            doc.redaction.mode,
+            pod_export::document::RedactionMode::Sanitized
+        );
+    }
+    let (doc, text) = &all[2];
+    // Ids, classes, codes and tool names stay.
+    assert!(text.contains("write_file"));
+    assert!(text.contains("0193a000-0000-7000-8000-000000000009"));
+    let r = run(doc, "r1");
+    assert!(r.input.as_deref().unwrap().starts_with("[redacted:prompt:"));
+    assert!(
+        r.tools_in_flight[0]
+            .input
+            .as_str()
+            .unwrap()
+            .starts_with("[redacted:tool_input:")
+    );
+    assert!(doc.redaction.replaced["prompt"] >= 1);
+    let scope = &doc.pods[0].manifest.as_ref().unwrap()["scope"]["allow"][0];
+    assert!(scope.as_str().unwrap().starts_with("[redacted:path:"));
+    // The same prompt gets the same placeholder within one document.
+    let (doc, _) = &all[4];
+    let e = run(doc, "r3").error.as_ref().unwrap();
+    assert_eq!(e.code.as_deref(), Some("context_length_exceeded"));
+    assert!(
+        e.message
+            .as_deref()
+            .unwrap()
+            .starts_with("[redacted:error_message:")
+    );
+    let (doc, _) = &all[0];
+    let child_inputs = ["rc1", "rc2"].map(|r| run(doc, r).input.clone());
+    assert_eq!(child_inputs[0], child_inputs[1]);
+}
+
+#[test]
+fn unsanitized_export_keeps_content_and_paths() {
+    let home = cascade_home();
+    let doc = export_pod(home.path(), POD, true, false);
+    let text = String::from_utf8(render_checked(&doc, Format::Json, &[]).unwrap()).unwrap();
+    assert!(text.contains("/home/alice/project"));
+    assert!(text.contains("coordinate"));
+    assert!(text.contains("\"mode\": \"secrets_only\""));
+}
+
+#[test]
+fn export_refuses_a_document_that_contains_a_configured_secret() {
+    let home = Home::new();
+    let pod = home.pod(POD, "alpha", None);
+    pod.segment(SEG, dead_pid())
+        .run_started("r1", "my key is sk-live-0123456789abcdef, use it")
+        .completed("r1", "ok");
+    let doc = export_pod(home.path(), POD, false, false);
+    let names = pod_export::key_env_names(&doc);
+    assert!(names.contains(&"TEST_POD_KEY".to_owned()));
+    assert!(names.contains(&"OPENAI_API_KEY".to_owned()));
+    let secrets = pod_export::secrets_from(&names, |name| {
+        (name == "TEST_POD_KEY").then(|| "sk-live-0123456789abcdef".to_owned())
+    });
+    let err = render_checked(&doc, Format::Json, &secrets).unwrap_err();
+    assert!(matches!(&err, ExportError::SecretInOutput { env_var } if env_var == "TEST_POD_KEY"));
+    assert!(!err.to_string().contains("sk-live"));
+    // Sanitizing removes the prompt, so the sanitized document passes, and says what it checked.
+    let clean = export_pod(home.path(), POD, false, true);
+    let bytes = render_checked(&clean, Format::Json, &secrets).unwrap();
+    let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        value["redaction"]["secrets_checked"],
+        serde_json::json!(["TEST_POD_KEY"])
+    );
+    let _ = Secret {
+        env_var: String::new(),
+        value: String::new(),
+    };
+}
+
+#[test]
+fn pods_are_found_by_id_prefix_or_name_and_bad_queries_are_errors() {
+    let home = cascade_home();
+    let by_name = export_pod(home.path(), "parent", false, false);
+    assert_eq!(by_name.root_pod_id, POD);
+    let single = Home::new();
+    single.pod(POD, "alpha", None);
+    let by_prefix = export_pod(single.path(), "0193a000", false, false);
+    assert_eq!(by_prefix.root_pod_id, POD);
+    let request = |pod: &str| ExportRequest {
+        home: home.path().to_path_buf(),
+        pod: pod.to_owned(),
+        tree: false,
+        sanitize: false,
+    };
+    assert!(matches!(
+        export(&request("child"), &mut |_| {}),
+        Err(ExportError::AmbiguousPod { .. })
+    ));
+    assert!(matches!(
+        export(&request("0193a000"), &mut |_| {}),
+        Err(ExportError::AmbiguousPod { .. })
+    ));
+    assert!(matches!(
+        export(&request("nope"), &mut |_| {}),
+        Err(ExportError::PodNotFound { .. })
+    ));
+    let missing = ExportRequest {
+        home: home.path().join("elsewhere"),
+        ..request("parent")
+    };
+    assert!(matches!(
+        export(&missing, &mut |_| {}),
+        Err(ExportError::NoPodsDir { .. })
+    ));
+}
+
+#[test]
+fn bad_pod_json_is_an_error_naming_the_file() {
+    let home = Home::new();
+    home.pod(POD, "alpha", None);
+    std::fs::write(
+        home.path().join("pods").join(POD).join("pod.json"),
+        "{not json",
+    )
+    .unwrap();
+    let request = ExportRequest {
+        home: home.path().to_path_buf(),
+        pod: POD.to_owned(),
+        tree: false,
+        sanitize: false,
+    };
+    let err = export(&request, &mut |_| {}).unwrap_err();
+    assert!(matches!(&err, ExportError::BadPodJson { path, .. } if path.ends_with("pod.json")));
+    assert!(err.to_string().contains(POD));
+}
+
+#[test]
+fn pod_without_manifest_or_logs_says_what_is_missing() {
+    let home = Home::new();
+    let pod = home.pod(POD, "alpha", None);
+    std::fs::remove_file(pod.dir.join("manifest.toml")).unwrap();
+    std::fs::remove_file(pod.dir.join("provenance.json")).unwrap();
+    let doc = export_pod(home.path(), POD, false, false);
+    assert_eq!(doc.pods[0].missing, ["manifest.toml", "provenance.json"]);
+    assert!(doc.pods[0].manifest.is_none());
+    assert!(doc.pods[0].runs.is_empty());
+}
+
+#[test]
+fn progress_reports_pods_and_logs() {
+    let home = cascade_home();
+    let mut seen = Vec::new();
+    let request = ExportRequest {
+        home: home.path().to_path_buf(),
+        pod: POD.to_owned(),
+        tree: true,
+        sanitize: false,
+    };
+    export(&request, &mut |p| seen.push(p)).unwrap();
+    assert_eq!(seen[0], Progress::Pods { total: 3 });
+    assert_eq!(
+        seen.iter()
+            .filter(|p| matches!(p, Progress::LogScanned { .. }))
+            .count(),
+        3
+    );
+}
+
+#[test]
+fn markdown_report_has_tree_incident_summaries_chains_and_runs() {
+    let home = cascade_home();
+    let doc = export_pod(home.path(), POD, true, false);
+    let text = String::from_utf8(render_checked(&doc, Format::Markdown, &[]).unwrap()).unwrap();
+    assert!(text.contains("## Pods"));
+    assert!(text.contains(&format!("  - child `{CHILD}`")), "{text}");
+    for incident in &doc.incidents {
+        assert!(text.contains(&incident.summary));
+    }
+    assert!(text.contains("origin: the command line (request req-tree)"));
+    assert!(text.contains("| `rc1` |"));
+}
+
+fn link_name(link: &ChainLink) -> &'static str {
+    match link {
+        ChainLink::Run { .. } => "run",
+        ChainLink::ProviderError { .. } => "provider_error",
+        ChainLink::Interrupt { .. } => "interrupt",
+        ChainLink::LifecycleAction { .. } => "lifecycle_action",
+        ChainLink::Origin { .. } => "origin",
+        ChainLink::Request { .. } => "request",
+        ChainLink::Unresolved { .. } => "unresolved",
+        ChainLink::CrashEvidence { .. } => "crash_evidence",
+    }
+}
+
+#[test]
+fn pod_state_from_pod_json_is_reported() {
+    let home = Home::new();
+    let pod = home.pod(POD, "alpha", None);
+    pod.set_pid(dead_pid(), PodState::Failed);
+    let doc = export_pod(home.path(), POD, false, false);
+    assert_eq!(doc.pods[0].state.as_deref(), Some("failed"));
+}
