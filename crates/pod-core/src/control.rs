@@ -10,8 +10,9 @@
 //! - event (after a `subscribe`): `{"event": "run_started" | "turn_ended" | "run_ended" |
 //!   "exiting" | "lagged", …}`.
 //!
-//! Methods: `run {input}`, `cancel`, `stop`, `stop_tree`, `reload` (each `{reason?,
-//! caused_by?}`), `status`, `subscribe`. A malformed line gets an error reply; the connection
+//! Methods: `run {input}`; the lifecycle actions `cancel`, `stop`, `stop_tree`, `shutdown`,
+//! `parent_exit`, `reload` (each `{reason?, caused_by?}`; a parent cascading its own action sends
+//! `caused_by`); `status`; `subscribe`. The idle watchdog is internal to a pod and has no method. A malformed line gets an error reply; the connection
 //! and the server go on.
 
 use std::collections::HashMap;
@@ -97,6 +98,8 @@ impl Call {
         "cancel",
         "stop",
         "stop_tree",
+        "shutdown",
+        "parent_exit",
         "reload",
         "status",
         "subscribe",
@@ -108,7 +111,10 @@ impl Call {
             Call::Action(LifecycleKind::Cancel, _) => "cancel",
             Call::Action(LifecycleKind::StopTree, _) => "stop_tree",
             Call::Action(LifecycleKind::Reload, _) => "reload",
-            Call::Action(_, _) => "stop",
+            Call::Action(LifecycleKind::Shutdown, _) => "shutdown",
+            Call::Action(LifecycleKind::ParentExit, _) => "parent_exit",
+            Call::Action(LifecycleKind::Watchdog, _) => "watchdog",
+            Call::Action(LifecycleKind::Stop, _) => "stop",
             Call::Status => "status",
             Call::Subscribe => "subscribe",
         }
@@ -141,6 +147,8 @@ impl Call {
             "cancel" => action(LifecycleKind::Cancel),
             "stop" => action(LifecycleKind::Stop),
             "stop_tree" => action(LifecycleKind::StopTree),
+            "shutdown" => action(LifecycleKind::Shutdown),
+            "parent_exit" => action(LifecycleKind::ParentExit),
             "reload" => action(LifecycleKind::Reload),
             "status" => Ok(Call::Status),
             "subscribe" => Ok(Call::Subscribe),
@@ -185,7 +193,16 @@ pub enum PodEvent {
     },
     RunEnded {
         run_id: String,
+        /// The `run` request that started the run (none for a command-line run).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
         result: RunResult,
+    },
+    /// The run could not be recorded (session log failure); the pod stops.
+    RunFailed {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+        message: String,
     },
     /// The pod process is about to exit.
     Exiting {
@@ -697,6 +714,53 @@ impl Drop for ControlClient {
     }
 }
 
+/// What [`stop_pod`] achieved.
+#[derive(Debug, Clone)]
+pub struct StopOutcome {
+    /// The action the pod recorded.
+    pub action: LifecycleAction,
+    /// The pod process closed its socket (exited) within the wait.
+    pub exited: bool,
+}
+
+/// Ask the pod in `pod_dir` to stop (or, with `tree`, to stop with its descendants) on behalf of
+/// the command line `command`, then wait up to `wait` for it to exit.
+pub async fn stop_pod(
+    pod_dir: &Path,
+    command: &str,
+    tree: bool,
+    reason: Option<String>,
+    wait: std::time::Duration,
+) -> Result<StopOutcome, ChildError> {
+    let client = ControlClient::connect(
+        pod_dir,
+        ClientInfo::Cli {
+            command: command.to_owned(),
+        },
+    )
+    .await?;
+    client.subscribe().await?;
+    let kind = if tree {
+        LifecycleKind::StopTree
+    } else {
+        LifecycleKind::Stop
+    };
+    let params = ActionParams {
+        reason,
+        caused_by: None,
+    };
+    let reply = client.call(&Call::Action(kind, params)).await?;
+    let action: LifecycleAction =
+        serde_json::from_value(reply).map_err(|e| ChildError::Protocol {
+            path: client.socket_path().to_owned(),
+            message: format!("stop reply is not a lifecycle action: {e}"),
+        })?;
+    let exited = tokio::time::timeout(wait, async { while client.next_event().await.is_some() {} })
+        .await
+        .is_ok();
+    Ok(StopOutcome { action, exited })
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -908,6 +972,7 @@ mod tests {
         });
         server.publish(PodEvent::RunEnded {
             run_id: "r1".into(),
+            request_id: None,
             result: RunResult::Completed {
                 text: "done".into(),
             },

@@ -1,0 +1,420 @@
+//! Hosting a [`Pod`] in its process: runs requested on the control socket (or given by the
+//! command line), lifecycle actions from the socket, signals and parent death, and the pod's
+//! children, until the pod is told to end.
+//!
+//! The pod itself runs on its own task; the host loop only routes. Every lifecycle action that
+//! reaches the pod is recorded (`lifecycle_action`) and, when a run is active, interrupts it
+//! through the pod's [`RunControl`](crate::RunControl) (which resolves overlapping actions to
+//! the nearest). Actions that end the pod cascade to its live children with a `caused_by` link.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::control::{Call, ControlServer, Incoming, PodEvent, ReplyError, RunResult};
+use crate::lifecycle::{cascade_kind, ends_pod, new_action};
+use crate::record::{LifecycleAction, LifecycleActionRecorded, LifecycleKind, LogBody, Origin};
+use crate::runtime::{Pod, Quiet, RunInput, RunOutcome, RunReport};
+use crate::session_log::SessionLog;
+use crate::spawn_tools::Children;
+use crate::{CoreError, RunControl};
+
+/// What the host listens to besides the control socket.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HostOptions {
+    /// End the pod with a `parent_exit` action when stdin reaches EOF (a child pod).
+    pub watch_parent: bool,
+    /// End the pod (and its tree) with a `shutdown` action on SIGTERM / SIGINT.
+    pub handle_signals: bool,
+}
+
+/// How hosting ended.
+#[derive(Debug)]
+pub struct HostEnd {
+    /// The action that ended the pod, when one did.
+    pub action: Option<LifecycleAction>,
+    /// The report of the run given to [`Host::run_once`], when it ran.
+    pub first_run: Option<RunReport>,
+}
+
+struct Job {
+    input: RunInput,
+    request_id: Option<String>,
+}
+
+struct Finished {
+    request_id: Option<String>,
+    report: Result<RunReport, CoreError>,
+}
+
+/// A pod with its control socket and children, ready to be hosted.
+pub struct Host {
+    pod: Pod,
+    server: ControlServer,
+    children: Option<Arc<Children>>,
+    options: HostOptions,
+}
+
+impl Host {
+    pub fn new(
+        pod: Pod,
+        server: ControlServer,
+        children: Option<Arc<Children>>,
+        options: HostOptions,
+    ) -> Host {
+        Host {
+            pod,
+            server,
+            children,
+            options,
+        }
+    }
+
+    /// Serve requests until a lifecycle action ends the pod (`pods serve`).
+    pub async fn serve(self) -> Result<HostEnd, CoreError> {
+        self.host(None).await
+    }
+
+    /// Run `input` while serving the control socket; end when that run ends (`pods run`), or
+    /// earlier when an action ends the pod.
+    pub async fn run_once(self, input: RunInput) -> Result<HostEnd, CoreError> {
+        self.host(Some(input)).await
+    }
+
+    async fn host(self, first: Option<RunInput>) -> Result<HostEnd, CoreError> {
+        let Host {
+            pod,
+            mut server,
+            children,
+            options,
+        } = self;
+        let pod_id = pod.id().to_owned();
+        let log = pod.log().clone();
+        let control = pod.control().clone();
+        let (job_tx, job_rx) = mpsc::channel::<Job>(4);
+        let (done_tx, mut done_rx) = mpsc::channel::<Finished>(4);
+        let (closed_tx, closed_rx) = oneshot::channel();
+        tokio::spawn(pod_task(pod, job_rx, done_tx, closed_tx));
+
+        let mut parent_gone: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> =
+            if options.watch_parent {
+                Box::pin(crate::supervisor::watch_parent())
+            } else {
+                Box::pin(std::future::pending())
+            };
+        let mut signals = Signals::new(options.handle_signals);
+
+        let once = first.is_some();
+        let mut active: Option<Option<String>> = None;
+        let mut first_report = None;
+        if let Some(input) = first {
+            active = Some(None);
+            let _ = job_tx
+                .send(Job {
+                    input,
+                    request_id: None,
+                })
+                .await;
+        }
+        let mut state = Ending::default();
+        loop {
+            if state.action.is_some() && active.is_none() {
+                break;
+            }
+            tokio::select! {
+                Some(request) = server.incoming.recv() => {
+                    let end = handle_request(
+                        request, &pod_id, &log, &control, &children,
+                        &mut active, &state, &job_tx,
+                    ).await;
+                    if let Some(action) = end {
+                        state.begin(action, &children, &pod_id);
+                    }
+                }
+                () = &mut parent_gone, if state.action.is_none() => {
+                    let action = new_action(
+                        LifecycleKind::ParentExit,
+                        vec![pod_id.clone()],
+                        Origin::Runtime {
+                            detail: "the parent process is gone (its pipe to this pod closed)".into(),
+                        },
+                    );
+                    apply(&action, &log, &control, active.is_some());
+                    state.begin(action, &children, &pod_id);
+                }
+                Some(signal) = signals.next(), if state.action.is_none() => {
+                    let action = new_action(
+                        LifecycleKind::Shutdown,
+                        vec![pod_id.clone()],
+                        Origin::Signal { signal: signal.to_owned() },
+                    );
+                    apply(&action, &log, &control, active.is_some());
+                    state.begin(action, &children, &pod_id);
+                }
+                Some(finished) = done_rx.recv() => {
+                    active = None;
+                    let failed = finished.report.is_err();
+                    let event = match &finished.report {
+                        Ok(report) => PodEvent::RunEnded {
+                            run_id: report.run_id.clone(),
+                            request_id: finished.request_id.clone(),
+                            result: run_result(&report.outcome),
+                        },
+                        Err(error) => PodEvent::RunFailed {
+                            request_id: finished.request_id.clone(),
+                            message: error.to_string(),
+                        },
+                    };
+                    server.publish(event);
+                    if state.action.is_none() {
+                        // An action that arrived as the run finished on its own applies to
+                        // nothing now; do not let it interrupt the next run.
+                        control.take();
+                    }
+                    if finished.request_id.is_none() && once {
+                        first_report = Some(finished.report);
+                        if state.action.is_none() {
+                            let action = new_action(
+                                LifecycleKind::Shutdown,
+                                vec![pod_id.clone()],
+                                Origin::Runtime { detail: "the command-line run ended".into() },
+                            );
+                            record(&log, &action, None);
+                            state.begin(action, &children, &pod_id);
+                        }
+                    } else if failed {
+                        tracing::error!("a run could not be recorded; the pod stops");
+                    }
+                }
+            }
+        }
+        if let Some(cascade) = state.cascade.take() {
+            let _ = cascade.await;
+        }
+        let reason = match &state.action {
+            Some(action) => crate::lifecycle::interrupt_reason(action.kind).to_owned(),
+            None => "ended".to_owned(),
+        };
+        server.publish(PodEvent::Exiting {
+            reason: reason.clone(),
+            action: state.action.clone(),
+        });
+        drop(job_tx);
+        let closed = closed_rx.await.unwrap_or(Ok(()));
+        drop(server);
+        closed?;
+        let first_run = match first_report {
+            Some(Ok(report)) => Some(report),
+            Some(Err(error)) => return Err(error),
+            None => None,
+        };
+        Ok(HostEnd {
+            action: state.action,
+            first_run,
+        })
+    }
+}
+
+#[derive(Default)]
+struct Ending {
+    action: Option<LifecycleAction>,
+    cascade: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Ending {
+    /// The pod will end because of `action`: cascade it to the children now (concurrently with
+    /// the interruption of the active run).
+    fn begin(&mut self, action: LifecycleAction, children: &Option<Arc<Children>>, pod_id: &str) {
+        if let Some(children) = children {
+            let children = children.clone();
+            let cause = action.clone();
+            let kind = cascade_kind(action.kind).unwrap_or(LifecycleKind::ParentExit);
+            let _ = pod_id;
+            self.cascade = Some(tokio::spawn(async move {
+                children.cascade(&cause, kind).await;
+            }));
+        }
+        self.action = Some(action);
+    }
+}
+
+async fn pod_task(
+    mut pod: Pod,
+    mut jobs: mpsc::Receiver<Job>,
+    done: mpsc::Sender<Finished>,
+    closed: oneshot::Sender<Result<(), CoreError>>,
+) {
+    while let Some(job) = jobs.recv().await {
+        let report = pod.run(job.input, Arc::new(Quiet)).await;
+        let failed = report.is_err();
+        let _ = done
+            .send(Finished {
+                request_id: job.request_id,
+                report,
+            })
+            .await;
+        if failed {
+            break;
+        }
+    }
+    let reason = match pod.last_outcome() {
+        Some("failed") => "failed",
+        _ => "stopped",
+    };
+    let _ = closed.send(pod.close(reason).await);
+}
+
+fn record(log: &SessionLog, action: &LifecycleAction, active: Option<String>) {
+    if let Err(error) = log.append(LogBody::LifecycleAction(LifecycleActionRecorded {
+        action: action.clone(),
+        active_run_id: active,
+    })) {
+        tracing::error!(%error, "cannot record lifecycle action");
+    }
+}
+
+/// Record `action` and interrupt the active run with it when it is one that disturbs runs.
+fn apply(action: &LifecycleAction, log: &SessionLog, control: &RunControl, run_active: bool) {
+    record(log, action, None);
+    if run_active {
+        control.interrupt(action.clone());
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn handle_request(
+    request: Incoming,
+    pod_id: &str,
+    log: &SessionLog,
+    control: &RunControl,
+    children: &Option<Arc<Children>>,
+    active: &mut Option<Option<String>>,
+    state: &Ending,
+    jobs: &mpsc::Sender<Job>,
+) -> Option<LifecycleAction> {
+    match &request.call {
+        Call::Run(params) => {
+            if state.action.is_some() {
+                request.respond(Err(ReplyError::new("not_running", "the pod is ending")));
+            } else if active.is_some() {
+                request.respond(Err(ReplyError::new(
+                    "busy",
+                    "a run is active; wait for it to end or cancel it",
+                )));
+            } else {
+                let input = RunInput {
+                    text: params.input.clone(),
+                    trigger: request.trigger(),
+                    request_id: Some(request.request_id.clone()),
+                };
+                let request_id = request.request_id.clone();
+                *active = Some(Some(request_id.clone()));
+                if jobs
+                    .send(Job {
+                        input,
+                        request_id: Some(request_id.clone()),
+                    })
+                    .await
+                    .is_err()
+                {
+                    *active = None;
+                    request.respond(Err(ReplyError::new("failed", "the pod task has ended")));
+                } else {
+                    request.respond(Ok(json!({ "request_id": request_id })));
+                }
+            }
+            None
+        }
+        Call::Action(kind, _) => {
+            let kind = *kind;
+            let Some(action) = request.action(pod_id) else {
+                request.respond(Err(ReplyError::new("failed", "not an action")));
+                return None;
+            };
+            if kind == LifecycleKind::Reload {
+                request.respond(Err(ReplyError::new(
+                    "unsupported",
+                    "reload is not supported by this pod process",
+                )));
+                return None;
+            }
+            let ends = ends_pod(kind);
+            if ends && state.action.is_some() {
+                // Already ending: record the later action, it does not change the outcome.
+                record(log, &action, None);
+                if active.is_some() {
+                    control.interrupt(action.clone());
+                }
+                request.respond(Ok(serde_json::to_value(&action).unwrap_or_default()));
+                return None;
+            }
+            apply(&action, log, control, active.is_some());
+            request.respond(Ok(serde_json::to_value(&action).unwrap_or_default()));
+            ends.then_some(action)
+        }
+        Call::Status => {
+            let kids = children.as_ref().map(|c| c.list());
+            request.respond(Ok(json!({
+                "pod_id": pod_id,
+                "pid": std::process::id(),
+                "state": if active.is_some() { "running" } else { "idle" },
+                "ending": state.action.as_ref().map(|a| a.kind),
+                "children": kids,
+            })));
+            None
+        }
+        Call::Subscribe => {
+            // The server answers subscriptions itself.
+            request.respond(Ok(json!({"subscribed": true})));
+            None
+        }
+    }
+}
+
+fn run_result(outcome: &RunOutcome) -> RunResult {
+    match outcome {
+        RunOutcome::Completed { text, .. } => RunResult::Completed { text: text.clone() },
+        RunOutcome::Errored { error, .. } => RunResult::Errored {
+            error: error.clone(),
+        },
+        RunOutcome::Interrupted { action, .. } => RunResult::Interrupted {
+            reason: crate::lifecycle::interrupt_reason(action.kind).to_owned(),
+            action: Some(action.clone()),
+        },
+    }
+}
+
+/// SIGTERM and SIGINT as a stream of names.
+struct Signals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new(enabled: bool) -> Signals {
+        use tokio::signal::unix::{SignalKind, signal};
+        if !enabled {
+            return Signals {
+                term: None,
+                int: None,
+            };
+        }
+        Signals {
+            term: signal(SignalKind::terminate()).ok(),
+            int: signal(SignalKind::interrupt()).ok(),
+        }
+    }
+
+    async fn next(&mut self) -> Option<&'static str> {
+        match (&mut self.term, &mut self.int) {
+            (Some(term), Some(int)) => tokio::select! {
+                Some(()) = term.recv() => Some("SIGTERM"),
+                Some(()) = int.recv() => Some("SIGINT"),
+            },
+            (Some(term), None) => term.recv().await.map(|()| "SIGTERM"),
+            (None, Some(int)) => int.recv().await.map(|()| "SIGINT"),
+            (None, None) => std::future::pending().await,
+        }
+    }
+}
