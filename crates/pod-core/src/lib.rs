@@ -1,5 +1,55 @@
-//! placeholder: pod-core's docs are written with its implementation.
+//! `pod-core`: the pod. It owns the pods home and pod directories ([`PodHome`], [`PodDir`]),
+//! the durable session log ([`SessionLog`], [`LogReader`]), the run state machine and agent loop
+//! ([`Pod`]), tools confined to the manifest's scope ([`Tool`], [`ToolRegistry`], [`Scope`]),
+//! interruption by lifecycle actions ([`RunControl`], [`lifecycle`]), child supervision
+//! ([`supervisor`]) and the control socket ([`control`]). Resolving profiles is `pod-profile`'s
+//! job, talking to providers `pod-provider`'s, writing the trace sidecar `pod-trace`'s;
+//! presenting anything is the CLI's.
+//!
+//! ```no_run
+//! # async fn demo(manifest: pod_profile::Manifest) -> Result<(), pod_core::CoreError> {
+//! use std::sync::Arc;
+//! use pod_core::{ModelConnection, Pod, PodHome, PodOptions, Quiet, RunControl, RunInput};
+//! use pod_core::record::RunTrigger;
+//! let home = PodHome::resolve(None)?;
+//! let work_dir = std::env::current_dir().unwrap_or_default();
+//! let model = ModelConnection::connect(&manifest, &work_dir).await?;
+//! let dir = home.create_pod(None, "demo", None)?;
+//! let mut pod = Pod::start(dir, manifest, PodOptions { work_dir, model, control: RunControl::new() })?;
+//! let input = RunInput { text: "hello".into(), trigger: RunTrigger::Cli, request_id: None };
+//! let report = pod.run(input, Arc::new(Quiet)).await?;
+//! println!("{}", report.outcome.label());
+//! pod.close("completed").await?;
+//! # Ok(()) }
+//! ```
+
 pub mod control;
+mod control_handle;
+pub mod error;
+pub mod home;
+pub mod host;
 pub mod lifecycle;
+pub mod model;
 pub mod record;
+pub mod runtime;
+pub mod scope;
+pub mod session_log;
+pub mod spawn_tools;
+pub mod summary;
 pub mod supervisor;
+pub mod tools;
+
+pub use control_handle::RunControl;
+pub use error::CoreError;
+pub use home::{PodDir, PodHome, SegmentFiles, write_atomic};
+pub use lifecycle::{new_id, now_rfc3339};
+pub use model::{ModelConnection, api_key_var, builtin_cassette};
+pub use runtime::{
+    Pod, PodOptions, Quiet, RunInput, RunObserver, RunOutcome, RunReport, history_from_segments,
+};
+pub use scope::{Access, Scope};
+pub use session_log::{
+    LogItem, LogProblem, LogReader, LogSink, SegmentRead, SessionLog, read_segment,
+};
+pub use summary::{PodSummary, RunSummary, SegmentSummary, summarize};
+pub use tools::{Tool, ToolContext, ToolError, ToolFuture, ToolRegistry};

@@ -4,7 +4,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use pod_provider::{ProviderError, StreamEvent};
+use pod_provider::{ErrorClass, ProviderError, StreamEvent};
 
 /// Version of the trace format written by this build.
 pub const TRACE_FORMAT_VERSION: u32 = 1;
@@ -57,36 +57,36 @@ pub enum Marker {
         format_version: u32,
     },
     RunStarted,
-    /// A model request was built: sizes and counts only, never content.
+    /// A model request body was built: sizes and counts only, never content. `endpoint` has no
+    /// query string or credentials.
     RequestBuilt {
+        endpoint: String,
+        body_bytes: usize,
         messages: usize,
         tools: usize,
-        instructions_bytes: usize,
-        input_bytes: usize,
     },
-    /// The HTTP request is about to be sent. `endpoint` has no query string or credentials.
-    StreamOpenStart {
-        endpoint: String,
-    },
+    /// The HTTP request was sent.
+    StreamOpenStart,
     StreamOpenOk {
         http_status: u16,
     },
+    /// The attempt failed before its stream started (connect error or non-success status).
     StreamOpenError {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         http_status: Option<u16>,
-        error: ProviderError,
+        class: ErrorClass,
     },
+    FirstByte,
     /// The first stream event of an attempt arrived.
     FirstEvent {
-        after_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after_ms: Option<u64>,
     },
     RetryScheduled {
         delay_ms: u64,
         cause: ProviderError,
     },
-    IdleTimeout {
-        after_ms: u64,
-    },
+    IdleTimeout,
     /// The stream of one attempt ended; `outcome` is `completed`, `incomplete` or an error class.
     StreamEnd {
         outcome: String,
@@ -108,12 +108,13 @@ impl Marker {
             Marker::TraceStarted { .. } => "trace_started",
             Marker::RunStarted => "run_started",
             Marker::RequestBuilt { .. } => "request_built",
-            Marker::StreamOpenStart { .. } => "stream_open_start",
+            Marker::StreamOpenStart => "stream_open_start",
             Marker::StreamOpenOk { .. } => "stream_open_ok",
             Marker::StreamOpenError { .. } => "stream_open_error",
+            Marker::FirstByte => "first_byte",
             Marker::FirstEvent { .. } => "first_event",
             Marker::RetryScheduled { .. } => "retry_scheduled",
-            Marker::IdleTimeout { .. } => "idle_timeout",
+            Marker::IdleTimeout => "idle_timeout",
             Marker::StreamEnd { .. } => "stream_end",
             Marker::RunEnd { .. } => "run_end",
             Marker::Other { name, .. } => name,

@@ -167,7 +167,7 @@ pub fn is_failure(entry: &TraceEntry) -> bool {
         TraceBody::Stream {
             event: StreamEvent::Error(_)
         } | TraceBody::Lifecycle(Marker::StreamOpenError { .. })
-            | TraceBody::Lifecycle(Marker::IdleTimeout { .. })
+            | TraceBody::Lifecycle(Marker::IdleTimeout)
             | TraceBody::Shed { .. }
     )
 }

@@ -1,0 +1,74 @@
+//! [`RunControl`]: how other tasks (Ctrl-C handler, control socket, parent pod) interrupt the
+//! active run with a lifecycle action.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+
+use crate::lifecycle::{ActionResolver, Offered};
+use crate::record::LifecycleAction;
+
+/// A cloneable handle to interrupt a pod's runs. Overlapping actions resolve to the nearest one
+/// ([`ActionResolver`]). An action offered while no run is active interrupts the next run as
+/// soon as it starts; the runtime clears the action when the run it ended has been recorded.
+#[derive(Debug, Clone)]
+pub struct RunControl {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    resolver: Mutex<ActionResolver>,
+    signal: watch::Sender<bool>,
+}
+
+impl Default for RunControl {
+    fn default() -> Self {
+        RunControl::new()
+    }
+}
+
+impl RunControl {
+    pub fn new() -> RunControl {
+        RunControl {
+            inner: Arc::new(Inner {
+                resolver: Mutex::new(ActionResolver::new()),
+                signal: watch::channel(false).0,
+            }),
+        }
+    }
+
+    /// Interrupt the active (or next) run with `action`.
+    pub fn interrupt(&self, action: LifecycleAction) -> Offered {
+        let offered = match self.inner.resolver.lock() {
+            Ok(mut resolver) => resolver.offer(action),
+            Err(poisoned) => poisoned.into_inner().offer(action),
+        };
+        self.inner.signal.send_replace(true);
+        offered
+    }
+
+    /// The action that governs the interruption, if any.
+    pub fn governing(&self) -> Option<LifecycleAction> {
+        match self.inner.resolver.lock() {
+            Ok(resolver) => resolver.governing().cloned(),
+            Err(poisoned) => poisoned.into_inner().governing().cloned(),
+        }
+    }
+
+    /// Resolves once an action has been offered.
+    pub async fn interrupted(&self) {
+        let mut rx = self.inner.signal.subscribe();
+        // The sender lives in `self`, so `wait_for` cannot fail while we hold it.
+        let _ = rx.wait_for(|interrupted| *interrupted).await;
+    }
+
+    /// Take the governing action and re-arm (called once the interrupted run is recorded).
+    pub(crate) fn take(&self) -> Option<LifecycleAction> {
+        self.inner.signal.send_replace(false);
+        match self.inner.resolver.lock() {
+            Ok(mut resolver) => resolver.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        }
+    }
+}

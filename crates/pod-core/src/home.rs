@@ -1,0 +1,349 @@
+//! The pods home and pod directories, exactly as laid out on disk:
+//!
+//! ```text
+//! <home>/pods/<pod_id>/pod.json, manifest.toml, provenance.json,
+//!                      sessions/<segment_id>.jsonl, sessions/<segment_id>.trace.jsonl,
+//!                      control.sock
+//! ```
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::CoreError;
+use crate::record::{PodInfo, PodState};
+
+/// The directory holding every pod (`--home`, `PODS_HOME`, or the platform state dir).
+#[derive(Debug, Clone)]
+pub struct PodHome {
+    root: PathBuf,
+}
+
+impl PodHome {
+    /// `explicit` (from `--home` / `PODS_HOME`), else `$XDG_STATE_HOME/pods`, else
+    /// `~/.local/state/pods`. Nothing is created yet.
+    pub fn resolve(explicit: Option<&Path>) -> Result<PodHome, CoreError> {
+        let non_empty = |key: &str| std::env::var_os(key).filter(|v| !v.is_empty());
+        let root = match explicit {
+            Some(path) => path.to_owned(),
+            None => match (non_empty("XDG_STATE_HOME"), non_empty("HOME")) {
+                (Some(state), _) => PathBuf::from(state).join("pods"),
+                (None, Some(home)) => PathBuf::from(home).join(".local/state/pods"),
+                (None, None) => return Err(CoreError::NoHome),
+            },
+        };
+        Ok(PodHome { root })
+    }
+
+    pub fn at(root: impl Into<PathBuf>) -> PodHome {
+        PodHome { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn pods_dir(&self) -> PathBuf {
+        self.root.join("pods")
+    }
+
+    /// Create a new pod directory with a fresh UUIDv7 id and its `pod.json` (state `created`).
+    pub fn create_pod(
+        &self,
+        name: Option<&str>,
+        profile: &str,
+        parent_id: Option<&str>,
+    ) -> Result<PodDir, CoreError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let pods = self.pods_dir();
+        std::fs::create_dir_all(&pods).map_err(CoreError::io("create pods directory", &pods))?;
+        let path = pods.join(&id);
+        std::fs::create_dir(&path).map_err(CoreError::io("create pod directory", &path))?;
+        let dir = PodDir {
+            path,
+            id: id.clone(),
+        };
+        let sessions = dir.sessions_dir();
+        std::fs::create_dir(&sessions)
+            .map_err(CoreError::io("create sessions directory", &sessions))?;
+        let info = PodInfo {
+            name: name.map_or_else(|| default_name(profile, &id), str::to_owned),
+            id,
+            profile: profile.to_owned(),
+            parent_id: parent_id.map(str::to_owned),
+            created: crate::lifecycle::now_rfc3339(),
+            pid: None,
+            state: PodState::Created,
+        };
+        dir.write_info(&info)?;
+        sync_dir(&pods)?;
+        Ok(dir)
+    }
+
+    /// Every pod directory, oldest first (ids are time-ordered).
+    pub fn pod_dirs(&self) -> Result<Vec<PodDir>, CoreError> {
+        let pods = self.pods_dir();
+        let listing = match std::fs::read_dir(&pods) {
+            Ok(listing) => listing,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(CoreError::io("list pods in", &pods)(error)),
+        };
+        let mut dirs = Vec::new();
+        for entry in listing {
+            let entry = entry.map_err(CoreError::io("list pods in", &pods))?;
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(PodDir::open(&path));
+            }
+        }
+        dirs.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(dirs)
+    }
+
+    /// Find a pod by full id, unique id prefix, or name.
+    pub fn find(&self, query: &str) -> Result<PodDir, CoreError> {
+        let dirs = self.pod_dirs()?;
+        if let Some(dir) = dirs.iter().find(|d| d.id == query) {
+            return Ok(dir.clone());
+        }
+        let mut matches: Vec<&PodDir> = dirs.iter().filter(|d| d.id.starts_with(query)).collect();
+        if matches.is_empty() {
+            matches = dirs
+                .iter()
+                .filter(|d| d.read_info().is_ok_and(|info| info.name == query))
+                .collect();
+        }
+        match matches.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(CoreError::PodNotFound {
+                query: query.to_owned(),
+                home: self.root.clone(),
+            }),
+            many => Err(CoreError::AmbiguousPod {
+                query: query.to_owned(),
+                candidates: many.iter().map(|d| d.id.clone()).collect(),
+            }),
+        }
+    }
+}
+
+fn default_name(profile: &str, id: &str) -> String {
+    // The tail of a UUIDv7 is random; the head is the (shared) timestamp.
+    let tail = &id[id.len().saturating_sub(6)..];
+    format!("{profile}-{tail}")
+}
+
+/// One pod's directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodDir {
+    path: PathBuf,
+    id: String,
+}
+
+/// The files of one session segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentFiles {
+    pub segment_id: String,
+    pub log: PathBuf,
+    /// The trace sidecar, when one exists.
+    pub trace: Option<PathBuf>,
+}
+
+impl PodDir {
+    /// A pod directory at `path`; its id is the directory name.
+    pub fn open(path: &Path) -> PodDir {
+        PodDir {
+            path: path.to_owned(),
+            id: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn info_path(&self) -> PathBuf {
+        self.path.join("pod.json")
+    }
+
+    pub fn manifest_path(&self) -> PathBuf {
+        self.path.join("manifest.toml")
+    }
+
+    pub fn provenance_path(&self) -> PathBuf {
+        self.path.join("provenance.json")
+    }
+
+    pub fn sessions_dir(&self) -> PathBuf {
+        self.path.join("sessions")
+    }
+
+    pub fn control_socket_path(&self) -> PathBuf {
+        self.path.join("control.sock")
+    }
+
+    pub fn segment_log_path(&self, segment_id: &str) -> PathBuf {
+        self.sessions_dir().join(format!("{segment_id}.jsonl"))
+    }
+
+    pub fn segment_trace_path(&self, segment_id: &str) -> PathBuf {
+        self.sessions_dir()
+            .join(format!("{segment_id}.trace.jsonl"))
+    }
+
+    pub fn read_info(&self) -> Result<PodInfo, CoreError> {
+        let path = self.info_path();
+        let bytes = std::fs::read(&path).map_err(CoreError::io("read", &path))?;
+        serde_json::from_slice(&bytes).map_err(|source| CoreError::Parse {
+            what: "pod.json",
+            path,
+            source,
+        })
+    }
+
+    /// Replace `pod.json` atomically.
+    pub fn write_info(&self, info: &PodInfo) -> Result<(), CoreError> {
+        let mut bytes = serde_json::to_vec_pretty(info).map_err(|source| CoreError::Parse {
+            what: "pod.json",
+            path: self.info_path(),
+            source,
+        })?;
+        bytes.push(b'\n');
+        write_atomic(&self.info_path(), &bytes)
+    }
+
+    /// Read, change and atomically rewrite `pod.json`.
+    pub fn update_info(&self, change: impl FnOnce(&mut PodInfo)) -> Result<PodInfo, CoreError> {
+        let mut info = self.read_info()?;
+        change(&mut info);
+        self.write_info(&info)?;
+        Ok(info)
+    }
+
+    /// The pod's session segments, oldest first.
+    pub fn segments(&self) -> Result<Vec<SegmentFiles>, CoreError> {
+        let dir = self.sessions_dir();
+        let listing = match std::fs::read_dir(&dir) {
+            Ok(listing) => listing,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(CoreError::io("list segments in", &dir)(error)),
+        };
+        let mut segments = Vec::new();
+        for entry in listing {
+            let entry = entry.map_err(CoreError::io("list segments in", &dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(segment_id) = name.strip_suffix(".jsonl") else {
+                continue;
+            };
+            if segment_id.ends_with(".trace") {
+                continue;
+            }
+            let trace = self.segment_trace_path(segment_id);
+            segments.push(SegmentFiles {
+                segment_id: segment_id.to_owned(),
+                log: entry.path(),
+                trace: trace.exists().then_some(trace),
+            });
+        }
+        segments.sort_by(|a, b| a.segment_id.cmp(&b.segment_id));
+        Ok(segments)
+    }
+}
+
+/// Write `bytes` to `path` atomically: a temp file in the same directory, fsync, rename, then
+/// fsync the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(error) = result {
+        // Best effort: the original file is untouched either way.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(CoreError::io("write", path)(error));
+    }
+    sync_dir(dir)
+}
+
+/// Make a directory's entries (new or renamed files) durable.
+pub fn sync_dir(dir: &Path) -> Result<(), CoreError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(CoreError::io("sync directory", dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_find_by_id_prefix_and_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = PodHome::at(tmp.path());
+        let a = home.create_pod(Some("alpha"), "demo", None).unwrap();
+        let b = home.create_pod(None, "demo", Some(a.id())).unwrap();
+        assert!(uuid::Uuid::parse_str(a.id()).is_ok_and(|u| u.get_version_num() == 7));
+        assert!(a.sessions_dir().is_dir());
+        assert_eq!(home.find(a.id()).unwrap(), a);
+        assert_eq!(home.find("alpha").unwrap(), a);
+        let info_b = b.read_info().unwrap();
+        assert_eq!(info_b.parent_id.as_deref(), Some(a.id()));
+        assert_eq!(home.find(&info_b.name).unwrap(), b);
+        // Both ids share their timestamp head, so a short prefix is ambiguous.
+        let common: String = a
+            .id()
+            .chars()
+            .zip(b.id().chars())
+            .take_while(|(x, y)| x == y)
+            .map(|(x, _)| x)
+            .collect();
+        assert!(
+            matches!(home.find(&common), Err(CoreError::AmbiguousPod { candidates, .. }) if candidates.len() == 2)
+        );
+        let unique = &b.id()[..common.len() + 1];
+        assert_eq!(home.find(unique).unwrap(), b);
+        assert!(matches!(
+            home.find("nope"),
+            Err(CoreError::PodNotFound { .. })
+        ));
+        assert_eq!(home.pod_dirs().unwrap(), vec![a, b]);
+    }
+
+    #[test]
+    fn update_info_rewrites_atomically_without_leftovers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = PodHome::at(tmp.path());
+        let pod = home.create_pod(None, "demo", None).unwrap();
+        pod.update_info(|i| i.state = PodState::Running).unwrap();
+        assert_eq!(pod.read_info().unwrap().state, PodState::Running);
+        let names: Vec<String> = std::fs::read_dir(pod.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+    }
+
+    #[test]
+    fn a_corrupt_pod_json_is_an_error_naming_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = PodHome::at(tmp.path());
+        let pod = home.create_pod(None, "demo", None).unwrap();
+        std::fs::write(pod.info_path(), "{not json").unwrap();
+        let error = pod.read_info().unwrap_err();
+        assert!(error.to_string().contains("pod.json"), "{error}");
+    }
+}

@@ -1,0 +1,907 @@
+//! The pod runtime: one segment of a pod's life in this process, and the agent loop.
+//!
+//! [`Pod::start`] opens a new segment (session log, optional trace sidecar) in an existing pod
+//! directory for a manifest — a top-level pod and a child pod start the same way. [`Pod::run`]
+//! runs one input to its end: provider stream → assistant output → tool calls → tool results →
+//! next request, until the model ends its turn, `agent.max_turns` is reached, the provider
+//! fails (`run_errored`), or a lifecycle action arrives through [`RunControl`]
+//! (`run_interrupted`). [`Pod::close`] writes `segment_closed` and the pod's final state.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use pod_profile::Manifest;
+use pod_provider::{
+    Message, Milestone, ModelRequest, ProviderError, RawFrame, RequestInfo, StreamEvent,
+    StreamObserver, ToolCall,
+};
+use pod_trace::{Marker, PendingEntry, RawSseFrame, TRACE_FORMAT_VERSION, TraceBody, TraceHandle};
+
+use crate::control_handle::RunControl;
+use crate::error::CoreError;
+use crate::home::PodDir;
+use crate::lifecycle::{interrupt_reason, new_id};
+use crate::model::ModelConnection;
+use crate::record::{
+    AssistantMessage, LOG_FORMAT_VERSION, LifecycleAction, LogBody, PodInfo, PodState,
+    ProviderRequestStarted, RequestedToolCall, RunCompleted, RunErrored, RunInterrupted, RunPhase,
+    RunStarted, RunTrigger, SegmentClosed, SegmentStarted, ToolCallFinished, ToolCallStarted,
+    ToolExecutionPhase, ToolOutcome,
+};
+use crate::scope::Scope;
+use crate::session_log::{SessionLog, read_segment};
+use crate::tools::{ToolContext, ToolRegistry};
+
+/// The most tool output kept in a `tool_call_finished` entry.
+pub const TOOL_OUTPUT_LOG_MAX_BYTES: usize = 16 * 1024;
+
+/// What presentation code wants to hear while a run goes on. All methods default to no-ops;
+/// they are called on the runtime's task and must not block.
+pub trait RunObserver: Send + Sync {
+    /// The first stream event of a model request arrived.
+    fn on_first_event(&self) {}
+    fn on_text(&self, _text: &str) {}
+    fn on_reasoning(&self, _text: &str) {}
+    fn on_tool_call(&self, _tool: &str, _input: &Value) {}
+    fn on_tool_result(&self, _tool: &str, _ok: bool, _output: &str) {}
+    /// The provider client will retry after `delay`.
+    fn on_retry(&self, _attempt: u32, _delay: Duration, _cause: &ProviderError) {}
+}
+
+/// An observer that shows nothing.
+pub struct Quiet;
+impl RunObserver for Quiet {}
+
+/// One run's input.
+#[derive(Debug, Clone)]
+pub struct RunInput {
+    pub text: String,
+    pub trigger: RunTrigger,
+    pub request_id: Option<String>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunOutcome {
+    Completed {
+        text: String,
+        turns: u32,
+        /// `end_turn`, `max_turns`, or `incomplete: REASON`.
+        reason: String,
+    },
+    Errored {
+        error: ProviderError,
+        phase: RunPhase,
+    },
+    Interrupted {
+        action: LifecycleAction,
+        phase: RunPhase,
+    },
+}
+
+impl RunOutcome {
+    /// `completed`, `errored` or `interrupted`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            RunOutcome::Completed { .. } => "completed",
+            RunOutcome::Errored { .. } => "errored",
+            RunOutcome::Interrupted { .. } => "interrupted",
+        }
+    }
+}
+
+/// A finished run and where its records are.
+#[derive(Debug)]
+pub struct RunReport {
+    pub run_id: String,
+    pub outcome: RunOutcome,
+    pub log_path: PathBuf,
+    pub trace_path: Option<PathBuf>,
+    /// A problem with the trace sidecar (write failure, shed entries), stated for the user.
+    pub trace_problem: Option<String>,
+}
+
+/// Everything a pod needs besides its directory and manifest.
+pub struct PodOptions {
+    /// The directory relative scope entries and tool paths resolve against.
+    pub work_dir: PathBuf,
+    pub model: ModelConnection,
+    pub control: RunControl,
+}
+
+/// A pod with an open segment in this process.
+pub struct Pod {
+    dir: PodDir,
+    info: PodInfo,
+    manifest: Arc<Manifest>,
+    scope: Arc<Scope>,
+    segment_id: String,
+    log: SessionLog,
+    trace: Option<TraceHandle>,
+    model: ModelConnection,
+    tools: ToolRegistry,
+    control: RunControl,
+    history: Vec<Message>,
+    last_outcome: Option<&'static str>,
+}
+
+impl std::fmt::Debug for Pod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pod")
+            .field("id", &self.info.id)
+            .field("segment_id", &self.segment_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pod {
+    /// Open a new segment for the pod in `dir` running `manifest`. Earlier segments' runs become
+    /// the conversation history.
+    pub fn start(dir: PodDir, manifest: Manifest, options: PodOptions) -> Result<Pod, CoreError> {
+        let history = history_from_segments(&dir)?;
+        let info = dir.read_info()?;
+        let segment_id = new_id();
+        let log = SessionLog::create(&dir.segment_log_path(&segment_id))?;
+        let session = &manifest.session;
+        let trace = if session.record_event_trace {
+            let trace = TraceHandle::create(
+                &dir.segment_trace_path(&segment_id),
+                session.trace_queue_capacity as usize,
+            )?;
+            trace.record(PendingEntry::now(TraceBody::Lifecycle(
+                Marker::TraceStarted {
+                    segment_id: segment_id.clone(),
+                    pod_id: info.id.clone(),
+                    format_version: TRACE_FORMAT_VERSION,
+                },
+            )));
+            Some(trace)
+        } else {
+            None
+        };
+        let digest = pod_profile::manifest_digest(&manifest)?;
+        log.append(LogBody::SegmentStarted(SegmentStarted {
+            pod_id: info.id.clone(),
+            segment_id: segment_id.clone(),
+            profile: info.profile.clone(),
+            manifest_digest: digest,
+            pid: std::process::id(),
+            format_version: LOG_FORMAT_VERSION,
+            writer: format!("pods {}", env!("CARGO_PKG_VERSION")),
+        }))?;
+        let info = dir.update_info(|info| {
+            info.state = PodState::Running;
+            info.pid = Some(std::process::id());
+        })?;
+        let scope = Arc::new(Scope::new(&manifest.scope, &options.work_dir));
+        let tools = ToolRegistry::builtin(&manifest.agent.tools);
+        Ok(Pod {
+            dir,
+            info,
+            manifest: Arc::new(manifest),
+            scope,
+            segment_id,
+            log,
+            trace,
+            model: options.model,
+            tools,
+            control: options.control,
+            history,
+            last_outcome: None,
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.info.id
+    }
+
+    pub fn dir(&self) -> &PodDir {
+        &self.dir
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn segment_id(&self) -> &str {
+        &self.segment_id
+    }
+
+    /// The session log, shared: lifecycle and child-supervision code append through it.
+    pub fn log(&self) -> &SessionLog {
+        &self.log
+    }
+
+    pub fn control(&self) -> &RunControl {
+        &self.control
+    }
+
+    /// Offer an extra tool (e.g. `spawn_pod`) to the model. Tools named in `agent.tools` and
+    /// registered here are both offered; registration is the pod owner's decision.
+    pub fn register_tool(&mut self, tool: Arc<dyn crate::tools::Tool>) {
+        self.tools.register(tool);
+    }
+
+    pub fn tools(&self) -> &ToolRegistry {
+        &self.tools
+    }
+
+    /// Run `input` to its end. `Err` only when the run could not be recorded (session log
+    /// write failure) or the pod is misconfigured; provider failures and interruptions are
+    /// outcomes.
+    pub async fn run(
+        &mut self,
+        input: RunInput,
+        observer: Arc<dyn RunObserver>,
+    ) -> Result<RunReport, CoreError> {
+        let run_id = new_id();
+        self.log.append(LogBody::RunStarted(RunStarted {
+            run_id: run_id.clone(),
+            trigger: input.trigger.clone(),
+            request_id: input.request_id.clone(),
+            input: input.text.clone(),
+        }))?;
+        self.trace_marker(&run_id, Marker::RunStarted);
+        self.history.push(Message::User {
+            text: input.text.clone(),
+        });
+        let mut phase = RunPhase::default();
+        let result = self.run_turns(&run_id, &mut phase, observer).await;
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                // The log could not be written: record what we can in the trace, then fail.
+                self.trace_marker(
+                    &run_id,
+                    Marker::RunEnd {
+                        outcome: "failed".into(),
+                    },
+                );
+                if let Some(trace) = &self.trace {
+                    let _ = trace.sync().await;
+                }
+                self.last_outcome = Some("failed");
+                return Err(error);
+            }
+        };
+        let terminal = match &outcome {
+            RunOutcome::Completed {
+                text,
+                turns,
+                reason,
+            } => LogBody::RunCompleted(RunCompleted {
+                run_id: run_id.clone(),
+                turns: *turns,
+                text: text.clone(),
+                reason: reason.clone(),
+            }),
+            RunOutcome::Errored { error, phase } => LogBody::RunErrored(RunErrored {
+                run_id: run_id.clone(),
+                error: error.clone(),
+                phase: phase.clone(),
+            }),
+            RunOutcome::Interrupted { action, phase } => LogBody::RunInterrupted(RunInterrupted {
+                run_id: run_id.clone(),
+                reason: interrupt_reason(action.kind).to_owned(),
+                action: Some(action.clone()),
+                phase: phase.clone(),
+            }),
+        };
+        let logged = self.log.append(terminal);
+        if matches!(outcome, RunOutcome::Interrupted { .. }) {
+            self.control.take();
+        }
+        self.trace_marker(
+            &run_id,
+            Marker::RunEnd {
+                outcome: outcome.label().into(),
+            },
+        );
+        let trace_problem = self.sync_trace().await;
+        logged?;
+        self.last_outcome = Some(outcome.label());
+        Ok(RunReport {
+            run_id,
+            outcome,
+            log_path: self.log.path().to_owned(),
+            trace_path: self.trace.as_ref().map(|t| t.path().to_owned()),
+            trace_problem,
+        })
+    }
+
+    /// Sync the trace; describe any problem for the user (never silently dropped).
+    async fn sync_trace(&self) -> Option<String> {
+        let trace = self.trace.as_ref()?;
+        match trace.sync().await {
+            Ok(stats) if stats.shed > 0 => Some(format!(
+                "{} trace entries were shed (queue full; session.trace_queue_capacity = {}); shed markers in {} say where",
+                stats.shed,
+                self.manifest.session.trace_queue_capacity,
+                trace.path().display()
+            )),
+            Ok(_) => None,
+            Err(error) => Some(error_chain(&error)),
+        }
+    }
+
+    async fn run_turns(
+        &mut self,
+        run_id: &str,
+        phase: &mut RunPhase,
+        observer: Arc<dyn RunObserver>,
+    ) -> Result<RunOutcome, CoreError> {
+        let max_turns = self.manifest.agent.max_turns.max(1);
+        let mut last_text = String::new();
+        for turn in 1..=max_turns {
+            if let Some(action) = self.control.governing() {
+                return Ok(RunOutcome::Interrupted {
+                    action,
+                    phase: phase.clone(),
+                });
+            }
+            let request = ModelRequest {
+                model: self.model.model.clone(),
+                instructions: self.manifest.agent.instructions.clone(),
+                messages: self.history.clone(),
+                tools: self.tools.specs(),
+                max_output_tokens: self.manifest.model.max_output_tokens,
+                temperature: self.manifest.model.temperature,
+            };
+            self.log
+                .append(LogBody::ProviderRequestStarted(ProviderRequestStarted {
+                    run_id: run_id.to_owned(),
+                    turn,
+                    attempt: 1,
+                    scheme: self.model.scheme_label.clone(),
+                    model: self.model.model.clone(),
+                }))?;
+            let tap = Arc::new(Tap {
+                trace: self.trace.clone(),
+                run_id: run_id.to_owned(),
+                turn,
+                attempt: AtomicU32::new(1),
+                raw: self.manifest.session.trace_raw_sse,
+                max_frame: self.manifest.session.trace_max_frame_bytes as usize,
+                log: self.log.clone(),
+                log_error: Mutex::new(None),
+                scheme_label: self.model.scheme_label.clone(),
+                model: self.model.model.clone(),
+                sent_at: Mutex::new(None),
+                observer: observer.clone(),
+            });
+            let streamed = self
+                .stream_turn(&request, &tap, phase, observer.as_ref())
+                .await;
+            if let Some(trace) = &self.trace {
+                trace.flush().await;
+            }
+            if let Some(error) = tap.take_log_error() {
+                return Err(error);
+            }
+            let Streamed {
+                text,
+                reasoning,
+                calls,
+                end,
+            } = streamed;
+            if !text.is_empty() || !calls.is_empty() || !reasoning.is_empty() {
+                self.log
+                    .append(LogBody::AssistantMessage(AssistantMessage {
+                        run_id: run_id.to_owned(),
+                        turn,
+                        text: text.clone(),
+                        reasoning: reasoning.iter().map(|r| r.text.as_str()).collect(),
+                        tool_calls: calls
+                            .iter()
+                            .map(|c| RequestedToolCall {
+                                call_id: c.call_id.clone(),
+                                tool: c.name.clone(),
+                                arguments: c.arguments.clone(),
+                            })
+                            .collect(),
+                    }))?;
+                self.history.push(Message::Assistant {
+                    text: text.clone(),
+                    reasoning,
+                    tool_calls: calls.clone(),
+                });
+            }
+            match end {
+                StreamEnd::Error(error) => {
+                    return Ok(RunOutcome::Errored {
+                        error,
+                        phase: phase.clone(),
+                    });
+                }
+                StreamEnd::Interrupted(action) => {
+                    return Ok(RunOutcome::Interrupted {
+                        action,
+                        phase: phase.clone(),
+                    });
+                }
+                StreamEnd::Done { incomplete } => {
+                    last_text = text;
+                    if calls.is_empty() {
+                        return Ok(RunOutcome::Completed {
+                            text: last_text,
+                            turns: turn,
+                            reason: incomplete.map_or_else(
+                                || "end_turn".to_owned(),
+                                |r| format!("incomplete: {r}"),
+                            ),
+                        });
+                    }
+                }
+            }
+            for call in calls {
+                if let Some(action) = self
+                    .run_tool(run_id, &call, phase, observer.as_ref())
+                    .await?
+                {
+                    // The unfinished call gets an error result so a resumed conversation stays
+                    // well-formed.
+                    self.history.push(Message::ToolResult {
+                        call_id: call.call_id.clone(),
+                        output: "the run was interrupted before this tool call finished".into(),
+                        is_error: true,
+                    });
+                    return Ok(RunOutcome::Interrupted {
+                        action,
+                        phase: phase.clone(),
+                    });
+                }
+            }
+        }
+        Ok(RunOutcome::Completed {
+            text: last_text,
+            turns: max_turns,
+            reason: "max_turns".into(),
+        })
+    }
+
+    async fn stream_turn(
+        &self,
+        request: &ModelRequest,
+        tap: &Arc<Tap>,
+        phase: &mut RunPhase,
+        observer: &dyn RunObserver,
+    ) -> Streamed {
+        let mut out = Streamed::default();
+        let mut stream = self
+            .model
+            .client
+            .stream(request, Some(tap.clone() as Arc<dyn StreamObserver>));
+        let mut first = true;
+        let mut open: Vec<(u32, ToolCall)> = Vec::new();
+        loop {
+            let event = tokio::select! {
+                biased;
+                () = self.control.interrupted() => {
+                    if let Some(action) = self.control.governing() {
+                        tap.record(TraceBody::Lifecycle(Marker::StreamEnd { outcome: "interrupted".into() }));
+                        out.end = StreamEnd::Interrupted(action);
+                        break;
+                    }
+                    continue;
+                }
+                event = stream.next() => event,
+            };
+            let Some(event) = event else {
+                // The client promises a terminal event; its absence is a broken stream.
+                out.end = StreamEnd::Error(ProviderError {
+                    class: pod_provider::ErrorClass::StreamClosedBeforeCompletion,
+                    code: None,
+                    http_status: None,
+                    provider_request_id: None,
+                    retry_after_ms: None,
+                    retryable: false,
+                    message: "the provider stream ended without a terminal event".into(),
+                });
+                break;
+            };
+            if first {
+                first = false;
+                observer.on_first_event();
+            }
+            if !matches!(event, StreamEvent::Error(_)) {
+                phase.provider_progress_seen = true;
+            }
+            match &event {
+                StreamEvent::TextDelta(delta) => {
+                    if !delta.text.is_empty() {
+                        phase.visible_output_seen = true;
+                    }
+                    observer.on_text(&delta.text);
+                    out.text.push_str(&delta.text);
+                }
+                StreamEvent::ReasoningDelta(delta) => {
+                    observer.on_reasoning(&delta.text);
+                    out.reasoning.push(delta.clone());
+                }
+                StreamEvent::ToolCallStart(start) => open.push((
+                    start.index,
+                    ToolCall {
+                        call_id: start.call_id.clone(),
+                        name: start.name.clone(),
+                        arguments: String::new(),
+                    },
+                )),
+                StreamEvent::ToolCallDelta(delta) => {
+                    if let Some((_, call)) = open.iter_mut().find(|(i, _)| *i == delta.index) {
+                        call.arguments.push_str(&delta.arguments);
+                    }
+                }
+                StreamEvent::ToolCallEnd(end) => {
+                    if let Some((_, call)) = open.iter_mut().find(|(i, _)| *i == end.index) {
+                        call.arguments = end.arguments.clone();
+                    }
+                }
+                _ => {}
+            }
+            let terminal = match &event {
+                StreamEvent::Completed(_) => Some(StreamEnd::Done { incomplete: None }),
+                StreamEvent::Incomplete(incomplete) => Some(StreamEnd::Done {
+                    incomplete: Some(incomplete.reason.clone()),
+                }),
+                StreamEvent::Error(error) => Some(StreamEnd::Error(error.clone())),
+                _ => None,
+            };
+            tap.record(TraceBody::Stream { event });
+            if let Some(end) = terminal {
+                out.end = end;
+                break;
+            }
+        }
+        out.calls = open.into_iter().map(|(_, call)| call).collect();
+        out
+    }
+
+    /// Run one tool call; `Some(action)` when the run was interrupted during it.
+    async fn run_tool(
+        &mut self,
+        run_id: &str,
+        call: &ToolCall,
+        phase: &mut RunPhase,
+        observer: &dyn RunObserver,
+    ) -> Result<Option<LifecycleAction>, CoreError> {
+        let tool = self.tools.get(&call.name).cloned();
+        let side_effect = tool
+            .as_ref()
+            .map_or(crate::record::SideEffectClass::ReadOnly, |t| {
+                t.side_effect()
+            });
+        let parsed: Result<Value, String> = if call.arguments.trim().is_empty() {
+            Ok(Value::Object(Default::default()))
+        } else {
+            serde_json::from_str(&call.arguments)
+                .map_err(|e| format!("the arguments are not valid JSON: {e}"))
+        };
+        let logged_input = parsed
+            .clone()
+            .unwrap_or_else(|_| Value::String(call.arguments.clone()));
+        self.log.append(LogBody::ToolCallStarted(ToolCallStarted {
+            run_id: run_id.to_owned(),
+            call_id: call.call_id.clone(),
+            tool: call.name.clone(),
+            side_effect,
+            input: logged_input.clone(),
+        }))?;
+        observer.on_tool_call(&call.name, &logged_input);
+        phase.tool_execution = ToolExecutionPhase::Started;
+        if tool.is_some() && !phase.side_effects_started.contains(&side_effect) {
+            phase.side_effects_started.push(side_effect);
+        }
+        let ctx = ToolContext {
+            pod_id: self.info.id.clone(),
+            pod_dir: self.dir.path().to_owned(),
+            scope: self.scope.clone(),
+            manifest: self.manifest.clone(),
+            log: self.log.clone(),
+            run_id: run_id.to_owned(),
+            call_id: call.call_id.clone(),
+        };
+        let result: Result<String, String> = match (tool, parsed) {
+            (None, _) => Err(format!(
+                "unknown tool `{}`; available: {}",
+                call.name,
+                self.tools.names().join(", ")
+            )),
+            (Some(_), Err(error)) => Err(error),
+            (Some(tool), Ok(input)) => {
+                let call = tool.call(&ctx, input);
+                tokio::select! {
+                    biased;
+                    () = self.control.interrupted() => {
+                        // The tool future is dropped unfinished: the phase says `started`.
+                        if let Some(action) = self.control.governing() {
+                            return Ok(Some(action));
+                        }
+                        Err("the tool call was interrupted".to_owned())
+                    }
+                    result = call => result.map_err(|e| e.0),
+                }
+            }
+        };
+        let (outcome, output, is_error) = match result {
+            Ok(output) => (ToolOutcome::Ok, output, false),
+            Err(error) => (ToolOutcome::Error, error, true),
+        };
+        observer.on_tool_result(&call.name, !is_error, &output);
+        self.log
+            .append(LogBody::ToolCallFinished(ToolCallFinished {
+                run_id: run_id.to_owned(),
+                call_id: call.call_id.clone(),
+                tool: call.name.clone(),
+                side_effect,
+                outcome,
+                output: bounded(&output, TOOL_OUTPUT_LOG_MAX_BYTES),
+            }))?;
+        phase.tool_execution = ToolExecutionPhase::Completed;
+        self.history.push(Message::ToolResult {
+            call_id: call.call_id.clone(),
+            output,
+            is_error,
+        });
+        Ok(None)
+    }
+
+    fn trace_marker(&self, run_id: &str, marker: Marker) {
+        if let Some(trace) = &self.trace {
+            trace.record(PendingEntry::now(TraceBody::Lifecycle(marker)).run(run_id));
+        }
+    }
+
+    /// Write `segment_closed` and the pod's state after this process, and sync the trace.
+    pub async fn close(self, reason: &str) -> Result<(), CoreError> {
+        let logged = self.log.append(LogBody::SegmentClosed(SegmentClosed {
+            reason: reason.to_owned(),
+        }));
+        let state = match self.last_outcome {
+            Some("errored") | Some("failed") => PodState::Failed,
+            _ => PodState::Stopped,
+        };
+        let updated = self.dir.update_info(|info| {
+            info.state = state;
+            info.pid = None;
+        });
+        if let Some(trace) = &self.trace {
+            trace.sync().await?;
+        }
+        logged?;
+        updated?;
+        Ok(())
+    }
+
+    /// The outcome label of the last run in this segment.
+    pub fn last_outcome(&self) -> Option<&'static str> {
+        self.last_outcome
+    }
+}
+
+fn bounded(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… [{} bytes total]", &text[..end], text.len())
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[derive(Default)]
+struct Streamed {
+    text: String,
+    reasoning: Vec<pod_provider::event::ReasoningDelta>,
+    calls: Vec<ToolCall>,
+    end: StreamEnd,
+}
+
+enum StreamEnd {
+    Done { incomplete: Option<String> },
+    Error(ProviderError),
+    Interrupted(LifecycleAction),
+}
+
+impl Default for StreamEnd {
+    fn default() -> Self {
+        StreamEnd::Done { incomplete: None }
+    }
+}
+
+/// The stream observer of one model request: trace markers, raw frames, retry notices and the
+/// `provider_request_started` entries of retried attempts.
+struct Tap {
+    trace: Option<TraceHandle>,
+    run_id: String,
+    turn: u32,
+    attempt: AtomicU32,
+    raw: bool,
+    max_frame: usize,
+    log: SessionLog,
+    /// A log write that failed inside a callback, surfaced by the run after the stream.
+    log_error: Mutex<Option<CoreError>>,
+    scheme_label: String,
+    model: String,
+    sent_at: Mutex<Option<Instant>>,
+    observer: Arc<dyn RunObserver>,
+}
+
+impl Tap {
+    fn record(&self, body: TraceBody) {
+        self.record_for(self.attempt.load(Ordering::Relaxed), body);
+    }
+
+    fn record_for(&self, attempt: u32, body: TraceBody) {
+        if let Some(trace) = &self.trace {
+            trace.record(
+                PendingEntry::now(body)
+                    .run(self.run_id.as_str())
+                    .request(self.turn, attempt),
+            );
+        }
+    }
+
+    fn take_log_error(&self) -> Option<CoreError> {
+        self.log_error.lock().ok().and_then(|mut e| e.take())
+    }
+}
+
+impl StreamObserver for Tap {
+    fn on_request_built(&self, info: &RequestInfo) {
+        self.attempt.store(info.attempt, Ordering::Relaxed);
+        if info.attempt > 1 {
+            let logged = self
+                .log
+                .append(LogBody::ProviderRequestStarted(ProviderRequestStarted {
+                    run_id: self.run_id.clone(),
+                    turn: self.turn,
+                    attempt: info.attempt,
+                    scheme: self.scheme_label.clone(),
+                    model: self.model.clone(),
+                }));
+            if let (Err(error), Ok(mut slot)) = (logged, self.log_error.lock()) {
+                slot.get_or_insert(error);
+            }
+        }
+        self.record_for(
+            info.attempt,
+            TraceBody::Lifecycle(Marker::RequestBuilt {
+                endpoint: pod_trace::redact_url(&info.url),
+                body_bytes: info.body_bytes,
+                messages: info.message_count,
+                tools: info.tool_count,
+            }),
+        );
+    }
+
+    fn on_milestone(&self, attempt: u32, milestone: &Milestone) {
+        let marker = match milestone {
+            Milestone::RequestSent => {
+                if let Ok(mut sent) = self.sent_at.lock() {
+                    *sent = Some(Instant::now());
+                }
+                Marker::StreamOpenStart
+            }
+            Milestone::HeadersReceived { status } => Marker::StreamOpenOk {
+                http_status: *status,
+            },
+            Milestone::FirstByte => Marker::FirstByte,
+            Milestone::FirstEvent => Marker::FirstEvent {
+                after_ms: self
+                    .sent_at
+                    .lock()
+                    .ok()
+                    .and_then(|s| *s)
+                    .map(|s| u64::try_from(s.elapsed().as_millis()).unwrap_or(u64::MAX)),
+            },
+            Milestone::OpenError { status, class } => Marker::StreamOpenError {
+                http_status: *status,
+                class: *class,
+            },
+            Milestone::IdleTimeout => Marker::IdleTimeout,
+            Milestone::StreamEnd { outcome } => Marker::StreamEnd {
+                outcome: outcome.clone(),
+            },
+        };
+        self.record_for(attempt, TraceBody::Lifecycle(marker));
+    }
+
+    fn on_retry_scheduled(&self, attempt: u32, delay: Duration, cause: &ProviderError) {
+        self.record_for(
+            attempt,
+            TraceBody::Lifecycle(Marker::RetryScheduled {
+                delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                cause: cause.clone(),
+            }),
+        );
+        self.observer.on_retry(attempt, delay, cause);
+    }
+
+    fn wants_raw_frames(&self) -> bool {
+        self.raw && self.trace.is_some()
+    }
+
+    fn on_raw_frame(&self, attempt: u32, frame: &RawFrame) {
+        let event = (!frame.event.is_empty()).then(|| frame.event.clone());
+        self.record_for(
+            attempt,
+            TraceBody::RawSse(RawSseFrame::bounded(event, &frame.data, self.max_frame)),
+        );
+    }
+}
+
+/// Rebuild the conversation from a pod's earlier segments: inputs, assistant messages and tool
+/// results in order. Tool calls that never got a result (the run ended first) are answered with
+/// an error result so the conversation stays well-formed for the provider.
+pub fn history_from_segments(dir: &PodDir) -> Result<Vec<Message>, CoreError> {
+    let mut history = Vec::new();
+    let mut unanswered: Vec<String> = Vec::new();
+    let close_unanswered = |history: &mut Vec<Message>, unanswered: &mut Vec<String>| {
+        for call_id in unanswered.drain(..) {
+            history.push(Message::ToolResult {
+                call_id,
+                output: "the run ended before this tool call finished".into(),
+                is_error: true,
+            });
+        }
+    };
+    for segment in dir.segments()? {
+        for entry in read_segment(&segment.log)?.entries {
+            match entry.body {
+                LogBody::RunStarted(run) => {
+                    close_unanswered(&mut history, &mut unanswered);
+                    history.push(Message::User { text: run.input });
+                }
+                LogBody::AssistantMessage(message) => {
+                    close_unanswered(&mut history, &mut unanswered);
+                    unanswered = message
+                        .tool_calls
+                        .iter()
+                        .map(|c| c.call_id.clone())
+                        .collect();
+                    history.push(Message::Assistant {
+                        text: message.text,
+                        reasoning: Vec::new(),
+                        tool_calls: message
+                            .tool_calls
+                            .into_iter()
+                            .map(|c| ToolCall {
+                                call_id: c.call_id,
+                                name: c.tool,
+                                arguments: c.arguments,
+                            })
+                            .collect(),
+                    });
+                }
+                LogBody::ToolCallFinished(finished) => {
+                    unanswered.retain(|id| *id != finished.call_id);
+                    history.push(Message::ToolResult {
+                        call_id: finished.call_id,
+                        output: finished.output,
+                        is_error: finished.outcome == ToolOutcome::Error,
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+    close_unanswered(&mut history, &mut unanswered);
+    Ok(history)
+}

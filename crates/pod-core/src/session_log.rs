@@ -1,0 +1,423 @@
+//! The session log: the durable, append-only record of a segment (`sessions/<id>.jsonl`).
+//!
+//! Writing: [`SessionLog`] is a cloneable handle (runtime, tools and lifecycle code append
+//! through the same one); each entry is one JSON line, numbered from 1, flushed as it is
+//! written, and synced to disk at run boundaries (`segment_started`, `run_started`, every
+//! terminal run entry, `segment_closed`). A failed write poisons the log: the error is returned
+//! to the caller (the run fails loudly) and later appends are refused, so no entry lands after
+//! a hole. Appends happen between stream events (never per event), so the stream hot path
+//! does not wait on them.
+//!
+//! Reading: [`LogReader`] streams entries and reports, without failing, a torn last line (a
+//! write cut short by a crash), unparseable lines and sequence gaps, with line numbers.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::error::CoreError;
+use crate::lifecycle::now_rfc3339;
+use crate::record::{LogBody, LogEntry};
+
+/// Where a session log writes: a file, or a test double.
+pub trait LogSink: Write + Send {
+    /// Make everything written so far durable.
+    fn sync(&mut self) -> std::io::Result<()>;
+}
+
+impl LogSink for File {
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.sync_data()
+    }
+}
+
+struct Inner {
+    sink: Box<dyn LogSink>,
+    last_seq: u64,
+    poisoned: bool,
+}
+
+/// A shareable handle to one segment's log.
+#[derive(Clone)]
+pub struct SessionLog {
+    path: Arc<PathBuf>,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl std::fmt::Debug for SessionLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionLog")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionLog {
+    /// Create a new segment log at `path` (it must not exist) and sync its directory.
+    pub fn create(path: &Path) -> Result<SessionLog, CoreError> {
+        let file = File::options()
+            .append(true)
+            .create_new(true)
+            .open(path)
+            .map_err(CoreError::io("create session log", path))?;
+        if let Some(dir) = path.parent() {
+            crate::home::sync_dir(dir)?;
+        }
+        Ok(SessionLog::from_sink(path, Box::new(file)))
+    }
+
+    /// A log over any sink; `path` names it in errors.
+    pub fn from_sink(path: &Path, sink: Box<dyn LogSink>) -> SessionLog {
+        SessionLog {
+            path: Arc::new(path.to_owned()),
+            inner: Arc::new(Mutex::new(Inner {
+                sink,
+                last_seq: 0,
+                poisoned: false,
+            })),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Append one entry; returns its sequence number. Run boundaries are synced to disk.
+    pub fn append(&self, body: LogBody) -> Result<u64, CoreError> {
+        let sync = is_boundary(&body);
+        let mut inner = self.inner.lock().map_err(|_| CoreError::LogPoisoned {
+            path: self.path.to_path_buf(),
+        })?;
+        if inner.poisoned {
+            return Err(CoreError::LogPoisoned {
+                path: self.path.to_path_buf(),
+            });
+        }
+        let entry = LogEntry {
+            seq: inner.last_seq + 1,
+            ts: now_rfc3339(),
+            body,
+        };
+        let mut line = serde_json::to_vec(&entry).map_err(|source| CoreError::LogWrite {
+            path: self.path.to_path_buf(),
+            source: source.into(),
+        })?;
+        line.push(b'\n');
+        let written = inner
+            .sink
+            .write_all(&line)
+            .and_then(|()| inner.sink.flush());
+        let written = if sync {
+            written.and_then(|()| inner.sink.sync())
+        } else {
+            written
+        };
+        match written {
+            Ok(()) => {
+                inner.last_seq = entry.seq;
+                Ok(entry.seq)
+            }
+            Err(source) => {
+                inner.poisoned = true;
+                Err(CoreError::LogWrite {
+                    path: self.path.to_path_buf(),
+                    source,
+                })
+            }
+        }
+    }
+
+    /// Sync everything appended so far to disk.
+    pub fn sync(&self) -> Result<(), CoreError> {
+        let mut inner = self.inner.lock().map_err(|_| CoreError::LogPoisoned {
+            path: self.path.to_path_buf(),
+        })?;
+        inner.sink.sync().map_err(|source| CoreError::LogWrite {
+            path: self.path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+fn is_boundary(body: &LogBody) -> bool {
+    matches!(
+        body,
+        LogBody::SegmentStarted(_)
+            | LogBody::RunStarted(_)
+            | LogBody::RunCompleted(_)
+            | LogBody::RunErrored(_)
+            | LogBody::RunInterrupted(_)
+            | LogBody::SegmentClosed(_)
+    )
+}
+
+/// Something wrong with a log, found while reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogProblem {
+    /// The last line has no line end: a write cut short. Everything before it is intact.
+    TornTail { line: u64, bytes: usize },
+    /// A complete line that is not a log entry this build understands.
+    Unparseable { line: u64, error: String },
+    /// An entry's `seq` is not the previous one plus one.
+    SeqGap {
+        line: u64,
+        expected: u64,
+        found: u64,
+    },
+}
+
+impl std::fmt::Display for LogProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LogProblem::TornTail { line, bytes } => {
+                write!(
+                    f,
+                    "line {line}: torn last line ({bytes} bytes without a line end)"
+                )
+            }
+            LogProblem::Unparseable { line, error } => write!(f, "line {line}: {error}"),
+            LogProblem::SeqGap {
+                line,
+                expected,
+                found,
+            } => write!(f, "line {line}: expected seq {expected}, found {found}"),
+        }
+    }
+}
+
+/// One item read from a log.
+// Entries are the common case and are moved out at once; boxing them would cost every read.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogItem {
+    Entry(LogEntry),
+    Problem(LogProblem),
+}
+
+/// Streams the entries of one segment log, reporting problems in place.
+pub struct LogReader {
+    path: PathBuf,
+    lines: BufReader<File>,
+    line: u64,
+    last_seq: u64,
+    pending: Option<LogEntry>,
+}
+
+impl LogReader {
+    pub fn open(path: &Path) -> Result<LogReader, CoreError> {
+        let file = File::open(path).map_err(CoreError::io("read session log", path))?;
+        Ok(LogReader {
+            path: path.to_owned(),
+            lines: BufReader::new(file),
+            line: 0,
+            last_seq: 0,
+            pending: None,
+        })
+    }
+}
+
+impl Iterator for LogReader {
+    type Item = Result<LogItem, CoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(entry) = self.pending.take() {
+            return Some(Ok(LogItem::Entry(entry)));
+        }
+        let mut buf = Vec::new();
+        match self.lines.read_until(b'\n', &mut buf) {
+            Ok(0) => None,
+            Err(source) => Some(Err(CoreError::Io {
+                action: "read session log",
+                path: self.path.clone(),
+                source,
+            })),
+            Ok(bytes) => {
+                self.line += 1;
+                if buf.last() != Some(&b'\n') {
+                    return Some(Ok(LogItem::Problem(LogProblem::TornTail {
+                        line: self.line,
+                        bytes,
+                    })));
+                }
+                if buf.trim_ascii().is_empty() {
+                    return self.next();
+                }
+                match serde_json::from_slice::<LogEntry>(&buf) {
+                    Err(error) => Some(Ok(LogItem::Problem(LogProblem::Unparseable {
+                        line: self.line,
+                        error: error.to_string(),
+                    }))),
+                    Ok(entry) => {
+                        let expected = self.last_seq + 1;
+                        self.last_seq = entry.seq;
+                        if entry.seq == expected {
+                            Some(Ok(LogItem::Entry(entry)))
+                        } else {
+                            let found = entry.seq;
+                            self.pending = Some(entry);
+                            Some(Ok(LogItem::Problem(LogProblem::SeqGap {
+                                line: self.line,
+                                expected,
+                                found,
+                            })))
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A whole segment read into memory.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SegmentRead {
+    pub entries: Vec<LogEntry>,
+    pub problems: Vec<LogProblem>,
+}
+
+/// Read a whole segment log.
+pub fn read_segment(path: &Path) -> Result<SegmentRead, CoreError> {
+    let mut read = SegmentRead::default();
+    for item in LogReader::open(path)? {
+        match item? {
+            LogItem::Entry(entry) => read.entries.push(entry),
+            LogItem::Problem(problem) => read.problems.push(problem),
+        }
+    }
+    Ok(read)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{RunStarted, RunTrigger, SegmentClosed};
+
+    fn run_started(id: &str) -> LogBody {
+        LogBody::RunStarted(RunStarted {
+            run_id: id.into(),
+            trigger: RunTrigger::Cli,
+            request_id: None,
+            input: "hi".into(),
+        })
+    }
+
+    #[test]
+    fn appends_number_from_one_and_read_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("s.jsonl");
+        let log = SessionLog::create(&path).unwrap();
+        assert_eq!(log.append(run_started("r1")).unwrap(), 1);
+        let shared = log.clone();
+        assert_eq!(
+            shared
+                .append(LogBody::SegmentClosed(SegmentClosed {
+                    reason: "completed".into()
+                }))
+                .unwrap(),
+            2
+        );
+        let read = read_segment(&path).unwrap();
+        assert!(read.problems.is_empty());
+        assert_eq!(read.entries.len(), 2);
+        assert_eq!(read.entries[0].body, run_started("r1"));
+        assert!(read.entries[0].ts.ends_with('Z') && read.entries[0].ts.len() == 24);
+    }
+
+    #[test]
+    fn create_refuses_to_overwrite() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("s.jsonl");
+        std::fs::write(&path, "old\n").unwrap();
+        assert!(SessionLog::create(&path).is_err());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\n");
+    }
+
+    #[test]
+    fn torn_tail_gap_and_garbage_are_reported_and_nothing_before_is_lost() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("s.jsonl");
+        let log = SessionLog::create(&path).unwrap();
+        for i in 0..3 {
+            log.append(run_started(&format!("r{i}"))).unwrap();
+        }
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        // Drop entry 2 (a gap), add a garbage line, then a torn tail.
+        let mut damaged = format!("{}\n{}\nnot json\n", lines[0], lines[2]);
+        damaged.push_str(&lines[1][..20]);
+        std::fs::write(&path, &damaged).unwrap();
+        let read = read_segment(&path).unwrap();
+        assert_eq!(
+            read.entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![1, 3]
+        );
+        assert_eq!(
+            read.problems[0],
+            LogProblem::SeqGap {
+                line: 2,
+                expected: 2,
+                found: 3
+            }
+        );
+        assert!(matches!(
+            read.problems[1],
+            LogProblem::Unparseable { line: 3, .. }
+        ));
+        assert_eq!(
+            read.problems[2],
+            LogProblem::TornTail { line: 4, bytes: 20 }
+        );
+        text.clear();
+    }
+
+    struct FailAfter {
+        ok_writes: usize,
+    }
+    impl Write for FailAfter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.ok_writes == 0 {
+                return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+            }
+            self.ok_writes -= 1;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    impl LogSink for FailAfter {
+        fn sync(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_write_failure_is_an_error_and_poisons_the_log() {
+        let log = SessionLog::from_sink(
+            Path::new("/pods/s.jsonl"),
+            Box::new(FailAfter { ok_writes: 1 }),
+        );
+        assert_eq!(log.append(run_started("r1")).unwrap(), 1);
+        let error = log.append(run_started("r2")).unwrap_err();
+        assert!(matches!(error, CoreError::LogWrite { .. }));
+        assert!(error.to_string().contains("/pods/s.jsonl"), "{error}");
+        assert!(matches!(
+            log.append(run_started("r3")),
+            Err(CoreError::LogPoisoned { .. })
+        ));
+    }
+
+    #[test]
+    fn a_full_device_fails_the_append() {
+        let Ok(file) = File::options().append(true).open("/dev/full") else {
+            return; // not on Linux
+        };
+        let log = SessionLog::from_sink(Path::new("/dev/full"), Box::new(file));
+        let error = log.append(run_started("r1")).unwrap_err();
+        assert!(
+            matches!(error, CoreError::LogWrite { ref source, .. } if source.raw_os_error() == Some(28)),
+            "{error:?}"
+        );
+    }
+}
