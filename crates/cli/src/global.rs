@@ -16,3 +16,23 @@ pub struct GlobalArgs {
     #[arg(long = "profile-dir", global = true, value_name = "DIR")]
     pub profile_dirs: Vec<PathBuf>,
 }
+
+impl GlobalArgs {
+    /// Where to look for profiles: the working directory (for `.pods/`), the user config dir
+    /// (`$XDG_CONFIG_HOME/pods`, else `~/.config/pods`) and the `--profile-dir`s.
+    pub fn discovery(&self) -> pod_profile::Discovery {
+        pod_profile::Discovery {
+            cwd: std::env::current_dir().unwrap_or_default(),
+            user_config_dir: pod_profile::Discovery::user_config_dir_from_env(),
+            profile_dirs: self.profile_dirs.clone(),
+        }
+    }
+}
+
+/// The environment layer of profile resolution: every `PODS_*` variable of this process except
+/// the reserved `PODS_HOME` (pod-profile itself only reads `PODS_SECTION__KEY` names).
+pub fn config_env() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(name, _)| name.starts_with("PODS_") && name != "PODS_HOME")
+        .collect()
+}
