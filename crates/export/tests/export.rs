@@ -914,3 +914,273 @@ fn pod_state_from_pod_json_is_reported() {
     let doc = export_pod(home.path(), POD, false, false);
     assert_eq!(doc.pods[0].state.as_deref(), Some("failed"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Format versions: a pod home written in session-log format 1 and export documents of schema 1
+// and 2, committed under tests/fixtures and read by every build.
+
+fn fixtures() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+const FIX_PARENT: &str = "0193a100-0000-7000-8000-000000000101";
+const FIX_CHILD: &str = "0193a100-0000-7000-8000-000000000102";
+const FIX_CRASHED: &str = "0193a100-0000-7000-8000-000000000103";
+/// Pids above the kernel's pid_max (at most 2^22) never belong to a live process.
+const FIX_DEAD_PID: u32 = 2_147_483_000;
+
+/// Build the log-format-1 fixture home at `root`.
+fn write_home_v1(root: &Path) {
+    let home = Home::at(root);
+    let parent = home.pod(FIX_PARENT, "fixture-parent", None);
+    let tree_stop = action(
+        "0193a100-0000-7000-8000-0000000a0001",
+        LifecycleKind::StopTree,
+        &[FIX_PARENT, FIX_CHILD, FIX_CRASHED],
+        cli_origin("0193a100-0000-7000-8000-0000000f0001"),
+    );
+    parent
+        .segment("0193a100-0000-7000-8000-0000000b0001", FIX_DEAD_PID)
+        .run_started("run-p1", "list the files")
+        .request("run-p1")
+        .tool_started(
+            "run-p1",
+            "call-1",
+            "list_dir",
+            SideEffectClass::ReadOnly,
+            serde_json::json!({"path": "."}),
+        )
+        .tool_finished(
+            "run-p1",
+            "call-1",
+            "list_dir",
+            SideEffectClass::ReadOnly,
+            "a.txt",
+        )
+        .message("run-p1", "There is one file.")
+        .completed("run-p1", "There is one file.")
+        .run_started("run-p2", "spawn a reviewer")
+        .request("run-p2")
+        .action(tree_stop.clone(), Some("run-p2"))
+        .interrupted(
+            "run-p2",
+            "stopped",
+            Some(tree_stop),
+            phase(
+                false,
+                ToolExecutionPhase::Completed,
+                &[SideEffectClass::Spawn],
+            ),
+        )
+        .closed("stopped");
+    let child = home.pod(FIX_CHILD, "fixture-child", Some(FIX_PARENT));
+    let mut cascaded = action(
+        "0193a100-0000-7000-8000-0000000a0002",
+        LifecycleKind::StopTree,
+        &[FIX_CHILD],
+        Origin::ParentPod {
+            parent_pod_id: FIX_PARENT.into(),
+            tool_call_id: "call-stop".into(),
+        },
+    );
+    cascaded.caused_by = Some(CausedBy {
+        pod_id: FIX_PARENT.into(),
+        action_id: "0193a100-0000-7000-8000-0000000a0001".into(),
+        kind: LifecycleKind::StopTree,
+    });
+    child
+        .segment("0193a100-0000-7000-8000-0000000b0002", FIX_DEAD_PID)
+        .run_started("run-c1", "review the diff")
+        .request("run-c1")
+        .message("run-c1", "Reviewing")
+        .errored(
+            "run-c1",
+            ErrorClass::ContextLengthExceeded,
+            "context_length_exceeded",
+            phase(true, ToolExecutionPhase::NotStarted, &[]),
+        )
+        .run_started("run-c2", "review again")
+        .request("run-c2")
+        .action(cascaded.clone(), Some("run-c2"))
+        .interrupted(
+            "run-c2",
+            "stopped",
+            Some(cascaded),
+            phase(false, ToolExecutionPhase::NotStarted, &[]),
+        )
+        .closed("stopped");
+    std::fs::write(
+        child
+            .dir
+            .join("sessions/0193a100-0000-7000-8000-0000000b0002.trace.jsonl"),
+        "",
+    )
+    .unwrap();
+    let crashed = home.pod(FIX_CRASHED, "fixture-crashed", Some(FIX_PARENT));
+    crashed
+        .segment("0193a100-0000-7000-8000-0000000b0003", FIX_DEAD_PID)
+        .run_started("run-x1", "write the report")
+        .request("run-x1")
+        .tool_started(
+            "run-x1",
+            "call-w",
+            "write_file",
+            SideEffectClass::LocalWrite,
+            serde_json::json!({"path": "report.md", "content": "draft"}),
+        )
+        .raw("{\"seq\":5,\"ts\":\"2026-11-23T01:02:03.456Z\",\"kind\":\"tool_call_fin");
+}
+
+/// Regenerate the fixtures (only when a format version is added):
+/// `PODS_REGENERATE_FIXTURES=1 cargo test -p pod-export --test export -- --ignored`.
+#[test]
+#[ignore = "writes committed fixtures"]
+fn regenerate_fixtures() {
+    if std::env::var_os("PODS_REGENERATE_FIXTURES").is_none() {
+        return;
+    }
+    let home = fixtures().join("home-v1");
+    let _ = std::fs::remove_dir_all(&home);
+    write_home_v1(&home);
+    let mut doc = export_pod(&home, FIX_PARENT, true, false);
+    doc.exported_at = "2026-11-23T02:00:00.000Z".to_owned();
+    let bytes = render_checked(&doc, Format::Json, &[]).unwrap();
+    std::fs::write(fixtures().join("documents/schema-2.json"), bytes).unwrap();
+}
+
+#[test]
+fn log_format_1_home_exports_every_situation() {
+    let doc = export_pod(&fixtures().join("home-v1"), FIX_PARENT, true, false);
+    assert_eq!(doc.pods.len(), 3);
+    assert!(
+        doc.pods
+            .iter()
+            .all(|p| p.segments[0].format_version == Some(1))
+    );
+    assert_eq!(run(&doc, "run-p1").outcome, Outcome::Completed);
+    assert_eq!(
+        run(&doc, "run-p1").retry_safety.as_ref().unwrap().verdict,
+        RetryVerdict::AskUser
+    );
+    assert_eq!(run(&doc, "run-p2").outcome, Outcome::Interrupted);
+    assert_eq!(
+        run(&doc, "run-p2").retry_safety.as_ref().unwrap().verdict,
+        RetryVerdict::Unsafe
+    );
+    assert_eq!(run(&doc, "run-c1").outcome, Outcome::ProviderError);
+    assert_eq!(run(&doc, "run-c2").outcome, Outcome::Interrupted);
+    let crashed = run(&doc, "run-x1");
+    assert_eq!(crashed.outcome, Outcome::Crashed);
+    assert!(crashed.crash_evidence.as_ref().unwrap().torn_tail);
+    let cascade = doc.incidents.iter().find(|i| i.run_id == "run-c2").unwrap();
+    assert!(matches!(cascade.root_origin, Some(OriginDoc::Cli { .. })));
+    assert!(cascade.diagnostics_complete);
+    let torn = doc
+        .integrity
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|l| l.pod_id == FIX_CRASHED)
+        .unwrap();
+    assert!(torn.torn_final_line);
+}
+
+/// Everything but the time of export and the tool version, which change with every build.
+fn comparable(mut value: serde_json::Value) -> serde_json::Value {
+    value["exported_at"] = serde_json::Value::Null;
+    value["tool"]["version"] = serde_json::Value::Null;
+    value
+}
+
+#[test]
+fn schema_2_fixture_matches_a_fresh_export_of_the_same_home() {
+    let doc = export_pod(&fixtures().join("home-v1"), FIX_PARENT, true, false);
+    let fresh: serde_json::Value =
+        serde_json::from_slice(&render_checked(&doc, Format::Json, &[]).unwrap()).unwrap();
+    let committed: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixtures().join("documents/schema-2.json")).unwrap())
+            .unwrap();
+    assert_eq!(comparable(fresh), comparable(committed));
+}
+
+#[test]
+fn schema_2_document_upgrades_to_itself() {
+    let path = fixtures().join("documents/schema-2.json");
+    let bytes = std::fs::read(&path).unwrap();
+    let doc = pod_export::upgrade(&bytes, &path).unwrap();
+    assert_eq!(doc.upgraded_from, None);
+    let again = render_checked(&doc, Format::Json, &[]).unwrap();
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&again).unwrap(),
+        serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+    );
+}
+
+#[test]
+fn schema_1_document_upgrades_with_missing_facts_labelled() {
+    let path = fixtures().join("documents/schema-1.json");
+    let doc = pod_export::upgrade(&std::fs::read(&path).unwrap(), &path).unwrap();
+    assert_eq!(doc.schema_version, 2);
+    assert_eq!(doc.upgraded_from, Some(1));
+    assert!(doc.integrity.is_none());
+    assert_eq!(
+        doc.redaction.mode,
+        pod_export::document::RedactionMode::Unknown
+    );
+    let child = &doc.pods[1];
+    assert_eq!(child.ancestors, ["0193a0ff-0000-7000-8000-000000000001"]);
+    assert!(child.missing.contains(&"manifest".to_owned()));
+    let errored = run(&doc, "run-old-2");
+    assert_eq!(errored.outcome, Outcome::ProviderError);
+    assert_eq!(errored.error.as_ref().unwrap().class, "rate_limited");
+    assert!(errored.phase.is_none());
+    assert!(errored.retry_safety.is_none());
+    assert!(errored.provider_requests.is_none());
+    assert!(errored.missing_provenance.contains(&"phase".to_owned()));
+    let stopped = run(&doc, "run-old-3");
+    assert!(
+        stopped
+            .missing_provenance
+            .contains(&"interrupt.action.caused_by".to_owned())
+    );
+    let incident = doc
+        .incidents
+        .iter()
+        .find(|i| i.run_id == "run-old-3")
+        .unwrap();
+    assert!(!incident.diagnostics_complete);
+    assert!(matches!(
+        incident.nearest_origin,
+        Some(OriginDoc::Signal { ref signal }) if signal == "SIGTERM"
+    ));
+    let crashed = doc
+        .incidents
+        .iter()
+        .find(|i| i.run_id == "run-old-4")
+        .unwrap();
+    assert!(
+        crashed
+            .missing_provenance
+            .contains(&"crash_evidence".to_owned())
+    );
+    // The upgraded document renders in both formats.
+    render_checked(&doc, Format::Markdown, &[]).unwrap();
+}
+
+#[test]
+fn unknown_schema_and_foreign_json_are_refused() {
+    let path = Path::new("doc.json");
+    let newer = br#"{"format":"pods.session-export","schema_version":99}"#;
+    assert!(matches!(
+        pod_export::upgrade(newer, path),
+        Err(ExportError::UnknownSchema { found: 99, .. })
+    ));
+    let foreign = br#"{"format":"something-else","schema_version":1}"#;
+    assert!(matches!(
+        pod_export::upgrade(foreign, path),
+        Err(ExportError::WrongFormat { .. })
+    ));
+    let err = pod_export::upgrade(b"not json", path).unwrap_err();
+    assert!(matches!(err, ExportError::NotADocument { .. }));
+    assert!(err.to_string().contains("doc.json"));
+}

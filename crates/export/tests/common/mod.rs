@@ -10,21 +10,32 @@ use pod_core::record::*;
 use pod_provider::{ErrorClass, ProviderError};
 
 pub struct Home {
-    pub dir: tempfile::TempDir,
+    _temp: Option<tempfile::TempDir>,
+    root: PathBuf,
 }
 
 impl Home {
     pub fn new() -> Home {
+        let temp = tempfile::Builder::new()
+            .prefix("export-test-")
+            .tempdir()
+            .unwrap();
         Home {
-            dir: tempfile::Builder::new()
-                .prefix("export-test-")
-                .tempdir()
-                .unwrap(),
+            root: temp.path().to_path_buf(),
+            _temp: Some(temp),
+        }
+    }
+
+    /// A home at a fixed place (fixture generation).
+    pub fn at(root: &Path) -> Home {
+        Home {
+            _temp: None,
+            root: root.to_path_buf(),
         }
     }
 
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.root
     }
 
     /// Create a pod directory with `pod.json`, a small manifest and provenance.
