@@ -80,7 +80,10 @@ pub fn read_manifest_files(dir: &Path) -> Result<ResolvedManifest, ProfileError>
 
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), ProfileError> {
     let target = dir.join(name);
-    let temp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    // Unique per process and call, so concurrent writers never share a temporary file.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
     let write_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| ProfileError::Write { path, source }

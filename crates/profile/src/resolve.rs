@@ -195,20 +195,36 @@ impl Catalog {
                 true,
             )?;
             let this_name = names.last().cloned().unwrap_or_default();
-            chain.push((this_name, current.clone(), layer));
+            chain.push((this_name.clone(), current.clone(), layer));
             let Some(parent) = extends else { break };
-            if names.contains(&parent) {
-                names.push(parent);
-                return Err(ProfileError::ExtendsCycle { chain: names });
-            }
-            let Some(entry) = self.get(&parent) else {
-                return Err(ProfileError::MissingParent {
-                    missing: parent,
-                    chain: names,
-                });
+            // A profile that extends its own name extends the file it shadows (a user
+            // `default.toml` with `extends = "default"` tweaks the builtin).
+            let next = if parent == this_name {
+                self.get(&parent).and_then(|entry| {
+                    std::iter::once(&entry.source)
+                        .chain(&entry.shadows)
+                        .skip_while(|s| s.path != current.path)
+                        .nth(1)
+                        .cloned()
+                })
+            } else if names.contains(&parent) {
+                None
+            } else {
+                match self.get(&parent) {
+                    Some(entry) => Some(entry.source.clone()),
+                    None => {
+                        return Err(ProfileError::MissingParent {
+                            missing: parent,
+                            chain: names,
+                        });
+                    }
+                }
             };
             names.push(parent);
-            current = entry.source.clone();
+            match next {
+                Some(source) => current = source,
+                None => return Err(ProfileError::ExtendsCycle { chain: names }),
+            }
         }
         // Details: a value from a profile reached through `extends` says who extended it.
         let file_names: Vec<String> = chain

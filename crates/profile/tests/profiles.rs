@@ -246,6 +246,35 @@ fn shadowing_follows_precedence_and_lists_what_lost() {
 }
 
 #[test]
+fn a_profile_extending_its_own_name_extends_what_it_shadows() {
+    let mut fixture = Fixture::new();
+    fixture.write(
+        "user/profiles/debug.toml",
+        "extends = \"debug\"\n[agent]\nmax_turns = 7\n",
+    );
+    fixture.dir_profile(
+        1,
+        "debug",
+        "extends = \"debug\"\n[limits]\nmax_attempts = 1\n",
+    );
+    let resolved = resolve(&fixture.catalog(), "debug");
+    assert_eq!(resolved.manifest.limits.max_attempts, 1);
+    assert_eq!(resolved.manifest.agent.max_turns, 7);
+    assert!(
+        resolved.manifest.session.record_event_trace,
+        "from the builtin debug"
+    );
+    let p = &resolved.provenance["session.record_event_trace"];
+    assert_eq!(p.kind, SourceKind::Builtin);
+    assert!(
+        p.detail
+            .ends_with("(extended by debug.toml, extended by debug.toml)"),
+        "{}",
+        p.detail
+    );
+}
+
+#[test]
 fn a_missing_profile_dir_is_an_error_naming_it() {
     let mut fixture = Fixture::new();
     fixture.profile_dirs.push(fixture.dir.path().join("absent"));
