@@ -11,7 +11,9 @@
 //!
 //! **Precedence of a profile name** found in several places, highest first: a later
 //! `--profile-dir` > an earlier `--profile-dir` > project > user > builtin. The winner's
-//! [`CatalogEntry::shadows`] lists the others.
+//! [`CatalogEntry::shadows`] lists the others. A profile whose `extends` names its own name
+//! extends the file it shadows (a user `default.toml` with `extends = "default"` tweaks the
+//! builtin); any other repeated name in a chain is a cycle.
 //!
 //! **Layers**, lowest first: compiled defaults < user config (`$XDG_CONFIG_HOME/pods/config.toml`)
 //! < project config (`.pods/config.toml`) < the profile chain (`extends`, base first) <

@@ -348,12 +348,15 @@ fn type_error(err: figment::Error, layers: &[Layer]) -> ProfileError {
         .iter()
         .rev()
         .find(|layer| Some(&layer.label) == label.as_ref() && layer.leaves.contains_key(&key))
-        .map(|layer| {
-            layer
+        .map(|layer| match &layer.path {
+            // A file: its path (the key is in the message already).
+            Some(_) => layer.label.clone(),
+            // Env or --set: the variable or the `--set` text.
+            None => layer
                 .details
                 .get(&key)
                 .cloned()
-                .unwrap_or_else(|| layer.label.clone())
+                .unwrap_or_else(|| layer.label.clone()),
         })
         .or(label)
         .unwrap_or_else(|| "configuration".to_owned());

@@ -442,7 +442,7 @@ fn type_errors_name_file_key_and_expected_type() {
     else {
         panic!("expected a type error, got {err:?}");
     };
-    assert!(f.contains(&file.display().to_string()), "{f}");
+    assert_eq!(f, &file.display().to_string());
     assert_eq!(key, "agent.max_turns");
     assert!(
         message.contains("string") && message.contains("u32"),
