@@ -328,3 +328,43 @@ fn profile_dir_flag_wins_and_missing_profile_exits_2() {
     assert_exit(&output, 2);
     assert!(stderr(&output).contains("/nonexistent-pods-dir"));
 }
+
+#[test]
+fn child_scope_narrows_and_human_output_names_sources() {
+    let sandbox = Sandbox::new();
+    let output = sandbox.run(&[
+        "profile",
+        "child",
+        "coder",
+        "reviewer",
+        "--scope-allow",
+        "src",
+        "--scope-deny",
+        "src/gen",
+        "--json",
+    ]);
+    assert_exit(&output, 0);
+    let json = stdout_json(&output);
+    assert_eq!(
+        json["manifest"]["scope"]["allow"],
+        serde_json::json!(["src"])
+    );
+    assert_eq!(
+        json["manifest"]["scope"]["deny"],
+        serde_json::json!(["src/gen"])
+    );
+    assert_eq!(json["provenance"]["scope.allow"]["kind"], "spawn_request");
+
+    let output = sandbox.run(&["profile", "child", "coder", "reviewer"]);
+    assert_exit(&output, 0);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains(
+            "record_event_trace = true\n    # parent: inherited from parent <parent> ← set by profiles/debug.toml (extended by coder.toml)"
+        ),
+        "{text}"
+    );
+    let model = text.find("[model]").unwrap();
+    let limits = text.find("[limits]").unwrap();
+    assert!(model < limits, "sections in manifest order");
+}
