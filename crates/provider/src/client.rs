@@ -13,15 +13,15 @@ use futures_util::{Stream, StreamExt};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use tokio::time::{Instant, timeout_at};
 
-use crate::adapter::{Adapter, Decoder, adapter_for, is_terminal};
+use crate::adapter::{Adapter, adapter_for, is_terminal};
 use crate::classify;
 use crate::config::ClientConfig;
+use crate::decode::StreamDecoder;
 use crate::error::{ErrorClass, ProviderError};
-use crate::event::{StreamEvent, UNHANDLED_PREVIEW_BYTES, Unhandled};
+use crate::event::StreamEvent;
 use crate::observe::{Milestone, RawFrame, RequestInfo, StreamObserver};
-use crate::redact::preview;
 use crate::request::ModelRequest;
-use crate::sse::{Frame, Framer};
+use crate::sse::Frame;
 
 /// The most of an error response body that is read for classification.
 const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
@@ -150,6 +150,11 @@ pub struct EventStream {
 }
 
 impl EventStream {
+    /// The next event, or `None` after the terminal event (for callers without `StreamExt`).
+    pub async fn next_event(&mut self) -> Option<StreamEvent> {
+        self.inner.next().await
+    }
+
     /// A stream over already-known events (tests and tools).
     pub fn from_events(events: Vec<StreamEvent>) -> EventStream {
         EventStream {
@@ -177,8 +182,7 @@ type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 /// One attempt whose response headers said success.
 struct Live {
     body: ByteStream,
-    framer: Framer,
-    decoder: Box<dyn Decoder>,
+    decoder: StreamDecoder,
     first_event_deadline: Instant,
     got_byte: bool,
     got_event: bool,
@@ -338,8 +342,10 @@ impl Driver {
         }
         self.live = Some(Live {
             body: Box::pin(response.bytes_stream()),
-            framer: Framer::new(self.inner.config.max_event_bytes),
-            decoder: self.inner.adapter.decoder(),
+            decoder: StreamDecoder::new(
+                self.inner.config.scheme,
+                self.inner.config.max_event_bytes,
+            ),
             first_event_deadline: deadline,
             got_byte: false,
             got_event: false,
@@ -364,7 +370,7 @@ impl Driver {
         } else {
             None
         };
-        let mut on_frame = |frame: Frame<'_>| {
+        let raw_fn = |frame: &Frame<'_>| {
             if let Some(o) = raw_observer {
                 o.on_raw_frame(
                     attempt,
@@ -375,15 +381,8 @@ impl Driver {
                     },
                 );
             }
-            if frame.lossy {
-                scratch.push(marker("sse.invalid_utf8", frame.data));
-            }
-            if frame.unterminated {
-                scratch.push(marker("sse.unterminated_event", frame.data));
-            }
-            live.decoder.frame(&frame, scratch);
         };
-        let mut ended = false;
+        let raw: Option<&dyn Fn(&Frame<'_>)> = if self.raw { Some(&raw_fn) } else { None };
         match next {
             Err(_) => {
                 let e = if live.got_event {
@@ -406,9 +405,7 @@ impl Driver {
                         o.on_milestone(attempt, &Milestone::FirstByte);
                     }
                 }
-                if let Err(over) = live.framer.push(&chunk, &mut on_frame) {
-                    scratch.push(oversized(over.limit));
-                }
+                live.decoder.push(&chunk, scratch, raw);
             }
             Ok(Some(Err(err))) => {
                 scratch.push(StreamEvent::Error(classify::transport(
@@ -416,15 +413,7 @@ impl Driver {
                     &err.without_url(),
                 )));
             }
-            Ok(None) => {
-                ended = true;
-                if let Err(over) = live.framer.finish(&mut on_frame) {
-                    scratch.push(oversized(over.limit));
-                }
-            }
-        }
-        if ended && !scratch.iter().any(is_terminal) {
-            live.decoder.end(scratch);
+            Ok(None) => live.decoder.finish(scratch, raw),
         }
         if !live.got_event && !scratch.is_empty() {
             live.got_event = true;
@@ -432,27 +421,8 @@ impl Driver {
                 o.on_milestone(attempt, &Milestone::FirstEvent);
             }
         }
-        // Nothing may follow a terminal event.
-        if let Some(t) = scratch.iter().position(is_terminal) {
-            scratch.truncate(t + 1);
-        }
         self.pending.extend(scratch.drain(..));
     }
-}
-
-fn marker(event: &str, data: &str) -> StreamEvent {
-    StreamEvent::Unhandled(Unhandled {
-        event: event.to_string(),
-        preview: preview(data, UNHANDLED_PREVIEW_BYTES),
-        original_len: data.len(),
-    })
-}
-
-fn oversized(limit: usize) -> StreamEvent {
-    StreamEvent::Error(ProviderError::new(
-        ErrorClass::MalformedStream,
-        format!("an SSE event is larger than the {limit}-byte limit (max_event_bytes)"),
-    ))
 }
 
 fn first_event_timed_out(t: Duration) -> ProviderError {

@@ -7,7 +7,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Adapter, Decoder, closed_early, join_url, malformed, unhandled};
+use super::{Adapter, Decoder, closed_early, join_url, not_understood, unhandled};
 use crate::classify::from_error_json;
 use crate::error::{ErrorClass, ProviderError};
 use crate::event::{
@@ -210,7 +210,7 @@ impl Decoder for AnthropicDecoder {
         let ev: Event = match serde_json::from_str(frame.data) {
             Ok(ev) => ev,
             Err(e) => {
-                out.push(malformed(frame.event, &e));
+                out.push(not_understood(frame, &e));
                 return;
             }
         };

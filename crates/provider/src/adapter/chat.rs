@@ -10,7 +10,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Adapter, Decoder, closed_early, join_url, malformed, unhandled};
+use super::{Adapter, Decoder, closed_early, join_url, not_understood, unhandled};
 use crate::classify::from_error_json;
 use crate::event::{
     Completed, Incomplete, ReasoningDelta, ReasoningKind, Started, StopReason, StreamEvent,
@@ -274,7 +274,7 @@ impl Decoder for ChatDecoder {
         let chunk: Chunk = match serde_json::from_str(frame.data) {
             Ok(c) => c,
             Err(e) => {
-                out.push(malformed(frame.event, &e));
+                out.push(not_understood(frame, &e));
                 return;
             }
         };

@@ -65,6 +65,25 @@ pub(crate) fn unhandled(event: &str, data: &str) -> StreamEvent {
     })
 }
 
+/// A frame the typed reader rejected: valid JSON of an unexpected shape is `unhandled` (named
+/// by its `type`, else the SSE event name); anything else is a `malformed_stream` error.
+pub(crate) fn not_understood(frame: &Frame<'_>, err: &serde_json::Error) -> StreamEvent {
+    match serde_json::from_str::<Value>(frame.data) {
+        Ok(v) => {
+            let name = v
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or(if frame.event.is_empty() {
+                    "data"
+                } else {
+                    frame.event
+                });
+            unhandled(name, frame.data)
+        }
+        Err(_) => malformed(frame.event, err),
+    }
+}
+
 pub(crate) fn malformed(event: &str, err: &serde_json::Error) -> StreamEvent {
     let name = if event.is_empty() { "data" } else { event };
     StreamEvent::Error(ProviderError::new(

@@ -6,7 +6,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Adapter, Decoder, closed_early, join_url, malformed, unhandled};
+use super::{Adapter, Decoder, closed_early, join_url, not_understood, unhandled};
 use crate::classify::from_error_json;
 use crate::error::{ErrorClass, ProviderError};
 use crate::event::{
@@ -127,8 +127,9 @@ struct ResponsesDecoder {
 struct Event {
     #[serde(rename = "type")]
     kind: String,
+    /// A string for text and argument deltas; some hosted-tool events send an object.
     #[serde(default)]
-    delta: Option<String>,
+    delta: Option<Value>,
     #[serde(default)]
     output_index: Option<u32>,
     #[serde(default)]
@@ -147,7 +148,7 @@ impl Decoder for ResponsesDecoder {
         let ev: Event = match serde_json::from_str(frame.data) {
             Ok(ev) => ev,
             Err(e) => {
-                out.push(malformed(frame.event, &e));
+                out.push(not_understood(frame, &e));
                 return;
             }
         };
@@ -155,13 +156,13 @@ impl Decoder for ResponsesDecoder {
         match ev.kind.as_str() {
             "response.output_text.delta" => out.push(StreamEvent::TextDelta(TextDelta {
                 choice: 0,
-                text: ev.delta.unwrap_or_default(),
+                text: delta_text(ev.delta),
             })),
             "response.refusal.delta" => {
                 self.saw_refusal = true;
                 out.push(StreamEvent::TextDelta(TextDelta {
                     choice: 0,
-                    text: ev.delta.unwrap_or_default(),
+                    text: delta_text(ev.delta),
                 }));
             }
             "response.reasoning_summary_text.delta" | "response.reasoning_text.delta" => {
@@ -173,12 +174,12 @@ impl Decoder for ResponsesDecoder {
                 out.push(StreamEvent::ReasoningDelta(ReasoningDelta {
                     choice: 0,
                     kind,
-                    text: ev.delta.unwrap_or_default(),
+                    text: delta_text(ev.delta),
                     signature: None,
                 }));
             }
             "response.function_call_arguments.delta" | "response.custom_tool_call_input.delta" => {
-                let delta = ev.delta.unwrap_or_default();
+                let delta = delta_text(ev.delta);
                 if let Some((_, acc)) = self.open_calls.iter_mut().find(|(i, _)| *i == index) {
                     acc.push_str(&delta);
                 }
@@ -326,6 +327,13 @@ impl ResponsesDecoder {
             Some("message") => {}
             _ => out.push(unhandled("response.output_item.done", frame.data)),
         }
+    }
+}
+
+fn delta_text(delta: Option<Value>) -> String {
+    match delta {
+        Some(Value::String(s)) => s,
+        _ => String::new(),
     }
 }
 

@@ -1,0 +1,590 @@
+//! Every recorded fixture through its adapter: the facts that matter, and the same result
+//! whatever the network chunking. Expected values were read from the fixture files.
+
+use pod_provider::event::{StopReason, Usage};
+use pod_provider::{ErrorClass, StreamDecoder, StreamEvent, WireScheme, decode_body};
+use serde_json::{Value, json};
+
+use crate::{CAP, Facts, facts, read};
+
+const R: WireScheme = WireScheme::OpenaiResponses;
+const C: WireScheme = WireScheme::OpenaiChat;
+const A: WireScheme = WireScheme::AnthropicMessages;
+
+fn usage(input: u64, output: u64, cached: Option<u64>, reasoning: Option<u64>) -> Option<Usage> {
+    Some(Usage {
+        input_tokens: Some(input),
+        output_tokens: Some(output),
+        cached_input_tokens: cached,
+        reasoning_tokens: reasoning,
+    })
+}
+
+/// Deterministic xorshift for split points.
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+fn decode_pieces(scheme: WireScheme, body: &[u8], cuts: &[usize]) -> Vec<StreamEvent> {
+    let mut d = StreamDecoder::new(scheme, CAP);
+    let mut out = Vec::new();
+    let mut prev = 0;
+    for &c in cuts {
+        d.push(&body[prev..c], &mut out, None);
+        prev = c;
+    }
+    d.push(&body[prev..], &mut out, None);
+    d.finish(&mut out, None);
+    out
+}
+
+/// Decode whole, then at every split point (small files) or many random splits (large ones),
+/// and in 1-byte chunks; every run must give identical events.
+fn check(scheme: WireScheme, rel: &str) -> Facts {
+    let body = read(rel);
+    let whole = decode_body(scheme, &body, 0, CAP);
+    assert_eq!(
+        decode_body(scheme, &body, 1, CAP),
+        whole,
+        "{rel}: 1-byte chunks differ"
+    );
+    if body.len() <= 3_000 {
+        for cut in 1..body.len() {
+            assert_eq!(
+                decode_pieces(scheme, &body, &[cut]),
+                whole,
+                "{rel}: split at {cut} differs"
+            );
+        }
+    } else {
+        let mut rng = Rng(body.len() as u64 | 1);
+        for _ in 0..40 {
+            let mut cuts: Vec<usize> = (0..1 + rng.below(8))
+                .map(|_| rng.below(body.len()))
+                .collect();
+            cuts.sort_unstable();
+            assert_eq!(
+                decode_pieces(scheme, &body, &cuts),
+                whole,
+                "{rel}: split at {cuts:?} differs"
+            );
+        }
+    }
+    facts(&whole)
+}
+
+fn completed(f: &Facts) -> StopReason {
+    match &f.terminal {
+        StreamEvent::Completed(c) => c.stop_reason.clone(),
+        other => panic!("expected completed, got {other:?}"),
+    }
+}
+
+fn error(f: &Facts) -> pod_provider::ProviderError {
+    match &f.terminal {
+        StreamEvent::Error(e) => e.clone(),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+fn args(f: &Facts, i: usize) -> Value {
+    serde_json::from_str(&f.calls[i].3)
+        .unwrap_or_else(|e| panic!("call {i} args not JSON: {e}: {:?}", f.calls[i]))
+}
+
+// ---------------------------------------------------------------- OpenAI Responses
+
+#[test]
+fn responses_text_basic() {
+    let f = check(R, "openai-responses/text-basic.sse");
+    assert_eq!(f.text, "The capital of France is Paris.");
+    assert_eq!(f.usage, usage(278, 9, Some(0), Some(0)));
+    assert_eq!(completed(&f), StopReason::EndTurn);
+    assert_eq!(f.started, 1);
+    assert!(f.unhandled.is_empty(), "{:?}", f.unhandled);
+}
+
+#[test]
+fn responses_function_call() {
+    let f = check(R, "openai-responses/function-call-args.sse");
+    assert_eq!(f.calls.len(), 1);
+    assert_eq!(f.calls[0].1, "get_capital");
+    assert_eq!(f.calls[0].2, "call_kL0PCQV7M2WMoVX8V8OtYSAL");
+    assert_eq!(args(&f, 0), json!({"country": "France"}));
+    assert_eq!(f.usage, usage(255, 16, Some(0), Some(0)));
+    assert_eq!(completed(&f), StopReason::ToolCalls);
+}
+
+#[test]
+fn responses_parallel_function_calls() {
+    let f = check(R, "openai-responses/parallel-function-calls.sse");
+    let names: Vec<(u32, &str)> = f.calls.iter().map(|c| (c.0, c.1.as_str())).collect();
+    assert_eq!(names, vec![(1, "get_weather"), (2, "get_weather")]);
+    assert_eq!(args(&f, 0), json!({"location": "San Francisco, CA"}));
+    assert_eq!(args(&f, 1), json!({"location": "New York, NY"}));
+    assert_eq!(f.usage, usage(136, 678, Some(0), Some(576)));
+    assert_eq!(completed(&f), StopReason::ToolCalls);
+}
+
+#[test]
+fn responses_reasoning_summary_long() {
+    let f = check(R, "openai-responses/reasoning-summary-long.sse");
+    assert_eq!(f.text.chars().count(), 1251);
+    assert!(f.text.starts_with("I'm not a road safety professional"));
+    assert!(f.text.ends_with("rules specific to your area. Stay safe!"));
+    assert_eq!(f.reasoning.chars().count(), 2022);
+    assert_eq!(f.usage, usage(13, 1680, Some(0), Some(1408)));
+    assert_eq!(completed(&f), StopReason::EndTurn);
+}
+
+#[test]
+fn responses_incomplete_max_output_tokens() {
+    let f = check(R, "openai-responses/incomplete-max-output-tokens.sse");
+    assert!(matches!(&f.terminal, StreamEvent::Incomplete(i) if i.reason == "max_output_tokens"));
+    assert_eq!(f.usage, usage(38, 64, Some(0), Some(64)));
+}
+
+#[test]
+fn responses_error_event_nested_insufficient_quota() {
+    let f = check(
+        R,
+        "openai-responses/error-then-failed-insufficient-quota.sse",
+    );
+    let e = error(&f);
+    assert_eq!(e.class, ErrorClass::QuotaExceeded);
+    assert_eq!(e.code.as_deref(), Some("insufficient_quota"));
+    assert!(!e.retryable);
+    assert!(e.message.starts_with("You exceeded your current quota"));
+}
+
+#[test]
+fn responses_background_and_resume() {
+    let f = check(R, "openai-responses/background-queued.sse");
+    assert_eq!(f.text, "2 + 2 equals 4.");
+    assert_eq!(f.usage, usage(15, 9, Some(0), Some(0)));
+    assert_eq!(f.started, 1);
+    // A resumed stream starts without response.created; the queued/in_progress event starts it.
+    let f = check(R, "openai-responses/resume-starting-after.sse");
+    assert_eq!(f.text, "2 + 2 equals 4.");
+    assert_eq!(completed(&f), StopReason::EndTurn);
+}
+
+#[test]
+fn responses_text_then_function_call() {
+    let f = check(R, "openai-responses/text-then-function-call-phase.sse");
+    assert_eq!(
+        f.text,
+        "I’ll check the capital lookup tool for “PotatoLand.”"
+    );
+    assert_eq!(f.calls.len(), 1);
+    assert_eq!((f.calls[0].0, f.calls[0].1.as_str()), (2, "get_capital"));
+    assert_eq!(args(&f, 0), json!({"country": "PotatoLand"}));
+    assert_eq!(f.usage, usage(63, 69, Some(0), Some(26)));
+    assert_eq!(completed(&f), StopReason::ToolCalls);
+}
+
+#[test]
+fn responses_custom_tool_input() {
+    let f = check(R, "openai-responses/custom-tool-input-delta.sse");
+    assert_eq!(f.calls.len(), 1);
+    assert_eq!(f.calls[0].1, "write_sql");
+    assert_eq!(f.calls[0].3, "SELECT * FROM users WHERE age > 25");
+    assert_eq!(f.usage, usage(50, 20, Some(0), Some(0)));
+}
+
+#[test]
+fn responses_hosted_tools_are_unhandled_not_dropped() {
+    let f = check(R, "openai-responses/web-search-annotations.sse");
+    assert_eq!(f.text.chars().count(), 162);
+    assert!(
+        f.text
+            .starts_with("The tallest mountain in Alberta is **Mount Columbia**")
+    );
+    assert!(
+        f.unhandled
+            .iter()
+            .any(|u| u.starts_with("response.web_search_call."))
+    );
+    assert!(
+        f.unhandled
+            .iter()
+            .any(|u| u == "response.output_text.annotation.added")
+    );
+    assert_eq!(f.usage, usage(12243, 140, Some(0), Some(100)));
+
+    let f = check(R, "openai-responses/code-interpreter-reasoning.sse");
+    assert_eq!(f.text.chars().count(), 646);
+    assert!(
+        f.unhandled
+            .iter()
+            .any(|u| u == "response.code_interpreter_call_code.delta")
+    );
+    assert_eq!(f.usage, usage(3727, 347, Some(3200), Some(128)));
+
+    let f = check(R, "openai-responses/mcp-call.sse");
+    assert_eq!(f.text.chars().count(), 687);
+    assert!(
+        f.unhandled
+            .iter()
+            .any(|u| u.starts_with("response.mcp_call"))
+    );
+    assert_eq!(f.usage, usage(1401, 480, Some(0), Some(256)));
+
+    let f = check(R, "openai-responses/shell-call-new-events.sse");
+    assert_eq!(f.text, "The command ran successfully.");
+    assert!(
+        f.unhandled
+            .iter()
+            .any(|u| u.starts_with("response.shell_call"))
+    );
+    assert_eq!(completed(&f), StopReason::EndTurn);
+}
+
+#[test]
+fn responses_compat_providers() {
+    let f = check(R, "openai-responses/compat-deepseek-reasoning-text.sse");
+    assert_eq!(f.text, "The capital of France is Paris.");
+    assert!(
+        !f.reasoning.is_empty(),
+        "reasoning_text deltas are raw reasoning"
+    );
+    assert_eq!(f.usage, usage(90, 15, Some(0), Some(7)));
+    let f = check(R, "openai-responses/compat-openrouter-done-sentinel.sse");
+    assert_eq!(f.text, "4");
+    assert_eq!(f.usage, usage(78, 37, Some(0), Some(22)));
+    assert_eq!(completed(&f), StopReason::EndTurn);
+}
+
+// ---------------------------------------------------------------- OpenAI Chat
+
+#[test]
+fn chat_text_usage_done() {
+    let f = check(C, "openai-chat/text-usage-done.sse");
+    assert_eq!(f.text.chars().count(), 159);
+    assert!(
+        f.text
+            .starts_with("I'm unable to provide real-time weather updates.")
+    );
+    assert!(f.text.ends_with("liable weather website or a weather app."));
+    assert_eq!(f.usage, usage(14, 30, None, Some(0)));
+    assert_eq!(completed(&f), StopReason::EndTurn);
+}
+
+#[test]
+fn chat_single_and_parallel_tool_calls() {
+    let f = check(C, "openai-chat/single-tool-call.sse");
+    assert_eq!(f.calls.len(), 1);
+    assert_eq!(f.calls[0].1, "get_weather");
+    assert_eq!(args(&f, 0), json!({"city": "New York City"}));
+    assert_eq!(f.usage, usage(44, 16, None, Some(0)));
+    assert_eq!(completed(&f), StopReason::ToolCalls);
+
+    let f = check(C, "openai-chat/parallel-tool-calls.sse");
+    let names: Vec<(u32, &str)> = f.calls.iter().map(|c| (c.0, c.1.as_str())).collect();
+    assert_eq!(names, vec![(0, "GetWeatherArgs"), (1, "get_stock_price")]);
+    assert_eq!(
+        args(&f, 0),
+        json!({"city": "Edinburgh", "country": "GB", "units": "c"})
+    );
+    assert_eq!(args(&f, 1), json!({"ticker": "AAPL", "exchange": "NASDAQ"}));
+    assert_eq!(f.usage, usage(149, 60, None, Some(0)));
+
+    let f = check(C, "openai-chat/parallel-tool-calls-obfuscation.sse");
+    let names: Vec<&str> = f.calls.iter().map(|c| c.1.as_str()).collect();
+    assert_eq!(names, vec!["get_country", "get_product_name"]);
+    assert_eq!(args(&f, 0), json!({}));
+    assert_eq!(args(&f, 1), json!({}));
+    assert_eq!(f.usage, usage(364, 40, Some(0), Some(0)));
+    assert_eq!(completed(&f), StopReason::ToolCalls);
+}
+
+#[test]
+fn chat_finish_length_is_max_tokens() {
+    let f = check(C, "openai-chat/finish-length.sse");
+    assert_eq!(f.text, "{\"");
+    assert_eq!(f.usage, usage(79, 1, None, Some(0)));
+    assert_eq!(completed(&f), StopReason::MaxTokens);
+}
+
+#[test]
+fn chat_multi_choice_keeps_choices_apart() {
+    let events = decode_body(C, &read("openai-chat/multi-choice-n3.sse"), 0, CAP);
+    let f = check(C, "openai-chat/multi-choice-n3.sse");
+    assert_eq!(
+        f.text,
+        r#"{"city":"San Francisco","temperature":65,"units":"f"}"#
+    );
+    let mut per_choice = [String::new(), String::new(), String::new()];
+    for e in &events {
+        if let StreamEvent::TextDelta(d) = e {
+            per_choice[d.choice as usize].push_str(&d.text);
+        }
+    }
+    for (i, text) in per_choice.iter().enumerate() {
+        let v: Value =
+            serde_json::from_str(text).unwrap_or_else(|e| panic!("choice {i}: {e}: {text}"));
+        assert_eq!(v["city"], "San Francisco", "choice {i}");
+    }
+    assert_eq!(f.usage, usage(79, 42, None, Some(0)));
+    assert_eq!(completed(&f), StopReason::EndTurn);
+}
+
+#[test]
+fn chat_refusal() {
+    for rel in [
+        "openai-chat/refusal.sse",
+        "openai-chat/refusal-logprobs.sse",
+    ] {
+        let f = check(C, rel);
+        assert!(!f.text.is_empty(), "{rel}: the refusal text is shown");
+        assert_eq!(completed(&f), StopReason::Refusal, "{rel}");
+    }
+}
+
+#[test]
+fn chat_compat_providers() {
+    let f = check(C, "openai-chat/compat-azure-prompt-filter.sse");
+    assert_eq!(f.text, "Capital of Denmark.");
+    assert_eq!(f.usage, usage(15, 78, Some(0), Some(64)));
+    assert_eq!(completed(&f), StopReason::EndTurn);
+
+    let f = check(C, "openai-chat/compat-deepseek-reasoning-content.sse");
+    assert_eq!(f.text, "Hello there! 😊 How can I help you today?");
+    assert_eq!(f.reasoning.chars().count(), 882);
+    assert_eq!(f.usage, usage(6, 212, Some(0), Some(198)));
+
+    let f = check(C, "openai-chat/compat-groq-error-event-no-done.sse");
+    let e = error(&f);
+    assert_eq!(e.class, ErrorClass::InvalidRequest);
+    assert_eq!(e.code.as_deref(), Some("tool_use_failed"));
+    assert!(e.message.starts_with("Tool call validation failed"));
+    assert!(!f.reasoning.is_empty());
+
+    let f = check(
+        C,
+        "openai-chat/compat-openrouter-comments-midstream-error.sse",
+    );
+    let e = error(&f);
+    assert!(e.message.contains("Token limit reached"), "{e:?}");
+    assert!(!e.retryable);
+}
+
+// ---------------------------------------------------------------- Anthropic
+
+#[test]
+fn anthropic_text_basic() {
+    let f = check(A, "anthropic/text-basic.sse");
+    assert_eq!(f.text, "- Captain\n- Scoop");
+    assert_eq!(f.usage, usage(17, 10, Some(0), None));
+    assert_eq!(completed(&f), StopReason::EndTurn);
+    assert!(f.unhandled.is_empty(), "{:?}", f.unhandled);
+}
+
+#[test]
+fn anthropic_thinking_signature_and_tool_use() {
+    let f = check(A, "anthropic/thinking-signature-padded.sse");
+    assert_eq!(f.text.chars().count(), 1021);
+    assert!(
+        f.text
+            .starts_with("Here are the basic steps for safely crossing the street:")
+    );
+    assert_eq!(f.reasoning.chars().count(), 202);
+    assert_eq!(f.signatures, 1);
+    assert_eq!(f.usage, usage(43, 282, Some(0), None));
+
+    let f = check(A, "anthropic/thinking-tool-use.sse");
+    assert_eq!(f.reasoning.chars().count(), 180);
+    assert_eq!(f.calls.len(), 1);
+    assert_eq!(f.calls[0].1, "fixed_version");
+    // No input_json_delta at all: the input is an empty object.
+    assert_eq!(args(&f, 0), json!({}));
+    assert_eq!(f.usage, usage(598, 92, Some(0), None));
+    assert_eq!(completed(&f), StopReason::ToolCalls);
+}
+
+#[test]
+fn anthropic_stop_reasons() {
+    let f = check(A, "anthropic/max-tokens.sse");
+    assert_eq!(f.text, "#");
+    assert_eq!(f.usage, usage(16, 1, Some(0), None));
+    assert_eq!(completed(&f), StopReason::MaxTokens);
+
+    let f = check(A, "anthropic/max-tokens-mid-tool-json.sse");
+    assert_eq!(f.text.chars().count(), 135);
+    assert_eq!(f.calls.len(), 1);
+    assert_eq!(f.calls[0].1, "make_file");
+    assert!(f.calls[0].3.starts_with("{\"filename\": \"taxes.txt\""));
+    assert!(
+        serde_json::from_str::<Value>(&f.calls[0].3).is_err(),
+        "cut mid-JSON by max_tokens"
+    );
+    assert_eq!(completed(&f), StopReason::MaxTokens);
+
+    let f = check(A, "anthropic/refusal.sse");
+    assert_eq!(completed(&f), StopReason::Refusal);
+    assert_eq!(f.usage, usage(20, 0, None, None));
+    let f = check(A, "anthropic/refusal-stop-details.sse");
+    assert_eq!(completed(&f), StopReason::Refusal);
+    assert_eq!(f.usage.as_ref().and_then(|u| u.input_tokens), Some(18));
+
+    let f = check(A, "anthropic/pause-turn.sse");
+    assert_eq!(
+        completed(&f),
+        StopReason::Other {
+            raw: "pause_turn".into()
+        }
+    );
+    assert_eq!(f.text.chars().count(), 166);
+    assert!(
+        f.calls.is_empty(),
+        "server tool use is not a client tool call"
+    );
+    assert!(f.unhandled.iter().any(|u| u == "content_block_start"));
+}
+
+#[test]
+fn anthropic_message_delta_input_tokens_override() {
+    let f = check(A, "anthropic/message-delta-input-tokens.sse");
+    assert_eq!(f.text, "pong");
+    assert_eq!(f.usage, usage(61, 2, None, None));
+}
+
+#[test]
+fn anthropic_redacted_thinking_and_server_tools() {
+    let f = check(A, "anthropic/redacted-thinking.sse");
+    assert_eq!(f.text.chars().count(), 359);
+    assert!(
+        f.signatures >= 1,
+        "redacted thinking data is kept to send back"
+    );
+
+    let f = check(A, "anthropic/web-search-citations.sse");
+    assert_eq!(f.text.chars().count(), 1792);
+    assert!(f.calls.is_empty());
+    assert!(f.unhandled.len() >= 2);
+    assert_eq!(f.usage, usage(31772, 644, Some(0), None));
+
+    let f = check(A, "anthropic/code-execution.sse");
+    assert_eq!(f.text.chars().count(), 501);
+    assert_eq!(f.usage.as_ref().and_then(|u| u.input_tokens), Some(4714));
+    assert_eq!(completed(&f), StopReason::EndTurn);
+
+    let f = check(A, "anthropic/mcp-tool-use.sse");
+    assert_eq!(f.text.chars().count(), 806);
+    assert!(f.calls.is_empty());
+
+    let f = check(A, "anthropic/compaction-unknown-block.sse");
+    assert_eq!(f.text, "Hello! 👋");
+    assert!(!f.unhandled.is_empty(), "the unknown block is reported");
+}
+
+// ---------------------------------------------------------------- synthetic cases
+
+#[test]
+fn synthetic_responses_cases() {
+    let f = check(R, "synthetic/openai-responses/truncated-no-terminal.sse");
+    assert_eq!(error(&f).class, ErrorClass::StreamClosedBeforeCompletion);
+    assert!(error(&f).retryable);
+
+    let f = check(R, "synthetic/openai-responses/failed-context-length.sse");
+    assert_eq!(error(&f).class, ErrorClass::ContextLengthExceeded);
+    assert!(!error(&f).retryable);
+
+    let f = check(
+        R,
+        "synthetic/openai-responses/error-event-context-length-nested.sse",
+    );
+    assert_eq!(error(&f).class, ErrorClass::ContextLengthExceeded);
+    assert_eq!(error(&f).code.as_deref(), Some("context_length_exceeded"));
+
+    let f = check(
+        R,
+        "synthetic/openai-responses/error-event-flat-documented.sse",
+    );
+    let e = error(&f);
+    assert_eq!(e.class, ErrorClass::Overloaded);
+    assert_eq!(e.code.as_deref(), Some("server_is_overloaded"));
+    assert!(e.retryable);
+    assert!(
+        e.message
+            .starts_with("Our servers are currently overloaded")
+    );
+
+    let f = check(R, "synthetic/openai-responses/failed-server-error.sse");
+    assert_eq!(error(&f).class, ErrorClass::ServerError);
+    assert!(!f.text.is_empty());
+
+    let f = check(R, "synthetic/openai-responses/unknown-event-type.sse");
+    assert_eq!(f.text, "The capital of France is Paris.");
+    assert_eq!(f.unhandled.len(), 1);
+
+    for rel in [
+        "synthetic/openai-responses/event-name-mismatch.sse",
+        "synthetic/openai-responses/data-only-no-event-lines.sse",
+    ] {
+        let f = check(R, rel);
+        assert_eq!(f.text, "The capital of France is Paris.", "{rel}");
+        assert_eq!(completed(&f), StopReason::EndTurn, "{rel}");
+    }
+}
+
+#[test]
+fn synthetic_chat_cases() {
+    let f = check(C, "synthetic/openai-chat/truncated-no-done.sse");
+    assert_eq!(error(&f).class, ErrorClass::StreamClosedBeforeCompletion);
+
+    let f = check(C, "synthetic/openai-chat/midstream-error-object.sse");
+    assert_eq!(error(&f).class, ErrorClass::ServerError);
+    assert!(f.text.ends_with(" real"));
+
+    let f = check(C, "synthetic/openai-chat/error-event-then-data.sse");
+    assert_eq!(error(&f).class, ErrorClass::RateLimited);
+    assert!(error(&f).retryable);
+}
+
+#[test]
+fn synthetic_anthropic_cases() {
+    let f = check(A, "synthetic/anthropic/overloaded-error-midstream.sse");
+    let e = error(&f);
+    assert_eq!(e.class, ErrorClass::Overloaded);
+    assert!(e.retryable);
+    assert_eq!(
+        e.provider_request_id.as_deref(),
+        Some("req_011CSynthetic000000000000")
+    );
+
+    let f = check(A, "synthetic/anthropic/api-error-before-content.sse");
+    assert_eq!(error(&f).class, ErrorClass::ServerError);
+
+    let f = check(A, "synthetic/anthropic/parallel-tool-use.sse");
+    assert_eq!(f.calls.len(), 2);
+    assert_eq!((f.calls[0].0, f.calls[1].0), (1, 2));
+    assert!(serde_json::from_str::<Value>(&f.calls[0].3).is_ok());
+    assert!(serde_json::from_str::<Value>(&f.calls[1].3).is_ok());
+    assert_eq!(completed(&f), StopReason::ToolCalls);
+
+    let f = check(A, "synthetic/anthropic/unknown-event-and-block.sse");
+    assert_eq!(f.text, "- Captain\n- Scoop");
+    assert!(f.unhandled.iter().any(|u| u == "future_event"));
+
+    let f = check(A, "synthetic/anthropic/duplicate-message-start.sse");
+    assert_eq!(f.text, "Hello, World!");
+    assert_eq!(f.started, 1);
+    assert_eq!(f.unhandled, vec!["message_start".to_string()]);
+
+    let f = check(A, "synthetic/anthropic/spliced-message-start.sse");
+    assert_eq!(error(&f).class, ErrorClass::MalformedStream);
+}
+
+#[test]
+fn gemini_fixtures_are_not_handled_yet() {
+    // No Gemini adapter yet: the scheme is not selectable, so these files cannot be decoded.
+    assert!(WireScheme::parse("gemini").is_none());
+    assert!(read("gemini/text.sse").windows(4).any(|w| w == b"\r\n\r\n"));
+}
