@@ -15,19 +15,22 @@ use serde::Serialize;
 use crate::failure::{CmdResult, Exit, Failure};
 use crate::global::{GlobalArgs, config_env};
 
-/// Profiles are TOML files shaped like a manifest (sections model, agent, scope, session, spawn,
-/// limits) plus `extends` and `description`. They are found, highest precedence first, in a
-/// later --profile-dir, an earlier --profile-dir, the project's .pods/profiles, the user's
-/// $XDG_CONFIG_HOME/pods/profiles, and the builtins shipped with pods.
-///
-/// A profile resolves through layers, lowest first: compiled defaults < user config.toml <
-/// project .pods/config.toml < the profile chain (base first) < PODS_SECTION__KEY environment
-/// variables < --set section.key=value. Every key records where its value came from.
 #[derive(Debug, Subcommand)]
 pub enum ProfileCommand {
     /// List every profile found, which file won and what it shadows.
+    ///
+    /// Profiles are TOML files shaped like a manifest (sections model, agent, scope, session,
+    /// spawn, limits) plus `extends` and `description`. A name found in several places resolves
+    /// to, highest first: a later --profile-dir, an earlier --profile-dir, the project's
+    /// .pods/profiles (nearest above the working directory), the user's
+    /// $XDG_CONFIG_HOME/pods/profiles, the builtins shipped with pods.
     List(ListArgs),
     /// Show the manifest a profile resolves to, with the source of every key.
+    ///
+    /// Layers, lowest first: compiled defaults < user config ($XDG_CONFIG_HOME/pods/config.toml)
+    /// < project config (.pods/config.toml) < the profile chain (base first) <
+    /// PODS_SECTION__KEY environment variables (e.g. PODS_SESSION__RECORD_EVENT_TRACE=true) <
+    /// --set section.key=value.
     Show(ShowArgs),
     /// Explain one key: its value, where it was set and which layers it overrode.
     ///
