@@ -1,11 +1,144 @@
+//! `pods doctor`: check the environment.
+
+use std::io::Write;
+
 use clap::Args;
 
-use crate::failure::{CmdResult, Failure};
+use pod_core::PodHome;
+use pod_profile::{Catalog, Discovery, Overrides, Scheme};
+
+use crate::failure::{CmdResult, Exit, Failure};
 use crate::global::GlobalArgs;
 
+/// Check that pods can work here: the home directory is writable, every profile resolves, and
+/// which API key variables the profiles need are set (names only; values are never shown).
+///
+/// Exits 0 when everything is fine, 2 when something needs fixing.
 #[derive(Debug, Args)]
-pub struct DoctorArgs {}
+pub struct DoctorArgs {
+    /// Print the findings as one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub fn run(_global: &GlobalArgs, _args: DoctorArgs) -> CmdResult {
-    Err(Failure::usage("`pods doctor` is not available yet"))
+#[derive(Debug, serde::Serialize)]
+struct Check {
+    check: String,
+    ok: bool,
+    detail: String,
+}
+
+pub fn run(global: &GlobalArgs, args: DoctorArgs) -> CmdResult {
+    let mut checks = Vec::new();
+    checks.push(check_home(global));
+    let cwd = std::env::current_dir().unwrap_or_default();
+    match Catalog::discover(&Discovery {
+        cwd,
+        user_config_dir: Discovery::user_config_dir_from_env(),
+        profile_dirs: global.profile_dirs.clone(),
+    }) {
+        Err(error) => checks.push(Check {
+            check: "profiles".into(),
+            ok: false,
+            detail: error.to_string(),
+        }),
+        Ok(catalog) => {
+            let overrides = Overrides {
+                sets: Vec::new(),
+                env: std::env::vars()
+                    .filter(|(k, _)| k.starts_with("PODS_"))
+                    .collect(),
+            };
+            let mut key_vars: Vec<(String, Vec<String>)> = Vec::new();
+            for entry in catalog.entries() {
+                match catalog.resolve(&entry.name, &overrides) {
+                    Ok(resolved) => {
+                        checks.push(Check {
+                            check: format!("profile {}", entry.name),
+                            ok: true,
+                            detail: format!(
+                                "{} ({})",
+                                resolved.manifest.model.scheme.as_str(),
+                                entry.source.path.display()
+                            ),
+                        });
+                        let needs_key = resolved.manifest.model.scheme != Scheme::Replay
+                            || resolved.manifest.model.api_key_env.is_some();
+                        if let (true, Some(var)) =
+                            (needs_key, pod_core::api_key_var(&resolved.manifest))
+                        {
+                            match key_vars.iter_mut().find(|(v, _)| *v == var) {
+                                Some((_, users)) => users.push(entry.name.clone()),
+                                None => key_vars.push((var, vec![entry.name.clone()])),
+                            }
+                        }
+                    }
+                    Err(error) => checks.push(Check {
+                        check: format!("profile {}", entry.name),
+                        ok: false,
+                        detail: error.to_string(),
+                    }),
+                }
+            }
+            for (var, users) in key_vars {
+                let set = std::env::var_os(&var).is_some_and(|v| !v.is_empty());
+                checks.push(Check {
+                    check: format!("api key {var}"),
+                    // A missing key only matters for the profiles that use it.
+                    ok: true,
+                    detail: format!(
+                        "{} (used by {})",
+                        if set { "set" } else { "not set" },
+                        users.join(", ")
+                    ),
+                });
+            }
+        }
+    }
+    let healthy = checks.iter().all(|c| c.ok);
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let json = serde_json::json!({"ok": healthy, "checks": checks});
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&json).unwrap_or_default()
+        );
+    } else {
+        for check in &checks {
+            let mark = if check.ok { "ok " } else { "BAD" };
+            let _ = writeln!(out, "[{mark}] {}: {}", check.check, check.detail);
+        }
+    }
+    if healthy {
+        Ok(Exit::Success)
+    } else {
+        Err(Failure::usage("some checks failed (marked BAD above)"))
+    }
+}
+
+fn check_home(global: &GlobalArgs) -> Check {
+    let home = match PodHome::resolve(global.home.as_deref()) {
+        Ok(home) => home,
+        Err(error) => {
+            return Check {
+                check: "home".into(),
+                ok: false,
+                detail: error.to_string(),
+            };
+        }
+    };
+    let root = home.root();
+    let probe = root.join(format!(".doctor-{}", std::process::id()));
+    let result = std::fs::create_dir_all(root)
+        .and_then(|()| std::fs::write(&probe, b"ok"))
+        .and_then(|()| std::fs::remove_file(&probe));
+    Check {
+        check: "home".into(),
+        ok: result.is_ok(),
+        detail: match result {
+            Ok(()) => format!("{} is writable", root.display()),
+            Err(error) => format!("{} is not writable: {error}", root.display()),
+        },
+    }
 }

@@ -1,25 +1,483 @@
-use clap::Args;
+//! `pods run` and `pods resume`: run a pod in the foreground. (`pods serve`, below, runs a child
+//! pod for its parent.)
 
-use crate::failure::{CmdResult, Failure};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::Value;
+
+use pod_core::lifecycle::new_action;
+use pod_core::record::{LifecycleKind, Origin, RunTrigger};
+use pod_core::{
+    CoreError, ModelConnection, Pod, PodDir, PodHome, PodOptions, RunControl, RunInput,
+    RunObserver, RunOutcome,
+};
+use pod_profile::{Catalog, Discovery, Overrides, ResolvedManifest};
+use pod_provider::ProviderError;
+
+use crate::failure::{CmdResult, Exit, Failure};
 use crate::global::GlobalArgs;
 
+/// Run a pod in the foreground: resolve the profile, create the pod directory (manifest.toml,
+/// provenance.json, pod.json), stream the model's text to stdout and show tool calls on stderr.
+///
+/// Ctrl-C cancels the run cleanly (recorded as `run_interrupted` with a `cancel` action whose
+/// origin is the signal) and exits 130. A provider failure exits 1 and names the error class and
+/// the trace sidecar. Try it offline: `pods run -p demo "look around"`.
 #[derive(Debug, Args)]
-pub struct RunArgs {}
-
-#[derive(Debug, Args)]
-pub struct ResumeArgs {}
-
-#[derive(Debug, Args)]
-pub struct ServeArgs {}
-
-pub fn run(_global: &GlobalArgs, _args: RunArgs) -> CmdResult {
-    Err(Failure::usage("`pods run` is not available yet"))
+pub struct RunArgs {
+    /// Profile to run (see `pods profile list`).
+    #[arg(short = 'p', long, value_name = "PROFILE", default_value = "default")]
+    pub profile: String,
+    /// Override one manifest key, e.g. `--set session.record_event_trace=true` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// A name for the pod (default: PROFILE-<id tail>); `pods ls` shows it and other commands
+    /// accept it in place of the id.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// What to ask the pod.
+    #[arg(value_name = "PROMPT")]
+    pub prompt: String,
 }
 
-pub fn resume(_global: &GlobalArgs, _args: ResumeArgs) -> CmdResult {
-    Err(Failure::usage("`pods resume` is not available yet"))
+/// Start a new run in an existing pod, in a new session segment, with the manifest stored in
+/// its directory. The conversation so far (from the pod's session logs) is sent along.
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// Pod id, unique id prefix, or name (see `pods ls`).
+    #[arg(value_name = "POD")]
+    pub pod: String,
+    /// What to ask next [default: ask the pod to continue where it stopped].
+    #[arg(value_name = "PROMPT")]
+    pub prompt: Option<String>,
 }
 
-pub fn serve(_global: &GlobalArgs, _args: ServeArgs) -> CmdResult {
-    Err(Failure::usage("`pods serve` is not available yet"))
+const CONTINUE_PROMPT: &str = "Continue where you left off.";
+
+pub fn run(global: &GlobalArgs, args: RunArgs) -> CmdResult {
+    let home = PodHome::resolve(global.home.as_deref()).map_err(Failure::usage)?;
+    let cwd = current_dir()?;
+    let catalog = Catalog::discover(&Discovery {
+        cwd: cwd.clone(),
+        user_config_dir: Discovery::user_config_dir_from_env(),
+        profile_dirs: global.profile_dirs.clone(),
+    })
+    .map_err(profile_failure)?;
+    let overrides = Overrides {
+        sets: args.sets.clone(),
+        env: std::env::vars()
+            .filter(|(k, _)| k.starts_with("PODS_"))
+            .collect(),
+    };
+    let resolved = catalog
+        .resolve(&args.profile, &overrides)
+        .map_err(profile_failure)?;
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let model = connect(&resolved, &cwd).await?;
+        let dir = home
+            .create_pod(args.name.as_deref(), &args.profile, None)
+            .map_err(Failure::run_failed)?;
+        pod_profile::write_manifest_files(dir.path(), &resolved).map_err(Failure::run_failed)?;
+        foreground(dir, resolved, model, cwd, args.prompt).await
+    })
+}
+
+pub fn resume(global: &GlobalArgs, args: ResumeArgs) -> CmdResult {
+    let home = PodHome::resolve(global.home.as_deref()).map_err(Failure::usage)?;
+    let dir = home
+        .find(&args.pod)
+        .map_err(|e| Failure::usage(e).with_hint("`pods ls` lists the pods in this home"))?;
+    let info = dir.read_info().map_err(Failure::run_failed)?;
+    if let Some(pid) = info
+        .pid
+        .filter(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+    {
+        return Err(
+            Failure::usage(format!("pod {} is still running (pid {pid})", dir.id()))
+                .with_hint("wait for it, or stop it with `pods stop`"),
+        );
+    }
+    let resolved = pod_profile::read_manifest_files(dir.path()).map_err(profile_failure)?;
+    let cwd = current_dir()?;
+    let prompt = args.prompt.unwrap_or_else(|| CONTINUE_PROMPT.to_owned());
+    runtime()?.block_on(async {
+        let model = connect(&resolved, &cwd).await?;
+        foreground(dir, resolved, model, cwd, prompt).await
+    })
+}
+
+fn current_dir() -> Result<PathBuf, Failure> {
+    std::env::current_dir()
+        .map_err(|e| Failure::usage(format!("cannot read the working directory: {e}")))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::run_failed(format!("cannot start the async runtime: {e}")))
+}
+
+fn profile_failure(error: pod_profile::ProfileError) -> Failure {
+    let hint = error.hint();
+    let failure = Failure::usage(error);
+    match hint {
+        Some(hint) => failure.with_hint(hint),
+        None => failure,
+    }
+}
+
+async fn connect(
+    resolved: &ResolvedManifest,
+    cwd: &std::path::Path,
+) -> Result<ModelConnection, Failure> {
+    ModelConnection::connect(&resolved.manifest, cwd)
+        .await
+        .map_err(|error| match &error {
+            CoreError::Config { message, .. } if message.starts_with("no API key") => {
+                let var = pod_core::api_key_var(&resolved.manifest).unwrap_or_default();
+                Failure::usage(error).with_hint(format!(
+                    "export {var}=… or set model.api_key_env to the variable holding your key; `pods run -p demo …` works without one"
+                ))
+            }
+            _ => Failure::usage(error),
+        })
+}
+
+/// Run one prompt in `dir` in the foreground and turn the outcome into an exit code.
+async fn foreground(
+    dir: PodDir,
+    resolved: ResolvedManifest,
+    model: ModelConnection,
+    cwd: PathBuf,
+    prompt: String,
+) -> CmdResult {
+    pod_core::lifecycle::start_process_clock();
+    let control = RunControl::new();
+    let pod_id = dir.id().to_owned();
+    let mut pod = Pod::start(
+        dir,
+        resolved.manifest,
+        PodOptions {
+            work_dir: cwd,
+            model,
+            control: control.clone(),
+        },
+    )
+    .map_err(Failure::run_failed)?;
+    let name = pod
+        .dir()
+        .read_info()
+        .map(|i| i.name)
+        .unwrap_or_else(|_| pod_id.clone());
+    eprintln!("pod {name} ({pod_id})");
+
+    let on_signal = control.clone();
+    let signal_pod = pod_id.clone();
+    let signal_task = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_signal.interrupt(new_action(
+                LifecycleKind::Cancel,
+                vec![signal_pod],
+                Origin::Signal {
+                    signal: "SIGINT".into(),
+                },
+            ));
+        }
+    });
+
+    let observer = Arc::new(Terminal::new());
+    let input = RunInput {
+        text: prompt,
+        trigger: RunTrigger::Cli,
+        request_id: Some(pod_core::new_id()),
+    };
+    let result = pod.run(input, observer.clone()).await;
+    observer.finish();
+    signal_task.abort();
+    let report = match result {
+        Ok(report) => report,
+        Err(error) => {
+            // The run could not be recorded; close what can be closed and say so.
+            let _ = pod.close("failed").await;
+            return Err(Failure::run_failed(error));
+        }
+    };
+    let reason = report.outcome.label();
+    pod.close(reason).await.map_err(Failure::run_failed)?;
+    if let Some(problem) = &report.trace_problem {
+        eprintln!("warning: trace sidecar: {problem}");
+    }
+    match report.outcome {
+        RunOutcome::Completed { reason, turns, .. } => {
+            if reason != "end_turn" {
+                eprintln!("run ended: {reason} after {turns} turn(s)");
+            }
+            Ok(Exit::Success)
+        }
+        RunOutcome::Errored { error, .. } => Err(run_error(&pod_id, error, report.trace_path)),
+        RunOutcome::Interrupted { action, .. } => {
+            let origin = match &action.origin {
+                Origin::Signal { signal } => signal.clone(),
+                other => serde_json::to_value(other)
+                    .ok()
+                    .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_owned))
+                    .unwrap_or_else(|| "unknown".into()),
+            };
+            eprintln!(
+                "run interrupted: {} ({origin}); recorded in {}",
+                pod_core::lifecycle::interrupt_reason(action.kind),
+                report.log_path.display()
+            );
+            Ok(Exit::Interrupted)
+        }
+    }
+}
+
+fn run_error(pod_id: &str, error: ProviderError, trace: Option<PathBuf>) -> Failure {
+    let class = error.class;
+    let failure = Failure::run_failed(RunFailed { class, error });
+    match trace {
+        Some(path) => failure.with_hint(format!(
+            "the trace is in {}; `pods trace {pod_id} --errors` shows what led to the error",
+            path.display()
+        )),
+        None => failure.with_hint(format!(
+            "tracing was off; rerun with `--set session.record_event_trace=true` to record the stream (`pods show {pod_id}` shows the run)"
+        )),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the run failed: provider error {class}")]
+struct RunFailed {
+    class: pod_provider::ErrorClass,
+    #[source]
+    error: ProviderError,
+}
+
+/// Streams text to stdout; spinner, tool calls and retries to stderr.
+struct Terminal {
+    waiting: Arc<AtomicBool>,
+    spinner: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    wrote_text: AtomicBool,
+    ends_with_newline: AtomicBool,
+}
+
+impl Terminal {
+    fn new() -> Terminal {
+        let waiting = Arc::new(AtomicBool::new(true));
+        let spinner = std::io::stderr().is_terminal().then(|| {
+            let waiting = waiting.clone();
+            std::thread::spawn(move || {
+                let frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+                let mut i = 0;
+                while waiting.load(Ordering::Relaxed) {
+                    eprint!("\r{} waiting for the model…", frames[i % frames.len()]);
+                    i += 1;
+                    std::thread::sleep(Duration::from_millis(80));
+                }
+                eprint!("\r\x1b[2K");
+            })
+        });
+        Terminal {
+            waiting,
+            spinner: std::sync::Mutex::new(spinner),
+            wrote_text: AtomicBool::new(false),
+            ends_with_newline: AtomicBool::new(true),
+        }
+    }
+
+    fn stop_spinner(&self) {
+        self.waiting.store(false, Ordering::Relaxed);
+        if let Ok(mut spinner) = self.spinner.lock()
+            && let Some(handle) = spinner.take()
+        {
+            let _ = handle.join();
+        }
+    }
+
+    /// End the streamed text with a newline.
+    fn finish(&self) {
+        self.stop_spinner();
+        if self.wrote_text.load(Ordering::Relaxed)
+            && !self.ends_with_newline.load(Ordering::Relaxed)
+        {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out);
+            let _ = out.flush();
+        }
+    }
+
+    fn break_line(&self) {
+        if !self.ends_with_newline.swap(true, Ordering::Relaxed) {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out);
+            let _ = out.flush();
+        }
+    }
+}
+
+impl RunObserver for Terminal {
+    fn on_first_event(&self) {
+        self.stop_spinner();
+    }
+
+    fn on_text(&self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        self.stop_spinner();
+        let mut out = std::io::stdout().lock();
+        // A closed stdout (e.g. `| head`) must not stop the run; the log keeps the text.
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+        self.wrote_text.store(true, Ordering::Relaxed);
+        self.ends_with_newline
+            .store(text.ends_with('\n'), Ordering::Relaxed);
+    }
+
+    fn on_tool_call(&self, tool: &str, input: &Value) {
+        self.stop_spinner();
+        self.break_line();
+        let mut shown = input.to_string();
+        if shown.len() > 200 {
+            let mut end = 200;
+            while !shown.is_char_boundary(end) {
+                end -= 1;
+            }
+            shown.truncate(end);
+            shown.push('…');
+        }
+        eprintln!("→ {tool} {shown}");
+    }
+
+    fn on_tool_result(&self, tool: &str, ok: bool, output: &str) {
+        let lines = output.lines().count();
+        if ok {
+            eprintln!("← {tool}: ok ({} bytes, {lines} lines)", output.len());
+        } else {
+            eprintln!("← {tool}: error: {}", output.lines().next().unwrap_or(""));
+        }
+    }
+
+    fn on_retry(&self, attempt: u32, delay: Duration, cause: &ProviderError) {
+        eprintln!(
+            "attempt {attempt} failed ({}); retrying in {} ms",
+            cause.class,
+            delay.as_millis()
+        );
+    }
+}
+
+/// Serve one pod from a directory its parent wrote (manifest.toml, provenance.json, pod.json):
+/// bind its control socket, print a readiness line on stdout, run the tasks it is sent, and stop
+/// when told to, on SIGTERM/SIGINT, or when the parent closes this process's stdin.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The pod directory to serve.
+    #[arg(long, value_name = "DIR")]
+    pub pod_dir: PathBuf,
+}
+
+pub fn serve(global: &GlobalArgs, args: ServeArgs) -> CmdResult {
+    pod_core::lifecycle::start_process_clock();
+    let dir = PodDir::open(&args.pod_dir);
+    let info = dir.read_info().map_err(Failure::usage)?;
+    let resolved = pod_profile::read_manifest_files(dir.path()).map_err(profile_failure)?;
+    let cwd = current_dir()?;
+    // The pod dir is `<home>/pods/<id>`; children go next to it.
+    let home = args
+        .pod_dir
+        .parent()
+        .and_then(std::path::Path::parent)
+        .map(PodHome::at)
+        .ok_or_else(|| {
+            Failure::usage(format!(
+                "{} is not inside a pods home",
+                args.pod_dir.display()
+            ))
+        })?;
+    runtime()?.block_on(async {
+        let model = connect(&resolved, &cwd).await?;
+        let mut pod = Pod::start(
+            dir.clone(),
+            resolved.manifest.clone(),
+            PodOptions {
+                work_dir: cwd.clone(),
+                model,
+                control: RunControl::new(),
+            },
+        )
+        .map_err(Failure::run_failed)?;
+        let children = if resolved.manifest.spawn.allowed_profiles.is_empty() {
+            None
+        } else {
+            let catalog = Catalog::discover(&Discovery {
+                cwd: cwd.clone(),
+                user_config_dir: Discovery::user_config_dir_from_env(),
+                profile_dirs: global.profile_dirs.clone(),
+            })
+            .map_err(profile_failure)?;
+            let launcher = child_launcher(global)?;
+            let setup = pod_core::host::ChildSetup {
+                catalog,
+                resolved: resolved.clone(),
+                home,
+                launcher,
+            };
+            pod_core::host::attach_children(&mut pod, setup)
+        };
+        let server = match pod_core::control::ControlServer::bind(dir.path()).await {
+            Ok(server) => server,
+            Err(error) => {
+                let _ = pod.close("failed").await;
+                return Err(Failure::run_failed(error));
+            }
+        };
+        let ready = pod_core::supervisor::ReadyLine::render(&info.id);
+        {
+            let mut out = std::io::stdout().lock();
+            let written = out.write_all(ready.as_bytes()).and_then(|()| out.flush());
+            if let Err(error) = written {
+                return Err(Failure::run_failed(format!(
+                    "cannot report readiness on stdout: {error}"
+                )));
+            }
+        }
+        let host = pod_core::host::Host::new(
+            pod,
+            server,
+            children,
+            pod_core::host::HostOptions {
+                watch_parent: true,
+                handle_signals: true,
+            },
+        );
+        let end = host.serve().await.map_err(Failure::run_failed)?;
+        tracing::debug!(action = ?end.action.map(|a| a.kind), "pod served");
+        Ok(Exit::Success)
+    })
+}
+
+/// The launcher for this process's children: the same `pods` executable (or `PODS_CHILD_EXE`),
+/// handed the same `--profile-dir`s.
+pub(crate) fn child_launcher(
+    global: &GlobalArgs,
+) -> Result<pod_core::supervisor::Launcher, Failure> {
+    let launcher = pod_core::supervisor::Launcher::from_env().map_err(Failure::run_failed)?;
+    let mut args: Vec<std::ffi::OsString> = Vec::new();
+    for dir in &global.profile_dirs {
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+        args.push("--profile-dir".into());
+        args.push(dir.into_os_string());
+    }
+    Ok(launcher.with_global_args(args))
 }
