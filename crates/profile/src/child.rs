@@ -114,7 +114,7 @@ pub fn materialize_child(
                 .provenance
                 .get(key)
                 .cloned()
-                .unwrap_or_else(resolve::unset_default),
+                .unwrap_or_else(resolve::unknown_source),
         )),
     };
     let child_names_model = chain_sets("model.model") || chain_sets("model.scheme");

@@ -218,6 +218,9 @@ pub enum SourceKind {
     Parent,
     /// An explicit override in the `spawn_pod` request.
     SpawnRequest,
+    /// The source was not recorded (e.g. a parent manifest stored without provenance for this
+    /// key). Stated as unknown, never guessed.
+    Unknown,
 }
 
 /// The provenance of one leaf key.

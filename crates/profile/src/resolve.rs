@@ -63,7 +63,7 @@ pub fn explain(resolution: &Resolution, key: &str) -> Result<Explanation, Profil
         .provenance
         .get(key)
         .cloned()
-        .unwrap_or_else(unset_default);
+        .unwrap_or_else(unknown_source);
     let mut overridden: Vec<LayerValue> = resolution.history.get(key).cloned().unwrap_or_default();
     overridden.pop();
     overridden.reverse();
@@ -79,6 +79,14 @@ pub(crate) fn default_provenance() -> Provenance {
     Provenance {
         kind: SourceKind::Default,
         detail: "compiled default".to_owned(),
+        from: None,
+    }
+}
+
+pub(crate) fn unknown_source() -> Provenance {
+    Provenance {
+        kind: SourceKind::Unknown,
+        detail: "source not recorded".to_owned(),
         from: None,
     }
 }

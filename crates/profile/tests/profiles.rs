@@ -748,6 +748,17 @@ fn child_profile_cannot_raise_depth_or_children() {
 }
 
 #[test]
+fn a_parent_without_recorded_provenance_hands_down_unknown_not_a_guess() {
+    let catalog = Fixture::new().catalog();
+    let mut parent = resolve(&catalog, "coder");
+    parent.provenance.remove("session.record_event_trace");
+    let child = materialize_child(&catalog, &parent, "old", "reviewer", &request(), &[]).unwrap();
+    let p = &child.provenance["session.record_event_trace"];
+    assert_eq!(p.kind, SourceKind::Parent);
+    assert_eq!(p.from.as_deref().unwrap().kind, SourceKind::Unknown);
+}
+
+#[test]
 fn child_must_be_allowed_by_the_parent() {
     let catalog = Fixture::new().catalog();
     let parent = resolve(&catalog, "coder");

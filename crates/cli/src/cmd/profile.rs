@@ -393,6 +393,7 @@ fn describe(provenance: &Provenance, key: &str) -> String {
     let detail = provenance.detail.replacen(&format!(": {key}"), "", 1);
     match provenance.kind {
         SourceKind::Default => detail,
+        SourceKind::Unknown => "unknown source (not recorded)".to_owned(),
         SourceKind::Env => format!("set by environment variable {detail}"),
         SourceKind::Parent => match &provenance.from {
             Some(from) => format!("{detail} ← {}", describe(from, key)),
