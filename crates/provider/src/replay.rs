@@ -535,6 +535,8 @@ fn steps(resp: &CassetteResponse) -> Vec<Step> {
         None => out.extend(plain_steps(body.slice(..cut))),
     }
     if disconnect {
+        // Let the bytes before the cut reach the socket; hyper drops unflushed data on abort.
+        out.push(Step::Sleep(20));
         out.push(Step::Disconnect);
     }
     out
