@@ -1,3 +1,964 @@
-//! Whole-system tests: children.
+//! Whole-system tests: child pods as real processes, the control socket, lifecycle actions with
+//! their origins, cascades, rollback and loss. Providers are replayed from cassettes written
+//! next to the test profiles; every pod process started here is killed and reaped by a guard.
+
+#![allow(clippy::unwrap_used)]
 
 mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use support::{Sandbox, assert_exit, describe};
+
+// ---------------------------------------------------------------------------------------------
+// Cassettes (OpenAI Responses wire format)
+
+fn sse(events: &[Value]) -> String {
+    events
+        .iter()
+        .map(|e| format!("event: {}\ndata: {}\n\n", e["type"].as_str().unwrap(), e))
+        .collect()
+}
+
+fn response_shell(status: &str) -> Value {
+    json!({"id": "resp_test", "object": "response", "created_at": 1767225600,
+           "status": status, "error": null, "model": "test-replay", "output": []})
+}
+
+/// A streamed text answer; `fail` ends it with `response.failed` (context length) instead of
+/// `response.completed`.
+fn text_response(words: &[&str], fail: bool, pause: Option<(usize, u64)>) -> Value {
+    let mut events = vec![
+        json!({"type": "response.created", "response": response_shell("in_progress")}),
+        json!({"type": "response.output_item.added", "output_index": 0,
+               "item": {"id": "msg_1", "type": "message", "role": "assistant",
+                        "status": "in_progress", "content": []}}),
+    ];
+    for word in words {
+        events.push(
+            json!({"type": "response.output_text.delta", "item_id": "msg_1",
+                           "output_index": 0, "content_index": 0, "delta": word}),
+        );
+    }
+    if fail {
+        let mut failed = response_shell("failed");
+        failed["error"] = json!({"code": "context_length_exceeded",
+            "message": "Your input exceeds the context window of this model."});
+        events.push(json!({"type": "response.failed", "response": failed}));
+    } else {
+        events.push(json!({"type": "response.completed", "response": response_shell("completed")}));
+    }
+    let mut response = json!({"status": 200,
+        "headers": {"content-type": "text/event-stream"}, "body": sse(&events)});
+    if let Some((after, ms)) = pause {
+        response["pause_after_events"] = json!({"events": after, "ms": ms});
+    }
+    response
+}
+
+fn tool_call_response(call_id: &str, tool: &str, args: Value) -> Value {
+    let args = args.to_string();
+    let item = json!({"type": "function_call", "id": format!("fc_{call_id}"), "call_id": call_id,
+                      "name": tool, "arguments": "", "status": "in_progress"});
+    let mut done = item.clone();
+    done["arguments"] = json!(args);
+    done["status"] = json!("completed");
+    let events = vec![
+        json!({"type": "response.created", "response": response_shell("in_progress")}),
+        json!({"type": "response.output_item.added", "output_index": 0, "item": item}),
+        json!({"type": "response.function_call_arguments.delta", "item_id": format!("fc_{call_id}"),
+               "output_index": 0, "delta": args}),
+        json!({"type": "response.function_call_arguments.done", "item_id": format!("fc_{call_id}"),
+               "output_index": 0, "arguments": args}),
+        json!({"type": "response.output_item.done", "output_index": 0, "item": done}),
+        json!({"type": "response.completed", "response": response_shell("completed")}),
+    ];
+    json!({"status": 200, "headers": {"content-type": "text/event-stream"}, "body": sse(&events)})
+}
+
+fn cassette(responses: Vec<Value>) -> String {
+    json!({"scheme": "openai-responses", "responses": responses}).to_string()
+}
+
+/// A long pause mid-stream holds a run active until a lifecycle action ends it.
+const HOLD: Option<(usize, u64)> = Some((3, 60_000));
+
+// ---------------------------------------------------------------------------------------------
+// Profiles
+
+const CHILD_TOOLS: &str = r#"["spawn_pod", "wait_pod", "send_to_pod", "stop_pod", "list_pods"]"#;
+
+/// Write project profile `name` with `body` and its cassette.
+fn profile(sandbox: &Sandbox, name: &str, body: &str, responses: Vec<Value>) {
+    sandbox.write(
+        &format!("work/.pods/profiles/{name}.json"),
+        &cassette(responses),
+    );
+    let text = format!(
+        "[model]\nscheme = \"replay\"\nmodel = \"test-replay\"\ncassette = \"{name}.json\"\n\n{body}"
+    );
+    sandbox.write(&format!("work/.pods/profiles/{name}.toml"), &text);
+}
+
+fn parent_profile(sandbox: &Sandbox, extra: &str, responses: Vec<Value>) {
+    let body = format!(
+        "[agent]\nmax_turns = 8\ntools = {CHILD_TOOLS}\n\n[spawn]\nallowed_profiles = [\"child\", \"holder\"]\nmax_depth = 2\nmax_children = 4\n\n{extra}"
+    );
+    profile(sandbox, "parent", &body, responses);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes and files
+
+/// A `pods` process that is killed and reaped when dropped.
+struct Proc {
+    child: Option<Child>,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+impl Proc {
+    fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Wait for the process to exit (at most `limit`) and return its exit code.
+    fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        let child = self.child.as_mut().unwrap();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                panic!("pods did not exit in {limit:?}\n{}", self.output());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn output(&self) -> String {
+        format!(
+            "--- stdout ---\n{}\n--- stderr ---\n{}",
+            std::fs::read_to_string(&self.out).unwrap_or_default(),
+            std::fs::read_to_string(&self.err).unwrap_or_default()
+        )
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn spawn_pods(sandbox: &Sandbox, args: &[&str], tag: &str) -> Proc {
+    let out = sandbox.root().join(format!("{tag}.out"));
+    let err = sandbox.root().join(format!("{tag}.err"));
+    let child = sandbox
+        .pods()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    Proc {
+        child: Some(child),
+        out,
+        err,
+    }
+}
+
+fn wait_until<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn pod_dirs(sandbox: &Sandbox) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = match std::fs::read_dir(sandbox.home().join("pods")) {
+        Ok(listing) => listing.map(|e| e.unwrap().path()).collect(),
+        Err(_) => Vec::new(),
+    };
+    dirs.sort();
+    dirs
+}
+
+fn pod_info(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("pod.json")).unwrap()).unwrap()
+}
+
+fn root_pod(sandbox: &Sandbox) -> Option<PathBuf> {
+    pod_dirs(sandbox)
+        .into_iter()
+        .find(|d| d.join("pod.json").exists() && pod_info(d).get("parent_id").is_none())
+}
+
+fn children_of(sandbox: &Sandbox, parent: &Path) -> Vec<PathBuf> {
+    let id = parent.file_name().unwrap().to_str().unwrap().to_owned();
+    pod_dirs(sandbox)
+        .into_iter()
+        .filter(|d| d.join("pod.json").exists() && pod_info(d)["parent_id"] == json!(id))
+        .collect()
+}
+
+fn id_of(dir: &Path) -> String {
+    dir.file_name().unwrap().to_str().unwrap().to_owned()
+}
+
+/// Every session-log entry of a pod, segments in order.
+fn log_entries(dir: &Path) -> Vec<Value> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir.join("sessions")) {
+        Ok(listing) => listing
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_str().unwrap();
+                name.ends_with(".jsonl") && !name.ends_with(".trace.jsonl")
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn entries_of<'a>(entries: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    entries.iter().filter(|e| e["kind"] == kind).collect()
+}
+
+fn trace_files(dir: &Path) -> Vec<PathBuf> {
+    match std::fs::read_dir(dir.join("sessions")) {
+        Ok(listing) => listing
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_str().unwrap().ends_with(".trace.jsonl"))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The pod's run is streaming: its provider request started and its socket is up.
+fn wait_streaming(dir: &Path) {
+    wait_until("a streaming run", Duration::from_secs(15), || {
+        let entries = log_entries(dir);
+        let started = !entries_of(&entries, "provider_request_started").is_empty();
+        (started && dir.join("control.sock").exists()).then_some(())
+    });
+    // The events before the pause arrive at once; give them a moment to be consumed.
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+fn alive(pid: u32) -> bool {
+    std::process::Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn assert_gone(pid: u32) {
+    wait_until(
+        &format!("process {pid} to end"),
+        Duration::from_secs(10),
+        || (!alive(pid)).then_some(()),
+    );
+}
+
+fn signal(pid: u32, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn child_pids(entries: &[Value]) -> Vec<u32> {
+    entries_of(entries, "child_spawned")
+        .iter()
+        .map(|e| e["pid"].as_u64().unwrap() as u32)
+        .collect()
+}
+
+/// The last run's terminal entry (`run_completed`, `run_errored` or `run_interrupted`).
+fn last_terminal(entries: &[Value]) -> Option<&Value> {
+    let last_run = entries_of(entries, "run_started").last()?["run_id"].clone();
+    entries.iter().find(|e| {
+        e["run_id"] == last_run
+            && matches!(
+                e["kind"].as_str(),
+                Some("run_completed" | "run_errored" | "run_interrupted")
+            )
+    })
+}
+
+/// Send one request on a pod's control socket and read its reply.
+fn control_request(dir: &Path, request: Value) -> Value {
+    let mut stream = UnixStream::connect(dir.join("control.sock")).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    writeln!(stream, "{request}").unwrap();
+    let mut line = String::new();
+    BufReader::new(&stream).read_line(&mut line).unwrap();
+    serde_json::from_str(&line).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The seed scenario
+
+fn seed_scenario(
+    sandbox: &Sandbox,
+    child_session: &str,
+) -> (PathBuf, PathBuf, std::process::Output) {
+    parent_profile(
+        sandbox,
+        "[session]\nrecord_event_trace = true\n",
+        vec![
+            tool_call_response(
+                "call_spawn",
+                "spawn_pod",
+                json!({"profile": "child", "task": "review everything", "name": "kid"}),
+            ),
+            tool_call_response("call_wait", "wait_pod", json!({"pod_id": "kid"})),
+            text_response(&["The ", "child ", "failed."], false, None),
+        ],
+    );
+    profile(
+        sandbox,
+        "child",
+        &format!("[agent]\nmax_turns = 2\ntools = []\n\n{child_session}"),
+        vec![text_response(
+            &["Reading ", "all ", "of ", "it"],
+            true,
+            None,
+        )],
+    );
+    let output = sandbox.run(&["run", "-p", "parent", "delegate the review"]);
+    let parent =
+        root_pod(sandbox).unwrap_or_else(|| panic!("no parent pod\n{}", describe(&output)));
+    let kids = children_of(sandbox, &parent);
+    assert_eq!(kids.len(), 1, "{}", describe(&output));
+    (parent, kids[0].clone(), output)
+}
+
+#[test]
+fn seed_scenario_child_inherits_tracing_and_parent_gets_structured_error() {
+    let sandbox = Sandbox::new();
+    let (parent, child, output) = seed_scenario(&sandbox, "");
+    assert_exit(&output, 0);
+
+    // The child's manifest has tracing on, inherited from the parent's profile file.
+    let manifest = std::fs::read_to_string(child.join("manifest.toml")).unwrap();
+    assert!(manifest.contains("record_event_trace = true"), "{manifest}");
+    let provenance: Value =
+        serde_json::from_str(&std::fs::read_to_string(child.join("provenance.json")).unwrap())
+            .unwrap();
+    let key = &provenance["session.record_event_trace"];
+    assert_eq!(key["kind"], "parent", "{key}");
+    assert!(
+        key["detail"].as_str().unwrap().contains(&id_of(&parent)),
+        "{key}"
+    );
+    assert!(
+        key["from"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("parent.toml"),
+        "the parent's own source is named: {key}"
+    );
+
+    // The child's log has the structured error; its trace holds it and the events before it.
+    let child_log = log_entries(&child);
+    let errored = entries_of(&child_log, "run_errored");
+    assert_eq!(errored.len(), 1, "{child_log:#?}");
+    assert_eq!(errored[0]["error"]["class"], "context_length_exceeded");
+    let child_info = pod_info(&child);
+    assert_eq!(child_info["parent_id"], json!(id_of(&parent)));
+    let traces = trace_files(&child);
+    assert_eq!(traces.len(), 1, "one child trace sidecar");
+    let trace = std::fs::read_to_string(&traces[0]).unwrap();
+    assert!(trace.contains("context_length_exceeded"), "error in trace");
+    let error_at = trace.find("context_length_exceeded").unwrap();
+    let delta_at = trace
+        .find("Reading")
+        .expect("text delta before the error in the trace");
+    assert!(delta_at < error_at, "events before the error come first");
+
+    // The parent's wait_pod got that structured error back.
+    let parent_log = log_entries(&parent);
+    let waits: Vec<&Value> = entries_of(&parent_log, "tool_call_finished")
+        .into_iter()
+        .filter(|e| e["tool"] == "wait_pod")
+        .collect();
+    assert_eq!(waits.len(), 1, "{parent_log:#?}");
+    let result: Value = serde_json::from_str(waits[0]["output"].as_str().unwrap()).unwrap();
+    assert_eq!(result["outcome"], "errored", "{result}");
+    assert_eq!(
+        result["error"]["class"], "context_length_exceeded",
+        "{result}"
+    );
+    let spawned = entries_of(&parent_log, "child_spawned");
+    assert_eq!(spawned.len(), 1);
+    assert_eq!(spawned[0]["child_pod_id"], json!(id_of(&child)));
+    assert_eq!(
+        entries_of(&parent_log, "tool_call_started")[0]["side_effect"],
+        "spawn"
+    );
+    // The parent stopped its child on exit: an expected exit, and no process left.
+    let exited = entries_of(&parent_log, "child_exited");
+    assert_eq!(exited.len(), 1, "{parent_log:#?}");
+    assert_eq!(exited[0]["expected"], true);
+    assert_gone(spawned[0]["pid"].as_u64().unwrap() as u32);
+    assert!(!child.join("control.sock").exists());
+}
+
+#[test]
+fn seed_scenario_child_that_switches_tracing_off_has_no_sidecar() {
+    let sandbox = Sandbox::new();
+    let (_parent, child, output) =
+        seed_scenario(&sandbox, "[session]\nrecord_event_trace = false\n");
+    assert_exit(&output, 0);
+    let manifest = std::fs::read_to_string(child.join("manifest.toml")).unwrap();
+    assert!(
+        manifest.contains("record_event_trace = false"),
+        "{manifest}"
+    );
+    assert!(trace_files(&child).is_empty(), "no child trace sidecar");
+    let errored = entries_of(&log_entries(&child), "run_errored")
+        .into_iter()
+        .cloned()
+        .collect::<Vec<_>>();
+    assert_eq!(errored[0]["error"]["class"], "context_length_exceeded");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Spawn refusals and rollback
+
+fn spawn_tool_error(sandbox: &Sandbox, spawn_args: Value, extra: &str) -> (PathBuf, String) {
+    parent_profile(
+        sandbox,
+        extra,
+        vec![
+            tool_call_response("call_spawn", "spawn_pod", spawn_args),
+            text_response(&["ok"], false, None),
+        ],
+    );
+    profile(
+        sandbox,
+        "child",
+        "[agent]\ntools = []\n",
+        vec![text_response(&["hi"], false, None)],
+    );
+    let output = sandbox.run(&["run", "-p", "parent", "try to spawn"]);
+    assert_exit(&output, 0);
+    let parent = root_pod(sandbox).unwrap();
+    let entries = log_entries(&parent);
+    let finished = entries_of(&entries, "tool_call_finished");
+    assert_eq!(finished.len(), 1, "{entries:#?}");
+    assert_eq!(finished[0]["outcome"], "error", "{:#}", finished[0]);
+    assert!(entries_of(&entries, "child_spawned").is_empty());
+    (parent, finished[0]["output"].as_str().unwrap().to_owned())
+}
+
+#[test]
+fn scope_escalation_is_refused_and_leaves_no_child() {
+    let sandbox = Sandbox::new();
+    let (parent, error) = spawn_tool_error(
+        &sandbox,
+        json!({"profile": "child", "task": "x", "scope": {"allow": ["../outside"]}}),
+        "",
+    );
+    assert!(error.contains("scope"), "{error}");
+    assert!(children_of(&sandbox, &parent).is_empty());
+    assert_eq!(pod_dirs(&sandbox).len(), 1, "only the parent's directory");
+}
+
+#[test]
+fn depth_limit_refuses_spawn() {
+    // The same spawn succeeds with depth left (the seed scenario); here the parent has none.
+    let sandbox = Sandbox::new();
+    parent_profile(
+        &sandbox,
+        "",
+        vec![
+            tool_call_response(
+                "call_spawn",
+                "spawn_pod",
+                json!({"profile": "child", "task": "x"}),
+            ),
+            text_response(&["ok"], false, None),
+        ],
+    );
+    // Lower the depth to 0 for this parent.
+    let path = sandbox.root().join("work/.pods/profiles/parent.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("max_depth = 2", "max_depth = 0");
+    std::fs::write(&path, text).unwrap();
+    profile(
+        &sandbox,
+        "child",
+        "[agent]\ntools = []\n",
+        vec![text_response(&["hi"], false, None)],
+    );
+    let output = sandbox.run(&["run", "-p", "parent", "try to spawn"]);
+    assert_exit(&output, 0);
+    let parent = root_pod(&sandbox).unwrap();
+    let entries = log_entries(&parent);
+    let finished = entries_of(&entries, "tool_call_finished");
+    assert_eq!(finished[0]["outcome"], "error");
+    let error = finished[0]["output"].as_str().unwrap();
+    assert!(error.contains("depth"), "{error}");
+    assert_eq!(pod_dirs(&sandbox).len(), 1);
+}
+
+#[test]
+fn child_not_in_allowed_profiles_is_refused() {
+    let sandbox = Sandbox::new();
+    let (_parent, error) =
+        spawn_tool_error(&sandbox, json!({"profile": "stranger", "task": "x"}), "");
+    assert!(error.contains("allowed_profiles"), "{error}");
+    assert_eq!(pod_dirs(&sandbox).len(), 1);
+}
+
+#[test]
+fn spawn_rolls_back_when_the_child_never_becomes_ready() {
+    let sandbox = Sandbox::new();
+    let fake = sandbox.write(
+        "fake-pods",
+        "#!/bin/sh\necho \"child warming up slowly\" >&2\necho $$ > \"$3/../../../fake.pid\"\nexec sleep 30\n",
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    parent_profile(
+        &sandbox,
+        "[limits]\nspawn_ready_timeout_ms = 500\n",
+        vec![
+            tool_call_response(
+                "call_spawn",
+                "spawn_pod",
+                json!({"profile": "child", "task": "x"}),
+            ),
+            text_response(&["ok"], false, None),
+        ],
+    );
+    profile(
+        &sandbox,
+        "child",
+        "[agent]\ntools = []\n",
+        vec![text_response(&["hi"], false, None)],
+    );
+    let output = sandbox
+        .pods()
+        .env("PODS_CHILD_EXE", &fake)
+        .args(["run", "-p", "parent", "spawn a slow child"])
+        .output()
+        .unwrap();
+    assert_exit(&output, 0);
+    let parent = root_pod(&sandbox).unwrap();
+    let entries = log_entries(&parent);
+    let finished = entries_of(&entries, "tool_call_finished");
+    assert_eq!(finished[0]["outcome"], "error", "{entries:#?}");
+    let error = finished[0]["output"].as_str().unwrap();
+    assert!(
+        error.contains("did not report ready within 500 ms"),
+        "{error}"
+    );
+    assert!(
+        error.contains("child warming up slowly"),
+        "stderr tail: {error}"
+    );
+    assert_eq!(
+        pod_dirs(&sandbox).len(),
+        1,
+        "the child's directory was removed"
+    );
+    assert!(entries_of(&entries, "child_spawned").is_empty());
+    let pid: u32 = std::fs::read_to_string(sandbox.root().join("fake.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_gone(pid);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lifecycle actions interrupting a streaming run
+
+fn holding_pod(sandbox: &Sandbox) -> (Proc, PathBuf) {
+    profile(
+        sandbox,
+        "solo",
+        "[agent]\ntools = []\n",
+        vec![text_response(
+            &["one ", "two ", "three ", "four"],
+            false,
+            HOLD,
+        )],
+    );
+    let proc = spawn_pods(sandbox, &["run", "-p", "solo", "hold on"], "solo");
+    let dir = wait_until("the pod dir", Duration::from_secs(10), || root_pod(sandbox));
+    wait_streaming(&dir);
+    (proc, dir)
+}
+
+fn interrupted(dir: &Path) -> Value {
+    let entries = log_entries(dir);
+    let terminal = last_terminal(&entries)
+        .unwrap_or_else(|| panic!("no terminal entry: {entries:#?}"))
+        .clone();
+    assert_eq!(terminal["kind"], "run_interrupted", "{terminal:#}");
+    assert_eq!(terminal["phase"]["provider_progress_seen"], true);
+    terminal
+}
+
+#[test]
+fn pods_stop_interrupts_with_cli_origin() {
+    let sandbox = Sandbox::new();
+    let (mut proc, dir) = holding_pod(&sandbox);
+    let output = sandbox.run(&["stop", &id_of(&dir), "--reason", "enough", "--json"]);
+    assert_exit(&output, 0);
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        proc.wait(Duration::from_secs(10)),
+        Some(130),
+        "{}",
+        proc.output()
+    );
+    let terminal = interrupted(&dir);
+    let action = &terminal["action"];
+    assert_eq!(action["kind"], "stop");
+    assert_eq!(action["reason"], "enough");
+    assert_eq!(action["origin"]["type"], "cli");
+    assert!(
+        action["origin"]["command"]
+            .as_str()
+            .unwrap()
+            .starts_with("pods stop")
+    );
+    let request_id = action["origin"]["request_id"].as_str().unwrap();
+    assert_eq!(uuid_version(request_id), Some(7));
+    assert_eq!(printed["action"]["action_id"], action["action_id"]);
+    let recorded = entries_of(&log_entries(&dir), "lifecycle_action")
+        .into_iter()
+        .cloned()
+        .collect::<Vec<_>>();
+    assert!(
+        recorded
+            .iter()
+            .any(|e| e["action"]["action_id"] == action["action_id"])
+    );
+    assert!(!dir.join("control.sock").exists(), "socket removed on exit");
+}
+
+fn uuid_version(text: &str) -> Option<u32> {
+    let hex: String = text.chars().filter(|c| *c != '-').collect();
+    (hex.len() == 32)
+        .then(|| hex[12..13].parse::<u32>().ok())
+        .flatten()
+}
+
+#[test]
+fn pods_stop_of_a_pod_that_is_not_running_is_a_clear_error() {
+    let sandbox = Sandbox::new();
+    profile(
+        &sandbox,
+        "solo",
+        "[agent]\ntools = []\n",
+        vec![text_response(&["hi"], false, None)],
+    );
+    let run = sandbox.run(&["run", "-p", "solo", "hello"]);
+    assert_exit(&run, 0);
+    let dir = root_pod(&sandbox).unwrap();
+    let output = sandbox.run(&["stop", &id_of(&dir)]);
+    assert_exit(&output, 2);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not running"), "{stderr}");
+    let missing = sandbox.run(&["stop", "no-such-pod"]);
+    assert_exit(&missing, 2);
+}
+
+#[test]
+fn cancel_over_the_control_socket_has_control_request_origin() {
+    let sandbox = Sandbox::new();
+    let (mut proc, dir) = holding_pod(&sandbox);
+    let reply = control_request(
+        &dir,
+        json!({"id": "req-cancel-1", "client": {"type": "other", "name": "test-harness"},
+               "method": "cancel", "params": {"reason": "changed my mind"}}),
+    );
+    assert_eq!(reply["ok"], true, "{reply}");
+    // A cancelled `pods run` ends its one run and exits.
+    assert_eq!(
+        proc.wait(Duration::from_secs(10)),
+        Some(130),
+        "{}",
+        proc.output()
+    );
+    let terminal = interrupted(&dir);
+    assert_eq!(terminal["action"]["kind"], "cancel");
+    assert_eq!(
+        terminal["action"]["origin"],
+        json!({"type": "control_request", "request_id": "req-cancel-1", "client": "other:test-harness"})
+    );
+}
+
+#[test]
+fn malformed_control_request_gets_an_error_reply_and_pod_keeps_running() {
+    let sandbox = Sandbox::new();
+    let (mut proc, dir) = holding_pod(&sandbox);
+    let mut stream = UnixStream::connect(dir.join("control.sock")).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    writeln!(stream, "{{not json").unwrap();
+    let mut line = String::new();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    reader.read_line(&mut line).unwrap();
+    let reply: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(reply["ok"], false);
+    assert_eq!(reply["error"]["code"], "bad_request");
+    let status = control_request(
+        &dir,
+        json!({"id": "s1", "client": {"type": "cli", "command": "test"}, "method": "status"}),
+    );
+    assert_eq!(status["result"]["state"], "running", "{status}");
+    signal(proc.pid(), "-TERM");
+    proc.wait(Duration::from_secs(10));
+}
+
+#[test]
+fn sigterm_shuts_down_with_signal_origin() {
+    let sandbox = Sandbox::new();
+    let (mut proc, dir) = holding_pod(&sandbox);
+    signal(proc.pid(), "-TERM");
+    assert_eq!(
+        proc.wait(Duration::from_secs(10)),
+        Some(130),
+        "{}",
+        proc.output()
+    );
+    let terminal = interrupted(&dir);
+    assert_eq!(terminal["action"]["kind"], "shutdown");
+    assert_eq!(
+        terminal["action"]["origin"],
+        json!({"type": "signal", "signal": "SIGTERM"})
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Trees: cascades, parent exit, loss
+
+/// A parent that spawns two holding children and then waits on the first.
+fn tree(sandbox: &Sandbox) -> (Proc, PathBuf, Vec<PathBuf>) {
+    parent_profile(
+        sandbox,
+        "",
+        vec![
+            tool_call_response(
+                "call_a",
+                "spawn_pod",
+                json!({"profile": "holder", "task": "hold a", "name": "a"}),
+            ),
+            tool_call_response(
+                "call_b",
+                "spawn_pod",
+                json!({"profile": "holder", "task": "hold b", "name": "b"}),
+            ),
+            tool_call_response("call_wait", "wait_pod", json!({"pod_id": "a"})),
+            text_response(&["done"], false, None),
+        ],
+    );
+    profile(
+        sandbox,
+        "holder",
+        "[agent]\ntools = []\n",
+        vec![text_response(
+            &["hold ", "the ", "line ", "please"],
+            false,
+            HOLD,
+        )],
+    );
+    let proc = spawn_pods(sandbox, &["run", "-p", "parent", "build a tree"], "parent");
+    let parent = wait_until("the parent dir", Duration::from_secs(10), || {
+        root_pod(sandbox)
+    });
+    let kids = wait_until("two children", Duration::from_secs(20), || {
+        let kids = children_of(sandbox, &parent);
+        (kids.len() == 2).then_some(kids)
+    });
+    for kid in &kids {
+        wait_streaming(kid);
+    }
+    (proc, parent, kids)
+}
+
+#[test]
+fn stop_tree_cascades_to_both_children_linked_to_one_action() {
+    let sandbox = Sandbox::new();
+    let (mut proc, parent, kids) = tree(&sandbox);
+    let output = sandbox.run(&["stop", &id_of(&parent), "--tree", "--reason", "wrap up"]);
+    assert_exit(&output, 0);
+    proc.wait(Duration::from_secs(20));
+    let parent_log = log_entries(&parent);
+    let parent_action = entries_of(&parent_log, "lifecycle_action")
+        .into_iter()
+        .find(|e| e["action"]["kind"] == "stop_tree")
+        .unwrap_or_else(|| panic!("{parent_log:#?}"))["action"]
+        .clone();
+    assert_eq!(parent_action["origin"]["type"], "cli");
+    let terminal = last_terminal(&parent_log).unwrap();
+    assert_eq!(terminal["kind"], "run_interrupted");
+    assert_eq!(terminal["action"]["action_id"], parent_action["action_id"]);
+    for kid in &kids {
+        let t = interrupted(kid);
+        assert_eq!(t["action"]["kind"], "stop_tree", "{t:#}");
+        assert_eq!(
+            t["action"]["caused_by"]["action_id"],
+            parent_action["action_id"]
+        );
+        assert_eq!(t["action"]["caused_by"]["pod_id"], json!(id_of(&parent)));
+        assert_eq!(t["action"]["reason"], "wrap up");
+        assert_eq!(t["action"]["origin"]["type"], "parent_pod");
+    }
+    let exited = entries_of(&parent_log, "child_exited");
+    assert_eq!(exited.len(), 2, "{parent_log:#?}");
+    assert!(exited.iter().all(|e| e["expected"] == true));
+    for pid in child_pids(&parent_log) {
+        assert_gone(pid);
+    }
+}
+
+#[test]
+fn sigint_to_pods_run_stops_the_tree_with_signal_origin() {
+    let sandbox = Sandbox::new();
+    let (mut proc, parent, kids) = tree(&sandbox);
+    signal(proc.pid(), "-INT");
+    assert_eq!(
+        proc.wait(Duration::from_secs(20)),
+        Some(130),
+        "{}",
+        proc.output()
+    );
+    let parent_log = log_entries(&parent);
+    let terminal = last_terminal(&parent_log).unwrap().clone();
+    assert_eq!(terminal["action"]["kind"], "shutdown");
+    assert_eq!(
+        terminal["action"]["origin"],
+        json!({"type": "signal", "signal": "SIGINT"})
+    );
+    for kid in &kids {
+        let t = interrupted(kid);
+        assert_eq!(t["action"]["kind"], "shutdown");
+        assert_eq!(
+            t["action"]["caused_by"]["action_id"],
+            terminal["action"]["action_id"]
+        );
+    }
+    for pid in child_pids(&parent_log) {
+        assert_gone(pid);
+    }
+}
+
+#[test]
+fn killed_parent_makes_children_stop_with_parent_exit() {
+    let sandbox = Sandbox::new();
+    let (mut proc, parent, kids) = tree(&sandbox);
+    let pids = child_pids(&log_entries(&parent));
+    signal(proc.pid(), "-KILL");
+    proc.wait(Duration::from_secs(10));
+    for pid in &pids {
+        assert_gone(*pid);
+    }
+    for kid in &kids {
+        let t = interrupted(kid);
+        assert_eq!(t["action"]["kind"], "parent_exit", "{t:#}");
+        assert_eq!(t["action"]["origin"]["type"], "runtime");
+        assert!(
+            t["action"].get("caused_by").is_none(),
+            "the dead parent recorded no action"
+        );
+    }
+    // The parent itself was killed: its last run has no terminal entry.
+    assert!(last_terminal(&log_entries(&parent)).is_none());
+}
+
+#[test]
+fn killed_child_leaves_crash_evidence_and_parent_records_the_loss() {
+    let sandbox = Sandbox::new();
+    let (mut proc, parent, kids) = tree(&sandbox);
+    // Child "a" is the one the parent waits on.
+    let a = kids
+        .iter()
+        .find(|k| pod_info(k)["name"] == "a")
+        .unwrap()
+        .clone();
+    let a_id = id_of(&a);
+    let a_pid = entries_of(&log_entries(&parent), "child_spawned")
+        .iter()
+        .find(|e| e["child_pod_id"] == json!(a_id))
+        .unwrap()["pid"]
+        .as_u64()
+        .unwrap() as u32;
+    signal(a_pid, "-KILL");
+    assert_gone(a_pid);
+    // The parent's wait_pod returns the loss, the run goes on and completes; "b" is stopped.
+    assert_eq!(
+        proc.wait(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        proc.output()
+    );
+    let a_log = log_entries(&a);
+    assert!(!entries_of(&a_log, "run_started").is_empty());
+    assert!(
+        last_terminal(&a_log).is_none(),
+        "no terminal entry: {a_log:#?}"
+    );
+    let parent_log = log_entries(&parent);
+    let lost = entries_of(&parent_log, "child_exited")
+        .into_iter()
+        .find(|e| e["child_pod_id"] == json!(a_id))
+        .unwrap_or_else(|| panic!("{parent_log:#?}"))
+        .clone();
+    assert_eq!(lost["expected"], false);
+    assert_eq!(lost["signal"], 9);
+    let wait = entries_of(&parent_log, "tool_call_finished")
+        .into_iter()
+        .find(|e| e["tool"] == "wait_pod")
+        .unwrap()
+        .clone();
+    let result: Value = serde_json::from_str(wait["output"].as_str().unwrap()).unwrap();
+    assert_eq!(result["outcome"], "lost", "{result}");
+    for pid in child_pids(&parent_log) {
+        assert_gone(pid);
+    }
+}

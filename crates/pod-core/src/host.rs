@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::control::{Call, ControlServer, Incoming, PodEvent, ReplyError, RunResult};
 use crate::lifecycle::{cascade_kind, ends_pod, new_action};
 use crate::record::{LifecycleAction, LifecycleActionRecorded, LifecycleKind, LogBody, Origin};
-use crate::runtime::{Pod, Quiet, RunInput, RunOutcome, RunReport};
+use crate::runtime::{Pod, Quiet, RunInput, RunObserver, RunOutcome, RunReport};
 use crate::session_log::SessionLog;
 use crate::spawn_tools::Children;
 use crate::{CoreError, RunControl};
@@ -41,6 +41,7 @@ pub struct HostEnd {
 struct Job {
     input: RunInput,
     request_id: Option<String>,
+    observer: Arc<dyn RunObserver>,
 }
 
 struct Finished {
@@ -73,16 +74,24 @@ impl Host {
 
     /// Serve requests until a lifecycle action ends the pod (`pods serve`).
     pub async fn serve(self) -> Result<HostEnd, CoreError> {
-        self.host(None).await
+        self.host(None, Arc::new(Quiet)).await
     }
 
     /// Run `input` while serving the control socket; end when that run ends (`pods run`), or
     /// earlier when an action ends the pod.
-    pub async fn run_once(self, input: RunInput) -> Result<HostEnd, CoreError> {
-        self.host(Some(input)).await
+    pub async fn run_once(
+        self,
+        input: RunInput,
+        observer: Arc<dyn RunObserver>,
+    ) -> Result<HostEnd, CoreError> {
+        self.host(Some(input), observer).await
     }
 
-    async fn host(self, first: Option<RunInput>) -> Result<HostEnd, CoreError> {
+    async fn host(
+        self,
+        first: Option<RunInput>,
+        observer: Arc<dyn RunObserver>,
+    ) -> Result<HostEnd, CoreError> {
         let Host {
             pod,
             mut server,
@@ -114,6 +123,7 @@ impl Host {
                 .send(Job {
                     input,
                     request_id: None,
+                    observer,
                 })
                 .await;
         }
@@ -246,7 +256,7 @@ async fn pod_task(
     closed: oneshot::Sender<Result<(), CoreError>>,
 ) {
     while let Some(job) = jobs.recv().await {
-        let report = pod.run(job.input, Arc::new(Quiet)).await;
+        let report = pod.run(job.input, job.observer).await;
         let failed = report.is_err();
         let _ = done
             .send(Finished {
@@ -258,10 +268,9 @@ async fn pod_task(
             break;
         }
     }
-    let reason = match pod.last_outcome() {
-        Some("failed") => "failed",
-        _ => "stopped",
-    };
+    // The segment closes with the outcome of its last run (`completed`, `errored`,
+    // `interrupted`, `failed`), or `stopped` when it ran none.
+    let reason = pod.last_outcome().unwrap_or("stopped");
     let _ = closed.send(pod.close(reason).await);
 }
 
@@ -314,6 +323,7 @@ async fn handle_request(
                     .send(Job {
                         input,
                         request_id: Some(request_id.clone()),
+                        observer: Arc::new(Quiet),
                     })
                     .await
                     .is_err()
@@ -417,4 +427,51 @@ impl Signals {
             (None, None) => std::future::pending().await,
         }
     }
+}
+
+/// What a pod needs to spawn children: where profiles are, its own resolved manifest, the home
+/// its children's directories go in, and how to launch them.
+pub struct ChildSetup {
+    pub catalog: pod_profile::Catalog,
+    pub resolved: pod_profile::ResolvedManifest,
+    pub home: crate::home::PodHome,
+    pub launcher: crate::supervisor::Launcher,
+}
+
+/// Give `pod` its children: when its manifest allows any child profile, register the child
+/// tools (`spawn_pod`, `wait_pod`, `send_to_pod`, `stop_pod`, `list_pods`) and return the
+/// registry the host cascades lifecycle actions through. `child_spawned` / `child_exited` go to
+/// the pod's session log.
+pub fn attach_children(pod: &mut Pod, setup: ChildSetup) -> Option<Arc<Children>> {
+    let spawn = pod.manifest().spawn.clone();
+    if spawn.allowed_profiles.is_empty() {
+        return None;
+    }
+    let pod_id = pod.id().to_owned();
+    let log = pod.log().clone();
+    let recorder: crate::spawn_tools::Recorder = Arc::new(move |body| {
+        if let Err(error) = log.append(body) {
+            tracing::error!(%error, "cannot record child supervision entry");
+        }
+    });
+    let factory = crate::spawn_tools::ProfileChildFactory {
+        catalog: setup.catalog,
+        parent: setup.resolved,
+        parent_pod_id: pod_id.clone(),
+        home: setup.home,
+        env: std::env::vars()
+            .filter(|(k, _)| k.starts_with("PODS_") && k.contains("__"))
+            .collect(),
+    };
+    let children = Arc::new(Children::new(
+        pod_id,
+        spawn,
+        setup.launcher,
+        Arc::new(factory),
+        recorder,
+    ));
+    for tool in crate::spawn_tools::ChildTool::all(&children) {
+        pod.register_tool(tool);
+    }
+    Some(children)
 }

@@ -13,10 +13,16 @@ use pod_provider::{ApiKey, Cassette, Client, ClientConfig, ReplayServer, RetryPo
 use crate::error::CoreError;
 
 /// Cassettes shipped with pods, by `builtin:NAME`.
-const BUILTIN_CASSETTES: &[(&str, &str)] = &[(
-    "demo",
-    include_str!("../../../profiles/cassettes/demo.json"),
-)];
+const BUILTIN_CASSETTES: &[(&str, &str)] = &[
+    (
+        "demo",
+        include_str!("../../../profiles/cassettes/demo.json"),
+    ),
+    (
+        "demo-child",
+        include_str!("../../../profiles/cassettes/demo-child.json"),
+    ),
+];
 
 /// The text of a builtin cassette.
 pub fn builtin_cassette(name: &str) -> Option<&'static str> {

@@ -54,12 +54,16 @@ pub struct SpawnArgs {
     /// Manifest overrides by dotted key (`{"session.record_event_trace": false}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overrides: Option<BTreeMap<String, Value>>,
+    /// A name for the child; the other child tools accept it in place of the pod id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// A child's pod directory, written and ready to launch.
 #[derive(Debug, Clone)]
 pub struct PreparedChild {
     pub pod_id: String,
+    pub name: String,
     pub dir: PathBuf,
     pub profile: String,
     /// `limits.spawn_ready_timeout_ms` of the parent's manifest.
@@ -104,6 +108,7 @@ impl ChildView {
 
 struct LiveChild {
     pod_id: String,
+    name: String,
     profile: String,
     pid: u32,
     process: tokio::sync::Mutex<ChildProcess>,
@@ -236,7 +241,11 @@ impl Children {
     fn find(&self, pod_id: &str) -> Result<Arc<LiveChild>, ChildError> {
         lock(&self.live)
             .iter()
-            .find(|c| c.pod_id == pod_id || c.pod_id.starts_with(pod_id) && pod_id.len() >= 8)
+            .find(|c| {
+                c.pod_id == pod_id
+                    || c.name == pod_id
+                    || (pod_id.len() >= 8 && c.pod_id.starts_with(pod_id))
+            })
             .cloned()
             .ok_or_else(|| {
                 ChildError::SpawnRefused(format!(
@@ -304,6 +313,7 @@ impl Children {
                 }));
                 Ok(json!({
                     "pod_id": child.pod_id,
+                    "name": child.name,
                     "profile": child.profile,
                     "request_id": request_id,
                 }))
@@ -348,6 +358,7 @@ impl Children {
         let (view_tx, view) = watch::channel(initial);
         let child = Arc::new(LiveChild {
             pod_id: prepared.pod_id.clone(),
+            name: prepared.name.clone(),
             profile: prepared.profile.clone(),
             pid: process.pid,
             process: tokio::sync::Mutex::new(process),
@@ -466,6 +477,7 @@ impl Children {
                     .unwrap_or((None, None));
                 json!({
                     "pod_id": c.pod_id,
+                    "name": c.name,
                     "profile": c.profile,
                     "pid": c.pid,
                     "state": match (&view.exited, &result) {
@@ -657,14 +669,23 @@ impl ChildFactory for ProfileChildFactory {
         .map_err(|e| ChildError::SpawnRefused(error_chain(&e)))?;
         let dir = self
             .home
-            .create_pod(None, &args.profile, Some(&self.parent_pod_id))
+            .create_pod(
+                args.name.as_deref(),
+                &args.profile,
+                Some(&self.parent_pod_id),
+            )
             .map_err(|e| ChildError::SpawnRefused(error_chain(&e)))?;
+        let name = match dir.read_info() {
+            Ok(info) => info.name,
+            Err(_) => dir.id().to_owned(),
+        };
         if let Err(e) = pod_profile::write_manifest_files(dir.path(), &resolved) {
             remove_dir(dir.path());
             return Err(ChildError::SpawnRefused(error_chain(&e)));
         }
         Ok(PreparedChild {
             pod_id: dir.id().to_owned(),
+            name,
             dir: dir.path().to_owned(),
             profile: args.profile.clone(),
             ready_timeout: Duration::from_millis(
@@ -725,6 +746,7 @@ impl crate::tools::Tool for ChildTool {
                 "properties": {
                     "profile": {"type": "string", "description": "child profile name"},
                     "task": {"type": "string"},
+                    "name": {"type": "string", "description": "optional name for the child"},
                     "scope": {"type": "object", "properties": {
                         "allow": {"type": "array", "items": {"type": "string"}},
                         "deny": {"type": "array", "items": {"type": "string"}}}},

@@ -180,22 +180,37 @@ impl StderrTail {
 #[derive(Debug, Clone)]
 pub struct Launcher {
     exe: PathBuf,
+    /// Arguments placed before `serve` (e.g. the parent's `--profile-dir`s).
+    global_args: Vec<std::ffi::OsString>,
 }
 
 impl Launcher {
     /// The running `pods` executable, or `$PODS_CHILD_EXE` when set.
     pub fn from_env() -> Result<Launcher, ChildError> {
         if let Some(exe) = std::env::var_os(CHILD_EXE_ENV) {
-            return Ok(Launcher { exe: exe.into() });
+            return Ok(Launcher::with_exe(exe));
         }
         std::env::current_exe()
-            .map(|exe| Launcher { exe })
+            .map(Launcher::with_exe)
             .map_err(ChildError::CurrentExe)
     }
 
     /// A specific executable (benches, tests).
     pub fn with_exe(exe: impl Into<PathBuf>) -> Launcher {
-        Launcher { exe: exe.into() }
+        Launcher {
+            exe: exe.into(),
+            global_args: Vec::new(),
+        }
+    }
+
+    /// Pass `args` to every child before the `serve` subcommand.
+    pub fn with_global_args<I, S>(mut self, args: I) -> Launcher
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<std::ffi::OsString>,
+    {
+        self.global_args = args.into_iter().map(Into::into).collect();
+        self
     }
 
     pub fn exe(&self) -> &Path {
@@ -212,6 +227,7 @@ impl Launcher {
         ready_timeout: Duration,
     ) -> Result<ChildProcess, ChildError> {
         let mut child = Command::new(&self.exe)
+            .args(&self.global_args)
             .arg("serve")
             .arg("--pod-dir")
             .arg(pod_dir)

@@ -10,8 +10,7 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::Value;
 
-use pod_core::lifecycle::new_action;
-use pod_core::record::{LifecycleKind, Origin, RunTrigger};
+use pod_core::record::{Origin, RunTrigger};
 use pod_core::{
     CoreError, ModelConnection, Pod, PodDir, PodHome, PodOptions, RunControl, RunInput,
     RunObserver, RunOutcome,
@@ -25,8 +24,9 @@ use crate::global::GlobalArgs;
 /// Run a pod in the foreground: resolve the profile, create the pod directory (manifest.toml,
 /// provenance.json, pod.json), stream the model's text to stdout and show tool calls on stderr.
 ///
-/// Ctrl-C cancels the run cleanly (recorded as `run_interrupted` with a `cancel` action whose
-/// origin is the signal) and exits 130. A provider failure exits 1 and names the error class and
+/// Ctrl-C (SIGINT) or SIGTERM stops the pod and its children cleanly (recorded as
+/// `run_interrupted` with a `shutdown` action whose origin is the signal) and exits 130; so does
+/// `pods stop POD` from another terminal (origin `cli`). A provider failure exits 1 and names the error class and
 /// the trace sidecar. Try it offline: `pods run -p demo "look around"`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -84,7 +84,13 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> CmdResult {
             .create_pod(args.name.as_deref(), &args.profile, None)
             .map_err(Failure::run_failed)?;
         pod_profile::write_manifest_files(dir.path(), &resolved).map_err(Failure::run_failed)?;
-        foreground(dir, resolved, model, cwd, args.prompt).await
+        let children = pod_core::host::ChildSetup {
+            catalog,
+            resolved: resolved.clone(),
+            home,
+            launcher: child_launcher(global)?,
+        };
+        foreground(dir, resolved, model, cwd, args.prompt, Some(children)).await
     })
 }
 
@@ -108,7 +114,7 @@ pub fn resume(global: &GlobalArgs, args: ResumeArgs) -> CmdResult {
     let prompt = args.prompt.unwrap_or_else(|| CONTINUE_PROMPT.to_owned());
     runtime()?.block_on(async {
         let model = connect(&resolved, &cwd).await?;
-        foreground(dir, resolved, model, cwd, prompt).await
+        foreground(dir, resolved, model, cwd, prompt, None).await
     })
 }
 
@@ -158,6 +164,7 @@ async fn foreground(
     model: ModelConnection,
     cwd: PathBuf,
     prompt: String,
+    children: Option<pod_core::host::ChildSetup>,
 ) -> CmdResult {
     pod_core::lifecycle::start_process_clock();
     let control = RunControl::new();
@@ -179,39 +186,39 @@ async fn foreground(
         .unwrap_or_else(|_| pod_id.clone());
     eprintln!("pod {name} ({pod_id})");
 
-    let on_signal = control.clone();
-    let signal_pod = pod_id.clone();
-    let signal_task = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_signal.interrupt(new_action(
-                LifecycleKind::Cancel,
-                vec![signal_pod],
-                Origin::Signal {
-                    signal: "SIGINT".into(),
-                },
-            ));
+    // The pod is hosted: its control socket serves `pods stop` and the like while the run goes
+    // on, SIGINT/SIGTERM stop it and its children (origin `signal`), and children it spawned
+    // are stopped when it ends.
+    let children = children.and_then(|setup| pod_core::host::attach_children(&mut pod, setup));
+    let server = match pod_core::control::ControlServer::bind(pod.dir().path()).await {
+        Ok(server) => server,
+        Err(error) => {
+            let _ = pod.close("failed").await;
+            return Err(Failure::run_failed(error));
         }
-    });
-
+    };
+    let host = pod_core::host::Host::new(
+        pod,
+        server,
+        children,
+        pod_core::host::HostOptions {
+            watch_parent: false,
+            handle_signals: true,
+        },
+    );
     let observer = Arc::new(Terminal::new());
     let input = RunInput {
         text: prompt,
         trigger: RunTrigger::Cli,
         request_id: Some(pod_core::new_id()),
     };
-    let result = pod.run(input, observer.clone()).await;
+    let result = host.run_once(input, observer.clone()).await;
     observer.finish();
-    signal_task.abort();
-    let report = match result {
-        Ok(report) => report,
-        Err(error) => {
-            // The run could not be recorded; close what can be closed and say so.
-            let _ = pod.close("failed").await;
-            return Err(Failure::run_failed(error));
-        }
+    let report = match result.map(|end| end.first_run) {
+        Ok(Some(report)) => report,
+        Ok(None) => return Err(Failure::run_failed("the run did not take place")),
+        Err(error) => return Err(Failure::run_failed(error)),
     };
-    let reason = report.outcome.label();
-    pod.close(reason).await.map_err(Failure::run_failed)?;
     if let Some(problem) = &report.trace_problem {
         eprintln!("warning: trace sidecar: {problem}");
     }
