@@ -74,9 +74,6 @@ pub enum ProfileError {
     #[error("`extends` cycle: {}", chain.join(" -> "))]
     ExtendsCycle { chain: Vec<String> },
 
-    #[error("{file}: `{key}` must be a string naming a profile")]
-    BadExtends { file: String, key: String },
-
     #[error("parent may not spawn: max_depth 0 ({source_detail})")]
     SpawnDepthExhausted { source_detail: String },
 

@@ -533,6 +533,30 @@ fn value_checks_name_the_source() {
 }
 
 #[test]
+fn extends_must_be_a_string_and_files_must_exist() {
+    let mut fixture = Fixture::new();
+    let file = fixture.dir_profile(1, "numeric", "extends = 3\n");
+    let catalog = fixture.catalog();
+    let err = catalog
+        .resolve("numeric", &Overrides::default())
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProfileError::Type { file: f, key, message }
+            if f == &file.display().to_string() && key == "extends" && message.contains("integer")),
+        "{err:?}"
+    );
+    let missing = fixture.dir.path().join("nope.toml");
+    let err = catalog
+        .resolve_file(&missing, &Overrides::default())
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProfileError::Read { path, .. } if path == &missing),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("nope.toml"));
+}
+
+#[test]
 fn config_files_may_not_use_extends() {
     let fixture = Fixture::new();
     let path = fixture.write("user/config.toml", "extends = \"debug\"\n");
