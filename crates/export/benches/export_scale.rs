@@ -1,1 +1,251 @@
-fn main() {}
+//! Export throughput and peak memory over a synthetic pod tree.
+//!
+//! Generates a parent and seven children whose session logs total `PODS_EXPORT_BENCH_MB`
+//! megabytes (default 64; set 1024 for the ≥ 1 GB measurement) into a temporary directory with
+//! the runtime's own record types, then exports the tree and prints MB/s and the process's peak
+//! resident memory (`VmHWM`). Run: `PODS_EXPORT_BENCH_MB=1024 cargo bench -p pod-export`.
+//! Targets: ≥ 500 MB/s and < 100 MB resident.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::time::Instant;
+
+use pod_core::record::*;
+use pod_export::{ExportRequest, export, render_json};
+use pod_provider::{ErrorClass, ProviderError};
+
+const PODS: usize = 8;
+/// Model turns per run, each with a message and a tool call.
+const TURNS: u32 = 20;
+
+fn main() {
+    let mb: u64 = std::env::var("PODS_EXPORT_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    let dir = tempfile::Builder::new()
+        .prefix("pods-export-bench-")
+        .tempdir()
+        .unwrap();
+    let t = Instant::now();
+    let total = generate(dir.path(), mb * 1024 * 1024);
+    eprintln!(
+        "generated {:.1} MB of session logs in {:.1?}",
+        total as f64 / 1e6,
+        t.elapsed()
+    );
+    let hwm_before = vm_hwm_kb();
+
+    let request = ExportRequest {
+        home: dir.path().to_path_buf(),
+        pod: pod_id(0),
+        tree: true,
+        sanitize: false,
+    };
+    let t = Instant::now();
+    let doc = export(&request, &mut |_| {}).unwrap();
+    let elapsed = t.elapsed();
+    let mut out = Vec::new();
+    render_json(&doc, &mut out).unwrap();
+    let runs: usize = doc.pods.iter().map(|p| p.runs.len()).sum();
+    println!(
+        "export of {} pods, {:.1} MB of logs, {} runs, {} incidents: {:.2?} = {:.0} MB/s; \
+         document {:.1} MB; peak RSS {} kB before export, {} kB after",
+        doc.pods.len(),
+        total as f64 / 1e6,
+        runs,
+        doc.incidents.len(),
+        elapsed,
+        total as f64 / 1e6 / elapsed.as_secs_f64(),
+        out.len() as f64 / 1e6,
+        hwm_before,
+        vm_hwm_kb()
+    );
+}
+
+fn pod_id(i: usize) -> String {
+    format!("0193b000-0000-7000-8000-{i:012}")
+}
+
+/// Write the tree; returns the bytes of session log written.
+fn generate(home: &Path, target: u64) -> u64 {
+    let per_pod = target / PODS as u64;
+    let mut total = 0;
+    let text =
+        "Here is the next part of the analysis.\n\tIt quotes \"code\" and keeps going. ".repeat(12);
+    let output = "line of tool output with a path /work/src/lib.rs and more\n".repeat(30);
+    for p in 0..PODS {
+        let id = pod_id(p);
+        let dir = home.join("pods").join(&id);
+        std::fs::create_dir_all(dir.join("sessions")).unwrap();
+        let info = PodInfo {
+            id: id.clone(),
+            name: format!("bench-{p}"),
+            profile: "coder".into(),
+            parent_id: (p > 0).then(|| pod_id(0)),
+            created: "2026-11-23T01:00:00.000Z".into(),
+            pid: None,
+            state: PodState::Stopped,
+        };
+        std::fs::write(dir.join("pod.json"), serde_json::to_vec(&info).unwrap()).unwrap();
+        std::fs::write(dir.join("manifest.toml"), "[model]\nmodel = \"m\"\n").unwrap();
+        let file =
+            std::fs::File::create(dir.join("sessions/0193b000-0000-7000-8000-0000000000aa.jsonl"))
+                .unwrap();
+        let mut w = Counting {
+            inner: BufWriter::with_capacity(1 << 20, file),
+            bytes: 0,
+        };
+        let mut seq = 0;
+        let mut put = |w: &mut Counting, body: LogBody| {
+            seq += 1;
+            let entry = LogEntry {
+                seq,
+                ts: "2026-11-23T01:02:03.456Z".into(),
+                body,
+            };
+            serde_json::to_writer(&mut *w, &entry).unwrap();
+            w.write_all(b"\n").unwrap();
+        };
+        put(
+            &mut w,
+            LogBody::SegmentStarted(SegmentStarted {
+                pod_id: id.clone(),
+                segment_id: "0193b000-0000-7000-8000-0000000000aa".into(),
+                profile: "coder".into(),
+                manifest_digest: "sha256:00".into(),
+                pid: 2_147_483_000,
+                format_version: LOG_FORMAT_VERSION,
+                writer: "pods bench".into(),
+            }),
+        );
+        let mut run = 0u64;
+        while w.bytes < per_pod {
+            run += 1;
+            let run_id = format!("run-{p}-{run}");
+            put(
+                &mut w,
+                LogBody::RunStarted(RunStarted {
+                    run_id: run_id.clone(),
+                    trigger: RunTrigger::Cli,
+                    request_id: Some(format!("req-{run}")),
+                    input: "Please continue the analysis of the repository.".into(),
+                }),
+            );
+            for turn in 1..=TURNS {
+                put(
+                    &mut w,
+                    LogBody::ProviderRequestStarted(ProviderRequestStarted {
+                        run_id: run_id.clone(),
+                        turn,
+                        attempt: 1,
+                        scheme: "openai-responses".into(),
+                        model: "gpt-bench".into(),
+                    }),
+                );
+                put(
+                    &mut w,
+                    LogBody::AssistantMessage(AssistantMessage {
+                        run_id: run_id.clone(),
+                        turn,
+                        text: text.clone(),
+                        reasoning: String::new(),
+                        tool_calls: vec![RequestedToolCall {
+                            call_id: format!("c{turn}"),
+                            tool: "read_file".into(),
+                            arguments: "{\"path\":\"src/lib.rs\"}".into(),
+                        }],
+                    }),
+                );
+                put(
+                    &mut w,
+                    LogBody::ToolCallStarted(ToolCallStarted {
+                        run_id: run_id.clone(),
+                        call_id: format!("c{turn}"),
+                        tool: "read_file".into(),
+                        side_effect: SideEffectClass::ReadOnly,
+                        input: serde_json::json!({"path": "src/lib.rs"}),
+                    }),
+                );
+                put(
+                    &mut w,
+                    LogBody::ToolCallFinished(ToolCallFinished {
+                        run_id: run_id.clone(),
+                        call_id: format!("c{turn}"),
+                        tool: "read_file".into(),
+                        side_effect: SideEffectClass::ReadOnly,
+                        outcome: ToolOutcome::Ok,
+                        output: output.clone(),
+                    }),
+                );
+            }
+            let phase = RunPhase {
+                provider_progress_seen: true,
+                visible_output_seen: true,
+                tool_execution: ToolExecutionPhase::Completed,
+                side_effects_started: vec![SideEffectClass::ReadOnly],
+            };
+            if run.is_multiple_of(50) {
+                put(
+                    &mut w,
+                    LogBody::RunErrored(RunErrored {
+                        run_id: run_id.clone(),
+                        error: ProviderError {
+                            class: ErrorClass::RateLimited,
+                            code: Some("rate_limit_exceeded".into()),
+                            http_status: Some(429),
+                            provider_request_id: Some("req_x".into()),
+                            retry_after_ms: Some(1000),
+                            retryable: true,
+                            message: "slow down".into(),
+                        },
+                        phase,
+                    }),
+                );
+            } else {
+                put(
+                    &mut w,
+                    LogBody::RunCompleted(RunCompleted {
+                        run_id,
+                        turns: TURNS,
+                        text: "done".into(),
+                        reason: "end_turn".into(),
+                    }),
+                );
+            }
+        }
+        w.inner.flush().unwrap();
+        total += w.bytes;
+    }
+    total
+}
+
+struct Counting {
+    inner: BufWriter<std::fs::File>,
+    bytes: u64,
+}
+
+impl Write for Counting {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Peak resident set size of this process, in kB.
+fn vm_hwm_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}

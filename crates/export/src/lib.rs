@@ -18,9 +18,9 @@
 //!     tree: true,
 //!     sanitize: false,
 //! };
-//! let doc = export(&request, &mut |progress| eprintln!("{progress:?}"))?;
+//! let mut doc = export(&request, &mut |progress| eprintln!("{progress:?}"))?;
 //! let secrets = secrets_from(&key_env_names(&doc), |name| std::env::var(name).ok());
-//! let bytes = render_checked(&doc, Format::Json, &secrets)?;
+//! let bytes = render_checked(&mut doc, Format::Json, &secrets)?;
 //! std::io::Write::write_all(&mut std::io::stdout(), &bytes).ok();
 //! # Ok::<(), pod_export::ExportError>(())
 //! ```

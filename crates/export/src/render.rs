@@ -20,19 +20,19 @@ pub fn render_json(doc: &ExportDocument, out: &mut dyn Write) -> std::io::Result
     out.write_all(b"\n")
 }
 
-/// Render to memory in `format`, then refuse if any secret's value is in the bytes. Nothing is
-/// written anywhere on refusal.
+/// Record which secrets are checked (`redaction.secrets_checked`), render to memory in
+/// `format`, then refuse if any secret's value is in the bytes. Nothing is written anywhere on
+/// refusal.
 pub fn render_checked(
-    doc: &ExportDocument,
+    doc: &mut ExportDocument,
     format: Format,
     secrets: &[Secret],
 ) -> Result<Vec<u8>, ExportError> {
-    let mut doc = doc.clone();
     doc.redaction.secrets_checked = secrets.iter().map(|s| s.env_var.clone()).collect();
     let mut bytes = Vec::new();
     match format {
-        Format::Json => render_json(&doc, &mut bytes),
-        Format::Markdown => render_markdown(&doc, &mut bytes),
+        Format::Json => render_json(doc, &mut bytes),
+        Format::Markdown => render_markdown(doc, &mut bytes),
     }
     .map_err(ExportError::Render)?;
     check_secrets(&bytes, secrets)?;

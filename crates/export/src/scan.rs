@@ -6,6 +6,7 @@
 //! skip their text. Only the rare entries that carry facts (run boundaries, lifecycle actions,
 //! segment markers) are parsed into the full record types.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -91,38 +92,41 @@ struct SeqOnly {
 struct AssistantLite<'a> {
     seq: u64,
     #[serde(borrow)]
-    run_id: std::borrow::Cow<'a, str>,
-    text: NonEmpty,
+    run_id: Cow<'a, str>,
+    /// Skipped without unescaping; emptiness is read from the raw line.
+    #[allow(dead_code)]
+    text: IgnoredAny,
 }
 
 #[derive(Deserialize)]
 struct ToolFinishedLite<'a> {
     seq: u64,
     #[serde(borrow)]
-    run_id: std::borrow::Cow<'a, str>,
+    run_id: Cow<'a, str>,
     #[serde(borrow)]
-    call_id: std::borrow::Cow<'a, str>,
+    call_id: Cow<'a, str>,
     #[allow(dead_code)]
     output: IgnoredAny,
 }
 
-/// A string field reduced to "is it non-empty", without allocating.
-struct NonEmpty(bool);
+#[derive(Deserialize)]
+struct RequestLite<'a> {
+    seq: u64,
+    #[serde(borrow)]
+    run_id: Cow<'a, str>,
+    #[serde(borrow)]
+    model: Cow<'a, str>,
+}
 
-impl<'de> Deserialize<'de> for NonEmpty {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = NonEmpty;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<NonEmpty, E> {
-                Ok(NonEmpty(!s.trim().is_empty()))
-            }
-        }
-        d.deserialize_str(V)
-    }
+#[derive(Deserialize)]
+struct ToolStartedLite<'a> {
+    seq: u64,
+    #[serde(borrow)]
+    run_id: Cow<'a, str>,
+    call_id: String,
+    tool: String,
+    side_effect: SideEffectClass,
+    input: Value,
 }
 
 /// Kinds of `LogBody` this build understands.
@@ -325,11 +329,14 @@ impl SegmentScan {
                 let Ok(m) = serde_json::from_slice::<AssistantLite>(line) else {
                     return false;
                 };
+                // `"text":""` with unescaped quotes can only be the key itself: string
+                // contents have their quotes escaped.
+                let empty = memmem::find(line, b"\"text\":\"\"").is_some();
                 self.note_entry(m.seq, kind, None);
                 let run = self.run_mut(state, &m.run_id);
                 run.assistant_messages += 1;
                 run.request_open = false;
-                run.visible_text |= m.text.0;
+                run.visible_text |= !empty;
                 true
             }
             "tool_call_finished" => {
@@ -340,6 +347,37 @@ impl SegmentScan {
                 let run = self.run_mut(state, &m.run_id);
                 run.tools_finished += 1;
                 run.in_flight.retain(|c| c.call_id != m.call_id);
+                true
+            }
+            "provider_request_started" => {
+                let Ok(m) = serde_json::from_slice::<RequestLite>(line) else {
+                    return false;
+                };
+                self.note_entry(m.seq, kind, None);
+                let run = self.run_mut(state, &m.run_id);
+                run.provider_requests += 1;
+                run.request_open = true;
+                if run.model.as_deref() != Some(&*m.model) {
+                    run.model = Some(m.model.into_owned());
+                }
+                true
+            }
+            "tool_call_started" => {
+                let Ok(m) = serde_json::from_slice::<ToolStartedLite>(line) else {
+                    return false;
+                };
+                self.note_entry(m.seq, kind, None);
+                let run = self.run_mut(state, &m.run_id);
+                run.tools_started += 1;
+                if !run.side_effects.contains(&m.side_effect) {
+                    run.side_effects.push(m.side_effect);
+                }
+                run.in_flight.push(ToolCallDoc {
+                    call_id: m.call_id,
+                    tool: m.tool,
+                    side_effect: side_effect_name(m.side_effect).to_owned(),
+                    input: m.input,
+                });
                 true
             }
             "run_errored" | "run_interrupted" => self.handle_terminal(state, line),
@@ -422,25 +460,6 @@ impl SegmentScan {
                 run.request_id = r.request_id;
                 run.input = Some(preview(&r.input));
             }
-            LogBody::ProviderRequestStarted(p) => {
-                let run = self.run_mut(state, &p.run_id);
-                run.provider_requests += 1;
-                run.request_open = true;
-                run.model = Some(p.model);
-            }
-            LogBody::ToolCallStarted(t) => {
-                let run = self.run_mut(state, &t.run_id);
-                run.tools_started += 1;
-                if !run.side_effects.contains(&t.side_effect) {
-                    run.side_effects.push(t.side_effect);
-                }
-                run.in_flight.push(ToolCallDoc {
-                    call_id: t.call_id,
-                    tool: t.tool,
-                    side_effect: side_effect_name(t.side_effect).to_owned(),
-                    input: t.input,
-                });
-            }
             LogBody::LifecycleAction(a) => {
                 if let Some(run_id) = &a.active_run_id {
                     let id = a.action.action_id.clone();
@@ -466,8 +485,8 @@ impl SegmentScan {
                 run.terminal = Some(Terminal::Interrupted(i));
             }
             LogBody::SegmentClosed(c) => self.closed = Some(c.reason),
-            // Child bookkeeping and assistant/tool entries parsed in full (the fast path missed
-            // them) carry nothing further the summaries need.
+            // Child bookkeeping carries nothing the summaries need; assistant, request and tool
+            // entries take the fast path in `handle_line`.
             _ => {}
         }
     }

@@ -692,9 +692,9 @@ fn sanitized_export_holds_no_prompt_output_tool_input_message_or_path() {
         "0193a000-0000-7000-8000-000000000009",
         "0193a000-0000-7000-8000-00000000000a",
     ] {
-        let doc = export_pod(home.path(), id, true, true);
+        let mut doc = export_pod(home.path(), id, true, true);
         for format in [Format::Json, Format::Markdown] {
-            let bytes = render_checked(&doc, format, &[]).unwrap();
+            let bytes = render_checked(&mut doc, format, &[]).unwrap();
             all.push((doc.clone(), String::from_utf8(bytes).unwrap()));
         }
     }
@@ -752,8 +752,8 @@ fn sanitized_export_holds_no_prompt_output_tool_input_message_or_path() {
 #[test]
 fn unsanitized_export_keeps_content_and_paths() {
     let home = cascade_home();
-    let doc = export_pod(home.path(), POD, true, false);
-    let text = String::from_utf8(render_checked(&doc, Format::Json, &[]).unwrap()).unwrap();
+    let mut doc = export_pod(home.path(), POD, true, false);
+    let text = String::from_utf8(render_checked(&mut doc, Format::Json, &[]).unwrap()).unwrap();
     assert!(text.contains("/home/alice/project"));
     assert!(text.contains("coordinate"));
     assert!(text.contains("\"mode\": \"secrets_only\""));
@@ -766,19 +766,19 @@ fn export_refuses_a_document_that_contains_a_configured_secret() {
     pod.segment(SEG, dead_pid())
         .run_started("r1", "my key is sk-live-0123456789abcdef, use it")
         .completed("r1", "ok");
-    let doc = export_pod(home.path(), POD, false, false);
+    let mut doc = export_pod(home.path(), POD, false, false);
     let names = pod_export::key_env_names(&doc);
     assert!(names.contains(&"TEST_POD_KEY".to_owned()));
     assert!(names.contains(&"OPENAI_API_KEY".to_owned()));
     let secrets = pod_export::secrets_from(&names, |name| {
         (name == "TEST_POD_KEY").then(|| "sk-live-0123456789abcdef".to_owned())
     });
-    let err = render_checked(&doc, Format::Json, &secrets).unwrap_err();
+    let err = render_checked(&mut doc, Format::Json, &secrets).unwrap_err();
     assert!(matches!(&err, ExportError::SecretInOutput { env_var } if env_var == "TEST_POD_KEY"));
     assert!(!err.to_string().contains("sk-live"));
     // Sanitizing removes the prompt, so the sanitized document passes, and says what it checked.
-    let clean = export_pod(home.path(), POD, false, true);
-    let bytes = render_checked(&clean, Format::Json, &secrets).unwrap();
+    let mut clean = export_pod(home.path(), POD, false, true);
+    let bytes = render_checked(&mut clean, Format::Json, &secrets).unwrap();
     let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(
         value["redaction"]["secrets_checked"],
@@ -882,8 +882,8 @@ fn progress_reports_pods_and_logs() {
 #[test]
 fn markdown_report_has_tree_incident_summaries_chains_and_runs() {
     let home = cascade_home();
-    let doc = export_pod(home.path(), POD, true, false);
-    let text = String::from_utf8(render_checked(&doc, Format::Markdown, &[]).unwrap()).unwrap();
+    let mut doc = export_pod(home.path(), POD, true, false);
+    let text = String::from_utf8(render_checked(&mut doc, Format::Markdown, &[]).unwrap()).unwrap();
     assert!(text.contains("## Pods"));
     assert!(text.contains(&format!("  - child `{CHILD}`")), "{text}");
     for incident in &doc.incidents {
@@ -1044,7 +1044,7 @@ fn regenerate_fixtures() {
     write_home_v1(&home);
     let mut doc = export_pod(&home, FIX_PARENT, true, false);
     doc.exported_at = "2026-11-23T02:00:00.000Z".to_owned();
-    let bytes = render_checked(&doc, Format::Json, &[]).unwrap();
+    let bytes = render_checked(&mut doc, Format::Json, &[]).unwrap();
     std::fs::write(fixtures().join("documents/schema-2.json"), bytes).unwrap();
 }
 
@@ -1094,9 +1094,9 @@ fn comparable(mut value: serde_json::Value) -> serde_json::Value {
 
 #[test]
 fn schema_2_fixture_matches_a_fresh_export_of_the_same_home() {
-    let doc = export_pod(&fixtures().join("home-v1"), FIX_PARENT, true, false);
+    let mut doc = export_pod(&fixtures().join("home-v1"), FIX_PARENT, true, false);
     let fresh: serde_json::Value =
-        serde_json::from_slice(&render_checked(&doc, Format::Json, &[]).unwrap()).unwrap();
+        serde_json::from_slice(&render_checked(&mut doc, Format::Json, &[]).unwrap()).unwrap();
     let committed: serde_json::Value =
         serde_json::from_slice(&std::fs::read(fixtures().join("documents/schema-2.json")).unwrap())
             .unwrap();
@@ -1107,9 +1107,9 @@ fn schema_2_fixture_matches_a_fresh_export_of_the_same_home() {
 fn schema_2_document_upgrades_to_itself() {
     let path = fixtures().join("documents/schema-2.json");
     let bytes = std::fs::read(&path).unwrap();
-    let doc = pod_export::upgrade(&bytes, &path).unwrap();
+    let mut doc = pod_export::upgrade(&bytes, &path).unwrap();
     assert_eq!(doc.upgraded_from, None);
-    let again = render_checked(&doc, Format::Json, &[]).unwrap();
+    let again = render_checked(&mut doc, Format::Json, &[]).unwrap();
     assert_eq!(
         serde_json::from_slice::<serde_json::Value>(&again).unwrap(),
         serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
@@ -1119,7 +1119,7 @@ fn schema_2_document_upgrades_to_itself() {
 #[test]
 fn schema_1_document_upgrades_with_missing_facts_labelled() {
     let path = fixtures().join("documents/schema-1.json");
-    let doc = pod_export::upgrade(&std::fs::read(&path).unwrap(), &path).unwrap();
+    let mut doc = pod_export::upgrade(&std::fs::read(&path).unwrap(), &path).unwrap();
     assert_eq!(doc.schema_version, 2);
     assert_eq!(doc.upgraded_from, Some(1));
     assert!(doc.integrity.is_none());
@@ -1164,7 +1164,7 @@ fn schema_1_document_upgrades_with_missing_facts_labelled() {
             .contains(&"crash_evidence".to_owned())
     );
     // The upgraded document renders in both formats.
-    render_checked(&doc, Format::Markdown, &[]).unwrap();
+    render_checked(&mut doc, Format::Markdown, &[]).unwrap();
 }
 
 #[test]

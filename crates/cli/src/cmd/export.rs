@@ -89,7 +89,7 @@ pub fn run(global: &GlobalArgs, args: ExportArgs) -> CmdResult {
         sanitize(&mut doc);
     }
     let secrets = secrets_from(&key_env_names(&doc), |name| std::env::var(name).ok());
-    let bytes = render_checked(&doc, format, &secrets).map_err(failure)?;
+    let bytes = render_checked(&mut doc, format, &secrets).map_err(failure)?;
     match &args.output {
         Some(path) => write_atomically(path, &bytes)?,
         None => {
