@@ -1,3 +1,617 @@
-//! Whole-system tests: run.
+//! Whole-system tests: `pods run` and friends with the real binary against the replay server
+//! (loopback HTTP + SSE), reading back the session log and trace sidecar it leaves on disk.
+
+#![allow(clippy::unwrap_used)]
 
 mod support;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use support::{Sandbox, assert_exit, describe, stdout_json};
+
+/// One OpenAI Chat Completions stream chunk as an SSE frame.
+fn chunk(delta: Value, finish: Option<&str>) -> String {
+    let body = json!({
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "model": "test-model",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    });
+    format!("data: {body}\n\n")
+}
+
+/// A streamed text answer, one delta per word, ending the turn.
+fn text_stream(text: &str) -> String {
+    let mut body = chunk(json!({"role": "assistant", "content": ""}), None);
+    for word in text.split_inclusive(' ') {
+        body.push_str(&chunk(json!({"content": word}), None));
+    }
+    body.push_str(&chunk(json!({}), Some("stop")));
+    body.push_str("data: [DONE]\n\n");
+    body
+}
+
+/// Text, then one tool call.
+fn tool_call_stream(text: &str, call_id: &str, tool: &str, arguments: &str) -> String {
+    let mut body = chunk(json!({"role": "assistant", "content": text}), None);
+    body.push_str(&chunk(
+        json!({"tool_calls": [{"index": 0, "id": call_id, "type": "function", "function": {"name": tool, "arguments": ""}}]}),
+        None,
+    ));
+    body.push_str(&chunk(
+        json!({"tool_calls": [{"index": 0, "function": {"arguments": arguments}}]}),
+        None,
+    ));
+    body.push_str(&chunk(json!({}), Some("tool_calls")));
+    body.push_str("data: [DONE]\n\n");
+    body
+}
+
+fn sse(body: String) -> Value {
+    json!({"status": 200, "headers": {"content-type": "text/event-stream"}, "body": body})
+}
+
+/// Write a cassette and a project profile `NAME` replaying it; extra TOML lines go into the
+/// profile (e.g. a `[session]` section).
+fn replay_profile(sandbox: &Sandbox, name: &str, responses: Vec<Value>, extra: &str) {
+    let cassette = json!({"scheme": "openai-chat", "responses": responses});
+    sandbox.write(
+        &format!("work/.pods/profiles/{name}.json"),
+        &serde_json::to_string_pretty(&cassette).unwrap(),
+    );
+    sandbox.write(
+        &format!("work/.pods/profiles/{name}.toml"),
+        &format!(
+            "[model]\nscheme = \"replay\"\nmodel = \"test-model\"\ncassette = \"{name}.json\"\n\n[limits]\nmax_attempts = 3\n\n{extra}\n"
+        ),
+    );
+}
+
+fn only_pod(sandbox: &Sandbox) -> PathBuf {
+    let pods: Vec<PathBuf> = std::fs::read_dir(sandbox.home().join("pods"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(pods.len(), 1, "expected one pod: {pods:?}");
+    pods.into_iter().next().unwrap()
+}
+
+fn files_in(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The session log entries of the pod's only segment.
+fn log_entries(pod: &Path) -> Vec<Value> {
+    let logs: Vec<PathBuf> = files_in(&pod.join("sessions"), ".jsonl")
+        .into_iter()
+        .filter(|p| !p.to_string_lossy().ends_with(".trace.jsonl"))
+        .collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    read_lines(&logs[0])
+}
+
+fn trace_entries(pod: &Path) -> Vec<Value> {
+    let traces = files_in(&pod.join("sessions"), ".trace.jsonl");
+    assert_eq!(traces.len(), 1, "{traces:?}");
+    read_lines(&traces[0])
+}
+
+fn read_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn kinds(entries: &[Value]) -> Vec<&str> {
+    entries
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn completed_run_with_a_tool_call_is_fully_recorded() {
+    let sandbox = Sandbox::new();
+    sandbox.write("work/notes.txt", "remember the milk\n");
+    replay_profile(
+        &sandbox,
+        "reader",
+        vec![
+            sse(tool_call_stream(
+                "Reading the notes.",
+                "call_1",
+                "read_file",
+                r#"{"path":"notes.txt"}"#,
+            )),
+            sse(text_stream("The notes say to remember the milk.")),
+        ],
+        "",
+    );
+    let output = sandbox.run(&["run", "-p", "reader", "what do my notes say?"]);
+    assert_exit(&output, 0);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("Reading the notes."),
+        "{}",
+        describe(&output)
+    );
+    assert!(
+        stdout.contains("The notes say to remember the milk."),
+        "{}",
+        describe(&output)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("read_file"),
+        "tool call shown on stderr\n{}",
+        describe(&output)
+    );
+
+    let pod = only_pod(&sandbox);
+    for file in ["pod.json", "manifest.toml", "provenance.json"] {
+        assert!(pod.join(file).is_file(), "{file} missing");
+    }
+    let info: Value =
+        serde_json::from_str(&std::fs::read_to_string(pod.join("pod.json")).unwrap()).unwrap();
+    assert_eq!(info["state"], "stopped");
+    assert_eq!(info["profile"], "reader");
+
+    let log = log_entries(&pod);
+    // The host may record the lifecycle action that ends the pod after its run; the run's own
+    // record is what is checked here.
+    let run_kinds: Vec<&str> = kinds(&log)
+        .into_iter()
+        .filter(|k| *k != "lifecycle_action")
+        .collect();
+    assert_eq!(
+        run_kinds,
+        vec![
+            "segment_started",
+            "run_started",
+            "provider_request_started",
+            "assistant_message",
+            "tool_call_started",
+            "tool_call_finished",
+            "provider_request_started",
+            "assistant_message",
+            "run_completed",
+            "segment_closed",
+        ]
+    );
+    let seqs: Vec<u64> = log.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=log.len() as u64).collect::<Vec<_>>());
+    assert_eq!(log[1]["input"], "what do my notes say?");
+    assert_eq!(log[4]["side_effect"], "read_only");
+    assert_eq!(log[5]["outcome"], "ok");
+    assert_eq!(log[5]["output"], "remember the milk\n");
+    assert_eq!(log[8]["reason"], "end_turn");
+    assert_eq!(log[8]["turns"], 2);
+    assert!(
+        log[0]["manifest_digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    // Tracing is off by default: no sidecar at all.
+    assert!(files_in(&pod.join("sessions"), ".trace.jsonl").is_empty());
+
+    let ls = sandbox.run(&["ls", "--json"]);
+    assert_exit(&ls, 0);
+    let rows = stdout_json(&ls);
+    assert_eq!(rows[0]["last_run"]["outcome"], "completed");
+    assert_eq!(rows[0]["state"], "stopped");
+}
+
+#[test]
+fn a_tool_path_outside_the_scope_is_an_error_the_model_sees() {
+    let sandbox = Sandbox::new();
+    sandbox.write("secret.txt", "top secret\n");
+    replay_profile(
+        &sandbox,
+        "escape",
+        vec![
+            sse(tool_call_stream(
+                "",
+                "call_1",
+                "read_file",
+                r#"{"path":"../secret.txt"}"#,
+            )),
+            sse(text_stream("I may not read that.")),
+        ],
+        "",
+    );
+    let output = sandbox.run(&["run", "-p", "escape", "read ../secret.txt"]);
+    assert_exit(&output, 0);
+    let log = log_entries(&only_pod(&sandbox));
+    let finished = log
+        .iter()
+        .find(|e| e["kind"] == "tool_call_finished")
+        .unwrap();
+    assert_eq!(finished["outcome"], "error");
+    assert!(
+        finished["output"]
+            .as_str()
+            .unwrap()
+            .contains("outside this pod's scope")
+    );
+    let all = serde_json::to_string(&log).unwrap();
+    assert!(!all.contains("top secret"), "the outside file was read");
+}
+
+#[test]
+fn mid_stream_context_length_exceeded_is_run_errored_with_the_trace_before_it() {
+    let sandbox = Sandbox::new();
+    let mut body = chunk(json!({"role": "assistant", "content": "Partial "}), None);
+    body.push_str(&chunk(json!({"content": "answer "}), None));
+    let error = json!({"error": {
+        "message": "This model's maximum context length is 8192 tokens. However, your messages resulted in 8227 tokens.",
+        "type": "invalid_request_error",
+        "param": "messages",
+        "code": "context_length_exceeded"
+    }});
+    body.push_str(&format!("data: {error}\n\n"));
+    replay_profile(
+        &sandbox,
+        "overflow",
+        vec![sse(body)],
+        "[session]\nrecord_event_trace = true\n",
+    );
+    let output = sandbox.run(&["run", "-p", "overflow", "summarize everything"]);
+    assert_exit(&output, 1);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("context_length_exceeded"),
+        "{}",
+        describe(&output)
+    );
+    assert!(
+        stderr.contains(".trace.jsonl"),
+        "names the trace\n{}",
+        describe(&output)
+    );
+
+    let pod = only_pod(&sandbox);
+    let log = log_entries(&pod);
+    let errored = log.iter().find(|e| e["kind"] == "run_errored").unwrap();
+    assert_eq!(errored["error"]["class"], "context_length_exceeded");
+    assert_eq!(errored["error"]["code"], "context_length_exceeded");
+    assert_eq!(errored["phase"]["provider_progress_seen"], true);
+    assert_eq!(errored["phase"]["visible_output_seen"], true);
+    assert!(!log.iter().any(|e| e["kind"] == "run_completed"));
+    // The partial output is on record too.
+    let message = log
+        .iter()
+        .find(|e| e["kind"] == "assistant_message")
+        .unwrap();
+    assert_eq!(message["text"], "Partial answer ");
+    let info: Value =
+        serde_json::from_str(&std::fs::read_to_string(pod.join("pod.json")).unwrap()).unwrap();
+    assert_eq!(info["state"], "failed");
+
+    let trace = trace_entries(&pod);
+    let error_at = trace
+        .iter()
+        .position(|e| e["kind"] == "stream" && e["event"]["type"] == "error")
+        .expect("error event in the trace");
+    assert_eq!(trace[error_at]["event"]["class"], "context_length_exceeded");
+    let texts: Vec<&str> = trace[..error_at]
+        .iter()
+        .filter(|e| e["event"]["type"] == "text_delta")
+        .map(|e| e["event"]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, vec!["Partial ", "answer "]);
+    let markers: Vec<&str> = trace.iter().filter_map(|e| e["marker"].as_str()).collect();
+    for marker in [
+        "run_started",
+        "request_built",
+        "stream_open_ok",
+        "first_event",
+        "run_end",
+    ] {
+        assert!(
+            markers.contains(&marker),
+            "{marker} missing from {markers:?}"
+        );
+    }
+
+    let errors = sandbox.run(&[
+        "trace",
+        pod.file_name().unwrap().to_str().unwrap(),
+        "--errors",
+    ]);
+    assert_exit(&errors, 0);
+    let shown = String::from_utf8_lossy(&errors.stdout);
+    assert!(shown.contains("failed request"), "{}", describe(&errors));
+    assert!(
+        shown.contains("context_length_exceeded"),
+        "{}",
+        describe(&errors)
+    );
+    assert!(
+        shown.contains("Partial answer"),
+        "deltas coalesced before the error\n{}",
+        describe(&errors)
+    );
+}
+
+#[test]
+fn rate_limited_then_success_leaves_retry_markers_in_the_trace() {
+    let sandbox = Sandbox::new();
+    let limited = json!({
+        "status": 429,
+        "headers": {"content-type": "application/json", "retry-after-ms": "20"},
+        "body": json!({"error": {"message": "Rate limit reached", "type": "tokens", "code": "rate_limit_exceeded"}}).to_string(),
+    });
+    replay_profile(
+        &sandbox,
+        "limited",
+        vec![limited, sse(text_stream("Worked on the second try."))],
+        "[session]\nrecord_event_trace = true\n",
+    );
+    let output = sandbox.run(&["run", "-p", "limited", "hello"]);
+    assert_exit(&output, 0);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("Worked on the second try."));
+    let pod = only_pod(&sandbox);
+    let trace = trace_entries(&pod);
+    let retry = trace
+        .iter()
+        .find(|e| e["marker"] == "retry_scheduled")
+        .expect("retry marker");
+    assert_eq!(retry["attempt"], 1);
+    assert_eq!(retry["cause"]["class"], "rate_limited");
+    let open_error = trace
+        .iter()
+        .find(|e| e["marker"] == "stream_open_error")
+        .unwrap();
+    assert_eq!(open_error["http_status"], 429);
+    assert!(
+        trace
+            .iter()
+            .any(|e| e["marker"] == "stream_open_ok" && e["attempt"] == 2)
+    );
+    let log = log_entries(&pod);
+    let attempts: Vec<u64> = log
+        .iter()
+        .filter(|e| e["kind"] == "provider_request_started")
+        .map(|e| e["attempt"].as_u64().unwrap())
+        .collect();
+    assert_eq!(attempts, vec![1, 2]);
+    assert!(log.iter().any(|e| e["kind"] == "run_completed"));
+}
+
+#[test]
+fn tracing_off_writes_no_sidecar_and_trace_says_so() {
+    let sandbox = Sandbox::new();
+    replay_profile(
+        &sandbox,
+        "quiet",
+        vec![sse(text_stream("Hi."))],
+        "[session]\nrecord_event_trace = true\n",
+    );
+    let output = sandbox.run(&[
+        "run",
+        "-p",
+        "quiet",
+        "--set",
+        "session.record_event_trace=false",
+        "--name",
+        "hush",
+        "hello",
+    ]);
+    assert_exit(&output, 0);
+    let pod = only_pod(&sandbox);
+    let sessions: Vec<PathBuf> = files_in(&pod.join("sessions"), "");
+    assert_eq!(sessions.len(), 1, "only the log: {sessions:?}");
+    assert!(!sessions[0].to_string_lossy().contains(".trace."));
+    let trace = sandbox.run(&["trace", "hush"]);
+    assert_exit(&trace, 0);
+    let stderr = String::from_utf8_lossy(&trace.stderr);
+    assert!(
+        stderr.contains("session.record_event_trace"),
+        "{}",
+        describe(&trace)
+    );
+    assert!(trace.stdout.is_empty());
+}
+
+#[test]
+fn a_torn_final_log_line_is_reported_and_nothing_before_it_is_lost() {
+    let sandbox = Sandbox::new();
+    replay_profile(&sandbox, "torn", vec![sse(text_stream("All done."))], "");
+    assert_exit(
+        &sandbox.run(&["run", "-p", "torn", "--name", "t", "hello"]),
+        0,
+    );
+    let pod = only_pod(&sandbox);
+    let log_path = files_in(&pod.join("sessions"), ".jsonl").remove(0);
+    let before = std::fs::read_to_string(&log_path).unwrap();
+    let whole_lines = before.lines().count();
+    // A crash in the middle of writing one more entry.
+    let mut torn = before.clone();
+    torn.push_str(r#"{"seq":99,"ts":"2026-01-01T00:00:00.000Z","kind":"run_sta"#);
+    std::fs::write(&log_path, torn).unwrap();
+
+    let show = sandbox.run(&["show", "t", "--json"]);
+    assert_exit(&show, 0);
+    let json = stdout_json(&show);
+    let problems = json["segments"][0]["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let problem = problems[0].as_str().unwrap();
+    assert!(
+        problem.contains(&format!("line {}", whole_lines + 1)),
+        "{problem}"
+    );
+    assert!(problem.contains("torn"), "{problem}");
+    assert_eq!(
+        json["runs"][0]["outcome"], "completed",
+        "the run before the tear is intact"
+    );
+    let text = String::from_utf8_lossy(&sandbox.run(&["show", "t"]).stdout).into_owned();
+    assert!(text.contains("!! line"), "{text}");
+}
+
+#[test]
+fn the_api_key_never_reaches_disk_or_output() {
+    const KEY: &str = "sk-test-9f3c1d7e5b2a4c6e8d0f1a3b5c7d9e1f";
+    let sandbox = Sandbox::new();
+    // The provider echoes the key back in an error body, as real providers do on a bad key.
+    let unauthorized = json!({
+        "status": 401,
+        "headers": {"content-type": "application/json"},
+        "body": json!({"error": {"message": format!("Incorrect API key provided: {KEY}."), "type": "invalid_request_error", "code": "invalid_api_key"}}).to_string(),
+    });
+    replay_profile(
+        &sandbox,
+        "keyed",
+        vec![unauthorized],
+        "[session]\nrecord_event_trace = true\ntrace_raw_sse = true\n",
+    );
+    let profile = sandbox.work().join(".pods/profiles/keyed.toml");
+    let text = std::fs::read_to_string(&profile).unwrap();
+    std::fs::write(
+        &profile,
+        text.replace(
+            "[model]\n",
+            "[model]\napi_key_env = \"TEST_PROVIDER_KEY\"\n",
+        ),
+    )
+    .unwrap();
+    let output = sandbox
+        .pods()
+        .env("TEST_PROVIDER_KEY", KEY)
+        .args(["run", "-p", "keyed", "hello"])
+        .output()
+        .unwrap();
+    assert_exit(&output, 1);
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("auth"),
+        "{}",
+        describe(&output)
+    );
+    let mut scanned = 0;
+    let mut stack = vec![sandbox.home()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                scanned += 1;
+                let bytes = std::fs::read(&path).unwrap();
+                assert!(
+                    !String::from_utf8_lossy(&bytes).contains(KEY),
+                    "API key found in {}",
+                    path.display()
+                );
+            }
+        }
+    }
+    assert!(
+        scanned >= 5,
+        "expected pod.json, manifest, provenance, log, trace; scanned {scanned}"
+    );
+    assert!(!String::from_utf8_lossy(&output.stdout).contains(KEY));
+    assert!(!String::from_utf8_lossy(&output.stderr).contains(KEY));
+}
+
+#[test]
+fn a_missing_api_key_is_a_config_error_naming_the_variable() {
+    let sandbox = Sandbox::new();
+    sandbox.write(
+        "work/.pods/profiles/real.toml",
+        "[model]\nscheme = \"openai-chat\"\nmodel = \"gpt-test\"\napi_key_env = \"TEST_MISSING_KEY\"\n",
+    );
+    let output = sandbox
+        .pods()
+        .env_remove("TEST_MISSING_KEY")
+        .args(["run", "-p", "real", "hello"])
+        .output()
+        .unwrap();
+    assert_exit(&output, 2);
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("TEST_MISSING_KEY"),
+        "{}",
+        describe(&output)
+    );
+    assert!(
+        !sandbox.home().join("pods").exists(),
+        "no pod is created for a run that cannot start"
+    );
+}
+
+#[test]
+fn ctrl_c_cancels_the_run_and_records_the_signal() {
+    let sandbox = Sandbox::new();
+    let body = text_stream("one two three four five six seven");
+    let paused = json!({
+        "status": 200,
+        "headers": {"content-type": "text/event-stream"},
+        "body": body,
+        "pause_after_events": {"events": 3, "ms": 30000},
+    });
+    replay_profile(
+        &sandbox,
+        "slow",
+        vec![paused],
+        "[session]\nrecord_event_trace = true\n",
+    );
+    let child = sandbox
+        .pods()
+        .args(["run", "-p", "slow", "count slowly"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the pod has streamed some text (its trace shows deltas), then interrupt.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never started streaming"
+        );
+        let streamed = sandbox
+            .home()
+            .join("pods")
+            .read_dir()
+            .ok()
+            .and_then(|mut d| d.next())
+            .is_some_and(|pod| {
+                let sessions = pod.unwrap().path().join("sessions");
+                files_in(&sessions, ".jsonl").iter().any(|p| {
+                    p.to_string_lossy().ends_with(".trace.jsonl")
+                        && std::fs::read_to_string(p).is_ok_and(|t| t.contains("text_delta"))
+                })
+            });
+        if streamed {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert_exit(&output, 130);
+    let log = log_entries(&only_pod(&sandbox));
+    let interrupted = log.iter().find(|e| e["kind"] == "run_interrupted").unwrap();
+    // SIGINT to `pods run` ends the run (and with children, the whole tree): a `cancel` of the
+    // run or a `shutdown` of the pod, always with the signal as origin.
+    let kind = interrupted["action"]["kind"].as_str().unwrap();
+    assert!(kind == "cancel" || kind == "shutdown", "{kind}");
+    assert_eq!(interrupted["action"]["origin"]["type"], "signal");
+    assert_eq!(interrupted["action"]["origin"]["signal"], "SIGINT");
+    assert_eq!(interrupted["phase"]["provider_progress_seen"], true);
+    assert_eq!(interrupted["phase"]["tool_execution"], "not_started");
+    assert_eq!(log.last().unwrap()["kind"], "segment_closed");
+}

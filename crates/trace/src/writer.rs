@@ -156,7 +156,25 @@ struct WriterState {
 
 impl WriterState {
     fn run(mut self, mut rx: mpsc::Receiver<Command>) {
-        while let Some(command) = rx.blocking_recv() {
+        loop {
+            let command = match rx.try_recv() {
+                Ok(command) => command,
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    // Idle: hand what we have to the file (one write per burst, not per entry),
+                    // so `pods trace --follow` and a crash see entries of a stalled stream.
+                    self.write_shed_marker();
+                    if self.failed.is_none()
+                        && let Err(error) = self.out.flush()
+                    {
+                        self.fail(error);
+                    }
+                    match rx.blocking_recv() {
+                        Some(command) => command,
+                        None => break,
+                    }
+                }
+            };
             self.write_shed_marker();
             match command {
                 Command::Entry(entry) => self.write(entry),
