@@ -301,6 +301,8 @@ impl ReceivedRequest {
 
 struct Shared {
     cassette: Cassette,
+    /// Each response's body, built once so serving it copies nothing.
+    bodies: Vec<Bytes>,
     next: AtomicUsize,
     received: Mutex<Vec<ReceivedRequest>>,
 }
@@ -337,8 +339,14 @@ impl ReplayServer {
         let _guard = handle.enter();
         let listener =
             tokio::net::TcpListener::from_std(std_listener).map_err(ReplayError::Bind)?;
+        let bodies = cassette
+            .responses
+            .iter()
+            .map(CassetteResponse::body_bytes)
+            .collect();
         let shared = Arc::new(Shared {
             cassette,
+            bodies,
             next: AtomicUsize::new(0),
             received: Mutex::new(Vec::new()),
         });
@@ -454,7 +462,8 @@ async fn serve(
     if let Some(ms) = resp.delay_before_headers_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    Ok(respond(resp.status, &resp.headers, steps(resp)))
+    let body = shared.bodies.get(n).cloned().unwrap_or_default();
+    Ok(respond(resp.status, &resp.headers, steps(resp, body)))
 }
 
 enum Step {
@@ -498,8 +507,7 @@ fn event_ends(body: &[u8]) -> Vec<usize> {
     ends
 }
 
-fn steps(resp: &CassetteResponse) -> Vec<Step> {
-    let body = resp.body_bytes();
+fn steps(resp: &CassetteResponse, body: Bytes) -> Vec<Step> {
     let mut cut = body.len();
     let mut disconnect = false;
     if let Some(n) = resp.disconnect_after_bytes {
