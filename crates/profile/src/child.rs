@@ -18,10 +18,32 @@ pub struct SpawnRequest {
     pub task: String,
     /// Narrows the parent's scope; never widens it.
     #[serde(default)]
-    pub scope: Option<ScopeSection>,
+    pub scope: Option<ScopeRequest>,
     /// Dotted key → value, only for keys whose policy allows a spawn-request override.
     #[serde(default)]
     pub overrides: BTreeMap<String, serde_json::Value>,
+}
+
+/// The scope a spawn request asks for (`{"allow": [...], "deny": [...]}`). Without `allow` the
+/// child keeps the parent's allow list; `deny` entries are added to the parent's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeRequest {
+    /// Paths the child may use; each must lie inside the parent's scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow: Option<Vec<String>>,
+    /// Paths added to the parent's deny list.
+    #[serde(default)]
+    pub deny: Vec<String>,
+}
+
+impl From<ScopeSection> for ScopeRequest {
+    fn from(scope: ScopeSection) -> Self {
+        ScopeRequest {
+            allow: Some(scope.allow),
+            deny: scope.deny,
+        }
+    }
 }
 
 /// How a key of a child's manifest is decided.
@@ -185,7 +207,7 @@ pub fn materialize_child(
                     (Some(own), Some(cap)) if own > cap => {
                         leaves.insert(key.clone(), toml::Value::Integer(cap));
                         let mut p = inherited(&key);
-                        p.detail = format!("{}, capping the child profile's {own}", p.detail);
+                        p.detail = format!("{}, capping the child's {own}", p.detail);
                         provenance.insert(key.clone(), p);
                     }
                     _ => take_child(&key, &mut leaves, &mut provenance),
@@ -282,12 +304,13 @@ fn detail_of(resolved: &ResolvedManifest, key: &str) -> String {
 /// deny list always stays.
 fn narrow_scope(
     parent: &ScopeSection,
-    requested: &ScopeSection,
+    requested: &ScopeRequest,
     parent_pod_id: &str,
     leaves: &mut Leaves,
     provenance: &mut ProvenanceMap,
 ) -> Result<(), ProfileError> {
-    for path in &requested.allow {
+    let allow = requested.allow.as_deref().unwrap_or_default();
+    for path in allow {
         let wanted = normalize(path)?;
         let mut inside = false;
         for allow in &parent.allow {
@@ -324,18 +347,13 @@ fn narrow_scope(
         detail: format!("spawn request from parent {parent_pod_id}: {key} (narrowed)"),
         from: None,
     };
-    leaves.insert(
-        "scope.allow".to_owned(),
-        toml::Value::Array(
-            requested
-                .allow
-                .iter()
-                .cloned()
-                .map(toml::Value::String)
-                .collect(),
-        ),
-    );
-    provenance.insert("scope.allow".to_owned(), request("scope.allow"));
+    if let Some(allow) = &requested.allow {
+        leaves.insert(
+            "scope.allow".to_owned(),
+            toml::Value::Array(allow.iter().cloned().map(toml::Value::String).collect()),
+        );
+        provenance.insert("scope.allow".to_owned(), request("scope.allow"));
+    }
     if deny != parent.deny {
         leaves.insert(
             "scope.deny".to_owned(),

@@ -61,7 +61,9 @@ pub mod manifest;
 mod resolve;
 pub mod schema;
 
-pub use child::{InheritPolicy, SpawnRequest, materialize_child, policy, request_may_override};
+pub use child::{
+    InheritPolicy, ScopeRequest, SpawnRequest, materialize_child, policy, request_may_override,
+};
 pub use discovery::{Catalog, CatalogEntry, Discovery, Origin, ProfileSource};
 pub use error::ProfileError;
 pub use files::{

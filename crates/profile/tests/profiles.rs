@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use pod_profile::{
     Catalog, Discovery, InheritPolicy, Origin, Overrides, ProfileError, ResolvedManifest,
-    SourceKind, SpawnRequest, explain, manifest_digest, materialize_child, policy,
+    ScopeRequest, SourceKind, SpawnRequest, explain, manifest_digest, materialize_child, policy,
     read_manifest_files, schema, write_manifest_files,
 };
 
@@ -884,8 +884,8 @@ fn scope_can_narrow_but_never_widen() {
 
     let narrow = |allow: &[&str], deny: &[&str]| SpawnRequest {
         task: "t".into(),
-        scope: Some(pod_profile::manifest::ScopeSection {
-            allow: allow.iter().map(|s| s.to_string()).collect(),
+        scope: Some(ScopeRequest {
+            allow: Some(allow.iter().map(|s| s.to_string()).collect()),
             deny: deny.iter().map(|s| s.to_string()).collect(),
         }),
         overrides: BTreeMap::new(),
@@ -908,6 +908,20 @@ fn scope_can_narrow_but_never_widen() {
         child.provenance["scope.allow"].kind,
         SourceKind::SpawnRequest
     );
+
+    // Deny only: the parent's allow stays, with its provenance.
+    let json = serde_json::json!({"deny": ["work/tmp"]});
+    let deny_only = SpawnRequest {
+        task: "t".into(),
+        scope: Some(serde_json::from_value(json).unwrap()),
+        overrides: BTreeMap::new(),
+    };
+    let child = materialize_child(&catalog, &parent, "p", "reviewer", &deny_only, &[]).unwrap();
+    assert_eq!(child.manifest.scope.allow, vec!["work"]);
+    assert_eq!(child.provenance["scope.allow"].kind, SourceKind::Parent);
+    assert_eq!(child.manifest.scope.deny, vec!["work/secrets", "work/tmp"]);
+    let bad: Result<ScopeRequest, _> = serde_json::from_value(serde_json::json!({"alow": ["x"]}));
+    assert!(bad.is_err(), "unknown scope fields are refused");
 
     for wider in [
         "other",

@@ -6,9 +6,9 @@ use std::io::Write;
 use std::path::Path;
 
 use clap::{Args, Subcommand};
-use pod_profile::manifest::ScopeSection;
 use pod_profile::{
-    Catalog, Overrides, ProfileError, Provenance, ResolvedManifest, SourceKind, SpawnRequest,
+    Catalog, Overrides, ProfileError, Provenance, ResolvedManifest, ScopeRequest, SourceKind,
+    SpawnRequest,
 };
 use serde::Serialize;
 
@@ -277,12 +277,8 @@ fn child(catalog: &Catalog, args: ChildArgs) -> CmdResult {
         request.overrides.insert(key.trim().to_owned(), value);
     }
     if !args.scope_allow.is_empty() || !args.scope_deny.is_empty() {
-        request.scope = Some(ScopeSection {
-            allow: if args.scope_allow.is_empty() {
-                parent.manifest.scope.allow.clone()
-            } else {
-                args.scope_allow.clone()
-            },
+        request.scope = Some(ScopeRequest {
+            allow: (!args.scope_allow.is_empty()).then(|| args.scope_allow.clone()),
             deny: args.scope_deny.clone(),
         });
     }
