@@ -283,14 +283,29 @@ impl Decoder for ChatDecoder {
             out.push(StreamEvent::Error(from_error_json(&wrapped, None)));
             return;
         }
-        if !self.started && (chunk.id.is_some() || chunk.model.is_some()) {
+        let id = chunk.id.filter(|s| !s.is_empty());
+        let model = chunk.model.filter(|s| !s.is_empty());
+        let mut said_started = false;
+        if !self.started && (id.is_some() || model.is_some()) {
             self.started = true;
+            said_started = true;
             out.push(StreamEvent::Started(Started {
-                response_id: chunk.id.filter(|s| !s.is_empty()),
-                model: chunk.model.filter(|s| !s.is_empty()),
+                response_id: id,
+                model,
             }));
         }
-        let understood = !chunk.choices.is_empty() || chunk.usage.is_some();
+        // A chunk with no choice, no usage and nothing else read (e.g. Azure's
+        // `prompt_filter_results`) is reported, not dropped.
+        if chunk.choices.is_empty() && chunk.usage.is_none() && !said_started {
+            out.push(unhandled(
+                if frame.event.is_empty() {
+                    "data"
+                } else {
+                    frame.event
+                },
+                frame.data,
+            ));
+        }
         for choice in chunk.choices {
             let n = choice.index;
             self.choice_state(n);
@@ -370,16 +385,6 @@ impl Decoder for ChatDecoder {
                     .and_then(|d| d.get("reasoning_tokens"))
                     .and_then(Value::as_u64),
             }));
-        }
-        if !understood && self.started && !frame.data.contains("\"choices\"") {
-            out.push(unhandled(
-                if frame.event.is_empty() {
-                    "data"
-                } else {
-                    frame.event
-                },
-                frame.data,
-            ));
         }
     }
 

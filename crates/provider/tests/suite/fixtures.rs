@@ -351,6 +351,11 @@ fn chat_refusal() {
 fn chat_compat_providers() {
     let f = check(C, "openai-chat/compat-azure-prompt-filter.sse");
     assert_eq!(f.text, "Capital of Denmark.");
+    assert_eq!(
+        f.unhandled,
+        vec!["data".to_string()],
+        "the prompt_filter_results chunk is reported"
+    );
     assert_eq!(f.usage, usage(15, 78, Some(0), Some(64)));
     assert_eq!(completed(&f), StopReason::EndTurn);
 

@@ -738,3 +738,72 @@ fn recorded_error_bodies_classify() {
     );
     assert!(plain.message.contains("Bad Gateway"));
 }
+
+#[tokio::test]
+async fn backoff_is_jittered_within_the_cap_and_the_budget_is_respected() {
+    let responses = (0..3)
+        .map(|_| CassetteResponse::error(500, "boom"))
+        .collect();
+    let server = ReplayServer::start(Cassette::new(R, responses)).unwrap();
+    let rec = Arc::new(Recorder::default());
+    run(&Client::new(config(&server)).unwrap(), Some(rec.clone())).await;
+    let delays: Vec<u64> = rec
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|l| {
+            l.strip_prefix("retry after ")?
+                .split(" in ")
+                .nth(1)?
+                .split("ms")
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert_eq!(delays.len(), 2);
+    assert!(
+        delays[0] <= 5 && delays[1] <= 10,
+        "full jitter below base * 2^n: {delays:?}"
+    );
+
+    // A provider asking for more time than the budget left: give up at once, keep its ask.
+    let server = ReplayServer::start(Cassette::new(
+        R,
+        vec![
+            CassetteResponse::error(429, "{}").with_header("retry-after", "60"),
+            CassetteResponse::sse(text_basic()),
+        ],
+    ))
+    .unwrap();
+    let mut cfg = config(&server);
+    cfg.retry.budget = Duration::from_secs(1);
+    let start = std::time::Instant::now();
+    let events = run(&Client::new(cfg).unwrap(), None).await;
+    let e = last_error(&events);
+    assert_eq!(
+        (e.class, e.retry_after_ms),
+        (ErrorClass::RateLimited, Some(60_000))
+    );
+    assert!(start.elapsed() < Duration::from_secs(1));
+    assert_eq!(server.requests_served(), 1);
+}
+
+#[tokio::test]
+async fn connection_refused_is_a_retryable_transport_error() {
+    let server = ReplayServer::start(Cassette::new(R, vec![])).unwrap();
+    let base = server.base_url();
+    drop(server);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut cfg = ClientConfig::new(R).with_base_url(base);
+    cfg.retry = RetryPolicy::none();
+    let events = run(&Client::new(cfg).unwrap(), None).await;
+    let e = last_error(&events);
+    assert_eq!(
+        (e.class, e.retryable, e.http_status),
+        (ErrorClass::Transport, true, None),
+        "{e:?}"
+    );
+    assert!(e.message.contains("sending the request"), "{e:?}");
+}
