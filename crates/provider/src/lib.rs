@@ -47,6 +47,23 @@
 //! `incomplete { reason: "content_filter" }`. In multi-choice Chat streams every delta carries
 //! its `choice`; the terminal `completed` reports choice 0.
 //!
+//! # Requests, adapters, observation
+//!
+//! A [`ModelRequest`] (instructions, [`Message`]s, [`ToolSpec`]s, limits) is provider-neutral;
+//! each scheme's [`adapter::Adapter`] turns it into its wire body and headers and hands out an
+//! [`adapter::Decoder`] that maps SSE frames to events with per-stream state. Adding a scheme
+//! (Gemini) means one more adapter module; the transport ([`Client`]: HTTP, framing, timeouts,
+//! retries) does not change. [`StreamDecoder`] runs framing + decoding without transport, for
+//! tools and tests.
+//!
+//! A [`StreamObserver`] sees what the events do not show: each request built
+//! ([`RequestInfo`]: attempt, URL without query, sizes, never content or headers), transport
+//! [`Milestone`]s, scheduled retries, and — only if it asks via `wants_raw_frames` — every raw
+//! SSE frame. Without an observer nothing is built for it.
+//!
+//! The API key is an [`ApiKey`]: it prints as `[redacted]`, is sent as a sensitive header, and
+//! is stripped (with `Bearer …` and `sk-…` patterns) from every error message.
+//!
 //! # Cassettes
 //!
 //! A cassette is JSON:
@@ -76,7 +93,10 @@
 //! # Framing
 //!
 //! [`sse::Framer`] is a small memchr-based framer that is linear in bytes whatever the network
-//! chunking (`benches/` measures it against eventsource-stream).
+//! chunking. eventsource-stream re-scans an incomplete line on every chunk, so a long event in
+//! small chunks costs quadratic time; `benches/stream.rs` measures both (on the 51 MB Responses
+//! stream: framing alone 0.02 s here against 0.7 s with 64 KiB chunks and 2.3 s with 1 KiB
+//! chunks for eventsource-stream).
 
 pub mod adapter;
 mod classify;

@@ -1,7 +1,7 @@
 //! The adapter boundary: one module per wire scheme. An adapter knows how to build a request
 //! (URL, headers, JSON body) and hands out a [`Decoder`] that turns SSE frames into normalized
 //! events with per-stream state. Transport (HTTP, framing, timeouts, retries) lives in
-//! [`crate::client`] and knows nothing about any scheme.
+//! [`crate::Client`] and knows nothing about any scheme.
 
 pub mod anthropic;
 pub mod chat;
