@@ -1,3 +1,923 @@
-//! Whole-system tests: export.
+//! Whole-system tests: `pods export` over pod homes made by real `pods` processes (replayed
+//! providers on loopback, real child processes, real signals), checked fact by fact. Every pod
+//! process started here is killed and reaped by a guard.
+
+#![allow(clippy::unwrap_used)]
 
 mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use support::{Sandbox, assert_exit, describe, stdout_json};
+
+// ---------------------------------------------------------------------------------------------
+// Cassettes (OpenAI Responses wire format) and profiles
+
+fn sse(events: &[Value]) -> String {
+    events
+        .iter()
+        .map(|e| format!("event: {}\ndata: {}\n\n", e["type"].as_str().unwrap(), e))
+        .collect()
+}
+
+fn shell(status: &str) -> Value {
+    json!({"id": "resp_test", "object": "response", "created_at": 1767225600,
+           "status": status, "error": null, "model": "test-replay", "output": []})
+}
+
+/// A streamed text answer; `fail` ends it with a context-length `response.failed`; `pause`
+/// holds the stream after that many events.
+fn text_response(words: &[&str], fail: bool, pause: Option<usize>) -> Value {
+    let mut events = vec![
+        json!({"type": "response.created", "response": shell("in_progress")}),
+        json!({"type": "response.output_item.added", "output_index": 0,
+               "item": {"id": "msg_1", "type": "message", "role": "assistant",
+                        "status": "in_progress", "content": []}}),
+    ];
+    for word in words {
+        events.push(
+            json!({"type": "response.output_text.delta", "item_id": "msg_1",
+                           "output_index": 0, "content_index": 0, "delta": word}),
+        );
+    }
+    if fail {
+        let mut failed = shell("failed");
+        failed["error"] = json!({"code": "context_length_exceeded",
+            "message": "Your input exceeds the context window of this model."});
+        events.push(json!({"type": "response.failed", "response": failed}));
+    } else {
+        events.push(json!({"type": "response.completed", "response": shell("completed")}));
+    }
+    let mut response = json!({"status": 200,
+        "headers": {"content-type": "text/event-stream"}, "body": sse(&events)});
+    if let Some(after) = pause {
+        response["pause_after_events"] = json!({"events": after, "ms": 60_000});
+    }
+    response
+}
+
+fn tool_call_response(call_id: &str, tool: &str, args: Value) -> Value {
+    let args = args.to_string();
+    let item = json!({"type": "function_call", "id": format!("fc_{call_id}"), "call_id": call_id,
+                      "name": tool, "arguments": "", "status": "in_progress"});
+    let mut done = item.clone();
+    done["arguments"] = json!(args);
+    done["status"] = json!("completed");
+    let events = vec![
+        json!({"type": "response.created", "response": shell("in_progress")}),
+        json!({"type": "response.output_item.added", "output_index": 0, "item": item}),
+        json!({"type": "response.function_call_arguments.delta", "item_id": format!("fc_{call_id}"),
+               "output_index": 0, "delta": args}),
+        json!({"type": "response.function_call_arguments.done", "item_id": format!("fc_{call_id}"),
+               "output_index": 0, "arguments": args}),
+        json!({"type": "response.output_item.done", "output_index": 0, "item": done}),
+        json!({"type": "response.completed", "response": shell("completed")}),
+    ];
+    json!({"status": 200, "headers": {"content-type": "text/event-stream"}, "body": sse(&events)})
+}
+
+/// Project profile `name` replaying `responses`, with extra TOML.
+fn profile(sandbox: &Sandbox, name: &str, body: &str, responses: Vec<Value>) {
+    let cassette = json!({"scheme": "openai-responses", "responses": responses});
+    sandbox.write(
+        &format!("work/.pods/profiles/{name}.json"),
+        &cassette.to_string(),
+    );
+    sandbox.write(
+        &format!("work/.pods/profiles/{name}.toml"),
+        &format!(
+            "[model]\nscheme = \"replay\"\nmodel = \"test-replay\"\ncassette = \"{name}.json\"\n\n{body}"
+        ),
+    );
+}
+
+const PARENT_TOOLS: &str = r#"["spawn_pod", "wait_pod", "send_to_pod", "stop_pod", "list_pods"]"#;
+
+// ---------------------------------------------------------------------------------------------
+// Processes and pod directories
+
+/// A `pods` process killed and reaped when dropped.
+struct Proc {
+    child: Option<Child>,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+impl Proc {
+    fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        let child = self.child.as_mut().unwrap();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                panic!("pods did not exit in {limit:?}\n{}", self.output());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn output(&self) -> String {
+        format!(
+            "--- stdout ---\n{}\n--- stderr ---\n{}",
+            std::fs::read_to_string(&self.out).unwrap_or_default(),
+            std::fs::read_to_string(&self.err).unwrap_or_default()
+        )
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn spawn_pods(sandbox: &Sandbox, args: &[&str], tag: &str) -> Proc {
+    let out = sandbox.root().join(format!("{tag}.out"));
+    let err = sandbox.root().join(format!("{tag}.err"));
+    let child = sandbox
+        .pods()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    Proc {
+        child: Some(child),
+        out,
+        err,
+    }
+}
+
+fn wait_until<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn pod_dirs(sandbox: &Sandbox) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = match std::fs::read_dir(sandbox.home().join("pods")) {
+        Ok(listing) => listing.map(|e| e.unwrap().path()).collect(),
+        Err(_) => Vec::new(),
+    };
+    dirs.sort();
+    dirs
+}
+
+fn pod_info(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("pod.json")).unwrap()).unwrap()
+}
+
+fn root_pod(sandbox: &Sandbox) -> Option<PathBuf> {
+    pod_dirs(sandbox)
+        .into_iter()
+        .find(|d| d.join("pod.json").exists() && pod_info(d).get("parent_id").is_none())
+}
+
+fn children_of(sandbox: &Sandbox, parent: &Path) -> Vec<PathBuf> {
+    let id = id_of(parent);
+    pod_dirs(sandbox)
+        .into_iter()
+        .filter(|d| d.join("pod.json").exists() && pod_info(d)["parent_id"] == json!(id))
+        .collect()
+}
+
+fn id_of(dir: &Path) -> String {
+    dir.file_name().unwrap().to_str().unwrap().to_owned()
+}
+
+fn log_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir.join("sessions")) {
+        Ok(listing) => listing
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_str().unwrap();
+                name.ends_with(".jsonl") && !name.ends_with(".trace.jsonl")
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    files.sort();
+    files
+}
+
+fn log_kinds(dir: &Path) -> Vec<String> {
+    log_files(dir)
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .map(|e| e["kind"].as_str().unwrap_or_default().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The pod's run is streaming: its provider request started and its socket is up.
+fn wait_streaming(dir: &Path) {
+    wait_until("a streaming run", Duration::from_secs(15), || {
+        let started = log_kinds(dir)
+            .iter()
+            .any(|k| k == "provider_request_started");
+        (started && dir.join("control.sock").exists()).then_some(())
+    });
+    // The events before the pause arrive at once; give them a moment to be consumed.
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+fn signal(pid: u32, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn control_request(dir: &Path, request: Value) -> Value {
+    let mut stream = UnixStream::connect(dir.join("control.sock")).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    writeln!(stream, "{request}").unwrap();
+    let mut line = String::new();
+    BufReader::new(&stream).read_line(&mut line).unwrap();
+    serde_json::from_str(&line).unwrap()
+}
+
+/// A pod whose one run streams `words`, pausing after `pause` events.
+fn holding_pod(sandbox: &Sandbox, words: &[&str], pause: usize, prompt: &str) -> (Proc, PathBuf) {
+    profile(
+        sandbox,
+        "solo",
+        "[agent]\ntools = []\n",
+        vec![text_response(words, false, Some(pause))],
+    );
+    let proc = spawn_pods(sandbox, &["run", "-p", "solo", prompt], "solo");
+    let dir = wait_until("the pod dir", Duration::from_secs(10), || root_pod(sandbox));
+    wait_streaming(&dir);
+    (proc, dir)
+}
+
+/// A parent that spawns two holding children and waits on the first.
+fn tree(sandbox: &Sandbox) -> (Proc, PathBuf, Vec<PathBuf>) {
+    profile(
+        sandbox,
+        "parent",
+        &format!(
+            "[agent]\nmax_turns = 8\ntools = {PARENT_TOOLS}\n\n[spawn]\nallowed_profiles = [\"holder\"]\nmax_depth = 2\nmax_children = 4\n"
+        ),
+        vec![
+            tool_call_response(
+                "call_a",
+                "spawn_pod",
+                json!({"profile": "holder", "task": "hold a", "name": "a"}),
+            ),
+            tool_call_response(
+                "call_b",
+                "spawn_pod",
+                json!({"profile": "holder", "task": "hold b", "name": "b"}),
+            ),
+            tool_call_response("call_wait", "wait_pod", json!({"pod_id": "a"})),
+            text_response(&["done"], false, None),
+        ],
+    );
+    profile(
+        sandbox,
+        "holder",
+        "[agent]\ntools = []\n",
+        vec![text_response(&["hold ", "the ", "line"], false, Some(3))],
+    );
+    let proc = spawn_pods(sandbox, &["run", "-p", "parent", "build a tree"], "parent");
+    let parent = wait_until("the parent dir", Duration::from_secs(10), || {
+        root_pod(sandbox)
+    });
+    let kids = wait_until("two children", Duration::from_secs(20), || {
+        let kids = children_of(sandbox, &parent);
+        (kids.len() == 2).then_some(kids)
+    });
+    for kid in &kids {
+        wait_streaming(kid);
+    }
+    (proc, parent, kids)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading the export
+
+/// `pods export ARGS…` as JSON (exit 0 asserted).
+fn export_json(sandbox: &Sandbox, args: &[&str]) -> Value {
+    let mut full = vec!["export"];
+    full.extend_from_slice(args);
+    let output = sandbox.run(&full);
+    assert_exit(&output, 0);
+    stdout_json(&output)
+}
+
+fn runs(doc: &Value) -> Vec<&Value> {
+    doc["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["runs"].as_array().unwrap())
+        .collect()
+}
+
+fn runs_of<'a>(doc: &'a Value, pod_id: &str) -> Vec<&'a Value> {
+    runs(doc)
+        .into_iter()
+        .filter(|r| r["pod_id"] == json!(pod_id))
+        .collect()
+}
+
+fn incident_of<'a>(doc: &'a Value, run_id: &Value) -> &'a Value {
+    doc["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| &i["run_id"] == run_id)
+        .unwrap_or_else(|| panic!("no incident for {run_id}: {doc:#}"))
+}
+
+fn link_types(incident: &Value) -> Vec<&str> {
+    incident["chain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["link"].as_str().unwrap())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outcomes
+
+#[test]
+fn completed_run_exports_as_completed_with_progress_only_on_stderr() {
+    let sandbox = Sandbox::new();
+    profile(
+        &sandbox,
+        "solo",
+        "[agent]\ntools = []\n",
+        vec![text_response(&["Hello ", "there."], false, None)],
+    );
+    let run = sandbox.run(&["run", "-p", "solo", "greet me"]);
+    assert_exit(&run, 0);
+    let dir = root_pod(&sandbox).unwrap();
+    let output = sandbox.run(&["export", &id_of(&dir)]);
+    assert_exit(&output, 0);
+    let doc = stdout_json(&output);
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("exporting 1 pod"),
+        "{}",
+        describe(&output)
+    );
+    assert_eq!(doc["format"], "pods.session-export");
+    assert_eq!(doc["schema_version"], 2);
+    assert_eq!(doc["tool"]["name"], "pods");
+    let runs = runs(&doc);
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["outcome"], "completed");
+    assert_eq!(runs[0]["input"], "greet me");
+    assert_eq!(runs[0]["output"], "Hello there.");
+    assert_eq!(doc["incidents"], json!([]));
+    let integrity = &doc["integrity"][0];
+    assert_eq!(integrity["torn_final_line"], false);
+    assert_eq!(integrity["sequence_gap_count"], 0);
+    assert_eq!(integrity["unparseable_count"], 0);
+    assert_eq!(integrity["trace_sidecar"], false);
+    assert_eq!(doc["pods"][0]["manifest"]["model"]["scheme"], "replay");
+    assert!(doc["pods"][0]["provenance"]["model.scheme"]["kind"].is_string());
+}
+
+#[test]
+fn provider_error_exports_class_and_code_with_the_sidecar_noted() {
+    let sandbox = Sandbox::new();
+    profile(
+        &sandbox,
+        "solo",
+        "[agent]\ntools = []\n\n[session]\nrecord_event_trace = true\n",
+        vec![text_response(&["Reading ", "it"], true, None)],
+    );
+    let run = sandbox.run(&["run", "-p", "solo", "read everything"]);
+    assert_exit(&run, 1);
+    let dir = root_pod(&sandbox).unwrap();
+    let doc = export_json(&sandbox, &[&id_of(&dir)]);
+    let run = runs(&doc)[0];
+    assert_eq!(run["outcome"], "provider_error", "{doc:#}");
+    assert_eq!(run["error"]["class"], "context_length_exceeded");
+    assert_eq!(run["error"]["code"], "context_length_exceeded");
+    assert_eq!(run["phase"]["visible_output_seen"], true);
+    assert_eq!(run["retry_safety"]["verdict"], "ask_user");
+    let incident = incident_of(&doc, &run["run_id"]);
+    assert_eq!(incident["cause"]["category"], "provider_error");
+    assert_eq!(link_types(incident), ["run", "provider_error"]);
+    assert!(
+        incident["summary"]
+            .as_str()
+            .unwrap()
+            .contains("context_length_exceeded")
+    );
+    assert_eq!(doc["integrity"][0]["trace_sidecar"], true);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lifecycle actions, origins and chains
+
+#[test]
+fn pods_stop_exports_a_chain_to_the_cli_request() {
+    let sandbox = Sandbox::new();
+    let (mut proc, dir) = holding_pod(&sandbox, &["one ", "two ", "three"], 3, "hold on");
+    let stop = sandbox.run(&["stop", &id_of(&dir), "--reason", "enough"]);
+    assert_exit(&stop, 0);
+    proc.wait(Duration::from_secs(10));
+    let doc = export_json(&sandbox, &[&id_of(&dir)]);
+    let run = runs(&doc)[0];
+    assert_eq!(run["outcome"], "interrupted");
+    let action = &run["interrupt"]["action"];
+    assert_eq!(action["kind"], "stop");
+    assert_eq!(action["origin"]["type"], "cli");
+    let incident = incident_of(&doc, &run["run_id"]);
+    assert_eq!(
+        link_types(incident),
+        ["run", "interrupt", "lifecycle_action", "origin", "request"]
+    );
+    let request = incident["chain"].as_array().unwrap().last().unwrap();
+    assert_eq!(request["request_id"], action["origin"]["request_id"]);
+    assert_eq!(incident["nearest_origin"]["type"], "cli");
+    assert_eq!(incident["diagnostics_complete"], true);
+    assert_eq!(incident["missing_provenance"], json!([]));
+    // Visible text was streamed before the stop.
+    assert_eq!(run["phase"]["visible_output_seen"], true);
+    assert_eq!(run["retry_safety"]["verdict"], "ask_user");
+}
+
+#[test]
+fn control_socket_cancel_and_sigterm_export_their_origins() {
+    let sandbox = Sandbox::new();
+    let (mut proc, dir) = holding_pod(&sandbox, &["one ", "two"], 3, "hold on");
+    let reply = control_request(
+        &dir,
+        json!({"id": "req-export-1", "client": {"type": "other", "name": "harness"},
+               "method": "cancel"}),
+    );
+    assert_eq!(reply["ok"], true, "{reply}");
+    proc.wait(Duration::from_secs(10));
+    let doc = export_json(&sandbox, &[&id_of(&dir)]);
+    let incident = incident_of(&doc, &runs(&doc)[0]["run_id"]);
+    assert_eq!(incident["chain"][2]["kind"], "cancel");
+    assert_eq!(
+        incident["nearest_origin"],
+        json!({"type": "control_request", "request_id": "req-export-1", "client": "other:harness"})
+    );
+    let request = incident["chain"].as_array().unwrap().last().unwrap();
+    assert_eq!(
+        request,
+        &json!({"link": "request", "request_id": "req-export-1", "client": "other:harness"})
+    );
+
+    let sandbox = Sandbox::new();
+    let (mut proc, dir) = holding_pod(&sandbox, &["one ", "two"], 3, "hold on");
+    signal(proc.pid(), "-TERM");
+    proc.wait(Duration::from_secs(10));
+    let doc = export_json(&sandbox, &[&id_of(&dir)]);
+    let shutdown = incident_of(&doc, &runs(&doc)[0]["run_id"]);
+    assert_eq!(shutdown["chain"][2]["kind"], "shutdown");
+    assert_eq!(
+        shutdown["nearest_origin"],
+        json!({"type": "signal", "signal": "SIGTERM"})
+    );
+    assert_eq!(shutdown["diagnostics_complete"], true);
+}
+
+#[test]
+fn stop_tree_cascade_links_each_child_through_the_parents_action_to_the_cli() {
+    let sandbox = Sandbox::new();
+    let (mut proc, parent, kids) = tree(&sandbox);
+    let stop = sandbox.run(&["stop", &id_of(&parent), "--tree"]);
+    assert_exit(&stop, 0);
+    proc.wait(Duration::from_secs(20));
+    let parent_id = id_of(&parent);
+    let doc = export_json(&sandbox, &[&parent_id, "--tree"]);
+    assert_eq!(doc["pods"].as_array().unwrap().len(), 3);
+    let parent_run = runs_of(&doc, &parent_id)[0];
+    let parent_action = &parent_run["interrupt"]["action"];
+    assert_eq!(parent_action["kind"], "stop_tree");
+    for kid in &kids {
+        let kid_id = id_of(kid);
+        let pod = doc["pods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == json!(kid_id))
+            .unwrap();
+        assert_eq!(pod["ancestors"], json!([parent_id]));
+        let run = runs_of(&doc, &kid_id)[0];
+        assert_eq!(run["outcome"], "interrupted");
+        let incident = incident_of(&doc, &run["run_id"]);
+        let actions: Vec<&Value> = incident["chain"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["link"] == "lifecycle_action")
+            .collect();
+        assert_eq!(actions.len(), 2, "{incident:#}");
+        assert_eq!(actions[0]["pod_id"], json!(kid_id));
+        assert_eq!(actions[1]["pod_id"], json!(parent_id));
+        assert_eq!(actions[1]["action_id"], parent_action["action_id"]);
+        assert_eq!(incident["nearest_origin"]["type"], "parent_pod");
+        assert_eq!(incident["root_origin"]["type"], "cli");
+        assert_eq!(
+            incident["root_origin"]["request_id"],
+            parent_action["origin"]["request_id"]
+        );
+        assert_eq!(incident["diagnostics_complete"], true, "{incident:#}");
+    }
+    // Exporting one child alone still reaches the parent's action and shows where it sits.
+    let kid_id = id_of(&kids[0]);
+    let doc = export_json(&sandbox, &[&kid_id]);
+    assert_eq!(doc["pods"][0]["ancestors"], json!([parent_id]));
+    assert_eq!(doc["incidents"][0]["root_origin"]["type"], "cli");
+}
+
+#[test]
+fn kill_9_is_crash_evidence_and_the_childrens_parent_exit_lacks_a_cause() {
+    let sandbox = Sandbox::new();
+    let (mut proc, parent, kids) = tree(&sandbox);
+    signal(proc.pid(), "-KILL");
+    proc.wait(Duration::from_secs(10));
+    // The children notice their parent is gone and stop with parent_exit.
+    for kid in &kids {
+        wait_until(
+            "the child to record its end",
+            Duration::from_secs(15),
+            || {
+                log_kinds(kid)
+                    .iter()
+                    .any(|k| k == "run_interrupted")
+                    .then_some(())
+            },
+        );
+    }
+    let parent_id = id_of(&parent);
+    let doc = export_json(&sandbox, &[&parent_id, "--tree"]);
+    let parent_run = runs_of(&doc, &parent_id)[0];
+    assert_eq!(parent_run["outcome"], "crashed", "{doc:#}");
+    assert_eq!(parent_run["crash_evidence"]["owner"], "gone");
+    assert_eq!(parent_run["interrupt"], Value::Null);
+    let parent_incident = incident_of(&doc, &parent_run["run_id"]);
+    assert_eq!(parent_incident["cause"]["category"], "crashed");
+    assert_eq!(link_types(parent_incident), ["run", "crash_evidence"]);
+    // The parent had spawned children: a retry would spawn them again.
+    assert_eq!(parent_run["retry_safety"]["verdict"], "unsafe");
+    for kid in &kids {
+        let run = runs_of(&doc, &id_of(kid))[0];
+        assert_eq!(run["interrupt"]["action"]["kind"], "parent_exit");
+        let incident = incident_of(&doc, &run["run_id"]);
+        assert_eq!(incident["diagnostics_complete"], false, "{incident:#}");
+        assert_eq!(
+            incident["missing_provenance"],
+            json!(["interrupt.parent_exit.cause"])
+        );
+    }
+}
+
+#[test]
+fn killed_child_mid_run_is_crashed_not_a_lifecycle_close() {
+    let sandbox = Sandbox::new();
+    let (proc, dir) = holding_pod(&sandbox, &["one ", "two"], 3, "hold on");
+    let pid = proc.pid();
+    signal(pid, "-KILL");
+    drop(proc);
+    let doc = export_json(&sandbox, &[&id_of(&dir)]);
+    let run = runs(&doc)[0];
+    assert_eq!(run["outcome"], "crashed");
+    assert_eq!(run["crash_evidence"]["owner_pid"], pid);
+    assert_eq!(
+        run["crash_evidence"]["last_entry_kind"],
+        "provider_request_started"
+    );
+    // Text was streaming when it died and the log holds no message: output may have been seen.
+    assert_eq!(run["phase"]["visible_output_seen"], Value::Null);
+    assert_eq!(run["retry_safety"]["verdict"], "ask_user");
+}
+
+#[test]
+fn a_cascade_naming_an_unrecorded_parent_action_is_reported_missing() {
+    let sandbox = Sandbox::new();
+    let (mut proc, dir) = holding_pod(&sandbox, &["one"], 2, "hold on");
+    let reply = control_request(
+        &dir,
+        json!({"id": "req-orphan", "client": {"type": "other", "name": "harness"},
+               "method": "stop", "params": {"caused_by": {
+                   "pod_id": "0193ffff-0000-7000-8000-000000000000",
+                   "action_id": "0193ffff-0000-7000-8000-00000000dead",
+                   "kind": "stop_tree"}}}),
+    );
+    assert_eq!(reply["ok"], true, "{reply}");
+    proc.wait(Duration::from_secs(10));
+    let doc = export_json(&sandbox, &[&id_of(&dir)]);
+    let incident = &doc["incidents"][0];
+    assert_eq!(incident["diagnostics_complete"], false);
+    assert_eq!(
+        incident["missing_provenance"],
+        json!(["interrupt.caused_by.action", "interrupt.caused_by.origin"])
+    );
+    let last = incident["chain"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["link"], "unresolved");
+    assert_eq!(last["action_id"], "0193ffff-0000-7000-8000-00000000dead");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retry safety
+
+#[test]
+fn retry_safety_nothing_started_is_safe() {
+    let sandbox = Sandbox::new();
+    // Paused after the first event: the stream started, no text reached the user.
+    let (mut proc, dir) = holding_pod(&sandbox, &["late"], 1, "hold on");
+    assert_exit(&sandbox.run(&["stop", &id_of(&dir)]), 0);
+    proc.wait(Duration::from_secs(10));
+    let doc = export_json(&sandbox, &[&id_of(&dir)]);
+    let run = runs(&doc)[0];
+    assert_eq!(run["phase"]["visible_output_seen"], false, "{run:#}");
+    assert_eq!(run["retry_safety"]["verdict"], "safe");
+}
+
+#[test]
+fn retry_safety_after_a_write_is_unsafe() {
+    let sandbox = Sandbox::new();
+    profile(
+        &sandbox,
+        "writer",
+        "[agent]\nmax_turns = 4\ntools = [\"write_file\"]\n",
+        vec![
+            tool_call_response(
+                "call_w",
+                "write_file",
+                json!({"path": "notes.txt", "content": "draft"}),
+            ),
+            text_response(&["wrote ", "it"], false, Some(2)),
+        ],
+    );
+    let mut proc = spawn_pods(&sandbox, &["run", "-p", "writer", "write notes"], "w");
+    let dir = wait_until("the pod dir", Duration::from_secs(10), || {
+        root_pod(&sandbox)
+    });
+    wait_until("the write to finish", Duration::from_secs(15), || {
+        let kinds = log_kinds(&dir);
+        (kinds
+            .iter()
+            .filter(|k| *k == "provider_request_started")
+            .count()
+            == 2)
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_exit(&sandbox.run(&["stop", &id_of(&dir)]), 0);
+    proc.wait(Duration::from_secs(10));
+    let doc = export_json(&sandbox, &[&id_of(&dir)]);
+    let run = runs(&doc)[0];
+    assert_eq!(run["phase"]["side_effects_started"], json!(["local_write"]));
+    assert_eq!(run["retry_safety"]["verdict"], "unsafe");
+    assert!(
+        run["retry_safety"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("local_write")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Integrity, redaction, formats, upgrade, errors
+
+#[test]
+fn torn_log_is_reported_and_runs_before_it_are_kept() {
+    let sandbox = Sandbox::new();
+    profile(
+        &sandbox,
+        "solo",
+        "[agent]\ntools = []\n",
+        vec![text_response(&["fine"], false, None)],
+    );
+    assert_exit(&sandbox.run(&["run", "-p", "solo", "go"]), 0);
+    let dir = root_pod(&sandbox).unwrap();
+    let log = &log_files(&dir)[0];
+    let mut file = std::fs::OpenOptions::new().append(true).open(log).unwrap();
+    file.write_all(b"{\"seq\":99,\"ts\":\"2026-11-23T01:02:03.456Z\",\"kind\":\"run_st")
+        .unwrap();
+    let doc = export_json(&sandbox, &[&id_of(&dir)]);
+    assert_eq!(doc["integrity"][0]["torn_final_line"], true);
+    assert_eq!(runs(&doc)[0]["outcome"], "completed");
+    let markdown = sandbox.run(&["export", &id_of(&dir), "--format", "markdown"]);
+    assert_exit(&markdown, 0);
+    let text = String::from_utf8(markdown.stdout).unwrap();
+    assert!(text.contains("## Log integrity"), "{text}");
+    assert!(text.contains("| yes |"), "{text}");
+}
+
+#[test]
+fn sanitized_export_contains_no_prompt_output_tool_input_or_path() {
+    let sandbox = Sandbox::new();
+    profile(
+        &sandbox,
+        "writer",
+        "[agent]\nmax_turns = 4\ntools = [\"write_file\"]\n\n[session]\nrecord_event_trace = true\n",
+        vec![
+            tool_call_response(
+                "call_w",
+                "write_file",
+                json!({"path": "zebra-notes.txt", "content": "quokka-content"}),
+            ),
+            text_response(&["pelican-", "answer"], false, Some(3)),
+        ],
+    );
+    let mut proc = spawn_pods(&sandbox, &["run", "-p", "writer", "flamingo-prompt"], "w");
+    let dir = wait_until("the pod dir", Duration::from_secs(10), || {
+        root_pod(&sandbox)
+    });
+    wait_until("the second request", Duration::from_secs(15), || {
+        let kinds = log_kinds(&dir);
+        (kinds
+            .iter()
+            .filter(|k| *k == "provider_request_started")
+            .count()
+            == 2)
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_exit(
+        &sandbox.run(&["stop", &id_of(&dir), "--reason", "walrus-reason"]),
+        0,
+    );
+    proc.wait(Duration::from_secs(10));
+    // The unsanitized export holds them all (so the test can fail).
+    let plain = sandbox.run(&["export", &id_of(&dir)]);
+    assert_exit(&plain, 0);
+    let plain = String::from_utf8(plain.stdout).unwrap();
+    let root = sandbox.root().to_str().unwrap().to_owned();
+    let forbidden = [
+        "flamingo-prompt",
+        "quokka-content",
+        "zebra-notes",
+        "walrus-reason",
+        &root,
+    ];
+    for word in ["flamingo-prompt", "walrus-reason", root.as_str()] {
+        assert!(plain.contains(word), "{word} missing from the plain export");
+    }
+    for format in ["json", "markdown"] {
+        let out = sandbox.root().join(format!("sanitized.{format}"));
+        let output = sandbox.run(&[
+            "export",
+            &id_of(&dir),
+            "--sanitize",
+            "--format",
+            format,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert_exit(&output, 0);
+        assert!(output.stdout.is_empty(), "{}", describe(&output));
+        let text = std::fs::read_to_string(&out).unwrap();
+        for word in forbidden.iter().chain(&["pelican-"]) {
+            assert!(!text.contains(word), "{word} leaked into {format}:\n{text}");
+        }
+        if format == "json" {
+            let doc: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(doc["redaction"]["mode"], "sanitized");
+            let run = runs(&doc)[0];
+            assert!(
+                run["input"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("[redacted:prompt:")
+            );
+            assert_eq!(run["interrupt"]["action"]["kind"], "stop");
+            assert_eq!(run["pod_id"], json!(id_of(&dir)));
+            assert!(doc["redaction"]["replaced"]["path"].as_u64().unwrap() >= 1);
+        }
+    }
+}
+
+#[test]
+fn export_refuses_to_write_a_configured_key_value() {
+    let sandbox = Sandbox::new();
+    let key = "sk-export-test-0123456789abcdef";
+    profile(
+        &sandbox,
+        "solo",
+        "[agent]\ntools = []\n",
+        vec![text_response(&["ok"], false, None)],
+    );
+    assert_exit(
+        &sandbox.run(&["run", "-p", "solo", &format!("my key is {key}")]),
+        0,
+    );
+    let dir = root_pod(&sandbox).unwrap();
+    let out = sandbox.root().join("leak.json");
+    let output = sandbox
+        .pods()
+        .env("OPENAI_API_KEY", key)
+        .args(["export", &id_of(&dir), "-o", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_exit(&output, 1);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("OPENAI_API_KEY"), "{stderr}");
+    assert!(!stderr.contains(key), "{stderr}");
+    assert!(output.stdout.is_empty());
+    assert!(!out.exists(), "no partial output file");
+    let leftovers: Vec<_> = std::fs::read_dir(sandbox.root())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("leak"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Sanitized, the prompt is gone and the export goes through.
+    let output = sandbox
+        .pods()
+        .env("OPENAI_API_KEY", key)
+        .args(["export", &id_of(&dir), "--sanitize"])
+        .output()
+        .unwrap();
+    assert_exit(&output, 0);
+    let doc = stdout_json(&output);
+    assert!(
+        doc["redaction"]["secrets_checked"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("OPENAI_API_KEY"))
+    );
+}
+
+#[test]
+fn upgrade_re_emits_an_older_document_in_the_current_schema() {
+    let sandbox = Sandbox::new();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../export/tests/fixtures/documents/schema-1.json");
+    let doc = export_json(&sandbox, &["--upgrade", fixture.to_str().unwrap()]);
+    assert_eq!(doc["schema_version"], 2);
+    assert_eq!(doc["upgraded_from"], 1);
+    assert_eq!(doc["integrity"], Value::Null);
+    let errored = runs(&doc)
+        .into_iter()
+        .find(|r| r["run_id"] == "run-old-2")
+        .unwrap();
+    assert_eq!(errored["phase"], Value::Null);
+    assert!(
+        errored["missing_provenance"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("phase"))
+    );
+    let bad = sandbox.root().join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"format":"pods.session-export","schema_version":7}"#,
+    )
+    .unwrap();
+    let output = sandbox.run(&["export", "--upgrade", bad.to_str().unwrap()]);
+    assert_exit(&output, 2);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("schema_version 7"));
+}
+
+#[test]
+fn unknown_pod_and_missing_home_are_usage_errors() {
+    let sandbox = Sandbox::new();
+    std::fs::create_dir_all(sandbox.home().join("pods")).unwrap();
+    let output = sandbox.run(&["export", "no-such-pod"]);
+    assert_exit(&output, 2);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no pod matches `no-such-pod`"), "{stderr}");
+    assert!(stderr.contains("hint:"), "{stderr}");
+    assert!(output.stdout.is_empty());
+    let output = sandbox.run(&["export"]);
+    assert_exit(&output, 2);
+    let elsewhere = sandbox.root().join("nowhere");
+    let output = sandbox.run(&["--home", elsewhere.to_str().unwrap(), "export", "x"]);
+    assert_exit(&output, 2);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no pods directory"));
+}

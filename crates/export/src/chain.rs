@@ -205,6 +205,11 @@ fn follow(
             _ => {}
         }
         origins.push(action.origin.clone());
+        if action.kind == "parent_exit" && action.caused_by.is_none() {
+            // The parent process vanished without recording an action: what ended it is not in
+            // any log (its own runs show crash evidence if it was killed).
+            missing.push(format!("{prefix}.parent_exit.cause"));
+        }
         let caused_by = action.caused_by.clone();
         actions.push((pod.clone(), action));
         let Some(parent) = caused_by else { break };
@@ -251,6 +256,8 @@ fn interrupted_summary(
         ));
     } else if first.caused_by.is_some() {
         text.push_str(", cascaded from an ancestor action that is not in the logs read");
+    } else if first.kind == "parent_exit" {
+        text.push_str("; what ended the parent pod is not recorded");
     }
     text.push('.');
     text

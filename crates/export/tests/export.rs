@@ -1184,3 +1184,43 @@ fn unknown_schema_and_foreign_json_are_refused() {
     assert!(matches!(err, ExportError::NotADocument { .. }));
     assert!(err.to_string().contains("doc.json"));
 }
+
+#[test]
+fn parent_exit_without_a_recorded_cause_is_incomplete() {
+    let home = Home::new();
+    home.pod(POD, "parent", None)
+        .segment(SEG, dead_pid())
+        .run_started("rp", "x");
+    let child = home.pod(CHILD, "child", Some(POD));
+    let a = action(
+        "act-exit",
+        LifecycleKind::ParentExit,
+        &[CHILD],
+        Origin::Runtime {
+            detail: "parent process exited".into(),
+        },
+    );
+    child
+        .segment(SEG2, dead_pid())
+        .run_started("rc", "y")
+        .interrupted(
+            "rc",
+            "parent exited",
+            Some(a),
+            phase(false, ToolExecutionPhase::NotStarted, &[]),
+        );
+    let doc = export_pod(home.path(), POD, true, false);
+    assert_eq!(run(&doc, "rp").outcome, Outcome::Crashed);
+    let incident = doc.incidents.iter().find(|i| i.run_id == "rc").unwrap();
+    assert_eq!(incident.missing_provenance, ["interrupt.parent_exit.cause"]);
+    assert!(!incident.diagnostics_complete);
+    assert!(matches!(
+        incident.nearest_origin,
+        Some(OriginDoc::Runtime { .. })
+    ));
+    assert!(
+        incident.summary.contains("not recorded"),
+        "{}",
+        incident.summary
+    );
+}

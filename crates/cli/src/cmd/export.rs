@@ -75,9 +75,9 @@ pub fn run(global: &GlobalArgs, args: ExportArgs) -> CmdResult {
         })?;
         upgrade(&bytes, path).map_err(failure)?
     } else {
-        let home = home_dir(global)?;
+        let home = pod_core::PodHome::resolve(global.home.as_deref()).map_err(Failure::usage)?;
         let request = ExportRequest {
-            home,
+            home: home.root().to_path_buf(),
             pod: args.pod.clone().unwrap_or_default(),
             tree: args.tree,
             sanitize: args.sanitize,
@@ -138,21 +138,6 @@ fn failure(error: ExportError) -> Failure {
              and remove it before exporting",
         ),
         other => Failure::run_failed(other),
-    }
-}
-
-/// `--home`/`PODS_HOME`, else `$XDG_STATE_HOME/pods`, else `~/.local/state/pods`.
-fn home_dir(global: &GlobalArgs) -> Result<PathBuf, Failure> {
-    if let Some(home) = &global.home {
-        return Ok(home.clone());
-    }
-    if let Some(state) = std::env::var_os("XDG_STATE_HOME").filter(|s| !s.is_empty()) {
-        return Ok(PathBuf::from(state).join("pods"));
-    }
-    match std::env::var_os("HOME").filter(|s| !s.is_empty()) {
-        Some(home) => Ok(PathBuf::from(home).join(".local/state/pods")),
-        None => Err(Failure::usage("cannot find the pods home: HOME is not set")
-            .with_hint("pass --home DIR or set PODS_HOME")),
     }
 }
 
