@@ -340,6 +340,36 @@ impl Driver {
             self.pending.push_back(StreamEvent::Error(e));
             return;
         }
+        // A success status with a JSON body is not a stream: some gateways report errors so.
+        let is_json = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.trim_start().starts_with("application/json"));
+        if is_json {
+            let headers = response.headers().clone();
+            let body = read_bounded(response, deadline).await;
+            let mut e = match serde_json::from_slice::<serde_json::Value>(&body) {
+                Ok(v) if v.get("error").is_some() => classify::from_http(status, &headers, &body),
+                _ => ProviderError::new(
+                    ErrorClass::MalformedStream,
+                    format!(
+                        "expected an event stream but got an application/json body of {} bytes",
+                        body.len()
+                    ),
+                ),
+            };
+            if e.class == ErrorClass::InvalidRequest && e.code.is_none() {
+                e.class = ErrorClass::MalformedStream;
+                e.retryable = false;
+            }
+            self.milestone(&Milestone::OpenError {
+                status: Some(status),
+                class: e.class,
+            });
+            self.pending.push_back(StreamEvent::Error(e));
+            return;
+        }
         self.live = Some(Live {
             body: Box::pin(response.bytes_stream()),
             decoder: StreamDecoder::new(

@@ -807,3 +807,71 @@ async fn connection_refused_is_a_retryable_transport_error() {
     );
     assert!(e.message.contains("sending the request"), "{e:?}");
 }
+
+#[tokio::test]
+async fn a_json_error_under_status_200_is_still_an_error() {
+    let server = ReplayServer::start(Cassette::new(
+        R,
+        vec![
+            CassetteResponse::sse(
+                "{\"error\":{\"code\":\"rate_limit_exceeded\",\"message\":\"slow down\"}}",
+            )
+            .with_header("content-type", "application/json"),
+            CassetteResponse::sse("{\"id\":\"resp_1\",\"output\":[]}")
+                .with_header("content-type", "application/json"),
+        ],
+    ))
+    .unwrap();
+    let mut cfg = config(&server);
+    cfg.retry = RetryPolicy::none();
+    let client = Client::new(cfg).unwrap();
+    let e = last_error(&run(&client, None).await);
+    assert_eq!(
+        (e.class, e.code.as_deref()),
+        (ErrorClass::RateLimited, Some("rate_limit_exceeded"))
+    );
+    let e = last_error(&run(&client, None).await);
+    assert_eq!(e.class, ErrorClass::MalformedStream);
+    assert!(e.message.contains("expected an event stream"), "{e:?}");
+}
+
+#[test]
+fn anthropic_reasoning_is_sent_back_as_thinking_blocks() {
+    use pod_provider::adapter::adapter_for;
+    use pod_provider::event::{ReasoningDelta, ReasoningKind};
+    let delta = |kind, text: &str, sig: Option<&str>| ReasoningDelta {
+        choice: 0,
+        kind,
+        text: text.into(),
+        signature: sig.map(str::to_string),
+    };
+    let req = ModelRequest {
+        model: "m".into(),
+        messages: vec![Message::Assistant {
+            text: "answer".into(),
+            reasoning: vec![
+                delta(ReasoningKind::Opaque, "", Some("REDACTED_DATA")),
+                delta(ReasoningKind::Raw, "think ", None),
+                delta(ReasoningKind::Raw, "hard", None),
+                delta(ReasoningKind::Opaque, "", Some("SIG")),
+            ],
+            tool_calls: vec![],
+        }],
+        ..ModelRequest::default()
+    };
+    let body = adapter_for(WireScheme::AnthropicMessages).body(&req);
+    let content = &body["messages"][0]["content"];
+    assert_eq!(
+        content[0],
+        json!({"type": "redacted_thinking", "data": "REDACTED_DATA"})
+    );
+    assert_eq!(
+        content[1],
+        json!({"type": "thinking", "thinking": "think hard", "signature": "SIG"})
+    );
+    assert_eq!(content[2], json!({"type": "text", "text": "answer"}));
+
+    let body = adapter_for(WireScheme::OpenaiResponses).body(&req);
+    assert_eq!(body["input"][0]["type"], "reasoning");
+    assert_eq!(body["input"][0]["encrypted_content"], "REDACTED_DATA");
+}
