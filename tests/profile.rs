@@ -267,7 +267,7 @@ fn validate_reports_file_key_and_line_and_exits_2() {
     assert_exit(&output, 2);
     let err = stderr(&output);
     assert!(
-        err.contains(&format!("{}: unknown key `session.record_event_trac` (did you mean `session.record_event_trace`?)", typo.display())),
+        err.contains(&format!("{}:2: unknown key `session.record_event_trac` (did you mean `session.record_event_trace`?)", typo.display())),
         "{err}"
     );
     assert!(

@@ -254,6 +254,7 @@ pub fn materialize_child(
         if let Err(err) = schema::to_manifest(&probe) {
             return Err(ProfileError::Type {
                 file: format!("spawn request from parent {parent_pod_id}"),
+                line: None,
                 key: key.clone(),
                 message: err.message().to_owned(),
             });
@@ -271,6 +272,7 @@ pub fn materialize_child(
 
     let manifest = schema::to_manifest(&leaves).map_err(|err| ProfileError::Type {
         file: format!("child manifest of `{child_profile}`"),
+        line: None,
         key: String::new(),
         message: err.message().to_owned(),
     })?;

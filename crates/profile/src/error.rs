@@ -33,16 +33,20 @@ pub enum ProfileError {
         message: String,
     },
 
-    #[error("{file}: unknown key `{key}`{}", suggestion_text(suggestion))]
+    #[error("{}: unknown key `{key}`{}", location(file, *line), suggestion_text(suggestion))]
     UnknownKey {
         file: String,
+        /// The line in `file`, when the key was found on one.
+        line: Option<usize>,
         key: String,
         suggestion: Option<String>,
     },
 
-    #[error("{file}: key `{key}` has the wrong type: {message}")]
+    #[error("{}: key `{key}` has the wrong type: {message}", location(file, *line))]
     Type {
         file: String,
+        /// The line in `file`, when the key was found on one.
+        line: Option<usize>,
         key: String,
         message: String,
     },
@@ -101,6 +105,13 @@ pub enum ProfileError {
 
     #[error("cannot render the manifest as TOML")]
     Render(#[source] toml::ser::Error),
+}
+
+fn location(file: &str, line: Option<usize>) -> String {
+    match line {
+        Some(line) => format!("{file}:{line}"),
+        None => file.to_owned(),
+    }
 }
 
 fn suggestion_text(suggestion: &Option<String>) -> String {

@@ -109,6 +109,8 @@ pub(crate) struct Layer {
     pub(crate) leaves: Leaves,
     /// Provenance detail per key.
     pub(crate) details: BTreeMap<String, String>,
+    /// For files: the line each key is set on, where a plain scan finds it.
+    pub(crate) lines: BTreeMap<String, usize>,
 }
 
 impl Layer {
@@ -352,10 +354,12 @@ pub(crate) fn provenance_from_history(
 fn type_error(err: figment::Error, layers: &[Layer]) -> ProfileError {
     let key = err.path.join(".");
     let label = err.metadata.as_ref().map(|m| m.name.to_string());
-    let file = layers
+    let layer = layers
         .iter()
         .rev()
-        .find(|layer| Some(&layer.label) == label.as_ref() && layer.leaves.contains_key(&key))
+        .find(|layer| Some(&layer.label) == label.as_ref() && layer.leaves.contains_key(&key));
+    let line = layer.and_then(|layer| layer.lines.get(&key).copied());
+    let file = layer
         .map(|layer| match &layer.path {
             // A file: its path (the key is in the message already).
             Some(_) => layer.label.clone(),
@@ -370,6 +374,7 @@ fn type_error(err: figment::Error, layers: &[Layer]) -> ProfileError {
         .unwrap_or_else(|| "configuration".to_owned());
     ProfileError::Type {
         file,
+        line,
         key,
         message: err.kind.to_string(),
     }
@@ -403,12 +408,14 @@ pub(crate) fn parse_file(
     }
     let mut leaves = Leaves::new();
     let mut details = BTreeMap::new();
+    let mut lines = BTreeMap::new();
     let mut extends = None;
     for (top, value) in table {
         if profile && (top == "extends" || top == "description") {
             let Some(text) = value.as_str() else {
                 return Err(ProfileError::Type {
                     file: label.to_owned(),
+                    line: key_line(text, None, &top),
                     key: top,
                     message: format!("expected a string, found {}", value.type_str()),
                 });
@@ -423,6 +430,7 @@ pub(crate) fn parse_file(
             candidates.extend(known.iter().cloned());
             return Err(ProfileError::UnknownKey {
                 file: label.to_owned(),
+                line: key_line(text, None, &top),
                 suggestion: schema::suggest(&top, &candidates),
                 key: top,
             });
@@ -430,6 +438,7 @@ pub(crate) fn parse_file(
         let toml::Value::Table(keys) = value else {
             return Err(ProfileError::Type {
                 file: label.to_owned(),
+                line: key_line(text, None, &top),
                 message: format!("expected a table [{top}], found {}", value.type_str()),
                 key: top,
             });
@@ -439,12 +448,16 @@ pub(crate) fn parse_file(
             if !known.contains(&dotted) {
                 return Err(ProfileError::UnknownKey {
                     file: label.to_owned(),
+                    line: key_line(text, Some(&top), &key),
                     suggestion: schema::suggest(&dotted, &known),
                     key: dotted,
                 });
             }
             let value = resolve_relative(&dotted, value, base_dir);
             details.insert(dotted.clone(), format!("{label}: {dotted}"));
+            if let Some(line) = key_line(text, Some(&top), &key) {
+                lines.insert(dotted.clone(), line);
+            }
             leaves.insert(dotted, value);
         }
     }
@@ -455,6 +468,7 @@ pub(crate) fn parse_file(
             path: Some(PathBuf::from(label)),
             leaves,
             details,
+            lines,
         },
         extends,
     ))
@@ -474,6 +488,42 @@ fn resolve_relative(key: &str, value: toml::Value, base_dir: Option<&Path>) -> t
         }
         _ => value,
     }
+}
+
+/// The line (1-based) a key is set on: `key = …` under `[section]`, `section.key = …` at the
+/// top, or the `[key]` header / `key = …` for a top-level key. A plain scan, enough for the
+/// profile files people write; `None` when the key is written some other way.
+fn key_line(text: &str, section: Option<&str>, key: &str) -> Option<usize> {
+    let mut current: Option<&str> = None;
+    for (index, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(header) = line.strip_prefix('[') {
+            let name = header.split(']').next().unwrap_or("").trim();
+            if section.is_none() && name == key {
+                return Some(index + 1);
+            }
+            current = Some(name);
+            continue;
+        }
+        let Some((lhs, _)) = line.split_once('=') else {
+            continue;
+        };
+        let lhs: String = lhs
+            .split('.')
+            .map(|part| part.trim().trim_matches('"'))
+            .collect::<Vec<_>>()
+            .join(".");
+        let found = match (section, current) {
+            (Some(section), Some(current)) => current == section && lhs == key,
+            (Some(section), None) => lhs == format!("{section}.{key}"),
+            (None, None) => lhs == key,
+            (None, Some(_)) => false,
+        };
+        if found {
+            return Some(index + 1);
+        }
+    }
+    None
 }
 
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
@@ -496,6 +546,7 @@ fn known_key(key: &str, what: &'static str, text: &str) -> Result<(), ProfileErr
     }
     Err(ProfileError::UnknownKey {
         file: format!("{what} `{text}`"),
+        line: None,
         key: key.to_owned(),
         suggestion: schema::suggest(key, &known),
     })
@@ -523,6 +574,7 @@ pub(crate) fn env_layer(env: &[(String, String)]) -> Result<Layer, ProfileError>
         path: None,
         leaves,
         details,
+        lines: BTreeMap::new(),
     })
 }
 
@@ -549,6 +601,7 @@ pub(crate) fn set_layer(sets: &[String]) -> Result<Layer, ProfileError> {
         path: None,
         leaves,
         details,
+        lines: BTreeMap::new(),
     })
 }
 
@@ -628,4 +681,24 @@ pub fn validate(resolved: &ResolvedManifest) -> Result<(), ProfileError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_line_finds_keys_in_tables_dotted_and_at_the_top() {
+        let text = "extends = \"x\"\nsession.trace_raw_sse = true\n\n[agent] # comment\nmax_turns = 3\n\"tools\" = []\n[session]\nrecord_event_trace = true\n";
+        assert_eq!(key_line(text, None, "extends"), Some(1));
+        assert_eq!(key_line(text, Some("session"), "trace_raw_sse"), Some(2));
+        assert_eq!(key_line(text, None, "agent"), Some(4));
+        assert_eq!(key_line(text, Some("agent"), "max_turns"), Some(5));
+        assert_eq!(key_line(text, Some("agent"), "tools"), Some(6));
+        assert_eq!(
+            key_line(text, Some("session"), "record_event_trace"),
+            Some(8)
+        );
+        assert_eq!(key_line(text, Some("agent"), "record_event_trace"), None);
+    }
 }

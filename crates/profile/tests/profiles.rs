@@ -394,19 +394,22 @@ fn unknown_keys_are_errors_with_a_suggestion() {
     let catalog = fixture.catalog();
     let err = catalog.resolve("typo", &Overrides::default()).unwrap_err();
     assert!(
-        matches!(&err, ProfileError::UnknownKey { file: f, key, suggestion: Some(s) }
+        matches!(&err, ProfileError::UnknownKey { file: f, line: Some(2), key, suggestion: Some(s) }
             if f == &file.display().to_string() && key == "session.record_event_trac" && s == "session.record_event_trace"),
         "{err:?}"
     );
-    assert!(
-        err.to_string()
-            .contains("did you mean `session.record_event_trace`")
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}:2: unknown key `session.record_event_trac` (did you mean `session.record_event_trace`?)",
+            file.display()
+        )
     );
     let err = catalog
         .resolve("badsection", &Overrides::default())
         .unwrap_err();
     assert!(
-        matches!(&err, ProfileError::UnknownKey { key, suggestion: Some(s), .. } if key == "sesion" && s == "session"),
+        matches!(&err, ProfileError::UnknownKey { key, suggestion: Some(s), line: Some(1), .. } if key == "sesion" && s == "session"),
         "{err:?}"
     );
     let err = catalog
@@ -436,6 +439,7 @@ fn type_errors_name_file_key_and_expected_type() {
     let err = catalog.resolve("wrong", &Overrides::default()).unwrap_err();
     let ProfileError::Type {
         file: f,
+        line,
         key,
         message,
     } = &err
@@ -443,6 +447,7 @@ fn type_errors_name_file_key_and_expected_type() {
         panic!("expected a type error, got {err:?}");
     };
     assert_eq!(f, &file.display().to_string());
+    assert_eq!(*line, Some(2));
     assert_eq!(key, "agent.max_turns");
     assert!(
         message.contains("string") && message.contains("u32"),
@@ -541,7 +546,7 @@ fn extends_must_be_a_string_and_files_must_exist() {
         .resolve("numeric", &Overrides::default())
         .unwrap_err();
     assert!(
-        matches!(&err, ProfileError::Type { file: f, key, message }
+        matches!(&err, ProfileError::Type { file: f, key, message, .. }
             if f == &file.display().to_string() && key == "extends" && message.contains("integer")),
         "{err:?}"
     );
