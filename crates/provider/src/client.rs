@@ -209,6 +209,13 @@ impl Driver {
     async fn next(&mut self) -> Option<StreamEvent> {
         loop {
             if let Some(ev) = self.pending.pop_front() {
+                // Strip the key before anything (caller, observer, retry log) sees an error.
+                let ev = match (ev, &self.inner.config.api_key) {
+                    (StreamEvent::Error(e), Some(k)) => {
+                        StreamEvent::Error(e.redact_secret(k.expose()))
+                    }
+                    (ev, _) => ev,
+                };
                 if !is_terminal(&ev) {
                     self.output_seen |= ev.is_output();
                     return Some(ev);
@@ -231,12 +238,7 @@ impl Driver {
                     continue;
                 }
                 self.finished = true;
-                return Some(match (ev, &self.inner.config.api_key) {
-                    (StreamEvent::Error(e), Some(k)) => {
-                        StreamEvent::Error(e.redact_secret(k.expose()))
-                    }
-                    (ev, _) => ev,
-                });
+                return Some(ev);
             }
             if self.finished {
                 return None;

@@ -875,3 +875,37 @@ fn anthropic_reasoning_is_sent_back_as_thinking_blocks() {
     assert_eq!(body["input"][0]["type"], "reasoning");
     assert_eq!(body["input"][0]["encrypted_content"], "REDACTED_DATA");
 }
+
+#[tokio::test]
+async fn the_exact_key_is_stripped_before_the_observer_sees_a_retry_cause() {
+    struct Causes(Mutex<Vec<String>>);
+    impl StreamObserver for Causes {
+        fn on_retry_scheduled(&self, _: u32, _: Duration, cause: &ProviderError) {
+            self.0.lock().unwrap().push(format!("{cause:?}"));
+        }
+    }
+    let key = "plainkey-ABCDEF123456";
+    let echo = format!(
+        "{{\"error\":{{\"message\":\"upstream saw key {key}\",\"type\":\"server_error\"}}}}"
+    );
+    let server = ReplayServer::start(Cassette::new(
+        R,
+        vec![
+            CassetteResponse::error(503, echo.clone()),
+            CassetteResponse::error(503, echo),
+        ],
+    ))
+    .unwrap();
+    let mut cfg = config(&server).with_api_key(Some(ApiKey::new(key)));
+    cfg.retry.max_attempts = 2;
+    let causes = Arc::new(Causes(Mutex::new(Vec::new())));
+    let events = run(&Client::new(cfg).unwrap(), Some(causes.clone())).await;
+    let e = last_error(&events);
+    assert!(e.message.contains("upstream saw key [redacted]"), "{e:?}");
+    let causes = causes.0.lock().unwrap();
+    assert_eq!(causes.len(), 1);
+    assert!(
+        !causes[0].contains("ABCDEF123456") && causes[0].contains("[redacted]"),
+        "{causes:?}"
+    );
+}
