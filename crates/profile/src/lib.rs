@@ -22,13 +22,18 @@
 //! is a string. Only `PODS_*` names with a double underscore are configuration, so `PODS_HOME`
 //! and other single-underscore names stay free for other uses. Config files are manifest-shaped
 //! without `extends`/`description`. A relative `model.cassette` resolves against the directory
-//! of the file that set it; `builtin:NAME` stays as written.
+//! of the file that set it (one from env or `--set` stays as written, relative to the pod's
+//! working directory); `builtin:NAME` stays as written. The layers are merged and type-checked
+//! by figment, each under its own metadata, so a type error names the file, env var or `--set`
+//! that set the bad value; the per-layer history `explain` shows, the exact source inside an
+//! `extends` chain and line numbers are kept by this crate.
 //!
 //! **Provenance** details: `path: section.key` for files (builtins as `profiles/NAME.toml`),
 //! with `(extended by coder.toml)` when the file was reached through `extends`; the env var
 //! name; `--set TEXT`; `compiled default` (or `compiled default: unset` for an unset optional);
 //! for children `inherited from parent POD` with the parent's own entry in `from`, or `spawn
-//! request from parent POD: KEY`.
+//! request from parent POD: KEY`. A source that was never recorded has kind `unknown`; it is
+//! not guessed.
 //!
 //! **Child policies** ([`InheritPolicy`]): `session.*` sticky (parent's value unless the child
 //! profile chain or the spawn request sets it); `model.*` one group (the child's whole section
@@ -36,7 +41,10 @@
 //! unless the child chain sets them; `agent.*` and `spawn.allowed_profiles` the child's;
 //! `scope.*` the parent's, only narrowed by the request; `spawn.max_depth` the parent's − 1
 //! (a child profile may lower it); `spawn.max_children` the child's, capped at the parent's.
-//! A spawn request may override `session.*`, `agent.max_turns` and `agent.instructions`.
+//! A spawn request may override `session.*`, `agent.max_turns` and `agent.instructions`; its
+//! [`ScopeRequest`] may replace `allow` with paths inside the parent's scope (outside its deny
+//! list) and add `deny` entries. A new key in `session`, `model` or `limits` takes its section's
+//! policy; a new key elsewhere fails the `every_leaf_key_has_a_policy` test until it has one.
 //!
 //! ```no_run
 //! use pod_profile::{Catalog, Discovery, Overrides, SpawnRequest, materialize_child};
