@@ -316,7 +316,7 @@ fn narrow_scope(
         let wanted = normalize(path)?;
         let mut inside = false;
         for allow in &parent.allow {
-            if wanted.starts_with(normalize(allow)?) {
+            if within(&wanted, &normalize(allow)?) {
                 inside = true;
             }
         }
@@ -330,7 +330,7 @@ fn narrow_scope(
             });
         }
         for deny in &parent.deny {
-            if wanted.starts_with(normalize(deny)?) {
+            if within(&wanted, &normalize(deny)?) {
                 return Err(ProfileError::ScopeWidened {
                     path: path.clone(),
                     reason: format!("inside scope.deny entry `{deny}`"),
@@ -364,6 +364,12 @@ fn narrow_scope(
         provenance.insert("scope.deny".to_owned(), request("scope.deny"));
     }
     Ok(())
+}
+
+/// Whether `path` is `base` or below it. An absolute and a relative path are never inside one
+/// another (relative paths are relative to the pod's working directory, unknown here).
+fn within(path: &Path, base: &Path) -> bool {
+    path.is_absolute() == base.is_absolute() && path.starts_with(base)
 }
 
 /// Lexically normalize a scope path (`.` dropped, `..` applied); a relative path that climbs

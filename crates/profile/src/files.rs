@@ -53,7 +53,7 @@ pub fn read_manifest_files(dir: &Path) -> Result<ResolvedManifest, ProfileError>
     let manifest: Manifest = toml::from_str(&text).map_err(|err| {
         let line = err
             .span()
-            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+            .map(|s| text.get(..s.start).unwrap_or(&text).matches('\n').count() + 1)
             .unwrap_or(0);
         ProfileError::Syntax {
             file: manifest_path.display().to_string(),

@@ -951,6 +951,35 @@ fn scope_can_narrow_but_never_widen() {
     }
 }
 
+#[test]
+fn an_absolute_path_is_not_inside_a_relative_scope() {
+    let catalog = Fixture::new().catalog();
+    let parent = resolve(&catalog, "coder");
+    assert_eq!(parent.manifest.scope.allow, vec!["."]);
+    let request = SpawnRequest {
+        task: "t".into(),
+        scope: Some(ScopeRequest {
+            allow: Some(vec!["/etc".into()]),
+            deny: Vec::new(),
+        }),
+        overrides: BTreeMap::new(),
+    };
+    let err = materialize_child(&catalog, &parent, "p", "reviewer", &request, &[]).unwrap_err();
+    assert!(
+        matches!(&err, ProfileError::ScopeWidened { path, .. } if path == "/etc"),
+        "{err:?}"
+    );
+    let inside = SpawnRequest {
+        scope: Some(ScopeRequest {
+            allow: Some(vec!["src/lib".into(), "./docs".into()]),
+            deny: Vec::new(),
+        }),
+        ..request
+    };
+    let child = materialize_child(&catalog, &parent, "p", "reviewer", &inside, &[]).unwrap();
+    assert_eq!(child.manifest.scope.allow, vec!["src/lib", "./docs"]);
+}
+
 // ---------- manifest files ----------
 
 #[test]
