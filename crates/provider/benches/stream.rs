@@ -226,6 +226,23 @@ fn main() {
             t.as_secs_f64()
         );
     }
+    println!(
+        "\n-- growth in 1-byte chunks: time per event size (linear doubles, quadratic quadruples)"
+    );
+    for size in [16 * 1024, 32 * 1024, 64 * 1024] {
+        let mut ev = String::from("data: {\"type\":\"response.output_text.delta\",\"delta\":\"");
+        ev.push_str(&"x".repeat(size));
+        ev.push_str("\"}\n\n");
+        let ev = Bytes::from(ev);
+        let (ours, _) = best_of(3, || framer_only(&ev, 1));
+        let (theirs, _) = best_of(1, || eventsource_only(&rt, &ev, 1));
+        println!(
+            "{:>3} KiB event: pod framer {:>8.5} s   eventsource-stream {:>8.4} s",
+            size / 1024,
+            ours.as_secs_f64(),
+            theirs.as_secs_f64()
+        );
+    }
     for chunk in [1024, 64 * 1024] {
         let (t, n) = best_of(1, || eventsource_only(&rt, &one, chunk));
         println!(
