@@ -183,13 +183,20 @@ struct ChatUsage {
 
 struct OpenCall {
     choice: u32,
+    /// The `index` the provider uses in its deltas.
+    wire_index: u32,
+    /// The index reported in events; differs from `wire_index` only when a server reuses an
+    /// index for a second call (some compatible servers send every call as index 0).
     index: u32,
+    call_id: String,
     arguments: String,
 }
 
 #[derive(Default)]
 struct ChatDecoder {
     started: bool,
+    /// Every (choice, index) reported so far, to keep reported indexes unique.
+    used: Vec<(u32, u32)>,
     open: Vec<OpenCall>,
     /// Per choice seen: (choice, finish_reason once known, refusal seen).
     choices: Vec<(u32, Option<String>, bool)>,
@@ -338,19 +345,43 @@ impl Decoder for ChatDecoder {
                 let known = self
                     .open
                     .iter()
-                    .position(|c| c.choice == n && c.index == tc.index);
-                let pos = match known {
+                    .rposition(|c| c.choice == n && c.wire_index == tc.index);
+                let new_id = tc.id.filter(|id| !id.is_empty());
+                // A different id at an open index is a new call, not more of the old one.
+                let reused = match (known, &new_id) {
+                    (Some(p), Some(id)) => {
+                        !self.open[p].call_id.is_empty() && self.open[p].call_id != *id
+                    }
+                    _ => false,
+                };
+                if let (true, Some(p)) = (reused, known) {
+                    let c = self.open.remove(p);
+                    out.push(StreamEvent::ToolCallEnd(ToolCallEnd {
+                        choice: c.choice,
+                        index: c.index,
+                        arguments: c.arguments,
+                    }));
+                }
+                let pos = match known.filter(|_| !reused) {
                     Some(p) => p,
                     None => {
+                        let mut index = tc.index;
+                        while self.used.contains(&(n, index)) {
+                            index += 1;
+                        }
+                        self.used.push((n, index));
+                        let call_id = new_id.unwrap_or_default();
                         out.push(StreamEvent::ToolCallStart(ToolCallStart {
                             choice: n,
-                            index: tc.index,
-                            call_id: tc.id.unwrap_or_default(),
+                            index,
+                            call_id: call_id.clone(),
                             name: f.name.clone().unwrap_or_default(),
                         }));
                         self.open.push(OpenCall {
                             choice: n,
-                            index: tc.index,
+                            wire_index: tc.index,
+                            index,
+                            call_id,
                             arguments: String::new(),
                         });
                         self.open.len() - 1
@@ -360,7 +391,7 @@ impl Decoder for ChatDecoder {
                     self.open[pos].arguments.push_str(&a);
                     out.push(StreamEvent::ToolCallDelta(ToolCallDelta {
                         choice: n,
-                        index: tc.index,
+                        index: self.open[pos].index,
                         arguments: a,
                     }));
                 }

@@ -593,3 +593,35 @@ fn gemini_fixtures_are_not_handled_yet() {
     assert!(WireScheme::parse("gemini").is_none());
     assert!(read("gemini/text.sse").windows(4).any(|w| w == b"\r\n\r\n"));
 }
+
+#[test]
+fn chat_calls_reusing_index_zero_stay_apart() {
+    // Some compatible servers send each complete call as its own chunk, all with index 0.
+    let chunk = |id: &str, name: &str, args: &str| {
+        json!({"id": "c", "model": "m", "choices": [{"index": 0, "delta": {"tool_calls": [
+            {"index": 0, "id": id, "type": "function", "function": {"name": name, "arguments": args}}
+        ]}, "finish_reason": null}]})
+    };
+    let body = pod_provider::sse_body(&[
+        ("", chunk("call_a", "first", "{\"x\":1}")),
+        ("", chunk("call_b", "second", "{\"y\":2}")),
+        (
+            "",
+            json!({"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}),
+        ),
+    ]) + "data: [DONE]\n\n";
+    let f = facts(&decode_body(C, body.as_bytes(), 0, CAP));
+    let calls: Vec<(u32, &str, &str, &str)> = f
+        .calls
+        .iter()
+        .map(|c| (c.0, c.1.as_str(), c.2.as_str(), c.3.as_str()))
+        .collect();
+    assert_eq!(
+        calls,
+        vec![
+            (0, "first", "call_a", "{\"x\":1}"),
+            (1, "second", "call_b", "{\"y\":2}")
+        ]
+    );
+    assert_eq!(completed(&f), StopReason::ToolCalls);
+}
