@@ -220,6 +220,11 @@ impl Driver {
                     self.output_seen |= ev.is_output();
                     return Some(ev);
                 }
+                tracing::debug!(
+                    attempt = self.attempt,
+                    outcome = ev.kind(),
+                    "provider stream ended"
+                );
                 self.milestone(&Milestone::StreamEnd {
                     outcome: match &ev {
                         StreamEvent::Error(e) => e.class.as_str().to_string(),
@@ -231,6 +236,12 @@ impl Driver {
                 if let StreamEvent::Error(e) = &ev
                     && let Some(delay) = self.retry_delay(e)
                 {
+                    tracing::info!(
+                        attempt = self.attempt,
+                        delay_ms = delay.as_millis() as u64,
+                        class = %e.class,
+                        "provider request failed; retrying"
+                    );
                     if let Some(o) = &self.observer {
                         o.on_retry_scheduled(self.attempt, delay, e);
                     }
@@ -302,6 +313,7 @@ impl Driver {
             .headers(self.inner.headers.clone())
             .body(self.body.clone())
             .send();
+        tracing::debug!(attempt = self.attempt, url = %self.url.split('?').next().unwrap_or_default(), bytes = self.body.len(), "provider request sent");
         self.milestone(&Milestone::RequestSent);
         let first_event_timeout = self.inner.config.first_event_timeout;
         let deadline = started + first_event_timeout;
