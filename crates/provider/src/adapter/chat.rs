@@ -7,6 +7,8 @@
 //! finished (servers that omit `[DONE]`); it reports choice 0's stop reason. A top-level `error`
 //! object in a data frame and an `event: error` frame (Groq) end the stream with an error.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -114,11 +116,12 @@ impl Adapter for Chat {
 }
 
 #[derive(Deserialize)]
-struct Chunk {
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    model: Option<String>,
+struct Chunk<'a> {
+    /// Borrowed: read on every chunk, needed only once.
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    model: Option<Cow<'a, str>>,
     #[serde(default)]
     choices: Vec<Choice>,
     #[serde(default)]
@@ -292,6 +295,11 @@ impl Decoder for ChatDecoder {
         }
         let id = chunk.id.filter(|s| !s.is_empty());
         let model = chunk.model.filter(|s| !s.is_empty());
+        let (id, model) = if self.started {
+            (None, None)
+        } else {
+            (id.map(Cow::into_owned), model.map(Cow::into_owned))
+        };
         let mut said_started = false;
         if !self.started && (id.is_some() || model.is_some()) {
             self.started = true;
