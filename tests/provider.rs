@@ -65,7 +65,7 @@ fn replay_readable_rendering() {
     assert_exit(&out, 0);
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(
-        stdout.contains("text           [0] \" Captain\""),
+        stdout.contains("text           [0] \"- Captain\\n- Scoop\"\n"),
         "{stdout}"
     );
     assert!(

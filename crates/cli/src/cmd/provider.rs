@@ -21,8 +21,8 @@ pub enum ProviderCommand {
     /// error classification. It is served once by an in-process loopback replay server and read
     /// by the real client (no retries), so what you see is what a pod would see.
     ///
-    /// Prints the normalized events: one JSON object per line with --json, a readable line per
-    /// event otherwise. Exit 0 when the stream completed (or ended `incomplete`), 1 when it
+    /// Prints the normalized events: one JSON object per line with --json; otherwise one readable
+    /// line per event, consecutive text or reasoning fragments joined into one line. Exit 0 when the stream completed (or ended `incomplete`), 1 when it
     /// ended in an error (the error is the last event printed), 2 on bad usage.
     ///
     /// Example: pods provider replay --scheme anthropic-messages --json stream.sse
@@ -62,32 +62,63 @@ fn replay(args: ReplayArgs) -> CmdResult {
         .enable_all()
         .build()
         .map_err(|e| Failure::new(Exit::RunFailed, e))?;
-    let events = runtime.block_on(async {
-        let server = pod_provider::ReplayServer::start(Cassette::new(scheme, vec![response]))
-            .map_err(|e| Failure::new(Exit::RunFailed, e))?;
-        let mut config = ClientConfig::new(scheme).with_base_url(server.base_url());
-        config.retry = RetryPolicy::none();
-        config.first_event_timeout = Duration::from_secs(30);
-        config.idle_timeout = Duration::from_secs(30);
-        let client = Client::new(config).map_err(|e| Failure::new(Exit::RunFailed, e))?;
-        let mut stream = client.stream(&pod_provider::ModelRequest::default(), None);
-        let mut stdout = std::io::stdout().lock();
-        let mut last = None;
-        while let Some(event) = stream.next_event().await {
-            let line = if args.json {
-                serde_json::to_string(&event)
-                    .unwrap_or_else(|e| format!("{{\"type\":\"unprintable\",\"error\":\"{e}\"}}"))
-            } else {
-                render(&event)
-            };
-            if writeln!(stdout, "{line}").is_err() {
-                // Broken pipe: the reader left; stop quietly.
-                return Ok(None);
+    let events =
+        runtime.block_on(async {
+            let server = pod_provider::ReplayServer::start(Cassette::new(scheme, vec![response]))
+                .map_err(|e| Failure::new(Exit::RunFailed, e))?;
+            let mut config = ClientConfig::new(scheme).with_base_url(server.base_url());
+            config.retry = RetryPolicy::none();
+            config.first_event_timeout = Duration::from_secs(30);
+            config.idle_timeout = Duration::from_secs(30);
+            let client = Client::new(config).map_err(|e| Failure::new(Exit::RunFailed, e))?;
+            let mut stream = client.stream(&pod_provider::ModelRequest::default(), None);
+            let mut stdout = std::io::stdout().lock();
+            let mut last = None;
+            // Readable mode joins consecutive text (or reasoning) fragments into one line.
+            let mut run: Option<(&'static str, u32, String)> = None;
+            while let Some(event) = stream.next_event().await {
+                let mut lines = Vec::new();
+                if args.json {
+                    lines.push(serde_json::to_string(&event).unwrap_or_else(|e| {
+                        format!("{{\"type\":\"unprintable\",\"error\":\"{e}\"}}")
+                    }));
+                } else {
+                    let fragment = match &event {
+                        StreamEvent::TextDelta(d) => Some(("text", d.choice, d.text.as_str())),
+                        StreamEvent::ReasoningDelta(r) if r.signature.is_none() => {
+                            Some(("reasoning", r.choice, r.text.as_str()))
+                        }
+                        _ => None,
+                    };
+                    match (fragment, &mut run) {
+                        (Some((label, choice, text)), Some((l, c, acc)))
+                            if *l == label && *c == choice =>
+                        {
+                            acc.push_str(text);
+                        }
+                        (Some((label, choice, text)), _) => {
+                            lines.extend(run.take().map(render_run));
+                            run = Some((label, choice, text.to_string()));
+                        }
+                        (None, _) => {
+                            lines.extend(run.take().map(render_run));
+                            lines.push(render(&event));
+                        }
+                    }
+                }
+                for line in lines {
+                    if writeln!(stdout, "{line}").is_err() {
+                        // Broken pipe: the reader left; stop quietly.
+                        return Ok(None);
+                    }
+                }
+                last = Some(event);
             }
-            last = Some(event);
-        }
-        Ok::<_, Failure>(last)
-    })?;
+            if let Some(r) = run.take() {
+                let _ = writeln!(stdout, "{}", render_run(r));
+            }
+            Ok::<_, Failure>(last)
+        })?;
     match events {
         Some(StreamEvent::Completed(_) | StreamEvent::Incomplete(_)) => Ok(Exit::Success),
         Some(StreamEvent::Error(e)) => {
@@ -97,6 +128,10 @@ fn replay(args: ReplayArgs) -> CmdResult {
         None => Ok(Exit::Success),
         Some(_) => Ok(Exit::RunFailed),
     }
+}
+
+fn render_run((label, choice, text): (&'static str, u32, String)) -> String {
+    format!("{label:<14} [{choice}] {text:?}")
 }
 
 /// One readable line per event.
