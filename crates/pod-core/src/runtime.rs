@@ -362,7 +362,7 @@ impl Pod {
                 }))?;
             let tap = Arc::new(Tap {
                 trace: self.trace.clone(),
-                run_id: run_id.to_owned(),
+                run_id: Arc::from(run_id),
                 turn,
                 attempt: AtomicU32::new(1),
                 raw: self.manifest.session.trace_raw_sse,
@@ -729,7 +729,7 @@ impl Default for StreamEnd {
 /// `provider_request_started` entries of retried attempts.
 struct Tap {
     trace: Option<TraceHandle>,
-    run_id: String,
+    run_id: Arc<str>,
     turn: u32,
     attempt: AtomicU32,
     raw: bool,
@@ -752,7 +752,7 @@ impl Tap {
         if let Some(trace) = &self.trace {
             trace.record(
                 PendingEntry::now(body)
-                    .run(self.run_id.as_str())
+                    .run(self.run_id.clone())
                     .request(self.turn, attempt),
             );
         }
@@ -770,7 +770,7 @@ impl StreamObserver for Tap {
             let logged = self
                 .log
                 .append(LogBody::ProviderRequestStarted(ProviderRequestStarted {
-                    run_id: self.run_id.clone(),
+                    run_id: self.run_id.to_string(),
                     turn: self.turn,
                     attempt: info.attempt,
                     scheme: self.scheme_label.clone(),

@@ -1,5 +1,6 @@
 //! Trace entry types: one JSON line of a trace sidecar.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -154,7 +155,8 @@ impl RawSseFrame {
 #[derive(Debug, Clone)]
 pub struct PendingEntry {
     pub at: SystemTime,
-    pub run_id: Option<String>,
+    /// Shared, so tagging every stream event with its run costs no allocation.
+    pub run_id: Option<Arc<str>>,
     pub turn: Option<u32>,
     pub attempt: Option<u32>,
     pub body: TraceBody,
@@ -171,7 +173,7 @@ impl PendingEntry {
         }
     }
 
-    pub fn run(mut self, run_id: impl Into<String>) -> PendingEntry {
+    pub fn run(mut self, run_id: impl Into<Arc<str>>) -> PendingEntry {
         self.run_id = Some(run_id.into());
         self
     }
@@ -182,11 +184,12 @@ impl PendingEntry {
         self
     }
 
-    pub(crate) fn into_entry(self, seq: u64) -> TraceEntry {
+    #[cfg(test)]
+    pub(crate) fn into_entry(self, seq: u64, ts: String) -> TraceEntry {
         TraceEntry {
             seq,
-            ts: humantime::format_rfc3339_millis(self.at).to_string(),
-            run_id: self.run_id,
+            ts,
+            run_id: self.run_id.map(|id| id.to_string()),
             turn: self.turn,
             attempt: self.attempt,
             body: self.body,
@@ -245,7 +248,7 @@ mod tests {
         }))
         .run("r1")
         .request(2, 1)
-        .into_entry(7);
+        .into_entry(7, "2026-01-01T00:00:00.000Z".into());
         let json = serde_json::to_value(&entry).unwrap();
         assert_eq!(json["kind"], "lifecycle");
         assert_eq!(json["marker"], "stream_end");

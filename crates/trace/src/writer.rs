@@ -84,6 +84,7 @@ impl TraceHandle {
             shared: shared.clone(),
             seq: 0,
             failed: None,
+            last_ts: (0, String::new()),
         };
         std::thread::Builder::new()
             .name("pods-trace-writer".into())
@@ -152,6 +153,8 @@ struct WriterState {
     seq: u64,
     /// The first write failure and how many lines were lost since.
     failed: Option<(std::io::Error, u64)>,
+    /// The last formatted timestamp and its millisecond.
+    last_ts: (u128, String),
 }
 
 impl WriterState {
@@ -211,13 +214,31 @@ impl WriterState {
             *lost += 1;
             return;
         }
-        let entry = entry.into_entry(self.seq + 1);
-        let result = serde_json::to_writer(&mut self.out, &entry)
+        self.refresh_timestamp(entry.at);
+        let wire = WireEntry {
+            seq: self.seq + 1,
+            ts: &self.last_ts.1,
+            run_id: entry.run_id.as_deref(),
+            turn: entry.turn,
+            attempt: entry.attempt,
+            body: &entry.body,
+        };
+        let result = serde_json::to_writer(&mut self.out, &wire)
             .map_err(std::io::Error::from)
             .and_then(|()| self.out.write_all(b"\n"));
         match result {
             Ok(()) => self.seq += 1,
             Err(error) => self.fail(error),
+        }
+    }
+
+    /// RFC 3339 with milliseconds; formatted once per millisecond (bursts share one).
+    fn refresh_timestamp(&mut self, at: std::time::SystemTime) {
+        let millis = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        if self.last_ts.0 != millis || self.last_ts.1.is_empty() {
+            self.last_ts = (millis, humantime::format_rfc3339_millis(at).to_string());
         }
     }
 
@@ -246,6 +267,22 @@ impl WriterState {
             }),
         }
     }
+}
+
+/// The on-disk shape of [`crate::TraceEntry`], serialized from borrowed parts (no copies of the
+/// run id or timestamp per line).
+#[derive(serde::Serialize)]
+struct WireEntry<'a> {
+    seq: u64,
+    ts: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    turn: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempt: Option<u32>,
+    #[serde(flatten)]
+    body: &'a TraceBody,
 }
 
 /// Keep a handle's sink alive for tests that inspect what was written.

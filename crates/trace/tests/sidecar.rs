@@ -256,7 +256,7 @@ fn merge(mut base: serde_json::Value, pending: &PendingEntry) -> serde_json::Val
         obj.insert(k.clone(), v.clone());
     }
     if let Some(run) = &pending.run_id {
-        obj.insert("run_id".into(), run.clone().into());
+        obj.insert("run_id".into(), run.to_string().into());
     }
     if let Some(turn) = pending.turn {
         obj.insert("turn".into(), turn.into());

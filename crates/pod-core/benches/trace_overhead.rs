@@ -1,0 +1,241 @@
+//! What the trace sidecar costs: a long streamed run (many text deltas, through the real client
+//! over loopback HTTP + SSE) with `session.record_event_trace` off, on, and on with raw SSE
+//! frames. Prints the median wall time of each and the ratio to "off", in two settings:
+//!
+//! - **burst**: the replay server sends the whole stream at once, so the run is CPU-bound (the
+//!   worst case: the trace writer thread competes with the stream for the CPU);
+//! - **paced**: a loopback server sends `TRACE_BENCH_RATE` events per second, like a fast
+//!   provider (real models stream well under 1000 tokens/s).
+//!
+//! `cargo bench -p pod-core --bench trace_overhead` (env `TRACE_BENCH_DELTAS`, `TRACE_BENCH_RUNS`,
+//! `TRACE_BENCH_PACED_DELTAS`, `TRACE_BENCH_RATE`).
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use pod_core::record::RunTrigger;
+use pod_core::{
+    ModelConnection, Pod, PodHome, PodOptions, Quiet, RunControl, RunInput, RunOutcome,
+};
+use pod_profile::{Manifest, Scheme};
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The SSE frames of one Chat Completions stream with `deltas` text deltas.
+fn frames(deltas: usize) -> Vec<String> {
+    let chunk = |delta: serde_json::Value, finish: Option<&str>| {
+        let c = serde_json::json!({"id": "chatcmpl-bench", "object": "chat.completion.chunk",
+            "model": "bench", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+        format!("data: {c}\n\n")
+    };
+    let mut frames = vec![chunk(
+        serde_json::json!({"role": "assistant", "content": ""}),
+        None,
+    )];
+    for i in 0..deltas {
+        frames.push(chunk(
+            serde_json::json!({"content": format!("token{i} ")}),
+            None,
+        ));
+    }
+    frames.push(chunk(serde_json::json!({}), Some("stop")));
+    frames.push("data: [DONE]\n\n".into());
+    frames
+}
+
+/// Serve every connection the same stream, `rate` frames per second. Runs until the runtime
+/// ends.
+async fn paced_server(frames: Arc<Vec<String>>, rate: usize) -> String {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let frames = frames.clone();
+            tokio::spawn(async move {
+                // Read the request head and its body (Content-Length) before answering.
+                let mut request = Vec::new();
+                let mut buf = [0u8; 8192];
+                loop {
+                    let n = socket.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                    if let Some(head_end) = text.find("\r\n\r\n") {
+                        let length = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if request.len() >= head_end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
+                if socket.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                // Send in 1 ms ticks, as many frames per tick as the rate asks for.
+                let per_tick = (rate / 1000).max(1);
+                let mut tick = tokio::time::interval(Duration::from_millis(1));
+                for batch in frames.chunks(per_tick) {
+                    tick.tick().await;
+                    if socket.write_all(batch.concat().as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[derive(Clone)]
+enum Source {
+    Cassette(std::path::PathBuf),
+    Paced(String),
+}
+
+/// Wall time of one run and the number of trace entries it shed.
+async fn one_run(root: &Path, source: &Source, trace: bool, raw: bool) -> (Duration, u64) {
+    let mut manifest = Manifest::default();
+    manifest.model.model = "bench".into();
+    match source {
+        Source::Cassette(path) => {
+            manifest.model.scheme = Scheme::Replay;
+            manifest.model.cassette = Some(path.display().to_string());
+        }
+        Source::Paced(base_url) => {
+            manifest.model.scheme = Scheme::OpenaiChat;
+            manifest.model.base_url = Some(base_url.clone());
+            // Any variable that is always set: the loopback server ignores the key.
+            manifest.model.api_key_env = Some("PATH".into());
+        }
+    }
+    manifest.session.record_event_trace = trace;
+    manifest.session.trace_raw_sse = raw;
+    let home = PodHome::at(root.join("home"));
+    let model = ModelConnection::connect(&manifest, root).await.unwrap();
+    let dir = home.create_pod(None, "bench", None).unwrap();
+    let started = Instant::now();
+    let mut pod = Pod::start(
+        dir,
+        manifest,
+        PodOptions {
+            work_dir: root.to_owned(),
+            model,
+            control: RunControl::new(),
+        },
+    )
+    .unwrap();
+    let input = RunInput {
+        text: "stream".into(),
+        trigger: RunTrigger::Cli,
+        request_id: None,
+    };
+    let report = pod.run(input, Arc::new(Quiet)).await.unwrap();
+    assert!(
+        matches!(report.outcome, RunOutcome::Completed { .. }),
+        "{:?}",
+        report.outcome
+    );
+    pod.close("completed").await.unwrap();
+    let elapsed = started.elapsed();
+    let shed = report.trace_path.map_or(0, |path| {
+        let (entries, _) = pod_trace::TraceReader::read_all(&path).unwrap();
+        entries
+            .iter()
+            .map(|e| match e.body {
+                pod_trace::TraceBody::Shed { count } => count,
+                _ => 0,
+            })
+            .sum()
+    });
+    (elapsed, shed)
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn measure(rt: &tokio::runtime::Runtime, root: &Path, label: &str, source: &Source, runs: usize) {
+    let modes = [
+        ("off", false, false),
+        ("on", true, false),
+        ("on+raw", true, true),
+    ];
+    // Warm up every mode once, then interleave so drift hits all modes alike.
+    for (_, trace, raw) in modes {
+        rt.block_on(one_run(root, source, trace, raw));
+    }
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); modes.len()];
+    let mut shed = vec![0u64; modes.len()];
+    for _ in 0..runs {
+        for (i, (_, trace, raw)) in modes.iter().enumerate() {
+            let (elapsed, lost) = rt.block_on(one_run(root, source, *trace, *raw));
+            samples[i].push(elapsed);
+            shed[i] += lost;
+        }
+    }
+    let medians: Vec<Duration> = samples.into_iter().map(median).collect();
+    println!("{label}, median of {runs} runs:");
+    for (i, ((name, _, _), m)) in modes.iter().zip(&medians).enumerate() {
+        let ratio = m.as_secs_f64() / medians[0].as_secs_f64();
+        println!(
+            "  tracing {name:<7} {:>9.2} ms   x{ratio:.3}   shed entries (all runs): {}",
+            m.as_secs_f64() * 1000.0,
+            shed[i]
+        );
+    }
+}
+
+fn main() {
+    let deltas = env_or("TRACE_BENCH_DELTAS", 20_000);
+    let runs = env_or("TRACE_BENCH_RUNS", 7);
+    let paced_deltas = env_or("TRACE_BENCH_PACED_DELTAS", 3_000);
+    let rate = env_or("TRACE_BENCH_RATE", 3_000);
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+
+    let cassette_path = tmp.path().join("long.json");
+    let body = frames(deltas).concat();
+    let cassette =
+        serde_json::json!({"scheme": "openai-chat", "responses": [{"status": 200, "body": body}]});
+    std::fs::write(&cassette_path, cassette.to_string()).unwrap();
+    measure(
+        &rt,
+        tmp.path(),
+        &format!("burst: {deltas} text deltas served at once (CPU-bound worst case)"),
+        &Source::Cassette(cassette_path),
+        runs,
+    );
+
+    let base_url = rt.block_on(paced_server(Arc::new(frames(paced_deltas)), rate));
+    measure(
+        &rt,
+        tmp.path(),
+        &format!("paced: {paced_deltas} text deltas at {rate} events/s"),
+        &Source::Paced(base_url),
+        runs.min(5),
+    );
+}
