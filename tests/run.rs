@@ -615,3 +615,98 @@ fn ctrl_c_cancels_the_run_and_records_the_signal() {
     assert_eq!(interrupted["phase"]["tool_execution"], "not_started");
     assert_eq!(log.last().unwrap()["kind"], "segment_closed");
 }
+
+#[test]
+fn resume_runs_again_in_a_new_segment_with_the_stored_manifest() {
+    let sandbox = Sandbox::new();
+    replay_profile(
+        &sandbox,
+        "again",
+        vec![sse(text_stream("First answer."))],
+        "[session]\nrecord_event_trace = true\n",
+    );
+    assert_exit(
+        &sandbox.run(&["run", "-p", "again", "--name", "r", "first"]),
+        0,
+    );
+    // The profile changes afterwards; resume uses the manifest stored in the pod.
+    sandbox.write(
+        "work/.pods/profiles/again.toml",
+        "[model]\nscheme = \"openai-chat\"\n",
+    );
+    let output = sandbox.run(&["resume", "r", "second"]);
+    assert_exit(&output, 0);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("First answer."));
+    let pod = only_pod(&sandbox);
+    let logs: Vec<PathBuf> = files_in(&pod.join("sessions"), ".jsonl")
+        .into_iter()
+        .filter(|p| !p.to_string_lossy().ends_with(".trace.jsonl"))
+        .collect();
+    assert_eq!(logs.len(), 2, "one segment per process: {logs:?}");
+    let inputs: Vec<String> = logs
+        .iter()
+        .flat_map(|l| read_lines(l))
+        .filter(|e| e["kind"] == "run_started")
+        .map(|e| e["input"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(inputs, vec!["first", "second"]);
+    let show = stdout_json(&sandbox.run(&["show", "r", "--json"]));
+    assert_eq!(show["runs"].as_array().unwrap().len(), 2);
+
+    let json = sandbox.run(&["trace", "r", "--json"]);
+    assert_exit(&json, 0);
+    let entries = support::stdout_json_lines(&json);
+    let run_ends = entries.iter().filter(|e| e["marker"] == "run_end").count();
+    assert_eq!(run_ends, 2, "both segments' traces are passed through");
+}
+
+#[test]
+fn resume_of_an_unknown_pod_is_a_usage_error() {
+    let sandbox = Sandbox::new();
+    let output = sandbox.run(&["resume", "nope", "hello"]);
+    assert_exit(&output, 2);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no pod matches `nope`"));
+}
+
+#[test]
+fn doctor_names_key_variables_without_their_values() {
+    const VALUE: &str = "sk-doctor-5e7f9a1b3c";
+    let sandbox = Sandbox::new();
+    sandbox.write(
+        "work/.pods/profiles/real.toml",
+        "[model]\nscheme = \"openai-chat\"\napi_key_env = \"TEST_DOCTOR_KEY\"\n",
+    );
+    let output = sandbox
+        .pods()
+        .env("TEST_DOCTOR_KEY", VALUE)
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&output, 0);
+    let json = stdout_json(&output);
+    let checks = json["checks"].as_array().unwrap();
+    let key = checks
+        .iter()
+        .find(|c| c["check"] == "api key TEST_DOCTOR_KEY")
+        .unwrap();
+    assert!(key["detail"].as_str().unwrap().starts_with("set"), "{key}");
+    assert!(
+        checks
+            .iter()
+            .any(|c| c["check"] == "profile demo" && c["ok"] == true)
+    );
+    assert!(
+        checks
+            .iter()
+            .any(|c| c["check"] == "home" && c["ok"] == true)
+    );
+    assert!(!String::from_utf8_lossy(&output.stdout).contains(VALUE));
+
+    sandbox.write(
+        "work/.pods/profiles/broken.toml",
+        "[model]\nschem = \"x\"\n",
+    );
+    let broken = sandbox.run(&["doctor"]);
+    assert_exit(&broken, 2);
+    assert!(String::from_utf8_lossy(&broken.stdout).contains("[BAD] profile broken"));
+}
