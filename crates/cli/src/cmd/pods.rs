@@ -88,7 +88,7 @@ pub fn ls(global: &GlobalArgs, args: LsArgs) -> CmdResult {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "{:<38} {:<24} {:<10} {:<10} LAST RUN",
+        "{:<40} {:<24} {:<10} {:<10} LAST RUN",
         "ID", "NAME", "PROFILE", "STATE"
     );
     let ids: Vec<&str> = summaries.iter().map(|s| s.info.id.as_str()).collect();
@@ -124,7 +124,7 @@ fn print_tree(
     let id = format!("{}{}", "  ".repeat(depth), pod.info.id);
     let _ = writeln!(
         out,
-        "{id:<38} {:<24} {:<10} {:<10} {last}",
+        "{id:<40} {:<24} {:<10} {:<10} {last}",
         pod.info.name,
         pod.info.profile,
         pod.shown_state()

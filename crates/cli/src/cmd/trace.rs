@@ -129,9 +129,13 @@ fn follow(dir: &pod_core::PodDir, path: &Path, mut seen: usize, json: bool) {
             let _ = out.flush();
             seen = seen.max(entries.len());
         }
-        let running = dir
-            .read_info()
-            .is_ok_and(|info| info.state == PodState::Running || info.state == PodState::Idle);
+        // A pod whose process is gone (crashed) writes nothing more, whatever pod.json says.
+        let running = dir.read_info().is_ok_and(|info| {
+            matches!(info.state, PodState::Running | PodState::Idle)
+                && info
+                    .pid
+                    .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+        });
         if !running {
             return;
         }
