@@ -605,6 +605,23 @@ fn kill_9_is_crash_evidence_and_the_childrens_parent_exit_lacks_a_cause() {
 }
 
 #[test]
+fn a_pod_that_is_still_streaming_exports_as_running() {
+    let sandbox = Sandbox::new();
+    let (mut proc, dir) = holding_pod(&sandbox, &["one ", "two"], 3, "hold on");
+    let doc = export_json(&sandbox, &[&id_of(&dir)]);
+    let run = runs(&doc)[0];
+    assert_eq!(run["outcome"], "running", "{doc:#}");
+    assert_eq!(run["crash_evidence"], Value::Null);
+    assert_eq!(run["retry_safety"], Value::Null);
+    assert_eq!(doc["incidents"], json!([]));
+    // The export only read files: the pod is still there to be stopped.
+    assert_exit(&sandbox.run(&["stop", &id_of(&dir)]), 0);
+    proc.wait(Duration::from_secs(10));
+    let doc = export_json(&sandbox, &[&id_of(&dir)]);
+    assert_eq!(runs(&doc)[0]["outcome"], "interrupted");
+}
+
+#[test]
 fn killed_child_mid_run_is_crashed_not_a_lifecycle_close() {
     let sandbox = Sandbox::new();
     let (proc, dir) = holding_pod(&sandbox, &["one ", "two"], 3, "hold on");

@@ -15,7 +15,7 @@ use crate::chain::{ActionIndex, explain};
 use crate::document::{
     ActionDoc, ActionRef, CrashEvidence, ErrorDoc, ExportDocument, FORMAT_NAME, InterruptDoc,
     OriginDoc, Outcome, PhaseDoc, PodDoc, ProvenanceDoc, Redaction, RedactionMode, RetrySafety,
-    RetryVerdict, RunDoc, SCHEMA_VERSION, SegmentDoc, ToolInfo, TriggerDoc,
+    RetryVerdict, RunDoc, SCHEMA_VERSION, SegmentDoc, ToolInfo, TriggerDoc, UnreadablePod,
 };
 use crate::error::ExportError;
 use crate::liveness::{Liveness, owner_liveness};
@@ -59,7 +59,24 @@ pub fn export(
     if !pods_dir.is_dir() {
         return Err(ExportError::NoPodsDir { path: pods_dir });
     }
-    let all = load_pods(&pods_dir)?;
+    let (all, unreadable) = load_pods(&pods_dir)?;
+    if let Some((path, _)) = unreadable
+        .iter()
+        .find(|(path, _)| path.parent().and_then(Path::file_name) == Some(request.pod.as_ref()))
+    {
+        // The pod asked for is the unreadable one: that is an error, not a footnote.
+        let text = std::fs::read(path).map_err(|source| ExportError::ReadFile {
+            path: path.clone(),
+            source,
+        })?;
+        let source = serde_json::from_slice::<Value>(&text)
+            .err()
+            .unwrap_or_else(|| serde::de::Error::custom("not a pod.json object"));
+        return Err(ExportError::BadPodJson {
+            path: path.clone(),
+            source,
+        });
+    }
     let root = resolve(&all, &request.pod, &request.home)?;
     let mut selected = vec![root.clone()];
     if request.tree {
@@ -146,6 +163,17 @@ pub fn export(
         pods,
         incidents,
         integrity: Some(integrity),
+        unreadable_pods: unreadable
+            .into_iter()
+            .map(|(path, error)| UnreadablePod {
+                dir: path
+                    .parent()
+                    .and_then(Path::file_name)
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                error,
+            })
+            .collect(),
     };
     if request.sanitize {
         sanitize(&mut document);
@@ -174,12 +202,16 @@ struct PodEntry {
     state: Option<String>,
 }
 
-fn load_pods(pods_dir: &Path) -> Result<BTreeMap<String, PodEntry>, ExportError> {
+/// Every readable `pod.json` under `pods/`, and the paths of unreadable ones with why.
+type LoadedPods = (BTreeMap<String, PodEntry>, Vec<(PathBuf, String)>);
+
+fn load_pods(pods_dir: &Path) -> Result<LoadedPods, ExportError> {
     let read_dir = std::fs::read_dir(pods_dir).map_err(|source| ExportError::ReadFile {
         path: pods_dir.to_path_buf(),
         source,
     })?;
     let mut pods = BTreeMap::new();
+    let mut unreadable = Vec::new();
     for entry in read_dir {
         let entry = entry.map_err(|source| ExportError::ReadFile {
             path: pods_dir.to_path_buf(),
@@ -190,12 +222,23 @@ fn load_pods(pods_dir: &Path) -> Result<BTreeMap<String, PodEntry>, ExportError>
         if !path.is_file() {
             continue;
         }
-        let text = std::fs::read(&path).map_err(|source| ExportError::ReadFile {
-            path: path.clone(),
-            source,
-        })?;
-        let value: Value = serde_json::from_slice(&text)
-            .map_err(|source| ExportError::BadPodJson { path, source })?;
+        let value = match std::fs::read(&path) {
+            Ok(text) => match serde_json::from_slice::<Value>(&text) {
+                Ok(value) if value.is_object() => value,
+                Ok(_) => {
+                    unreadable.push((path, "not a JSON object".to_owned()));
+                    continue;
+                }
+                Err(e) => {
+                    unreadable.push((path, e.to_string()));
+                    continue;
+                }
+            },
+            Err(e) => {
+                unreadable.push((path, e.to_string()));
+                continue;
+            }
+        };
         let text_field = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
         let dir_name = entry.file_name().to_string_lossy().into_owned();
         let pod = PodEntry {
@@ -213,7 +256,10 @@ fn load_pods(pods_dir: &Path) -> Result<BTreeMap<String, PodEntry>, ExportError>
         };
         pods.insert(pod.id.clone(), pod);
     }
-    Ok(pods)
+    for (path, error) in &unreadable {
+        tracing::warn!(path = %path.display(), %error, "skipping a pod with an unreadable pod.json");
+    }
+    Ok((pods, unreadable))
 }
 
 fn resolve(

@@ -39,6 +39,18 @@ pub struct ExportDocument {
     pub incidents: Vec<Incident>,
     /// One entry per session log read; `None` for upgraded documents whose schema had none.
     pub integrity: Option<Vec<LogIntegrity>>,
+    /// Pod directories in the home whose `pod.json` could not be read: they (and anything below
+    /// them) may be missing from a `--tree` export. Omitted when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable_pods: Vec<UnreadablePod>,
+}
+
+/// A pod directory skipped because its `pod.json` is unreadable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadablePod {
+    /// The directory name under `pods/`.
+    pub dir: String,
+    pub error: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -106,6 +106,18 @@ pub fn render_markdown(doc: &ExportDocument, out: &mut dyn Write) -> std::io::Re
     for pod in &doc.pods {
         runs_table(pod, out)?;
     }
+    if !doc.unreadable_pods.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "## Unreadable pods")?;
+        writeln!(out)?;
+        writeln!(
+            out,
+            "These pod directories have an unreadable pod.json and are not in this export:"
+        )?;
+        for pod in &doc.unreadable_pods {
+            writeln!(out, "- `{}`: {}", pod.dir, pod.error)?;
+        }
+    }
     if let Some(integrity) = &doc.integrity {
         writeln!(out)?;
         writeln!(out, "## Log integrity")?;

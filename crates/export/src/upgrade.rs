@@ -177,6 +177,7 @@ fn from_v1(v1: V1Document) -> ExportDocument {
         pods,
         incidents,
         integrity: None,
+        unreadable_pods: Vec::new(),
     }
 }
 

@@ -848,6 +848,22 @@ fn bad_pod_json_is_an_error_naming_the_file() {
 }
 
 #[test]
+fn an_unreadable_pod_elsewhere_is_listed_not_fatal() {
+    let home = cascade_home();
+    std::fs::write(
+        home.path().join("pods").join(CHILD2).join("pod.json"),
+        "[1, 2",
+    )
+    .unwrap();
+    let mut doc = export_pod(home.path(), POD, true, false);
+    assert_eq!(doc.pods.len(), 2);
+    assert_eq!(doc.unreadable_pods.len(), 1);
+    assert_eq!(doc.unreadable_pods[0].dir, CHILD2);
+    let text = String::from_utf8(render_checked(&mut doc, Format::Markdown, &[]).unwrap()).unwrap();
+    assert!(text.contains("## Unreadable pods"), "{text}");
+}
+
+#[test]
 fn pod_without_manifest_or_logs_says_what_is_missing() {
     let home = Home::new();
     let pod = home.pod(POD, "alpha", None);

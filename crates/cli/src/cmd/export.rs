@@ -32,7 +32,7 @@ pub struct ExportArgs {
     pod: Option<String>,
 
     /// Include every descendant pod (children, their children, …).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "upgrade")]
     tree: bool,
 
     /// Replace prompts, model output, tool inputs, free-text messages and paths with stable
