@@ -614,10 +614,14 @@ fn spawn_rolls_back_when_the_child_never_becomes_ready() {
 // Lifecycle actions interrupting a streaming run
 
 fn holding_pod(sandbox: &Sandbox) -> (Proc, PathBuf) {
+    holding_pod_with(sandbox, "")
+}
+
+fn holding_pod_with(sandbox: &Sandbox, extra: &str) -> (Proc, PathBuf) {
     profile(
         sandbox,
         "solo",
-        "[agent]\ntools = []\n",
+        &format!("[agent]\ntools = []\n\n{extra}"),
         vec![text_response(
             &["one ", "two ", "three ", "four"],
             false,
@@ -753,6 +757,49 @@ fn malformed_control_request_gets_an_error_reply_and_pod_keeps_running() {
     assert_eq!(status["result"]["state"], "running", "{status}");
     signal(proc.pid(), "-TERM");
     proc.wait(Duration::from_secs(10));
+}
+
+#[test]
+fn reload_over_the_control_socket_interrupts_with_reload_kind() {
+    let sandbox = Sandbox::new();
+    let (mut proc, dir) = holding_pod(&sandbox);
+    let reply = control_request(
+        &dir,
+        json!({"id": "req-reload-1", "client": {"type": "cli", "command": "test reload"},
+               "method": "reload"}),
+    );
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(
+        proc.wait(Duration::from_secs(10)),
+        Some(130),
+        "{}",
+        proc.output()
+    );
+    let terminal = interrupted(&dir);
+    assert_eq!(terminal["action"]["kind"], "reload");
+    assert_eq!(terminal["reason"], "reloaded");
+    assert_eq!(
+        terminal["action"]["origin"],
+        json!({"type": "cli", "command": "test reload", "request_id": "req-reload-1"})
+    );
+}
+
+#[test]
+fn idle_watchdog_interrupts_a_stalled_stream() {
+    let sandbox = Sandbox::new();
+    let (mut proc, dir) = holding_pod_with(&sandbox, "[limits]\nwatchdog_ms = 400\n");
+    assert_eq!(
+        proc.wait(Duration::from_secs(10)),
+        Some(130),
+        "{}",
+        proc.output()
+    );
+    let terminal = interrupted(&dir);
+    assert_eq!(terminal["action"]["kind"], "watchdog");
+    assert_eq!(
+        terminal["action"]["origin"],
+        json!({"type": "watchdog", "idle_ms": 400})
+    );
 }
 
 #[test]

@@ -8,12 +8,14 @@
 //! the nearest). Actions that end the pod cascade to its live children with a `caused_by` link.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
 
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::control::{Call, ControlServer, Incoming, PodEvent, ReplyError, RunResult};
-use crate::lifecycle::{cascade_kind, ends_pod, new_action};
+use crate::lifecycle::{cascade_kind, ends_pod, mono_ms, new_action};
 use crate::record::{LifecycleAction, LifecycleActionRecorded, LifecycleKind, LogBody, Origin};
 use crate::runtime::{Pod, Quiet, RunInput, RunObserver, RunOutcome, RunReport};
 use crate::session_log::SessionLog;
@@ -99,6 +101,7 @@ impl Host {
             options,
         } = self;
         let pod_id = pod.id().to_owned();
+        let watchdog_ms = pod.manifest().limits.watchdog_ms;
         let log = pod.log().clone();
         let control = pod.control().clone();
         let (job_tx, job_rx) = mpsc::channel::<Job>(4);
@@ -113,17 +116,24 @@ impl Host {
                 Box::pin(std::future::pending())
             };
         let mut signals = Signals::new(options.handle_signals);
+        let progress = Arc::new(Progress::default());
+        let mut watchdog = tokio::time::interval(Duration::from_millis((watchdog_ms / 4).max(10)));
+        watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
         let once = first.is_some();
         let mut active: Option<Option<String>> = None;
         let mut first_report = None;
         if let Some(input) = first {
             active = Some(None);
+            progress.touch();
             let _ = job_tx
                 .send(Job {
                     input,
                     request_id: None,
-                    observer,
+                    observer: Arc::new(Watched {
+                        inner: observer,
+                        progress: progress.clone(),
+                    }),
                 })
                 .await;
         }
@@ -136,7 +146,7 @@ impl Host {
                 Some(request) = server.incoming.recv() => {
                     let end = handle_request(
                         request, &pod_id, &log, &control, &children,
-                        &mut active, &state, &job_tx,
+                        &mut active, &state, &job_tx, &progress,
                     ).await;
                     if let Some(action) = end {
                         state.begin(action, &children, &pod_id);
@@ -161,6 +171,17 @@ impl Host {
                     );
                     apply(&action, &log, &control, active.is_some());
                     state.begin(action, &children, &pod_id);
+                }
+                _ = watchdog.tick(), if watchdog_ms > 0 && active.is_some() && state.action.is_none() => {
+                    if progress.idle_ms() >= watchdog_ms {
+                        let action = new_action(
+                            LifecycleKind::Watchdog,
+                            vec![pod_id.clone()],
+                            Origin::Watchdog { idle_ms: watchdog_ms },
+                        );
+                        apply(&action, &log, &control, true);
+                        state.begin(action, &children, &pod_id);
+                    }
                 }
                 Some(finished) = done_rx.recv() => {
                     active = None;
@@ -301,6 +322,7 @@ async fn handle_request(
     active: &mut Option<Option<String>>,
     state: &Ending,
     jobs: &mpsc::Sender<Job>,
+    progress: &Arc<Progress>,
 ) -> Option<LifecycleAction> {
     match &request.call {
         Call::Run(params) => {
@@ -319,11 +341,15 @@ async fn handle_request(
                 };
                 let request_id = request.request_id.clone();
                 *active = Some(Some(request_id.clone()));
+                progress.touch();
                 if jobs
                     .send(Job {
                         input,
                         request_id: Some(request_id.clone()),
-                        observer: Arc::new(Quiet),
+                        observer: Arc::new(Watched {
+                            inner: Arc::new(Quiet),
+                            progress: progress.clone(),
+                        }),
                     })
                     .await
                     .is_err()
@@ -342,13 +368,8 @@ async fn handle_request(
                 request.respond(Err(ReplyError::new("failed", "not an action")));
                 return None;
             };
-            if kind == LifecycleKind::Reload {
-                request.respond(Err(ReplyError::new(
-                    "unsupported",
-                    "reload is not supported by this pod process",
-                )));
-                return None;
-            }
+            // `reload` interrupts the active run and is recorded; the pod keeps running with the
+            // manifest it has (re-materializing it in place is not implemented yet).
             let ends = ends_pod(kind);
             if ends && state.action.is_some() {
                 // Already ending: record the later action, it does not change the outcome.
@@ -379,6 +400,71 @@ async fn handle_request(
             request.respond(Ok(json!({"subscribed": true})));
             None
         }
+    }
+}
+
+/// When the active run last showed progress, for the idle watchdog.
+#[derive(Default)]
+struct Progress {
+    last_ms: AtomicU64,
+    /// Tool calls executing; a run inside a tool call is not idle.
+    in_tool: AtomicU32,
+}
+
+impl Progress {
+    fn touch(&self) {
+        self.last_ms.store(mono_ms(), Ordering::Relaxed);
+    }
+
+    /// Milliseconds without progress; 0 while a tool call executes.
+    fn idle_ms(&self) -> u64 {
+        if self.in_tool.load(Ordering::Relaxed) > 0 {
+            return 0;
+        }
+        mono_ms().saturating_sub(self.last_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// Forwards to the presenting observer and records progress for the watchdog.
+struct Watched {
+    inner: Arc<dyn RunObserver>,
+    progress: Arc<Progress>,
+}
+
+impl RunObserver for Watched {
+    fn on_first_event(&self) {
+        self.progress.touch();
+        self.inner.on_first_event();
+    }
+
+    fn on_text(&self, text: &str) {
+        self.progress.touch();
+        self.inner.on_text(text);
+    }
+
+    fn on_reasoning(&self, text: &str) {
+        self.progress.touch();
+        self.inner.on_reasoning(text);
+    }
+
+    fn on_tool_call(&self, tool: &str, input: &serde_json::Value) {
+        self.progress.in_tool.fetch_add(1, Ordering::Relaxed);
+        self.progress.touch();
+        self.inner.on_tool_call(tool, input);
+    }
+
+    fn on_tool_result(&self, tool: &str, ok: bool, output: &str) {
+        let _ = self
+            .progress
+            .in_tool
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        self.progress.touch();
+        self.inner.on_tool_result(tool, ok, output);
+    }
+
+    fn on_retry(&self, attempt: u32, delay: Duration, cause: &pod_provider::ProviderError) {
+        self.progress.touch();
+        self.inner.on_retry(attempt, delay, cause);
     }
 }
 

@@ -182,6 +182,10 @@ pub struct LimitsSection {
     pub retry_budget_ms: u64,
     /// Time a spawned child has to report ready.
     pub spawn_ready_timeout_ms: u64,
+    /// The pod's idle watchdog: a run that shows no progress (no stream event, no tool result;
+    /// time inside a tool call does not count) for this long is interrupted with a `watchdog`
+    /// lifecycle action and the pod stops. 0 turns the watchdog off.
+    pub watchdog_ms: u64,
 }
 
 impl Default for LimitsSection {
@@ -192,6 +196,7 @@ impl Default for LimitsSection {
             max_attempts: 4,
             retry_budget_ms: 120_000,
             spawn_ready_timeout_ms: 10_000,
+            watchdog_ms: 0,
         }
     }
 }

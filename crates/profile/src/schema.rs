@@ -53,6 +53,7 @@ fn full_example() -> Manifest {
             max_attempts: 0,
             retry_budget_ms: 0,
             spawn_ready_timeout_ms: 0,
+            watchdog_ms: 0,
         },
     }
 }
