@@ -7,7 +7,8 @@
 //! needs a live pod. Writing the logs is `pod-core`'s job; parsing arguments and choosing
 //! where output goes is the CLI's.
 //!
-//! Logs are streamed: memory is bounded by the number of runs, not the size of the logs.
+//! Logs are streamed: memory is bounded by the number of runs, not the size of the logs. The
+//! document's wire format and its versions are described in `FORMAT.md` next to this crate.
 //!
 //! ```no_run
 //! use pod_export::{ExportRequest, Format, export, key_env_names, render_checked, secrets_from};
