@@ -710,3 +710,47 @@ fn doctor_names_key_variables_without_their_values() {
     assert_exit(&broken, 2);
     assert!(String::from_utf8_lossy(&broken.stdout).contains("[BAD] profile broken"));
 }
+
+#[test]
+fn a_session_log_write_failure_fails_the_run_loudly() {
+    let sandbox = Sandbox::new();
+    // One long answer: its `assistant_message` entry cannot fit under the file size limit.
+    let long = "word ".repeat(4000);
+    replay_profile(&sandbox, "big", vec![sse(text_stream(&long))], "");
+    // `ulimit -f 16` (in 512-byte blocks: 8 KiB per file) with SIGXFSZ ignored, so a write past
+    // the limit fails with EFBIG instead of killing the process.
+    let command = sandbox.pods();
+    let program = command.get_program().to_owned();
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 16; exec \"$0\" \"$@\"")
+        .arg(program)
+        .args(["run", "-p", "big", "--name", "b", "say a lot"])
+        .envs(command.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+        .current_dir(sandbox.work())
+        .output()
+        .unwrap();
+    assert_exit(&output, 1);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("could not write session log"),
+        "{}",
+        describe(&output)
+    );
+    assert!(
+        stderr.contains(".jsonl"),
+        "names the log file\n{}",
+        describe(&output)
+    );
+    assert!(
+        stderr.contains("os error 27"),
+        "names the cause (EFBIG)\n{}",
+        describe(&output)
+    );
+    // Everything written before the failure is intact and readable.
+    let show = sandbox.run(&["show", "b", "--json"]);
+    assert_exit(&show, 0);
+    let json = stdout_json(&show);
+    assert_eq!(json["runs"][0]["input"], "say a lot");
+    assert_eq!(json["runs"][0]["outcome"], "unfinished");
+}

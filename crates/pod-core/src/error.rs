@@ -35,8 +35,15 @@ pub enum CoreError {
         #[source]
         source: std::io::Error,
     },
-    #[error("session log {} failed earlier and accepts no more entries", path.display())]
-    LogPoisoned { path: PathBuf },
+    #[error(
+        "could not write session log {}: an earlier write failed ({cause}), so it accepts no more entries",
+        path.display()
+    )]
+    LogPoisoned {
+        path: PathBuf,
+        /// The first failure, so whichever error reaches the user names the real cause.
+        cause: String,
+    },
     /// The manifest cannot run as written (missing key variable, bad cassette, …).
     #[error("{message}")]
     Config {

@@ -35,7 +35,8 @@ impl LogSink for File {
 struct Inner {
     sink: Box<dyn LogSink>,
     last_seq: u64,
-    poisoned: bool,
+    /// The first write failure; once set, appends are refused.
+    poisoned: Option<String>,
 }
 
 /// A shareable handle to one segment's log.
@@ -74,7 +75,7 @@ impl SessionLog {
             inner: Arc::new(Mutex::new(Inner {
                 sink,
                 last_seq: 0,
-                poisoned: false,
+                poisoned: None,
             })),
         }
     }
@@ -88,10 +89,12 @@ impl SessionLog {
         let sync = is_boundary(&body);
         let mut inner = self.inner.lock().map_err(|_| CoreError::LogPoisoned {
             path: self.path.to_path_buf(),
+            cause: "a writer panicked".into(),
         })?;
-        if inner.poisoned {
+        if let Some(cause) = &inner.poisoned {
             return Err(CoreError::LogPoisoned {
                 path: self.path.to_path_buf(),
+                cause: cause.clone(),
             });
         }
         let entry = LogEntry {
@@ -119,7 +122,7 @@ impl SessionLog {
                 Ok(entry.seq)
             }
             Err(source) => {
-                inner.poisoned = true;
+                inner.poisoned = Some(source.to_string());
                 Err(CoreError::LogWrite {
                     path: self.path.to_path_buf(),
                     source,
@@ -132,6 +135,7 @@ impl SessionLog {
     pub fn sync(&self) -> Result<(), CoreError> {
         let mut inner = self.inner.lock().map_err(|_| CoreError::LogPoisoned {
             path: self.path.to_path_buf(),
+            cause: "a writer panicked".into(),
         })?;
         inner.sink.sync().map_err(|source| CoreError::LogWrite {
             path: self.path.to_path_buf(),
@@ -402,10 +406,12 @@ mod tests {
         let error = log.append(run_started("r2")).unwrap_err();
         assert!(matches!(error, CoreError::LogWrite { .. }));
         assert!(error.to_string().contains("/pods/s.jsonl"), "{error}");
-        assert!(matches!(
-            log.append(run_started("r3")),
-            Err(CoreError::LogPoisoned { .. })
-        ));
+        let poisoned = log.append(run_started("r3")).unwrap_err();
+        assert!(matches!(poisoned, CoreError::LogPoisoned { .. }));
+        assert!(
+            poisoned.to_string().contains("No space left on device"),
+            "{poisoned}"
+        );
     }
 
     #[test]
