@@ -998,6 +998,9 @@ fn killed_child_leaves_crash_evidence_and_parent_records_the_loss() {
         .clone();
     assert_eq!(lost["expected"], false);
     assert_eq!(lost["signal"], 9);
+    let a_info = pod_info(&a);
+    assert_eq!(a_info["state"], "failed", "{a_info}");
+    assert!(a_info.get("pid").is_none(), "{a_info}");
     let wait = entries_of(&parent_log, "tool_call_finished")
         .into_iter()
         .find(|e| e["tool"] == "wait_pod")

@@ -607,8 +607,10 @@ async fn follow_events(child: Arc<LiveChild>) {
 }
 
 async fn follow_exit(child: Arc<LiveChild>, record: Recorder) {
-    let watch = child.process.lock().await.exit_watch();
-    let mut watch = watch;
+    let (mut watch, dir) = {
+        let process = child.process.lock().await;
+        (process.exit_watch(), process.dir.clone())
+    };
     let info = match watch.wait_for(Option::is_some).await {
         Ok(v) => v.unwrap_or(ExitInfo {
             code: None,
@@ -623,6 +625,17 @@ async fn follow_exit(child: Arc<LiveChild>, record: Recorder) {
     // e.g. its idle watchdog). Anything else is a loss.
     let expected = *lock(&child.stopping) || info.code == Some(0);
     child.view_tx.send_modify(|v| v.exited = Some(info));
+    if !expected {
+        // A lost child could not close its own records: say in its pod.json that it failed,
+        // so `pods ls` does not show it running.
+        let lost = crate::home::PodDir::open(&dir).update_info(|pod| {
+            pod.state = crate::record::PodState::Failed;
+            pod.pid = None;
+        });
+        if let Err(error) = lost {
+            tracing::warn!(%error, "cannot mark lost child pod as failed");
+        }
+    }
     record(LogBody::ChildExited(ChildExited {
         child_pod_id: child.pod_id.clone(),
         exit_code: info.code,
