@@ -938,3 +938,38 @@ fn unknown_pod_and_missing_home_are_usage_errors() {
     assert_exit(&output, 2);
     assert!(String::from_utf8_lossy(&output.stderr).contains("no pods directory"));
 }
+
+#[test]
+fn an_unwritable_output_file_fails_naming_it_and_leaves_nothing_behind() {
+    let sandbox = Sandbox::new();
+    profile(
+        &sandbox,
+        "solo",
+        "[agent]\ntools = []\n",
+        vec![text_response(&["ok"], false, None)],
+    );
+    assert_exit(&sandbox.run(&["run", "-p", "solo", "go"]), 0);
+    let dir = root_pod(&sandbox).unwrap();
+    let missing_dir = sandbox.root().join("no-such-dir");
+    let target = missing_dir.join("out.json");
+    let output = sandbox.run(&["export", &id_of(&dir), "-o", target.to_str().unwrap()]);
+    assert_exit(&output, 1);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("could not write"), "{stderr}");
+    assert!(stderr.contains("out.json"), "{stderr}");
+    assert!(output.stdout.is_empty());
+    assert!(!missing_dir.exists());
+    // Into an existing directory it works and replaces the file whole.
+    let target = sandbox.root().join("out.json");
+    std::fs::write(&target, "old contents").unwrap();
+    let output = sandbox.run(&["export", &id_of(&dir), "-o", target.to_str().unwrap()]);
+    assert_exit(&output, 0);
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
+    assert_eq!(doc["format"], "pods.session-export");
+    let temp_files: Vec<_> = std::fs::read_dir(sandbox.root())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(temp_files.is_empty(), "{temp_files:?}");
+}
