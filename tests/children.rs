@@ -894,7 +894,11 @@ fn stop_tree_cascades_to_both_children_linked_to_one_action() {
         );
         assert_eq!(t["action"]["caused_by"]["pod_id"], json!(id_of(&parent)));
         assert_eq!(t["action"]["reason"], "wrap up");
-        assert_eq!(t["action"]["origin"]["type"], "parent_pod");
+        assert_eq!(
+            t["action"]["origin"]["client"],
+            json!(format!("parent_pod:{}", id_of(&parent)))
+        );
+        assert_eq!(t["action"]["origin"]["type"], "control_request");
     }
     let exited = entries_of(&parent_log, "child_exited");
     assert_eq!(exited.len(), 2, "{parent_log:#?}");
@@ -1011,4 +1015,87 @@ fn killed_child_leaves_crash_evidence_and_parent_records_the_loss() {
     for pid in child_pids(&parent_log) {
         assert_gone(pid);
     }
+}
+
+#[test]
+fn send_list_and_stop_a_child_through_the_tools() {
+    let sandbox = Sandbox::new();
+    parent_profile(
+        &sandbox,
+        "",
+        vec![
+            tool_call_response(
+                "call_spawn",
+                "spawn_pod",
+                json!({"profile": "child", "task": "first task", "name": "k"}),
+            ),
+            tool_call_response("call_wait1", "wait_pod", json!({"pod_id": "k"})),
+            tool_call_response(
+                "call_send",
+                "send_to_pod",
+                json!({"pod_id": "k", "input": "second task"}),
+            ),
+            tool_call_response("call_wait2", "wait_pod", json!({"pod_id": "k"})),
+            tool_call_response("call_list", "list_pods", json!({})),
+            tool_call_response(
+                "call_stop",
+                "stop_pod",
+                json!({"pod_id": "k", "reason": "no more work"}),
+            ),
+            text_response(&["all ", "done"], false, None),
+        ],
+    );
+    profile(
+        &sandbox,
+        "child",
+        "[agent]\ntools = []\n",
+        vec![
+            text_response(&["first ", "answer"], false, None),
+            text_response(&["second ", "answer"], false, None),
+        ],
+    );
+    let output = sandbox.run(&["run", "-p", "parent", "use a child twice"]);
+    assert_exit(&output, 0);
+    let parent = root_pod(&sandbox).unwrap();
+    let child = children_of(&sandbox, &parent).pop().unwrap();
+    let parent_log = log_entries(&parent);
+    let outputs: Vec<(String, Value)> = entries_of(&parent_log, "tool_call_finished")
+        .iter()
+        .map(|e| {
+            assert_eq!(e["outcome"], "ok", "{e:#}");
+            (
+                e["call_id"].as_str().unwrap().to_owned(),
+                serde_json::from_str(e["output"].as_str().unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    let by_call = |id: &str| outputs.iter().find(|(c, _)| c == id).unwrap().1.clone();
+    assert_eq!(by_call("call_wait1")["outcome"], "completed");
+    assert_eq!(by_call("call_wait1")["text"], "first answer");
+    assert_eq!(by_call("call_wait2")["text"], "second answer");
+    let listed = by_call("call_list");
+    assert_eq!(listed["children"][0]["pod_id"], json!(id_of(&child)));
+    assert_eq!(listed["children"][0]["state"], "idle");
+    assert_eq!(by_call("call_stop")["exit"], "exit code 0");
+
+    let child_log = log_entries(&child);
+    let runs = entries_of(&child_log, "run_started");
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0]["trigger"]["type"], "parent_pod");
+    assert_eq!(runs[0]["trigger"]["tool_call_id"], "call_spawn");
+    assert_eq!(runs[1]["trigger"]["tool_call_id"], "call_send");
+    let stop = entries_of(&child_log, "lifecycle_action")
+        .into_iter()
+        .find(|e| e["action"]["kind"] == "stop")
+        .unwrap_or_else(|| panic!("{child_log:#?}"))
+        .clone();
+    assert_eq!(
+        stop["action"]["origin"],
+        json!({"type": "parent_pod", "parent_pod_id": id_of(&parent), "tool_call_id": "call_stop"})
+    );
+    assert_eq!(stop["action"]["reason"], "no more work");
+    let exited = entries_of(&parent_log, "child_exited");
+    assert_eq!(exited.len(), 1);
+    assert_eq!(exited[0]["expected"], true);
+    assert_eq!(pod_info(&child)["state"], "stopped");
 }

@@ -658,9 +658,20 @@ impl ControlClient {
 
     /// Send `call` with the given request id (so the caller can record it) and wait.
     pub async fn call_with_id(&self, request_id: &str, call: &Call) -> Result<Value, ChildError> {
+        self.call_as(request_id, &self.client.clone(), call).await
+    }
+
+    /// Send `call` on behalf of `client` (e.g. a parent pod naming the tool call behind this
+    /// request) and wait for the reply.
+    pub async fn call_as(
+        &self,
+        request_id: &str,
+        client: &ClientInfo,
+        call: &Call,
+    ) -> Result<Value, ChildError> {
         let request = WireRequest {
             id: Some(request_id.to_owned()),
-            client: Some(self.client.clone()),
+            client: Some(client.clone()),
             method: Some(call.method().to_owned()),
             params: call.params(),
         };

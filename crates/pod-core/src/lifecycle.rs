@@ -12,7 +12,7 @@
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime};
 
-use crate::record::{CausedBy, LifecycleAction, LifecycleKind, Origin};
+use crate::record::{LifecycleAction, LifecycleKind, Origin};
 
 static PROCESS_CLOCK: OnceLock<Instant> = OnceLock::new();
 
@@ -61,33 +61,6 @@ where
     Origin::Unknown {
         missing: missing.into_iter().map(Into::into).collect(),
     }
-}
-
-/// The action a child pod records when `cause` (an action on its parent `parent_pod_id`) reaches
-/// it: same kind for `stop_tree`/`shutdown` cascades, `parent_exit` when the parent process is
-/// gone. Its origin is the parent pod; `caused_by` links back to the parent's action.
-pub fn cascade(
-    cause: &LifecycleAction,
-    parent_pod_id: &str,
-    child_pod_id: &str,
-    kind: LifecycleKind,
-) -> LifecycleAction {
-    let mut action = new_action(
-        kind,
-        vec![child_pod_id.to_owned()],
-        Origin::ParentPod {
-            parent_pod_id: parent_pod_id.to_owned(),
-            // A cascade is not a tool call; the action id says which parent operation it was.
-            tool_call_id: format!("lifecycle:{}", cause.action_id),
-        },
-    );
-    action.reason = cause.reason.clone();
-    action.caused_by = Some(CausedBy {
-        pod_id: parent_pod_id.to_owned(),
-        action_id: cause.action_id.clone(),
-        kind: cause.kind,
-    });
-    action
 }
 
 /// The kind a child's action takes when its parent's action of `parent_kind` cascades to it;
@@ -179,6 +152,7 @@ impl ActionResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::CausedBy;
 
     fn cli_origin() -> Origin {
         Origin::Cli {
@@ -207,24 +181,6 @@ mod tests {
     }
 
     #[test]
-    fn cascade_links_to_parent_action_and_names_parent_origin() {
-        let mut parent = new_action(LifecycleKind::StopTree, vec!["parent".into()], cli_origin());
-        parent.reason = Some("done for today".into());
-        let child = cascade(&parent, "parent", "child", LifecycleKind::StopTree);
-        assert_ne!(child.action_id, parent.action_id);
-        assert_eq!(child.affects, vec!["child".to_owned()]);
-        assert_eq!(child.reason.as_deref(), Some("done for today"));
-        let link = child.caused_by.expect("caused_by");
-        assert_eq!(link.pod_id, "parent");
-        assert_eq!(link.action_id, parent.action_id);
-        assert_eq!(link.kind, LifecycleKind::StopTree);
-        assert!(matches!(
-            child.origin,
-            Origin::ParentPod { ref parent_pod_id, .. } if parent_pod_id == "parent"
-        ));
-    }
-
-    #[test]
     fn cascade_kinds_only_for_tree_wide_actions() {
         assert_eq!(
             cascade_kind(LifecycleKind::StopTree),
@@ -244,7 +200,13 @@ mod tests {
     #[test]
     fn resolver_prefers_direct_over_cascaded_and_earlier_over_later() {
         let parent = new_action(LifecycleKind::StopTree, vec!["parent".into()], cli_origin());
-        let cascaded = cascade(&parent, "parent", "me", LifecycleKind::StopTree);
+        // What a child builds when its parent cascades `parent` to it.
+        let mut cascaded = new_action(LifecycleKind::StopTree, vec!["me".into()], cli_origin());
+        cascaded.caused_by = Some(CausedBy {
+            pod_id: "parent".into(),
+            action_id: parent.action_id.clone(),
+            kind: parent.kind,
+        });
         let direct = new_action(LifecycleKind::Cancel, vec!["me".into()], cli_origin());
         let later_direct = new_action(LifecycleKind::Stop, vec!["me".into()], cli_origin());
 

@@ -230,6 +230,14 @@ impl Children {
         }
     }
 
+    /// This pod as a control-socket client, optionally naming the tool call behind a request.
+    fn as_client(&self, tool_call_id: Option<&str>) -> ClientInfo {
+        ClientInfo::ParentPod {
+            pod_id: self.parent_pod_id.clone(),
+            tool_call_id: tool_call_id.map(str::to_owned),
+        }
+    }
+
     /// Number of children whose process is still running.
     pub fn live_count(&self) -> usize {
         lock(&self.live)
@@ -428,8 +436,9 @@ impl Children {
         let child = self.find(pod_id)?;
         let reply = child
             .client
-            .call_with_id(
-                call_id,
+            .call_as(
+                &crate::lifecycle::new_id(),
+                &self.as_client(Some(call_id)),
                 &Call::Run(RunParams {
                     input: input.to_owned(),
                 }),
@@ -456,7 +465,11 @@ impl Children {
         // The child records the action with origin parent_pod (this pod, this tool call).
         let request = child
             .client
-            .call_with_id(call_id, &Call::Action(LifecycleKind::Stop, params))
+            .call_as(
+                &crate::lifecycle::new_id(),
+                &self.as_client(Some(call_id)),
+                &Call::Action(LifecycleKind::Stop, params),
+            )
             .await;
         let exit = end_child(&child).await;
         let action = request.ok();
@@ -514,7 +527,15 @@ impl Children {
             };
             async move {
                 *lock(&child.stopping) = true;
-                if let Err(error) = child.client.call(&Call::Action(kind, params)).await {
+                // Not a tool call: the child records a control request from this pod, linked to
+                // the cause by `caused_by`.
+                let client = self.as_client(None);
+                let call = Call::Action(kind, params);
+                if let Err(error) = child
+                    .client
+                    .call_as(&crate::lifecycle::new_id(), &client, &call)
+                    .await
+                {
                     tracing::warn!(pod_id = %child.pod_id, %error, "cascade request failed");
                 }
                 end_child(child).await
