@@ -973,3 +973,41 @@ fn an_unwritable_output_file_fails_naming_it_and_leaves_nothing_behind() {
         .collect();
     assert!(temp_files.is_empty(), "{temp_files:?}");
 }
+
+#[test]
+fn watchdog_and_reload_export_their_kinds_and_origins() {
+    // The idle watchdog: a stream that stalls longer than limits.watchdog_ms.
+    let sandbox = Sandbox::new();
+    profile(
+        &sandbox,
+        "solo",
+        "[agent]\ntools = []\n\n[limits]\nwatchdog_ms = 400\n",
+        vec![text_response(&["one ", "two"], false, Some(3))],
+    );
+    let mut proc = spawn_pods(&sandbox, &["run", "-p", "solo", "hold on"], "dog");
+    proc.wait(Duration::from_secs(15));
+    let dir = root_pod(&sandbox).unwrap();
+    let doc = export_json(&sandbox, &[&id_of(&dir)]);
+    let incident = incident_of(&doc, &runs(&doc)[0]["run_id"]);
+    assert_eq!(incident["chain"][2]["kind"], "watchdog", "{doc:#}");
+    assert_eq!(
+        incident["nearest_origin"],
+        json!({"type": "watchdog", "idle_ms": 400})
+    );
+    assert_eq!(incident["diagnostics_complete"], true);
+
+    // Reload over the control socket.
+    let sandbox = Sandbox::new();
+    let (mut proc, dir) = holding_pod(&sandbox, &["one ", "two"], 3, "hold on");
+    let reply = control_request(
+        &dir,
+        json!({"id": "req-reload", "client": {"type": "other", "name": "harness"},
+               "method": "reload"}),
+    );
+    assert_eq!(reply["ok"], true, "{reply}");
+    proc.wait(Duration::from_secs(10));
+    let doc = export_json(&sandbox, &[&id_of(&dir)]);
+    let incident = incident_of(&doc, &runs(&doc)[0]["run_id"]);
+    assert_eq!(incident["chain"][2]["kind"], "reload", "{doc:#}");
+    assert_eq!(incident["nearest_origin"]["request_id"], "req-reload");
+}
