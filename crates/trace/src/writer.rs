@@ -85,6 +85,7 @@ impl TraceHandle {
             seq: 0,
             failed: None,
             last_ts: (0, String::new()),
+            line: Vec::with_capacity(512),
         };
         std::thread::Builder::new()
             .name("pods-trace-writer".into())
@@ -155,6 +156,8 @@ struct WriterState {
     failed: Option<(std::io::Error, u64)>,
     /// The last formatted timestamp and its millisecond.
     last_ts: (u128, String),
+    /// Reused line buffer.
+    line: Vec<u8>,
 }
 
 impl WriterState {
@@ -215,21 +218,46 @@ impl WriterState {
             return;
         }
         self.refresh_timestamp(entry.at);
-        let wire = WireEntry {
-            seq: self.seq + 1,
-            ts: &self.last_ts.1,
-            run_id: entry.run_id.as_deref(),
-            turn: entry.turn,
-            attempt: entry.attempt,
-            body: &entry.body,
-        };
-        let result = serde_json::to_writer(&mut self.out, &wire)
-            .map_err(std::io::Error::from)
-            .and_then(|()| self.out.write_all(b"\n"));
+        let result = self
+            .encode(&entry)
+            .and_then(|()| self.out.write_all(&self.line));
         match result {
             Ok(()) => self.seq += 1,
             Err(error) => self.fail(error),
         }
+    }
+
+    /// Encode one line into `self.line`: the envelope fields written directly, then the body's
+    /// fields (the body always serializes as a JSON object; its opening brace is dropped). Same
+    /// shape as [`crate::TraceEntry`], without `#[serde(flatten)]`'s generic path.
+    fn encode(&mut self, entry: &PendingEntry) -> std::io::Result<()> {
+        use std::io::Write as _;
+        self.line.clear();
+        write!(
+            self.line,
+            "{{\"seq\":{},\"ts\":\"{}\"",
+            self.seq + 1,
+            self.last_ts.1
+        )?;
+        if let Some(run_id) = &entry.run_id {
+            self.line.extend_from_slice(b",\"run_id\":");
+            serde_json::to_writer(&mut self.line, &**run_id)?;
+        }
+        if let Some(turn) = entry.turn {
+            write!(self.line, ",\"turn\":{turn}")?;
+        }
+        if let Some(attempt) = entry.attempt {
+            write!(self.line, ",\"attempt\":{attempt}")?;
+        }
+        let body_start = self.line.len();
+        serde_json::to_writer(&mut self.line, &entry.body)?;
+        // `{"kind":…}` → `,"kind":…}`
+        if self.line.get(body_start) != Some(&b'{') {
+            return Err(std::io::Error::other("trace body is not a JSON object"));
+        }
+        self.line[body_start] = b',';
+        self.line.push(b'\n');
+        Ok(())
     }
 
     /// RFC 3339 with milliseconds; formatted once per millisecond (bursts share one).
@@ -267,22 +295,6 @@ impl WriterState {
             }),
         }
     }
-}
-
-/// The on-disk shape of [`crate::TraceEntry`], serialized from borrowed parts (no copies of the
-/// run id or timestamp per line).
-#[derive(serde::Serialize)]
-struct WireEntry<'a> {
-    seq: u64,
-    ts: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    run_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    turn: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    attempt: Option<u32>,
-    #[serde(flatten)]
-    body: &'a TraceBody,
 }
 
 /// Keep a handle's sink alive for tests that inspect what was written.

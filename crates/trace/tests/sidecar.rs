@@ -264,3 +264,50 @@ fn merge(mut base: serde_json::Value, pending: &PendingEntry) -> serde_json::Val
     }
     base
 }
+
+#[tokio::test]
+async fn written_lines_read_back_as_the_same_entries() {
+    let sink = MemorySink::default();
+    let trace = TraceHandle::from_writer("mem".as_ref(), Box::new(sink.clone()), 64);
+    let odd_run = "run \"quoted\" \\ ünïcode";
+    trace.record(text(odd_run, 3, "a \"b\"\n"));
+    trace.record(PendingEntry::now(TraceBody::Lifecycle(Marker::RunStarted)));
+    trace.record(
+        PendingEntry::now(TraceBody::RawSse(RawSseFrame::bounded(
+            Some("delta".into()),
+            "{\"x\":1}",
+            100,
+        )))
+        .run(odd_run),
+    );
+    trace.sync().await.unwrap();
+    let bytes = sink.0.lock().unwrap().clone();
+    let entries: Vec<TraceEntry> = String::from_utf8(bytes)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(entries.len(), 3);
+    assert_eq!(entries[0].run_id.as_deref(), Some(odd_run));
+    assert_eq!((entries[0].turn, entries[0].attempt), (Some(3), Some(1)));
+    assert!(matches!(
+        &entries[0].body,
+        TraceBody::Stream { event: StreamEvent::TextDelta(d) } if d.text == "a \"b\"\n"
+    ));
+    assert_eq!(entries[1].run_id, None);
+    assert_eq!(entries[1].turn, None);
+    assert!(matches!(
+        entries[1].body,
+        TraceBody::Lifecycle(Marker::RunStarted)
+    ));
+    assert!(matches!(&entries[2].body, TraceBody::RawSse(f) if f.data == "{\"x\":1}"));
+    assert_eq!(
+        entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert!(
+        entries
+            .iter()
+            .all(|e| humantime::parse_rfc3339(&e.ts).is_ok())
+    );
+}
