@@ -1011,3 +1011,42 @@ fn watchdog_and_reload_export_their_kinds_and_origins() {
     assert_eq!(incident["chain"][2]["kind"], "reload", "{doc:#}");
     assert_eq!(incident["nearest_origin"]["request_id"], "req-reload");
 }
+
+#[test]
+fn a_child_killed_mid_run_carries_the_loss_its_parent_recorded() {
+    let sandbox = Sandbox::new();
+    let (mut proc, parent, kids) = tree(&sandbox);
+    let a = kids
+        .iter()
+        .find(|k| pod_info(k)["name"] == "a")
+        .unwrap()
+        .clone();
+    let a_pid: u32 = wait_until("a's pid", Duration::from_secs(5), || {
+        pod_info(&a)["pid"].as_u64().map(|p| p as u32)
+    });
+    signal(a_pid, "-KILL");
+    // The parent's wait_pod gets the loss and its run goes on to complete.
+    assert_eq!(
+        proc.wait(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        proc.output()
+    );
+    let doc = export_json(&sandbox, &[&id_of(&parent), "--tree"]);
+    let run = runs_of(&doc, &id_of(&a))[0];
+    assert_eq!(run["outcome"], "crashed", "{doc:#}");
+    let evidence = &run["crash_evidence"];
+    assert_eq!(evidence["owner"], "gone");
+    assert_eq!(
+        evidence["exit_seen_by_parent"],
+        json!({"parent_pod_id": id_of(&parent), "exit_code": null, "signal": 9, "expected": false})
+    );
+    let incident = incident_of(&doc, &run["run_id"]);
+    assert!(
+        incident["summary"]
+            .as_str()
+            .unwrap()
+            .contains("killed by signal 9")
+    );
+    assert_eq!(runs_of(&doc, &id_of(&parent))[0]["outcome"], "completed");
+}

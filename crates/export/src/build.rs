@@ -133,7 +133,12 @@ pub fn export(
             let later_segment = i + 1 < count;
             doc.segments.push(segment_doc(&seg));
             for acc in &seg.runs {
-                let run = run_doc(&pod.id, &seg, acc, later_segment, pod.pid);
+                let mut run = run_doc(&pod.id, &seg, acc, later_segment, pod.pid);
+                if let Some(evidence) = run.crash_evidence.as_mut()
+                    && !later_segment
+                {
+                    evidence.exit_seen_by_parent = index.child_exit(&pod.id);
+                }
                 if matches!(
                     run.outcome,
                     Outcome::ProviderError | Outcome::Interrupted | Outcome::Crashed
@@ -536,6 +541,7 @@ fn run_doc(
                     detail,
                     torn_tail: seg.integrity.torn_final_line,
                     actions_seen: acc.actions_seen.clone(),
+                    exit_seen_by_parent: None,
                 });
             }
         }

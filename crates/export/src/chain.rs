@@ -4,7 +4,9 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::build::action_doc;
-use crate::document::{ActionDoc, Cause, ChainLink, Incident, OriginDoc, Outcome, RunDoc};
+use crate::document::{
+    ActionDoc, Cause, ChainLink, ChildExit, Incident, OriginDoc, Outcome, RunDoc,
+};
 use crate::scan::SegmentScan;
 
 /// Every lifecycle action recorded in the logs read, by action id, with the pod whose log
@@ -12,6 +14,8 @@ use crate::scan::SegmentScan;
 #[derive(Debug, Default)]
 pub(crate) struct ActionIndex {
     actions: HashMap<String, (String, ActionDoc)>,
+    /// The last `child_exited` seen for each child pod id.
+    child_exits: HashMap<String, ChildExit>,
 }
 
 impl ActionIndex {
@@ -21,6 +25,22 @@ impl ActionIndex {
                 .entry(recorded.action.action_id.clone())
                 .or_insert_with(|| (pod_id.to_owned(), action_doc(&recorded.action)));
         }
+        for exit in &seg.child_exits {
+            self.child_exits.insert(
+                exit.child_pod_id.clone(),
+                ChildExit {
+                    parent_pod_id: pod_id.to_owned(),
+                    exit_code: exit.exit_code,
+                    signal: exit.signal,
+                    expected: exit.expected,
+                },
+            );
+        }
+    }
+
+    /// How `pod_id`'s process ended, as its parent recorded it.
+    pub(crate) fn child_exit(&self, pod_id: &str) -> Option<ChildExit> {
+        self.child_exits.get(pod_id).cloned()
     }
 
     fn get(&self, action_id: &str) -> Option<&(String, ActionDoc)> {
@@ -133,9 +153,19 @@ pub(crate) fn explain(run: &RunDoc, pod_name: &str, index: &ActionIndex) -> Inci
             } else {
                 "could not be checked"
             };
+            let exit_part = match evidence.and_then(|e| e.exit_seen_by_parent.as_ref()) {
+                Some(ChildExit {
+                    signal: Some(sig), ..
+                }) => format!(" (its parent recorded it killed by signal {sig})"),
+                Some(ChildExit {
+                    exit_code: Some(code),
+                    ..
+                }) => format!(" (its parent recorded exit code {code})"),
+                _ => String::new(),
+            };
             summary = format!(
                 "{who} never finished: its log has no terminal entry and the owning process{pid_part} \
-                 {owner_part}, so it is crash evidence, not a lifecycle close."
+                 {owner_part}{exit_part}, so it is crash evidence, not a lifecycle close."
             );
         }
     }

@@ -302,6 +302,20 @@ pub struct CrashEvidence {
     pub torn_tail: bool,
     /// Lifecycle actions that reached the pod while the run was active.
     pub actions_seen: Vec<String>,
+    /// How the owning process ended, as its parent pod recorded it (`child_exited`), when a
+    /// parent log read holds that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_seen_by_parent: Option<ChildExit>,
+}
+
+/// A child process's end as recorded in its parent's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChildExit {
+    pub parent_pod_id: String,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    /// The parent had asked it to stop.
+    pub expected: bool,
 }
 
 /// Where the run was when it ended: what a retry would repeat.

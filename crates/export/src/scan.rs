@@ -18,8 +18,8 @@ use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use pod_core::record::{
-    LifecycleActionRecorded, LogBody, LogEntry, RunErrored, RunInterrupted, RunTrigger,
-    SegmentStarted, SideEffectClass,
+    ChildExited, LifecycleActionRecorded, LogBody, LogEntry, RunErrored, RunInterrupted,
+    RunTrigger, SegmentStarted, SideEffectClass,
 };
 
 use crate::document::{LogIntegrity, SeqGap, ToolCallDoc};
@@ -42,6 +42,8 @@ pub(crate) struct SegmentScan {
     pub runs: Vec<RunAcc>,
     /// Lifecycle actions recorded in this segment, with the entry timestamp.
     pub actions: Vec<LifecycleActionRecorded>,
+    /// `child_exited` entries: how this pod's children ended, as the parent saw it.
+    pub child_exits: Vec<ChildExited>,
     pub last_seq: Option<u64>,
     pub last_kind: Option<String>,
     pub last_ts: Option<String>,
@@ -166,6 +168,7 @@ pub(crate) fn scan_segment(
         closed: None,
         runs: Vec::new(),
         actions: Vec::new(),
+        child_exits: Vec::new(),
         last_seq: None,
         last_kind: None,
         last_ts: None,
@@ -485,6 +488,7 @@ impl SegmentScan {
                 run.terminal = Some(Terminal::Interrupted(i));
             }
             LogBody::SegmentClosed(c) => self.closed = Some(c.reason),
+            LogBody::ChildExited(c) => self.child_exits.push(c),
             // Child bookkeeping carries nothing the summaries need; assistant, request and tool
             // entries take the fast path in `handle_line`.
             _ => {}

@@ -1240,3 +1240,38 @@ fn parent_exit_without_a_recorded_cause_is_incomplete() {
         incident.summary
     );
 }
+
+#[test]
+fn a_crashed_childs_evidence_includes_the_exit_its_parent_recorded() {
+    let home = Home::new();
+    home.pod(POD, "parent", None)
+        .segment(SEG, dead_pid())
+        .run_started("rp", "x")
+        .child_exited(CHILD, Some(9), false)
+        .completed("rp", "carried on");
+    home.pod(CHILD, "child", Some(POD))
+        .segment(SEG2, dead_pid())
+        .run_started("rc", "y")
+        .request("rc");
+    for tree_root in [POD, CHILD] {
+        let doc = export_pod(home.path(), tree_root, true, false);
+        let r = run(&doc, "rc");
+        assert_eq!(r.outcome, Outcome::Crashed);
+        let exit = r
+            .crash_evidence
+            .as_ref()
+            .unwrap()
+            .exit_seen_by_parent
+            .clone()
+            .unwrap();
+        assert_eq!(exit.signal, Some(9));
+        assert!(!exit.expected);
+        assert_eq!(exit.parent_pod_id, POD);
+        let incident = doc.incidents.iter().find(|i| i.run_id == "rc").unwrap();
+        assert!(
+            incident.summary.contains("killed by signal 9"),
+            "{}",
+            incident.summary
+        );
+    }
+}

@@ -268,6 +268,15 @@ impl Log {
         }))
     }
 
+    pub fn child_exited(&mut self, child: &str, signal: Option<i32>, expected: bool) -> &mut Log {
+        self.push(LogBody::ChildExited(ChildExited {
+            child_pod_id: child.to_owned(),
+            exit_code: None,
+            signal,
+            expected,
+        }))
+    }
+
     pub fn closed(&mut self, reason: &str) -> &mut Log {
         self.push(LogBody::SegmentClosed(SegmentClosed {
             reason: reason.to_owned(),
