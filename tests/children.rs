@@ -714,6 +714,25 @@ fn pods_stop_of_a_pod_that_is_not_running_is_a_clear_error() {
 fn cancel_over_the_control_socket_has_control_request_origin() {
     let sandbox = Sandbox::new();
     let (mut proc, dir) = holding_pod(&sandbox);
+    // A subscriber hears how the run ended and that the pod exits.
+    let mut events = UnixStream::connect(dir.join("control.sock")).unwrap();
+    events
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    writeln!(
+        events,
+        "{}",
+        json!({"id": "sub", "client": {"type": "other", "name": "watcher"}, "method": "subscribe"})
+    )
+    .unwrap();
+    let mut events = BufReader::new(events);
+    let mut line = String::new();
+    events.read_line(&mut line).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&line).unwrap()["ok"],
+        true,
+        "{line}"
+    );
     let reply = control_request(
         &dir,
         json!({"id": "req-cancel-1", "client": {"type": "other", "name": "test-harness"},
@@ -733,6 +752,23 @@ fn cancel_over_the_control_socket_has_control_request_origin() {
         terminal["action"]["origin"],
         json!({"type": "control_request", "request_id": "req-cancel-1", "client": "other:test-harness"})
     );
+    let mut seen = Vec::new();
+    for line in events.lines() {
+        let event: Value = serde_json::from_str(&line.unwrap()).unwrap();
+        let last = event["event"] == "exiting";
+        seen.push(event);
+        if last {
+            break;
+        }
+    }
+    let ended = seen
+        .iter()
+        .find(|e| e["event"] == "run_ended")
+        .unwrap_or_else(|| panic!("{seen:#?}"));
+    assert_eq!(ended["run_id"], terminal["run_id"]);
+    assert_eq!(ended["result"]["outcome"], "interrupted");
+    assert_eq!(ended["result"]["action"]["kind"], "cancel");
+    assert_eq!(seen.last().unwrap()["event"], "exiting");
 }
 
 #[test]
@@ -1076,6 +1112,10 @@ fn send_list_and_stop_a_child_through_the_tools() {
     let listed = by_call("call_list");
     assert_eq!(listed["children"][0]["pod_id"], json!(id_of(&child)));
     assert_eq!(listed["children"][0]["state"], "idle");
+    assert_eq!(
+        listed["children"][0]["last_run_turns_ended"], 1,
+        "turn-end events reached the parent"
+    );
     assert_eq!(by_call("call_stop")["exit"], "exit code 0");
 
     let child_log = log_entries(&child);

@@ -186,6 +186,9 @@ pub enum RunResult {
 pub enum PodEvent {
     RunStarted {
         run_id: String,
+        /// The `run` request that started the run (none for a command-line run).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
     },
     TurnEnded {
         run_id: String,
@@ -980,6 +983,7 @@ mod tests {
         client.subscribe().await.expect("subscribe");
         server.publish(PodEvent::RunStarted {
             run_id: "r1".into(),
+            request_id: None,
         });
         server.publish(PodEvent::RunEnded {
             run_id: "r1".into(),
@@ -991,7 +995,8 @@ mod tests {
         assert_eq!(
             client.next_event().await,
             Some(PodEvent::RunStarted {
-                run_id: "r1".into()
+                run_id: "r1".into(),
+                request_id: None,
             })
         );
         assert!(matches!(

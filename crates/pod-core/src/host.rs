@@ -133,6 +133,8 @@ impl Host {
                     observer: Arc::new(Watched {
                         inner: observer,
                         progress: progress.clone(),
+                        events: server.publisher(),
+                        request_id: None,
                     }),
                 })
                 .await;
@@ -146,7 +148,7 @@ impl Host {
                 Some(request) = server.incoming.recv() => {
                     let end = handle_request(
                         request, &pod_id, &log, &control, &children,
-                        &mut active, &state, &job_tx, &progress,
+                        &mut active, &state, &job_tx, &progress, &server.publisher(),
                     ).await;
                     if let Some(action) = end {
                         state.begin(action, &children, &pod_id);
@@ -323,6 +325,7 @@ async fn handle_request(
     state: &Ending,
     jobs: &mpsc::Sender<Job>,
     progress: &Arc<Progress>,
+    events: &tokio::sync::broadcast::Sender<PodEvent>,
 ) -> Option<LifecycleAction> {
     match &request.call {
         Call::Run(params) => {
@@ -349,6 +352,8 @@ async fn handle_request(
                         observer: Arc::new(Watched {
                             inner: Arc::new(Quiet),
                             progress: progress.clone(),
+                            events: events.clone(),
+                            request_id: Some(request_id.clone()),
                         }),
                     })
                     .await
@@ -425,13 +430,33 @@ impl Progress {
     }
 }
 
-/// Forwards to the presenting observer and records progress for the watchdog.
+/// Forwards to the presenting observer, records progress for the watchdog, and tells control
+/// subscribers when the run starts and each turn ends.
 struct Watched {
     inner: Arc<dyn RunObserver>,
     progress: Arc<Progress>,
+    events: tokio::sync::broadcast::Sender<PodEvent>,
+    request_id: Option<String>,
 }
 
 impl RunObserver for Watched {
+    fn on_run_started(&self, run_id: &str) {
+        let _ = self.events.send(PodEvent::RunStarted {
+            run_id: run_id.to_owned(),
+            request_id: self.request_id.clone(),
+        });
+        self.inner.on_run_started(run_id);
+    }
+
+    fn on_turn_end(&self, run_id: &str, turn: u32) {
+        self.progress.touch();
+        let _ = self.events.send(PodEvent::TurnEnded {
+            run_id: run_id.to_owned(),
+            turn,
+        });
+        self.inner.on_turn_end(run_id, turn);
+    }
+
     fn on_first_event(&self) {
         self.progress.touch();
         self.inner.on_first_event();

@@ -45,6 +45,10 @@ pub const TOOL_OUTPUT_LOG_MAX_BYTES: usize = 16 * 1024;
 pub trait RunObserver: Send + Sync {
     /// The first stream event of a model request arrived.
     fn on_first_event(&self) {}
+    /// The run was recorded as started (`run_started` is in the log).
+    fn on_run_started(&self, _run_id: &str) {}
+    /// A model turn ended: its assistant message is in the log.
+    fn on_turn_end(&self, _run_id: &str, _turn: u32) {}
     fn on_text(&self, _text: &str) {}
     fn on_reasoning(&self, _text: &str) {}
     fn on_tool_call(&self, _tool: &str, _input: &Value) {}
@@ -246,6 +250,7 @@ impl Pod {
             request_id: input.request_id.clone(),
             input: input.text.clone(),
         }))?;
+        observer.on_run_started(&run_id);
         self.trace_marker(&run_id, Marker::RunStarted);
         self.history.push(Message::User {
             text: input.text.clone(),
@@ -405,6 +410,7 @@ impl Pod {
                             })
                             .collect(),
                     }))?;
+                observer.on_turn_end(run_id, turn);
                 self.history.push(Message::Assistant {
                     text: text.clone(),
                     reasoning,

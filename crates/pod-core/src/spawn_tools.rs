@@ -85,6 +85,8 @@ pub type Recorder = Arc<dyn Fn(LogBody) + Send + Sync>;
 struct ChildRun {
     request_id: String,
     run_id: Option<String>,
+    /// Turns the child reported ended so far.
+    turns: u32,
     result: Option<RunResult>,
 }
 
@@ -101,6 +103,7 @@ impl ChildView {
         self.runs.push(ChildRun {
             request_id,
             run_id: None,
+            turns: 0,
             result: None,
         });
     }
@@ -483,11 +486,11 @@ impl Children {
             .iter()
             .map(|c| {
                 let view = c.view.borrow();
-                let (run_id, result) = view
+                let (run_id, turns, result) = view
                     .runs
                     .last()
-                    .map(|run| (run.run_id.clone(), run.result.clone()))
-                    .unwrap_or((None, None));
+                    .map(|run| (run.run_id.clone(), run.turns, run.result.clone()))
+                    .unwrap_or((None, 0, None));
                 json!({
                     "pod_id": c.pod_id,
                     "name": c.name,
@@ -500,6 +503,7 @@ impl Children {
                     },
                     "exit": view.exited.map(|e| e.to_string()),
                     "last_run_id": run_id,
+                    "last_run_turns_ended": turns,
                     "last_result": result,
                 })
             })
@@ -594,6 +598,23 @@ async fn end_child(child: &LiveChild) -> ExitInfo {
 async fn follow_events(child: Arc<LiveChild>) {
     while let Some(event) = child.client.next_event().await {
         match event {
+            PodEvent::RunStarted {
+                run_id,
+                request_id: Some(request_id),
+            } => child.view_tx.send_modify(|v| {
+                if let Some(run) = v.runs.iter_mut().find(|r| r.request_id == request_id) {
+                    run.run_id = Some(run_id);
+                }
+            }),
+            PodEvent::TurnEnded { run_id, turn } => child.view_tx.send_modify(|v| {
+                if let Some(run) = v
+                    .runs
+                    .iter_mut()
+                    .find(|r| r.run_id.as_deref() == Some(&run_id))
+                {
+                    run.turns = turn;
+                }
+            }),
             PodEvent::RunEnded {
                 run_id,
                 request_id: Some(request_id),
@@ -621,7 +642,6 @@ async fn follow_events(child: Arc<LiveChild>) {
             PodEvent::RunStarted { .. }
             | PodEvent::RunEnded { .. }
             | PodEvent::RunFailed { .. }
-            | PodEvent::TurnEnded { .. }
             | PodEvent::Exiting { .. } => {}
         }
     }
