@@ -29,6 +29,7 @@ use crate::global::GlobalArgs;
 /// `pods stop POD` from another terminal (origin `cli`). A provider failure exits 1 and names the error class and
 /// the trace sidecar. Try it offline: `pods run -p demo "look around"`.
 #[derive(Debug, Args)]
+#[command(after_help = RUN_HELP)]
 pub struct RunArgs {
     /// Profile to run (see `pods profile list`).
     #[arg(short = 'p', long, value_name = "PROFILE", default_value = "default")]
@@ -56,6 +57,18 @@ pub struct ResumeArgs {
     #[arg(value_name = "PROMPT")]
     pub prompt: Option<String>,
 }
+
+const RUN_HELP: &str = "\
+The pod directory (pod.json, manifest.toml, provenance.json, sessions/) is created under --home.
+The model's text streams to stdout; the pod id, tool calls, retries and errors go to stderr.
+
+Exit codes: 0 the run completed, 1 it failed (the provider error class and the trace sidecar are
+named), 2 usage or configuration (e.g. a missing API key variable), 130 interrupted (Ctrl-C).
+
+Examples:
+  pods run -p demo \"look around\"         offline, no network, no API key
+  pods run -p coder --set session.record_event_trace=true \"fix the tests\"
+  pods trace <pod> --errors                what led to a failed request";
 
 const CONTINUE_PROMPT: &str = "Continue where you left off.";
 

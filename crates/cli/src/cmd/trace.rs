@@ -24,6 +24,7 @@ use crate::global::GlobalArgs;
 /// Traces exist only for pods that ran with `session.record_event_trace = true` (for example
 /// `pods run --set session.record_event_trace=true …` or the `debug` profile).
 #[derive(Debug, Args)]
+#[command(after_help = TRACE_HELP)]
 pub struct TraceArgs {
     /// Pod id, unique id prefix, or name (see `pods ls`).
     #[arg(value_name = "POD")]
@@ -38,6 +39,15 @@ pub struct TraceArgs {
     #[arg(long)]
     pub follow: bool,
 }
+
+const TRACE_HELP: &str = "\
+Each line: time, request (tN.aM = turn N, attempt M), then a marker or event; `!!` marks errors,
+stream open failures, idle timeouts and shed entries (lost because the writer queue was full).
+
+Examples:
+  pods trace <pod>                 the whole timeline, text deltas joined
+  pods trace <pod> --errors        each failed request with what led up to it
+  pods trace <pod> --json | jq .   the entries as written (JSON Lines)";
 
 pub fn run(global: &GlobalArgs, args: TraceArgs) -> CmdResult {
     let home = PodHome::resolve(global.home.as_deref()).map_err(Failure::usage)?;
