@@ -675,10 +675,13 @@ fn pods_stop_interrupts_with_cli_origin() {
         .into_iter()
         .cloned()
         .collect::<Vec<_>>();
-    assert!(
-        recorded
-            .iter()
-            .any(|e| e["action"]["action_id"] == action["action_id"])
+    let entry = recorded
+        .iter()
+        .find(|e| e["action"]["action_id"] == action["action_id"])
+        .unwrap_or_else(|| panic!("{recorded:#?}"));
+    assert_eq!(
+        entry["active_run_id"], terminal["run_id"],
+        "the action names the run it found"
     );
     assert!(!dir.join("control.sock").exists(), "socket removed on exit");
 }

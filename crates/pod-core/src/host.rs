@@ -162,7 +162,7 @@ impl Host {
                             detail: "the parent process is gone (its pipe to this pod closed)".into(),
                         },
                     );
-                    apply(&action, &log, &control, active.is_some());
+                    apply(&action, &log, &control, active.is_some(), &progress);
                     state.begin(action, &children, &pod_id);
                 }
                 Some(signal) = signals.next(), if state.action.is_none() => {
@@ -171,7 +171,7 @@ impl Host {
                         vec![pod_id.clone()],
                         Origin::Signal { signal: signal.to_owned() },
                     );
-                    apply(&action, &log, &control, active.is_some());
+                    apply(&action, &log, &control, active.is_some(), &progress);
                     state.begin(action, &children, &pod_id);
                 }
                 _ = watchdog.tick(), if watchdog_ms > 0 && active.is_some() && state.action.is_none() => {
@@ -181,12 +181,13 @@ impl Host {
                             vec![pod_id.clone()],
                             Origin::Watchdog { idle_ms: watchdog_ms },
                         );
-                        apply(&action, &log, &control, true);
+                        apply(&action, &log, &control, true, &progress);
                         state.begin(action, &children, &pod_id);
                     }
                 }
                 Some(finished) = done_rx.recv() => {
                     active = None;
+                    progress.set_run_id(None);
                     let failed = finished.report.is_err();
                     let event = match &finished.report {
                         Ok(report) => PodEvent::RunEnded {
@@ -307,8 +308,14 @@ fn record(log: &SessionLog, action: &LifecycleAction, active: Option<String>) {
 }
 
 /// Record `action` and interrupt the active run with it when it is one that disturbs runs.
-fn apply(action: &LifecycleAction, log: &SessionLog, control: &RunControl, run_active: bool) {
-    record(log, action, None);
+fn apply(
+    action: &LifecycleAction,
+    log: &SessionLog,
+    control: &RunControl,
+    run_active: bool,
+    progress: &Progress,
+) {
+    record(log, action, run_active.then(|| progress.run_id()).flatten());
     if run_active {
         control.interrupt(action.clone());
     }
@@ -378,14 +385,18 @@ async fn handle_request(
             let ends = ends_pod(kind);
             if ends && state.action.is_some() {
                 // Already ending: record the later action, it does not change the outcome.
-                record(log, &action, None);
+                record(
+                    log,
+                    &action,
+                    active.as_ref().and_then(|_| progress.run_id()),
+                );
                 if active.is_some() {
                     control.interrupt(action.clone());
                 }
                 request.respond(Ok(serde_json::to_value(&action).unwrap_or_default()));
                 return None;
             }
-            apply(&action, log, control, active.is_some());
+            apply(&action, log, control, active.is_some(), progress);
             request.respond(Ok(serde_json::to_value(&action).unwrap_or_default()));
             ends.then_some(action)
         }
@@ -411,12 +422,24 @@ async fn handle_request(
 /// When the active run last showed progress, for the idle watchdog.
 #[derive(Default)]
 struct Progress {
+    /// The active run's id, once it is recorded as started.
+    run_id: std::sync::Mutex<Option<String>>,
     last_ms: AtomicU64,
     /// Tool calls executing; a run inside a tool call is not idle.
     in_tool: AtomicU32,
 }
 
 impl Progress {
+    fn run_id(&self) -> Option<String> {
+        self.run_id.lock().map(|id| id.clone()).unwrap_or(None)
+    }
+
+    fn set_run_id(&self, run_id: Option<String>) {
+        if let Ok(mut id) = self.run_id.lock() {
+            *id = run_id;
+        }
+    }
+
     fn touch(&self) {
         self.last_ms.store(mono_ms(), Ordering::Relaxed);
     }
@@ -441,6 +464,7 @@ struct Watched {
 
 impl RunObserver for Watched {
     fn on_run_started(&self, run_id: &str) {
+        self.progress.set_run_id(Some(run_id.to_owned()));
         let _ = self.events.send(PodEvent::RunStarted {
             run_id: run_id.to_owned(),
             request_id: self.request_id.clone(),
