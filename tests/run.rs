@@ -658,6 +658,11 @@ fn resume_runs_again_in_a_new_segment_with_the_stored_manifest() {
     let entries = support::stdout_json_lines(&json);
     let run_ends = entries.iter().filter(|e| e["marker"] == "run_end").count();
     assert_eq!(run_ends, 2, "both segments' traces are passed through");
+
+    // Following a pod that is no longer running prints what there is and returns.
+    let follow = sandbox.run(&["trace", "r", "--follow"]);
+    assert_exit(&follow, 0);
+    assert!(String::from_utf8_lossy(&follow.stdout).contains("run_end completed"));
 }
 
 #[test]

@@ -31,8 +31,3 @@ pub use reader::{
     FailedRequest, TimelineItem, TraceLine, TraceReader, failed_requests, is_failure, timeline,
 };
 pub use writer::{MemorySink, TraceHandle, TraceSink, TraceStats};
-
-/// The sidecar path for a segment log path: `<segment_id>.jsonl` → `<segment_id>.trace.jsonl`.
-pub fn sidecar_path(segment_log: &std::path::Path) -> std::path::PathBuf {
-    segment_log.with_extension("trace.jsonl")
-}
