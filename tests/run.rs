@@ -455,6 +455,15 @@ fn a_torn_final_log_line_is_reported_and_nothing_before_it_is_lost() {
         json["runs"][0]["outcome"], "completed",
         "the run before the tear is intact"
     );
+    // A pod.json left at `running` by a process that no longer exists shows as crashed.
+    let info_path = pod.join("pod.json");
+    let mut info: Value =
+        serde_json::from_str(&std::fs::read_to_string(&info_path).unwrap()).unwrap();
+    info["state"] = json!("running");
+    info["pid"] = json!(u32::MAX - 1);
+    std::fs::write(&info_path, info.to_string()).unwrap();
+    let ls = stdout_json(&sandbox.run(&["ls", "--json"]));
+    assert_eq!(ls[0]["state"], "crashed");
     let text = String::from_utf8_lossy(&sandbox.run(&["show", "t"]).stdout).into_owned();
     assert!(text.contains("!! line"), "{text}");
 }
