@@ -10,7 +10,8 @@ use crate::record::LifecycleAction;
 
 /// A cloneable handle to interrupt a pod's runs. Overlapping actions resolve to the nearest one
 /// ([`ActionResolver`]). An action offered while no run is active interrupts the next run as
-/// soon as it starts; the runtime clears the action when the run it ended has been recorded.
+/// soon as it starts; the runtime clears the action when a run ends, whatever its outcome, so an
+/// action that came too late to interrupt a run does not leak into the next one.
 #[derive(Debug, Clone)]
 pub struct RunControl {
     inner: Arc<Inner>,

@@ -267,9 +267,13 @@ impl Pod {
                         outcome: "failed".into(),
                     },
                 );
-                if let Some(trace) = &self.trace {
-                    let _ = trace.sync().await;
+                if let Some(trace) = &self.trace
+                    && let Err(trace_error) = trace.sync().await
+                {
+                    // The run fails with the log error; the trace's own failure is secondary.
+                    tracing::warn!(error = %error_chain(&trace_error), "trace sidecar sync failed");
                 }
+                self.control.take();
                 self.last_outcome = Some("failed");
                 return Err(error);
             }
@@ -298,9 +302,9 @@ impl Pod {
             }),
         };
         let logged = self.log.append(terminal);
-        if matches!(outcome, RunOutcome::Interrupted { .. }) {
-            self.control.take();
-        }
+        // Whatever the outcome, an action that arrived during this run belongs to it: one that
+        // came too late to interrupt it must not cut the next run short.
+        self.control.take();
         self.trace_marker(
             &run_id,
             Marker::RunEnd {
