@@ -802,6 +802,15 @@ fn malformed_control_request_gets_an_error_reply_and_pod_keeps_running() {
 fn reload_over_the_control_socket_interrupts_with_reload_kind() {
     let sandbox = Sandbox::new();
     let (mut proc, dir) = holding_pod(&sandbox);
+    // Change the manifest in place; reload starts a new segment with it.
+    let manifest_path = dir.join("manifest.toml");
+    let manifest = std::fs::read_to_string(&manifest_path).unwrap();
+    assert!(manifest.contains("max_turns = 16"), "{manifest}");
+    std::fs::write(
+        &manifest_path,
+        manifest.replace("max_turns = 16", "max_turns = 3"),
+    )
+    .unwrap();
     let reply = control_request(
         &dir,
         json!({"id": "req-reload-1", "client": {"type": "cli", "command": "test reload"},
@@ -821,6 +830,15 @@ fn reload_over_the_control_socket_interrupts_with_reload_kind() {
         terminal["action"]["origin"],
         json!({"type": "cli", "command": "test reload", "request_id": "req-reload-1"})
     );
+    let entries = log_entries(&dir);
+    let segments = entries_of(&entries, "segment_started");
+    assert_eq!(segments.len(), 2, "{entries:#?}");
+    assert_ne!(
+        segments[0]["manifest_digest"],
+        segments[1]["manifest_digest"]
+    );
+    let closed = entries_of(&entries, "segment_closed");
+    assert_eq!(closed[0]["reason"], "reloaded");
 }
 
 #[test]

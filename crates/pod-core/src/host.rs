@@ -23,12 +23,15 @@ use crate::spawn_tools::Children;
 use crate::{CoreError, RunControl};
 
 /// What the host listens to besides the control socket.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct HostOptions {
     /// End the pod with a `parent_exit` action when stdin reaches EOF (a child pod).
     pub watch_parent: bool,
     /// End the pod (and its tree) with a `shutdown` action on SIGTERM / SIGINT.
     pub handle_signals: bool,
+    /// The pod's working directory; needed to reload (a new segment connects its model and
+    /// scope again). Without it `reload` is refused.
+    pub work_dir: Option<std::path::PathBuf>,
 }
 
 /// How hosting ended.
@@ -44,6 +47,16 @@ struct Job {
     input: RunInput,
     request_id: Option<String>,
     observer: Arc<dyn RunObserver>,
+}
+
+/// What the pod task does next, in order.
+enum Work {
+    Run(Job),
+    /// After the current run: close the segment and open a new one with the manifest re-read
+    /// from the pod directory.
+    Reload {
+        work_dir: std::path::PathBuf,
+    },
 }
 
 struct Finished {
@@ -104,7 +117,7 @@ impl Host {
         let watchdog_ms = pod.manifest().limits.watchdog_ms;
         let log = pod.log().clone();
         let control = pod.control().clone();
-        let (job_tx, job_rx) = mpsc::channel::<Job>(4);
+        let (job_tx, job_rx) = mpsc::channel::<Work>(4);
         let (done_tx, mut done_rx) = mpsc::channel::<Finished>(4);
         let (closed_tx, closed_rx) = oneshot::channel();
         tokio::spawn(pod_task(pod, job_rx, done_tx, closed_tx));
@@ -127,7 +140,7 @@ impl Host {
             active = Some(None);
             progress.touch();
             let _ = job_tx
-                .send(Job {
+                .send(Work::Run(Job {
                     input,
                     request_id: None,
                     observer: Arc::new(Watched {
@@ -136,7 +149,7 @@ impl Host {
                         events: server.publisher(),
                         request_id: None,
                     }),
-                })
+                }))
                 .await;
         }
         let mut state = Ending::default();
@@ -148,7 +161,7 @@ impl Host {
                 Some(request) = server.incoming.recv() => {
                     let end = handle_request(
                         request, &pod_id, &log, &control, &children,
-                        &mut active, &state, &job_tx, &progress, &server.publisher(),
+                        &mut active, &state, &job_tx, &options.work_dir, &progress, &server.publisher(),
                     ).await;
                     if let Some(action) = end {
                         state.begin(action, &children, &pod_id);
@@ -217,8 +230,17 @@ impl Host {
                             record(&log, &action, None);
                             state.begin(action, &children, &pod_id);
                         }
-                    } else if failed {
-                        tracing::error!("a run could not be recorded; the pod stops");
+                    } else if failed && state.action.is_none() {
+                        // The pod task has ended (a run or a reload could not be recorded).
+                        let action = new_action(
+                            LifecycleKind::Shutdown,
+                            vec![pod_id.clone()],
+                            Origin::Runtime {
+                                detail: "the pod could not write its records".into(),
+                            },
+                        );
+                        tracing::error!("a run or reload could not be recorded; the pod stops");
+                        state.begin(action, &children, &pod_id);
                     }
                 }
             }
@@ -275,11 +297,31 @@ impl Ending {
 
 async fn pod_task(
     mut pod: Pod,
-    mut jobs: mpsc::Receiver<Job>,
+    mut jobs: mpsc::Receiver<Work>,
     done: mpsc::Sender<Finished>,
     closed: oneshot::Sender<Result<(), CoreError>>,
 ) {
-    while let Some(job) = jobs.recv().await {
+    while let Some(work) = jobs.recv().await {
+        let job = match work {
+            Work::Run(job) => job,
+            Work::Reload { work_dir } => {
+                match reload(pod, &work_dir).await {
+                    Ok(reloaded) => pod = reloaded,
+                    Err(error) => {
+                        tracing::error!(%error, "reload failed; the pod stops");
+                        let _ = done
+                            .send(Finished {
+                                request_id: None,
+                                report: Err(error),
+                            })
+                            .await;
+                        let _ = closed.send(Ok(()));
+                        return;
+                    }
+                }
+                continue;
+            }
+        };
         let report = pod.run(job.input, job.observer).await;
         let failed = report.is_err();
         let _ = done
@@ -296,6 +338,37 @@ async fn pod_task(
     // `interrupted`, `failed`), or `stopped` when it ran none.
     let reason = pod.last_outcome().unwrap_or("stopped");
     let _ = closed.send(pod.close(reason).await);
+}
+
+/// Close the pod's segment and open a new one with the manifest re-read from its directory
+/// (the new `segment_started` records its digest). Tools registered besides the builtins
+/// (the child tools) stay registered.
+async fn reload(pod: Pod, work_dir: &std::path::Path) -> Result<Pod, CoreError> {
+    let dir = pod.dir().clone();
+    let control = pod.control().clone();
+    let extra: Vec<Arc<dyn crate::tools::Tool>> = crate::spawn_tools::SPAWN_TOOLS
+        .iter()
+        .filter_map(|(name, _)| pod.tools().get(name).cloned())
+        .collect();
+    pod.close("reloaded").await?;
+    let resolved = pod_profile::read_manifest_files(dir.path()).map_err(|e| CoreError::Config {
+        message: format!("cannot reload the manifest of pod {}", dir.id()),
+        source: Some(Box::new(e)),
+    })?;
+    let model = crate::model::ModelConnection::connect(&resolved.manifest, work_dir).await?;
+    let mut pod = Pod::start(
+        dir,
+        resolved.manifest,
+        crate::runtime::PodOptions {
+            work_dir: work_dir.to_owned(),
+            model,
+            control,
+        },
+    )?;
+    for tool in extra {
+        pod.register_tool(tool);
+    }
+    Ok(pod)
 }
 
 fn record(log: &SessionLog, action: &LifecycleAction, active: Option<String>) {
@@ -330,7 +403,8 @@ async fn handle_request(
     children: &Option<Arc<Children>>,
     active: &mut Option<Option<String>>,
     state: &Ending,
-    jobs: &mpsc::Sender<Job>,
+    jobs: &mpsc::Sender<Work>,
+    work_dir: &Option<std::path::PathBuf>,
     progress: &Arc<Progress>,
     events: &tokio::sync::broadcast::Sender<PodEvent>,
 ) -> Option<LifecycleAction> {
@@ -353,7 +427,7 @@ async fn handle_request(
                 *active = Some(Some(request_id.clone()));
                 progress.touch();
                 if jobs
-                    .send(Job {
+                    .send(Work::Run(Job {
                         input,
                         request_id: Some(request_id.clone()),
                         observer: Arc::new(Watched {
@@ -362,7 +436,7 @@ async fn handle_request(
                             events: events.clone(),
                             request_id: Some(request_id.clone()),
                         }),
-                    })
+                    }))
                     .await
                     .is_err()
                 {
@@ -380,8 +454,25 @@ async fn handle_request(
                 request.respond(Err(ReplyError::new("failed", "not an action")));
                 return None;
             };
-            // `reload` interrupts the active run and is recorded; the pod keeps running with the
-            // manifest it has (re-materializing it in place is not implemented yet).
+            if kind == LifecycleKind::Reload {
+                let Some(work_dir) = work_dir.clone() else {
+                    request.respond(Err(ReplyError::new(
+                        "unsupported",
+                        "this pod process cannot reload (no working directory given)",
+                    )));
+                    return None;
+                };
+                // Interrupt the active run, then (in order, after it ends) start a new segment
+                // with the manifest re-read from the pod directory.
+                apply(&action, log, control, active.is_some(), progress);
+                let queued = jobs.send(Work::Reload { work_dir }).await;
+                let reply = match queued {
+                    Ok(()) => Ok(serde_json::to_value(&action).unwrap_or_default()),
+                    Err(_) => Err(ReplyError::new("failed", "the pod task has ended")),
+                };
+                request.respond(reply);
+                return None;
+            }
             let ends = ends_pod(kind);
             if ends && state.action.is_some() {
                 // Already ending: record the later action, it does not change the outcome.

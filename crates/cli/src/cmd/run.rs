@@ -186,7 +186,7 @@ async fn foreground(
         dir,
         resolved.manifest,
         PodOptions {
-            work_dir: cwd,
+            work_dir: cwd.clone(),
             model,
             control: control.clone(),
         },
@@ -217,6 +217,7 @@ async fn foreground(
         pod_core::host::HostOptions {
             watch_parent: false,
             handle_signals: true,
+            work_dir: Some(cwd),
         },
     );
     let observer = Arc::new(Terminal::new());
@@ -479,6 +480,7 @@ pub fn serve(global: &GlobalArgs, args: ServeArgs) -> CmdResult {
             pod_core::host::HostOptions {
                 watch_parent: true,
                 handle_signals: true,
+                work_dir: Some(cwd.clone()),
             },
         );
         let end = host.serve().await.map_err(Failure::run_failed)?;
