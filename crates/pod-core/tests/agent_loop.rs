@@ -284,3 +284,42 @@ async fn a_new_segment_continues_the_conversation_from_the_log() {
     assert_eq!(dir.segments().unwrap().len(), 2);
     assert_eq!(history_from_segments(&dir).unwrap().len(), 6);
 }
+
+#[tokio::test]
+async fn an_action_offered_between_runs_interrupts_the_next_run_before_any_request() {
+    let fx = Fixture::new();
+    let manifest = fx.manifest(vec![text("never requested"), text("second")], 4);
+    let dir = fx.home().create_pod(None, "t", None).unwrap();
+    let control = RunControl::new();
+    let mut pod = fx.pod(dir.clone(), manifest, control.clone()).await;
+    let action = new_action(
+        LifecycleKind::Cancel,
+        vec![dir.id().to_owned()],
+        Origin::Signal {
+            signal: "SIGINT".into(),
+        },
+    );
+    control.interrupt(action.clone());
+    let report = pod.run(input("too late"), Arc::new(Quiet)).await.unwrap();
+    match &report.outcome {
+        RunOutcome::Interrupted { action: got, phase } => {
+            assert_eq!(got, &action);
+            assert!(!phase.provider_progress_seen);
+            assert!(!phase.visible_output_seen);
+        }
+        other => panic!("expected an interruption, got {other:?}"),
+    }
+    // No request was sent for it: the next run gets the cassette's first response.
+    let next = pod.run(input("again"), Arc::new(Quiet)).await.unwrap();
+    assert!(
+        matches!(&next.outcome, RunOutcome::Completed { text, .. } if text == "never requested"),
+        "{:?}",
+        next.outcome
+    );
+    pod.close("completed").await.unwrap();
+    let requests = log_bodies(&dir)
+        .iter()
+        .filter(|b| matches!(b, LogBody::ProviderRequestStarted(_)))
+        .count();
+    assert_eq!(requests, 1);
+}
