@@ -836,11 +836,23 @@ impl crate::tools::Tool for ChildTool {
         ctx: &'a crate::tools::ToolContext,
         input: Value,
     ) -> crate::tools::ToolFuture<'a> {
+        // The operation runs on its own task: when the run is interrupted and drops this future,
+        // a spawn still finishes (registered and recorded, so it is cascaded and reaped) or
+        // rolls back; it is never left half done.
+        let children = self.children.clone();
+        let name = self.name;
+        let run_id = ctx.run_id.clone();
+        let call_id = ctx.call_id.clone();
+        let task =
+            tokio::spawn(async move { children.call_tool(name, &run_id, &call_id, input).await });
         Box::pin(async move {
-            let reply = self
-                .children
-                .call_tool(self.name, &ctx.run_id, &ctx.call_id, input)
-                .await;
+            let reply = match task.await {
+                Ok(reply) => reply,
+                Err(error) => ToolReply {
+                    ok: false,
+                    output: json!({ "error": format!("the {name} operation failed: {error}") }),
+                },
+            };
             let text = reply.output.to_string();
             if reply.ok {
                 Ok(text)
