@@ -1160,3 +1160,18 @@ fn send_list_and_stop_a_child_through_the_tools() {
     assert_eq!(exited[0]["expected"], true);
     assert_eq!(pod_info(&child)["state"], "stopped");
 }
+
+#[test]
+fn serve_without_a_pod_directory_fails_naming_the_file() {
+    let sandbox = Sandbox::new();
+    let missing = sandbox.root().join("home/pods/nope");
+    let output = sandbox.run(&["serve", "--pod-dir", missing.to_str().unwrap()]);
+    assert_exit(&output, 2);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("pod.json"), "{stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "no readiness line: {}",
+        describe(&output)
+    );
+}

@@ -8,7 +8,9 @@
 //! - reply: `{"id": "…", "ok": true, "result": …}` or `{"id": "…", "ok": false, "error":
 //!   {"code": "…", "message": "…"}}` (`id` is `null` when the request line had none);
 //! - event (after a `subscribe`): `{"event": "run_started" | "turn_ended" | "run_ended" |
-//!   "exiting" | "lagged", …}`.
+//!   "run_failed" | "exiting" | "lagged", …}`; `run_ended` carries the result (completed text,
+//!   the structured provider error, or the interrupting action) and the `request_id` of the
+//!   `run` request that started it.
 //!
 //! Methods: `run {input}`; the lifecycle actions `cancel`, `stop`, `stop_tree`, `shutdown`,
 //! `parent_exit`, `reload` (each `{reason?, caused_by?}`; a parent cascading its own action sends
