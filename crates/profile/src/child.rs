@@ -69,21 +69,54 @@ pub enum InheritPolicy {
     CappedByParent,
 }
 
-/// The inheritance policy of every leaf key. `None` means the key has no policy, which the
-/// test `every_leaf_key_has_a_policy` turns into a failure.
+/// The inheritance policy of every leaf key, one row per key. A key without a row has no
+/// policy, which the test `every_leaf_key_has_a_policy` turns into a failure.
+pub const POLICIES: &[(&str, InheritPolicy)] = &[
+    ("agent.instructions", InheritPolicy::ChildOnly),
+    ("agent.max_turns", InheritPolicy::ChildOnly),
+    ("agent.tools", InheritPolicy::ChildOnly),
+    (
+        "limits.first_event_timeout_ms",
+        InheritPolicy::InheritUnlessChildSets,
+    ),
+    (
+        "limits.idle_timeout_ms",
+        InheritPolicy::InheritUnlessChildSets,
+    ),
+    ("limits.max_attempts", InheritPolicy::InheritUnlessChildSets),
+    (
+        "limits.retry_budget_ms",
+        InheritPolicy::InheritUnlessChildSets,
+    ),
+    (
+        "limits.spawn_ready_timeout_ms",
+        InheritPolicy::InheritUnlessChildSets,
+    ),
+    ("limits.watchdog_ms", InheritPolicy::InheritUnlessChildSets),
+    ("model.api_key_env", InheritPolicy::ModelGroup),
+    ("model.base_url", InheritPolicy::ModelGroup),
+    ("model.cassette", InheritPolicy::ModelGroup),
+    ("model.max_output_tokens", InheritPolicy::ModelGroup),
+    ("model.model", InheritPolicy::ModelGroup),
+    ("model.scheme", InheritPolicy::ModelGroup),
+    ("model.temperature", InheritPolicy::ModelGroup),
+    ("scope.allow", InheritPolicy::NarrowOnly),
+    ("scope.deny", InheritPolicy::NarrowOnly),
+    ("session.record_event_trace", InheritPolicy::Sticky),
+    ("session.trace_max_frame_bytes", InheritPolicy::Sticky),
+    ("session.trace_queue_capacity", InheritPolicy::Sticky),
+    ("session.trace_raw_sse", InheritPolicy::Sticky),
+    ("spawn.allowed_profiles", InheritPolicy::ChildOnly),
+    ("spawn.max_children", InheritPolicy::CappedByParent),
+    ("spawn.max_depth", InheritPolicy::Decrement),
+];
+
+/// The inheritance policy of `key`, from [`POLICIES`].
 pub fn policy(key: &str) -> Option<InheritPolicy> {
-    let (section, name) = key.split_once('.')?;
-    Some(match (section, name) {
-        ("session", _) => InheritPolicy::Sticky,
-        ("model", _) => InheritPolicy::ModelGroup,
-        ("limits", _) => InheritPolicy::InheritUnlessChildSets,
-        ("agent", "instructions" | "max_turns" | "tools") => InheritPolicy::ChildOnly,
-        ("scope", "allow" | "deny") => InheritPolicy::NarrowOnly,
-        ("spawn", "max_depth") => InheritPolicy::Decrement,
-        ("spawn", "max_children") => InheritPolicy::CappedByParent,
-        ("spawn", "allowed_profiles") => InheritPolicy::ChildOnly,
-        _ => return None,
-    })
+    POLICIES
+        .iter()
+        .find(|(name, _)| *name == key)
+        .map(|(_, policy)| *policy)
 }
 
 /// Whether a spawn request may set `key` explicitly.

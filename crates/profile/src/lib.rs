@@ -70,7 +70,8 @@ mod resolve;
 pub mod schema;
 
 pub use child::{
-    InheritPolicy, ScopeRequest, SpawnRequest, materialize_child, policy, request_may_override,
+    InheritPolicy, POLICIES, ScopeRequest, SpawnRequest, materialize_child, policy,
+    request_may_override,
 };
 pub use discovery::{Catalog, CatalogEntry, Discovery, Origin, ProfileSource};
 pub use error::ProfileError;

@@ -6,63 +6,71 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::manifest::{
-    AgentSection, LimitsSection, Manifest, ModelSection, Scheme, ScopeSection, SessionSection,
-    SpawnSection,
+    AgentSection, LimitsSection, Manifest, ModelSection, ScopeSection, SessionSection, SpawnSection,
 };
 
 /// Leaf values by dotted key (`session.record_event_trace`).
 pub type Leaves = BTreeMap<String, toml::Value>;
 
-/// A manifest with every optional field set. The struct literals are exhaustive on purpose: a
-/// field added to the manifest does not compile here until it is listed, which puts it in
-/// [`leaf_keys`] (so it is a known key) and in front of the inheritance-policy test.
-fn full_example() -> Manifest {
-    Manifest {
-        model: ModelSection {
-            scheme: Scheme::Replay,
-            model: String::new(),
-            base_url: Some(String::new()),
-            api_key_env: Some(String::new()),
-            temperature: Some(0.0),
-            max_output_tokens: Some(0),
-            cassette: Some(String::new()),
-        },
-        agent: AgentSection {
-            instructions: String::new(),
-            max_turns: 0,
-            tools: Vec::new(),
-        },
-        scope: ScopeSection {
-            allow: Vec::new(),
-            deny: Vec::new(),
-        },
-        session: SessionSection {
-            record_event_trace: false,
-            trace_raw_sse: false,
-            trace_max_frame_bytes: 0,
-            trace_queue_capacity: 0,
-        },
-        spawn: SpawnSection {
-            allowed_profiles: Vec::new(),
-            max_depth: 0,
-            max_children: 0,
-        },
-        limits: LimitsSection {
-            first_event_timeout_ms: 0,
-            idle_timeout_ms: 0,
-            max_attempts: 0,
-            retry_budget_ms: 0,
-            spawn_ready_timeout_ms: 0,
-            watchdog_ms: 0,
-        },
+/// Every leaf key of the manifest schema, sorted: the field names serde's derive declares for
+/// [`Manifest`] and for each section type, so a field added to any section is a known key (and
+/// faces the inheritance-policy test) without being listed anywhere by hand.
+pub fn leaf_keys() -> Vec<String> {
+    let mut keys = Vec::new();
+    for &section in field_names::<Manifest>() {
+        let fields = match section {
+            "model" => field_names::<ModelSection>(),
+            "agent" => field_names::<AgentSection>(),
+            "scope" => field_names::<ScopeSection>(),
+            "session" => field_names::<SessionSection>(),
+            "spawn" => field_names::<SpawnSection>(),
+            "limits" => field_names::<LimitsSection>(),
+            // A section without a type here has no keys; `every_section_has_leaf_keys` fails.
+            _ => &[],
+        };
+        keys.extend(fields.iter().map(|field| format!("{section}.{field}")));
     }
+    keys.sort();
+    keys
 }
 
-/// Every leaf key of the manifest schema, sorted.
-pub fn leaf_keys() -> Vec<String> {
-    flatten(&full_example())
-        .map(|l| l.into_keys().collect())
-        .unwrap_or_default()
+/// The field names a derived `Deserialize` struct asks for, read by a deserializer that records
+/// the `fields` list serde passes to `deserialize_struct` and then stops.
+fn field_names<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    let mut fields: &'static [&'static str] = &[];
+    // The recorder always ends in an error once it has the names; that error is expected.
+    let _ = T::deserialize(FieldRecorder {
+        fields: &mut fields,
+    });
+    fields
+}
+
+struct FieldRecorder<'a> {
+    fields: &'a mut &'static [&'static str],
+}
+
+impl<'de> serde::Deserializer<'de> for FieldRecorder<'_> {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        Err(serde::de::Error::custom("not a struct"))
+    }
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        *self.fields = fields;
+        Err(serde::de::Error::custom("field names recorded"))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
 }
 
 /// The section names of the manifest.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use pod_profile::{
-    Catalog, Discovery, InheritPolicy, Origin, Overrides, ProfileError, ResolvedManifest,
+    Catalog, Discovery, InheritPolicy, Origin, Overrides, POLICIES, ProfileError, ResolvedManifest,
     ScopeRequest, SourceKind, SpawnRequest, explain, manifest_digest, materialize_child, policy,
     read_manifest_files, schema, write_manifest_files,
 };
@@ -586,10 +586,18 @@ fn request() -> SpawnRequest {
 
 #[test]
 fn every_leaf_key_has_a_policy() {
-    for key in schema::leaf_keys() {
+    let keys = schema::leaf_keys();
+    for key in &keys {
         assert!(
-            policy(&key).is_some(),
-            "manifest key `{key}` has no inheritance policy"
+            policy(key).is_some(),
+            "manifest key `{key}` has no inheritance policy: add a row to POLICIES"
+        );
+    }
+    // No row names a key the manifest does not have (a renamed field would leave one behind).
+    for (key, _) in POLICIES {
+        assert!(
+            keys.iter().any(|k| k == key),
+            "POLICIES names unknown key `{key}`"
         );
     }
     assert_eq!(
@@ -598,11 +606,41 @@ fn every_leaf_key_has_a_policy() {
     );
     assert_eq!(policy("spawn.max_depth"), Some(InheritPolicy::Decrement));
     assert_eq!(policy("scope.allow"), Some(InheritPolicy::NarrowOnly));
-    assert_eq!(
-        policy("session.no_such_key_but_sticky_section"),
-        Some(InheritPolicy::Sticky)
-    );
+    // Policies are per key, not per section: an unlisted key in a sticky section has none.
+    assert_eq!(policy("session.no_such_key"), None);
     assert_eq!(policy("spawn.unlisted"), None);
+}
+
+#[test]
+fn leaf_keys_are_every_field_of_every_section() {
+    let keys = schema::leaf_keys();
+    // Read from the types' serde field lists, so optional fields count as much as required ones.
+    for key in [
+        "model.scheme",
+        "model.cassette",
+        "model.temperature",
+        "agent.tools",
+        "scope.deny",
+        "session.record_event_trace",
+        "session.trace_queue_capacity",
+        "spawn.max_children",
+        "limits.watchdog_ms",
+    ] {
+        assert!(keys.iter().any(|k| k == key), "missing {key} in {keys:?}");
+    }
+    // Every section the manifest declares contributes keys.
+    for section in schema::sections() {
+        assert!(keys.iter().any(|k| k.starts_with(&format!("{section}."))));
+    }
+    assert_eq!(
+        schema::sections(),
+        ["agent", "limits", "model", "scope", "session", "spawn"]
+    );
+    // A fully set manifest serializes to exactly these keys, no more.
+    let full = schema::flatten(&pod_profile::Manifest::default()).unwrap();
+    for key in full.keys() {
+        assert!(keys.contains(key), "{key} serializes but is not a leaf key");
+    }
 }
 
 #[test]
