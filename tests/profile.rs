@@ -297,6 +297,44 @@ fn validate_reports_file_key_and_line_and_exits_2() {
 }
 
 #[test]
+fn an_unreadable_profile_fails_only_the_commands_that_use_it() {
+    let sandbox = Sandbox::new();
+    let bad = sandbox.write("work/.pods/profiles/latin1.toml", "");
+    // Not UTF-8: a Latin-1 "é" in a comment.
+    std::fs::write(&bad, b"# caf\xe9\n[agent]\nmax_turns = 3\n").unwrap();
+
+    // Other profiles still list, show and validate.
+    let output = sandbox.run(&["profile", "show", "coder", "--json"]);
+    assert_exit(&output, 0);
+    let output = sandbox.run(&["profile", "list"]);
+    assert_exit(&output, 0);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("latin1"));
+
+    // Using it names the file and why it could not be read.
+    let output = sandbox.run(&["profile", "show", "latin1"]);
+    assert_exit(&output, 2);
+    let err = stderr(&output);
+    assert!(
+        err.contains(&format!("cannot read {}", bad.display())),
+        "{err}"
+    );
+    assert!(err.contains("valid UTF-8"), "{err}");
+
+    let output = sandbox.run(&["profile", "validate", "--json"]);
+    assert_exit(&output, 2);
+    let json = stdout_json(&output);
+    let checked = json.as_array().unwrap();
+    let latin1 = checked.iter().find(|c| c["target"] == "latin1").unwrap();
+    assert_eq!(latin1["ok"], false);
+    assert!(
+        latin1["error"].as_str().unwrap().contains("valid UTF-8"),
+        "the cause is part of the message: {latin1}"
+    );
+    let coder = checked.iter().find(|c| c["target"] == "coder").unwrap();
+    assert_eq!(coder["ok"], true);
+}
+
+#[test]
 fn profile_dir_flag_wins_and_missing_profile_exits_2() {
     let sandbox = Sandbox::new();
     let dir = sandbox.root().join("extra");

@@ -71,3 +71,15 @@ impl Failure {
 
 /// What every command returns.
 pub type CmdResult = Result<Exit, Failure>;
+
+/// An error and its causes on one line (`outer: cause: root cause`), for tables and JSON.
+pub fn error_text(error: &dyn Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -57,8 +57,17 @@ pub struct ProfileSource {
     pub origin: Origin,
     /// The file; for builtins, `profiles/NAME.toml`.
     pub path: PathBuf,
+    /// The file's text, or why it could not be read: one unreadable file fails only the
+    /// commands that use that profile, never discovery as a whole.
     #[serde(skip)]
-    pub(crate) text: String,
+    pub(crate) text: Result<String, Unreadable>,
+}
+
+/// Why a profile file could not be read (kept so it can be reported when the profile is used).
+#[derive(Debug, Clone)]
+pub(crate) struct Unreadable {
+    kind: std::io::ErrorKind,
+    message: String,
 }
 
 impl ProfileSource {
@@ -76,15 +85,32 @@ impl ProfileSource {
 
     /// A profile read from `path` (for `pods profile validate PATH`).
     pub fn from_file(path: &Path) -> Result<ProfileSource, ProfileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Ok(ProfileSource {
-            origin: Origin::ProfileDir,
+        let source = ProfileSource::read(Origin::ProfileDir, path);
+        source.text()?;
+        Ok(source)
+    }
+
+    /// A profile file found in a directory; a read failure is kept, not raised.
+    fn read(origin: Origin, path: &Path) -> ProfileSource {
+        let text = std::fs::read_to_string(path).map_err(|error| Unreadable {
+            kind: error.kind(),
+            message: error.to_string(),
+        });
+        ProfileSource {
+            origin,
             path: path.to_path_buf(),
             text,
-        })
+        }
+    }
+
+    /// The file's text, or the error that reading it gave.
+    pub(crate) fn text(&self) -> Result<&str, ProfileError> {
+        self.text
+            .as_deref()
+            .map_err(|unreadable| ProfileError::Read {
+                path: self.path.clone(),
+                source: std::io::Error::new(unreadable.kind, unreadable.message.clone()),
+            })
     }
 }
 
@@ -99,7 +125,7 @@ pub struct CatalogEntry {
 impl CatalogEntry {
     /// The profile's `description`, if it has a readable one.
     pub fn description(&self) -> Option<String> {
-        let table: toml::Table = toml::from_str(&self.source.text).ok()?;
+        let table: toml::Table = toml::from_str(self.source.text().ok()?).ok()?;
         table.get("description")?.as_str().map(str::to_owned)
     }
 }
@@ -134,7 +160,7 @@ impl Catalog {
                 ProfileSource {
                     origin: Origin::Builtin,
                     path: PathBuf::from(format!("profiles/{name}.toml")),
-                    text: (*text).to_owned(),
+                    text: Ok((*text).to_owned()),
                 },
             );
         }
@@ -246,9 +272,7 @@ impl Catalog {
             let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
                 continue;
             };
-            let mut source = ProfileSource::from_file(&path)?;
-            source.origin = origin;
-            self.add(&name, source);
+            self.add(&name, ProfileSource::read(origin, &path));
         }
         Ok(())
     }

@@ -198,7 +198,7 @@ impl Catalog {
                 _ => SourceKind::Profile,
             };
             let (layer, extends) = parse_file(
-                &current.text,
+                current.text()?,
                 &current.path.display().to_string(),
                 kind,
                 Some(&current.base_dir()),

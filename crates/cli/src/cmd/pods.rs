@@ -1,6 +1,6 @@
 use std::io::Write;
 
-use crate::failure::{CmdResult, Exit, Failure};
+use crate::failure::{CmdResult, Exit, Failure, error_text};
 use crate::global::GlobalArgs;
 use clap::Args;
 
@@ -243,17 +243,6 @@ fn print_json(value: &serde_json::Value) {
     if let Ok(text) = serde_json::to_string_pretty(value) {
         let _ = writeln!(out, "{text}");
     }
-}
-
-fn error_text(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 pub fn stop(global: &GlobalArgs, args: StopArgs) -> CmdResult {

@@ -12,7 +12,7 @@ use pod_profile::{
 };
 use serde::Serialize;
 
-use crate::failure::{CmdResult, Exit, Failure};
+use crate::failure::{CmdResult, Exit, Failure, error_text};
 use crate::global::{GlobalArgs, config_env};
 
 #[derive(Debug, Subcommand)]
@@ -346,7 +346,7 @@ fn validate(catalog: &Catalog, args: ValidateArgs) -> CmdResult {
                 path,
                 ok: false,
                 hint: err.hint(),
-                error: Some(err.to_string()),
+                error: Some(error_text(&err)),
             },
         });
     }
