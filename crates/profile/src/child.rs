@@ -61,7 +61,8 @@ pub enum InheritPolicy {
     ModelGroup,
     /// The child profile's value.
     ChildOnly,
-    /// The parent's value; the spawn request may narrow it, never widen it.
+    /// The parent's value; the child profile's own setting and then the spawn request may
+    /// narrow it, never widen it.
     NarrowOnly,
     /// The parent's value minus one; a child profile may lower it, never raise it.
     Decrement,
@@ -249,11 +250,51 @@ pub fn materialize_child(
         }
     }
 
-    if let Some(scope) = &request.scope {
+    // Scope narrows in two steps, each within what the step before allowed: the child profile's
+    // own `[scope]` (when its chain sets one), then the spawn request's.
+    let profile_allow = chain_sets("scope.allow");
+    let profile_deny = chain_sets("scope.deny");
+    if profile_allow || profile_deny {
+        let own = &child.resolved.manifest.scope;
+        let asked = ScopeRequest {
+            allow: profile_allow.then(|| own.allow.clone()),
+            deny: if profile_deny {
+                own.deny.clone()
+            } else {
+                Vec::new()
+            },
+        };
+        let from_profile = |key: &str| {
+            child
+                .resolved
+                .provenance
+                .get(key)
+                .cloned()
+                .unwrap_or_else(resolve::unknown_source)
+        };
         narrow_scope(
             &parent.manifest.scope,
+            &asked,
+            &format!("child profile `{child_profile}`"),
+            &from_profile,
+            &mut leaves,
+            &mut provenance,
+        )?;
+    }
+    if let Some(scope) = &request.scope {
+        let current = schema::to_manifest(&leaves)
+            .map(|m| m.scope)
+            .unwrap_or_else(|_| parent.manifest.scope.clone());
+        let from_request = |key: &str| Provenance {
+            kind: SourceKind::SpawnRequest,
+            detail: format!("spawn request from parent {parent_pod_id}: {key} (narrowed)"),
+            from: None,
+        };
+        narrow_scope(
+            &current,
             scope,
-            parent_pod_id,
+            "the spawn request",
+            &from_request,
             &mut leaves,
             &mut provenance,
         )?;
@@ -338,9 +379,10 @@ fn detail_of(resolved: &ResolvedManifest, key: &str) -> String {
 /// Apply a requested scope: every allowed path must lie inside the parent's scope; the parent's
 /// deny list always stays.
 fn narrow_scope(
-    parent: &ScopeSection,
+    current: &ScopeSection,
     requested: &ScopeRequest,
-    parent_pod_id: &str,
+    asked_by: &str,
+    source: &dyn Fn(&str) -> Provenance,
     leaves: &mut Leaves,
     provenance: &mut ProvenanceMap,
 ) -> Result<(), ProfileError> {
@@ -348,7 +390,7 @@ fn narrow_scope(
     for path in allow {
         let wanted = normalize(path)?;
         let mut inside = false;
-        for allow in &parent.allow {
+        for allow in &current.allow {
             if within(&wanted, &normalize(allow)?) {
                 inside = true;
             }
@@ -357,44 +399,39 @@ fn narrow_scope(
             return Err(ProfileError::ScopeWidened {
                 path: path.clone(),
                 reason: format!(
-                    "not inside any of scope.allow [{}]",
-                    parent.allow.join(", ")
+                    "asked by {asked_by}, not inside any of scope.allow [{}]",
+                    current.allow.join(", ")
                 ),
             });
         }
-        for deny in &parent.deny {
+        for deny in &current.deny {
             if within(&wanted, &normalize(deny)?) {
                 return Err(ProfileError::ScopeWidened {
                     path: path.clone(),
-                    reason: format!("inside scope.deny entry `{deny}`"),
+                    reason: format!("asked by {asked_by}, inside scope.deny entry `{deny}`"),
                 });
             }
         }
     }
-    let mut deny = parent.deny.clone();
+    let mut deny = current.deny.clone();
     for extra in &requested.deny {
         if !deny.contains(extra) {
             deny.push(extra.clone());
         }
     }
-    let request = |key: &str| Provenance {
-        kind: SourceKind::SpawnRequest,
-        detail: format!("spawn request from parent {parent_pod_id}: {key} (narrowed)"),
-        from: None,
-    };
     if let Some(allow) = &requested.allow {
         leaves.insert(
             "scope.allow".to_owned(),
             toml::Value::Array(allow.iter().cloned().map(toml::Value::String).collect()),
         );
-        provenance.insert("scope.allow".to_owned(), request("scope.allow"));
+        provenance.insert("scope.allow".to_owned(), source("scope.allow"));
     }
-    if deny != parent.deny {
+    if deny != current.deny {
         leaves.insert(
             "scope.deny".to_owned(),
             toml::Value::Array(deny.into_iter().map(toml::Value::String).collect()),
         );
-        provenance.insert("scope.deny".to_owned(), request("scope.deny"));
+        provenance.insert("scope.deny".to_owned(), source("scope.deny"));
     }
     Ok(())
 }

@@ -148,7 +148,7 @@ impl ProfileError {
                 Some("raise spawn.max_depth of the top-level pod's profile".to_owned())
             }
             ProfileError::ScopeWidened { .. } => Some(
-                "a child's scope can only narrow the parent's: request a path inside the parent's scope.allow and outside its scope.deny".to_owned(),
+                "a child's scope can only narrow the parent's: in the child profile or the spawn request, use paths inside the parent's scope.allow and outside its scope.deny".to_owned(),
             ),
             _ => None,
         }

@@ -990,6 +990,91 @@ fn scope_can_narrow_but_never_widen() {
 }
 
 #[test]
+fn a_child_profiles_own_scope_narrows_and_may_not_widen() {
+    let mut fixture = Fixture::new();
+    fixture.dir_profile(
+        1,
+        "narrow",
+        "extends = \"reviewer\"\n[scope]\nallow = [\"work/src\"]\ndeny = [\"work/src/gen\"]\n",
+    );
+    fixture.dir_profile(
+        1,
+        "wide",
+        "extends = \"reviewer\"\n[scope]\nallow = [\"elsewhere\"]\n",
+    );
+    let catalog = fixture.catalog();
+    let parent = catalog
+        .resolve(
+            "coder",
+            &sets(&["scope.allow=[\"work\"]", "scope.deny=[\"work/secrets\"]"]),
+        )
+        .unwrap();
+    let allowed = SpawnRequest {
+        task: "t".into(),
+        scope: None,
+        overrides: BTreeMap::new(),
+    };
+
+    // The profile's scope is used (not silently replaced by the parent's), with its source.
+    let mut parent_allows = parent.clone();
+    parent_allows.manifest.spawn.allowed_profiles = vec!["narrow".into(), "wide".into()];
+    let child = materialize_child(&catalog, &parent_allows, "p", "narrow", &allowed, &[]).unwrap();
+    assert_eq!(child.manifest.scope.allow, vec!["work/src"]);
+    assert_eq!(
+        child.manifest.scope.deny,
+        vec!["work/secrets", "work/src/gen"]
+    );
+    assert_eq!(child.provenance["scope.allow"].kind, SourceKind::Profile);
+    assert!(
+        child.provenance["scope.allow"]
+            .detail
+            .contains("narrow.toml"),
+        "{:?}",
+        child.provenance["scope.allow"]
+    );
+
+    // A spawn request narrows within the profile's scope, not the parent's.
+    let request = |allow: &str| SpawnRequest {
+        task: "t".into(),
+        scope: Some(ScopeRequest {
+            allow: Some(vec![allow.into()]),
+            deny: Vec::new(),
+        }),
+        overrides: BTreeMap::new(),
+    };
+    let child = materialize_child(
+        &catalog,
+        &parent_allows,
+        "p",
+        "narrow",
+        &request("work/src/lib"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(child.manifest.scope.allow, vec!["work/src/lib"]);
+    let err = materialize_child(
+        &catalog,
+        &parent_allows,
+        "p",
+        "narrow",
+        &request("work/docs"),
+        &[],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, ProfileError::ScopeWidened { path, reason } if path == "work/docs" && reason.contains("spawn request")),
+        "{err:?}"
+    );
+
+    // A profile asking for more than the parent has is refused, naming the profile.
+    let err = materialize_child(&catalog, &parent_allows, "p", "wide", &allowed, &[]).unwrap_err();
+    assert!(
+        matches!(&err, ProfileError::ScopeWidened { path, reason } if path == "elsewhere" && reason.contains("child profile `wide`")),
+        "{err:?}"
+    );
+}
+
+#[test]
 fn an_absolute_path_is_not_inside_a_relative_scope() {
     let catalog = Fixture::new().catalog();
     let parent = resolve(&catalog, "coder");
