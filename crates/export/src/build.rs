@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use pod_core::record::{
-    LifecycleAction, LifecycleKind, Origin, RunPhase, RunTrigger, SideEffectClass,
-    ToolExecutionPhase,
+    LifecycleAction, LifecycleKind, Origin, RunTrigger, SideEffectClass, ToolExecutionPhase,
 };
 
 use crate::chain::{ActionIndex, explain};
@@ -20,7 +19,7 @@ use crate::document::{
 use crate::error::ExportError;
 use crate::liveness::{Liveness, owner_liveness};
 use crate::redact::sanitize;
-use crate::scan::{RunAcc, SegmentScan, Terminal, scan_segment, side_effect_name};
+use crate::scan::{PhaseLite, RunAcc, SegmentScan, Terminal, scan_segment, side_effect_name};
 
 /// What to export.
 #[derive(Debug, Clone)]
@@ -459,46 +458,58 @@ fn run_doc(
         tools_in_flight: acc.in_flight.clone(),
         retry_safety: None,
         missing_provenance: Vec::new(),
+        unreadable_terminal: None,
     };
+    missing.extend(acc.terminal_missing.iter().cloned());
     match &acc.terminal {
         Some(Terminal::Completed { text }) => {
             run.outcome = Outcome::Completed;
             run.output = Some(text.clone());
             run.phase = Some(derived_phase(acc));
         }
-        Some(Terminal::Errored(e)) => {
+        Some(Terminal::Errored { error, phase }) => {
             run.outcome = Outcome::ProviderError;
-            run.error = Some(ErrorDoc {
-                class: e.error.class.as_str().to_owned(),
-                code: e.error.code.clone(),
-                http_status: e.error.http_status,
-                provider_request_id: e.error.provider_request_id.clone(),
-                retryable: Some(e.error.retryable),
-                message: Some(e.error.message.clone()),
+            run.error = error.as_ref().map(|e| ErrorDoc {
+                class: e.class.clone().unwrap_or_else(|| "unknown".to_owned()),
+                code: e.code.clone(),
+                http_status: e.http_status,
+                provider_request_id: e.provider_request_id.clone(),
+                retryable: e.retryable,
+                message: e.message.clone(),
             });
-            run.phase = Some(recorded_phase(&e.phase, &acc.terminal_missing));
+            run.phase = Some(recorded_phase(phase));
         }
-        Some(Terminal::Interrupted(i)) => {
+        Some(Terminal::Interrupted {
+            reason,
+            action,
+            phase,
+        }) => {
             run.outcome = Outcome::Interrupted;
-            run.phase = Some(recorded_phase(&i.phase, &acc.terminal_missing));
-            match &i.action {
-                None => {
-                    missing.push("interrupt.action".to_owned());
-                    missing.push("interrupt.origin".to_owned());
-                }
-                Some(action) => {
-                    if let Origin::Unknown { missing: facts } = &action.origin {
-                        if facts.is_empty() {
-                            missing.push("interrupt.origin".to_owned());
-                        }
-                        missing.extend(facts.iter().map(|f| format!("interrupt.origin.{f}")));
-                    }
-                }
-            }
+            run.phase = Some(recorded_phase(phase));
+            interrupt_facts(action.as_ref(), &mut missing);
             run.interrupt = Some(InterruptDoc {
-                reason: i.reason.clone(),
-                action: i.action.as_ref().map(action_doc),
+                reason: reason.clone().unwrap_or_else(|| "unknown".to_owned()),
+                action: action.as_ref().map(action_doc),
             });
+        }
+        // The run has a terminal entry, but it could not be read: the kind says how the run
+        // ended; everything the entry held is unknown, and the phase comes from the entries.
+        None if acc.unreadable_terminal.is_some() => {
+            let kind = acc
+                .unreadable_terminal
+                .as_ref()
+                .map(|u| u.kind.as_str())
+                .unwrap_or_default();
+            missing.push("terminal_entry".to_owned());
+            if kind == "run_errored" {
+                run.outcome = Outcome::ProviderError;
+                missing.push("error".to_owned());
+            } else {
+                run.outcome = Outcome::Interrupted;
+                missing.push("interrupt.reason".to_owned());
+                interrupt_facts(None, &mut missing);
+            }
+            run.phase = Some(derived_phase(acc));
         }
         None => {
             let pid = seg.started.as_ref().map(|(s, _)| s.pid).or(pod_pid);
@@ -570,29 +581,39 @@ fn run_doc(
         run.retry_safety = Some(retry_safety(phase));
     }
     run.missing_provenance = missing;
+    run.unreadable_terminal = acc.unreadable_terminal.clone();
     run
 }
 
-fn recorded_phase(phase: &RunPhase, absent: &[String]) -> PhaseDoc {
-    let known = |key: &str| !absent.iter().any(|a| a == "phase" || a == key);
+/// What an interrupt's action leaves unknown.
+fn interrupt_facts(action: Option<&LifecycleAction>, missing: &mut Vec<String>) {
+    match action {
+        None => {
+            missing.push("interrupt.action".to_owned());
+            missing.push("interrupt.origin".to_owned());
+        }
+        Some(action) => {
+            if let Origin::Unknown { missing: facts } = &action.origin {
+                if facts.is_empty() {
+                    missing.push("interrupt.origin".to_owned());
+                }
+                missing.extend(facts.iter().map(|f| format!("interrupt.origin.{f}")));
+            }
+        }
+    }
+}
+
+/// The phase a terminal entry recorded; what it lacks stays unknown.
+fn recorded_phase(phase: &PhaseLite) -> PhaseDoc {
     PhaseDoc {
         source: "recorded".to_owned(),
-        provider_progress_seen: known("phase.provider_progress_seen")
-            .then_some(phase.provider_progress_seen),
-        visible_output_seen: known("phase.visible_output_seen")
-            .then_some(phase.visible_output_seen),
-        tool_execution: if known("phase.tool_execution") {
-            tool_phase_name(phase.tool_execution).to_owned()
-        } else {
-            "unknown".to_owned()
-        },
-        side_effects_started: known("phase.side_effects_started").then(|| {
-            phase
-                .side_effects_started
-                .iter()
-                .map(|c| side_effect_name(*c).to_owned())
-                .collect()
-        }),
+        provider_progress_seen: phase.provider_progress_seen,
+        visible_output_seen: phase.visible_output_seen,
+        tool_execution: phase
+            .tool_execution
+            .clone()
+            .unwrap_or_else(|| "unknown".to_owned()),
+        side_effects_started: phase.side_effects_started.clone(),
     }
 }
 
@@ -668,6 +689,9 @@ pub(crate) fn retry_safety(phase: &PhaseDoc) -> RetrySafety {
     };
     match phase.visible_output_seen {
         Some(true) => return ask("visible output was already shown to the user"),
+        None if phase.source == "recorded" => {
+            return ask("the terminal entry does not record whether visible output was shown");
+        }
         None => {
             return ask(
                 "output may have been shown: a provider stream was open when the run ended and \

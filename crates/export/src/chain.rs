@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::build::action_doc;
 use crate::document::{
-    ActionDoc, Cause, ChainLink, ChildExit, Incident, OriginDoc, Outcome, RunDoc,
+    ActionDoc, Cause, ChainLink, ChildExit, Incident, OriginDoc, Outcome, RunDoc, UnreadableEntry,
 };
 use crate::scan::SegmentScan;
 
@@ -96,7 +96,10 @@ pub(crate) fn explain(run: &RunDoc, pod_name: &str, index: &ActionIndex) -> Inci
                 Some(false) => "before any visible output",
                 None => "with no record of whether output was shown",
             };
-            summary = format!("{who} failed with provider error {class}{code_part} {shown}.");
+            summary = match (&run.error, &run.unreadable_terminal) {
+                (None, Some(entry)) => unreadable_summary(&who, entry, "which provider error"),
+                _ => format!("{who} failed with provider error {class}{code_part} {shown}."),
+            };
         }
         Outcome::Interrupted => {
             let interrupt = run.interrupt.as_ref();
@@ -106,6 +109,18 @@ pub(crate) fn explain(run: &RunDoc, pod_name: &str, index: &ActionIndex) -> Inci
                 at: run.ended_at.clone(),
             });
             match interrupt.and_then(|i| i.action.clone()) {
+                None if interrupt.is_none() && run.unreadable_terminal.is_some() => {
+                    cause = Cause {
+                        category: "interrupted".to_owned(),
+                        detail: "the terminal entry could not be read".to_owned(),
+                    };
+                    summary = match &run.unreadable_terminal {
+                        Some(entry) => {
+                            unreadable_summary(&who, entry, "which lifecycle action did it")
+                        }
+                        None => format!("{who} was interrupted."),
+                    };
+                }
                 None => {
                     cause = Cause {
                         category: "interrupted".to_owned(),
@@ -260,6 +275,19 @@ fn follow(
             }
         }
     }
+}
+
+/// A run whose terminal entry is in the log but unreadable.
+fn unreadable_summary(who: &str, entry: &UnreadableEntry, unknown: &str) -> String {
+    let cut = if entry.torn {
+        "was cut off while being written"
+    } else {
+        "could not be read"
+    };
+    format!(
+        "{who} ended with a {} entry (line {}) that {cut}, so {unknown} is unknown.",
+        entry.kind, entry.line
+    )
 }
 
 fn interrupted_summary(

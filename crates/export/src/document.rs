@@ -5,7 +5,8 @@
 //! - **1**: the first shape of the document: pods with runs (outcome, times, error, interrupt)
 //!   and incidents with a cause and a summary. It had no phase, retry safety, chains,
 //!   `missing_provenance`, integrity or redaction sections.
-//! - **2** (current): everything below.
+//! - **2**: phase, retry safety, chains, `missing_provenance`, integrity and redaction.
+//! - **3** (current): everything below; over 2 it adds `runs[].unreadable_terminal`.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +17,7 @@ use serde_json::Value;
 pub const FORMAT_NAME: &str = "pods.session-export";
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// One export: a pod (or a pod tree), its runs, incidents and the health of its logs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -178,6 +179,23 @@ pub struct RunDoc {
     pub retry_safety: Option<RetrySafety>,
     /// Facts about this run the logs do not hold, empty when complete.
     pub missing_provenance: Vec<String>,
+    /// A terminal entry (`run_errored`, `run_interrupted`) of this run that is in the log but
+    /// could not be read. Omitted when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable_terminal: Option<UnreadableEntry>,
+}
+
+/// A log line of a known kind that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadableEntry {
+    /// Line number in the log, from 1.
+    pub line: u64,
+    /// The entry's kind, as found in the line.
+    pub kind: String,
+    /// The line is the log's last and has no newline: the writer was cut off while writing it.
+    pub torn: bool,
+    /// Why it could not be read (never quotes the line).
+    pub error: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

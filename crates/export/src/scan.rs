@@ -4,7 +4,9 @@
 //! lines are read into one reused buffer, the `kind` is found with a substring search, and the
 //! bulky kinds (assistant messages, tool outputs) are parsed into small borrowed shapes that
 //! skip their text. Only the rare entries that carry facts (run boundaries, lifecycle actions,
-//! segment markers) are parsed into the full record types.
+//! segment markers) are parsed into the full record types — except terminal entries
+//! (`run_errored`, `run_interrupted`), which are read into lenient local shapes so that a field an
+//! older writer left out is reported missing instead of making the whole entry unreadable.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -18,11 +20,11 @@ use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use pod_core::record::{
-    ChildExited, LifecycleActionRecorded, LogBody, LogEntry, RunErrored, RunInterrupted,
-    RunTrigger, SegmentStarted, SideEffectClass,
+    ChildExited, LifecycleAction, LifecycleActionRecorded, LogBody, LogEntry, RunTrigger,
+    SegmentStarted, SideEffectClass,
 };
 
-use crate::document::{LogIntegrity, SeqGap, ToolCallDoc};
+use crate::document::{LogIntegrity, SeqGap, ToolCallDoc, UnreadableEntry};
 use crate::error::ExportError;
 
 /// Longest line kept; longer ones are counted as unparseable without being held in memory.
@@ -50,12 +52,44 @@ pub(crate) struct SegmentScan {
     pub integrity: LogIntegrity,
 }
 
-/// How a run ended, as written.
+/// How a run ended, as written. Every fact of a terminal entry is optional here: what the entry
+/// lacks is in [`RunAcc::terminal_missing`].
 #[derive(Debug)]
 pub(crate) enum Terminal {
-    Completed { text: String },
-    Errored(RunErrored),
-    Interrupted(RunInterrupted),
+    Completed {
+        text: String,
+    },
+    Errored {
+        /// `None` when the entry has no `error` object.
+        error: Option<ErrorLite>,
+        phase: PhaseLite,
+    },
+    Interrupted {
+        reason: Option<String>,
+        /// `None` when the entry records no action or an action this build cannot read.
+        action: Option<LifecycleAction>,
+        phase: PhaseLite,
+    },
+}
+
+/// The structured provider error of a `run_errored` entry, each field as found.
+#[derive(Debug, Default)]
+pub(crate) struct ErrorLite {
+    pub class: Option<String>,
+    pub code: Option<String>,
+    pub http_status: Option<u16>,
+    pub provider_request_id: Option<String>,
+    pub retryable: Option<bool>,
+    pub message: Option<String>,
+}
+
+/// The `phase` of a terminal entry, each field as found (`None`: absent or unreadable).
+#[derive(Debug, Default)]
+pub(crate) struct PhaseLite {
+    pub provider_progress_seen: Option<bool>,
+    pub visible_output_seen: Option<bool>,
+    pub tool_execution: Option<String>,
+    pub side_effects_started: Option<Vec<String>>,
 }
 
 /// One run as accumulated from its entries.
@@ -71,6 +105,8 @@ pub(crate) struct RunAcc {
     pub terminal: Option<Terminal>,
     /// Keys the terminal entry lacked (older writers), as `missing_provenance` facts.
     pub terminal_missing: Vec<String>,
+    /// A terminal-kind line of this run that could not be read at all.
+    pub unreadable_terminal: Option<UnreadableEntry>,
     pub provider_requests: u64,
     pub model: Option<String>,
     pub assistant_messages: u64,
@@ -130,6 +166,29 @@ struct ToolStartedLite<'a> {
     side_effect: SideEffectClass,
     input: Value,
 }
+
+/// A terminal entry with every field optional. Sub-objects are kept as JSON values and read field
+/// by field, so a missing or mistyped field is reported, never defaulted.
+#[derive(Deserialize)]
+struct TerminalLite {
+    #[serde(default)]
+    seq: Option<Value>,
+    #[serde(default)]
+    ts: Option<Value>,
+    #[serde(default)]
+    run_id: Option<Value>,
+    #[serde(default)]
+    reason: Option<Value>,
+    #[serde(default)]
+    action: Option<Value>,
+    #[serde(default)]
+    phase: Option<Value>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+/// Longest kind-like name (class, phase, side-effect class) kept as written.
+const NAME_MAX: usize = 64;
 
 /// Kinds of `LogBody` this build understands.
 const KNOWN_KINDS: &[&str] = &[
@@ -208,7 +267,7 @@ pub(crate) fn scan_segment(
         if body.is_empty() {
             continue;
         }
-        let parsed = scan.handle_line(&mut state, &finder, body);
+        let parsed = scan.handle_line(&mut state, &finder, body, line_no, !read.terminated);
         if !parsed {
             if !read.terminated {
                 // A final line without its newline that does not parse: the writer was cut off.
@@ -322,8 +381,16 @@ impl SegmentScan {
         &mut self.runs[i]
     }
 
-    /// Handle one non-empty line; false when it is not a valid entry.
-    fn handle_line(&mut self, state: &mut ScanState, finder: &memmem::Finder, line: &[u8]) -> bool {
+    /// Handle one non-empty line; false when it is not a valid entry. `torn`: the line is the
+    /// last one and has no newline.
+    fn handle_line(
+        &mut self,
+        state: &mut ScanState,
+        finder: &memmem::Finder,
+        line: &[u8],
+        line_no: u64,
+        torn: bool,
+    ) -> bool {
         let Some(kind) = find_kind(finder, line) else {
             return false;
         };
@@ -383,7 +450,10 @@ impl SegmentScan {
                 });
                 true
             }
-            "run_errored" | "run_interrupted" => self.handle_terminal(state, line),
+            "run_errored" | "run_interrupted" => {
+                let kind = kind.to_owned();
+                self.handle_terminal(state, line, &kind, line_no, torn)
+            }
             k if KNOWN_KINDS.contains(&k) => {
                 let Ok(entry) = serde_json::from_slice::<LogEntry>(line) else {
                     return false;
@@ -414,38 +484,85 @@ impl SegmentScan {
         }
     }
 
-    /// Terminal entries are parsed twice (as JSON, then typed) so that keys an older writer
-    /// left out are reported as missing instead of read as their serde defaults.
-    fn handle_terminal(&mut self, state: &mut ScanState, line: &[u8]) -> bool {
-        let Ok(value) = serde_json::from_slice::<Value>(line) else {
+    /// Read a terminal entry leniently: every absent or unreadable fact goes to the run's
+    /// `terminal_missing`. A line that is not JSON at all is still attributed to its run when the
+    /// run id can be found in it, so the run shows an unreadable terminal entry instead of none.
+    fn handle_terminal(
+        &mut self,
+        state: &mut ScanState,
+        line: &[u8],
+        kind: &str,
+        line_no: u64,
+        torn: bool,
+    ) -> bool {
+        let lite = match serde_json::from_slice::<TerminalLite>(line) {
+            Ok(lite) => lite,
+            Err(error) => {
+                if let Some(run_id) = top_level_str(line, "run_id") {
+                    let run_id = run_id.to_owned();
+                    let run = self.run_mut(state, &run_id);
+                    run.unreadable_terminal.get_or_insert(UnreadableEntry {
+                        line: line_no,
+                        kind: kind.to_owned(),
+                        torn,
+                        error: parse_error_words(&error),
+                    });
+                }
+                return false;
+            }
+        };
+        let Some(Value::String(run_id)) = lite.run_id else {
             return false;
         };
-        let mut missing = Vec::new();
-        match value.get("phase") {
-            Some(phase) => {
-                for key in [
-                    "provider_progress_seen",
-                    "visible_output_seen",
-                    "tool_execution",
-                    "side_effects_started",
-                ] {
-                    if phase.get(key).is_none() {
-                        missing.push(format!("phase.{key}"));
-                    }
+        let ts = match lite.ts {
+            Some(Value::String(ts)) => Some(ts),
+            _ => None,
+        };
+        match lite.seq.as_ref().and_then(Value::as_u64) {
+            Some(seq) => self.note_entry(seq, kind, ts.as_deref()),
+            None => {
+                // Counted, but a missing sequence number cannot be checked for gaps.
+                self.integrity.entries += 1;
+                self.last_kind = Some(kind.to_owned());
+                if let Some(ts) = &ts {
+                    self.last_ts = Some(ts.clone());
                 }
             }
-            None => missing.push("phase".to_owned()),
         }
-        let Ok(entry) = serde_json::from_value::<LogEntry>(value) else {
-            return false;
+        let mut missing = Vec::new();
+        let phase = read_phase(lite.phase.as_ref(), &mut missing);
+        let terminal = if kind == "run_errored" {
+            let error = match lite.error {
+                Some(Value::Object(error)) => Some(read_error(&error, &mut missing)),
+                _ => {
+                    missing.push("error".to_owned());
+                    None
+                }
+            };
+            Terminal::Errored { error, phase }
+        } else {
+            let reason = match lite.reason {
+                Some(Value::String(r)) => Some(preview(&r)),
+                _ => {
+                    missing.push("interrupt.reason".to_owned());
+                    None
+                }
+            };
+            // An absent action is reported by the summary (`interrupt.action`); one that is
+            // present but unreadable is the same unknown.
+            let action = lite
+                .action
+                .and_then(|a| serde_json::from_value::<LifecycleAction>(a).ok());
+            Terminal::Interrupted {
+                reason,
+                action,
+                phase,
+            }
         };
-        let run_id = match &entry.body {
-            LogBody::RunErrored(e) => e.run_id.clone(),
-            LogBody::RunInterrupted(i) => i.run_id.clone(),
-            _ => return false,
-        };
-        self.handle_entry(state, entry);
-        self.run_mut(state, &run_id).terminal_missing = missing;
+        let run = self.run_mut(state, &run_id);
+        run.ended_at = ts;
+        run.terminal = Some(terminal);
+        run.terminal_missing = missing;
         true
     }
 
@@ -477,20 +594,10 @@ impl SegmentScan {
                     text: preview(&c.text),
                 });
             }
-            LogBody::RunErrored(e) => {
-                let run = self.run_mut(state, &e.run_id);
-                run.ended_at = Some(ts);
-                run.terminal = Some(Terminal::Errored(e));
-            }
-            LogBody::RunInterrupted(i) => {
-                let run = self.run_mut(state, &i.run_id);
-                run.ended_at = Some(ts);
-                run.terminal = Some(Terminal::Interrupted(i));
-            }
             LogBody::SegmentClosed(c) => self.closed = Some(c.reason),
             LogBody::ChildExited(c) => self.child_exits.push(c),
-            // Child bookkeeping carries nothing the summaries need; assistant, request and tool
-            // entries take the fast path in `handle_line`.
+            // Child bookkeeping carries nothing the summaries need; assistant, request, tool and
+            // terminal (errored, interrupted) entries take their own paths in `handle_line`.
             _ => {}
         }
     }
@@ -530,4 +637,198 @@ pub(crate) fn preview(text: &str) -> String {
         None => text.to_owned(),
         Some((cut, _)) => format!("{}… [{} bytes in all]", &text[..cut], text.len()),
     }
+}
+
+/// The `phase` object of a terminal entry, field by field.
+fn read_phase(phase: Option<&Value>, missing: &mut Vec<String>) -> PhaseLite {
+    let empty = serde_json::Map::new();
+    let phase = match phase {
+        Some(Value::Object(p)) => p,
+        _ => &empty,
+    };
+    let mut flag = |key: &str| match phase.get(key) {
+        Some(Value::Bool(b)) => Some(*b),
+        _ => {
+            missing.push(format!("phase.{key}"));
+            None
+        }
+    };
+    let provider_progress_seen = flag("provider_progress_seen");
+    let visible_output_seen = flag("visible_output_seen");
+    let tool_execution = match phase.get("tool_execution").and_then(name) {
+        Some(t) => Some(t),
+        None => {
+            missing.push("phase.tool_execution".to_owned());
+            None
+        }
+    };
+    let side_effects_started = match phase.get("side_effects_started") {
+        Some(Value::Array(items)) => items.iter().map(name).collect::<Option<Vec<_>>>(),
+        _ => None,
+    };
+    if side_effects_started.is_none() {
+        missing.push("phase.side_effects_started".to_owned());
+    }
+    PhaseLite {
+        provider_progress_seen,
+        visible_output_seen,
+        tool_execution,
+        side_effects_started,
+    }
+}
+
+/// The `error` object of a `run_errored` entry. `code`, `http_status` and
+/// `provider_request_id` are omitted by every writer when there is none, so their absence is
+/// not a missing fact; `class`, `retryable` and `message` are always written.
+fn read_error(error: &serde_json::Map<String, Value>, missing: &mut Vec<String>) -> ErrorLite {
+    let text = |key: &str| error.get(key).and_then(Value::as_str).map(preview);
+    let class = error.get("class").and_then(name);
+    if class.is_none() {
+        missing.push("error.class".to_owned());
+    }
+    let retryable = error.get("retryable").and_then(Value::as_bool);
+    if retryable.is_none() {
+        missing.push("error.retryable".to_owned());
+    }
+    let message = text("message");
+    if message.is_none() {
+        missing.push("error.message".to_owned());
+    }
+    ErrorLite {
+        class,
+        code: error.get("code").and_then(name),
+        http_status: error
+            .get("http_status")
+            .and_then(Value::as_u64)
+            .and_then(|s| u16::try_from(s).ok()),
+        provider_request_id: text("provider_request_id"),
+        retryable,
+        message,
+    }
+}
+
+/// A short name-like string (a class or a kind), as written; longer values are not names.
+fn name(value: &Value) -> Option<String> {
+    value
+        .as_str()
+        .filter(|s| s.len() <= NAME_MAX)
+        .map(str::to_owned)
+}
+
+/// Why a line is not JSON, without quoting any of it.
+fn parse_error_words(error: &serde_json::Error) -> String {
+    let what = match error.classify() {
+        serde_json::error::Category::Eof => "the line ends before the entry does",
+        serde_json::error::Category::Syntax => "not valid JSON",
+        serde_json::error::Category::Data => "a field has the wrong type",
+        serde_json::error::Category::Io => "read error",
+    };
+    format!("{what} (column {})", error.column())
+}
+
+/// The string value of the top-level `key` of the JSON object in `line`, found by walking the
+/// line's structure (nesting and strings) without parsing it, so it also works on a damaged or
+/// torn line up to the damage. `None` when the key is not found before the line ends or breaks,
+/// when its value is not a string, or when that string has escapes.
+pub(crate) fn top_level_str<'a>(line: &'a [u8], key: &str) -> Option<&'a str> {
+    match walk_top_level(line, key.as_bytes()) {
+        Walk::Found(value) => std::str::from_utf8(value).ok(),
+        Walk::Absent | Walk::Unsure => None,
+    }
+}
+
+/// What [`walk_top_level`] found.
+#[derive(Debug, PartialEq, Eq)]
+enum Walk<'a> {
+    /// The key's string value (raw bytes, no escapes).
+    Found(&'a [u8]),
+    /// The whole line was walked: it is an object without that key as a string.
+    Absent,
+    /// The line is damaged or the value has escapes: only a full parse can tell.
+    Unsure,
+}
+
+fn walk_top_level<'a>(line: &'a [u8], key: &[u8]) -> Walk<'a> {
+    let mut i = 0;
+    let mut depth = 0usize;
+    // At depth 1: the next string is a key.
+    let mut at_key = false;
+    // At depth 1: the last key was `key` and its value comes next.
+    let mut want_value = false;
+    while i < line.len() {
+        match line[i] {
+            b' ' | b'\t' | b'\r' | b'\n' | b':' => i += 1,
+            b'"' => {
+                let start = i + 1;
+                let mut j = start;
+                let mut escaped = false;
+                let end = loop {
+                    match memchr::memchr2(b'"', b'\\', &line[j..]) {
+                        None => return Walk::Unsure,
+                        Some(k) if line[j + k] == b'\\' => {
+                            escaped = true;
+                            j += k + 2;
+                            if j > line.len() {
+                                return Walk::Unsure;
+                            }
+                        }
+                        Some(k) => break j + k,
+                    }
+                };
+                let text = &line[start..end];
+                if depth == 1 && at_key {
+                    at_key = false;
+                    want_value = !escaped && text == key;
+                } else if depth == 1 && want_value {
+                    return if escaped {
+                        Walk::Unsure
+                    } else {
+                        Walk::Found(text)
+                    };
+                }
+                i = end + 1;
+            }
+            c @ (b'{' | b'[') => {
+                if depth == 0 && c != b'{' {
+                    return Walk::Absent;
+                }
+                if depth == 1 && want_value {
+                    return Walk::Absent;
+                }
+                depth += 1;
+                at_key = depth == 1;
+                i += 1;
+            }
+            b'}' | b']' => {
+                if depth == 0 {
+                    return Walk::Unsure;
+                }
+                depth -= 1;
+                if depth == 0 {
+                    return Walk::Absent;
+                }
+                i += 1;
+            }
+            b',' => {
+                if depth == 1 {
+                    if want_value {
+                        return Walk::Unsure;
+                    }
+                    at_key = true;
+                }
+                i += 1;
+            }
+            _ => {
+                if depth == 0 {
+                    return Walk::Absent;
+                }
+                if depth == 1 && want_value {
+                    // A number, `true`, `false` or `null`: not a string.
+                    return Walk::Absent;
+                }
+                i += 1;
+            }
+        }
+    }
+    Walk::Unsure
 }

@@ -4,6 +4,10 @@
 //! action) and incidents with a cause and a summary. Everything schema 2 added is reported as
 //! missing in the upgraded document (`missing_provenance`, `pods[].missing`, `integrity: null`,
 //! `redaction.mode: "unknown"`) — never filled with defaults that would read as facts.
+//!
+//! Schema 3 only adds to schema 2, and what it adds is absent from a schema-2 document for a
+//! reason that is itself a fact: a schema-2 exporter never reported an unreadable terminal entry
+//! (`runs[].unreadable_terminal` stays absent).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -38,6 +42,12 @@ pub fn upgrade(bytes: &[u8], path: &Path) -> Result<ExportDocument, ExportError>
         .unwrap_or(0);
     match version {
         1 => Ok(from_v1(serde_json::from_value(value).map_err(not_doc)?)),
+        2 => {
+            let mut doc: ExportDocument = serde_json::from_value(value).map_err(not_doc)?;
+            doc.schema_version = SCHEMA_VERSION;
+            doc.upgraded_from = Some(2);
+            Ok(doc)
+        }
         v if v == u64::from(SCHEMA_VERSION) => serde_json::from_value(value).map_err(not_doc),
         found => Err(ExportError::UnknownSchema {
             path: path.to_path_buf(),
@@ -244,5 +254,6 @@ fn run_from_v1(pod_id: &str, r: V1Run) -> RunDoc {
         tools_in_flight: Vec::new(),
         retry_safety: None,
         missing_provenance: missing,
+        unreadable_terminal: None,
     }
 }

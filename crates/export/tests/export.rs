@@ -50,7 +50,7 @@ fn completed_run_is_completed_with_no_incident() {
         .closed("completed");
     let doc = export_pod(home.path(), POD, false, false);
     assert_eq!(doc.format, "pods.session-export");
-    assert_eq!(doc.schema_version, 2);
+    assert_eq!(doc.schema_version, 3);
     let r = run(&doc, "r1");
     assert_eq!(r.outcome, Outcome::Completed);
     assert_eq!(r.input.as_deref(), Some("say hi"));
@@ -666,6 +666,160 @@ fn terminal_entry_lacking_a_later_field_reports_it_missing_not_defaulted() {
     );
 }
 
+/// A segment of `POD` (closed, dead owner) with one run `r1` started, ended by `terminal`.
+fn home_with_terminal(terminal: &str) -> Home {
+    let home = Home::new();
+    let pod = home.pod(POD, "alpha", None);
+    let mut log = pod.segment(SEG, dead_pid());
+    log.run_started("r1", "x").request("r1").raw(terminal);
+    home
+}
+
+fn has(list: &[String], fact: &str) -> bool {
+    list.iter().any(|m| m == fact)
+}
+
+#[test]
+fn interrupt_without_phase_is_interrupted_with_each_phase_fact_missing() {
+    let home = home_with_terminal(
+        "{\"seq\":4,\"ts\":\"2026-11-23T01:02:03.456Z\",\"kind\":\"run_interrupted\",\"run_id\":\"r1\",\"reason\":\"stopped\"}\n",
+    );
+    let doc = export_pod(home.path(), POD, false, false);
+    let r = run(&doc, "r1");
+    assert_eq!(r.outcome, Outcome::Interrupted);
+    assert!(r.crash_evidence.is_none());
+    assert_eq!(r.interrupt.as_ref().unwrap().reason, "stopped");
+    let phase = r.phase.as_ref().unwrap();
+    assert_eq!(phase.source, "recorded");
+    assert_eq!(phase.provider_progress_seen, None);
+    assert_eq!(phase.visible_output_seen, None);
+    assert_eq!(phase.tool_execution, "unknown");
+    assert_eq!(phase.side_effects_started, None);
+    for fact in [
+        "phase.provider_progress_seen",
+        "phase.visible_output_seen",
+        "phase.tool_execution",
+        "phase.side_effects_started",
+    ] {
+        assert!(
+            has(&r.missing_provenance, fact),
+            "{fact}: {:?}",
+            r.missing_provenance
+        );
+    }
+    assert_eq!(
+        r.retry_safety.as_ref().unwrap().verdict,
+        RetryVerdict::AskUser
+    );
+    let log = &doc.integrity.as_ref().unwrap()[0];
+    assert_eq!(log.unparseable_count, 0);
+    assert_eq!(log.entries, 4);
+    assert!(!doc.incidents[0].diagnostics_complete);
+}
+
+#[test]
+fn interrupt_lacking_one_phase_flag_keeps_the_others() {
+    let home = home_with_terminal(
+        "{\"seq\":4,\"ts\":\"2026-11-23T01:02:03.456Z\",\"kind\":\"run_interrupted\",\"run_id\":\"r1\",\"reason\":\"cancelled\",\"phase\":{\"provider_progress_seen\":true,\"tool_execution\":\"not_started\",\"side_effects_started\":[]}}\n",
+    );
+    let doc = export_pod(home.path(), POD, false, false);
+    let r = run(&doc, "r1");
+    assert_eq!(r.outcome, Outcome::Interrupted);
+    let phase = r.phase.as_ref().unwrap();
+    assert_eq!(phase.provider_progress_seen, Some(true));
+    assert_eq!(phase.visible_output_seen, None);
+    assert_eq!(phase.tool_execution, "not_started");
+    assert_eq!(phase.side_effects_started, Some(vec![]));
+    assert!(has(&r.missing_provenance, "phase.visible_output_seen"));
+    assert!(!has(&r.missing_provenance, "phase.provider_progress_seen"));
+    assert!(!has(&r.missing_provenance, "phase.tool_execution"));
+    let safety = r.retry_safety.as_ref().unwrap();
+    assert_eq!(safety.verdict, RetryVerdict::AskUser);
+    assert!(
+        safety.reason.contains("does not record"),
+        "{}",
+        safety.reason
+    );
+}
+
+#[test]
+fn provider_error_without_retryable_reports_it_missing() {
+    let home = home_with_terminal(
+        "{\"seq\":4,\"ts\":\"2026-11-23T01:02:03.456Z\",\"kind\":\"run_errored\",\"run_id\":\"r1\",\"error\":{\"class\":\"rate_limited\",\"code\":\"rate_limit_exceeded\",\"http_status\":429,\"message\":\"slow down\"},\"phase\":{\"provider_progress_seen\":false,\"visible_output_seen\":false,\"tool_execution\":\"not_started\",\"side_effects_started\":[]}}\n",
+    );
+    let doc = export_pod(home.path(), POD, false, false);
+    let r = run(&doc, "r1");
+    assert_eq!(r.outcome, Outcome::ProviderError);
+    let e = r.error.as_ref().unwrap();
+    assert_eq!(e.class, "rate_limited");
+    assert_eq!(e.code.as_deref(), Some("rate_limit_exceeded"));
+    assert_eq!(e.http_status, Some(429));
+    assert_eq!(e.retryable, None);
+    assert_eq!(r.missing_provenance, ["error.retryable"]);
+    assert_eq!(r.retry_safety.as_ref().unwrap().verdict, RetryVerdict::Safe);
+    let incident = &doc.incidents[0];
+    assert_eq!(incident.cause.category, "provider_error");
+    assert!(!incident.diagnostics_complete);
+}
+
+#[test]
+fn unparseable_terminal_line_is_said_on_the_run_not_turned_into_a_crash() {
+    let home = Home::new();
+    let pod = home.pod(POD, "alpha", None);
+    pod.segment(SEG, dead_pid())
+        .run_started("r1", "x")
+        .request("r1")
+        .raw("{\"seq\":4,\"ts\":\"2026-11-23T01:02:03.456Z\",\"kind\":\"run_interrupted\",\"run_id\":\"r1\",\"reason\":\"stopped\",\"phase\":{\"provider_progress_seen\":fal\n")
+        .skip_seq(1)
+        .closed("stopped");
+    let doc = export_pod(home.path(), POD, false, false);
+    let r = run(&doc, "r1");
+    assert_eq!(r.outcome, Outcome::Interrupted);
+    assert!(r.crash_evidence.is_none());
+    let entry = r.unreadable_terminal.as_ref().unwrap();
+    assert_eq!(entry.line, 4);
+    assert_eq!(entry.kind, "run_interrupted");
+    assert!(!entry.torn);
+    assert!(!entry.error.contains("fal"), "{}", entry.error);
+    for fact in ["terminal_entry", "interrupt.action", "interrupt.origin"] {
+        assert!(
+            has(&r.missing_provenance, fact),
+            "{fact}: {:?}",
+            r.missing_provenance
+        );
+    }
+    assert_eq!(r.phase.as_ref().unwrap().source, "derived");
+    let log = &doc.integrity.as_ref().unwrap()[0];
+    assert_eq!(log.unparseable_lines, [4]);
+    let incident = &doc.incidents[0];
+    assert_eq!(incident.cause.category, "interrupted");
+    assert!(incident.summary.contains("line 4"), "{}", incident.summary);
+    assert!(
+        !incident.summary.contains("no terminal entry"),
+        "{}",
+        incident.summary
+    );
+    assert!(!incident.diagnostics_complete);
+}
+
+#[test]
+fn torn_final_terminal_line_is_a_terminal_entry_cut_off_while_written() {
+    let home = home_with_terminal(
+        "{\"seq\":4,\"ts\":\"2026-11-23T01:02:03.456Z\",\"kind\":\"run_errored\",\"run_id\":\"r1\",\"error\":{\"cla",
+    );
+    let doc = export_pod(home.path(), POD, false, false);
+    let r = run(&doc, "r1");
+    assert_eq!(r.outcome, Outcome::ProviderError);
+    assert!(r.crash_evidence.is_none());
+    assert!(r.unreadable_terminal.as_ref().unwrap().torn);
+    assert!(has(&r.missing_provenance, "error"));
+    let log = &doc.integrity.as_ref().unwrap()[0];
+    assert!(log.torn_final_line);
+    assert_eq!(log.unparseable_count, 0);
+    let summary = &doc.incidents[0].summary;
+    assert!(summary.contains("cut off"), "{summary}");
+}
+
 #[test]
 fn sanitized_export_holds_no_prompt_output_tool_input_message_or_path() {
     let home = cascade_home();
@@ -1061,7 +1215,8 @@ fn regenerate_fixtures() {
     let mut doc = export_pod(&home, FIX_PARENT, true, false);
     doc.exported_at = "2026-11-23T02:00:00.000Z".to_owned();
     let bytes = render_checked(&mut doc, Format::Json, &[]).unwrap();
-    std::fs::write(fixtures().join("documents/schema-2.json"), bytes).unwrap();
+    let name = format!("documents/schema-{}.json", pod_export::SCHEMA_VERSION);
+    std::fs::write(fixtures().join(name), bytes).unwrap();
 }
 
 #[test]
@@ -1101,6 +1256,67 @@ fn log_format_1_home_exports_every_situation() {
     assert!(torn.torn_final_line);
 }
 
+const FIX_PARTIAL: &str = "0193a200-0000-7000-8000-000000000201";
+
+#[test]
+fn terminal_entries_lacking_later_fields_export_with_the_gaps_named_not_as_crashes() {
+    let doc = export_pod(
+        &fixtures().join("home-v1-partial"),
+        FIX_PARTIAL,
+        false,
+        false,
+    );
+    let runs = &doc.pods[0].runs;
+    assert_eq!(runs.len(), 5);
+    assert!(
+        runs.iter().all(|r| r.outcome != Outcome::Crashed),
+        "{:#?}",
+        runs.iter()
+            .map(|r| (&r.run_id, r.outcome))
+            .collect::<Vec<_>>()
+    );
+    let no_phase = run(&doc, "r-no-phase");
+    assert_eq!(no_phase.outcome, Outcome::Interrupted);
+    assert!(has(
+        &no_phase.missing_provenance,
+        "phase.visible_output_seen"
+    ));
+    assert!(has(&no_phase.missing_provenance, "interrupt.action"));
+    let no_visible = run(&doc, "r-no-visible");
+    assert_eq!(no_visible.outcome, Outcome::Interrupted);
+    assert_eq!(
+        no_visible.missing_provenance,
+        [
+            "phase.visible_output_seen",
+            "interrupt.action",
+            "interrupt.origin"
+        ]
+    );
+    let no_retryable = run(&doc, "r-no-retryable");
+    assert_eq!(no_retryable.outcome, Outcome::ProviderError);
+    assert_eq!(no_retryable.missing_provenance, ["error.retryable"]);
+    let bare = run(&doc, "r-bare-error");
+    assert_eq!(bare.outcome, Outcome::ProviderError);
+    assert_eq!(bare.error.as_ref().unwrap().class, "server_error");
+    assert_eq!(bare.error.as_ref().unwrap().http_status, Some(500));
+    for fact in [
+        "error.retryable",
+        "error.message",
+        "phase.side_effects_started",
+    ] {
+        assert!(has(&bare.missing_provenance, fact), "{fact}");
+    }
+    let garbled = run(&doc, "r-garbled");
+    assert_eq!(garbled.outcome, Outcome::Interrupted);
+    assert_eq!(garbled.unreadable_terminal.as_ref().unwrap().line, 15);
+    let log = &doc.integrity.as_ref().unwrap()[0];
+    assert_eq!(log.unparseable_lines, [15]);
+    assert_eq!(log.entries, 15);
+    assert_eq!(log.sequence_gap_count, 1);
+    assert_eq!(doc.incidents.len(), 5);
+    assert!(doc.incidents.iter().all(|i| !i.diagnostics_complete));
+}
+
 /// Everything but the time of export and the tool version, which change with every build.
 fn comparable(mut value: serde_json::Value) -> serde_json::Value {
     value["exported_at"] = serde_json::Value::Null;
@@ -1109,19 +1325,19 @@ fn comparable(mut value: serde_json::Value) -> serde_json::Value {
 }
 
 #[test]
-fn schema_2_fixture_matches_a_fresh_export_of_the_same_home() {
+fn schema_3_fixture_matches_a_fresh_export_of_the_same_home() {
     let mut doc = export_pod(&fixtures().join("home-v1"), FIX_PARENT, true, false);
     let fresh: serde_json::Value =
         serde_json::from_slice(&render_checked(&mut doc, Format::Json, &[]).unwrap()).unwrap();
     let committed: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixtures().join("documents/schema-2.json")).unwrap())
+        serde_json::from_slice(&std::fs::read(fixtures().join("documents/schema-3.json")).unwrap())
             .unwrap();
     assert_eq!(comparable(fresh), comparable(committed));
 }
 
 #[test]
-fn schema_2_document_upgrades_to_itself() {
-    let path = fixtures().join("documents/schema-2.json");
+fn schema_3_document_upgrades_to_itself() {
+    let path = fixtures().join("documents/schema-3.json");
     let bytes = std::fs::read(&path).unwrap();
     let mut doc = pod_export::upgrade(&bytes, &path).unwrap();
     assert_eq!(doc.upgraded_from, None);
@@ -1133,10 +1349,27 @@ fn schema_2_document_upgrades_to_itself() {
 }
 
 #[test]
+fn schema_2_document_upgrades_to_schema_3_marked_as_upgraded() {
+    let path = fixtures().join("documents/schema-2.json");
+    let bytes = std::fs::read(&path).unwrap();
+    let mut doc = pod_export::upgrade(&bytes, &path).unwrap();
+    assert_eq!(doc.schema_version, 3);
+    assert_eq!(doc.upgraded_from, Some(2));
+    let mut upgraded: serde_json::Value =
+        serde_json::from_slice(&render_checked(&mut doc, Format::Json, &[]).unwrap()).unwrap();
+    let original: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    // Schema 3 adds only fields a schema-2 exporter never had reason to write.
+    let obj = upgraded.as_object_mut().unwrap();
+    assert_eq!(obj.remove("upgraded_from"), Some(serde_json::json!(2)));
+    upgraded["schema_version"] = serde_json::json!(2);
+    assert_eq!(upgraded, original);
+}
+
+#[test]
 fn schema_1_document_upgrades_with_missing_facts_labelled() {
     let path = fixtures().join("documents/schema-1.json");
     let mut doc = pod_export::upgrade(&std::fs::read(&path).unwrap(), &path).unwrap();
-    assert_eq!(doc.schema_version, 2);
+    assert_eq!(doc.schema_version, 3);
     assert_eq!(doc.upgraded_from, Some(1));
     assert!(doc.integrity.is_none());
     assert_eq!(
