@@ -2,7 +2,6 @@
 //! [`Adapter`] gives it the URL, headers and body, and decodes the frames.
 
 use std::collections::VecDeque;
-use std::hash::{BuildHasher, Hasher};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -20,6 +19,7 @@ use crate::decode::StreamDecoder;
 use crate::error::{ErrorClass, ProviderError};
 use crate::event::StreamEvent;
 use crate::observe::{Milestone, RawFrame, RequestInfo, StreamObserver};
+use crate::redact::display_url;
 use crate::request::ModelRequest;
 use crate::sse::Frame;
 
@@ -60,7 +60,7 @@ impl Client {
                     ErrorClass::InvalidRequest,
                     format!(
                         "base URL `{}` is not an http(s) URL; set model.base_url to e.g. `{}`",
-                        config.base_url,
+                        display_url(&config.base_url),
                         config.scheme.default_base_url()
                     ),
                 ));
@@ -112,6 +112,7 @@ impl Client {
         let body = serde_json::to_vec(&adapter.body(request)).map(Bytes::from);
         let mut driver = Driver {
             inner: self.inner.clone(),
+            shown_url: display_url(&url),
             url,
             body: Bytes::new(),
             message_count: request.messages.len(),
@@ -184,6 +185,8 @@ struct Live {
     body: ByteStream,
     decoder: StreamDecoder,
     first_event_deadline: Instant,
+    /// When the decoder last produced an event; keep-alives never move it.
+    last_event: Instant,
     got_byte: bool,
     got_event: bool,
 }
@@ -191,6 +194,8 @@ struct Live {
 struct Driver {
     inner: Arc<Inner>,
     url: String,
+    /// `url` without userinfo, query or fragment: the only form logs, observers and errors see.
+    shown_url: String,
     body: Bytes,
     message_count: usize,
     tool_count: usize,
@@ -274,22 +279,12 @@ impl Driver {
         if !e.retryable || self.output_seen || self.attempt >= policy.max_attempts {
             return None;
         }
-        let delay = match e.retry_after_ms {
-            Some(ms) => Duration::from_millis(ms),
-            None => {
-                let exp = policy
-                    .base_delay
-                    .saturating_mul(1u32 << (self.attempt.saturating_sub(1)).min(20));
-                let cap = exp.min(policy.max_delay);
-                // Full jitter: uniform in 0..=cap.
-                let r = std::collections::hash_map::RandomState::new()
-                    .build_hasher()
-                    .finish();
-                cap.mul_f64((r % 10_001) as f64 / 10_000.0)
-            }
-        };
+        let delay = policy.delay(self.attempt, e.retry_after_ms);
         let elapsed = self.first_start.map(|s| s.elapsed()).unwrap_or_default();
-        (elapsed + delay <= policy.budget).then_some(delay)
+        elapsed
+            .checked_add(delay)
+            .is_some_and(|t| t <= policy.budget)
+            .then_some(delay)
     }
 
     async fn open(&mut self) {
@@ -300,7 +295,7 @@ impl Driver {
             o.on_request_built(&RequestInfo {
                 attempt: self.attempt,
                 scheme: self.inner.config.scheme,
-                url: self.url.split('?').next().unwrap_or_default().to_string(),
+                url: self.shown_url.clone(),
                 body_bytes: self.body.len(),
                 message_count: self.message_count,
                 tool_count: self.tool_count,
@@ -313,10 +308,10 @@ impl Driver {
             .headers(self.inner.headers.clone())
             .body(self.body.clone())
             .send();
-        tracing::debug!(attempt = self.attempt, url = %self.url.split('?').next().unwrap_or_default(), bytes = self.body.len(), "provider request sent");
+        tracing::debug!(attempt = self.attempt, url = %self.shown_url, bytes = self.body.len(), "provider request sent");
         self.milestone(&Milestone::RequestSent);
         let first_event_timeout = self.inner.config.first_event_timeout;
-        let deadline = started + first_event_timeout;
+        let deadline = deadline_after(started, first_event_timeout);
         let response = match timeout_at(deadline, send).await {
             Err(_) => {
                 let e = first_event_timed_out(first_event_timeout);
@@ -329,7 +324,7 @@ impl Driver {
             }
             Ok(Err(err)) => {
                 let e = classify::transport(
-                    &format!("sending the request to {}", self.url),
+                    &format!("sending the request to {}", self.shown_url),
                     &err.without_url(),
                 );
                 self.milestone(&Milestone::OpenError {
@@ -391,6 +386,7 @@ impl Driver {
                 self.inner.config.max_event_bytes,
             ),
             first_event_deadline: deadline,
+            last_event: deadline,
             got_byte: false,
             got_event: false,
         });
@@ -400,9 +396,11 @@ impl Driver {
         let Some(live) = self.live.as_mut() else {
             return;
         };
+        // Measured from the last decoded event, not the last chunk: a provider (or proxy) that
+        // only sends comments, blank lines or pings is stalled all the same.
         let idle = self.inner.config.idle_timeout;
         let deadline = if live.got_event {
-            Instant::now() + idle
+            deadline_after(live.last_event, idle)
         } else {
             live.first_event_deadline
         };
@@ -427,12 +425,17 @@ impl Driver {
             }
         };
         let raw: Option<&dyn Fn(&Frame<'_>)> = if self.raw { Some(&raw_fn) } else { None };
+        // Whether the decoder produced events: a timeout or a broken read is not an event.
+        let mut decoded = false;
         match next {
             Err(_) => {
                 let e = if live.got_event {
                     ProviderError::new(
                         ErrorClass::IdleTimeout,
-                        format!("no data from the provider for {}", fmt_duration(idle)),
+                        format!(
+                            "no event from the provider for {} (keep-alives do not count)",
+                            fmt_duration(idle)
+                        ),
                     )
                 } else {
                     first_event_timed_out(self.inner.config.first_event_timeout)
@@ -450,6 +453,7 @@ impl Driver {
                     }
                 }
                 live.decoder.push(&chunk, scratch, raw);
+                decoded = !scratch.is_empty();
             }
             Ok(Some(Err(err))) => {
                 scratch.push(StreamEvent::Error(classify::transport(
@@ -457,16 +461,30 @@ impl Driver {
                     &err.without_url(),
                 )));
             }
-            Ok(None) => live.decoder.finish(scratch, raw),
+            Ok(None) => {
+                live.decoder.finish(scratch, raw);
+                decoded = !scratch.is_empty();
+            }
         }
-        if !live.got_event && !scratch.is_empty() {
-            live.got_event = true;
-            if let Some(o) = &self.observer {
-                o.on_milestone(attempt, &Milestone::FirstEvent);
+        if decoded {
+            live.last_event = Instant::now();
+            if !live.got_event {
+                live.got_event = true;
+                if let Some(o) = &self.observer {
+                    o.on_milestone(attempt, &Milestone::FirstEvent);
+                }
             }
         }
         self.pending.extend(scratch.drain(..));
     }
+}
+
+/// `start + d`, or a deadline decades away when a configured timeout is too large to add.
+fn deadline_after(start: Instant, d: Duration) -> Instant {
+    start
+        .checked_add(d)
+        .or_else(|| start.checked_add(Duration::from_secs(30 * 365 * 86_400)))
+        .unwrap_or(start)
 }
 
 fn first_event_timed_out(t: Duration) -> ProviderError {

@@ -1,12 +1,16 @@
 //! Client configuration: where to send requests, timeouts, retries and limits.
 
+use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
+use crate::redact::display_url;
 use crate::scheme::WireScheme;
 use crate::secret::ApiKey;
 
 /// How a [`crate::Client`] talks to one provider.
-#[derive(Debug, Clone)]
+///
+/// `Debug` shows the base URL without userinfo, query or fragment, and never the key.
+#[derive(Clone)]
 pub struct ClientConfig {
     pub scheme: WireScheme,
     /// Endpoint root, e.g. `https://api.openai.com/v1`; the scheme appends its path.
@@ -14,7 +18,9 @@ pub struct ClientConfig {
     pub api_key: Option<ApiKey>,
     /// How long to wait, from sending the request, for the first SSE event.
     pub first_event_timeout: Duration,
-    /// How long to wait between two reads of the stream once it has started.
+    /// How long to wait, once the first event has arrived, for the next one. Measured between
+    /// decoded events: keep-alives (SSE comments, blank lines, empty `data:` lines, scheme pings
+    /// such as Anthropic `ping`) do not reset it.
     pub idle_timeout: Duration,
     pub retry: RetryPolicy,
     /// The largest single SSE event accepted; a bigger one ends the stream as `malformed_stream`.
@@ -46,6 +52,20 @@ impl ClientConfig {
     }
 }
 
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("scheme", &self.scheme)
+            .field("base_url", &display_url(&self.base_url))
+            .field("api_key", &self.api_key)
+            .field("first_event_timeout", &self.first_event_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("retry", &self.retry)
+            .field("max_event_bytes", &self.max_event_bytes)
+            .finish()
+    }
+}
+
 impl Default for ClientConfig {
     fn default() -> ClientConfig {
         ClientConfig::new(WireScheme::OpenaiResponses)
@@ -55,8 +75,8 @@ impl Default for ClientConfig {
 /// When and how long to wait before sending a request again.
 ///
 /// Delays are exponential (`base_delay * 2^(attempt-1)`, capped at `max_delay`) with full jitter
-/// (uniform in `0..=delay`); a provider's `Retry-After` / `retry-after-ms` replaces the computed
-/// delay. No retry is scheduled once `budget` (total time since the first attempt, including the
+/// (uniform in `0..cap`); a provider's `Retry-After` / `retry-after-ms` replaces the computed
+/// delay exactly. No retry is scheduled once `budget` (total time since the first attempt, including the
 /// wait) would be exceeded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
@@ -75,6 +95,58 @@ impl RetryPolicy {
             ..RetryPolicy::default()
         }
     }
+
+    /// The longest computed wait after attempt `attempt` (1-based) failed:
+    /// `base_delay * 2^(attempt-1)`, at most `max_delay`.
+    pub fn backoff_cap(&self, attempt: u32) -> Duration {
+        let doublings = attempt.saturating_sub(1).min(30);
+        self.base_delay
+            .saturating_mul(1u32 << doublings)
+            .min(self.max_delay)
+    }
+
+    /// The wait after attempt `attempt` failed, given a jitter sample in `[0, 1)`: the
+    /// provider's ask (`retry_after_ms`) when there is one, else `jitter * backoff_cap(attempt)`.
+    /// A sample outside `[0, 1)` (or NaN) is clamped into it.
+    pub fn delay_with_jitter(
+        &self,
+        attempt: u32,
+        retry_after_ms: Option<u64>,
+        jitter: f64,
+    ) -> Duration {
+        if let Some(ms) = retry_after_ms {
+            return Duration::from_millis(ms);
+        }
+        let jitter = if jitter.is_nan() {
+            0.0
+        } else {
+            jitter.clamp(0.0, 1.0)
+        };
+        let cap = self.backoff_cap(attempt);
+        match u64::try_from(cap.as_nanos()) {
+            // Whole nanoseconds, strictly below the cap.
+            Ok(total) if total > 0 => {
+                Duration::from_nanos(((total as f64 * jitter) as u64).min(total - 1))
+            }
+            Ok(_) => Duration::ZERO,
+            // Caps beyond u64 nanoseconds (centuries) need no nanosecond precision.
+            Err(_) => Duration::try_from_secs_f64(cap.as_secs_f64() * jitter).unwrap_or(cap),
+        }
+    }
+
+    /// [`RetryPolicy::delay_with_jitter`] with a fresh random sample: what the client waits.
+    pub fn delay(&self, attempt: u32, retry_after_ms: Option<u64>) -> Duration {
+        self.delay_with_jitter(attempt, retry_after_ms, jitter_sample())
+    }
+}
+
+/// A uniform sample in `[0, 1)`. Each `RandomState` gets fresh keys, so hashing nothing with it
+/// yields an unpredictable 64-bit value; the top 53 bits make the fraction.
+fn jitter_sample() -> f64 {
+    let bits = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
 impl Default for RetryPolicy {

@@ -61,6 +61,11 @@
 //! [`Milestone`]s, scheduled retries, and — only if it asks via `wants_raw_frames` — every raw
 //! SSE frame. Without an observer nothing is built for it.
 //!
+//! The idle timeout runs from the last decoded event, the first-event timeout from sending the
+//! request: keep-alives (SSE comments, blank lines, empty `data:` lines, Anthropic `ping`) satisfy
+//! neither. URLs in logs, observer data, errors and `Debug` output never carry userinfo, a query
+//! string or a fragment.
+//!
 //! The API key is an [`ApiKey`]: it prints as `[redacted]`, is sent as a sensitive header, and
 //! is stripped (with `Bearer …` and `sk-…` patterns) from every error message.
 //!
@@ -78,17 +83,28 @@
 //!       "delay_before_headers_ms": 0,
 //!       "pause_after_events": { "events": 3, "ms": 200 },
 //!       "disconnect_after_bytes": null,
-//!       "disconnect_after_events": null }
+//!       "disconnect_after_events": null,
+//!       "keepalive_after_events": { "events": 3, "every_ms": 50, "count": 40,
+//!                                   "text": ": keepalive\n\n" } }
 //!   ]
 //! }
 //! ```
 //!
-//! `status` defaults to 200 and `content-type` to `text/event-stream` (2xx) or
-//! `application/json`. `body_file` is relative to the cassette file and may hold a bare SSE body
+//! `status` defaults to 200 and must be 100 to 599; header names and values must be valid HTTP.
+//! A cassette that breaks either is rejected when loaded (and by [`ReplayServer::start`]) with an
+//! error naming the response index and field, e.g. `responses[1].status`. `content-type`
+//! defaults to `text/event-stream` (2xx) or `application/json`. `body_file` is relative to the cassette file and may hold a bare SSE body
 //! or a full HTTP/1.1 capture (status line, headers, blank line, body; chunked bodies are
 //! de-chunked) whose status and headers apply unless the cassette sets them. The server answers
 //! request N with response N whatever the path; past the end it answers `400` with code
-//! `cassette_exhausted` (not retryable). Disconnect faults abort the connection mid-body.
+//! `cassette_exhausted` (not retryable).
+//!
+//! Fault knobs, all optional: `delay_before_headers_ms` waits before the status line;
+//! `pause_after_events` stops for `ms` after `events` SSE events; `keepalive_after_events` sends
+//! `text` (default `: keepalive` plus a blank line, an SSE comment) `count` times, `every_ms`
+//! apart, after `events` events, then the rest of the body — a stalled stream that still sends
+//! bytes; `disconnect_after_bytes` / `disconnect_after_events` abort the connection mid-body.
+//! Event counts are of blank-line-terminated events in the body; 0 means before the first byte.
 //!
 //! # Framing
 //!
@@ -121,8 +137,8 @@ pub use error::{ErrorClass, ProviderError, ReplayError};
 pub use event::StreamEvent;
 pub use observe::{Milestone, RawFrame, RequestInfo, StreamObserver};
 pub use replay::{
-    Cassette, CassetteResponse, HttpCapture, PauseAfterEvents, ReceivedRequest, ReplayServer,
-    parse_http_capture, sse_body,
+    Cassette, CassetteResponse, HttpCapture, KeepaliveAfterEvents, PauseAfterEvents,
+    ReceivedRequest, ReplayServer, parse_http_capture, sse_body,
 };
 pub use request::{Message, ModelRequest, ToolCall, ToolSpec};
 pub use scheme::WireScheme;

@@ -55,6 +55,10 @@ pub struct CassetteResponse {
     /// Close the connection abruptly after this many SSE events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disconnect_after_events: Option<usize>,
+    /// After some events, send keep-alives (SSE comments by default) for a while before the
+    /// rest of the body: a stream that is stalled but looks alive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keepalive_after_events: Option<KeepaliveAfterEvents>,
     /// Body bytes that are not UTF-8 text (set in code; takes precedence over `body`).
     #[serde(skip)]
     pub raw_body: Option<Vec<u8>>,
@@ -69,6 +73,31 @@ fn ok_status() -> u16 {
 pub struct PauseAfterEvents {
     pub events: usize,
     pub ms: u64,
+}
+
+/// After `events` SSE events, send `text` `count` times, `every_ms` milliseconds apart (the
+/// first one `every_ms` after the event), then the rest of the body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeepaliveAfterEvents {
+    pub events: usize,
+    pub every_ms: u64,
+    pub count: usize,
+    /// What one keep-alive is; `": keepalive\n\n"` (an SSE comment) when unset. Any SSE text
+    /// works, e.g. an Anthropic `ping` event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+impl KeepaliveAfterEvents {
+    /// `count` SSE comments `every_ms` apart after `events` events.
+    pub fn comments(events: usize, every_ms: u64, count: usize) -> KeepaliveAfterEvents {
+        KeepaliveAfterEvents {
+            events,
+            every_ms,
+            count,
+            text: None,
+        }
+    }
 }
 
 impl CassetteResponse {
@@ -180,7 +209,39 @@ impl Cassette {
             }
             r.raw_body = loaded.raw_body;
         }
+        cassette
+            .check()
+            .map_err(|message| ReplayError::InvalidCassette {
+                path: origin.to_path_buf(),
+                message,
+            })?;
         Ok(cassette)
+    }
+
+    /// Whether every response can be served as written: a status in `100..=599`, header names
+    /// and values HTTP allows. The error names the response index and the field.
+    pub fn check(&self) -> Result<(), String> {
+        for (i, r) in self.responses.iter().enumerate() {
+            if !(100..=599).contains(&r.status) {
+                return Err(format!(
+                    "responses[{i}].status is {}; an HTTP status is 100 to 599",
+                    r.status
+                ));
+            }
+            for (name, value) in &r.headers {
+                if hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    return Err(format!(
+                        "responses[{i}].headers has `{name}`, which is not a valid header name"
+                    ));
+                }
+                if hyper::header::HeaderValue::from_str(value).is_err() {
+                    return Err(format!(
+                        "responses[{i}].headers.{name} has characters not allowed in a header value"
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -323,8 +384,15 @@ impl std::fmt::Debug for ReplayServer {
 }
 
 impl ReplayServer {
-    /// Bind `127.0.0.1:0` and serve. Must be called inside a tokio runtime.
+    /// Bind `127.0.0.1:0` and serve. Must be called inside a tokio runtime. A cassette that
+    /// fails [`Cassette::check`] is refused rather than served differently than written.
     pub fn start(cassette: Cassette) -> Result<ReplayServer, ReplayError> {
+        cassette
+            .check()
+            .map_err(|message| ReplayError::InvalidCassette {
+                path: PathBuf::from("<cassette>"),
+                message,
+            })?;
         let handle = tokio::runtime::Handle::try_current().map_err(|_| {
             ReplayError::Bind(std::io::Error::other(
                 "the replay server needs a tokio runtime",
@@ -469,6 +537,13 @@ async fn serve(
 enum Step {
     Data(Bytes),
     Sleep(u64),
+    /// `left` more times: sleep `every_ms`, then send `text`. Expanded as it is served, so a
+    /// large count costs no memory.
+    Repeat {
+        text: Bytes,
+        every_ms: u64,
+        left: usize,
+    },
     Disconnect,
 }
 
@@ -507,6 +582,14 @@ fn event_ends(body: &[u8]) -> Vec<usize> {
     ends
 }
 
+/// The byte offset just after event `n` (0 is the start; past the last event, the end).
+fn after_events(ends: &[usize], n: usize, len: usize) -> usize {
+    match n {
+        0 => 0,
+        n => ends.get(n - 1).copied().unwrap_or(len),
+    }
+}
+
 fn steps(resp: &CassetteResponse, body: Bytes) -> Vec<Step> {
     let mut cut = body.len();
     let mut disconnect = false;
@@ -514,34 +597,47 @@ fn steps(resp: &CassetteResponse, body: Bytes) -> Vec<Step> {
         cut = cut.min(n);
         disconnect = true;
     }
-    let ends = if resp.disconnect_after_events.is_some() || resp.pause_after_events.is_some() {
+    let ends = if resp.disconnect_after_events.is_some()
+        || resp.pause_after_events.is_some()
+        || resp.keepalive_after_events.is_some()
+    {
         event_ends(&body)
     } else {
         Vec::new()
     };
     if let Some(n) = resp.disconnect_after_events {
-        cut = cut.min(ends.get(n.wrapping_sub(1)).copied().unwrap_or(if n == 0 {
-            0
-        } else {
-            body.len()
-        }));
+        cut = cut.min(after_events(&ends, n, body.len()));
         disconnect = true;
     }
-    let mut out = Vec::new();
-    match resp.pause_after_events {
-        Some(p) => {
-            let at = if p.events == 0 {
-                0
-            } else {
-                ends.get(p.events - 1).copied().unwrap_or(body.len())
-            }
-            .min(cut);
-            out.extend(plain_steps(body.slice(..at)));
-            out.push(Step::Sleep(p.ms));
-            out.extend(plain_steps(body.slice(at..cut)));
-        }
-        None => out.extend(plain_steps(body.slice(..cut))),
+    // Faults inserted between body bytes, by offset; at one offset, the pause comes first.
+    let mut inserts: Vec<(usize, Vec<Step>)> = Vec::new();
+    if let Some(p) = resp.pause_after_events {
+        let at = after_events(&ends, p.events, body.len()).min(cut);
+        inserts.push((at, vec![Step::Sleep(p.ms)]));
     }
+    if let Some(k) = &resp.keepalive_after_events {
+        let at = after_events(&ends, k.events, body.len()).min(cut);
+        let text = Bytes::from(
+            k.text
+                .clone()
+                .unwrap_or_else(|| ": keepalive\n\n".to_string()),
+        );
+        let ks = vec![Step::Repeat {
+            text,
+            every_ms: k.every_ms,
+            left: k.count,
+        }];
+        inserts.push((at, ks));
+    }
+    inserts.sort_by_key(|(at, _)| *at);
+    let mut out = Vec::new();
+    let mut sent = 0;
+    for (at, ins) in inserts {
+        out.extend(plain_steps(body.slice(sent..at)));
+        out.extend(ins);
+        sent = at;
+    }
+    out.extend(plain_steps(body.slice(sent..cut)));
     if disconnect {
         // Let the bytes before the cut reach the socket; hyper drops unflushed data on abort.
         out.push(Step::Sleep(20));
@@ -555,11 +651,26 @@ fn respond(
     headers: &BTreeMap<String, String>,
     steps: Vec<Step>,
 ) -> Response<ReplayBody> {
-    let stream = futures_util::stream::unfold(steps.into_iter(), |mut it| async move {
+    let steps: std::collections::VecDeque<Step> = steps.into();
+    let stream = futures_util::stream::unfold(steps, |mut it| async move {
         loop {
-            match it.next()? {
+            match it.pop_front()? {
                 Step::Data(b) => return Some((Ok(Frame::data(b)), it)),
                 Step::Sleep(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                Step::Repeat { left: 0, .. } => {}
+                Step::Repeat {
+                    text,
+                    every_ms,
+                    left,
+                } => {
+                    tokio::time::sleep(Duration::from_millis(every_ms)).await;
+                    it.push_front(Step::Repeat {
+                        text: text.clone(),
+                        every_ms,
+                        left: left - 1,
+                    });
+                    return Some((Ok(Frame::data(text)), it));
+                }
                 Step::Disconnect => {
                     return Some((
                         Err(std::io::Error::new(

@@ -6,6 +6,11 @@
 //! `completed` is emitted at `[DONE]`, or at the end of the stream when every choice seen has
 //! finished (servers that omit `[DONE]`); it reports choice 0's stop reason. A top-level `error`
 //! object in a data frame and an `event: error` frame (Groq) end the stream with an error.
+//!
+//! Delta fields the decoder does not read (legacy `function_call`, `audio`, …) become
+//! `unhandled` events named `delta.<field>` with a preview of the value, after the choice's other
+//! events. Fields that carry no content are not reported: `role`, Groq's `channel` label, any
+//! `null`, and an OpenRouter `reasoning_details` that only repeats the `reasoning` text.
 
 use std::borrow::Cow;
 
@@ -140,18 +145,128 @@ struct Choice {
     finish_reason: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
+/// One choice's delta. Read by hand so that every field is accounted for: the ones the decoder
+/// uses, the ones that carry no content (`role`, Groq's `channel` label), and the rest, kept in
+/// `other` to be reported as `unhandled` (a `null` value carries nothing and is skipped).
+#[derive(Default)]
 struct Delta {
-    #[serde(default)]
     content: Option<String>,
-    #[serde(default)]
     reasoning_content: Option<String>,
-    #[serde(default)]
     reasoning: Option<String>,
-    #[serde(default)]
     refusal: Option<String>,
-    #[serde(default)]
     tool_calls: Option<Vec<ToolDelta>>,
+    /// OpenRouter's structured copy of `reasoning`; reported only when it says more.
+    reasoning_details: Option<Value>,
+    other: Vec<(String, Value)>,
+}
+
+enum DeltaKey {
+    Content,
+    ReasoningContent,
+    Reasoning,
+    Refusal,
+    ToolCalls,
+    ReasoningDetails,
+    /// Known, and never carries content.
+    Ignored,
+    Other(String),
+}
+
+impl<'de> Deserialize<'de> for DeltaKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<DeltaKey, D::Error> {
+        struct KeyVisitor;
+        impl serde::de::Visitor<'_> for KeyVisitor {
+            type Value = DeltaKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<DeltaKey, E> {
+                Ok(match key {
+                    "content" => DeltaKey::Content,
+                    "reasoning_content" => DeltaKey::ReasoningContent,
+                    "reasoning" => DeltaKey::Reasoning,
+                    "refusal" => DeltaKey::Refusal,
+                    "tool_calls" => DeltaKey::ToolCalls,
+                    "reasoning_details" => DeltaKey::ReasoningDetails,
+                    "role" | "channel" => DeltaKey::Ignored,
+                    other => DeltaKey::Other(other.to_string()),
+                })
+            }
+        }
+        d.deserialize_identifier(KeyVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Delta {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Delta, D::Error> {
+        struct DeltaVisitor;
+        impl<'de> serde::de::Visitor<'de> for DeltaVisitor {
+            type Value = Delta;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a Chat delta object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Delta, M::Error> {
+                let mut d = Delta::default();
+                while let Some(key) = map.next_key::<DeltaKey>()? {
+                    match key {
+                        DeltaKey::Content => d.content = map.next_value()?,
+                        DeltaKey::ReasoningContent => d.reasoning_content = map.next_value()?,
+                        DeltaKey::Reasoning => d.reasoning = map.next_value()?,
+                        DeltaKey::Refusal => d.refusal = map.next_value()?,
+                        DeltaKey::ToolCalls => d.tool_calls = map.next_value()?,
+                        DeltaKey::ReasoningDetails => d.reasoning_details = map.next_value()?,
+                        DeltaKey::Ignored => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                        DeltaKey::Other(name) => {
+                            let v: Value = map.next_value()?;
+                            if !v.is_null() {
+                                d.other.push((name, v));
+                            }
+                        }
+                    }
+                }
+                Ok(d)
+            }
+        }
+        d.deserialize_map(DeltaVisitor)
+    }
+}
+
+impl Delta {
+    /// Every field the decoder does not turn into an event, as `(name, value)`. An OpenRouter
+    /// `reasoning_details` that only repeats the `reasoning` text (or is empty) is not listed.
+    fn take_unread(&mut self) -> Vec<(String, Value)> {
+        let mut unread = std::mem::take(&mut self.other);
+        if let Some(details) = self.reasoning_details.take() {
+            let said = self
+                .reasoning
+                .as_deref()
+                .or(self.reasoning_content.as_deref());
+            if !details.is_null() && !repeats_reasoning(&details, said.unwrap_or_default()) {
+                unread.push(("reasoning_details".to_string(), details));
+            }
+        }
+        unread
+    }
+}
+
+/// Whether `details` is a list of `reasoning.text` entries whose texts join to `said`.
+fn repeats_reasoning(details: &Value, said: &str) -> bool {
+    let Some(items) = details.as_array() else {
+        return false;
+    };
+    let mut joined = String::new();
+    for item in items {
+        if item.get("type").and_then(Value::as_str) != Some("reasoning.text") {
+            return false;
+        }
+        joined.push_str(item.get("text").and_then(Value::as_str).unwrap_or_default());
+    }
+    joined == said
 }
 
 #[derive(Deserialize)]
@@ -324,7 +439,8 @@ impl Decoder for ChatDecoder {
         for choice in chunk.choices {
             let n = choice.index;
             self.choice_state(n);
-            let delta = choice.delta.unwrap_or_default();
+            let mut delta = choice.delta.unwrap_or_default();
+            let unread = delta.take_unread();
             for r in [delta.reasoning_content, delta.reasoning]
                 .into_iter()
                 .flatten()
@@ -403,6 +519,9 @@ impl Decoder for ChatDecoder {
                         arguments: a,
                     }));
                 }
+            }
+            for (name, value) in unread {
+                out.push(unhandled(&format!("delta.{name}"), &value.to_string()));
             }
             if let Some(reason) = choice.finish_reason {
                 self.close_calls(n, out);

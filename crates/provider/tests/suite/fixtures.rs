@@ -2,7 +2,9 @@
 //! whatever the network chunking. Expected values were read from the fixture files.
 
 use pod_provider::event::{StopReason, Usage};
-use pod_provider::{ErrorClass, StreamDecoder, StreamEvent, WireScheme, decode_body};
+use pod_provider::{
+    ErrorClass, StreamDecoder, StreamEvent, WireScheme, decode_body, from_error_json,
+};
 use serde_json::{Value, json};
 
 use crate::{CAP, Facts, facts, read};
@@ -587,11 +589,149 @@ fn synthetic_anthropic_cases() {
     assert_eq!(error(&f).class, ErrorClass::MalformedStream);
 }
 
+/// The adapter each fixture folder is decoded with; `None` for a folder no adapter reads.
+fn scheme_of(rel: &str) -> Option<WireScheme> {
+    let dir = rel.strip_prefix("synthetic/").unwrap_or(rel);
+    match dir.split('/').next()? {
+        "openai-responses" | "framing" => Some(R),
+        "openai-chat" => Some(C),
+        "anthropic" => Some(A),
+        _ => None,
+    }
+}
+
+/// Every file under `tests/fixtures`, as paths relative to it, sorted.
+fn fixture_files() -> Vec<String> {
+    fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, root, out);
+            } else {
+                let rel = path.strip_prefix(root).unwrap().to_string_lossy();
+                out.push(rel.replace('\\', "/"));
+            }
+        }
+    }
+    let root = crate::fixture("");
+    let mut out = Vec::new();
+    walk(&root, &root, &mut out);
+    out.sort();
+    out
+}
+
+/// Provenance and notes, not streams or payloads.
+const DOCUMENTATION: &[&str] = &[
+    "MANIFEST.json",
+    "README.md",
+    "errors/SOURCES.json",
+    "synthetic/NOTES.json",
+];
+
 #[test]
-fn gemini_fixtures_are_not_handled_yet() {
-    // No Gemini adapter yet: the scheme is not selectable, so these files cannot be decoded.
+fn only_the_gemini_fixtures_have_no_adapter() {
+    // No Gemini scheme yet. A new fixture folder without an adapter fails here until it is
+    // listed (with the reason in the fixture README) or an adapter reads it.
     assert!(WireScheme::parse("gemini").is_none());
-    assert!(read("gemini/text.sse").windows(4).any(|w| w == b"\r\n\r\n"));
+    let unread: Vec<String> = fixture_files()
+        .into_iter()
+        .filter(|rel| {
+            !DOCUMENTATION.contains(&rel.as_str())
+                && !rel.starts_with("errors/")
+                && scheme_of(rel).is_none()
+        })
+        .collect();
+    assert_eq!(
+        unread,
+        [
+            "gemini/code-execution.sse",
+            "gemini/function-call-thought-signature.sse",
+            "gemini/max-tokens.sse",
+            "gemini/text.sse",
+            "gemini/thinking-parts.sse",
+            "gemini/vertex-partial-args.sse",
+            "synthetic/gemini/midstream-error.sse",
+            "synthetic/gemini/no-finish-reason.sse",
+        ]
+    );
+}
+
+#[test]
+fn every_fixture_is_decoded_and_asserted_on_by_some_test() {
+    let suite = crate::fixture("../suite");
+    let mut sources = String::new();
+    for entry in std::fs::read_dir(&suite).unwrap() {
+        sources.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    let mut decoded = 0;
+    for rel in fixture_files() {
+        if DOCUMENTATION.contains(&rel.as_str()) {
+            continue;
+        }
+        // Error payloads may be named without their folder (`errors/{name}` built in code).
+        let named = match rel.strip_prefix("errors/") {
+            Some(name) => sources.contains(&format!("{name}\"")),
+            None => sources.contains(&format!("\"{rel}\"")),
+        };
+        assert!(named, "{rel} is in the test data but no test names it");
+        if let Some(scheme) = scheme_of(&rel) {
+            // `facts` checks there is exactly one terminal event, and it is the last.
+            facts(&decode_body(scheme, &read(&rel), 0, CAP));
+            decoded += 1;
+        }
+    }
+    assert!(decoded >= 60, "only {decoded} streams found");
+}
+
+#[test]
+fn in_stream_error_payloads_classify() {
+    let anthropic: Value =
+        serde_json::from_slice(&read("errors/anthropic-stream-error-event.json")).unwrap();
+    let responses: Value = serde_json::from_slice(&read(
+        "errors/openai-responses-stream-error-event-nested.json",
+    ))
+    .unwrap();
+
+    let e = from_error_json(&anthropic, None);
+    assert_eq!(
+        (e.class, e.code.as_deref(), e.retryable, e.http_status),
+        (ErrorClass::Overloaded, Some("overloaded_error"), true, None)
+    );
+    assert_eq!(e.message, "Overloaded");
+    assert_eq!(
+        e.provider_request_id, None,
+        "the recording's elided id `req_011...` is not an id"
+    );
+
+    let e = from_error_json(&responses, None);
+    assert_eq!(
+        (e.class, e.code.as_deref(), e.retryable),
+        (ErrorClass::QuotaExceeded, Some("insufficient_quota"), false)
+    );
+    assert!(
+        e.message.starts_with("You exceeded your current quota"),
+        "{e:?}"
+    );
+
+    // The same payloads as the `error` SSE events they were recorded as, through the adapters.
+    for (scheme, payload, class, code) in [
+        (A, &anthropic, ErrorClass::Overloaded, "overloaded_error"),
+        (
+            R,
+            &responses,
+            ErrorClass::QuotaExceeded,
+            "insufficient_quota",
+        ),
+    ] {
+        let body = format!("event: error\ndata: {payload}\n\n");
+        let f = facts(&decode_body(scheme, body.as_bytes(), 0, CAP));
+        let e = error(&f);
+        assert_eq!(
+            (e.class, e.code.as_deref()),
+            (class, Some(code)),
+            "{scheme:?}"
+        );
+    }
 }
 
 #[test]
@@ -624,4 +764,96 @@ fn chat_calls_reusing_index_zero_stay_apart() {
         ]
     );
     assert_eq!(completed(&f), StopReason::ToolCalls);
+}
+
+#[test]
+fn chat_delta_fields_the_decoder_does_not_read_are_unhandled() {
+    let delta = |d: Value| json!({"id": "c", "model": "m", "choices": [{"index": 0, "delta": d, "finish_reason": null}]});
+    let body = pod_provider::sse_body(&[
+        // Fields that carry nothing: no noise.
+        (
+            "",
+            delta(
+                json!({"role": "assistant", "content": null, "refusal": null, "audio": null, "channel": "analysis"}),
+            ),
+        ),
+        ("", delta(json!({"content": "Hi"}))),
+        // Legacy function calling and audio output: reported, never dropped.
+        (
+            "",
+            delta(json!({"function_call": {"name": "lookup", "arguments": ""}})),
+        ),
+        (
+            "",
+            delta(json!({"audio": {"id": "audio_1", "data": "A".repeat(1000)}})),
+        ),
+        // A `reasoning_details` that repeats `reasoning` is not news; one with more is.
+        (
+            "",
+            delta(
+                json!({"reasoning": "think", "reasoning_details": [{"type": "reasoning.text", "text": "think"}]}),
+            ),
+        ),
+        (
+            "",
+            delta(
+                json!({"reasoning_details": [{"type": "reasoning.encrypted", "data": "opaque"}]}),
+            ),
+        ),
+        (
+            "",
+            json!({"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+        ),
+    ]) + "data: [DONE]\n\n";
+    let events = decode_body(C, body.as_bytes(), 0, CAP);
+    let f = facts(&events);
+    assert_eq!(f.text, "Hi");
+    assert_eq!(f.reasoning, "think");
+    assert_eq!(
+        f.unhandled,
+        [
+            "delta.function_call",
+            "delta.audio",
+            "delta.reasoning_details"
+        ]
+    );
+    let previews: Vec<(&str, usize)> = events
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::Unhandled(u) => Some((u.preview.as_str(), u.original_len)),
+            _ => None,
+        })
+        .collect();
+    let (preview, len) = previews[0];
+    assert_eq!(
+        serde_json::from_str::<Value>(preview).unwrap(),
+        json!({"name": "lookup", "arguments": ""}),
+        "the value is kept"
+    );
+    assert_eq!(len, preview.len());
+    assert!(
+        previews[1].0.len() == pod_provider::event::UNHANDLED_PREVIEW_BYTES && previews[1].1 > 1000,
+        "a long value is previewed, bounded: {:?}",
+        previews[1]
+    );
+    assert!(previews[2].0.contains("reasoning.encrypted"));
+    assert_eq!(completed(&f), StopReason::EndTurn);
+}
+
+#[test]
+fn recorded_chat_streams_report_nothing_they_fully_read() {
+    // `role`, `refusal: null`, `content: null`, Groq's `channel` and OpenRouter's repeated
+    // `reasoning_details` are read or carry nothing: none of them is `unhandled`.
+    for rel in fixture_files()
+        .into_iter()
+        .filter(|rel| scheme_of(rel) == Some(C))
+    {
+        let f = facts(&decode_body(C, &read(&rel), 0, CAP));
+        let expected: &[&str] = if rel.ends_with("compat-azure-prompt-filter.sse") {
+            &["data"]
+        } else {
+            &[]
+        };
+        assert_eq!(f.unhandled, expected, "{rel}");
+    }
 }

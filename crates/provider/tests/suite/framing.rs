@@ -3,7 +3,7 @@
 
 use pod_provider::event::StopReason;
 use pod_provider::sse::{Framer, frame_all};
-use pod_provider::{ErrorClass, StreamEvent, WireScheme, decode_body};
+use pod_provider::{ErrorClass, StreamDecoder, StreamEvent, WireScheme, decode_body};
 
 use crate::{CAP, facts, read};
 
@@ -29,13 +29,6 @@ fn framing_variants_decode_like_the_original() {
     for rel in SAME_AS_TEXT_BASIC {
         let body = read(rel);
         let whole = decode_body(WireScheme::OpenaiResponses, &body, 0, CAP);
-        for chunk in [1, 2, 3, 7, 64] {
-            assert_eq!(
-                decode_body(WireScheme::OpenaiResponses, &body, chunk, CAP),
-                whole,
-                "{rel} in {chunk}-byte chunks"
-            );
-        }
         let f = facts(&whole);
         assert_eq!(f.text, "The capital of France is Paris.", "{rel}");
         assert_eq!(f.usage, original.usage, "{rel}");
@@ -52,6 +45,90 @@ fn framing_variants_decode_like_the_original() {
             f.unhandled
         );
     }
+}
+
+/// Decode `body` cut in two at `cut`.
+fn decode_split(body: &[u8], cut: usize, cap: usize) -> Vec<StreamEvent> {
+    let mut d = StreamDecoder::new(WireScheme::OpenaiResponses, cap);
+    let mut out = Vec::new();
+    d.push(&body[..cut], &mut out, None);
+    d.push(&body[cut..], &mut out, None);
+    d.finish(&mut out, None);
+    out
+}
+
+/// The longest run of one repeated byte in `body`, as `start..end`.
+fn longest_run(body: &[u8]) -> std::ops::Range<usize> {
+    let (mut best, mut start) = (0..0, 0);
+    for i in 1..=body.len() {
+        if i == body.len() || body[i] != body[start] {
+            if i - start > best.len() {
+                best = start..i;
+            }
+            start = i;
+        }
+    }
+    best
+}
+
+/// Every file in `synthetic/framing` (so a new one is covered too), sorted.
+fn framing_files() -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(crate::fixture("synthetic/framing"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 11, "{files:?}");
+    files
+}
+
+const HUGE: &str = "huge-event-300k.sse";
+
+/// Cut `body` in two at every point in `cuts` and compare with the unsplit decode, and decode
+/// it in 1-byte chunks.
+fn same_at_every_cut(name: &str, body: &[u8], cap: usize, cuts: impl Iterator<Item = usize>) {
+    let whole = decode_body(WireScheme::OpenaiResponses, body, 0, cap);
+    let mut tried = 0;
+    for cut in cuts {
+        assert_eq!(
+            decode_split(body, cut, cap),
+            whole,
+            "{name} (cap {cap}) split at {cut} differs"
+        );
+        tried += 1;
+    }
+    assert!(tried > 0, "{name}");
+    assert_eq!(
+        decode_body(WireScheme::OpenaiResponses, body, 1, cap),
+        whole,
+        "{name} (cap {cap}) in 1-byte chunks"
+    );
+}
+
+#[test]
+fn every_framing_fixture_decodes_the_same_at_every_split_point() {
+    for path in framing_files() {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name == HUGE {
+            continue;
+        }
+        let body = std::fs::read(&path).unwrap();
+        same_at_every_cut(&name, &body, CAP, 1..body.len());
+    }
+}
+
+#[test]
+fn the_huge_event_decodes_the_same_at_every_split_point_outside_its_run() {
+    let body = read(&format!("synthetic/framing/{HUGE}"));
+    // Inside the 300 KB run of `x` every cut is alike: there, one cut in 1021 (and every cut
+    // within 64 bytes of either end); everywhere else, every cut.
+    let run = longest_run(&body);
+    assert!(run.len() >= 300_000, "{run:?}");
+    let inner = run.start + 64..run.end - 64;
+    let cuts = || (1..body.len()).filter(|c| !inner.contains(c) || (c - inner.start) % 1021 == 0);
+    // It passes under the default cap and fails under a small one: the same at every cut.
+    same_at_every_cut(HUGE, &body, CAP, cuts());
+    same_at_every_cut(HUGE, &body, 64 * 1024, cuts());
 }
 
 #[test]

@@ -7,10 +7,10 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use pod_provider::event::StopReason;
 use pod_provider::{
-    ApiKey, Cassette, CassetteResponse, Client, ClientConfig, ErrorClass, Message, Milestone,
-    ModelRequest, PauseAfterEvents, ProviderError, RawFrame, ReplayServer, RequestInfo,
-    RetryPolicy, StreamEvent, StreamObserver, ToolCall, ToolSpec, WireScheme, from_http,
-    retry_after_ms, sse_body,
+    ApiKey, Cassette, CassetteResponse, Client, ClientConfig, ErrorClass, KeepaliveAfterEvents,
+    Message, Milestone, ModelRequest, PauseAfterEvents, ProviderError, RawFrame, ReplayServer,
+    RequestInfo, RetryPolicy, StreamEvent, StreamObserver, ToolCall, ToolSpec, WireScheme,
+    from_http, retry_after_ms, sse_body,
 };
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::json;
@@ -740,7 +740,7 @@ fn recorded_error_bodies_classify() {
 }
 
 #[tokio::test]
-async fn backoff_is_jittered_within_the_cap_and_the_budget_is_respected() {
+async fn backoff_stays_within_the_cap_and_the_budget_is_respected() {
     let responses = (0..3)
         .map(|_| CassetteResponse::error(500, "boom"))
         .collect();
@@ -908,4 +908,305 @@ async fn the_exact_key_is_stripped_before_the_observer_sees_a_retry_cause() {
         !causes[0].contains("ABCDEF123456") && causes[0].contains("[redacted]"),
         "{causes:?}"
     );
+}
+
+#[tokio::test]
+async fn keepalive_comments_after_output_do_not_hold_off_the_idle_timeout() {
+    // After some text the provider only sends `: keepalive` comments, for far longer than the
+    // idle timeout, then the rest: the stream must end as stalled, not wait it out.
+    let mut stalled = CassetteResponse::sse(text_basic());
+    stalled.keepalive_after_events = Some(KeepaliveAfterEvents::comments(8, 50, 60));
+    let server = ReplayServer::start(Cassette::new(
+        R,
+        vec![stalled, CassetteResponse::sse(text_basic())],
+    ))
+    .unwrap();
+    let mut cfg = config(&server);
+    cfg.idle_timeout = Duration::from_millis(300);
+    let events = run(&Client::new(cfg).unwrap(), None).await;
+    let e = last_error(&events);
+    assert_eq!((e.class, e.retryable), (ErrorClass::IdleTimeout, true));
+    assert!(e.message.contains("300 ms"), "{e:?}");
+    let text = facts(&events).text;
+    assert!(
+        !text.is_empty() && text != "The capital of France is Paris.",
+        "{text}"
+    );
+    assert_eq!(server.requests_served(), 1, "output was shown: no retry");
+}
+
+#[tokio::test]
+async fn anthropic_pings_do_not_hold_off_the_idle_timeout() {
+    let body = String::from_utf8(read("anthropic/text-basic.sse")).unwrap();
+    let mut stalled = CassetteResponse::sse(body);
+    stalled.keepalive_after_events = Some(KeepaliveAfterEvents {
+        events: 2,
+        every_ms: 50,
+        count: 60,
+        text: Some("event: ping\ndata: {\"type\": \"ping\"}\n\n".into()),
+    });
+    let server =
+        ReplayServer::start(Cassette::new(WireScheme::AnthropicMessages, vec![stalled])).unwrap();
+    let mut cfg = config(&server);
+    cfg.idle_timeout = Duration::from_millis(300);
+    cfg.retry = RetryPolicy::none();
+    let events = run(&Client::new(cfg).unwrap(), None).await;
+    assert_eq!(last_error(&events).class, ErrorClass::IdleTimeout);
+    assert_ne!(facts(&events).text, "- Captain\n- Scoop");
+}
+
+#[tokio::test]
+async fn keepalive_comments_are_not_a_first_event() {
+    let mut silent = CassetteResponse::sse(text_basic());
+    silent.keepalive_after_events = Some(KeepaliveAfterEvents::comments(0, 50, 60));
+    let server = ReplayServer::start(Cassette::new(R, vec![silent])).unwrap();
+    let mut cfg = config(&server);
+    cfg.first_event_timeout = Duration::from_millis(300);
+    cfg.retry = RetryPolicy::none();
+    let rec = Arc::new(Recorder::default());
+    let events = run(&Client::new(cfg).unwrap(), Some(rec.clone())).await;
+    let e = last_error(&events);
+    assert_eq!(e.class, ErrorClass::IdleTimeout);
+    assert!(e.message.contains("within 300 ms"), "{e:?}");
+    assert_eq!(events.len(), 1, "{events:?}");
+    let log = rec.log.lock().unwrap().clone();
+    assert!(
+        log.iter().any(|l| l.contains("first_byte")),
+        "the comments did arrive: {log:#?}"
+    );
+    assert!(!log.iter().any(|l| l.contains("first_event")), "{log:#?}");
+}
+
+#[tokio::test]
+async fn request_shaped_rejections_are_classified_and_sent_exactly_once() {
+    let cases = [
+        (400, error_body("openai-400-invalid-param.json"), ErrorClass::InvalidRequest),
+        (
+            403,
+            r#"{"type":"error","error":{"type":"permission_error","message":"Your API key does not have permission to use the specified resource."}}"#.to_string(),
+            ErrorClass::Permission,
+        ),
+        (
+            403,
+            r#"{"error":{"code":"unsupported_country_region_territory","message":"Country, region, or territory not supported","param":null,"type":"request_forbidden"}}"#.to_string(),
+            ErrorClass::Permission,
+        ),
+        (403, "<html>403 Forbidden</html>".to_string(), ErrorClass::Permission),
+        (
+            400,
+            r#"{"error":{"message":"The response was filtered due to the prompt triggering the content management policy. Please modify your prompt and retry.","type":null,"param":"prompt","code":"content_filter","status":400}}"#.to_string(),
+            ErrorClass::ContentFilter,
+        ),
+    ];
+    for (status, body, class) in cases {
+        let server = ReplayServer::start(Cassette::new(
+            WireScheme::OpenaiChat,
+            vec![
+                CassetteResponse::error(status, body.clone()),
+                CassetteResponse::sse(
+                    String::from_utf8(read("openai-chat/text-usage-done.sse")).unwrap(),
+                ),
+            ],
+        ))
+        .unwrap();
+        let events = run(&Client::new(config(&server)).unwrap(), None).await;
+        assert_eq!(events.len(), 1, "{body}: {events:?}");
+        let e = last_error(&events);
+        assert_eq!(
+            (e.class, e.http_status, e.retryable),
+            (class, Some(status), false),
+            "{body}: {e:?}"
+        );
+        assert_eq!(
+            server.received().len(),
+            1,
+            "{body}: the server saw the request exactly once"
+        );
+    }
+}
+
+#[tokio::test]
+async fn retry_after_and_retry_after_ms_are_waited_exactly() {
+    let server = ReplayServer::start(Cassette::new(
+        R,
+        vec![
+            CassetteResponse::error(429, "{}").with_header("retry-after", "0.05"),
+            CassetteResponse::error(503, "busy").with_header("retry-after-ms", "7"),
+            CassetteResponse::sse(text_basic()),
+        ],
+    ))
+    .unwrap();
+    let rec = Arc::new(Recorder::default());
+    let events = run(&Client::new(config(&server)).unwrap(), Some(rec.clone())).await;
+    assert_eq!(facts(&events).text, "The capital of France is Paris.");
+    let retries: Vec<String> = rec
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.starts_with("retry after"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        retries,
+        [
+            "retry after 1 in 50ms: rate_limited",
+            "retry after 2 in 7ms: overloaded"
+        ]
+    );
+}
+
+#[test]
+fn a_cassette_with_an_impossible_status_or_header_is_rejected_naming_the_field() {
+    let dir = std::path::Path::new(".");
+    for (json, field) in [
+        (
+            r#"{"scheme":"openai-responses","responses":[{"body":"x"},{"status":42,"body":"x"}]}"#,
+            "responses[1].status",
+        ),
+        (
+            r#"{"scheme":"openai-responses","responses":[{"status":1000}]}"#,
+            "responses[0].status",
+        ),
+        (
+            r#"{"scheme":"openai-responses","responses":[{"headers":{"bad name":"v"}}]}"#,
+            "responses[0].headers",
+        ),
+        (
+            r#"{"scheme":"openai-responses","responses":[{"headers":{"x-ok":"line\nbreak"}}]}"#,
+            "responses[0].headers.x-ok",
+        ),
+    ] {
+        let err = Cassette::from_json(json, dir).unwrap_err().to_string();
+        assert!(err.contains(field), "{json}: {err}");
+    }
+    let err = Cassette::from_json(
+        r#"{"scheme":"openai-responses","responses":[{"status":42}]}"#,
+        dir,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("42") && err.contains("100 to 599"), "{err}");
+    // Built in code, the same cassette is refused by the server instead of served as a 500.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let err = ReplayServer::start(Cassette::new(
+        R,
+        vec![
+            CassetteResponse::sse(text_basic()),
+            CassetteResponse::error(700, "{}"),
+        ],
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("responses[1].status"), "{err}");
+}
+
+/// Every formatted tracing event on this thread, while `capture` is held.
+#[derive(Clone, Default)]
+struct LogCapture(Arc<Mutex<Vec<String>>>);
+
+struct FieldText(String);
+
+impl tracing::field::Visit for FieldText {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write;
+        let _ = write!(self.0, "{}={value:?} ", field.name());
+    }
+}
+
+impl tracing::Subscriber for LogCapture {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut text = FieldText(String::new());
+        event.record(&mut text);
+        self.0.lock().unwrap().push(text.0);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[tokio::test]
+async fn base_url_userinfo_and_query_never_appear_in_errors_logs_or_debug() {
+    let server = ReplayServer::start(Cassette::new(R, vec![])).unwrap();
+    let port = server.base_url().rsplit(':').next().unwrap().to_string();
+    drop(server);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let base = format!("http://agent:hunter2pw@127.0.0.1:{port}/v1?sig=QUERYSECRET#FRAGSECRET");
+    let mut cfg = ClientConfig::new(R).with_base_url(base);
+    cfg.retry = RetryPolicy::none();
+    let client = Client::new(cfg.clone()).unwrap();
+
+    let logs = LogCapture::default();
+    let guard = tracing::subscriber::set_default(logs.clone());
+    let rec = Arc::new(Recorder::default());
+    let events = run(&client, Some(rec.clone())).await;
+    drop(guard);
+    let e = last_error(&events);
+    assert_eq!(e.class, ErrorClass::Transport, "{e:?}");
+    assert!(
+        e.message.contains(&format!("http://127.0.0.1:{port}/v1")),
+        "the host is still named: {e:?}"
+    );
+    let logs = logs.0.lock().unwrap().clone();
+    assert!(
+        logs.iter().any(
+            |l| l.contains("provider request sent") && l.contains(&format!("127.0.0.1:{port}"))
+        ),
+        "{logs:#?}"
+    );
+    let bad = Client::new(
+        ClientConfig::new(R).with_base_url("ftp://agent:hunter2pw@host/v1?sig=QUERYSECRET"),
+    )
+    .unwrap_err();
+    assert!(bad.message.contains("`ftp://host/v1`"), "{bad:?}");
+    let mut shown = vec![
+        format!("{e}"),
+        format!("{e:?}"),
+        format!("{client:?}"),
+        format!("{cfg:?}"),
+        format!("{bad:?}"),
+    ];
+    shown.extend(logs);
+    shown.extend(rec.log.lock().unwrap().iter().cloned());
+    for text in shown {
+        for secret in ["hunter2pw", "QUERYSECRET", "FRAGSECRET"] {
+            assert!(!text.contains(secret), "{secret} shown in: {text}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn huge_timeouts_and_a_huge_retry_ask_do_not_panic() {
+    let server = ReplayServer::start(Cassette::new(
+        R,
+        vec![
+            CassetteResponse::error(429, "{}").with_header("retry-after-ms", "1e30"),
+            CassetteResponse::sse(text_basic()),
+        ],
+    ))
+    .unwrap();
+    let mut cfg = config(&server);
+    cfg.first_event_timeout = Duration::MAX;
+    cfg.idle_timeout = Duration::MAX;
+    let client = Client::new(cfg).unwrap();
+    let e = last_error(&run(&client, None).await);
+    assert_eq!(e.class, ErrorClass::RateLimited);
+    assert_eq!(
+        server.requests_served(),
+        1,
+        "a wait past the budget is not scheduled"
+    );
+    let events = run(&client, None).await;
+    assert_eq!(facts(&events).text, "The capital of France is Paris.");
 }

@@ -1,3 +1,4 @@
 mod fixtures;
 mod framing;
 mod http;
+mod retry;
