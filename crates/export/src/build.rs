@@ -19,7 +19,9 @@ use crate::document::{
 use crate::error::ExportError;
 use crate::liveness::{Liveness, owner_liveness};
 use crate::redact::sanitize;
-use crate::scan::{PhaseLite, RunAcc, SegmentScan, Terminal, scan_segment, side_effect_name};
+use crate::scan::{
+    PhaseLite, RunAcc, SegmentScan, Terminal, preview, scan_segment, side_effect_name,
+};
 
 /// What to export.
 #[derive(Debug, Clone)]
@@ -718,7 +720,7 @@ fn trigger_doc(trigger: &RunTrigger) -> TriggerDoc {
     match trigger {
         RunTrigger::Cli => TriggerDoc::Cli,
         RunTrigger::ControlRequest { client } => TriggerDoc::ControlRequest {
-            client: client.clone(),
+            client: preview(client),
         },
         RunTrigger::ParentPod {
             parent_pod_id,
@@ -749,7 +751,7 @@ pub(crate) fn action_doc(action: &LifecycleAction) -> ActionDoc {
         started_at: action.started_at.clone(),
         affects: action.affects.clone(),
         origin: origin_doc(&action.origin),
-        reason: action.reason.clone(),
+        reason: action.reason.as_deref().map(preview),
         caused_by: action.caused_by.as_ref().map(|c| ActionRef {
             pod_id: c.pod_id.clone(),
             action_id: c.action_id.clone(),
@@ -764,13 +766,16 @@ fn origin_doc(origin: &Origin) -> OriginDoc {
             command,
             request_id,
         } => OriginDoc::Cli {
-            command,
+            command: preview(&command),
             request_id,
         },
-        Origin::ControlRequest { request_id, client } => {
-            OriginDoc::ControlRequest { request_id, client }
-        }
-        Origin::Signal { signal } => OriginDoc::Signal { signal },
+        Origin::ControlRequest { request_id, client } => OriginDoc::ControlRequest {
+            request_id,
+            client: preview(&client),
+        },
+        Origin::Signal { signal } => OriginDoc::Signal {
+            signal: preview(&signal),
+        },
         Origin::ParentPod {
             parent_pod_id,
             tool_call_id,
@@ -779,7 +784,9 @@ fn origin_doc(origin: &Origin) -> OriginDoc {
             tool_call_id,
         },
         Origin::Watchdog { idle_ms } => OriginDoc::Watchdog { idle_ms },
-        Origin::Runtime { detail } => OriginDoc::Runtime { detail },
+        Origin::Runtime { detail } => OriginDoc::Runtime {
+            detail: preview(&detail),
+        },
         Origin::Unknown { missing } => OriginDoc::Unknown { missing },
     }
 }

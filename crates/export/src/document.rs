@@ -6,7 +6,8 @@
 //!   and incidents with a cause and a summary. It had no phase, retry safety, chains,
 //!   `missing_provenance`, integrity or redaction sections.
 //! - **2**: phase, retry safety, chains, `missing_provenance`, integrity and redaction.
-//! - **3** (current): everything below; over 2 it adds `runs[].unreadable_terminal`.
+//! - **3** (current): everything below; over 2 it adds `runs[].unreadable_terminal` and
+//!   `tools_in_flight[].input_bytes` / `input_truncated` (inputs are cut to a preview).
 
 use std::collections::BTreeMap;
 
@@ -220,7 +221,13 @@ pub struct ToolCallDoc {
     pub call_id: String,
     pub tool: String,
     pub side_effect: String,
+    /// The input as logged when its JSON text is short; otherwise the start of that text, as a
+    /// string (see `input_truncated`).
     pub input: Value,
+    /// Length in bytes of the input's JSON text in the log.
+    pub input_bytes: u64,
+    /// `input` holds only the start of the input's JSON text.
+    pub input_truncated: bool,
 }
 
 /// A structured provider error.

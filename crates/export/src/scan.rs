@@ -18,6 +18,7 @@ use memchr::memmem;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use pod_core::record::{
     ChildExited, LifecycleAction, LifecycleActionRecorded, LogBody, LogEntry, RunTrigger,
@@ -31,7 +32,7 @@ use crate::error::ExportError;
 const MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
 /// Gap and bad-line lists keep this many entries (the counts are exact).
 const LIST_CAP: usize = 100;
-/// Characters of a prompt or final text kept in the document.
+/// Characters of a prompt, final text, other free text or tool input kept in the document.
 pub(crate) const PREVIEW_CHARS: usize = 2000;
 
 /// Everything the export needs from one segment.
@@ -164,7 +165,8 @@ struct ToolStartedLite<'a> {
     call_id: String,
     tool: String,
     side_effect: SideEffectClass,
-    input: Value,
+    #[serde(borrow)]
+    input: &'a RawValue,
 }
 
 /// A terminal entry with every field optional. Sub-objects are kept as JSON values and read field
@@ -428,7 +430,7 @@ impl SegmentScan {
                 run.provider_requests += 1;
                 run.request_open = true;
                 if run.model.as_deref() != Some(&*m.model) {
-                    run.model = Some(m.model.into_owned());
+                    run.model = Some(preview(&m.model));
                 }
                 true
             }
@@ -442,11 +444,14 @@ impl SegmentScan {
                 if !run.side_effects.contains(&m.side_effect) {
                     run.side_effects.push(m.side_effect);
                 }
+                let (input, input_bytes, input_truncated) = tool_input(m.input);
                 run.in_flight.push(ToolCallDoc {
                     call_id: m.call_id,
                     tool: m.tool,
                     side_effect: side_effect_name(m.side_effect).to_owned(),
-                    input: m.input,
+                    input,
+                    input_bytes,
+                    input_truncated,
                 });
                 true
             }
@@ -454,6 +459,8 @@ impl SegmentScan {
                 let kind = kind.to_owned();
                 self.handle_terminal(state, line, &kind, line_no, torn)
             }
+            // Not a kind name: a damaged line, not a kind from a newer writer.
+            other if other.len() > NAME_MAX => false,
             k if KNOWN_KINDS.contains(&k) => {
                 let Ok(entry) = serde_json::from_slice::<LogEntry>(line) else {
                     return false;
@@ -571,7 +578,10 @@ impl SegmentScan {
         let kind = kind_name(&body);
         self.note_entry(seq, kind, Some(&ts));
         match body {
-            LogBody::SegmentStarted(s) => self.started = Some((s, ts)),
+            LogBody::SegmentStarted(mut s) => {
+                s.writer = preview(&s.writer);
+                self.started = Some((s, ts));
+            }
             LogBody::RunStarted(r) => {
                 let run = self.run_mut(state, &r.run_id);
                 run.seen_run_started = true;
@@ -594,7 +604,7 @@ impl SegmentScan {
                     text: preview(&c.text),
                 });
             }
-            LogBody::SegmentClosed(c) => self.closed = Some(c.reason),
+            LogBody::SegmentClosed(c) => self.closed = Some(preview(&c.reason)),
             LogBody::ChildExited(c) => self.child_exits.push(c),
             // Child bookkeeping carries nothing the summaries need; assistant, request, tool and
             // terminal (errored, interrupted) entries take their own paths in `handle_line`.
@@ -628,6 +638,21 @@ pub(crate) fn side_effect_name(class: SideEffectClass) -> &'static str {
         SideEffectClass::LocalWrite => "local_write",
         SideEffectClass::Process => "process",
         SideEffectClass::Spawn => "spawn",
+    }
+}
+
+/// A tool input for the document: whole when its JSON text is at most [`PREVIEW_CHARS`]
+/// characters, else the first [`PREVIEW_CHARS`] characters of that text as a string. Also the
+/// length of the text in bytes, and whether it was cut.
+pub(crate) fn tool_input(raw: &RawValue) -> (Value, u64, bool) {
+    let text = raw.get();
+    let bytes = text.len() as u64;
+    match text.char_indices().nth(PREVIEW_CHARS) {
+        None => match serde_json::from_str(text) {
+            Ok(value) => (value, bytes, false),
+            Err(_) => (Value::String(text.to_owned()), bytes, false),
+        },
+        Some((cut, _)) => (Value::String(format!("{}…", &text[..cut])), bytes, true),
     }
 }
 

@@ -5,9 +5,10 @@
 //! missing in the upgraded document (`missing_provenance`, `pods[].missing`, `integrity: null`,
 //! `redaction.mode: "unknown"`) — never filled with defaults that would read as facts.
 //!
-//! Schema 3 only adds to schema 2, and what it adds is absent from a schema-2 document for a
-//! reason that is itself a fact: a schema-2 exporter never reported an unreadable terminal entry
-//! (`runs[].unreadable_terminal` stays absent).
+//! Schema 3 only adds to schema 2, and what it adds follows from a schema-2 document: a schema-2
+//! exporter never reported an unreadable terminal entry (`runs[].unreadable_terminal` stays
+//! absent) and copied in-flight tool inputs whole (`input_bytes` is the length of the input's
+//! compact JSON text, `input_truncated` is false).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -43,6 +44,8 @@ pub fn upgrade(bytes: &[u8], path: &Path) -> Result<ExportDocument, ExportError>
     match version {
         1 => Ok(from_v1(serde_json::from_value(value).map_err(not_doc)?)),
         2 => {
+            let mut value = value;
+            whole_tool_inputs(&mut value);
             let mut doc: ExportDocument = serde_json::from_value(value).map_err(not_doc)?;
             doc.schema_version = SCHEMA_VERSION;
             doc.upgraded_from = Some(2);
@@ -54,6 +57,28 @@ pub fn upgrade(bytes: &[u8], path: &Path) -> Result<ExportDocument, ExportError>
             found,
             supported: SCHEMA_VERSION,
         }),
+    }
+}
+
+/// Schema 2 copied in-flight tool inputs whole: give each its length and mark it uncut.
+fn whole_tool_inputs(doc: &mut Value) {
+    let Some(pods) = doc.get_mut("pods").and_then(Value::as_array_mut) else {
+        return;
+    };
+    let runs = pods
+        .iter_mut()
+        .filter_map(|p| p.get_mut("runs").and_then(Value::as_array_mut))
+        .flatten();
+    let calls = runs
+        .filter_map(|r| r.get_mut("tools_in_flight").and_then(Value::as_array_mut))
+        .flatten();
+    for call in calls.filter_map(Value::as_object_mut) {
+        // A call without `input` is not a schema-2 call: left for the parse to refuse.
+        let Some(bytes) = call.get("input").map(|input| input.to_string().len()) else {
+            continue;
+        };
+        call.entry("input_bytes").or_insert(Value::from(bytes));
+        call.entry("input_truncated").or_insert(Value::Bool(false));
     }
 }
 

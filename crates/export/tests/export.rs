@@ -476,6 +476,77 @@ fn run_without_terminal_entry_and_dead_owner_is_crash_evidence() {
 }
 
 #[test]
+fn a_huge_in_flight_tool_input_is_cut_to_a_preview_with_its_length() {
+    let home = Home::new();
+    let pod = home.pod(POD, "alpha", None);
+    let big = serde_json::json!({"path": "big.txt", "content": "x".repeat(3_000_000)});
+    let small = serde_json::json!({"path": "small.txt", "content": "é"});
+    let mut stop = action("act-1", LifecycleKind::Stop, &[POD], cli_origin("req-1"));
+    stop.reason = Some("r".repeat(1_000_000));
+    pod.segment(SEG, dead_pid())
+        .run_started("r1", "write two files")
+        .request("r1")
+        .tool_started(
+            "r1",
+            "c1",
+            "write_file",
+            SideEffectClass::LocalWrite,
+            small.clone(),
+        )
+        .tool_started(
+            "r1",
+            "c2",
+            "write_file",
+            SideEffectClass::LocalWrite,
+            big.clone(),
+        );
+    let pod2 = home.pod(CHILD, "beta", None);
+    pod2.segment(SEG, dead_pid())
+        .run_started("r2", "x")
+        .action(stop.clone(), Some("r2"))
+        .interrupted(
+            "r2",
+            "stopped",
+            Some(stop),
+            phase(false, ToolExecutionPhase::NotStarted, &[]),
+        );
+    let reason = export_pod(home.path(), CHILD, false, false).pods[0].runs[0]
+        .interrupt
+        .clone()
+        .unwrap()
+        .action
+        .unwrap()
+        .reason
+        .unwrap();
+    assert!(reason.starts_with("rrr"));
+    assert!(reason.len() < 2100, "{} bytes", reason.len());
+    assert!(
+        reason.contains("1000000 bytes in all"),
+        "{}",
+        &reason[1990..]
+    );
+    let mut doc = export_pod(home.path(), POD, false, false);
+    let r = run(&doc, "r1");
+    let [kept, cut] = &r.tools_in_flight[..] else {
+        panic!("{:?}", r.tools_in_flight)
+    };
+    assert_eq!(kept.input, small);
+    assert!(!kept.input_truncated);
+    assert_eq!(kept.input_bytes, small.to_string().len() as u64);
+    assert!(cut.input_truncated);
+    assert_eq!(cut.input_bytes, big.to_string().len() as u64);
+    let preview = cut.input.as_str().unwrap();
+    assert!(
+        preview.starts_with("{\"content\":\"xxx"),
+        "{}",
+        &preview[..40]
+    );
+    assert!(preview.chars().count() <= 2001, "{}", preview.len());
+    let bytes = render_checked(&mut doc, Format::Json, &[]).unwrap();
+    assert!(bytes.len() < 64 * 1024, "document is {} bytes", bytes.len());
+}
+
+#[test]
 fn run_without_terminal_entry_and_live_owner_is_running() {
     let home = Home::new();
     let pod = home.pod(POD, "alpha", None);
@@ -1362,6 +1433,20 @@ fn schema_2_document_upgrades_to_schema_3_marked_as_upgraded() {
     let obj = upgraded.as_object_mut().unwrap();
     assert_eq!(obj.remove("upgraded_from"), Some(serde_json::json!(2)));
     upgraded["schema_version"] = serde_json::json!(2);
+    // Schema 2 copied tool inputs whole: their length is that of their JSON text.
+    let mut calls = 0;
+    for pod in upgraded["pods"].as_array_mut().unwrap() {
+        for run in pod["runs"].as_array_mut().unwrap() {
+            for call in run["tools_in_flight"].as_array_mut().unwrap() {
+                let call = call.as_object_mut().unwrap();
+                let bytes = call.remove("input_bytes").unwrap();
+                assert_eq!(bytes, call["input"].to_string().len());
+                assert_eq!(call.remove("input_truncated").unwrap(), false);
+                calls += 1;
+            }
+        }
+    }
+    assert_eq!(calls, 1);
     assert_eq!(upgraded, original);
 }
 
