@@ -494,7 +494,31 @@ fn scope_escalation_is_refused_and_leaves_no_child() {
         json!({"profile": "child", "task": "x", "scope": {"allow": ["../outside"]}}),
         "",
     );
-    assert!(error.contains("scope"), "{error}");
+    assert!(
+        error.contains("`../outside` is wider than the parent's scope"),
+        "{error}"
+    );
+    assert!(children_of(&sandbox, &parent).is_empty());
+    assert_eq!(pod_dirs(&sandbox).len(), 1, "only the parent's directory");
+}
+
+#[test]
+fn scope_escalation_through_a_symlink_is_refused() {
+    // `lnk` looks inside the parent's scope as written but points outside it.
+    let sandbox = Sandbox::new();
+    let outside = sandbox.root().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret.txt"), "s3cret").unwrap();
+    std::os::unix::fs::symlink(&outside, sandbox.work().join("lnk")).unwrap();
+    let (parent, error) = spawn_tool_error(
+        &sandbox,
+        json!({"profile": "child", "task": "x", "scope": {"allow": ["lnk"]}}),
+        "",
+    );
+    assert!(
+        error.contains("wider than the parent's") && error.contains("outside the parent's scope"),
+        "{error}"
+    );
     assert!(children_of(&sandbox, &parent).is_empty());
     assert_eq!(pod_dirs(&sandbox).len(), 1, "only the parent's directory");
 }

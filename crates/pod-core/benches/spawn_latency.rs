@@ -74,6 +74,10 @@ fn main() {
         catalog,
         parent: parent.clone(),
         parent_pod_id: parent_dir.id().to_owned(),
+        parent_scope: Arc::new(pod_core::scope::Scope::new(
+            &parent.manifest.scope,
+            root.path(),
+        )),
         home,
         env: Vec::new(),
     };

@@ -684,6 +684,7 @@ pub fn attach_children(pod: &mut Pod, setup: ChildSetup) -> Option<Arc<Children>
         catalog: setup.catalog,
         parent: setup.resolved,
         parent_pod_id: pod_id.clone(),
+        parent_scope: pod.scope().clone(),
         home: setup.home,
         env: std::env::vars()
             .filter(|(k, _)| k.starts_with("PODS_") && k.contains("__"))

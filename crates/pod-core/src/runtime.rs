@@ -217,6 +217,11 @@ impl Pod {
     }
 
     /// The session log, shared: lifecycle and child-supervision code append through it.
+    /// The filesystem scope this pod's tools are confined to (resolved against its work dir).
+    pub fn scope(&self) -> &Arc<Scope> {
+        &self.scope
+    }
+
     pub fn log(&self) -> &SessionLog {
         &self.log
     }

@@ -90,6 +90,35 @@ impl Scope {
     }
 }
 
+impl Scope {
+    /// Whether `child` is no wider than this scope once symlinks are followed: every root it
+    /// allows lies inside one of ours and outside our denied roots. The manifest-level check
+    /// compares paths as written; this one catches a path that is a symlink to elsewhere.
+    pub fn covers(&self, child: &Scope) -> Result<(), String> {
+        for root in &child.allow {
+            if !self.allow.iter().any(|ours| root.starts_with(ours)) {
+                return Err(format!(
+                    "{} is outside the parent's scope (allowed: {})",
+                    root.display(),
+                    self.allow
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            if let Some(denied) = self.deny.iter().find(|ours| root.starts_with(ours)) {
+                return Err(format!(
+                    "{} is inside the parent's denied {}",
+                    root.display(),
+                    denied.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 fn describe_io(error: &std::io::Error) -> String {
     match error.kind() {
         std::io::ErrorKind::NotFound => "no such file or directory".into(),
@@ -131,6 +160,26 @@ mod tests {
             },
             work,
         )
+    }
+
+    #[test]
+    fn a_child_scope_through_a_symlink_is_not_covered() {
+        let tmp = tempfile::tempdir().unwrap();
+        let work = tmp.path().join("work");
+        std::fs::create_dir_all(work.join("src")).unwrap();
+        std::fs::create_dir_all(work.join("secret")).unwrap();
+        std::fs::create_dir_all(tmp.path().join("outside")).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("outside"), work.join("lnk")).unwrap();
+        std::os::unix::fs::symlink(work.join("secret"), work.join("src/peek")).unwrap();
+        let parent = scope(&["."], &["secret"], &work);
+        assert_eq!(parent.covers(&scope(&["src"], &[], &work)), Ok(()));
+        let err = parent.covers(&scope(&["lnk"], &[], &work)).unwrap_err();
+        assert!(err.contains("outside the parent's scope"), "{err}");
+        assert!(err.contains("outside"), "{err}");
+        let err = parent
+            .covers(&scope(&["src/peek"], &[], &work))
+            .unwrap_err();
+        assert!(err.contains("inside the parent's denied"), "{err}");
     }
 
     #[test]

@@ -692,6 +692,8 @@ pub struct ProfileChildFactory {
     pub catalog: pod_profile::Catalog,
     pub parent: pod_profile::ResolvedManifest,
     pub parent_pod_id: String,
+    /// The parent's resolved scope: a child's scope must stay inside it with symlinks followed.
+    pub parent_scope: Arc<crate::scope::Scope>,
     pub home: crate::home::PodHome,
     /// Environment layer for the child's own resolution (`PODS_SECTION__KEY` pairs).
     pub env: Vec<(String, String)>,
@@ -721,6 +723,12 @@ impl ChildFactory for ProfileChildFactory {
             &self.env,
         )
         .map_err(|e| ChildError::SpawnRefused(error_chain(&e)))?;
+        // Children run in the parent's working directory.
+        let child_scope =
+            crate::scope::Scope::new(&resolved.manifest.scope, self.parent_scope.work_dir());
+        self.parent_scope.covers(&child_scope).map_err(|e| {
+            ChildError::SpawnRefused(format!("requested scope is wider than the parent's: {e}"))
+        })?;
         let dir = self
             .home
             .create_pod(
