@@ -533,6 +533,93 @@ fn the_api_key_never_reaches_disk_or_output() {
 }
 
 #[test]
+fn a_key_echoed_inside_the_stream_never_reaches_the_trace_log_or_export() {
+    // No `sk-` prefix: only knowing the configured value can catch it.
+    const KEY: &str = "pk9f3c1d7e5b2a4c6e8d0f1a3b5c7d9e1f";
+    let sandbox = Sandbox::new();
+    // A delta field the adapter does not read (becomes `unhandled`), a frame carrying the key in
+    // an auth header echo, then an in-stream error that quotes the key.
+    let mut body = chunk(json!({"role": "assistant", "content": "Hello "}), None);
+    body.push_str(&chunk(
+        json!({"audio": {"transcript": format!("key {KEY}")}}),
+        None,
+    ));
+    body.push_str(&format!(
+        "data: {}\n\n",
+        json!({"error": {"message": format!("upstream rejected Authorization: Bearer {KEY}"), "type": "server_error", "code": "server_error"}})
+    ));
+    replay_profile(
+        &sandbox,
+        "keyed",
+        vec![sse(body)],
+        "[session]\nrecord_event_trace = true\ntrace_raw_sse = true\n",
+    );
+    let profile = sandbox.work().join(".pods/profiles/keyed.toml");
+    let text = std::fs::read_to_string(&profile).unwrap();
+    std::fs::write(
+        &profile,
+        text.replace(
+            "[model]\n",
+            "[model]\napi_key_env = \"TEST_PROVIDER_KEY\"\n",
+        ),
+    )
+    .unwrap();
+    let output = sandbox
+        .pods()
+        .env("TEST_PROVIDER_KEY", KEY)
+        .args(["run", "-p", "keyed", "hello"])
+        .output()
+        .unwrap();
+    assert_exit(&output, 1);
+    let pod = only_pod(&sandbox);
+    let trace = trace_entries(&pod);
+    // The frames and the unhandled event were recorded, with the key taken out.
+    let raw: Vec<&Value> = trace.iter().filter(|e| e["kind"] == "raw_sse").collect();
+    assert!(raw.len() >= 3, "{trace:#?}");
+    let unhandled = trace
+        .iter()
+        .find(|e| e["kind"] == "stream" && e["event"]["type"] == "unhandled")
+        .unwrap_or_else(|| panic!("no unhandled entry: {trace:#?}"));
+    assert!(
+        unhandled["event"]["preview"]
+            .as_str()
+            .unwrap()
+            .contains("[redacted]"),
+        "{unhandled}"
+    );
+    let export = sandbox.run(&["export", pod.file_name().unwrap().to_str().unwrap()]);
+    assert_exit(&export, 0);
+    assert!(!String::from_utf8_lossy(&export.stdout).contains(KEY));
+    for path in walk(&sandbox.home()) {
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(KEY),
+            "API key found in {}",
+            path.display()
+        );
+    }
+    assert!(!String::from_utf8_lossy(&output.stdout).contains(KEY));
+    assert!(!String::from_utf8_lossy(&output.stderr).contains(KEY));
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+#[test]
 fn a_missing_api_key_is_a_config_error_naming_the_variable() {
     let sandbox = Sandbox::new();
     sandbox.write(

@@ -19,8 +19,9 @@ use crate::decode::StreamDecoder;
 use crate::error::{ErrorClass, ProviderError};
 use crate::event::StreamEvent;
 use crate::observe::{Milestone, RawFrame, RequestInfo, StreamObserver};
-use crate::redact::display_url;
+use crate::redact::{display_url, scrub};
 use crate::request::ModelRequest;
+use crate::secret::ApiKey;
 use crate::sse::Frame;
 
 /// The most of an error response body that is read for classification.
@@ -214,10 +215,18 @@ impl Driver {
     async fn next(&mut self) -> Option<StreamEvent> {
         loop {
             if let Some(ev) = self.pending.pop_front() {
-                // Strip the key before anything (caller, observer, retry log) sees an error.
+                // Strip the key before anything (caller, observer, retry log) sees provider
+                // text that is passed on as it came: error messages, unhandled previews.
                 let ev = match (ev, &self.inner.config.api_key) {
                     (StreamEvent::Error(e), Some(k)) => {
                         StreamEvent::Error(e.redact_secret(k.expose()))
+                    }
+                    (StreamEvent::Unhandled(mut u), key) => {
+                        let secret = key.as_ref().map(ApiKey::expose);
+                        if let std::borrow::Cow::Owned(clean) = scrub(&u.preview, secret) {
+                            u.preview = clean;
+                        }
+                        StreamEvent::Unhandled(u)
                     }
                     (ev, _) => ev,
                 };
@@ -412,14 +421,15 @@ impl Driver {
         } else {
             None
         };
+        let secret = self.inner.config.api_key.as_ref().map(ApiKey::expose);
         let raw_fn = |frame: &Frame<'_>| {
             if let Some(o) = raw_observer {
                 o.on_raw_frame(
                     attempt,
                     &RawFrame {
-                        event: frame.event.to_string(),
-                        data: frame.data.to_string(),
-                        id: frame.id.map(str::to_string),
+                        event: scrub(frame.event, secret).into_owned(),
+                        data: scrub(frame.data, secret).into_owned(),
+                        id: frame.id.map(|id| scrub(id, secret).into_owned()),
                     },
                 );
             }

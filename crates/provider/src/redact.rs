@@ -7,16 +7,30 @@ const REDACTED: &str = "[redacted]";
 /// Strip `secret`, `Bearer …` tokens and `sk-…` keys, then bound to
 /// [`ERROR_MESSAGE_MAX_BYTES`] on a char boundary.
 pub(crate) fn clean_message(message: &str, secret: Option<&str>) -> String {
-    let mut s = match secret {
-        Some(k) if k.len() >= 4 => message.replace(k, REDACTED),
-        _ => message.to_string(),
-    };
-    s = redact_after(&s, "Bearer ", |c| !c.is_whitespace() && c != '"');
+    let mut s = scrub(message, secret).into_owned();
     s = redact_after(&s, "sk-", |c| {
         c.is_ascii_alphanumeric() || c == '-' || c == '_'
     });
     truncate(&mut s, ERROR_MESSAGE_MAX_BYTES);
     s
+}
+
+/// Strip the configured key `secret` and `Bearer …` tokens from provider data that is passed on
+/// as it came (raw SSE frames, previews of unhandled events); everything else stays as it is.
+pub(crate) fn scrub<'a>(text: &'a str, secret: Option<&str>) -> std::borrow::Cow<'a, str> {
+    use std::borrow::Cow;
+    let mut out = Cow::Borrowed(text);
+    if let Some(k) = secret.filter(|k| k.len() >= 4)
+        && out.contains(k)
+    {
+        out = Cow::Owned(out.replace(k, REDACTED));
+    }
+    if out.contains("Bearer ") {
+        out = Cow::Owned(redact_after(&out, "Bearer ", |c| {
+            !c.is_whitespace() && c != '"'
+        }));
+    }
+    out
 }
 
 /// Replace the run of `keep` chars following each `marker` with `[redacted]` (marker kept for
@@ -108,6 +122,20 @@ mod tests {
         assert!(!m.contains("tok.en-99"), "{m}");
         assert!(!m.contains("MYSECRETKEY"), "{m}");
         assert!(m.contains("Bearer [redacted]"), "{m}");
+    }
+
+    #[test]
+    fn scrub_strips_the_key_and_bearer_tokens_and_keeps_everything_else() {
+        let data = r#"{"echo":"k3y-abcdef","auth":"Bearer tok123","note":"risk-free sk-like"}"#;
+        let s = scrub(data, Some("k3y-abcdef"));
+        assert_eq!(
+            s,
+            r#"{"echo":"[redacted]","auth":"Bearer [redacted]","note":"risk-free sk-like"}"#
+        );
+        assert!(matches!(
+            scrub("nothing to hide", Some("k3y-abcdef")),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]
