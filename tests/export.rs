@@ -763,6 +763,40 @@ fn torn_log_is_reported_and_runs_before_it_are_kept() {
 }
 
 #[test]
+fn an_unreadable_log_is_reported_on_stderr_and_in_integrity_and_the_rest_exported() {
+    let sandbox = Sandbox::new();
+    profile(
+        &sandbox,
+        "solo",
+        "[agent]\ntools = []\n",
+        vec![text_response(&["fine"], false, None)],
+    );
+    assert_exit(&sandbox.run(&["run", "-p", "solo", "go"]), 0);
+    let dir = root_pod(&sandbox).unwrap();
+    // Sorts after the real segment (UUIDv7 ids start with a digit).
+    std::fs::create_dir(dir.join("sessions/x.jsonl")).unwrap();
+    let output = sandbox.run(&["export", &id_of(&dir)]);
+    assert_exit(&output, 0);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("could not read"), "{}", describe(&output));
+    assert!(stderr.contains("sessions/x.jsonl"), "{}", describe(&output));
+    let doc = stdout_json(&output);
+    let logs = doc["integrity"].as_array().unwrap();
+    assert_eq!(logs.len(), 2, "{doc:#}");
+    let bad = logs
+        .iter()
+        .find(|l| l["log"] == "sessions/x.jsonl")
+        .unwrap();
+    assert!(bad["read_error"].is_string(), "{bad:#}");
+    let good = logs
+        .iter()
+        .find(|l| l["log"] != "sessions/x.jsonl")
+        .unwrap();
+    assert_eq!(good["read_error"], Value::Null);
+    assert_eq!(runs(&doc)[0]["outcome"], "completed");
+}
+
+#[test]
 fn sanitized_export_contains_no_prompt_output_tool_input_or_path() {
     let sandbox = Sandbox::new();
     profile(

@@ -13,14 +13,16 @@ use pod_core::record::{
 use crate::chain::{ActionIndex, explain};
 use crate::document::{
     ActionDoc, ActionRef, CrashEvidence, ErrorDoc, ExportDocument, FORMAT_NAME, InterruptDoc,
-    OriginDoc, Outcome, PhaseDoc, PodDoc, ProvenanceDoc, Redaction, RedactionMode, RetrySafety,
-    RetryVerdict, RunDoc, SCHEMA_VERSION, SegmentDoc, ToolInfo, TriggerDoc, UnreadablePod,
+    LogIntegrity, OriginDoc, Outcome, PhaseDoc, PodDoc, ProvenanceDoc, Redaction, RedactionMode,
+    RetrySafety, RetryVerdict, RunDoc, SCHEMA_VERSION, SegmentDoc, ToolInfo, TriggerDoc,
+    UnreadablePod,
 };
 use crate::error::ExportError;
 use crate::liveness::{Liveness, owner_liveness};
 use crate::redact::sanitize;
 use crate::scan::{
-    PhaseLite, RunAcc, SegmentScan, Terminal, preview, scan_segment, side_effect_name,
+    PhaseLite, RunAcc, SegmentScan, Terminal, empty_integrity, preview, scan_segment,
+    side_effect_name,
 };
 
 /// What to export.
@@ -47,6 +49,13 @@ pub enum Progress {
         pod_id: String,
         log: String,
         bytes: u64,
+    },
+    /// A session log (or the pod's `sessions` directory) could not be read; the export goes on
+    /// and records it in `integrity`.
+    LogUnreadable {
+        pod_id: String,
+        log: String,
+        error: String,
     },
 }
 
@@ -107,31 +116,44 @@ pub fn export(
 
     let mut index = ActionIndex::default();
     let mut scanned = Vec::new();
+    let mut integrity = Vec::new();
     for id in &selected {
         let pod = &all[id];
-        let segments = scan_pod(pod, progress)?;
-        for seg in &segments {
+        let scan = scan_pod(pod, progress);
+        for seg in &scan.segments {
             index.add_segment(&pod.id, seg);
         }
-        scanned.push((pod, segments));
+        integrity.extend(scan.unlisted);
+        scanned.push((pod, scan.segments));
     }
-    // Ancestors outside the export are read only for the actions a cascade links to.
+    // Ancestors outside the export are read only for the actions a cascade links to; what of
+    // them could not be read is listed, since a cascade link may be missing because of it.
+    let mut ancestor_problems = Vec::new();
     for ancestor in ancestors(&all, &root) {
         if let Some(pod) = all.get(&ancestor) {
-            for seg in scan_pod(pod, &mut |_| {})? {
+            let scan = scan_pod(pod, &mut |_| {});
+            for seg in scan.segments {
                 index.add_segment(&pod.id, &seg);
+                if seg.integrity.read_error.is_some() {
+                    ancestor_problems.push(seg.integrity);
+                }
             }
+            ancestor_problems.extend(scan.unlisted);
         }
     }
 
     let mut pods = Vec::new();
     let mut incidents = Vec::new();
-    let mut integrity = Vec::new();
     for (pod, segments) in scanned {
         let mut doc = pod_doc(pod, &all);
-        let count = segments.len();
+        // A later log counts as a later segment (a later owner) only when it was read or
+        // at least showed its `segment_started`: an unopenable file named like a log may be
+        // no segment at all.
+        let last_known = segments
+            .iter()
+            .rposition(|seg| seg.integrity.read_error.is_none() || seg.started.is_some());
         for (i, seg) in segments.into_iter().enumerate() {
-            let later_segment = i + 1 < count;
+            let later_segment = last_known.is_some_and(|last| i < last);
             doc.segments.push(segment_doc(&seg));
             for acc in &seg.runs {
                 let mut run = run_doc(&pod.id, &seg, acc, later_segment, pod.pid);
@@ -152,6 +174,7 @@ pub fn export(
         }
         pods.push(doc);
     }
+    integrity.extend(ancestor_problems);
 
     let mut document = ExportDocument {
         format: FORMAT_NAME.to_owned(),
@@ -320,46 +343,74 @@ fn ancestors(all: &BTreeMap<String, PodEntry>, id: &str) -> Vec<String> {
     chain
 }
 
-fn scan_pod(
-    pod: &PodEntry,
-    progress: &mut dyn FnMut(Progress),
-) -> Result<Vec<SegmentScan>, ExportError> {
+/// What reading one pod's logs gave: a scan per segment log, and integrity entries for what
+/// could not be listed at all (an unreadable `sessions` directory).
+struct PodScan {
+    segments: Vec<SegmentScan>,
+    unlisted: Vec<LogIntegrity>,
+}
+
+/// Read every segment log of `pod`. Nothing here fails the export: a log or directory that
+/// cannot be read is recorded in its integrity entry and the rest is read.
+fn scan_pod(pod: &PodEntry, progress: &mut dyn FnMut(Progress)) -> PodScan {
     let sessions = pod.dir.join("sessions");
     let mut logs = Vec::new();
-    if sessions.is_dir() {
-        let read_dir = std::fs::read_dir(&sessions).map_err(|source| ExportError::ReadFile {
-            path: sessions.clone(),
-            source,
-        })?;
-        for entry in read_dir {
-            let entry = entry.map_err(|source| ExportError::ReadFile {
-                path: sessions.clone(),
-                source,
-            })?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(segment) = name.strip_suffix(".jsonl")
-                && !segment.ends_with(".trace")
-            {
-                logs.push(segment.to_owned());
+    let mut unlisted = Vec::new();
+    let mut unreadable = |error: String| {
+        progress(Progress::LogUnreadable {
+            pod_id: pod.id.clone(),
+            log: "sessions".to_owned(),
+            error: error.clone(),
+        });
+        let mut integrity = empty_integrity(&pod.id, "sessions".to_owned(), false);
+        integrity.read_error = Some(error);
+        unlisted.push(integrity);
+    };
+    match std::fs::read_dir(&sessions) {
+        Ok(read_dir) => {
+            for entry in read_dir {
+                let entry = match entry {
+                    Ok(entry) => entry,
+                    Err(error) => {
+                        unreadable(format!("listing stopped: {error}"));
+                        break;
+                    }
+                };
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if let Some(segment) = name.strip_suffix(".jsonl")
+                    && !segment.ends_with(".trace")
+                {
+                    logs.push(segment.to_owned());
+                }
             }
         }
+        // A pod that never ran has no logs: nothing is missing.
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => unreadable(format!("could not list the session logs: {error}")),
     }
     // Segment ids are UUIDv7: sorting by name is sorting by creation.
     logs.sort();
-    let mut scans = Vec::new();
+    let mut segments = Vec::new();
     for segment in logs {
         let path = sessions.join(format!("{segment}.jsonl"));
         let trace = sessions.join(format!("{segment}.trace.jsonl")).is_file();
         let rel = format!("sessions/{segment}.jsonl");
-        let scan = scan_segment(&pod.id, &path, rel.clone(), segment, trace)?;
-        progress(Progress::LogScanned {
-            pod_id: pod.id.clone(),
-            log: rel,
-            bytes: scan.integrity.bytes,
-        });
-        scans.push(scan);
+        let scan = scan_segment(&pod.id, &path, rel.clone(), segment, trace);
+        match &scan.integrity.read_error {
+            Some(error) => progress(Progress::LogUnreadable {
+                pod_id: pod.id.clone(),
+                log: rel,
+                error: error.clone(),
+            }),
+            None => progress(Progress::LogScanned {
+                pod_id: pod.id.clone(),
+                log: rel,
+                bytes: scan.integrity.bytes,
+            }),
+        }
+        segments.push(scan);
     }
-    Ok(scans)
+    PodScan { segments, unlisted }
 }
 
 fn pod_doc(pod: &PodEntry, all: &BTreeMap<String, PodEntry>) -> PodDoc {
@@ -380,8 +431,8 @@ fn pod_doc(pod: &PodEntry, all: &BTreeMap<String, PodEntry>) -> PodDoc {
                 None
             }
         },
-        Err(_) => {
-            missing.push("manifest.toml".to_owned());
+        Err(error) => {
+            missing.push(absent_or_unreadable("manifest.toml", &error));
             None
         }
     };
@@ -393,8 +444,8 @@ fn pod_doc(pod: &PodEntry, all: &BTreeMap<String, PodEntry>) -> PodDoc {
                 None
             }
         },
-        Err(_) => {
-            missing.push("provenance.json".to_owned());
+        Err(error) => {
+            missing.push(absent_or_unreadable("provenance.json", &error));
             None
         }
     };
@@ -411,6 +462,15 @@ fn pod_doc(pod: &PodEntry, all: &BTreeMap<String, PodEntry>) -> PodDoc {
         segments: Vec::new(),
         runs: Vec::new(),
         missing,
+    }
+}
+
+/// `file` when it is absent; `file (unreadable: why)` when it is there but could not be read.
+fn absent_or_unreadable(file: &str, error: &std::io::Error) -> String {
+    if error.kind() == std::io::ErrorKind::NotFound {
+        file.to_owned()
+    } else {
+        format!("{file} (unreadable: {error})")
     }
 }
 

@@ -6,8 +6,9 @@
 //!   and incidents with a cause and a summary. It had no phase, retry safety, chains,
 //!   `missing_provenance`, integrity or redaction sections.
 //! - **2**: phase, retry safety, chains, `missing_provenance`, integrity and redaction.
-//! - **3** (current): everything below; over 2 it adds `runs[].unreadable_terminal` and
-//!   `tools_in_flight[].input_bytes` / `input_truncated` (inputs are cut to a preview).
+//! - **3** (current): everything below; over 2 it adds `runs[].unreadable_terminal`,
+//!   `tools_in_flight[].input_bytes` / `input_truncated` (inputs are cut to a preview) and
+//!   `integrity[].read_error` (an unreadable log no longer stops the export).
 
 use std::collections::BTreeMap;
 
@@ -447,6 +448,10 @@ pub struct LogIntegrity {
     pub pod_id: String,
     /// Path relative to the pod directory.
     pub log: String,
+    /// Why the log could not be read (or not to its end); `None` when it was read whole. The
+    /// counts below cover what was read before.
+    #[serde(default)]
+    pub read_error: Option<String>,
     pub bytes: u64,
     pub lines: u64,
     pub entries: u64,

@@ -124,15 +124,16 @@ pub fn render_markdown(doc: &ExportDocument, out: &mut dyn Write) -> std::io::Re
         writeln!(out)?;
         writeln!(
             out,
-            "| pod | log | entries | torn tail | seq gaps | unparseable | trace |"
+            "| pod | log | read | entries | torn tail | seq gaps | unparseable | trace |"
         )?;
-        writeln!(out, "|---|---|---|---|---|---|---|")?;
+        writeln!(out, "|---|---|---|---|---|---|---|---|")?;
         for log in integrity {
             writeln!(
                 out,
-                "| `{}` | {} | {} | {} | {} | {} | {} |",
+                "| `{}` | {} | {} | {} | {} | {} | {} | {} |",
                 log.pod_id,
                 log.log,
+                log.read_error.as_deref().unwrap_or("whole"),
                 log.entries,
                 yes_no(log.torn_final_line),
                 log.sequence_gap_count,

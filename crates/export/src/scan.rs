@@ -26,7 +26,6 @@ use pod_core::record::{
 };
 
 use crate::document::{LogIntegrity, SeqGap, ToolCallDoc, UnreadableEntry};
-use crate::error::ExportError;
 
 /// Longest line kept; longer ones are counted as unparseable without being held in memory.
 const MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
@@ -209,19 +208,35 @@ const KNOWN_KINDS: &[&str] = &[
     "segment_closed",
 ];
 
-/// Scan one segment log. `log_rel` is the path relative to the pod directory.
+/// A [`LogIntegrity`] with nothing read yet.
+pub(crate) fn empty_integrity(pod_id: &str, log: String, trace_sidecar: bool) -> LogIntegrity {
+    LogIntegrity {
+        pod_id: pod_id.to_owned(),
+        log,
+        read_error: None,
+        bytes: 0,
+        lines: 0,
+        entries: 0,
+        torn_final_line: false,
+        sequence_gaps: Vec::new(),
+        sequence_gap_count: 0,
+        unparseable_count: 0,
+        unparseable_lines: Vec::new(),
+        unknown_kinds: BTreeMap::new(),
+        trace_sidecar,
+    }
+}
+
+/// Scan one segment log. `log_rel` is the path relative to the pod directory. A log that cannot
+/// be opened or read to its end is not an error: the scan holds what was read before, and
+/// `integrity.read_error` says why it stopped.
 pub(crate) fn scan_segment(
     pod_id: &str,
     path: &Path,
     log_rel: String,
     segment_id: String,
     trace_sidecar: bool,
-) -> Result<SegmentScan, ExportError> {
-    let file = File::open(path).map_err(|source| ExportError::ReadFile {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
+) -> SegmentScan {
     let mut scan = SegmentScan {
         segment_id,
         log_rel: log_rel.clone(),
@@ -233,31 +248,32 @@ pub(crate) fn scan_segment(
         last_seq: None,
         last_kind: None,
         last_ts: None,
-        integrity: LogIntegrity {
-            pod_id: pod_id.to_owned(),
-            log: log_rel,
-            bytes: 0,
-            lines: 0,
-            entries: 0,
-            torn_final_line: false,
-            sequence_gaps: Vec::new(),
-            sequence_gap_count: 0,
-            unparseable_count: 0,
-            unparseable_lines: Vec::new(),
-            unknown_kinds: BTreeMap::new(),
-            trace_sidecar,
-        },
+        integrity: empty_integrity(pod_id, log_rel, trace_sidecar),
     };
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(error) => {
+            scan.integrity.read_error = Some(format!("could not open the log: {error}"));
+            return scan;
+        }
+    };
+    let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut state = ScanState::default();
     let finder = memmem::Finder::new(b"\"kind\":\"");
     let mut line = Vec::with_capacity(64 * 1024);
     loop {
         line.clear();
-        let read = read_line(&mut reader, &mut line).map_err(|source| ExportError::ReadFile {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let Some(read) = read else { break };
+        let read = match read_line(&mut reader, &mut line) {
+            Ok(Some(read)) => read,
+            Ok(None) => break,
+            Err(error) => {
+                scan.integrity.read_error = Some(format!(
+                    "reading stopped at line {}: {error}",
+                    scan.integrity.lines + 1
+                ));
+                break;
+            }
+        };
         scan.integrity.bytes += read.bytes;
         scan.integrity.lines += 1;
         let line_no = scan.integrity.lines;
@@ -279,7 +295,7 @@ pub(crate) fn scan_segment(
             }
         }
     }
-    Ok(scan)
+    scan
 }
 
 #[derive(Default)]

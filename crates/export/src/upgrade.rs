@@ -7,8 +7,9 @@
 //!
 //! Schema 3 only adds to schema 2, and what it adds follows from a schema-2 document: a schema-2
 //! exporter never reported an unreadable terminal entry (`runs[].unreadable_terminal` stays
-//! absent) and copied in-flight tool inputs whole (`input_bytes` is the length of the input's
-//! compact JSON text, `input_truncated` is false).
+//! absent), copied in-flight tool inputs whole (`input_bytes` is the length of the input's
+//! compact JSON text, `input_truncated` is false) and stopped at the first unreadable log, so
+//! every log it lists was read (`integrity[].read_error` is null).
 
 use std::collections::BTreeMap;
 use std::path::Path;

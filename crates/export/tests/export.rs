@@ -569,6 +569,25 @@ fn run_without_terminal_entry_and_live_owner_is_running() {
 }
 
 #[test]
+fn an_unreadable_file_named_like_a_later_log_does_not_make_a_live_run_crashed() {
+    let home = Home::new();
+    let pod = home.pod(POD, "alpha", None);
+    let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    let mut log = pod.segment(SEG, std::process::id());
+    std::fs::write(&log.path, "").unwrap();
+    log.raw(&format!(
+        "{{\"seq\":1,\"ts\":\"{now}\",\"kind\":\"segment_started\",\"pod_id\":\"{POD}\",\"segment_id\":\"{SEG}\",\"profile\":\"coder\",\"manifest_digest\":\"sha256:00\",\"pid\":{},\"format_version\":1,\"writer\":\"pods 0.1.0\"}}\n",
+        std::process::id()
+    ));
+    log.seq = 1;
+    log.run_started("r1", "x").request("r1");
+    std::fs::create_dir(pod.dir.join("sessions/zz-not-a-segment.jsonl")).unwrap();
+    let doc = export_pod(home.path(), POD, false, false);
+    assert_eq!(run(&doc, "r1").outcome, Outcome::Running);
+    assert_eq!(doc.integrity.as_ref().unwrap().len(), 2);
+}
+
+#[test]
 fn unterminated_run_of_an_older_segment_is_crashed_even_if_the_pid_lives() {
     let home = Home::new();
     let pod = home.pod(POD, "alpha", None);
@@ -1120,6 +1139,95 @@ fn progress_reports_pods_and_logs() {
     );
 }
 
+/// Replace `pod`'s log of `segment` with a directory of the same name: a log no read succeeds on.
+fn make_log_unreadable(home: &Home, pod: &str, segment: &str) -> std::path::PathBuf {
+    let path = home
+        .path()
+        .join("pods")
+        .join(pod)
+        .join("sessions")
+        .join(format!("{segment}.jsonl"));
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    path
+}
+
+#[test]
+fn an_unreadable_log_is_recorded_in_integrity_and_the_rest_is_exported() {
+    let home = cascade_home();
+    make_log_unreadable(&home, POD, SEG);
+    let mut seen = Vec::new();
+    let request = ExportRequest {
+        home: home.path().to_path_buf(),
+        pod: POD.to_owned(),
+        tree: true,
+        sanitize: false,
+    };
+    let mut doc = export(&request, &mut |p| seen.push(p)).unwrap();
+    let integrity = doc.integrity.as_ref().unwrap();
+    assert_eq!(integrity.len(), 3);
+    let bad = integrity.iter().find(|l| l.pod_id == POD).unwrap();
+    assert_eq!(bad.log, format!("sessions/{SEG}.jsonl"));
+    assert!(bad.read_error.is_some());
+    assert_eq!(bad.entries, 0);
+    assert!(
+        integrity
+            .iter()
+            .filter(|l| l.pod_id != POD)
+            .all(|l| l.read_error.is_none() && l.entries == 3)
+    );
+    assert!(doc.pods[0].runs.is_empty());
+    assert_eq!(doc.pods[0].segments.len(), 1);
+    assert_eq!(run(&doc, "rc1").outcome, Outcome::Interrupted);
+    assert!(seen.iter().any(|p| matches!(
+        p,
+        Progress::LogUnreadable { pod_id, .. } if pod_id == POD
+    )));
+    // The parent's action is in no log that could be read: the cascade says so.
+    let incident = doc.incidents.iter().find(|i| i.run_id == "rc1").unwrap();
+    assert!(matches!(
+        incident.chain.last(),
+        Some(ChainLink::Unresolved { action_id, .. }) if action_id == "act-parent"
+    ));
+    let text = String::from_utf8(render_checked(&mut doc, Format::Markdown, &[]).unwrap()).unwrap();
+    assert!(text.contains("| read |"), "{text}");
+}
+
+#[test]
+fn an_ancestor_log_read_only_for_cascade_links_does_not_stop_the_export() {
+    let home = cascade_home();
+    make_log_unreadable(&home, POD, SEG);
+    let doc = export_pod(home.path(), CHILD, false, false);
+    assert_eq!(doc.pods.len(), 1);
+    assert_eq!(doc.pods[0].ancestors, [POD]);
+    let integrity = doc.integrity.as_ref().unwrap();
+    let ancestor = integrity.iter().find(|l| l.pod_id == POD).unwrap();
+    assert!(ancestor.read_error.is_some());
+    let incident = &doc.incidents[0];
+    assert!(has(
+        &incident.missing_provenance,
+        "interrupt.caused_by.action"
+    ));
+    assert!(!incident.diagnostics_complete);
+}
+
+#[test]
+fn a_sessions_path_that_is_not_a_directory_is_recorded_not_fatal() {
+    let home = Home::new();
+    let pod = home.pod(POD, "alpha", None);
+    std::fs::remove_dir(pod.dir.join("sessions")).unwrap();
+    std::fs::write(pod.dir.join("sessions"), "not a directory").unwrap();
+    let doc = export_pod(home.path(), POD, false, false);
+    let integrity = doc.integrity.as_ref().unwrap();
+    assert_eq!(integrity.len(), 1);
+    assert_eq!(integrity[0].log, "sessions");
+    assert!(integrity[0].read_error.is_some());
+    // A pod with no sessions directory at all simply has no logs.
+    std::fs::remove_file(pod.dir.join("sessions")).unwrap();
+    let doc = export_pod(home.path(), POD, false, false);
+    assert!(doc.integrity.as_ref().unwrap().is_empty());
+}
+
 #[test]
 fn markdown_report_has_tree_incident_summaries_chains_and_runs() {
     let home = cascade_home();
@@ -1447,6 +1555,11 @@ fn schema_2_document_upgrades_to_schema_3_marked_as_upgraded() {
         }
     }
     assert_eq!(calls, 1);
+    // A schema-2 exporter stopped at the first unreadable log: every log listed was read.
+    for log in upgraded["integrity"].as_array_mut().unwrap() {
+        let log = log.as_object_mut().unwrap();
+        assert_eq!(log.remove("read_error"), Some(serde_json::Value::Null));
+    }
     assert_eq!(upgraded, original);
 }
 

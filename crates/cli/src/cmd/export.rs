@@ -115,6 +115,10 @@ fn report(stderr: &mut std::io::Stderr, progress: &Progress) {
         Progress::LogScanned { pod_id, log, bytes } => {
             writeln!(stderr, "  read {pod_id}/{log} ({bytes} bytes)")
         }
+        Progress::LogUnreadable { pod_id, log, error } => writeln!(
+            stderr,
+            "  could not read {pod_id}/{log}: {error} (recorded in the export's integrity)"
+        ),
         _ => Ok(()),
     };
 }
