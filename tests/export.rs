@@ -796,61 +796,145 @@ fn an_unreadable_log_is_reported_on_stderr_and_in_integrity_and_the_rest_exporte
     assert_eq!(runs(&doc)[0]["outcome"], "completed");
 }
 
+/// The tool calls started in `dir`'s logs that have not finished: `(tool, input)`.
+fn tools_started_unfinished(dir: &Path) -> Vec<(String, Value)> {
+    let mut open: Vec<(String, String, Value)> = Vec::new();
+    for file in log_files(dir) {
+        for line in std::fs::read_to_string(file).unwrap().lines() {
+            let Ok(entry) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            let call = entry["call_id"].as_str().unwrap_or_default().to_owned();
+            match entry["kind"].as_str() {
+                Some("tool_call_started") => open.push((
+                    call,
+                    entry["tool"].as_str().unwrap_or_default().to_owned(),
+                    entry["input"].clone(),
+                )),
+                Some("tool_call_finished") => open.retain(|(c, _, _)| *c != call),
+                _ => {}
+            }
+        }
+    }
+    open.into_iter()
+        .map(|(_, tool, input)| (tool, input))
+        .collect()
+}
+
 #[test]
 fn sanitized_export_contains_no_prompt_output_tool_input_or_path() {
     let sandbox = Sandbox::new();
+    // A parent spawns a child that completes (its output holds "pelican-") and one that holds,
+    // then waits on the holder with a tool input naming "zebra-notes" and "quokka-content":
+    // stopped there, that call stays in flight, so its input is in the export.
     profile(
         &sandbox,
-        "writer",
-        "[agent]\nmax_turns = 4\ntools = [\"write_file\"]\n\n[session]\nrecord_event_trace = true\n",
+        "parent",
+        &format!(
+            "[agent]\nmax_turns = 8\ntools = {PARENT_TOOLS}\n\n[spawn]\nallowed_profiles = [\"quick\", \"holder\"]\nmax_depth = 2\nmax_children = 4\n\n[session]\nrecord_event_trace = true\n"
+        ),
         vec![
             tool_call_response(
-                "call_w",
-                "write_file",
-                json!({"path": "zebra-notes.txt", "content": "quokka-content"}),
+                "call_q",
+                "spawn_pod",
+                json!({"profile": "quick", "task": "report", "name": "quick"}),
             ),
-            text_response(&["pelican-", "answer"], false, Some(3)),
+            tool_call_response(
+                "call_h",
+                "spawn_pod",
+                json!({"profile": "holder", "task": "hold", "name": "holder"}),
+            ),
+            tool_call_response(
+                "call_wait",
+                "wait_pod",
+                json!({"pod_id": "holder", "note": "see zebra-notes.txt for quokka-content"}),
+            ),
+            text_response(&["done"], false, None),
         ],
     );
-    let mut proc = spawn_pods(&sandbox, &["run", "-p", "writer", "flamingo-prompt"], "w");
-    let dir = wait_until("the pod dir", Duration::from_secs(10), || {
+    profile(
+        &sandbox,
+        "quick",
+        "[agent]\ntools = []\n",
+        vec![text_response(&["pelican-", "answer"], false, None)],
+    );
+    profile(
+        &sandbox,
+        "holder",
+        "[agent]\ntools = []\n",
+        vec![text_response(&["hold ", "the ", "line"], false, Some(3))],
+    );
+    let mut proc = spawn_pods(&sandbox, &["run", "-p", "parent", "flamingo-prompt"], "p");
+    let parent = wait_until("the parent dir", Duration::from_secs(10), || {
         root_pod(&sandbox)
     });
-    wait_until("the second request", Duration::from_secs(15), || {
-        let kinds = log_kinds(&dir);
-        (kinds
+    let kids = wait_until("two children", Duration::from_secs(20), || {
+        let kids = children_of(&sandbox, &parent);
+        (kids.len() == 2).then_some(kids)
+    });
+    let named = |name: &str| {
+        kids.iter()
+            .find(|k| pod_info(k)["name"] == json!(name))
+            .unwrap()
+            .clone()
+    };
+    let (quick, holder) = (named("quick"), named("holder"));
+    wait_until("the quick child's answer", Duration::from_secs(15), || {
+        log_kinds(&quick)
             .iter()
-            .filter(|k| *k == "provider_request_started")
-            .count()
-            == 2)
+            .any(|k| k == "run_completed")
             .then_some(())
     });
-    std::thread::sleep(Duration::from_millis(300));
-    assert_exit(
-        &sandbox.run(&["stop", &id_of(&dir), "--reason", "walrus-reason"]),
-        0,
+    wait_streaming(&holder);
+    wait_until(
+        "the parent to wait on the holder",
+        Duration::from_secs(15),
+        || {
+            tools_started_unfinished(&parent)
+                .iter()
+                .any(|(tool, _)| tool == "wait_pod")
+                .then_some(())
+        },
     );
-    proc.wait(Duration::from_secs(10));
-    // The unsanitized export holds them all (so the test can fail).
-    let plain = sandbox.run(&["export", &id_of(&dir)]);
-    assert_exit(&plain, 0);
-    let plain = String::from_utf8(plain.stdout).unwrap();
+    let stop = sandbox.run(&[
+        "stop",
+        &id_of(&parent),
+        "--tree",
+        "--reason",
+        "walrus-reason",
+    ]);
+    assert_exit(&stop, 0);
+    proc.wait(Duration::from_secs(20));
+    let parent_id = id_of(&parent);
     let root = sandbox.root().to_str().unwrap().to_owned();
     let forbidden = [
         "flamingo-prompt",
         "quokka-content",
         "zebra-notes",
         "walrus-reason",
-        &root,
+        "pelican-",
+        root.as_str(),
     ];
-    for word in ["flamingo-prompt", "walrus-reason", root.as_str()] {
-        assert!(plain.contains(word), "{word} missing from the plain export");
+    // The unsanitized export holds every one of them, so the checks below can fail.
+    let plain = sandbox.run(&["export", &parent_id, "--tree"]);
+    assert_exit(&plain, 0);
+    let plain = String::from_utf8(plain.stdout).unwrap();
+    for word in forbidden {
+        assert!(
+            plain.contains(word),
+            "{word} missing from the plain export:\n{plain}"
+        );
     }
+    let doc: Value = serde_json::from_str(&plain).unwrap();
+    let in_flight = &runs_of(&doc, &parent_id)[0]["tools_in_flight"];
+    assert_eq!(in_flight[0]["tool"], "wait_pod", "{in_flight:#}");
+    assert_eq!(runs_of(&doc, &id_of(&quick))[0]["output"], "pelican-answer");
     for format in ["json", "markdown"] {
         let out = sandbox.root().join(format!("sanitized.{format}"));
         let output = sandbox.run(&[
             "export",
-            &id_of(&dir),
+            &parent_id,
+            "--tree",
             "--sanitize",
             "--format",
             format,
@@ -860,21 +944,35 @@ fn sanitized_export_contains_no_prompt_output_tool_input_or_path() {
         assert_exit(&output, 0);
         assert!(output.stdout.is_empty(), "{}", describe(&output));
         let text = std::fs::read_to_string(&out).unwrap();
-        for word in forbidden.iter().chain(&["pelican-"]) {
+        for word in forbidden {
             assert!(!text.contains(word), "{word} leaked into {format}:\n{text}");
         }
         if format == "json" {
             let doc: Value = serde_json::from_str(&text).unwrap();
             assert_eq!(doc["redaction"]["mode"], "sanitized");
-            let run = runs(&doc)[0];
+            let run = runs_of(&doc, &parent_id)[0];
             assert!(
                 run["input"]
                     .as_str()
                     .unwrap()
                     .starts_with("[redacted:prompt:")
             );
-            assert_eq!(run["interrupt"]["action"]["kind"], "stop");
-            assert_eq!(run["pod_id"], json!(id_of(&dir)));
+            assert_eq!(run["interrupt"]["action"]["kind"], "stop_tree");
+            assert_eq!(run["pod_id"], json!(parent_id));
+            let input = &run["tools_in_flight"][0];
+            assert_eq!(input["tool"], "wait_pod");
+            assert!(
+                input["input"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("[redacted:tool_input:"),
+                "{input:#}"
+            );
+            let answer = &runs_of(&doc, &id_of(&quick))[0]["output"];
+            assert!(
+                answer.as_str().unwrap().starts_with("[redacted:output:"),
+                "{answer}"
+            );
             assert!(doc["redaction"]["replaced"]["path"].as_u64().unwrap() >= 1);
         }
     }
