@@ -1,12 +1,13 @@
 //! Streaming scan of one session-log segment into per-run accumulators.
 //!
 //! Memory stays bounded by the number of runs and in-flight tool calls, not by the log size:
-//! lines are read into one reused buffer, the `kind` is found with a substring search, and the
-//! bulky kinds (assistant messages, tool outputs) are parsed into small borrowed shapes that
-//! skip their text. Only the rare entries that carry facts (run boundaries, lifecycle actions,
-//! segment markers) are parsed into the full record types — except terminal entries
-//! (`run_errored`, `run_interrupted`), which are read into lenient local shapes so that a field an
-//! older writer left out is reported missing instead of making the whole entry unreadable.
+//! lines are read into one reused buffer, the top-level `kind` is found by walking the start of
+//! the line (a full parse only when that cannot tell), and the bulky kinds (assistant messages,
+//! tool outputs) are parsed into small borrowed shapes that skip their text. Only the rare
+//! entries that carry facts (run boundaries, lifecycle actions, segment markers) are parsed into
+//! the full record types — except terminal entries (`run_errored`, `run_interrupted`), which are
+//! read into lenient local shapes so that a field an older writer left out is reported missing
+//! instead of making the whole entry unreadable.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -259,7 +260,6 @@ pub(crate) fn scan_segment(
     };
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut state = ScanState::default();
-    let finder = memmem::Finder::new(b"\"kind\":\"");
     let mut line = Vec::with_capacity(64 * 1024);
     loop {
         line.clear();
@@ -285,7 +285,7 @@ pub(crate) fn scan_segment(
         if body.is_empty() {
             continue;
         }
-        let parsed = scan.handle_line(&mut state, &finder, body, line_no, !read.terminated);
+        let parsed = scan.handle_line(&mut state, body, line_no, !read.terminated);
         if !parsed {
             if !read.terminated {
                 // A final line without its newline that does not parse: the writer was cut off.
@@ -353,11 +353,23 @@ fn trim_line(line: &[u8]) -> &[u8] {
     &line[..end]
 }
 
-/// The value of the first `"kind":"…"` in the line (kinds never contain escapes).
-fn find_kind<'a>(finder: &memmem::Finder, line: &'a [u8]) -> Option<&'a str> {
-    let start = finder.find(line)? + 8;
-    let len = memchr::memchr(b'"', &line[start..])?;
-    std::str::from_utf8(&line[start..start + len]).ok()
+#[derive(Deserialize)]
+struct KindOnly {
+    kind: String,
+}
+
+/// The entry's own (top-level) `kind`. The line's structure is walked up to that key, so a
+/// `"kind"` nested in a value is never taken for it; the writer puts `kind` third, so the walk
+/// is short. When the walk cannot tell (the kind has escapes, or the line breaks before it), the
+/// whole line is parsed.
+fn find_kind(line: &[u8]) -> Option<Cow<'_, str>> {
+    match walk_top_level(line, b"kind") {
+        Walk::Found(kind) => std::str::from_utf8(kind).ok().map(Cow::Borrowed),
+        Walk::Absent => None,
+        Walk::Unsure => serde_json::from_slice::<KindOnly>(line)
+            .ok()
+            .map(|k| Cow::Owned(k.kind)),
+    }
 }
 
 impl SegmentScan {
@@ -369,8 +381,9 @@ impl SegmentScan {
     }
 
     fn note_seq(&mut self, seq: u64) {
+        // No entry follows `u64::MAX` without a gap.
         if let Some(prev) = self.last_seq
-            && seq != prev + 1
+            && prev.checked_add(1) != Some(seq)
         {
             self.integrity.sequence_gap_count += 1;
             if self.integrity.sequence_gaps.len() < LIST_CAP {
@@ -404,14 +417,14 @@ impl SegmentScan {
     fn handle_line(
         &mut self,
         state: &mut ScanState,
-        finder: &memmem::Finder,
         line: &[u8],
         line_no: u64,
         torn: bool,
     ) -> bool {
-        let Some(kind) = find_kind(finder, line) else {
+        let Some(kind) = find_kind(line) else {
             return false;
         };
+        let kind: &str = &kind;
         match kind {
             "assistant_message" => {
                 let Ok(m) = serde_json::from_slice::<AssistantLite>(line) else {
@@ -872,4 +885,56 @@ fn walk_top_level<'a>(line: &'a [u8], key: &[u8]) -> Walk<'a> {
         }
     }
     Walk::Unsure
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walk_finds_only_top_level_keys() {
+        let line = br#"{"seq":1,"input":{"kind":"nested"},"kind":"top"}"#;
+        assert_eq!(walk_top_level(line, b"kind"), Walk::Found(b"top"));
+        let line = br#"{"a":["kind","x"],"b":"kind","kind":"top"}"#;
+        assert_eq!(walk_top_level(line, b"kind"), Walk::Found(b"top"));
+        let line = br#"{"text":"he said "kind":"x"","kind":"top"}"#;
+        assert_eq!(walk_top_level(line, b"kind"), Walk::Found(b"top"));
+    }
+
+    #[test]
+    fn walk_says_absent_only_when_the_whole_object_was_seen() {
+        assert_eq!(
+            walk_top_level(br#"{"x":{"kind":"nested"}}"#, b"kind"),
+            Walk::Absent
+        );
+        assert_eq!(walk_top_level(br#"{"kind":3}"#, b"kind"), Walk::Absent);
+        assert_eq!(walk_top_level(br#"["kind"]"#, b"kind"), Walk::Absent);
+        // Cut off before the key, or the value has an escape: only a parse can tell.
+        assert_eq!(
+            walk_top_level(br#"{"seq":1,"ts":"2026"#, b"kind"),
+            Walk::Unsure
+        );
+        assert_eq!(
+            walk_top_level(br#"{"kind":"run\u005fstarted"}"#, b"kind"),
+            Walk::Unsure
+        );
+        // Cut off after it: still found.
+        assert_eq!(
+            walk_top_level(
+                br#"{"seq":9,"kind":"run_errored","run_id":"r1","err"#,
+                b"run_id"
+            ),
+            Walk::Found(b"r1")
+        );
+    }
+
+    #[test]
+    fn find_kind_falls_back_to_a_full_parse() {
+        assert_eq!(
+            find_kind(br#"{"kind":"run\u005fstarted"}"#).as_deref(),
+            Some("run_started")
+        );
+        assert_eq!(find_kind(br#"{"x":{"kind":"nested"}}"#), None);
+        assert_eq!(find_kind(b"not json"), None);
+    }
 }

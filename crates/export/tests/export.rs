@@ -735,6 +735,46 @@ fn entries_of_unknown_kinds_are_counted_not_fatal() {
 }
 
 #[test]
+fn a_sequence_number_at_u64_max_is_a_gap_not_an_overflow() {
+    let home = Home::new();
+    let pod = home.pod(POD, "alpha", None);
+    pod.segment(SEG, dead_pid())
+        .raw(&format!("{{\"seq\":{},\"ts\":\"{TS}\",\"kind\":\"run_started\",\"run_id\":\"r1\",\"trigger\":{{\"type\":\"cli\"}},\"input\":\"x\"}}\n", u64::MAX))
+        .raw(&format!("{{\"seq\":5,\"ts\":\"{TS}\",\"kind\":\"run_completed\",\"run_id\":\"r1\",\"turns\":1,\"text\":\"ok\",\"reason\":\"end_turn\"}}\n"));
+    let doc = export_pod(home.path(), POD, false, false);
+    let log = &doc.integrity.as_ref().unwrap()[0];
+    assert_eq!(log.entries, 3);
+    assert_eq!(log.sequence_gap_count, 2);
+    assert_eq!(
+        (log.sequence_gaps[1].after, log.sequence_gaps[1].next),
+        (u64::MAX, 5)
+    );
+    assert_eq!(run(&doc, "r1").outcome, Outcome::Completed);
+}
+
+#[test]
+fn the_entry_kind_is_the_top_level_one_not_one_nested_in_a_value() {
+    let home = Home::new();
+    let pod = home.pod(POD, "alpha", None);
+    let mut log = pod.segment(SEG, dead_pid());
+    log.run_started("r1", "x");
+    // Another writer's key order: a nested "kind" comes before the entry's own.
+    log.raw(&format!("{{\"seq\":3,\"ts\":\"{TS}\",\"input\":{{\"kind\":\"run_completed\",\"run_id\":\"r1\",\"text\":\"no\"}},\"kind\":\"tool_call_started\",\"run_id\":\"r1\",\"call_id\":\"c1\",\"tool\":\"list_dir\",\"side_effect\":\"read_only\"}}\n"));
+    // A kind written with an escape: only a full parse reads it.
+    log.raw(&format!("{{\"seq\":4,\"ts\":\"{TS}\",\"kind\":\"run\\u005fstarted\",\"run_id\":\"r2\",\"trigger\":{{\"type\":\"cli\"}},\"input\":\"escaped\"}}\n"));
+    let doc = export_pod(home.path(), POD, false, false);
+    let r1 = run(&doc, "r1");
+    assert_eq!(r1.tool_calls_started, Some(1));
+    assert_eq!(r1.tools_in_flight.len(), 1);
+    assert_eq!(r1.tools_in_flight[0].input["kind"], "run_completed");
+    assert_ne!(r1.outcome, Outcome::Completed);
+    assert_eq!(run(&doc, "r2").input.as_deref(), Some("escaped"));
+    let log = &doc.integrity.as_ref().unwrap()[0];
+    assert_eq!(log.unparseable_count, 0);
+    assert!(log.unknown_kinds.is_empty(), "{:?}", log.unknown_kinds);
+}
+
+#[test]
 fn terminal_entry_lacking_a_later_field_reports_it_missing_not_defaulted() {
     let home = Home::new();
     let pod = home.pod(POD, "alpha", None);
