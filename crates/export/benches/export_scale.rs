@@ -2,8 +2,17 @@
 //!
 //! Generates a parent and seven children whose session logs total `PODS_EXPORT_BENCH_MB`
 //! megabytes (default 64; set 1024 for the ≥ 1 GB measurement) into a temporary directory with
-//! the runtime's own record types, then exports the tree and prints MB/s and the process's peak
-//! resident memory (`VmHWM`). Run: `PODS_EXPORT_BENCH_MB=1024 cargo bench -p pod-export`.
+//! the runtime's own record types, then exports the tree, renders the document the way
+//! `pods export` does (JSON in memory, secret-checked), and prints the time of each step, MB/s
+//! and the process's peak resident memory (`VmHWM`) after each.
+//!
+//! `PODS_EXPORT_BENCH_SHAPE` picks the shape of the logs:
+//! - `large` (default): long runs — 20 model turns each with a message and a tool call — so the
+//!   logs are big and the runs few;
+//! - `small`: many one-turn runs with short texts, so the same bytes hold far more runs. The
+//!   document holds one summary per run, so this shape shows how memory grows with run count.
+//!
+//! Run: `PODS_EXPORT_BENCH_MB=256 PODS_EXPORT_BENCH_SHAPE=small cargo bench -p pod-export`.
 //! Targets: ≥ 500 MB/s and < 100 MB resident.
 
 #![allow(clippy::unwrap_used)]
@@ -13,26 +22,41 @@ use std::path::Path;
 use std::time::Instant;
 
 use pod_core::record::*;
-use pod_export::{ExportRequest, export, render_json};
+use pod_export::{ExportRequest, Format, Secret, export, render_checked};
 use pod_provider::{ErrorClass, ProviderError};
 
 const PODS: usize = 8;
-/// Model turns per run, each with a message and a tool call.
-const TURNS: u32 = 20;
+
+/// The shape of the generated logs.
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    /// Model turns per run, each with a message and a tool call.
+    Large { turns: u32 },
+    /// One turn per run, short texts, no tools.
+    Small,
+}
 
 fn main() {
     let mb: u64 = std::env::var("PODS_EXPORT_BENCH_MB")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(64);
+    let shape = match std::env::var("PODS_EXPORT_BENCH_SHAPE").as_deref() {
+        Ok("small") => Shape::Small,
+        Ok("large") | Err(_) => Shape::Large { turns: 20 },
+        Ok(other) => {
+            eprintln!("PODS_EXPORT_BENCH_SHAPE must be `large` or `small`, not `{other}`");
+            std::process::exit(2);
+        }
+    };
     let dir = tempfile::Builder::new()
         .prefix("pods-export-bench-")
         .tempdir()
         .unwrap();
     let t = Instant::now();
-    let total = generate(dir.path(), mb * 1024 * 1024);
+    let total = generate(dir.path(), mb * 1024 * 1024, shape);
     eprintln!(
-        "generated {:.1} MB of session logs in {:.1?}",
+        "generated {:.1} MB of session logs ({shape:?}) in {:.1?}",
         total as f64 / 1e6,
         t.elapsed()
     );
@@ -45,23 +69,31 @@ fn main() {
         sanitize: false,
     };
     let t = Instant::now();
-    let doc = export(&request, &mut |_| {}).unwrap();
-    let elapsed = t.elapsed();
-    let mut out = Vec::new();
-    render_json(&doc, &mut out).unwrap();
+    let mut doc = export(&request, &mut |_| {}).unwrap();
+    let scan = t.elapsed();
+    let hwm_scan = vm_hwm_kb();
+    // As `pods export` does: render to memory, then search the bytes for a key value.
+    let secrets = [Secret {
+        env_var: "OPENAI_API_KEY".into(),
+        value: "sk-bench-0123456789abcdef0123456789abcdef".into(),
+    }];
+    let t = Instant::now();
+    let out = render_checked(&mut doc, Format::Json, &secrets).unwrap();
+    let render = t.elapsed();
+    let hwm_render = vm_hwm_kb();
     let runs: usize = doc.pods.iter().map(|p| p.runs.len()).sum();
+    let mb_total = total as f64 / 1e6;
     println!(
-        "export of {} pods, {:.1} MB of logs, {} runs, {} incidents: {:.2?} = {:.0} MB/s; \
-         document {:.1} MB; peak RSS {} kB before export, {} kB after",
+        "{shape:?}: {} pods, {mb_total:.1} MB of logs, {runs} runs, {} incidents\n  \
+         export {scan:.2?} = {:.0} MB/s; render+check {render:.2?}; together {:.0} MB/s\n  \
+         document {:.1} MB ({} bytes/run); peak RSS {hwm_before} kB before, {hwm_scan} kB after \
+         export, {hwm_render} kB after render",
         doc.pods.len(),
-        total as f64 / 1e6,
-        runs,
         doc.incidents.len(),
-        elapsed,
-        total as f64 / 1e6 / elapsed.as_secs_f64(),
+        mb_total / scan.as_secs_f64(),
+        mb_total / (scan + render).as_secs_f64(),
         out.len() as f64 / 1e6,
-        hwm_before,
-        vm_hwm_kb()
+        out.len() / runs.max(1),
     );
 }
 
@@ -70,7 +102,7 @@ fn pod_id(i: usize) -> String {
 }
 
 /// Write the tree; returns the bytes of session log written.
-fn generate(home: &Path, target: u64) -> u64 {
+fn generate(home: &Path, target: u64, shape: Shape) -> u64 {
     let per_pod = target / PODS as u64;
     let mut total = 0;
     let text =
@@ -134,7 +166,14 @@ fn generate(home: &Path, target: u64) -> u64 {
                     input: "Please continue the analysis of the repository.".into(),
                 }),
             );
-            for turn in 1..=TURNS {
+            let turns = match shape {
+                Shape::Large { turns } => turns,
+                Shape::Small => {
+                    small_run(&mut w, &mut put, &run_id);
+                    continue;
+                }
+            };
+            for turn in 1..=turns {
                 put(
                     &mut w,
                     LogBody::ProviderRequestStarted(ProviderRequestStarted {
@@ -209,7 +248,7 @@ fn generate(home: &Path, target: u64) -> u64 {
                     &mut w,
                     LogBody::RunCompleted(RunCompleted {
                         run_id,
-                        turns: TURNS,
+                        turns,
                         text: "done".into(),
                         reason: "end_turn".into(),
                     }),
@@ -220,6 +259,39 @@ fn generate(home: &Path, target: u64) -> u64 {
         total += w.bytes;
     }
     total
+}
+
+/// One short run: a request, a one-line answer, done.
+fn small_run(w: &mut Counting, put: &mut impl FnMut(&mut Counting, LogBody), run_id: &str) {
+    put(
+        w,
+        LogBody::ProviderRequestStarted(ProviderRequestStarted {
+            run_id: run_id.to_owned(),
+            turn: 1,
+            attempt: 1,
+            scheme: "openai-responses".into(),
+            model: "gpt-bench".into(),
+        }),
+    );
+    put(
+        w,
+        LogBody::AssistantMessage(AssistantMessage {
+            run_id: run_id.to_owned(),
+            turn: 1,
+            text: "Done: the file has 42 lines.".into(),
+            reasoning: String::new(),
+            tool_calls: Vec::new(),
+        }),
+    );
+    put(
+        w,
+        LogBody::RunCompleted(RunCompleted {
+            run_id: run_id.to_owned(),
+            turns: 1,
+            text: "Done: the file has 42 lines.".into(),
+            reason: "end_turn".into(),
+        }),
+    );
 }
 
 struct Counting {
