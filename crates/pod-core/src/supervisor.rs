@@ -4,7 +4,8 @@
 //! Handshake: the child binds its control socket, then prints one line on stdout,
 //! `{"ready": {"pod_id": "…", "pid": N}}`. The parent waits for it at most
 //! `limits.spawn_ready_timeout_ms`. Until then nothing of the child is registered; on any failure
-//! the process is killed and reaped, and the error carries the tail of its stderr.
+//! the child's whole process group (the child and anything it started) is killed, the child is
+//! reaped, and the error carries the tail of its stderr.
 //!
 //! Parent death: the parent holds the write end of the child's stdin and never writes to it. When
 //! the parent process dies, the child reads EOF and stops itself with a `parent_exit` action
@@ -279,7 +280,7 @@ impl Launcher {
             }
             Ok(None) => return Err(rollback(child, pod_id, "", &tail).await),
             Err(_) => {
-                let _ = child.start_kill();
+                kill_group(&mut child).await;
                 let _ = child.wait().await;
                 settle_tail().await;
                 return Err(ChildError::NotReady {
@@ -311,8 +312,35 @@ async fn settle_tail() {
     tokio::time::sleep(Duration::from_millis(20)).await;
 }
 
-async fn rollback(mut child: Child, pod_id: &str, what: &str, tail: &StderrTail) -> ChildError {
+/// SIGKILL the process group `child` leads (it was started with `process_group(0)`), so that
+/// processes it started go with it, then the child itself. Signals go through the `kill`
+/// command, as this crate has no unsafe code. `child` must not have been reaped yet: its pid is
+/// then still taken, so the group id cannot belong to anyone else.
+async fn kill_group(child: &mut Child) {
+    if let Some(pid) = child.id() {
+        let group = format!("-{pid}");
+        let status = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await;
+        match status {
+            Ok(status) if status.success() => {}
+            Ok(status) => tracing::debug!(pid, %status, "kill of the child's process group failed"),
+            Err(error) => tracing::warn!(
+                pid,
+                %error,
+                "cannot run `kill` for the child's process group; killing only the child"
+            ),
+        }
+    }
     let _ = child.start_kill();
+}
+
+async fn rollback(mut child: Child, pod_id: &str, what: &str, tail: &StderrTail) -> ChildError {
+    kill_group(&mut child).await;
     let status = child.wait().await;
     settle_tail().await;
     let status = match status {
@@ -346,7 +374,7 @@ async fn reap(
     let status = tokio::select! {
         status = child.wait() => status,
         _ = kill => {
-            let _ = child.start_kill();
+            kill_group(&mut child).await;
             child.wait().await
         }
     };
@@ -407,7 +435,7 @@ impl ChildProcess {
         self.stdin.take();
     }
 
-    /// Kill the process (SIGKILL) and wait for it.
+    /// Kill the process and its process group (SIGKILL) and wait for it.
     pub async fn kill(&mut self) -> ExitInfo {
         if let Some(kill) = self.kill.take() {
             let _ = kill.send(());
@@ -519,6 +547,87 @@ exec sleep 30"#,
             .parse()
             .expect("pid");
         assert!(!alive(pid), "child {pid} still running");
+    }
+
+    /// Whether `pid` is running; a zombie (ended, waiting to be reaped by whoever inherited it)
+    /// has ended.
+    fn running(pid: u32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => stat
+                .rfind(')')
+                .and_then(|end| stat[end + 1..].trim_start().chars().next())
+                .is_some_and(|state| state != 'Z' && state != 'X'),
+            Err(_) => false,
+        }
+    }
+
+    fn read_pid(path: &Path) -> u32 {
+        std::fs::read_to_string(path)
+            .expect("pid file")
+            .trim()
+            .parse()
+            .expect("pid")
+    }
+
+    /// Wait (at most a generous safety deadline) for `pid` to end.
+    async fn ended(pid: u32) -> bool {
+        for _ in 0..500 {
+            if !running(pid) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    /// A background `sleep` the script starts, in the script's process group; its pid goes to
+    /// `$3/started` (`$3` is the pod directory).
+    const STARTS_A_PROCESS: &str =
+        "sleep 30 </dev/null >/dev/null 2>&1 &\necho $! > \"$3/started\"";
+
+    #[tokio::test]
+    async fn never_ready_child_is_killed_with_what_it_started() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let exe = script(
+            dir.path(),
+            &format!("{STARTS_A_PROCESS}\necho $$ > \"$3/pid\"\nexec sleep 30"),
+        );
+        let err = Launcher::with_exe(exe)
+            .launch("p6", dir.path(), Duration::from_millis(300))
+            .await
+            .expect_err("not ready");
+        assert!(matches!(err, ChildError::NotReady { .. }), "{err}");
+        let started = read_pid(&dir.path().join("started"));
+        let ended_in_time = ended(started).await;
+        if !ended_in_time {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &started.to_string()])
+                .status();
+        }
+        assert!(ended_in_time, "process {started} outlived the rollback");
+        assert!(!running(read_pid(&dir.path().join("pid"))));
+    }
+
+    #[tokio::test]
+    async fn child_that_exits_before_ready_takes_what_it_started_along() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let exe = script(
+            dir.path(),
+            &format!("{STARTS_A_PROCESS}\necho 'error: bad manifest' >&2\nexit 2"),
+        );
+        let err = Launcher::with_exe(exe)
+            .launch("p7", dir.path(), Duration::from_secs(5))
+            .await
+            .expect_err("exits");
+        assert!(matches!(err, ChildError::ExitedBeforeReady { .. }), "{err}");
+        let started = read_pid(&dir.path().join("started"));
+        let ended_in_time = ended(started).await;
+        if !ended_in_time {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &started.to_string()])
+                .status();
+        }
+        assert!(ended_in_time, "process {started} outlived the rollback");
     }
 
     #[tokio::test]
