@@ -14,77 +14,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use support::responses::{profile, text_response, tool_call_response};
 use support::{Sandbox, assert_exit, describe};
 
 // ---------------------------------------------------------------------------------------------
-// Cassettes (OpenAI Responses wire format)
-
-fn sse(events: &[Value]) -> String {
-    events
-        .iter()
-        .map(|e| format!("event: {}\ndata: {}\n\n", e["type"].as_str().unwrap(), e))
-        .collect()
-}
-
-fn response_shell(status: &str) -> Value {
-    json!({"id": "resp_test", "object": "response", "created_at": 1767225600,
-           "status": status, "error": null, "model": "test-replay", "output": []})
-}
-
-/// A streamed text answer; `fail` ends it with `response.failed` (context length) instead of
-/// `response.completed`.
-fn text_response(words: &[&str], fail: bool, pause: Option<(usize, u64)>) -> Value {
-    let mut events = vec![
-        json!({"type": "response.created", "response": response_shell("in_progress")}),
-        json!({"type": "response.output_item.added", "output_index": 0,
-               "item": {"id": "msg_1", "type": "message", "role": "assistant",
-                        "status": "in_progress", "content": []}}),
-    ];
-    for word in words {
-        events.push(
-            json!({"type": "response.output_text.delta", "item_id": "msg_1",
-                           "output_index": 0, "content_index": 0, "delta": word}),
-        );
-    }
-    if fail {
-        let mut failed = response_shell("failed");
-        failed["error"] = json!({"code": "context_length_exceeded",
-            "message": "Your input exceeds the context window of this model."});
-        events.push(json!({"type": "response.failed", "response": failed}));
-    } else {
-        events.push(json!({"type": "response.completed", "response": response_shell("completed")}));
-    }
-    let mut response = json!({"status": 200,
-        "headers": {"content-type": "text/event-stream"}, "body": sse(&events)});
-    if let Some((after, ms)) = pause {
-        response["pause_after_events"] = json!({"events": after, "ms": ms});
-    }
-    response
-}
-
-fn tool_call_response(call_id: &str, tool: &str, args: Value) -> Value {
-    let args = args.to_string();
-    let item = json!({"type": "function_call", "id": format!("fc_{call_id}"), "call_id": call_id,
-                      "name": tool, "arguments": "", "status": "in_progress"});
-    let mut done = item.clone();
-    done["arguments"] = json!(args);
-    done["status"] = json!("completed");
-    let events = vec![
-        json!({"type": "response.created", "response": response_shell("in_progress")}),
-        json!({"type": "response.output_item.added", "output_index": 0, "item": item}),
-        json!({"type": "response.function_call_arguments.delta", "item_id": format!("fc_{call_id}"),
-               "output_index": 0, "delta": args}),
-        json!({"type": "response.function_call_arguments.done", "item_id": format!("fc_{call_id}"),
-               "output_index": 0, "arguments": args}),
-        json!({"type": "response.output_item.done", "output_index": 0, "item": done}),
-        json!({"type": "response.completed", "response": response_shell("completed")}),
-    ];
-    json!({"status": 200, "headers": {"content-type": "text/event-stream"}, "body": sse(&events)})
-}
-
-fn cassette(responses: Vec<Value>) -> String {
-    json!({"scheme": "openai-responses", "responses": responses}).to_string()
-}
+// Cassettes (OpenAI Responses wire format, built by `support::responses`)
 
 /// A long pause mid-stream holds a run active until a lifecycle action ends it.
 const HOLD: Option<(usize, u64)> = Some((3, 60_000));
@@ -94,21 +28,20 @@ const HOLD: Option<(usize, u64)> = Some((3, 60_000));
 
 const CHILD_TOOLS: &str = r#"["spawn_pod", "wait_pod", "send_to_pod", "stop_pod", "list_pods"]"#;
 
-/// Write project profile `name` with `body` and its cassette.
-fn profile(sandbox: &Sandbox, name: &str, body: &str, responses: Vec<Value>) {
-    sandbox.write(
-        &format!("work/.pods/profiles/{name}.json"),
-        &cassette(responses),
-    );
-    let text = format!(
-        "[model]\nscheme = \"replay\"\nmodel = \"test-replay\"\ncassette = \"{name}.json\"\n\n{body}"
-    );
-    sandbox.write(&format!("work/.pods/profiles/{name}.toml"), &text);
+fn parent_profile(sandbox: &Sandbox, extra: &str, responses: Vec<Value>) {
+    parent_profile_with_limits(sandbox, 2, 4, extra, responses);
 }
 
-fn parent_profile(sandbox: &Sandbox, extra: &str, responses: Vec<Value>) {
+/// The parent profile with its own `spawn.max_depth` and `spawn.max_children`.
+fn parent_profile_with_limits(
+    sandbox: &Sandbox,
+    max_depth: u32,
+    max_children: u32,
+    extra: &str,
+    responses: Vec<Value>,
+) {
     let body = format!(
-        "[agent]\nmax_turns = 8\ntools = {CHILD_TOOLS}\n\n[spawn]\nallowed_profiles = [\"child\", \"holder\"]\nmax_depth = 2\nmax_children = 4\n\n{extra}"
+        "[agent]\nmax_turns = 8\ntools = {CHILD_TOOLS}\n\n[spawn]\nallowed_profiles = [\"child\", \"holder\"]\nmax_depth = {max_depth}\nmax_children = {max_children}\n\n{extra}"
     );
     profile(sandbox, "parent", &body, responses);
 }
@@ -576,7 +509,7 @@ fn spawn_rolls_back_when_the_child_never_becomes_ready() {
     let sandbox = Sandbox::new();
     let fake = sandbox.write(
         "fake-pods",
-        "#!/bin/sh\necho \"child warming up slowly\" >&2\necho $$ > \"$3/../../../fake.pid\"\nexec sleep 30\n",
+        "#!/bin/sh\necho \"child warming up slowly\" >&2\nsleep 30 </dev/null >/dev/null 2>&1 &\necho $! > \"$3/../../../grandchild.pid\"\necho $$ > \"$3/../../../fake.pid\"\nexec sleep 30\n",
     );
     {
         use std::os::unix::fs::PermissionsExt;
@@ -632,6 +565,32 @@ fn spawn_rolls_back_when_the_child_never_becomes_ready() {
         .parse()
         .unwrap();
     assert_gone(pid);
+    // What the child started went with it: its whole process group was killed.
+    let grandchild: u32 = std::fs::read_to_string(sandbox.root().join("grandchild.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let _reap = KillOnDrop(grandchild);
+    wait_until(
+        &format!("process {grandchild} started by the child to end"),
+        Duration::from_secs(10),
+        || (!support::process_running(grandchild)).then_some(()),
+    );
+}
+
+/// Kills a process not started through [`Proc`] (one a child started) when dropped.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if support::process_running(self.0) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &self.0.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1197,5 +1156,498 @@ fn serve_without_a_pod_directory_fails_naming_the_file() {
         output.stdout.is_empty(),
         "no readiness line: {}",
         describe(&output)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The offline demo
+
+#[test]
+fn offline_demo_spawns_a_child_whose_failure_the_trace_explains() {
+    let sandbox = Sandbox::new();
+    let run = sandbox.run_within(
+        &["run", "-p", "demo", "look around"],
+        Duration::from_secs(60),
+    );
+    assert_exit(&run, 0);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    // The model's text streams to stdout; tool calls are reported on stderr.
+    assert!(
+        stdout.contains("Hello! I am a pod running the offline demo."),
+        "{}",
+        describe(&run)
+    );
+    assert!(
+        stdout.contains("failed mid-stream with context_length_exceeded"),
+        "the parent's last turn reports the child's failure\n{}",
+        describe(&run)
+    );
+    assert!(stderr.contains("→ list_dir"), "{}", describe(&run));
+    assert!(stderr.contains("→ spawn_pod"), "{}", describe(&run));
+    assert!(stderr.contains("← wait_pod: ok"), "{}", describe(&run));
+
+    // The tree: one parent, one child pointing at it.
+    let listed = support::stdout_json(&sandbox.run(&["ls", "--json"]));
+    let pods = listed.as_array().unwrap();
+    assert_eq!(pods.len(), 2, "{listed:#}");
+    let parent = pods.iter().find(|p| p["profile"] == "demo").unwrap();
+    let child = pods.iter().find(|p| p["profile"] == "demo-child").unwrap();
+    assert_eq!(parent["parent_id"], Value::Null);
+    assert_eq!(child["parent_id"], parent["id"], "{listed:#}");
+    assert_eq!(parent["last_run"]["outcome"], "completed");
+    assert_eq!(child["last_run"]["outcome"], "errored", "{listed:#}");
+    assert_eq!(child["last_run"]["error_class"], "context_length_exceeded");
+    let parent_id = parent["id"].as_str().unwrap();
+    let child_id = child["id"].as_str().unwrap();
+
+    // People see the child indented under its parent.
+    let human = sandbox.run(&["ls"]);
+    assert_exit(&human, 0);
+    let text = String::from_utf8_lossy(&human.stdout).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    let parent_at = lines
+        .iter()
+        .position(|l| l.starts_with(parent_id))
+        .unwrap_or_else(|| panic!("parent not flush left:\n{text}"));
+    let child_line = lines[parent_at + 1];
+    assert!(
+        child_line.starts_with(&format!("  {child_id}")),
+        "the child is indented right under its parent:\n{text}"
+    );
+
+    // `pods trace <child> --errors` shows the failed request and what led to it.
+    let trace = sandbox.run(&["trace", child_id, "--errors"]);
+    assert_exit(&trace, 0);
+    let shown = String::from_utf8_lossy(&trace.stdout).into_owned();
+    assert!(shown.contains("failed request"), "{shown}");
+    let started_at = shown
+        .find(r#""type":"started""#)
+        .unwrap_or_else(|| panic!("the started event is shown:\n{shown}"));
+    let text_at = shown
+        .find("text (")
+        .unwrap_or_else(|| panic!("the text deltas are shown:\n{shown}"));
+    let error_at = shown
+        .find("ERROR context_length_exceeded")
+        .unwrap_or_else(|| panic!("the error is shown:\n{shown}"));
+    assert!(
+        started_at < text_at && text_at < error_at,
+        "events before the error:\n{shown}"
+    );
+
+    // The child kept its parent's tracing switch, and says where it came from.
+    let child_dir = sandbox.home().join("pods").join(child_id);
+    let manifest = std::fs::read_to_string(child_dir.join("manifest.toml")).unwrap();
+    let session = &manifest[manifest.find("[session]").unwrap()..];
+    assert!(session.contains("record_event_trace = true"), "{manifest}");
+    let provenance: Value =
+        serde_json::from_str(&std::fs::read_to_string(child_dir.join("provenance.json")).unwrap())
+            .unwrap();
+    let key = &provenance["session.record_event_trace"];
+    assert_eq!(key["kind"], "parent", "{key}");
+    assert!(key["detail"].as_str().unwrap().contains(parent_id), "{key}");
+    assert!(
+        key["from"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("demo.toml"),
+        "the parent's own source: {key}"
+    );
+    assert_eq!(trace_files(&child_dir).len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Spawn limits through the tree
+
+#[test]
+fn grandchild_is_refused_when_the_child_has_no_depth_left() {
+    let sandbox = Sandbox::new();
+    parent_profile_with_limits(
+        &sandbox,
+        1,
+        4,
+        "",
+        vec![
+            tool_call_response(
+                "call_spawn",
+                "spawn_pod",
+                json!({"profile": "child", "task": "delegate further", "name": "kid"}),
+            ),
+            tool_call_response("call_wait", "wait_pod", json!({"pod_id": "kid"})),
+            text_response(&["done"], false, None),
+        ],
+    );
+    // The child profile asks for more depth than it can have; it is decremented regardless.
+    profile(
+        &sandbox,
+        "child",
+        "[agent]\ntools = [\"spawn_pod\"]\n\n[spawn]\nallowed_profiles = [\"grandkid\"]\nmax_depth = 5\nmax_children = 1\n",
+        vec![
+            tool_call_response(
+                "call_grand",
+                "spawn_pod",
+                json!({"profile": "grandkid", "task": "x"}),
+            ),
+            text_response(&["could ", "not ", "delegate"], false, None),
+        ],
+    );
+    profile(
+        &sandbox,
+        "grandkid",
+        "[agent]\ntools = []\n",
+        vec![text_response(&["hi"], false, None)],
+    );
+    let output = sandbox.run_within(
+        &["run", "-p", "parent", "delegate twice"],
+        Duration::from_secs(60),
+    );
+    assert_exit(&output, 0);
+    let parent = root_pod(&sandbox).unwrap();
+    let kids = children_of(&sandbox, &parent);
+    assert_eq!(kids.len(), 1, "{}", describe(&output));
+    let child = &kids[0];
+    let manifest = std::fs::read_to_string(child.join("manifest.toml")).unwrap();
+    assert!(manifest.contains("max_depth = 0"), "{manifest}");
+
+    // The child's spawn_pod was refused, and the refusal went back to its model.
+    let child_log = log_entries(child);
+    let finished = entries_of(&child_log, "tool_call_finished");
+    assert_eq!(finished.len(), 1, "{child_log:#?}");
+    assert_eq!(finished[0]["call_id"], "call_grand");
+    assert_eq!(finished[0]["outcome"], "error", "{:#}", finished[0]);
+    let error = finished[0]["output"].as_str().unwrap();
+    assert!(error.contains("spawn.max_depth is 0"), "{error}");
+    assert!(entries_of(&child_log, "child_spawned").is_empty());
+    assert_eq!(
+        entries_of(&child_log, "provider_request_started").len(),
+        2,
+        "the model was asked again with the refusal: {child_log:#?}"
+    );
+    let terminal = last_terminal(&child_log).unwrap();
+    assert_eq!(terminal["kind"], "run_completed", "{terminal:#}");
+    assert_eq!(terminal["text"], "could not delegate");
+    assert_eq!(pod_dirs(&sandbox).len(), 2, "no grandchild directory");
+}
+
+#[test]
+fn a_second_live_child_is_refused_by_max_children() {
+    let sandbox = Sandbox::new();
+    parent_profile_with_limits(
+        &sandbox,
+        2,
+        1,
+        "",
+        vec![
+            tool_call_response(
+                "call_one",
+                "spawn_pod",
+                json!({"profile": "child", "task": "first", "name": "one"}),
+            ),
+            tool_call_response(
+                "call_two",
+                "spawn_pod",
+                json!({"profile": "child", "task": "second", "name": "two"}),
+            ),
+            text_response(&["only ", "one"], false, None),
+        ],
+    );
+    profile(
+        &sandbox,
+        "child",
+        "[agent]\ntools = []\n",
+        vec![text_response(&["hi"], false, None)],
+    );
+    let output = sandbox.run_within(
+        &["run", "-p", "parent", "spawn two"],
+        Duration::from_secs(60),
+    );
+    assert_exit(&output, 0);
+    let parent = root_pod(&sandbox).unwrap();
+    let entries = log_entries(&parent);
+    let finished = entries_of(&entries, "tool_call_finished");
+    assert_eq!(finished.len(), 2, "{entries:#?}");
+    assert_eq!(finished[0]["call_id"], "call_one");
+    assert_eq!(finished[0]["outcome"], "ok", "{:#}", finished[0]);
+    assert_eq!(finished[1]["call_id"], "call_two");
+    assert_eq!(finished[1]["outcome"], "error", "{:#}", finished[1]);
+    let error = finished[1]["output"].as_str().unwrap();
+    assert!(
+        error.contains("1 children are live and spawn.max_children is 1"),
+        "{error}"
+    );
+    assert_eq!(entries_of(&entries, "child_spawned").len(), 1);
+    assert_eq!(pod_dirs(&sandbox).len(), 2, "no second child directory");
+    let kids = children_of(&sandbox, &parent);
+    assert_eq!(kids.len(), 1);
+    assert_eq!(pod_info(&kids[0])["name"], "one");
+    for pid in child_pids(&entries) {
+        assert_gone(pid);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Overlapping actions on one pod
+
+/// Stops a process with SIGSTOP; it is continued when this is dropped, so that it can notice
+/// its parent is gone and end.
+struct Frozen(u32);
+
+impl Frozen {
+    fn new(pid: u32) -> Frozen {
+        signal(pid, "-STOP");
+        Frozen(pid)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &self.0.to_string()])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The next reply on a control connection; `None` when the pod closed it first.
+fn read_reply(reader: &mut BufReader<UnixStream>) -> Option<Value> {
+    let mut line = String::new();
+    match reader.read_line(&mut line) {
+        Ok(0) | Err(_) => None,
+        Ok(_) => {
+            Some(serde_json::from_str(&line).unwrap_or_else(|e| panic!("reply {line:?}: {e}")))
+        }
+    }
+}
+
+#[test]
+fn cancel_then_stop_in_quick_succession_reports_the_first_action() {
+    // Both are addressed to the pod (equally near): the one that reached it first governs.
+    let sandbox = Sandbox::new();
+    let (mut proc, dir) = holding_pod(&sandbox);
+    let mut stream = UnixStream::connect(dir.join("control.sock")).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let cancel = json!({"id": "req-cancel", "client": {"type": "other", "name": "racer"},
+                        "method": "cancel", "params": {"reason": "first"}});
+    let stop = json!({"id": "req-stop", "client": {"type": "other", "name": "racer"},
+                      "method": "stop", "params": {"reason": "second"}});
+    // One write: the pod reads both requests together.
+    stream
+        .write_all(format!("{cancel}\n{stop}\n").as_bytes())
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    let first = read_reply(&mut reader).expect("a reply to the cancel");
+    assert_eq!(first["ok"], true, "{first}");
+    let cancel_id = first["result"]["action_id"].clone();
+    // The stop is recorded as a later action, or refused, or unanswered: the pod was ending.
+    let second = read_reply(&mut reader);
+    assert_eq!(
+        proc.wait(Duration::from_secs(20)),
+        Some(130),
+        "{}",
+        proc.output()
+    );
+    let terminal = interrupted(&dir);
+    let action = &terminal["action"];
+    assert!(action.is_object(), "exactly one action: {terminal:#}");
+    assert_eq!(action["action_id"], cancel_id, "{terminal:#}");
+    assert_eq!(action["kind"], "cancel");
+    assert_eq!(action["reason"], "first");
+    assert_eq!(action["origin"]["request_id"], "req-cancel");
+    assert_eq!(terminal["reason"], "cancelled");
+    let recorded = entries_of(&log_entries(&dir), "lifecycle_action")
+        .into_iter()
+        .cloned()
+        .collect::<Vec<_>>();
+    if let Some(second) = second.filter(|r| r["ok"] == true) {
+        let stop_id = &second["result"]["action_id"];
+        assert_ne!(stop_id, &cancel_id);
+        assert!(
+            recorded
+                .iter()
+                .any(|e| &e["action"]["action_id"] == stop_id),
+            "the later stop is recorded, not lost: {recorded:#?}"
+        );
+    }
+}
+
+#[test]
+fn direct_stop_of_a_child_during_the_parents_stop_tree_reports_the_nearest_action() {
+    let sandbox = Sandbox::new();
+    let (mut proc, parent, kids) = tree(&sandbox);
+    let parent_log = log_entries(&parent);
+    let spawned = entries_of(&parent_log, "child_spawned");
+    let pid_of = |dir: &PathBuf| {
+        spawned
+            .iter()
+            .find(|e| e["child_pod_id"] == json!(id_of(dir)))
+            .unwrap()["pid"]
+            .as_u64()
+            .unwrap() as u32
+    };
+    let (a, b) = if pod_info(&kids[0])["name"] == "a" {
+        (&kids[0], &kids[1])
+    } else {
+        (&kids[1], &kids[0])
+    };
+    let a_pid = pid_of(a);
+    // Hold child "a" still so that both actions are waiting for it when it goes on.
+    let mut direct = UnixStream::connect(a.join("control.sock")).unwrap();
+    direct
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let frozen = Frozen::new(a_pid);
+    writeln!(
+        direct,
+        "{}",
+        json!({"id": "req-direct", "client": {"type": "cli", "command": "pods stop a"},
+               "method": "stop", "params": {"reason": "direct"}})
+    )
+    .unwrap();
+    let mut stop_tree = sandbox.spawn(
+        &[
+            "stop",
+            &id_of(&parent),
+            "--tree",
+            "--reason",
+            "cascade",
+            "--json",
+        ],
+        "stop-tree",
+    );
+    // The cascade reached "b"; the parent sent it to "a" at the same time.
+    wait_until("the cascade to reach b", Duration::from_secs(20), || {
+        last_terminal(&log_entries(b)).map(|_| ())
+    });
+    drop(frozen);
+    let reply = read_reply(&mut BufReader::new(direct)).expect("a reply to the direct stop");
+    assert_eq!(reply["ok"], true, "{reply}");
+    let direct_id = reply["result"]["action_id"].clone();
+    let stopped = stop_tree.finish(Duration::from_secs(30));
+    assert_exit(&stopped, 0);
+    let tree_action = support::stdout_json(&stopped)["action"].clone();
+    proc.wait(Duration::from_secs(30));
+
+    let a_log = log_entries(a);
+    let recorded = entries_of(&a_log, "lifecycle_action");
+    let direct_entry = recorded
+        .iter()
+        .find(|e| e["action"]["action_id"] == direct_id)
+        .unwrap_or_else(|| panic!("{a_log:#?}"));
+    assert_eq!(direct_entry["action"]["kind"], "stop");
+    assert!(direct_entry["action"].get("caused_by").is_none());
+    let cascade_entry = recorded
+        .iter()
+        .find(|e| e["action"]["caused_by"]["action_id"] == tree_action["action_id"]);
+    let terminal = interrupted(a);
+    let action = &terminal["action"];
+    assert!(action.is_object(), "exactly one action: {terminal:#}");
+    match cascade_entry {
+        // The direct stop reached "a" first: it is both the nearer and the earlier one.
+        None => assert_eq!(action["action_id"], direct_id, "{terminal:#}"),
+        Some(cascade) if direct_entry["seq"].as_u64() < cascade["seq"].as_u64() => {
+            assert_eq!(action["action_id"], direct_id, "{terminal:#}");
+            assert!(action.get("caused_by").is_none(), "{terminal:#}");
+            assert_eq!(action["reason"], "direct");
+            assert_eq!(
+                cascade["action"]["caused_by"]["pod_id"],
+                json!(id_of(&parent))
+            );
+        }
+        // The cascade came first: the direct stop still wins if it arrived before the run
+        // ended, else the cascade stands.
+        Some(cascade) => {
+            let id = &action["action_id"];
+            assert!(
+                id == &direct_id || id == &cascade["action"]["action_id"],
+                "{terminal:#}"
+            );
+        }
+    }
+    assert_gone(a_pid);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw SSE capture in a child
+
+#[test]
+fn child_inherits_raw_sse_capture_and_its_frame_bound() {
+    let sandbox = Sandbox::new();
+    parent_profile(
+        &sandbox,
+        "[session]\nrecord_event_trace = true\ntrace_raw_sse = true\ntrace_max_frame_bytes = 256\n",
+        vec![
+            tool_call_response(
+                "call_spawn",
+                "spawn_pod",
+                json!({"profile": "child", "task": "say a lot", "name": "kid"}),
+            ),
+            tool_call_response("call_wait", "wait_pod", json!({"pod_id": "kid"})),
+            text_response(&["ok"], false, None),
+        ],
+    );
+    let long = "x".repeat(1000);
+    profile(
+        &sandbox,
+        "child",
+        "[agent]\ntools = []\n",
+        vec![text_response(&["short ", &long], false, None)],
+    );
+    let output = sandbox.run_within(
+        &["run", "-p", "parent", "capture frames"],
+        Duration::from_secs(60),
+    );
+    assert_exit(&output, 0);
+    let parent = root_pod(&sandbox).unwrap();
+    let child = children_of(&sandbox, &parent).pop().unwrap();
+    let manifest = std::fs::read_to_string(child.join("manifest.toml")).unwrap();
+    assert!(manifest.contains("trace_raw_sse = true"), "{manifest}");
+    assert!(
+        manifest.contains("trace_max_frame_bytes = 256"),
+        "{manifest}"
+    );
+
+    let traces = trace_files(&child);
+    assert_eq!(traces.len(), 1);
+    let trace = support::read_json_lines(&traces[0]);
+    let raw: Vec<&Value> = trace.iter().filter(|e| e["kind"] == "raw_sse").collect();
+    let deltas: Vec<&Value> = raw
+        .iter()
+        .copied()
+        .filter(|e| e["event"] == "response.output_text.delta")
+        .collect();
+    assert_eq!(deltas.len(), 2, "{raw:#?}");
+    // The data line exactly as the cassette sent it.
+    let sent = |word: &str| {
+        json!({"type": "response.output_text.delta", "item_id": "msg_1",
+               "output_index": 0, "content_index": 0, "delta": word})
+        .to_string()
+    };
+    let short = sent("short ");
+    assert!(short.len() < 256);
+    assert_eq!(deltas[0]["data"], json!(short));
+    assert_eq!(deltas[0]["original_len"], json!(short.len()));
+    assert_eq!(deltas[0]["truncated"], false);
+    let whole = sent(&long);
+    let cut = deltas[1]["data"].as_str().unwrap();
+    assert_eq!(cut.len(), 256, "cut at the bound: {cut}");
+    assert!(whole.starts_with(cut));
+    assert_eq!(deltas[1]["original_len"], json!(whole.len()));
+    assert_eq!(deltas[1]["truncated"], true);
+    // Only the raw copy is bounded: the normalized event and the answer are whole.
+    let text = serde_json::to_string(&trace).unwrap();
+    assert!(
+        text.contains(&format!("\"{long}\"")),
+        "normalized delta is whole"
+    );
+    let terminal = last_terminal(&log_entries(&child)).unwrap().clone();
+    assert_eq!(terminal["text"], json!(format!("short {long}")));
+    // The parent's own frames are captured too.
+    let parent_traces = trace_files(&parent);
+    assert!(
+        support::read_json_lines(&parent_traces[0])
+            .iter()
+            .any(|e| e["kind"] == "raw_sse")
     );
 }

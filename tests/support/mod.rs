@@ -125,3 +125,215 @@ pub fn stdout_json_lines(output: &Output) -> Vec<serde_json::Value> {
         })
         .collect()
 }
+
+/// A `pods` process started in the background, its stdout and stderr going to files in the
+/// sandbox. It is killed and reaped when dropped, so a failing test leaves nothing running.
+pub struct Background {
+    child: Option<std::process::Child>,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+impl Background {
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("process not finished").id()
+    }
+
+    /// Wait for the process to end and return what it did. After `limit` (a safety deadline,
+    /// not a timing assertion) the process is killed and the test fails.
+    #[track_caller]
+    pub fn finish(&mut self, limit: std::time::Duration) -> Output {
+        let deadline = std::time::Instant::now() + limit;
+        let child = self.child.as_mut().expect("process not finished");
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "pods did not end within {limit:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                    std::fs::read_to_string(&self.out).unwrap_or_default(),
+                    std::fs::read_to_string(&self.err).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        self.child = None;
+        Output {
+            status,
+            stdout: std::fs::read(&self.out).unwrap_or_default(),
+            stderr: std::fs::read(&self.err).unwrap_or_default(),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Sandbox {
+    /// Start `pods ARGS…` in the background; `tag` names its output files.
+    pub fn spawn(&self, args: &[&str], tag: &str) -> Background {
+        let out = self.root().join(format!("{tag}.out"));
+        let err = self.root().join(format!("{tag}.err"));
+        let child = self
+            .pods()
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&out).expect("create stdout file"))
+            .stderr(std::fs::File::create(&err).expect("create stderr file"))
+            .spawn()
+            .expect("spawn pods");
+        Background {
+            child: Some(child),
+            out,
+            err,
+        }
+    }
+
+    /// Run `pods ARGS…` to its end, failing (and killing it) if it takes longer than `limit`.
+    #[track_caller]
+    pub fn run_within(&self, args: &[&str], limit: std::time::Duration) -> Output {
+        let tag = format!(
+            "run-{}",
+            RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        self.spawn(args, &tag).finish(limit)
+    }
+}
+
+static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Whether process `pid` exists and has not ended: a zombie (ended, not yet reaped by whoever
+/// inherited it) counts as ended.
+pub fn process_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name, which may itself hold spaces.
+        Ok(stat) => match stat.rfind(')') {
+            Some(end) => !matches!(stat[end + 1..].trim_start().chars().next(), Some('Z' | 'X')),
+            None => true,
+        },
+        Err(_) => false,
+    }
+}
+
+/// Every JSON line of `path` (unparseable lines are skipped).
+pub fn read_json_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+/// Builders for OpenAI Responses cassettes served by the replay provider.
+pub mod responses {
+    use serde_json::{Value, json};
+
+    use super::Sandbox;
+
+    /// An SSE body with one named event per value (its `type`).
+    pub fn sse(events: &[Value]) -> String {
+        events
+            .iter()
+            .map(|e| {
+                let name = e["type"].as_str().expect("event has a type");
+                format!("event: {name}\ndata: {e}\n\n")
+            })
+            .collect()
+    }
+
+    pub fn response_shell(status: &str) -> Value {
+        json!({"id": "resp_test", "object": "response", "created_at": 1767225600,
+               "status": status, "error": null, "model": "test-replay", "output": []})
+    }
+
+    /// The events of a streamed text answer; `fail` ends it with `response.failed` (context
+    /// length) instead of `response.completed`.
+    pub fn text_events(words: &[&str], fail: bool) -> Vec<Value> {
+        let mut events = vec![
+            json!({"type": "response.created", "response": response_shell("in_progress")}),
+            json!({"type": "response.output_item.added", "output_index": 0,
+                   "item": {"id": "msg_1", "type": "message", "role": "assistant",
+                            "status": "in_progress", "content": []}}),
+        ];
+        for word in words {
+            events.push(
+                json!({"type": "response.output_text.delta", "item_id": "msg_1",
+                               "output_index": 0, "content_index": 0, "delta": word}),
+            );
+        }
+        if fail {
+            let mut failed = response_shell("failed");
+            failed["error"] = json!({"code": "context_length_exceeded",
+                "message": "Your input exceeds the context window of this model."});
+            events.push(json!({"type": "response.failed", "response": failed}));
+        } else {
+            events.push(
+                json!({"type": "response.completed", "response": response_shell("completed")}),
+            );
+        }
+        events
+    }
+
+    /// One `200 text/event-stream` cassette response with `body`.
+    pub fn stream(body: String) -> Value {
+        json!({"status": 200, "headers": {"content-type": "text/event-stream"}, "body": body})
+    }
+
+    /// A streamed text answer; `pause` is `(after_events, ms)` for the replay server's
+    /// `pause_after_events` knob.
+    pub fn text_response(words: &[&str], fail: bool, pause: Option<(usize, u64)>) -> Value {
+        let mut response = stream(sse(&text_events(words, fail)));
+        if let Some((after, ms)) = pause {
+            response["pause_after_events"] = json!({"events": after, "ms": ms});
+        }
+        response
+    }
+
+    /// A model turn that calls `tool` with `args`.
+    pub fn tool_call_response(call_id: &str, tool: &str, args: Value) -> Value {
+        let args = args.to_string();
+        let item = json!({"type": "function_call", "id": format!("fc_{call_id}"),
+                          "call_id": call_id, "name": tool, "arguments": "",
+                          "status": "in_progress"});
+        let mut done = item.clone();
+        done["arguments"] = json!(args);
+        done["status"] = json!("completed");
+        let events = vec![
+            json!({"type": "response.created", "response": response_shell("in_progress")}),
+            json!({"type": "response.output_item.added", "output_index": 0, "item": item}),
+            json!({"type": "response.function_call_arguments.delta",
+                   "item_id": format!("fc_{call_id}"), "output_index": 0, "delta": args}),
+            json!({"type": "response.function_call_arguments.done",
+                   "item_id": format!("fc_{call_id}"), "output_index": 0, "arguments": args}),
+            json!({"type": "response.output_item.done", "output_index": 0, "item": done}),
+            json!({"type": "response.completed", "response": response_shell("completed")}),
+        ];
+        stream(sse(&events))
+    }
+
+    pub fn cassette(responses: Vec<Value>) -> String {
+        json!({"scheme": "openai-responses", "responses": responses}).to_string()
+    }
+
+    /// Write project profile `name` (a replay model serving `responses`) with `body` after its
+    /// `[model]` section.
+    pub fn profile(sandbox: &Sandbox, name: &str, body: &str, responses: Vec<Value>) {
+        sandbox.write(
+            &format!("work/.pods/profiles/{name}.json"),
+            &cassette(responses),
+        );
+        let text = format!(
+            "[model]\nscheme = \"replay\"\nmodel = \"test-replay\"\ncassette = \"{name}.json\"\n\n{body}"
+        );
+        sandbox.write(&format!("work/.pods/profiles/{name}.toml"), &text);
+    }
+}
