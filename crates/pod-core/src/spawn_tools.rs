@@ -437,19 +437,39 @@ impl Children {
         input: &str,
     ) -> Result<Value, ChildError> {
         let child = self.find(pod_id)?;
+        // Expect the run before asking for it: its events may arrive before the reply does.
+        let request_id = crate::lifecycle::new_id();
+        child.view_tx.send_modify(|v| v.expect(request_id.clone()));
         let reply = child
             .client
             .call_as(
-                &crate::lifecycle::new_id(),
+                &request_id,
                 &self.as_client(Some(call_id)),
                 &Call::Run(RunParams {
                     input: input.to_owned(),
                 }),
             )
             .await;
-        let request_id = run_request_id(reply, &child.client)?;
-        child.view_tx.send_modify(|v| v.expect(request_id.clone()));
-        Ok(json!({"pod_id": child.pod_id, "request_id": request_id}))
+        match run_request_id(reply, &child.client) {
+            Ok(answered) if answered == request_id => {
+                Ok(json!({"pod_id": child.pod_id, "request_id": request_id}))
+            }
+            outcome => {
+                // No run was started for this request: forget the expectation again.
+                child
+                    .view_tx
+                    .send_modify(|v| v.runs.retain(|r| r.request_id != request_id));
+                Err(match outcome {
+                    Ok(answered) => ChildError::Protocol {
+                        path: child.client.socket_path().to_owned(),
+                        message: format!(
+                            "`run` reply names request {answered}, expected {request_id}"
+                        ),
+                    },
+                    Err(error) => error,
+                })
+            }
+        }
     }
 
     /// `stop_pod`: stop one child (its own children follow with `parent_exit`) and wait for it.
