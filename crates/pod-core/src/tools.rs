@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use pod_profile::Manifest;
 use pod_provider::ToolSpec;
@@ -142,21 +143,96 @@ impl Tool for ReadFile {
         Box::pin(async move {
             let requested = string_arg(&input, "path")?;
             let path = ctx.scope.check(requested, Access::Read)?;
-            let bytes = tokio::fs::read(&path)
+            let (file, size) = open_regular(&path, requested, Access::Read).await?;
+            // Never more than the bound (and one byte to know there is more) is read, whatever
+            // the file's size.
+            let mut bytes = Vec::new();
+            file.take(READ_FILE_MAX_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
                 .await
                 .map_err(|e| format!("{requested}: {e}"))?;
-            let shown = &bytes[..bytes.len().min(READ_FILE_MAX_BYTES)];
-            let mut text = String::from_utf8_lossy(shown).into_owned();
-            if bytes.len() > READ_FILE_MAX_BYTES {
+            let more = bytes.len() > READ_FILE_MAX_BYTES;
+            bytes.truncate(READ_FILE_MAX_BYTES);
+            let mut text = String::from_utf8_lossy(&bytes).into_owned();
+            if more {
+                let total = if size > READ_FILE_MAX_BYTES as u64 {
+                    format!("{size}")
+                } else {
+                    // The file grew while it was read.
+                    format!("more than {READ_FILE_MAX_BYTES}")
+                };
                 text.push_str(&format!(
-                    "\n[truncated: {} of {} bytes shown]",
-                    READ_FILE_MAX_BYTES,
-                    bytes.len()
+                    "\n[truncated: {READ_FILE_MAX_BYTES} of {total} bytes shown]"
                 ));
             }
             Ok(text)
         })
     }
+}
+
+/// What kind of file a non-regular path is, for the model.
+fn file_kind(file_type: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Open `path` (already checked against the scope) for reading or for writing (created and
+/// truncated), refusing anything that is not a regular file: opening a FIFO or a device could
+/// block the pod or never end. The file is opened non-blocking, so a FIFO swapped in after the
+/// first check cannot block the open either, and checked again once open. Returns the file and
+/// its size when opened.
+async fn open_regular(
+    path: &std::path::Path,
+    requested: &str,
+    access: Access,
+) -> Result<(tokio::fs::File, u64), ToolError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let refuse = |file_type: std::fs::FileType| {
+        ToolError(format!(
+            "{requested}: {} — only regular files can be {}",
+            file_kind(file_type),
+            match access {
+                Access::Read => "read",
+                Access::Write => "written",
+            }
+        ))
+    };
+    match tokio::fs::metadata(path).await {
+        Ok(meta) if !meta.file_type().is_file() => return Err(refuse(meta.file_type())),
+        Ok(_) => {}
+        Err(e) if access == Access::Write && e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(ToolError(format!("{requested}: {e}"))),
+    }
+    let mut options = std::fs::OpenOptions::new();
+    match access {
+        Access::Read => options.read(true),
+        Access::Write => options.write(true).create(true),
+    };
+    options.custom_flags(libc::O_NONBLOCK);
+    let file = tokio::fs::OpenOptions::from(options)
+        .open(path)
+        .await
+        .map_err(|e| format!("{requested}: {e}"))?;
+    let meta = file
+        .metadata()
+        .await
+        .map_err(|e| format!("{requested}: {e}"))?;
+    if !meta.file_type().is_file() {
+        return Err(refuse(meta.file_type()));
+    }
+    Ok((file, meta.len()))
 }
 
 struct ListDir;
@@ -231,9 +307,14 @@ impl Tool for WriteFile {
             let requested = string_arg(&input, "path")?;
             let content = string_arg(&input, "content")?;
             let path = ctx.scope.check(requested, Access::Write)?;
-            tokio::fs::write(&path, content)
-                .await
-                .map_err(|e| format!("{requested}: {e}"))?;
+            let (mut file, _) = open_regular(&path, requested, Access::Write).await?;
+            // Truncated only once known to be a regular file.
+            let written = async {
+                file.set_len(0).await?;
+                file.write_all(content.as_bytes()).await?;
+                file.flush().await
+            };
+            written.await.map_err(|e| format!("{requested}: {e}"))?;
             Ok(format!("wrote {} bytes to {requested}", content.len()))
         })
     }
@@ -317,5 +398,112 @@ mod tests {
         assert!(!tmp.path().join("evil.txt").exists());
         let missing = read.call(&ctx, json!({})).await.unwrap_err();
         assert!(missing.0.contains("`path`"));
+    }
+
+    /// Run a tool call that must not block on `fifo`; if it does, open the FIFO from this side
+    /// so the blocked open returns and the test can end, then fail.
+    async fn unblocked<T>(what: &str, fifo: &std::path::Path, call: impl Future<Output = T>) -> T {
+        match tokio::time::timeout(std::time::Duration::from_secs(30), call).await {
+            Ok(value) => value,
+            Err(_) => {
+                let _ = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(fifo);
+                panic!("{what} blocked on a FIFO inside the scope");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn fifos_sockets_and_devices_are_refused_without_opening_them_blocking() {
+        let tmp = tempfile::tempdir().unwrap();
+        let work = tmp.path().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        let fifo = work.join("pipe");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let _socket = std::os::unix::net::UnixListener::bind(work.join("sock")).unwrap();
+        let mut ctx = ctx(&work);
+        ctx.scope = Arc::new(Scope::new(
+            &ScopeSection {
+                allow: vec![".".into(), "/dev/null".into()],
+                deny: Vec::new(),
+            },
+            &work,
+        ));
+        let tools = ToolRegistry::builtin(&Manifest::default().agent.tools);
+        let read = tools.get("read_file").unwrap();
+        let write = tools.get("write_file").unwrap();
+
+        let error = unblocked("read_file", &fifo, read.call(&ctx, json!({"path": "pipe"})))
+            .await
+            .unwrap_err();
+        assert!(error.0.contains("named pipe (FIFO)"), "{error:?}");
+        assert!(error.0.contains("only regular files"), "{error:?}");
+        let error = unblocked(
+            "write_file",
+            &fifo,
+            write.call(&ctx, json!({"path": "pipe", "content": "x"})),
+        )
+        .await
+        .unwrap_err();
+        assert!(error.0.contains("named pipe (FIFO)"), "{error:?}");
+
+        let error = read.call(&ctx, json!({"path": "sock"})).await.unwrap_err();
+        assert!(error.0.contains("a socket"), "{error:?}");
+        let error = read
+            .call(&ctx, json!({"path": "/dev/null"}))
+            .await
+            .unwrap_err();
+        assert!(error.0.contains("character device"), "{error:?}");
+        let error = write
+            .call(&ctx, json!({"path": "/dev/null", "content": "x"}))
+            .await
+            .unwrap_err();
+        assert!(error.0.contains("character device"), "{error:?}");
+        // Regular files still work both ways, and a shorter write replaces a longer file.
+        write
+            .call(&ctx, json!({"path": "f.txt", "content": "long content"}))
+            .await
+            .unwrap();
+        write
+            .call(&ctx, json!({"path": "f.txt", "content": "short"}))
+            .await
+            .unwrap();
+        assert_eq!(
+            read.call(&ctx, json!({"path": "f.txt"})).await.unwrap(),
+            "short"
+        );
+    }
+
+    #[tokio::test]
+    async fn read_file_reads_only_up_to_its_bound() {
+        let tmp = tempfile::tempdir().unwrap();
+        let work = tmp.path().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        // A sparse file of 1 TiB: reading it whole would need that much memory.
+        let huge: u64 = 1 << 40;
+        std::fs::File::create(work.join("huge.bin"))
+            .unwrap()
+            .set_len(huge)
+            .unwrap();
+        std::fs::write(work.join("big.txt"), "a".repeat(READ_FILE_MAX_BYTES + 10)).unwrap();
+        let ctx = ctx(&work);
+        let tools = ToolRegistry::builtin(&Manifest::default().agent.tools);
+        let read = tools.get("read_file").unwrap();
+        let text = read.call(&ctx, json!({"path": "huge.bin"})).await.unwrap();
+        let note = format!("\n[truncated: {READ_FILE_MAX_BYTES} of {huge} bytes shown]");
+        assert!(text.ends_with(&note), "{}", &text[text.len() - 80..]);
+        assert_eq!(text.len(), READ_FILE_MAX_BYTES + note.len());
+        let text = read.call(&ctx, json!({"path": "big.txt"})).await.unwrap();
+        assert!(text.starts_with(&"a".repeat(READ_FILE_MAX_BYTES)));
+        assert!(text.ends_with(&format!(
+            "[truncated: {READ_FILE_MAX_BYTES} of {} bytes shown]",
+            READ_FILE_MAX_BYTES + 10
+        )));
     }
 }
