@@ -40,7 +40,7 @@ pub mod supervisor;
 pub mod tools;
 
 pub use control_handle::RunControl;
-pub use error::CoreError;
+pub use error::{CoreError, error_chain};
 pub use home::{PodDir, PodHome, SegmentFiles, write_atomic};
 pub use lifecycle::{new_id, now_rfc3339};
 pub use model::{ModelConnection, api_key_var, builtin_cassette};

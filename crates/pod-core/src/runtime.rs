@@ -23,7 +23,7 @@ use pod_provider::{
 use pod_trace::{Marker, PendingEntry, RawSseFrame, TRACE_FORMAT_VERSION, TraceBody, TraceHandle};
 
 use crate::control_handle::RunControl;
-use crate::error::CoreError;
+use crate::error::{CoreError, error_chain};
 use crate::home::PodDir;
 use crate::lifecycle::{interrupt_reason, new_id};
 use crate::model::ModelConnection;
@@ -707,17 +707,6 @@ fn bounded(text: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}… [{} bytes total]", &text[..end], text.len())
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[derive(Default)]

@@ -23,6 +23,7 @@ use pod_profile::manifest::SpawnSection;
 use crate::control::{
     ActionParams, Call, ClientInfo, ControlClient, PodEvent, RunParams, RunResult,
 };
+use crate::error::error_chain;
 use crate::record::{
     CausedBy, ChildExited, ChildSpawned, LifecycleAction, LifecycleKind, LogBody, SideEffectClass,
 };
@@ -150,17 +151,6 @@ impl ToolReply {
             output: json!({ "error": error_chain(error) }),
         }
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

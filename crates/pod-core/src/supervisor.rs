@@ -585,6 +585,17 @@ exec sleep 30"#,
     const STARTS_A_PROCESS: &str =
         "sleep 30 </dev/null >/dev/null 2>&1 &\necho $! > \"$3/started\"";
 
+    /// Fail when `pid` outlives the rollback (killing it first, so no test leaves it behind).
+    async fn assert_gone_after_rollback(pid: u32) {
+        let ended_in_time = ended(pid).await;
+        if !ended_in_time {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+        assert!(ended_in_time, "process {pid} outlived the rollback");
+    }
+
     #[tokio::test]
     async fn never_ready_child_is_killed_with_what_it_started() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -597,14 +608,7 @@ exec sleep 30"#,
             .await
             .expect_err("not ready");
         assert!(matches!(err, ChildError::NotReady { .. }), "{err}");
-        let started = read_pid(&dir.path().join("started"));
-        let ended_in_time = ended(started).await;
-        if !ended_in_time {
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", &started.to_string()])
-                .status();
-        }
-        assert!(ended_in_time, "process {started} outlived the rollback");
+        assert_gone_after_rollback(read_pid(&dir.path().join("started"))).await;
         assert!(!running(read_pid(&dir.path().join("pid"))));
     }
 
@@ -620,14 +624,7 @@ exec sleep 30"#,
             .await
             .expect_err("exits");
         assert!(matches!(err, ChildError::ExitedBeforeReady { .. }), "{err}");
-        let started = read_pid(&dir.path().join("started"));
-        let ended_in_time = ended(started).await;
-        if !ended_in_time {
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", &started.to_string()])
-                .status();
-        }
-        assert!(ended_in_time, "process {started} outlived the rollback");
+        assert_gone_after_rollback(read_pid(&dir.path().join("started"))).await;
     }
 
     #[tokio::test]
