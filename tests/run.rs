@@ -855,3 +855,225 @@ fn a_session_log_write_failure_fails_the_run_loudly() {
     assert_eq!(json["runs"][0]["input"], "say a lot");
     assert_eq!(json["runs"][0]["outcome"], "unfinished");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Output that goes nowhere, stuck pods, failures before the pod starts, and cascades
+
+/// A `pods` process with whatever pipes the test gave it; killed and reaped when dropped.
+struct Guarded {
+    child: Option<std::process::Child>,
+}
+
+impl Guarded {
+    fn new(child: std::process::Child) -> Guarded {
+        Guarded { child: Some(child) }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Wait for the process to exit and return its exit code. `limit` is a safety deadline,
+    /// not a timing assertion: past it the process is killed and the test fails.
+    #[track_caller]
+    fn wait(&mut self, limit: std::time::Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + limit;
+        let child = self.child.as_mut().unwrap();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code();
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("pods did not exit within {limit:?}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Poll `probe` until it gives a value; `limit` is a safety deadline.
+#[track_caller]
+fn wait_for<T>(what: &str, limit: std::time::Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+}
+
+fn kill(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+/// Pod directories of the sandbox's home whose `pod.json` has `parent_id == parent`.
+fn pods_with_parent(sandbox: &Sandbox, parent: Option<&str>) -> Vec<PathBuf> {
+    let Ok(listing) = std::fs::read_dir(sandbox.home().join("pods")) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<PathBuf> = listing
+        .map(|e| e.unwrap().path())
+        .filter(|dir| {
+            std::fs::read_to_string(dir.join("pod.json"))
+                .ok()
+                .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+                .is_some_and(|info| info["parent_id"].as_str() == parent)
+        })
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// Every entry of every session segment of `pod` (a segment may be mid-write: unparseable
+/// lines are skipped).
+fn all_entries(pod: &Path) -> Vec<Value> {
+    files_in(&pod.join("sessions"), ".jsonl")
+        .into_iter()
+        .filter(|p| !p.to_string_lossy().ends_with(".trace.jsonl"))
+        .flat_map(|p| support::read_json_lines(&p))
+        .collect()
+}
+
+fn pod_json(pod: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(pod.join("pod.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn closed_stdout_and_stderr_neither_crash_nor_hang_the_run() {
+    let sandbox = Sandbox::new();
+    let mut child = sandbox
+        .pods()
+        .args(["run", "-p", "demo", "hi"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Nobody reads: both pipes are closed before the pod writes anything.
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let mut proc = Guarded::new(child);
+    let code = proc.wait(std::time::Duration::from_secs(60));
+    let root = pods_with_parent(&sandbox, None);
+    assert_eq!(root.len(), 1, "{root:?}");
+    let entries = all_entries(&root[0]);
+    assert_eq!(code, Some(0), "{entries:#?}");
+    let kinds = kinds(&entries);
+    assert!(kinds.contains(&"run_completed"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"segment_closed"), "{kinds:?}");
+    assert_eq!(pod_json(&root[0])["state"], "stopped");
+}
+
+/// Whether a thread of process `pid` is blocked writing to its stdout (a pipe nobody reads).
+fn blocked_writing_stdout(pid: u32) -> bool {
+    // The `write` system call number.
+    let write = if cfg!(target_arch = "aarch64") { 64 } else { 1 };
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.filter_map(Result::ok).any(|task| {
+        let syscall = std::fs::read_to_string(task.path().join("syscall")).unwrap_or_default();
+        let mut fields = syscall.split_whitespace();
+        let in_write = fields.next() == Some(&write.to_string()) && fields.next() == Some("0x1");
+        let wchan = std::fs::read_to_string(task.path().join("wchan")).unwrap_or_default();
+        in_write && wchan.contains("pipe_write")
+    })
+}
+
+#[test]
+fn a_second_signal_ends_a_pod_stuck_writing_its_output() {
+    use support::responses::{profile, text_response};
+    let sandbox = Sandbox::new();
+    // More text than any pipe holds, streamed to a stdout nobody reads: the pod blocks in the
+    // write and cannot notice the first signal.
+    let word = format!("{} ", "x".repeat(128 * 1024));
+    let words: Vec<&str> = std::iter::repeat_n(word.as_str(), 16).collect();
+    profile(
+        &sandbox,
+        "flood",
+        "[agent]\ntools = []\n",
+        vec![text_response(&words, false, None)],
+    );
+    let child = sandbox
+        .pods()
+        .args(["run", "-p", "flood", "say a lot"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(sandbox.root().join("flood.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut proc = Guarded::new(child);
+    let pid = proc.pid();
+    wait_for(
+        "the pod to block writing to stdout",
+        std::time::Duration::from_secs(30),
+        || blocked_writing_stdout(pid).then_some(()),
+    );
+    let pod = pods_with_parent(&sandbox, None).pop().unwrap();
+    kill(pid, "-INT");
+    let first = wait_for(
+        "the first SIGINT to be recorded",
+        std::time::Duration::from_secs(30),
+        || {
+            all_entries(&pod).into_iter().find(|e| {
+                e["kind"] == "lifecycle_action" && e["action"]["origin"]["type"] == "signal"
+            })
+        },
+    );
+    assert!(
+        support::process_running(pid),
+        "the pod is stuck, so the first signal cannot end it"
+    );
+    kill(pid, "-INT");
+    let code = proc.wait(std::time::Duration::from_secs(30));
+    let stderr = std::fs::read_to_string(sandbox.root().join("flood.err")).unwrap();
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(stderr.contains("stopped without waiting"), "{stderr}");
+    // What could be recorded is: both signals, the run's interruption by the first (the one
+    // that governs it), the segment's close, and the pod's state.
+    let entries = all_entries(&pod);
+    let signals: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["kind"] == "lifecycle_action" && e["action"]["origin"]["type"] == "signal")
+        .collect();
+    assert_eq!(signals.len(), 2, "{entries:#?}");
+    let run_id = entries.iter().find(|e| e["kind"] == "run_started").unwrap()["run_id"].clone();
+    assert_eq!(signals[1]["active_run_id"], run_id);
+    let interrupted = entries
+        .iter()
+        .find(|e| e["kind"] == "run_interrupted")
+        .unwrap_or_else(|| panic!("{entries:#?}"));
+    assert_eq!(interrupted["run_id"], run_id);
+    assert_eq!(
+        interrupted["action"]["action_id"],
+        first["action"]["action_id"]
+    );
+    assert_eq!(interrupted["action"]["origin"]["signal"], "SIGINT");
+    assert_eq!(interrupted["phase"]["visible_output_seen"], true);
+    let last = entries.last().unwrap();
+    assert_eq!(last["kind"], "segment_closed", "{last}");
+    assert_eq!(last["reason"], "interrupted");
+    let info = pod_json(&pod);
+    assert_eq!(info["state"], "stopped");
+    assert!(info.get("pid").is_none(), "{info}");
+}

@@ -56,15 +56,16 @@ impl Failure {
 
     /// Print `error: …`, one `Caused by: …` per source, then `hint: …`; return the exit code.
     pub fn report(self) -> ExitCode {
-        eprintln!("error: {}", self.error);
+        let mut text = format!("error: {}\n", self.error);
         let mut source = self.error.source();
         while let Some(cause) = source {
-            eprintln!("  Caused by: {cause}");
+            text.push_str(&format!("  Caused by: {cause}\n"));
             source = cause.source();
         }
         if let Some(hint) = &self.hint {
-            eprintln!("hint: {hint}");
+            text.push_str(&format!("hint: {hint}\n"));
         }
+        out::stderr(&text);
         self.exit.into()
     }
 }
@@ -82,4 +83,57 @@ pub fn error_text(error: &dyn Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// Writes for people on stdout and stderr that never panic. Once a write to a stream fails (its
+/// reader went away, e.g. `pods run … | head`), that stream takes no more writes for the rest of
+/// the process; the command goes on to a clean end. A closed stdout is mentioned on stderr.
+pub mod out {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+    static STDERR_CLOSED: AtomicBool = AtomicBool::new(false);
+
+    /// Write `text` to stdout and flush; `false` once stdout is closed.
+    pub fn stdout(text: &str) -> bool {
+        if STDOUT_CLOSED.load(Ordering::Relaxed) {
+            return false;
+        }
+        let written = {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes()).and_then(|()| out.flush())
+        };
+        match written {
+            Ok(()) => true,
+            Err(error) => {
+                if !STDOUT_CLOSED.swap(true, Ordering::Relaxed) {
+                    stderr(&format!(
+                        "note: stdout is closed ({error}); nothing more is written to it (the session log keeps the run's text)\n"
+                    ));
+                }
+                false
+            }
+        }
+    }
+
+    /// Write `text` to stderr and flush; `false` once stderr is closed.
+    pub fn stderr(text: &str) -> bool {
+        if STDERR_CLOSED.load(Ordering::Relaxed) {
+            return false;
+        }
+        let written = {
+            let mut err = std::io::stderr().lock();
+            err.write_all(text.as_bytes()).and_then(|()| err.flush())
+        };
+        match written {
+            Ok(()) => true,
+            Err(error) => {
+                if !STDERR_CLOSED.swap(true, Ordering::Relaxed) {
+                    tracing::debug!(%error, "stderr is closed; nothing more is written to it");
+                }
+                false
+            }
+        }
+    }
 }

@@ -6,28 +6,47 @@
 //! reaches the pod is recorded (`lifecycle_action`) and, when a run is active, interrupts it
 //! through the pod's [`RunControl`](crate::RunControl) (which resolves overlapping actions to
 //! the nearest). Actions that end the pod cascade to its live children with a `caused_by` link.
+//!
+//! Two things end hosting without the pod task's cooperation, each recorded as far as possible:
+//! the pod task failing (a panic, or the task ending without reporting), which ends the active
+//! run as `run_interrupted` by a `shutdown` action with a `runtime` origin naming the failure
+//! and marks the pod failed ([`HostAbort::TaskFailed`]); and a second SIGINT/SIGTERM while the
+//! pod is already ending, which stops waiting for it ([`HostAbort::Forced`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::control::{Call, ControlServer, Incoming, PodEvent, ReplyError, RunResult};
+use crate::home::PodDir;
 use crate::lifecycle::{cascade_kind, ends_pod, mono_ms, new_action};
-use crate::record::{LifecycleAction, LifecycleActionRecorded, LifecycleKind, LogBody, Origin};
+use crate::record::{
+    LifecycleAction, LifecycleActionRecorded, LifecycleKind, LogBody, Origin, PodState,
+    RunInterrupted, RunPhase, SegmentClosed, SideEffectClass, ToolExecutionPhase,
+};
 use crate::runtime::{Pod, Quiet, RunInput, RunObserver, RunOutcome, RunReport};
 use crate::session_log::SessionLog;
 use crate::spawn_tools::Children;
 use crate::{CoreError, RunControl};
+
+/// How long a forced end (second signal) waits for the pod task to close its segment itself
+/// before the host records the end in its place.
+const FORCE_GRACE: Duration = Duration::from_millis(1000);
+/// After [`FORCE_GRACE`], how long the host waits for the cancelled pod task to be dropped.
+const ABORT_GRACE: Duration = Duration::from_millis(200);
 
 /// What the host listens to besides the control socket.
 #[derive(Debug, Clone, Default)]
 pub struct HostOptions {
     /// End the pod with a `parent_exit` action when stdin reaches EOF (a child pod).
     pub watch_parent: bool,
-    /// End the pod (and its tree) with a `shutdown` action on SIGTERM / SIGINT.
+    /// End the pod (and its tree) with a `shutdown` action on SIGTERM / SIGINT; a second signal
+    /// while the pod is ending stops waiting for it ([`HostAbort::Forced`]).
     pub handle_signals: bool,
     /// The pod's working directory; needed to reload (a new segment connects its model and
     /// scope again). Without it `reload` is refused.
@@ -39,8 +58,23 @@ pub struct HostOptions {
 pub struct HostEnd {
     /// The action that ended the pod, when one did.
     pub action: Option<LifecycleAction>,
-    /// The report of the run given to [`Host::run_once`], when it ran.
+    /// The report of the run given to [`Host::run_once`], when it ran to a recorded end.
     pub first_run: Option<RunReport>,
+    /// Set when hosting ended without the pod task ending normally.
+    pub abort: Option<HostAbort>,
+}
+
+/// Why hosting ended without the pod task ending normally.
+#[derive(Debug)]
+pub enum HostAbort {
+    /// The pod task failed (panicked, or ended without reporting). The active run, if any, was
+    /// recorded as `run_interrupted` by a `shutdown` action with a `runtime` origin naming the
+    /// failure, and `pod.json` says `failed`.
+    TaskFailed { detail: String },
+    /// A second SIGINT/SIGTERM arrived while the pod was ending (`action`, recorded). The host
+    /// waited briefly for the pod task, then recorded the run's end and the segment's close in
+    /// its place if the task had not.
+    Forced { action: LifecycleAction },
 }
 
 struct Job {
@@ -59,9 +93,31 @@ enum Work {
     },
 }
 
-struct Finished {
-    request_id: Option<String>,
-    report: Result<RunReport, CoreError>,
+/// What the pod task reports back.
+enum Ended {
+    /// A run ended; `Err` when it could not be recorded (the pod task then ends).
+    Run {
+        request_id: Option<String>,
+        report: Result<RunReport, CoreError>,
+    },
+    /// A reload could not open the new segment; the pod task has ended.
+    ReloadFailed(CoreError),
+    /// The run panicked. The pod task recorded `action` (and the run's interruption by it) and
+    /// ends, marking the pod failed.
+    Faulted {
+        request_id: Option<String>,
+        action: LifecycleAction,
+        detail: String,
+    },
+}
+
+/// What the pod task shares with the host loop.
+#[derive(Clone)]
+struct TaskCtx {
+    progress: Arc<Progress>,
+    pod_id: String,
+    dir: PodDir,
+    children: Option<Arc<Children>>,
 }
 
 /// A pod with its control socket and children, ready to be hosted.
@@ -117,10 +173,20 @@ impl Host {
         let watchdog_ms = pod.manifest().limits.watchdog_ms;
         let log = pod.log().clone();
         let control = pod.control().clone();
+        let progress = Arc::new(Progress::default());
+        progress.set_tools(&pod);
+        let ctx = TaskCtx {
+            progress: progress.clone(),
+            pod_id: pod_id.clone(),
+            dir: pod.dir().clone(),
+            children: children.clone(),
+        };
         let (job_tx, job_rx) = mpsc::channel::<Work>(4);
-        let (done_tx, mut done_rx) = mpsc::channel::<Finished>(4);
-        let (closed_tx, closed_rx) = oneshot::channel();
-        tokio::spawn(pod_task(pod, job_rx, done_tx, closed_tx));
+        let mut job_tx = Some(job_tx);
+        let (done_tx, mut done_rx) = mpsc::channel::<Ended>(4);
+        let (closed_tx, mut closed_rx) = oneshot::channel();
+        let mut task = tokio::spawn(pod_task(pod, job_rx, done_tx, closed_tx, ctx.clone()));
+        let mut task_joined = false;
 
         let mut parent_gone: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> =
             if options.watch_parent {
@@ -129,17 +195,18 @@ impl Host {
                 Box::pin(std::future::pending())
             };
         let mut signals = Signals::new(options.handle_signals);
-        let progress = Arc::new(Progress::default());
         let mut watchdog = tokio::time::interval(Duration::from_millis((watchdog_ms / 4).max(10)));
         watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
         let once = first.is_some();
         let mut active: Option<Option<String>> = None;
         let mut first_report = None;
-        if let Some(input) = first {
+        let mut abort: Option<HostAbort> = None;
+        let mut forced: Option<&'static str> = None;
+        if let (Some(input), Some(jobs)) = (first, &job_tx) {
             active = Some(None);
             progress.touch();
-            let _ = job_tx
+            let _ = jobs
                 .send(Work::Run(Job {
                     input,
                     request_id: None,
@@ -159,106 +226,235 @@ impl Host {
             }
             tokio::select! {
                 Some(request) = server.incoming.recv() => {
-                    let end = handle_request(
-                        request, &pod_id, &log, &control, &children,
-                        &mut active, &state, &job_tx, &options.work_dir, &progress, &server.publisher(),
-                    ).await;
+                    let end = match &job_tx {
+                        Some(jobs) => handle_request(
+                            request, &ctx, &log, &control,
+                            &mut active, &state, jobs, &options.work_dir, &server.publisher(),
+                        ).await,
+                        None => None,
+                    };
                     if let Some(action) = end {
-                        state.begin(action, &children, &pod_id);
+                        state.begin(action, &children);
                     }
                 }
                 () = &mut parent_gone, if state.action.is_none() => {
                     let action = new_action(
                         LifecycleKind::ParentExit,
-                        vec![pod_id.clone()],
+                        vec![ctx.pod_id.clone()],
                         Origin::Runtime {
                             detail: "the parent process is gone (its pipe to this pod closed)".into(),
                         },
                     );
                     apply(&action, &log, &control, active.is_some(), &progress);
-                    state.begin(action, &children, &pod_id);
+                    state.begin(action, &children);
                 }
-                Some(signal) = signals.next(), if state.action.is_none() => {
+                Some(signal) = signals.next() => {
+                    if state.action.is_some() {
+                        // Already ending and told again: stop waiting for the pod.
+                        forced = Some(signal);
+                        break;
+                    }
                     let action = new_action(
                         LifecycleKind::Shutdown,
-                        vec![pod_id.clone()],
+                        vec![ctx.pod_id.clone()],
                         Origin::Signal { signal: signal.to_owned() },
                     );
                     apply(&action, &log, &control, active.is_some(), &progress);
-                    state.begin(action, &children, &pod_id);
+                    state.begin(action, &children);
                 }
                 _ = watchdog.tick(), if watchdog_ms > 0 && active.is_some() && state.action.is_none() => {
                     if progress.idle_ms() >= watchdog_ms {
                         let action = new_action(
                             LifecycleKind::Watchdog,
-                            vec![pod_id.clone()],
+                            vec![ctx.pod_id.clone()],
                             Origin::Watchdog { idle_ms: watchdog_ms },
                         );
                         apply(&action, &log, &control, true, &progress);
-                        state.begin(action, &children, &pod_id);
+                        state.begin(action, &children);
                     }
                 }
-                Some(finished) = done_rx.recv() => {
-                    active = None;
-                    progress.set_run_id(None);
-                    let failed = finished.report.is_err();
-                    let event = match &finished.report {
-                        Ok(report) => PodEvent::RunEnded {
-                            run_id: report.run_id.clone(),
-                            request_id: finished.request_id.clone(),
-                            result: run_result(&report.outcome),
-                        },
-                        Err(error) => PodEvent::RunFailed {
-                            request_id: finished.request_id.clone(),
-                            message: error.to_string(),
-                        },
-                    };
-                    server.publish(event);
-                    if state.action.is_none() {
-                        // An action that arrived as the run finished on its own applies to
-                        // nothing now; do not let it interrupt the next run.
-                        control.take();
+                ended = done_rx.recv(), if !task_joined => match ended {
+                    Some(Ended::Run { request_id, report }) => {
+                        active = None;
+                        progress.set_run_id(None);
+                        let event = match &report {
+                            Ok(report) => PodEvent::RunEnded {
+                                run_id: report.run_id.clone(),
+                                request_id: request_id.clone(),
+                                result: run_result(&report.outcome),
+                            },
+                            Err(error) => PodEvent::RunFailed {
+                                request_id: request_id.clone(),
+                                message: error.to_string(),
+                            },
+                        };
+                        server.publish(event);
+                        if state.action.is_none() {
+                            // An action that arrived as the run finished on its own applies to
+                            // nothing now; do not let it interrupt the next run.
+                            control.take();
+                        }
+                        if request_id.is_none() && once {
+                            first_report = Some(report);
+                            if state.action.is_none() {
+                                let action = new_action(
+                                    LifecycleKind::Shutdown,
+                                    vec![ctx.pod_id.clone()],
+                                    Origin::Runtime { detail: "the command-line run ended".into() },
+                                );
+                                record(&log, &action, None);
+                                state.begin(action, &children);
+                            }
+                        } else if let (Err(error), None) = (&report, &state.action) {
+                            // The pod task has ended (the run could not be recorded).
+                            abort.get_or_insert(HostAbort::TaskFailed {
+                                detail: format!("a run could not be recorded: {}", error_chain(error)),
+                            });
+                            let action = new_action(
+                                LifecycleKind::Shutdown,
+                                vec![ctx.pod_id.clone()],
+                                Origin::Runtime {
+                                    detail: "the pod could not write its records".into(),
+                                },
+                            );
+                            tracing::error!("a run could not be recorded; the pod stops");
+                            state.begin(action, &children);
+                        }
                     }
-                    if finished.request_id.is_none() && once {
-                        first_report = Some(finished.report);
+                    Some(Ended::ReloadFailed(error)) => {
+                        let detail = format!("reload failed: {}", error_chain(&error));
+                        tracing::error!(%detail, "the pod stops");
+                        server.publish(PodEvent::RunFailed {
+                            request_id: None,
+                            message: detail.clone(),
+                        });
                         if state.action.is_none() {
                             let action = new_action(
                                 LifecycleKind::Shutdown,
-                                vec![pod_id.clone()],
-                                Origin::Runtime { detail: "the command-line run ended".into() },
+                                vec![ctx.pod_id.clone()],
+                                Origin::Runtime { detail: detail.clone() },
                             );
                             record(&log, &action, None);
-                            state.begin(action, &children, &pod_id);
+                            state.begin(action, &children);
                         }
-                    } else if failed && state.action.is_none() {
-                        // The pod task has ended (a run or a reload could not be recorded).
-                        let action = new_action(
-                            LifecycleKind::Shutdown,
-                            vec![pod_id.clone()],
-                            Origin::Runtime {
-                                detail: "the pod could not write its records".into(),
-                            },
-                        );
-                        tracing::error!("a run or reload could not be recorded; the pod stops");
-                        state.begin(action, &children, &pod_id);
+                        abort.get_or_insert(HostAbort::TaskFailed { detail });
                     }
-                }
+                    Some(Ended::Faulted { request_id, action, detail }) => {
+                        active = None;
+                        progress.set_run_id(None);
+                        control.take();
+                        server.publish(PodEvent::RunFailed {
+                            request_id,
+                            message: detail.clone(),
+                        });
+                        if state.action.is_none() {
+                            state.begin(action, &children);
+                        }
+                        abort.get_or_insert(HostAbort::TaskFailed { detail });
+                    }
+                    None => {
+                        // The pod task is gone: it ended after reporting everything (a failed
+                        // run or reload), or it failed without reporting.
+                        task_joined = true;
+                        let failure = match (&mut task).await {
+                            Ok(()) => None,
+                            Err(error) if error.is_panic() => Some(format!(
+                                "the pod task panicked: {}",
+                                panic_text(error.into_panic().as_ref())
+                            )),
+                            Err(error) => Some(format!("the pod task ended unexpectedly: {error}")),
+                        };
+                        let run_active = active.take().is_some();
+                        match failure {
+                            Some(detail) => {
+                                tracing::error!(%detail, "the pod stops");
+                                let action = record_task_failure(&log, &ctx, &detail, run_active);
+                                progress.set_run_id(None);
+                                server.publish(PodEvent::RunFailed {
+                                    request_id: None,
+                                    message: detail.clone(),
+                                });
+                                if state.action.is_none() {
+                                    state.begin(action, &children);
+                                }
+                                abort.get_or_insert(HostAbort::TaskFailed { detail });
+                            }
+                            None if state.action.is_none() => {
+                                let action = new_action(
+                                    LifecycleKind::Shutdown,
+                                    vec![ctx.pod_id.clone()],
+                                    Origin::Runtime { detail: "the pod task ended".into() },
+                                );
+                                record(&log, &action, None);
+                                state.begin(action, &children);
+                            }
+                            None => {}
+                        }
+                    }
+                },
             }
         }
-        if let Some(cascade) = state.cascade.take() {
-            let _ = cascade.await;
+
+        // The pod is ending: let the cascade reach the children and the pod task close its
+        // segment. A signal now stops waiting.
+        let mut closed = None;
+        if forced.is_none() {
+            let cascade = state.cascade.take();
+            let exiting = PodEvent::Exiting {
+                reason: match &state.action {
+                    Some(action) => crate::lifecycle::interrupt_reason(action.kind).to_owned(),
+                    None => "ended".to_owned(),
+                },
+                action: state.action.clone(),
+            };
+            let events = server.publisher();
+            let jobs = job_tx.take();
+            let closing = &mut closed_rx;
+            let finish = async move {
+                if let Some(cascade) = cascade {
+                    let _ = cascade.await;
+                }
+                let _ = events.send(exiting);
+                drop(jobs);
+                closing.await
+            };
+            tokio::select! {
+                result = finish => closed = Some(result),
+                Some(signal) = signals.next() => forced = Some(signal),
+            }
         }
-        let reason = match &state.action {
-            Some(action) => crate::lifecycle::interrupt_reason(action.kind).to_owned(),
-            None => "ended".to_owned(),
-        };
-        server.publish(PodEvent::Exiting {
-            reason: reason.clone(),
-            action: state.action.clone(),
-        });
-        drop(job_tx);
-        let closed = closed_rx.await.unwrap_or(Ok(()));
+        if let Some(signal) = forced {
+            let action = force_end(
+                signal,
+                &ctx,
+                &log,
+                &control,
+                active.is_some(),
+                &server,
+                job_tx.take(),
+                &mut done_rx,
+                &mut closed_rx,
+                (!task_joined).then_some(&mut task),
+            )
+            .await;
+            return Ok(HostEnd {
+                action: state.action,
+                first_run: None,
+                abort: Some(HostAbort::Forced { action }),
+            });
+        }
         drop(server);
+        let closed = match closed {
+            Some(Ok(result)) => result,
+            Some(Err(_)) | None => {
+                // The pod task ended without closing its segment: close it here.
+                let detail = "the pod task ended without closing its session segment".to_owned();
+                tracing::error!("{detail}");
+                close_in_place(&log, &ctx.dir, "failed", PodState::Failed);
+                abort.get_or_insert(HostAbort::TaskFailed { detail });
+                Ok(())
+            }
+        };
         closed?;
         let first_run = match first_report {
             Some(Ok(report)) => Some(report),
@@ -268,7 +464,94 @@ impl Host {
         Ok(HostEnd {
             action: state.action,
             first_run,
+            abort,
         })
+    }
+}
+
+/// A second signal while the pod is ending: record it, give the pod task [`FORCE_GRACE`] to
+/// close its segment, and otherwise record the active run's interruption (by the action that
+/// governs it) and the segment's close in its place. Returns the recorded action.
+#[allow(clippy::too_many_arguments)]
+async fn force_end(
+    signal: &'static str,
+    ctx: &TaskCtx,
+    log: &SessionLog,
+    control: &RunControl,
+    run_active: bool,
+    server: &ControlServer,
+    jobs: Option<mpsc::Sender<Work>>,
+    done: &mut mpsc::Receiver<Ended>,
+    closed: &mut oneshot::Receiver<Result<(), CoreError>>,
+    task: Option<&mut tokio::task::JoinHandle<()>>,
+) -> LifecycleAction {
+    let action = new_action(
+        LifecycleKind::Shutdown,
+        vec![ctx.pod_id.clone()],
+        Origin::Signal {
+            signal: signal.to_owned(),
+        },
+    );
+    let run_id = if run_active {
+        ctx.progress.run_id()
+    } else {
+        None
+    };
+    record(log, &action, run_id.clone());
+    // The governing action stays the one that reached the run first (equally near).
+    let governing = control.governing().unwrap_or_else(|| action.clone());
+    control.interrupt(action.clone());
+    server.publish(PodEvent::Exiting {
+        reason: format!("{signal} again while ending; not waiting for the pod"),
+        action: Some(action.clone()),
+    });
+    drop(jobs);
+    tracing::warn!(
+        signal,
+        "second signal while ending: not waiting for the pod"
+    );
+    if tokio::time::timeout(FORCE_GRACE, &mut *closed)
+        .await
+        .is_ok()
+    {
+        // The pod task closed its segment itself; everything it did is recorded.
+        return action;
+    }
+    if let Some(task) = task {
+        task.abort();
+        let _ = tokio::time::timeout(ABORT_GRACE, task).await;
+    }
+    let mut run_ended = false;
+    while let Ok(ended) = done.try_recv() {
+        run_ended |= matches!(ended, Ended::Run { .. } | Ended::Faulted { .. });
+    }
+    if let Some(run_id) = run_id.filter(|_| !run_ended) {
+        let interrupted = LogBody::RunInterrupted(RunInterrupted {
+            run_id,
+            reason: crate::lifecycle::interrupt_reason(governing.kind).to_owned(),
+            action: Some(governing),
+            phase: ctx.progress.phase(),
+        });
+        if let Err(error) = log.append(interrupted) {
+            tracing::error!(error = %error_chain(&error), "cannot record the run's interruption");
+        }
+    }
+    close_in_place(log, &ctx.dir, "interrupted", PodState::Stopped);
+    action
+}
+
+/// Close the segment and update `pod.json` for a pod task that could not.
+fn close_in_place(log: &SessionLog, dir: &PodDir, reason: &str, state: PodState) {
+    if let Err(error) = log.append(LogBody::SegmentClosed(SegmentClosed {
+        reason: reason.to_owned(),
+    })) {
+        tracing::error!(error = %error_chain(&error), "cannot close the session segment");
+    }
+    if let Err(error) = dir.update_info(|info| {
+        info.state = state;
+        info.pid = None;
+    }) {
+        tracing::error!(error = %error_chain(&error), "cannot update pod.json");
     }
 }
 
@@ -281,12 +564,11 @@ struct Ending {
 impl Ending {
     /// The pod will end because of `action`: cascade it to the children now (concurrently with
     /// the interruption of the active run).
-    fn begin(&mut self, action: LifecycleAction, children: &Option<Arc<Children>>, pod_id: &str) {
+    fn begin(&mut self, action: LifecycleAction, children: &Option<Arc<Children>>) {
         if let Some(children) = children {
             let children = children.clone();
             let cause = action.clone();
             let kind = cascade_kind(action.kind).unwrap_or(LifecycleKind::ParentExit);
-            let _ = pod_id;
             self.cascade = Some(tokio::spawn(async move {
                 children.cascade(&cause, kind).await;
             }));
@@ -295,26 +577,103 @@ impl Ending {
     }
 }
 
+/// The tool names of `pod` with their side-effect classes.
+fn tool_classes(pod: &Pod) -> HashMap<String, SideEffectClass> {
+    pod.tools()
+        .names()
+        .into_iter()
+        .filter_map(|name| {
+            pod.tools()
+                .get(name)
+                .map(|tool| (name.to_owned(), tool.side_effect()))
+        })
+        .collect()
+}
+
+/// Text of a panic payload.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "(no message)".to_owned()
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Record that the pod task failed: a `shutdown` action with a `runtime` origin naming the
+/// failure and, when a run was active and had started, its `run_interrupted` entry embedding
+/// the action with the phase the host saw. Returns the action.
+fn record_task_failure(
+    log: &SessionLog,
+    ctx: &TaskCtx,
+    detail: &str,
+    run_active: bool,
+) -> LifecycleAction {
+    let action = new_action(
+        LifecycleKind::Shutdown,
+        vec![ctx.pod_id.clone()],
+        Origin::Runtime {
+            detail: detail.to_owned(),
+        },
+    );
+    let run_id = if run_active {
+        ctx.progress.run_id()
+    } else {
+        None
+    };
+    record(log, &action, run_id.clone());
+    if let Some(run_id) = run_id {
+        let interrupted = LogBody::RunInterrupted(RunInterrupted {
+            run_id,
+            reason: "pod failed".to_owned(),
+            action: Some(action.clone()),
+            phase: ctx.progress.phase(),
+        });
+        if let Err(error) = log.append(interrupted) {
+            tracing::error!(error = %error_chain(&error), "cannot record the run's interruption");
+        }
+    }
+    action
+}
+
 async fn pod_task(
     mut pod: Pod,
     mut jobs: mpsc::Receiver<Work>,
-    done: mpsc::Sender<Finished>,
+    done: mpsc::Sender<Ended>,
     closed: oneshot::Sender<Result<(), CoreError>>,
+    ctx: TaskCtx,
 ) {
+    let mut faulted = false;
     while let Some(work) = jobs.recv().await {
         let job = match work {
             Work::Run(job) => job,
             Work::Reload { work_dir } => {
                 match reload(pod, &work_dir).await {
-                    Ok(reloaded) => pod = reloaded,
+                    Ok(reloaded) => {
+                        pod = reloaded;
+                        ctx.progress.set_tools(&pod);
+                    }
                     Err(error) => {
-                        tracing::error!(%error, "reload failed; the pod stops");
-                        let _ = done
-                            .send(Finished {
-                                request_id: None,
-                                report: Err(error),
-                            })
-                            .await;
+                        // The old segment is closed and no new one could start.
+                        if let Err(marked) = ctx.dir.update_info(|info| {
+                            info.state = PodState::Failed;
+                            info.pid = None;
+                        }) {
+                            tracing::error!(error = %error_chain(&marked), "cannot update pod.json");
+                        }
+                        let _ = done.send(Ended::ReloadFailed(error)).await;
                         let _ = closed.send(Ok(()));
                         return;
                     }
@@ -322,22 +681,53 @@ async fn pod_task(
                 continue;
             }
         };
-        let report = pod.run(job.input, job.observer).await;
-        let failed = report.is_err();
-        let _ = done
-            .send(Finished {
-                request_id: job.request_id,
-                report,
-            })
+        let request_id = job.request_id;
+        // A panic inside the run (the runtime, a tool, an observer) must not leave the host
+        // waiting for a run that will never report: it ends the run as failed, recorded.
+        let run = std::panic::AssertUnwindSafe(pod.run(job.input, job.observer))
+            .catch_unwind()
             .await;
-        if failed {
-            break;
+        match run {
+            Ok(report) => {
+                let failed = report.is_err();
+                let _ = done.send(Ended::Run { request_id, report }).await;
+                if failed {
+                    break;
+                }
+            }
+            Err(payload) => {
+                let detail = format!("the run panicked: {}", panic_text(payload.as_ref()));
+                tracing::error!(%detail, "the pod stops");
+                let action = record_task_failure(pod.log(), &ctx, &detail, true);
+                let _ = done
+                    .send(Ended::Faulted {
+                        request_id,
+                        action,
+                        detail,
+                    })
+                    .await;
+                faulted = true;
+                break;
+            }
         }
     }
     // The segment closes with the outcome of its last run (`completed`, `errored`,
     // `interrupted`, `failed`), or `stopped` when it ran none.
-    let reason = pod.last_outcome().unwrap_or("stopped");
-    let _ = closed.send(pod.close(reason).await);
+    let reason = if faulted {
+        "failed"
+    } else {
+        pod.last_outcome().unwrap_or("stopped")
+    };
+    let dir = pod.dir().clone();
+    let mut result = pod.close(reason).await;
+    if faulted {
+        let marked = dir.update_info(|info| {
+            info.state = PodState::Failed;
+            info.pid = None;
+        });
+        result = result.and(marked.map(|_| ()));
+    }
+    let _ = closed.send(result);
 }
 
 /// Close the pod's segment and open a new one with the manifest re-read from its directory
@@ -397,17 +787,18 @@ fn apply(
 #[allow(clippy::too_many_arguments)]
 async fn handle_request(
     request: Incoming,
-    pod_id: &str,
+    ctx: &TaskCtx,
     log: &SessionLog,
     control: &RunControl,
-    children: &Option<Arc<Children>>,
     active: &mut Option<Option<String>>,
     state: &Ending,
     jobs: &mpsc::Sender<Work>,
     work_dir: &Option<std::path::PathBuf>,
-    progress: &Arc<Progress>,
     events: &tokio::sync::broadcast::Sender<PodEvent>,
 ) -> Option<LifecycleAction> {
+    let pod_id = ctx.pod_id.as_str();
+    let progress = &ctx.progress;
+    let children = &ctx.children;
     match &request.call {
         Call::Run(params) => {
             if state.action.is_some() {
@@ -510,7 +901,8 @@ async fn handle_request(
     }
 }
 
-/// When the active run last showed progress, for the idle watchdog.
+/// When the active run last showed progress, for the idle watchdog, and where it was as far as
+/// the host saw (for recording its end when the pod task cannot).
 #[derive(Default)]
 struct Progress {
     /// The active run's id, once it is recorded as started.
@@ -518,17 +910,26 @@ struct Progress {
     last_ms: AtomicU64,
     /// Tool calls executing; a run inside a tool call is not idle.
     in_tool: AtomicU32,
+    phase: std::sync::Mutex<RunPhase>,
+    /// Side-effect class of each tool the pod offers.
+    tools: std::sync::Mutex<HashMap<String, SideEffectClass>>,
+}
+
+fn locked<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Progress {
     fn run_id(&self) -> Option<String> {
-        self.run_id.lock().map(|id| id.clone()).unwrap_or(None)
+        locked(&self.run_id).clone()
     }
 
     fn set_run_id(&self, run_id: Option<String>) {
-        if let Ok(mut id) = self.run_id.lock() {
-            *id = run_id;
-        }
+        *locked(&self.run_id) = run_id;
+    }
+
+    fn set_tools(&self, pod: &Pod) {
+        *locked(&self.tools) = tool_classes(pod);
     }
 
     fn touch(&self) {
@@ -541,6 +942,27 @@ impl Progress {
             return 0;
         }
         mono_ms().saturating_sub(self.last_ms.load(Ordering::Relaxed))
+    }
+
+    fn phase(&self) -> RunPhase {
+        locked(&self.phase).clone()
+    }
+
+    fn update_phase(&self, change: impl FnOnce(&mut RunPhase)) {
+        change(&mut locked(&self.phase));
+    }
+
+    fn tool_started(&self, tool: &str) {
+        let class = locked(&self.tools).get(tool).copied();
+        self.update_phase(|phase| {
+            phase.provider_progress_seen = true;
+            phase.tool_execution = ToolExecutionPhase::Started;
+            if let Some(class) = class
+                && !phase.side_effects_started.contains(&class)
+            {
+                phase.side_effects_started.push(class);
+            }
+        });
     }
 }
 
@@ -555,6 +977,8 @@ struct Watched {
 
 impl RunObserver for Watched {
     fn on_run_started(&self, run_id: &str) {
+        self.progress
+            .update_phase(|phase| *phase = RunPhase::default());
         self.progress.set_run_id(Some(run_id.to_owned()));
         let _ = self.events.send(PodEvent::RunStarted {
             run_id: run_id.to_owned(),
@@ -565,6 +989,8 @@ impl RunObserver for Watched {
 
     fn on_turn_end(&self, run_id: &str, turn: u32) {
         self.progress.touch();
+        self.progress
+            .update_phase(|phase| phase.provider_progress_seen = true);
         let _ = self.events.send(PodEvent::TurnEnded {
             run_id: run_id.to_owned(),
             turn,
@@ -579,25 +1005,36 @@ impl RunObserver for Watched {
 
     fn on_text(&self, text: &str) {
         self.progress.touch();
+        self.progress.update_phase(|phase| {
+            phase.provider_progress_seen = true;
+            phase.visible_output_seen |= !text.is_empty();
+        });
         self.inner.on_text(text);
     }
 
     fn on_reasoning(&self, text: &str) {
         self.progress.touch();
+        self.progress
+            .update_phase(|phase| phase.provider_progress_seen = true);
         self.inner.on_reasoning(text);
     }
 
     fn on_tool_call(&self, tool: &str, input: &serde_json::Value) {
         self.progress.in_tool.fetch_add(1, Ordering::Relaxed);
         self.progress.touch();
+        self.progress.tool_started(tool);
         self.inner.on_tool_call(tool, input);
     }
 
     fn on_tool_result(&self, tool: &str, ok: bool, output: &str) {
-        let _ = self
-            .progress
-            .in_tool
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        let before =
+            self.progress
+                .in_tool
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        if before == Ok(1) {
+            self.progress
+                .update_phase(|phase| phase.tool_execution = ToolExecutionPhase::Completed);
+        }
         self.progress.touch();
         self.inner.on_tool_result(tool, ok, output);
     }
@@ -701,4 +1138,131 @@ pub fn attach_children(pod: &mut Pod, setup: ChildSetup) -> Option<Arc<Children>
         pod.register_tool(tool);
     }
     Some(children)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::home::PodHome;
+    use crate::record::RunTrigger;
+    use pod_profile::{Manifest, Scheme};
+
+    fn text_response(text: &str) -> serde_json::Value {
+        let chunk = |delta: serde_json::Value, finish: Option<&str>| {
+            let body = json!({"id": "c", "object": "chat.completion.chunk", "model": "m",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+            format!("data: {body}\n\n")
+        };
+        let mut body = chunk(json!({"role": "assistant", "content": text}), None);
+        body.push_str(&chunk(json!({}), Some("stop")));
+        body.push_str("data: [DONE]\n\n");
+        json!({"status": 200, "body": body})
+    }
+
+    /// A pod in a fresh home replaying `responses`, with its control socket bound.
+    async fn hosted_pod(
+        tmp: &std::path::Path,
+        responses: Vec<serde_json::Value>,
+    ) -> (Host, PodDir) {
+        let work = tmp.join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        let cassette = tmp.join("cassette.json");
+        std::fs::write(
+            &cassette,
+            json!({"scheme": "openai-chat", "responses": responses}).to_string(),
+        )
+        .unwrap();
+        let mut manifest = Manifest::default();
+        manifest.model.scheme = Scheme::Replay;
+        manifest.model.model = "m".into();
+        manifest.model.cassette = Some(cassette.display().to_string());
+        let dir = PodHome::at(tmp.join("home"))
+            .create_pod(None, "test", None)
+            .unwrap();
+        let model = crate::model::ModelConnection::connect(&manifest, &work)
+            .await
+            .unwrap();
+        let pod = Pod::start(
+            dir.clone(),
+            manifest,
+            crate::runtime::PodOptions {
+                work_dir: work,
+                model,
+                control: RunControl::new(),
+            },
+        )
+        .unwrap();
+        let server = ControlServer::bind(dir.path()).await.unwrap();
+        let host = Host::new(pod, server, None, HostOptions::default());
+        (host, dir)
+    }
+
+    /// Panics on the first text it is shown.
+    struct PanicsOnText;
+    impl RunObserver for PanicsOnText {
+        fn on_text(&self, _text: &str) {
+            panic!("presentation broke");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_run_ends_hosting_as_a_recorded_failure() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (host, dir) = hosted_pod(tmp.path(), vec![text_response("hello there")]).await;
+        let input = RunInput {
+            text: "hi".into(),
+            trigger: RunTrigger::Cli,
+            request_id: None,
+        };
+        // A safety deadline only: without the fix the host waits forever.
+        let end = tokio::time::timeout(
+            Duration::from_secs(60),
+            host.run_once(input, Arc::new(PanicsOnText)),
+        )
+        .await
+        .expect("hosting never ended after the run panicked")
+        .unwrap();
+        assert!(end.first_run.is_none());
+        match &end.abort {
+            Some(HostAbort::TaskFailed { detail }) => {
+                assert!(detail.contains("presentation broke"), "{detail}");
+            }
+            other => panic!("expected a task failure, got {other:?}"),
+        }
+        let bodies: Vec<LogBody> = dir
+            .segments()
+            .unwrap()
+            .iter()
+            .flat_map(|s| crate::session_log::read_segment(&s.log).unwrap().entries)
+            .map(|e| e.body)
+            .collect();
+        let interrupted = bodies
+            .iter()
+            .find_map(|b| match b {
+                LogBody::RunInterrupted(i) => Some(i),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no run_interrupted: {bodies:#?}"));
+        let action = interrupted.action.as_ref().unwrap();
+        assert_eq!(action.kind, LifecycleKind::Shutdown);
+        assert!(
+            matches!(&action.origin, Origin::Runtime { detail } if detail.contains("panicked")),
+            "{action:?}"
+        );
+        assert!(interrupted.phase.provider_progress_seen);
+        assert!(interrupted.phase.visible_output_seen);
+        assert!(bodies.iter().any(|b| matches!(
+            b,
+            LogBody::LifecycleAction(recorded) if recorded.action.action_id == action.action_id
+        )));
+        assert!(
+            matches!(bodies.last(), Some(LogBody::SegmentClosed(closed)) if closed.reason == "failed"),
+            "{bodies:#?}"
+        );
+        let info = dir.read_info().unwrap();
+        assert_eq!(info.state, PodState::Failed);
+        assert_eq!(info.pid, None);
+    }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::Value;
 
+use pod_core::host::HostAbort;
 use pod_core::record::{Origin, RunTrigger};
 use pod_core::{
     CoreError, ModelConnection, Pod, PodDir, PodHome, PodOptions, RunControl, RunInput,
@@ -18,7 +19,7 @@ use pod_core::{
 use pod_profile::{Catalog, Discovery, Overrides, ResolvedManifest};
 use pod_provider::ProviderError;
 
-use crate::failure::{CmdResult, Exit, Failure};
+use crate::failure::{CmdResult, Exit, Failure, out};
 use crate::global::GlobalArgs;
 
 /// Run a pod in the foreground: resolve the profile, create the pod directory (manifest.toml,
@@ -91,7 +92,7 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> CmdResult {
         .resolve(&args.profile, &overrides)
         .map_err(profile_failure)?;
     let runtime = runtime()?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let model = connect(&resolved, &cwd).await?;
         let dir = home
             .create_pod(args.name.as_deref(), &args.profile, None)
@@ -104,7 +105,16 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> CmdResult {
             launcher: child_launcher(global)?,
         };
         foreground(dir, resolved, model, cwd, args.prompt, Some(children)).await
-    })
+    });
+    finish_runtime(runtime);
+    result
+}
+
+/// Drop the async runtime without waiting for blocking work that may never end (a read or a
+/// write stuck on a pipe, a file system that does not answer): everything the command records
+/// is written before `block_on` returns.
+fn finish_runtime(runtime: tokio::runtime::Runtime) {
+    runtime.shutdown_background();
 }
 
 pub fn resume(global: &GlobalArgs, args: ResumeArgs) -> CmdResult {
@@ -125,10 +135,13 @@ pub fn resume(global: &GlobalArgs, args: ResumeArgs) -> CmdResult {
     let resolved = pod_profile::read_manifest_files(dir.path()).map_err(profile_failure)?;
     let cwd = current_dir()?;
     let prompt = args.prompt.unwrap_or_else(|| CONTINUE_PROMPT.to_owned());
-    runtime()?.block_on(async {
+    let runtime = runtime()?;
+    let result = runtime.block_on(async {
         let model = connect(&resolved, &cwd).await?;
         foreground(dir, resolved, model, cwd, prompt, None).await
-    })
+    });
+    finish_runtime(runtime);
+    result
 }
 
 fn current_dir() -> Result<PathBuf, Failure> {
@@ -197,7 +210,7 @@ async fn foreground(
         .read_info()
         .map(|i| i.name)
         .unwrap_or_else(|_| pod_id.clone());
-    eprintln!("pod {name} ({pod_id})");
+    out::stderr(&format!("pod {name} ({pod_id})\n"));
 
     // The pod is hosted: its control socket serves `pods stop` and the like while the run goes
     // on, SIGINT/SIGTERM stop it and its children (origin `signal`), and children it spawned
@@ -210,6 +223,7 @@ async fn foreground(
             return Err(Failure::run_failed(error));
         }
     };
+    let log_path = pod.log().path().to_owned();
     let host = pod_core::host::Host::new(
         pod,
         server,
@@ -226,41 +240,74 @@ async fn foreground(
         trigger: RunTrigger::Cli,
         request_id: Some(pod_core::new_id()),
     };
-    let result = host.run_once(input, observer.clone()).await;
-    observer.finish();
-    let report = match result.map(|end| end.first_run) {
-        Ok(Some(report)) => report,
-        Ok(None) => return Err(Failure::run_failed("the run did not take place")),
-        Err(error) => return Err(Failure::run_failed(error)),
+    let end = match host.run_once(input, observer.clone()).await {
+        Ok(end) => end,
+        Err(error) => {
+            observer.finish();
+            return Err(Failure::run_failed(error));
+        }
+    };
+    match end.abort {
+        Some(HostAbort::Forced { action }) => {
+            // The pod may be stuck writing to the terminal: write nothing more to stdout.
+            observer.abandon();
+            out::stderr(&format!(
+                "stopped without waiting for the pod to end ({} while it was ending); what could be recorded is in {}\n",
+                origin_text(&action.origin),
+                log_path.display()
+            ));
+            return Ok(Exit::Interrupted);
+        }
+        Some(HostAbort::TaskFailed { detail }) => {
+            observer.finish();
+            return Err(Failure::run_failed(PodFailed(detail)).with_hint(format!(
+                "the run's record is in {}; `pods show {pod_id}` shows it",
+                log_path.display()
+            )));
+        }
+        None => observer.finish(),
+    }
+    let Some(report) = end.first_run else {
+        return Err(Failure::run_failed("the run did not take place"));
     };
     if let Some(problem) = &report.trace_problem {
-        eprintln!("warning: trace sidecar: {problem}");
+        out::stderr(&format!("warning: trace sidecar: {problem}\n"));
     }
     match report.outcome {
         RunOutcome::Completed { reason, turns, .. } => {
             if reason != "end_turn" {
-                eprintln!("run ended: {reason} after {turns} turn(s)");
+                out::stderr(&format!("run ended: {reason} after {turns} turn(s)\n"));
             }
             Ok(Exit::Success)
         }
         RunOutcome::Errored { error, .. } => Err(run_error(&pod_id, error, report.trace_path)),
         RunOutcome::Interrupted { action, .. } => {
-            let origin = match &action.origin {
-                Origin::Signal { signal } => signal.clone(),
-                other => serde_json::to_value(other)
-                    .ok()
-                    .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_owned))
-                    .unwrap_or_else(|| "unknown".into()),
-            };
-            eprintln!(
-                "run interrupted: {} ({origin}); recorded in {}",
+            out::stderr(&format!(
+                "run interrupted: {} ({}); recorded in {}\n",
                 pod_core::lifecycle::interrupt_reason(action.kind),
+                origin_text(&action.origin),
                 report.log_path.display()
-            );
+            ));
             Ok(Exit::Interrupted)
         }
     }
 }
+
+/// The signal name, or the origin's type (`cli`, `parent_pod`, …).
+fn origin_text(origin: &Origin) -> String {
+    match origin {
+        Origin::Signal { signal } => signal.clone(),
+        other => serde_json::to_value(other)
+            .ok()
+            .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_else(|| "unknown".into()),
+    }
+}
+
+/// The pod task failed (e.g. panicked); its record says how far the run got.
+#[derive(Debug, thiserror::Error)]
+#[error("the pod failed: {0}")]
+struct PodFailed(String);
 
 fn run_error(pod_id: &str, error: ProviderError, trace: Option<PathBuf>) -> Failure {
     let class = error.class;
@@ -284,7 +331,8 @@ struct RunFailed {
     error: ProviderError,
 }
 
-/// Streams text to stdout; spinner, tool calls and retries to stderr.
+/// Streams text to stdout; spinner, tool calls and retries to stderr. Writes go through
+/// [`out`], so a closed stdout or stderr never stops the run.
 struct Terminal {
     waiting: Arc<AtomicBool>,
     spinner: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -301,11 +349,16 @@ impl Terminal {
                 let frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
                 let mut i = 0;
                 while waiting.load(Ordering::Relaxed) {
-                    eprint!("\r{} waiting for the model…", frames[i % frames.len()]);
+                    if !out::stderr(&format!(
+                        "\r{} waiting for the model…",
+                        frames[i % frames.len()]
+                    )) {
+                        return;
+                    }
                     i += 1;
                     std::thread::sleep(Duration::from_millis(80));
                 }
-                eprint!("\r\x1b[2K");
+                out::stderr("\r\x1b[2K");
             })
         });
         Terminal {
@@ -331,17 +384,18 @@ impl Terminal {
         if self.wrote_text.load(Ordering::Relaxed)
             && !self.ends_with_newline.load(Ordering::Relaxed)
         {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out);
-            let _ = out.flush();
+            out::stdout("\n");
         }
+    }
+
+    /// Stop presenting without waiting for anything (the spinner thread ends by itself).
+    fn abandon(&self) {
+        self.waiting.store(false, Ordering::Relaxed);
     }
 
     fn break_line(&self) {
         if !self.ends_with_newline.swap(true, Ordering::Relaxed) {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out);
-            let _ = out.flush();
+            out::stdout("\n");
         }
     }
 }
@@ -356,10 +410,8 @@ impl RunObserver for Terminal {
             return;
         }
         self.stop_spinner();
-        let mut out = std::io::stdout().lock();
         // A closed stdout (e.g. `| head`) must not stop the run; the log keeps the text.
-        let _ = out.write_all(text.as_bytes());
-        let _ = out.flush();
+        out::stdout(text);
         self.wrote_text.store(true, Ordering::Relaxed);
         self.ends_with_newline
             .store(text.ends_with('\n'), Ordering::Relaxed);
@@ -368,34 +420,41 @@ impl RunObserver for Terminal {
     fn on_tool_call(&self, tool: &str, input: &Value) {
         self.stop_spinner();
         self.break_line();
-        let mut shown = input.to_string();
-        if shown.len() > 200 {
-            let mut end = 200;
-            while !shown.is_char_boundary(end) {
-                end -= 1;
-            }
-            shown.truncate(end);
-            shown.push('…');
-        }
-        eprintln!("→ {tool} {shown}");
+        out::stderr(&format!("→ {tool} {}\n", bounded(&input.to_string(), 200)));
     }
 
     fn on_tool_result(&self, tool: &str, ok: bool, output: &str) {
         let lines = output.lines().count();
         if ok {
-            eprintln!("← {tool}: ok ({} bytes, {lines} lines)", output.len());
+            out::stderr(&format!(
+                "← {tool}: ok ({} bytes, {lines} lines)\n",
+                output.len()
+            ));
         } else {
-            eprintln!("← {tool}: error: {}", output.lines().next().unwrap_or(""));
+            let first = output.lines().next().unwrap_or("");
+            out::stderr(&format!("← {tool}: error: {}\n", bounded(first, 500)));
         }
     }
 
     fn on_retry(&self, attempt: u32, delay: Duration, cause: &ProviderError) {
-        eprintln!(
-            "attempt {attempt} failed ({}); retrying in {} ms",
+        out::stderr(&format!(
+            "attempt {attempt} failed ({}); retrying in {} ms\n",
             cause.class,
             delay.as_millis()
-        );
+        ));
     }
+}
+
+/// `text` cut to at most `max` bytes (on a character boundary), with `…` when cut.
+fn bounded(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 /// Serve one pod from a directory its parent wrote (manifest.toml, provenance.json, pod.json):
@@ -426,7 +485,8 @@ pub fn serve(global: &GlobalArgs, args: ServeArgs) -> CmdResult {
                 args.pod_dir.display()
             ))
         })?;
-    runtime()?.block_on(async {
+    let runtime = runtime()?;
+    let result = runtime.block_on(async {
         let model = connect(&resolved, &cwd).await?;
         let mut pod = Pod::start(
             dir.clone(),
@@ -465,8 +525,10 @@ pub fn serve(global: &GlobalArgs, args: ServeArgs) -> CmdResult {
         };
         let ready = pod_core::supervisor::ReadyLine::render(&info.id);
         {
-            let mut out = std::io::stdout().lock();
-            let written = out.write_all(ready.as_bytes()).and_then(|()| out.flush());
+            let mut stdout = std::io::stdout().lock();
+            let written = stdout
+                .write_all(ready.as_bytes())
+                .and_then(|()| stdout.flush());
             if let Err(error) = written {
                 return Err(Failure::run_failed(format!(
                     "cannot report readiness on stdout: {error}"
@@ -484,9 +546,15 @@ pub fn serve(global: &GlobalArgs, args: ServeArgs) -> CmdResult {
             },
         );
         let end = host.serve().await.map_err(Failure::run_failed)?;
-        tracing::debug!(action = ?end.action.map(|a| a.kind), "pod served");
-        Ok(Exit::Success)
-    })
+        tracing::debug!(action = ?end.action.as_ref().map(|a| a.kind), "pod served");
+        match end.abort {
+            Some(HostAbort::TaskFailed { detail }) => Err(Failure::run_failed(PodFailed(detail))),
+            Some(HostAbort::Forced { .. }) => Ok(Exit::Interrupted),
+            None => Ok(Exit::Success),
+        }
+    });
+    finish_runtime(runtime);
+    result
 }
 
 /// The launcher for this process's children: the same `pods` executable (or `PODS_CHILD_EXE`),
