@@ -2,15 +2,20 @@
 //!
 //! Generates a parent and seven children whose session logs total `PODS_EXPORT_BENCH_MB`
 //! megabytes (default 64; set 1024 for the ≥ 1 GB measurement) into a temporary directory with
-//! the runtime's own record types, then exports the tree, renders the document the way
-//! `pods export` does (JSON in memory, secret-checked), and prints the time of each step, MB/s
-//! and the process's peak resident memory (`VmHWM`) after each.
+//! the runtime's own record types, then exports the tree the way `pods export -o FILE` does:
+//! the JSON document written as it is built, through the secret check, into a temporary file
+//! renamed into place. It prints the time of export and render together, MB/s of logs and the
+//! process's peak resident memory (`VmHWM`) before and after.
+//!
+//! `PODS_EXPORT_BENCH_PATH=memory` measures the in-memory path instead (`export` into an
+//! [`pod_export::ExportDocument`], then `render_checked` into a buffer), with each step timed.
 //!
 //! `PODS_EXPORT_BENCH_SHAPE` picks the shape of the logs:
 //! - `large` (default): long runs — 20 model turns each with a message and a tool call — so the
 //!   logs are big and the runs few;
 //! - `small`: many one-turn runs with short texts, so the same bytes hold far more runs. The
-//!   document holds one summary per run, so this shape shows how memory grows with run count.
+//!   document holds one summary per run, so this shape shows whether memory grows with the
+//!   number of runs.
 //!
 //! Run: `PODS_EXPORT_BENCH_MB=256 PODS_EXPORT_BENCH_SHAPE=small cargo bench -p pod-export`.
 //! Targets: ≥ 500 MB/s and < 100 MB resident.
@@ -22,7 +27,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use pod_core::record::*;
-use pod_export::{ExportRequest, Format, Secret, export, render_checked};
+use pod_export::{
+    ExportRequest, Format, Secret, export, prepare, render_checked, write_file_atomically,
+};
 use pod_provider::{ErrorClass, ProviderError};
 
 const PODS: usize = 8;
@@ -68,32 +75,54 @@ fn main() {
         tree: true,
         sanitize: false,
     };
-    let t = Instant::now();
-    let mut doc = export(&request, &mut |_| {}).unwrap();
-    let scan = t.elapsed();
-    let hwm_scan = vm_hwm_kb();
-    // As `pods export` does: render to memory, then search the bytes for a key value.
     let secrets = [Secret {
         env_var: "OPENAI_API_KEY".into(),
         value: "sk-bench-0123456789abcdef0123456789abcdef".into(),
     }];
-    let t = Instant::now();
-    let out = render_checked(&mut doc, Format::Json, &secrets).unwrap();
-    let render = t.elapsed();
-    let hwm_render = vm_hwm_kb();
-    let runs: usize = doc.pods.iter().map(|p| p.runs.len()).sum();
     let mb_total = total as f64 / 1e6;
+    if std::env::var("PODS_EXPORT_BENCH_PATH").as_deref() == Ok("memory") {
+        let t = Instant::now();
+        let mut doc = export(&request, &mut |_| {}).unwrap();
+        let scan = t.elapsed();
+        let hwm_scan = vm_hwm_kb();
+        let t = Instant::now();
+        let out = render_checked(&mut doc, Format::Json, &secrets).unwrap();
+        let render = t.elapsed();
+        let hwm_render = vm_hwm_kb();
+        let runs: usize = doc.pods.iter().map(|p| p.runs.len()).sum();
+        println!(
+            "{shape:?} (in memory): {} pods, {mb_total:.1} MB of logs, {runs} runs, {} incidents\n  \
+             export {scan:.2?} = {:.0} MB/s; render+check {render:.2?}; together {:.0} MB/s\n  \
+             document {:.1} MB ({} bytes/run); peak RSS {hwm_before} kB before, {hwm_scan} kB \
+             after export, {hwm_render} kB after render",
+            doc.pods.len(),
+            doc.incidents.len(),
+            mb_total / scan.as_secs_f64(),
+            mb_total / (scan + render).as_secs_f64(),
+            out.len() as f64 / 1e6,
+            out.len() / runs.max(1),
+        );
+        return;
+    }
+    let path = dir.path().join("export.json");
+    let t = Instant::now();
+    let plan = prepare(&request).unwrap();
+    let stats = write_file_atomically(&path, |out| {
+        plan.write_to(Format::Json, &secrets, out, &mut |_| {})
+    })
+    .unwrap();
+    let took = t.elapsed();
+    let hwm = vm_hwm_kb();
     println!(
-        "{shape:?}: {} pods, {mb_total:.1} MB of logs, {runs} runs, {} incidents\n  \
-         export {scan:.2?} = {:.0} MB/s; render+check {render:.2?}; together {:.0} MB/s\n  \
-         document {:.1} MB ({} bytes/run); peak RSS {hwm_before} kB before, {hwm_scan} kB after \
-         export, {hwm_render} kB after render",
-        doc.pods.len(),
-        doc.incidents.len(),
-        mb_total / scan.as_secs_f64(),
-        mb_total / (scan + render).as_secs_f64(),
-        out.len() as f64 / 1e6,
-        out.len() / runs.max(1),
+        "{shape:?} (streamed to a file): {} pods, {mb_total:.1} MB of logs, {} runs, {} \
+         incidents\n  export+render+check {took:.2?} = {:.0} MB/s\n  document {:.1} MB ({} \
+         bytes/run); peak RSS {hwm_before} kB before, {hwm} kB after",
+        stats.pods,
+        stats.runs,
+        stats.incidents,
+        mb_total / took.as_secs_f64(),
+        stats.bytes as f64 / 1e6,
+        stats.bytes / stats.runs.max(1),
     );
 }
 

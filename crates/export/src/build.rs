@@ -2,6 +2,7 @@
 //! explain incidents.
 
 use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -10,6 +11,7 @@ use pod_core::record::{
     LifecycleAction, LifecycleKind, Origin, RunTrigger, SideEffectClass, ToolExecutionPhase,
 };
 
+use crate::Secret;
 use crate::chain::{ActionIndex, explain};
 use crate::document::{
     ActionDoc, ActionRef, CrashEvidence, ErrorDoc, ExportDocument, FORMAT_NAME, InterruptDoc,
@@ -19,11 +21,13 @@ use crate::document::{
 };
 use crate::error::ExportError;
 use crate::liveness::{Liveness, owner_liveness};
-use crate::redact::sanitize;
+use crate::redact::{Redactor, SecretGuard, key_env_names_of};
+use crate::render::Format;
 use crate::scan::{
     PhaseLite, RunAcc, SegmentScan, Terminal, empty_integrity, preview, scan_segment,
     side_effect_name,
 };
+use crate::stream::{CollectSink, DocHead, DocTail, JsonSink, MarkdownSink, Sink, Spool};
 
 /// What to export.
 #[derive(Debug, Clone)]
@@ -59,12 +63,39 @@ pub enum Progress {
     },
 }
 
-/// Export a pod (or a tree) from its files. The document is sanitized when asked; secrets are
-/// checked when it is rendered ([`crate::render_checked`]).
+/// Export a pod (or a tree) from its files, into memory. The document is sanitized when asked;
+/// secrets are checked when it is rendered ([`crate::render_checked`]). [`prepare`] and
+/// [`ExportPlan::write_to`] give the same document without holding it.
 pub fn export(
     request: &ExportRequest,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<ExportDocument, ExportError> {
+    prepare(request)?.collect(progress)
+}
+
+/// An export ready to run: the pods are found and the one asked for is resolved; no log has
+/// been read yet.
+#[derive(Debug)]
+pub struct ExportPlan {
+    request: ExportRequest,
+    all: BTreeMap<String, PodEntry>,
+    unreadable: Vec<(PathBuf, String)>,
+    root: String,
+    selected: Vec<String>,
+}
+
+/// What [`ExportPlan::write_to`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExportStats {
+    pub pods: usize,
+    pub runs: u64,
+    pub incidents: usize,
+    /// Bytes of the rendered document.
+    pub bytes: u64,
+}
+
+/// Find the pods of an export (the one asked for, and with `tree` its descendants).
+pub fn prepare(request: &ExportRequest) -> Result<ExportPlan, ExportError> {
     let pods_dir = request.home.join("pods");
     if !pods_dir.is_dir() {
         return Err(ExportError::NoPodsDir { path: pods_dir });
@@ -110,104 +141,205 @@ pub fn export(
             i += 1;
         }
     }
-    progress(Progress::Pods {
-        total: selected.len(),
-    });
+    Ok(ExportPlan {
+        request: request.clone(),
+        all,
+        unreadable,
+        root,
+        selected,
+    })
+}
 
-    let mut index = ActionIndex::default();
-    let mut scanned = Vec::new();
-    let mut integrity = Vec::new();
-    for id in &selected {
-        let pod = &all[id];
-        let scan = scan_pod(pod, progress);
-        for seg in &scan.segments {
-            index.add_segment(&pod.id, seg);
-        }
-        integrity.extend(scan.unlisted);
-        scanned.push((pod, scan.segments));
-    }
-    // Ancestors outside the export are read only for the actions a cascade links to; what of
-    // them could not be read is listed, since a cascade link may be missing because of it.
-    let mut ancestor_problems = Vec::new();
-    for ancestor in ancestors(&all, &root) {
-        if let Some(pod) = all.get(&ancestor) {
-            let scan = scan_pod(pod, &mut |_| {});
-            for seg in scan.segments {
-                index.add_segment(&pod.id, &seg);
-                if seg.integrity.read_error.is_some() {
-                    ancestor_problems.push(seg.integrity);
-                }
-            }
-            ancestor_problems.extend(scan.unlisted);
-        }
-    }
-
-    let mut pods = Vec::new();
-    let mut incidents = Vec::new();
-    for (pod, segments) in scanned {
-        let mut doc = pod_doc(pod, &all);
-        // A later log counts as a later segment (a later owner) only when it was read or
-        // at least showed its `segment_started`: an unopenable file named like a log may be
-        // no segment at all.
-        let last_known = segments
+impl ExportPlan {
+    /// Names of the key variables whose values the document must not contain: the defaults
+    /// plus every exported pod's `model.api_key_env` (read from the manifests now, before any
+    /// log, so that the check can run while the document is written).
+    pub fn key_env_names(&self) -> Vec<String> {
+        let manifests: Vec<Value> = self
+            .selected
             .iter()
-            .rposition(|seg| seg.integrity.read_error.is_none() || seg.started.is_some());
-        for (i, seg) in segments.into_iter().enumerate() {
-            let later_segment = last_known.is_some_and(|last| i < last);
-            doc.segments.push(segment_doc(&seg));
-            for acc in &seg.runs {
-                let mut run = run_doc(&pod.id, &seg, acc, later_segment, pod.pid);
-                if let Some(evidence) = run.crash_evidence.as_mut()
-                    && !later_segment
-                {
-                    evidence.exit_seen_by_parent = index.child_exit(&pod.id);
+            .filter_map(|id| pod_doc(&self.all[id], &self.all).manifest)
+            .collect();
+        key_env_names_of(manifests.iter())
+    }
+
+    /// Run the export into memory.
+    pub fn collect(
+        self,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<ExportDocument, ExportError> {
+        let mut sink = CollectSink::default();
+        self.run(&mut sink, Vec::new(), progress)?;
+        Ok(sink.into_document())
+    }
+
+    /// Run the export and write the document to `out` in `format` as it is built — each pod
+    /// as soon as its logs are read, each run as soon as it is final — so that memory does not
+    /// grow with the number of runs. Everything written goes through a [`SecretGuard`] for
+    /// `secrets` (recorded in `redaction.secrets_checked`): on
+    /// [`ExportError::SecretInOutput`] (or any other error) `out` holds part of a document and
+    /// must be discarded, so `out` should never be the final destination (see
+    /// [`crate::write_file_atomically`] and [`crate::write_stdout_checked`]).
+    pub fn write_to(
+        self,
+        format: Format,
+        secrets: &[Secret],
+        out: &mut dyn Write,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<ExportStats, ExportError> {
+        let checked = secrets.iter().map(|s| s.env_var.clone()).collect();
+        let mut guard = SecretGuard::new(out, secrets);
+        let mut stats = match format {
+            Format::Json => self.run(&mut JsonSink::new(&mut guard), checked, progress)?,
+            Format::Markdown => {
+                let spool = Spool::file().map_err(ExportError::Render)?;
+                self.run(&mut MarkdownSink::new(&mut guard, spool), checked, progress)?
+            }
+        };
+        stats.bytes = guard.written();
+        let written = guard.finish().map_err(ExportError::from_io)?;
+        written.flush().map_err(ExportError::from_io)?;
+        Ok(stats)
+    }
+
+    fn run(
+        self,
+        sink: &mut dyn Sink,
+        secrets_checked: Vec<String>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<ExportStats, ExportError> {
+        let ExportPlan {
+            request,
+            all,
+            unreadable,
+            root,
+            selected,
+        } = self;
+        progress(Progress::Pods {
+            total: selected.len(),
+        });
+        sink.begin(&DocHead {
+            format: FORMAT_NAME.to_owned(),
+            schema_version: SCHEMA_VERSION,
+            exported_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            tool: tool_info(),
+            upgraded_from: None,
+            root_pod_id: root.clone(),
+            tree: request.tree,
+        })?;
+
+        // Ancestors outside the export are read first, only for the actions a cascade links to
+        // and how they saw their children end; what of them could not be read is listed, since
+        // a cascade link may be missing because of it.
+        let mut ancestor_index = ActionIndex::default();
+        let mut ancestor_problems = Vec::new();
+        for ancestor in ancestors(&all, &root) {
+            if let Some(pod) = all.get(&ancestor) {
+                let scan = scan_pod(pod, &mut |_| {}, &mut |_, _| Ok(()))?;
+                for seg in scan.segments {
+                    ancestor_index.add_segment(&pod.id, &seg);
+                    if seg.integrity.read_error.is_some() {
+                        ancestor_problems.push(seg.integrity);
+                    }
                 }
+                ancestor_problems.extend(scan.unlisted);
+            }
+        }
+
+        let mut redactor = request.sanitize.then(Redactor::default);
+        let mut index = ActionIndex::default();
+        let mut unlisted = Vec::new();
+        let mut integrity = Vec::new();
+        // Runs that did not complete, unsanitized, with their pod's name: explained at the end,
+        // when every log (and so every action a cascade can link to) has been read.
+        let mut pending: Vec<(RunDoc, String)> = Vec::new();
+        let mut stats = ExportStats {
+            pods: selected.len(),
+            ..ExportStats::default()
+        };
+        for id in &selected {
+            let pod = &all[id];
+            let mut head = pod_doc(pod, &all);
+            let name = head.name.clone();
+            if let Some(r) = redactor.as_mut() {
+                r.pod_head(&mut head);
+            }
+            sink.pod_start(&head)?;
+            let mut emit = |mut run: RunDoc| -> Result<(), ExportError> {
+                stats.runs += 1;
                 if matches!(
                     run.outcome,
                     Outcome::ProviderError | Outcome::Interrupted | Outcome::Crashed
                 ) {
-                    incidents.push(explain(&run, &doc.name, &index));
+                    pending.push((run.clone(), name.clone()));
                 }
-                doc.runs.push(run);
+                if let Some(r) = redactor.as_mut() {
+                    r.run(&mut run);
+                }
+                sink.run(&run)
+            };
+            let scan = scan_pod(pod, progress, &mut |seg, acc| {
+                // A run still open at its segment's end ends as a later segment (if any) says.
+                let mut run = run_doc(&pod.id, seg.scan, &acc, seg.later_segment, pod.pid);
+                if let Some(evidence) = run.crash_evidence.as_mut()
+                    && !seg.later_segment
+                {
+                    // As the parent recorded it: an ancestor's log (read first) has the last
+                    // word, as it has in the merged index below.
+                    evidence.exit_seen_by_parent = ancestor_index
+                        .child_exit(&pod.id)
+                        .or_else(|| index.child_exit(&pod.id));
+                }
+                emit(run)
+            })?;
+            let mut segments = Vec::with_capacity(scan.segments.len());
+            for seg in scan.segments {
+                index.add_segment(&pod.id, &seg);
+                segments.push(segment_doc(&seg));
+                integrity.push(seg.integrity);
             }
-            integrity.push(seg.integrity);
+            unlisted.extend(scan.unlisted);
+            sink.pod_end(segments)?;
         }
-        pods.push(doc);
-    }
-    integrity.extend(ancestor_problems);
+        index.absorb(ancestor_index);
 
-    let mut document = ExportDocument {
-        format: FORMAT_NAME.to_owned(),
-        schema_version: SCHEMA_VERSION,
-        exported_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
-        tool: tool_info(),
-        upgraded_from: None,
-        root_pod_id: root,
-        tree: request.tree,
-        redaction: Redaction {
+        let mut incidents = Vec::with_capacity(pending.len());
+        for (run, name) in pending {
+            let mut incident = explain(&run, &name, &index);
+            if let Some(r) = redactor.as_mut() {
+                r.incident(&mut incident);
+            }
+            incidents.push(incident);
+        }
+        stats.incidents = incidents.len();
+        unlisted.extend(integrity);
+        unlisted.extend(ancestor_problems);
+        let mut redaction = Redaction {
             mode: RedactionMode::SecretsOnly,
-            secrets_checked: Vec::new(),
+            secrets_checked,
             replaced: BTreeMap::new(),
-        },
-        pods,
-        incidents,
-        integrity: Some(integrity),
-        unreadable_pods: unreadable
-            .into_iter()
-            .map(|(path, error)| UnreadablePod {
-                dir: path
-                    .parent()
-                    .and_then(Path::file_name)
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                error,
-            })
-            .collect(),
-    };
-    if request.sanitize {
-        sanitize(&mut document);
+        };
+        if let Some(r) = redactor {
+            r.finish(&mut redaction);
+        }
+        sink.finish(DocTail {
+            incidents,
+            integrity: Some(unlisted),
+            unreadable_pods: unreadable
+                .into_iter()
+                .map(|(path, error)| UnreadablePod {
+                    dir: path
+                        .parent()
+                        .and_then(Path::file_name)
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    error,
+                })
+                .collect(),
+            redaction,
+        })?;
+        Ok(stats)
     }
-    Ok(document)
 }
 
 /// `pods` and the version of this build.
@@ -343,16 +475,31 @@ fn ancestors(all: &BTreeMap<String, PodEntry>, id: &str) -> Vec<String> {
     chain
 }
 
-/// What reading one pod's logs gave: a scan per segment log, and integrity entries for what
-/// could not be listed at all (an unreadable `sessions` directory).
+/// Gets each run of a pod, with its segment.
+type OnRun<'a> = dyn FnMut(&SegmentEnd<'_>, RunAcc) -> Result<(), ExportError> + 'a;
+
+/// A segment at the end of its scan, with whether a later segment of its pod exists.
+struct SegmentEnd<'a> {
+    scan: &'a SegmentScan,
+    later_segment: bool,
+}
+
+/// What reading one pod's logs left: a scan per segment log (its runs handed out), and
+/// integrity entries for what could not be listed at all (an unreadable `sessions` directory).
 struct PodScan {
     segments: Vec<SegmentScan>,
     unlisted: Vec<LogIntegrity>,
 }
 
-/// Read every segment log of `pod`. Nothing here fails the export: a log or directory that
-/// cannot be read is recorded in its integrity entry and the rest is read.
-fn scan_pod(pod: &PodEntry, progress: &mut dyn FnMut(Progress)) -> PodScan {
+/// Read every segment log of `pod`, in order. Runs go to `on_run` in log order: each as soon
+/// as it is final, then at a segment's end those still open. Nothing here fails the export but
+/// `on_run`: a log or directory that cannot be read is recorded in its integrity entry and the
+/// rest is read.
+fn scan_pod(
+    pod: &PodEntry,
+    progress: &mut dyn FnMut(Progress),
+    on_run: &mut OnRun<'_>,
+) -> Result<PodScan, ExportError> {
     let sessions = pod.dir.join("sessions");
     let mut logs = Vec::new();
     let mut unlisted = Vec::new();
@@ -390,27 +537,79 @@ fn scan_pod(pod: &PodEntry, progress: &mut dyn FnMut(Progress)) -> PodScan {
     }
     // Segment ids are UUIDv7: sorting by name is sorting by creation.
     logs.sort();
-    let mut segments = Vec::new();
-    for segment in logs {
-        let path = sessions.join(format!("{segment}.jsonl"));
-        let trace = sessions.join(format!("{segment}.trace.jsonl")).is_file();
-        let rel = format!("sessions/{segment}.jsonl");
-        let scan = scan_segment(&pod.id, &path, rel.clone(), segment, trace);
+    let open =
+        |segment: &str,
+         probe: bool,
+         on_run: &mut dyn FnMut(&SegmentScan, RunAcc) -> Result<(), ExportError>| {
+            let path = sessions.join(format!("{segment}.jsonl"));
+            let trace = sessions.join(format!("{segment}.trace.jsonl")).is_file();
+            let rel = format!("sessions/{segment}.jsonl");
+            scan_segment(
+                &pod.id,
+                &path,
+                rel,
+                segment.to_owned(),
+                trace,
+                probe,
+                on_run,
+            )
+        };
+    // Whether log `i` counts as a segment, probed (read up to its `segment_started`) only when
+    // an earlier segment ends with open runs.
+    let mut is_segment: Vec<Option<bool>> = vec![None; logs.len()];
+    let mut segments = Vec::with_capacity(logs.len());
+    for i in 0..logs.len() {
+        let scan = open(&logs[i], false, &mut |seg, acc| {
+            // Final: the liveness facts of the segment's end are not needed.
+            let end = SegmentEnd {
+                scan: seg,
+                later_segment: false,
+            };
+            on_run(&end, acc)
+        })?;
         match &scan.integrity.read_error {
             Some(error) => progress(Progress::LogUnreadable {
                 pod_id: pod.id.clone(),
-                log: rel,
+                log: scan.log_rel.clone(),
                 error: error.clone(),
             }),
             None => progress(Progress::LogScanned {
                 pod_id: pod.id.clone(),
-                log: rel,
+                log: scan.log_rel.clone(),
                 bytes: scan.integrity.bytes,
             }),
         }
+        is_segment[i] = Some(scan.is_a_segment());
+        let mut scan = scan;
+        let leftover: Vec<RunAcc> = scan.runs.drain(..).collect();
+        if !leftover.is_empty() {
+            let mut later_segment = false;
+            for j in i + 1..logs.len() {
+                let known = match is_segment[j] {
+                    Some(known) => known,
+                    None => {
+                        let probe = open(&logs[j], true, &mut |_, _| Ok(()))?;
+                        let known = probe.is_a_segment();
+                        is_segment[j] = Some(known);
+                        known
+                    }
+                };
+                if known {
+                    later_segment = true;
+                    break;
+                }
+            }
+            let end = SegmentEnd {
+                scan: &scan,
+                later_segment,
+            };
+            for acc in leftover {
+                on_run(&end, acc)?;
+            }
+        }
         segments.push(scan);
     }
-    PodScan { segments, unlisted }
+    Ok(PodScan { segments, unlisted })
 }
 
 fn pod_doc(pod: &PodEntry, all: &BTreeMap<String, PodEntry>) -> PodDoc {

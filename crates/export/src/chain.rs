@@ -38,6 +38,15 @@ impl ActionIndex {
         }
     }
 
+    /// Add what `later` holds, as if its logs had been read after these: an action recorded
+    /// in both keeps the first recording; a child's end keeps the last.
+    pub(crate) fn absorb(&mut self, later: ActionIndex) {
+        for (id, action) in later.actions {
+            self.actions.entry(id).or_insert(action);
+        }
+        self.child_exits.extend(later.child_exits);
+    }
+
     /// How `pod_id`'s process ended, as its parent recorded it.
     pub(crate) fn child_exit(&self, pod_id: &str) -> Option<ChildExit> {
         self.child_exits.get(pod_id).cloned()

@@ -37,7 +37,6 @@ pub struct ExportDocument {
     pub root_pod_id: String,
     /// Whether descendants were included.
     pub tree: bool,
-    pub redaction: Redaction,
     pub pods: Vec<PodDoc>,
     pub incidents: Vec<Incident>,
     /// One entry per session log read; `None` for upgraded documents whose schema had none.
@@ -46,6 +45,8 @@ pub struct ExportDocument {
     /// them) may be missing from a `--tree` export. Omitted when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unreadable_pods: Vec<UnreadablePod>,
+    /// Last: what sanitizing replaced is known only once every pod has been written.
+    pub redaction: Redaction,
 }
 
 /// A pod directory skipped because its `pod.json` is unreadable.
@@ -99,8 +100,9 @@ pub struct PodDoc {
     pub manifest: Option<Value>,
     /// `provenance.json` as written (`None` when the file is absent).
     pub provenance: Option<BTreeMap<String, ProvenanceDoc>>,
-    pub segments: Vec<SegmentDoc>,
     pub runs: Vec<RunDoc>,
+    /// After `runs`: a segment's `closed` is known only once its log has been read.
+    pub segments: Vec<SegmentDoc>,
     /// Facts about the pod itself that its directory lacks (`manifest.toml`, …).
     pub missing: Vec<String>,
 }

@@ -65,3 +65,15 @@ pub enum ExportError {
     #[error("could not render the export document")]
     Render(#[source] std::io::Error),
 }
+
+impl ExportError {
+    /// An error from writing the document: a secret found by the guard, or an I/O failure.
+    pub(crate) fn from_io(error: std::io::Error) -> Self {
+        match crate::redact::secret_found(&error) {
+            Some(found) => ExportError::SecretInOutput {
+                env_var: found.env_var.clone(),
+            },
+            None => ExportError::Render(error),
+        }
+    }
+}

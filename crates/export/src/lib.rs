@@ -7,11 +7,14 @@
 //! needs a live pod. Writing the logs is `pod-core`'s job; parsing arguments and choosing
 //! where output goes is the CLI's.
 //!
-//! Logs are streamed: memory is bounded by the number of runs, not the size of the logs. The
-//! document's wire format and its versions are described in `FORMAT.md` next to this crate.
+//! Logs are streamed and so is the document: [`ExportPlan::write_to`] writes each pod as soon
+//! as its logs are read and each run as soon as it is final, through a secret check, so memory
+//! is bounded by the runs still open in one log (plus the incidents and one integrity entry per
+//! log), not by the size of the logs or the number of runs. [`export`] builds the same document
+//! in memory. The wire format and its versions are described in `FORMAT.md` next to this crate.
 //!
 //! ```no_run
-//! use pod_export::{ExportRequest, Format, export, key_env_names, render_checked, secrets_from};
+//! use pod_export::{ExportRequest, Format, prepare, secrets_from, write_file_atomically};
 //!
 //! let request = ExportRequest {
 //!     home: "/home/me/.local/state/pods".into(),
@@ -19,10 +22,11 @@
 //!     tree: true,
 //!     sanitize: false,
 //! };
-//! let mut doc = export(&request, &mut |progress| eprintln!("{progress:?}"))?;
-//! let secrets = secrets_from(&key_env_names(&doc), |name| std::env::var(name).ok());
-//! let bytes = render_checked(&mut doc, Format::Json, &secrets)?;
-//! std::io::Write::write_all(&mut std::io::stdout(), &bytes).ok();
+//! let plan = prepare(&request)?;
+//! let secrets = secrets_from(&plan.key_env_names(), |name| std::env::var(name).ok());
+//! write_file_atomically("incident.json".as_ref(), |out| {
+//!     plan.write_to(Format::Json, &secrets, out, &mut |progress| eprintln!("{progress:?}"))
+//! })?;
 //! # Ok::<(), pod_export::ExportError>(())
 //! ```
 
@@ -31,16 +35,20 @@ mod chain;
 pub mod document;
 mod error;
 mod liveness;
+mod output;
 mod redact;
 mod render;
 mod scan;
+mod stream;
 mod upgrade;
 
-pub use build::{ExportRequest, Progress, export, tool_info};
+pub use build::{ExportPlan, ExportRequest, ExportStats, Progress, export, prepare, tool_info};
 pub use document::{ExportDocument, FORMAT_NAME, SCHEMA_VERSION};
 pub use error::ExportError;
+pub use output::{write_file_atomically, write_stdout_checked};
 pub use redact::{
-    DEFAULT_KEY_ENVS, MIN_SECRET_LEN, Secret, check_secrets, key_env_names, sanitize, secrets_from,
+    DEFAULT_KEY_ENVS, GUARD_CHUNK, MIN_SECRET_LEN, Secret, SecretGuard, check_secrets,
+    key_env_names, sanitize, secrets_from,
 };
 pub use render::{Format, render_checked, render_json, render_markdown};
 pub use upgrade::upgrade;

@@ -14,8 +14,13 @@ use std::fmt;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use std::io::Write;
+
+use memchr::memmem;
+
 use crate::document::{
-    ActionDoc, ChainLink, ExportDocument, OriginDoc, ProvenanceDoc, RedactionMode,
+    ActionDoc, ChainLink, ExportDocument, Incident, OriginDoc, PodDoc, ProvenanceDoc, Redaction,
+    RedactionMode, RunDoc,
 };
 use crate::error::ExportError;
 
@@ -50,19 +55,7 @@ impl fmt::Debug for Secret {
 /// Names of the key variables relevant to `doc`: the defaults plus every manifest's
 /// `model.api_key_env`.
 pub fn key_env_names(doc: &ExportDocument) -> Vec<String> {
-    let mut names: Vec<String> = DEFAULT_KEY_ENVS.iter().map(|s| (*s).to_owned()).collect();
-    for pod in &doc.pods {
-        if let Some(name) = pod
-            .manifest
-            .as_ref()
-            .and_then(|m| m.pointer("/model/api_key_env"))
-            .and_then(Value::as_str)
-            && !names.iter().any(|n| n == name)
-        {
-            names.push(name.to_owned());
-        }
-    }
-    names
+    key_env_names_of(doc.pods.iter().filter_map(|p| p.manifest.as_ref()))
 }
 
 /// The secrets to refuse: the values of `names` that `lookup` finds.
@@ -101,54 +94,219 @@ pub fn check_secrets(bytes: &[u8], secrets: &[Secret]) -> Result<(), ExportError
 pub fn sanitize(doc: &mut ExportDocument) {
     let mut r = Redactor::default();
     for pod in &mut doc.pods {
-        if let Some(manifest) = &mut pod.manifest {
-            sanitize_manifest(&mut r, manifest);
-        }
-        if let Some(provenance) = &mut pod.provenance {
-            for p in provenance.values_mut() {
-                sanitize_provenance(&mut r, p);
-            }
-        }
+        r.pod_head(pod);
         for run in &mut pod.runs {
-            r.opt(&mut run.input, "prompt");
-            r.opt(&mut run.output, "output");
-            if let Some(error) = &mut run.error {
-                r.opt(&mut error.message, "error_message");
-            }
-            if let Some(action) = run.interrupt.as_mut().and_then(|i| i.action.as_mut()) {
-                sanitize_action(&mut r, action);
-            }
-            for call in &mut run.tools_in_flight {
-                r.value(&mut call.input, "tool_input");
-            }
+            r.run(run);
         }
     }
     for incident in &mut doc.incidents {
+        r.incident(incident);
+    }
+    r.finish(&mut doc.redaction);
+}
+
+/// Names of the key variables: the defaults plus each `model.api_key_env` of `manifests`.
+pub(crate) fn key_env_names_of<'a>(manifests: impl Iterator<Item = &'a Value>) -> Vec<String> {
+    let mut names: Vec<String> = DEFAULT_KEY_ENVS.iter().map(|s| (*s).to_owned()).collect();
+    for manifest in manifests {
+        if let Some(name) = manifest
+            .pointer("/model/api_key_env")
+            .and_then(Value::as_str)
+            && !names.iter().any(|n| n == name)
+        {
+            names.push(name.to_owned());
+        }
+    }
+    names
+}
+
+/// A secret found in rendered bytes, carried inside an [`std::io::Error`] by [`SecretGuard`].
+#[derive(Debug)]
+pub(crate) struct SecretFound {
+    pub env_var: String,
+}
+
+impl fmt::Display for SecretFound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the output contains the value of ${}", self.env_var)
+    }
+}
+
+impl std::error::Error for SecretFound {}
+
+/// The secret an I/O error from a [`SecretGuard`] stands for, if it is one.
+pub(crate) fn secret_found(error: &std::io::Error) -> Option<&SecretFound> {
+    error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<SecretFound>())
+}
+
+/// Bytes [`SecretGuard`] gathers before searching them (and passing them on).
+pub const GUARD_CHUNK: usize = 256 * 1024;
+
+/// A writer that searches everything written through it for the secrets' values (raw and
+/// JSON-escaped) before passing it on, chunk by chunk. A value that straddles two chunks is
+/// found: the last (longest value − 1) bytes of each chunk are searched again with the next.
+/// On a match the write fails with an error that [`ExportError::from_io`] turns into
+/// [`ExportError::SecretInOutput`]; what was passed on before must then be discarded — the
+/// guard only ever writes to a place that is not the final destination.
+pub struct SecretGuard<W: Write> {
+    inner: W,
+    needles: Vec<(String, memmem::Finder<'static>)>,
+    overlap: usize,
+    chunk: usize,
+    /// Bytes not searched yet, after `carried` bytes already searched and passed on.
+    buf: Vec<u8>,
+    carried: usize,
+    written: u64,
+}
+
+impl<W: Write> SecretGuard<W> {
+    pub fn new(inner: W, secrets: &[Secret]) -> Self {
+        Self::with_chunk(inner, secrets, GUARD_CHUNK)
+    }
+
+    /// With a chunk size of `chunk` bytes (tests use small ones).
+    pub fn with_chunk(inner: W, secrets: &[Secret], chunk: usize) -> Self {
+        let mut needles = Vec::new();
+        for secret in secrets {
+            if secret.value.len() < MIN_SECRET_LEN {
+                continue;
+            }
+            let escaped = serde_json::to_string(&secret.value).unwrap_or_default();
+            let escaped = escaped.trim_matches('"').to_owned();
+            let mut forms = vec![secret.value.clone()];
+            if escaped != secret.value {
+                forms.push(escaped);
+            }
+            for form in forms {
+                needles.push((
+                    secret.env_var.clone(),
+                    memmem::Finder::new(form.as_bytes()).into_owned(),
+                ));
+            }
+        }
+        let overlap = needles
+            .iter()
+            .map(|(_, f)| f.needle().len().saturating_sub(1))
+            .max()
+            .unwrap_or(0);
+        let chunk = chunk.max(1);
+        SecretGuard {
+            inner,
+            needles,
+            overlap,
+            chunk,
+            buf: Vec::with_capacity(chunk + overlap),
+            carried: 0,
+            written: 0,
+        }
+    }
+
+    /// Bytes passed on so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Search what is gathered, pass on what was not passed on yet, keep the overlap.
+    fn search_and_pass(&mut self) -> std::io::Result<()> {
+        if self.buf.len() == self.carried {
+            return Ok(());
+        }
+        for (env_var, finder) in &self.needles {
+            if finder.find(&self.buf).is_some() {
+                return Err(std::io::Error::other(SecretFound {
+                    env_var: env_var.clone(),
+                }));
+            }
+        }
+        self.inner.write_all(&self.buf[self.carried..])?;
+        self.written += (self.buf.len() - self.carried) as u64;
+        let keep = self.overlap.min(self.buf.len());
+        let cut = self.buf.len() - keep;
+        self.buf.drain(..cut);
+        self.carried = keep;
+        Ok(())
+    }
+
+    /// Search the rest and return the inner writer (flushed).
+    pub fn finish(mut self) -> std::io::Result<W> {
+        self.search_and_pass()?;
+        self.inner.flush()?;
+        Ok(self.inner)
+    }
+}
+
+impl<W: Write> Write for SecretGuard<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() - self.carried >= self.chunk {
+            self.search_and_pass()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.search_and_pass()?;
+        self.inner.flush()
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Redactor {
+    seen: HashMap<(String, String), String>,
+    counts: BTreeMap<String, u64>,
+}
+
+impl Redactor {
+    /// A pod's manifest and provenance (its runs go through [`Redactor::run`]).
+    pub(crate) fn pod_head(&mut self, pod: &mut PodDoc) {
+        if let Some(manifest) = &mut pod.manifest {
+            sanitize_manifest(self, manifest);
+        }
+        if let Some(provenance) = &mut pod.provenance {
+            for p in provenance.values_mut() {
+                sanitize_provenance(self, p);
+            }
+        }
+    }
+
+    pub(crate) fn run(&mut self, run: &mut RunDoc) {
+        self.opt(&mut run.input, "prompt");
+        self.opt(&mut run.output, "output");
+        if let Some(error) = &mut run.error {
+            self.opt(&mut error.message, "error_message");
+        }
+        if let Some(action) = run.interrupt.as_mut().and_then(|i| i.action.as_mut()) {
+            sanitize_action(self, action);
+        }
+        for call in &mut run.tools_in_flight {
+            self.value(&mut call.input, "tool_input");
+        }
+    }
+
+    pub(crate) fn incident(&mut self, incident: &mut Incident) {
         for link in &mut incident.chain {
             if let ChainLink::Origin { origin, .. } = link {
-                sanitize_origin(&mut r, origin);
+                sanitize_origin(self, origin);
             }
         }
         for origin in [&mut incident.nearest_origin, &mut incident.root_origin]
             .into_iter()
             .flatten()
         {
-            sanitize_origin(&mut r, origin);
+            sanitize_origin(self, origin);
         }
     }
-    doc.redaction.mode = RedactionMode::Sanitized;
-    for (kind, n) in r.counts {
-        *doc.redaction.replaced.entry(kind).or_insert(0) += n;
+
+    /// Mark `redaction` sanitized and add what was replaced.
+    pub(crate) fn finish(self, redaction: &mut Redaction) {
+        redaction.mode = RedactionMode::Sanitized;
+        for (kind, n) in self.counts {
+            *redaction.replaced.entry(kind).or_insert(0) += n;
+        }
     }
-}
 
-#[derive(Default)]
-struct Redactor {
-    seen: HashMap<(String, String), String>,
-    counts: BTreeMap<String, u64>,
-}
-
-impl Redactor {
     fn text(&mut self, value: &str, kind: &str) -> String {
         if value.is_empty() || is_placeholder(value) {
             return value.to_owned();
@@ -281,6 +439,77 @@ mod tests {
         assert!(!message.contains("sk-test"));
         assert!(!format!("{secret:?}").contains("sk-test"));
         assert!(check_secrets(b"clean output", &[secret]).is_ok());
+    }
+
+    fn guarded(secrets: &[Secret], chunk: usize, pieces: &[&[u8]]) -> Result<Vec<u8>, String> {
+        let mut guard = SecretGuard::with_chunk(Vec::new(), secrets, chunk);
+        for piece in pieces {
+            guard.write_all(piece).map_err(|e| {
+                secret_found(&e)
+                    .map(|f| f.env_var.clone())
+                    .unwrap_or_default()
+            })?;
+        }
+        guard.finish().map_err(|e| {
+            secret_found(&e)
+                .map(|f| f.env_var.clone())
+                .unwrap_or_default()
+        })
+    }
+
+    #[test]
+    fn the_guard_finds_a_secret_that_straddles_a_chunk_boundary() {
+        let secret = Secret {
+            env_var: "OPENAI_API_KEY".into(),
+            value: "sk-straddle-0123456789".into(),
+        };
+        let value = secret.value.as_bytes();
+        let chunk = 64;
+        // The value starts 5 bytes before the end of the first chunk, at every split too.
+        for split in 1..value.len() {
+            let mut text = vec![b'x'; chunk - split];
+            text.extend_from_slice(value);
+            text.extend_from_slice(&[b'y'; 100]);
+            let (a, b) = text.split_at(chunk);
+            let found = guarded(std::slice::from_ref(&secret), chunk, &[a, b]);
+            assert_eq!(found, Err("OPENAI_API_KEY".to_owned()), "split at {split}");
+            // Written byte by byte (no write reaches a chunk alone) it is found too.
+            let bytes: Vec<&[u8]> = text.chunks(1).collect();
+            let found = guarded(std::slice::from_ref(&secret), chunk, &bytes);
+            assert_eq!(
+                found,
+                Err("OPENAI_API_KEY".to_owned()),
+                "split at {split}, bytewise"
+            );
+        }
+        // JSON-escaped, across a boundary.
+        let quoted = Secret {
+            env_var: "K".into(),
+            value: "sk-\"quoted\"-0123456789".into(),
+        };
+        let escaped = serde_json::to_string(&quoted.value).unwrap();
+        let mut text = vec![b' '; chunk - 4];
+        text.extend_from_slice(escaped.as_bytes());
+        let (a, b) = text.split_at(chunk);
+        assert_eq!(
+            guarded(std::slice::from_ref(&quoted), chunk, &[a, b]),
+            Err("K".to_owned())
+        );
+    }
+
+    #[test]
+    fn the_guard_passes_clean_bytes_on_unchanged() {
+        let secret = Secret {
+            env_var: "OPENAI_API_KEY".into(),
+            value: "sk-never-written-0123".into(),
+        };
+        let text: Vec<u8> = (0..10_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let pieces: Vec<&[u8]> = text.chunks(37).collect();
+        let mut guard = SecretGuard::with_chunk(Vec::new(), &[secret], 100);
+        for piece in &pieces {
+            guard.write_all(piece).unwrap();
+        }
+        assert_eq!(guard.finish().unwrap(), text);
     }
 
     #[test]

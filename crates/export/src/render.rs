@@ -3,9 +3,12 @@
 
 use std::io::Write;
 
-use crate::document::{ChainLink, ExportDocument, OriginDoc, PodDoc};
+use crate::document::{
+    ChainLink, ExportDocument, Incident, LogIntegrity, OriginDoc, Redaction, RunDoc, UnreadablePod,
+};
 use crate::error::ExportError;
 use crate::redact::{Secret, check_secrets};
+use crate::stream::{DocHead, MarkdownSink, Spool, feed};
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,19 +44,32 @@ pub fn render_checked(
 
 /// A readable report: the pod tree, each incident's summary and chain, a runs table per pod.
 pub fn render_markdown(doc: &ExportDocument, out: &mut dyn Write) -> std::io::Result<()> {
-    writeln!(out, "# Session export: pod {}", doc.root_pod_id)?;
+    let mut sink = MarkdownSink::new(out, Spool::Memory(Vec::new()));
+    feed(doc, &mut sink).map_err(|e| match e {
+        ExportError::Render(e) => e,
+        other => std::io::Error::other(other),
+    })
+}
+
+/// The title, the envelope in words, and the start of the pod tree.
+pub(crate) fn md_header(
+    out: &mut dyn Write,
+    head: &DocHead,
+    redaction: &Redaction,
+) -> std::io::Result<()> {
+    writeln!(out, "# Session export: pod {}", head.root_pod_id)?;
     writeln!(out)?;
     writeln!(
         out,
         "{} schema {}, exported {} by {} {}; redaction: {}.",
-        doc.format,
-        doc.schema_version,
-        doc.exported_at,
-        doc.tool.name,
-        doc.tool.version,
-        redaction_words(doc)
+        head.format,
+        head.schema_version,
+        head.exported_at,
+        head.tool.name,
+        head.tool.version,
+        redaction_words(redaction)
     )?;
-    if let Some(from) = doc.upgraded_from {
+    if let Some(from) = head.upgraded_from {
         writeln!(
             out,
             "Upgraded from schema {from}; facts that schema did not hold are listed as missing."
@@ -61,28 +77,40 @@ pub fn render_markdown(doc: &ExportDocument, out: &mut dyn Write) -> std::io::Re
     }
     writeln!(out)?;
     writeln!(out, "## Pods")?;
-    writeln!(out)?;
-    for pod in &doc.pods {
-        let depth = pod.ancestors.len();
-        let state = pod.state.as_deref().unwrap_or("unknown");
-        writeln!(
-            out,
-            "{}- {} `{}` (profile {}, {}, {} runs)",
-            "  ".repeat(depth),
-            pod.name,
-            pod.id,
-            pod.profile,
-            state,
-            pod.runs.len()
-        )?;
-    }
+    writeln!(out)
+}
+
+/// One pod of the tree.
+pub(crate) fn md_pod_line(
+    out: &mut dyn Write,
+    depth: usize,
+    name: &str,
+    id: &str,
+    profile: &str,
+    state: Option<&str>,
+    runs: u64,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{}- {} `{}` (profile {}, {}, {} runs)",
+        "  ".repeat(depth),
+        name,
+        id,
+        profile,
+        state.unwrap_or("unknown"),
+        runs
+    )
+}
+
+/// The incidents section, and the heading of the runs section that follows it.
+pub(crate) fn md_incidents(out: &mut dyn Write, incidents: &[Incident]) -> std::io::Result<()> {
     writeln!(out)?;
     writeln!(out, "## Incidents")?;
     writeln!(out)?;
-    if doc.incidents.is_empty() {
+    if incidents.is_empty() {
         writeln!(out, "None: every run completed or is still running.")?;
     }
-    for incident in &doc.incidents {
+    for incident in incidents {
         writeln!(out, "### Run `{}`", incident.run_id)?;
         writeln!(out)?;
         writeln!(out, "{}", incident.summary)?;
@@ -102,11 +130,16 @@ pub fn render_markdown(doc: &ExportDocument, out: &mut dyn Write) -> std::io::Re
         }
         writeln!(out)?;
     }
-    writeln!(out, "## Runs")?;
-    for pod in &doc.pods {
-        runs_table(pod, out)?;
-    }
-    if !doc.unreadable_pods.is_empty() {
+    writeln!(out, "## Runs")
+}
+
+/// Unreadable pods and the log integrity table.
+pub(crate) fn md_tail(
+    out: &mut dyn Write,
+    unreadable_pods: &[UnreadablePod],
+    integrity: Option<&[LogIntegrity]>,
+) -> std::io::Result<()> {
+    if !unreadable_pods.is_empty() {
         writeln!(out)?;
         writeln!(out, "## Unreadable pods")?;
         writeln!(out)?;
@@ -114,11 +147,11 @@ pub fn render_markdown(doc: &ExportDocument, out: &mut dyn Write) -> std::io::Re
             out,
             "These pod directories have an unreadable pod.json and are not in this export:"
         )?;
-        for pod in &doc.unreadable_pods {
+        for pod in unreadable_pods {
             writeln!(out, "- `{}`: {}", pod.dir, pod.error)?;
         }
     }
-    if let Some(integrity) = &doc.integrity {
+    if let Some(integrity) = integrity {
         writeln!(out)?;
         writeln!(out, "## Log integrity")?;
         writeln!(out)?;
@@ -145,69 +178,72 @@ pub fn render_markdown(doc: &ExportDocument, out: &mut dyn Write) -> std::io::Re
     Ok(())
 }
 
-fn runs_table(pod: &PodDoc, out: &mut dyn Write) -> std::io::Result<()> {
+/// The heading of one pod's runs table.
+pub(crate) fn md_runs_heading(out: &mut dyn Write, name: &str, id: &str) -> std::io::Result<()> {
     writeln!(out)?;
-    writeln!(out, "### {} `{}`", pod.name, pod.id)?;
-    writeln!(out)?;
-    if pod.runs.is_empty() {
-        writeln!(out, "No runs.")?;
-        return Ok(());
-    }
+    writeln!(out, "### {name} `{id}`")?;
+    writeln!(out)
+}
+
+pub(crate) fn md_no_runs(out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out, "No runs.")
+}
+
+pub(crate) fn md_runs_table_head(out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out, "| run | started | outcome | detail | retry |")?;
-    writeln!(out, "|---|---|---|---|---|")?;
-    for run in &pod.runs {
-        let detail = if let Some(e) = &run.error {
-            match &e.code {
-                Some(code) => format!("{} ({code})", e.class),
-                None => e.class.clone(),
-            }
-        } else if let Some(i) = &run.interrupt {
-            match &i.action {
-                Some(a) => format!("{} by {}", a.kind, origin_type(&a.origin)),
-                None => format!("{} (no action recorded)", i.reason),
-            }
-        } else if let Some(c) = &run.crash_evidence {
-            format!("owner {}", c.owner)
-        } else {
-            String::new()
-        };
-        let retry = run
-            .retry_safety
-            .as_ref()
-            .map(|r| {
-                serde_json::to_value(r.verdict)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
-            })
-            .unwrap_or_else(|| "-".to_owned());
-        writeln!(
-            out,
-            "| `{}` | {} | {} | {} | {} |",
-            run.run_id,
-            run.started_at.as_deref().unwrap_or("unknown"),
-            run.outcome.as_str(),
-            detail,
-            retry
-        )?;
-    }
-    Ok(())
+    writeln!(out, "|---|---|---|---|---|")
+}
+
+pub(crate) fn md_run_row(out: &mut dyn Write, run: &RunDoc) -> std::io::Result<()> {
+    let detail = if let Some(e) = &run.error {
+        match &e.code {
+            Some(code) => format!("{} ({code})", e.class),
+            None => e.class.clone(),
+        }
+    } else if let Some(i) = &run.interrupt {
+        match &i.action {
+            Some(a) => format!("{} by {}", a.kind, origin_type(&a.origin)),
+            None => format!("{} (no action recorded)", i.reason),
+        }
+    } else if let Some(c) = &run.crash_evidence {
+        format!("owner {}", c.owner)
+    } else {
+        String::new()
+    };
+    let retry = run
+        .retry_safety
+        .as_ref()
+        .map(|r| {
+            serde_json::to_value(r.verdict)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        })
+        .unwrap_or_else(|| "-".to_owned());
+    writeln!(
+        out,
+        "| `{}` | {} | {} | {} | {} |",
+        run.run_id,
+        run.started_at.as_deref().unwrap_or("unknown"),
+        run.outcome.as_str(),
+        detail,
+        retry
+    )
 }
 
 fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
 
-fn redaction_words(doc: &ExportDocument) -> String {
-    let mode = serde_json::to_value(doc.redaction.mode)
+fn redaction_words(redaction: &Redaction) -> String {
+    let mode = serde_json::to_value(redaction.mode)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
-    if doc.redaction.replaced.is_empty() {
+    if redaction.replaced.is_empty() {
         return mode;
     }
-    let counts: Vec<String> = doc
-        .redaction
+    let counts: Vec<String> = redaction
         .replaced
         .iter()
         .map(|(k, n)| format!("{n} {k}"))

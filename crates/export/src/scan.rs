@@ -1,7 +1,12 @@
 //! Streaming scan of one session-log segment into per-run accumulators.
 //!
-//! Memory stays bounded by the number of runs and in-flight tool calls, not by the log size:
-//! lines are read into one reused buffer, the top-level `kind` is found by walking the start of
+//! Memory stays bounded by the runs not yet final and their in-flight tool calls, not by the
+//! log size or the number of runs: a run is handed to the caller (and forgotten) once it has a
+//! terminal entry, every run that started before it is final too, and a later run has started
+//! (entries of a run that come after that are taken for a run of their own, with no
+//! `run_started`; no writer writes entries for a run after its terminal one). The rest are
+//! held until the end of the log, where what they need from the whole log is known. Lines
+//! are read into one reused buffer, the top-level `kind` is found by walking the start of
 //! the line (a full parse only when that cannot tell), and the bulky kinds (assistant messages,
 //! tool outputs) are parsed into small borrowed shapes that skip their text. Only the rare
 //! entries that carry facts (run boundaries, lifecycle actions, segment markers) are parsed into
@@ -10,7 +15,7 @@
 //! instead of making the whole entry unreadable.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -42,7 +47,11 @@ pub(crate) struct SegmentScan {
     pub log_rel: String,
     pub started: Option<(SegmentStarted, String)>,
     pub closed: Option<String>,
-    pub runs: Vec<RunAcc>,
+    /// Runs not handed out yet, in order of their first entry. At the end of the scan: the
+    /// runs without a terminal entry and those after them.
+    pub runs: VecDeque<RunAcc>,
+    /// Runs that became final, not handed out yet.
+    ready: Vec<RunAcc>,
     /// Lifecycle actions recorded in this segment, with the entry timestamp.
     pub actions: Vec<LifecycleActionRecorded>,
     /// `child_exited` entries: how this pod's children ended, as the parent saw it.
@@ -231,19 +240,26 @@ pub(crate) fn empty_integrity(pod_id: &str, log: String, trace_sidecar: bool) ->
 /// Scan one segment log. `log_rel` is the path relative to the pod directory. A log that cannot
 /// be opened or read to its end is not an error: the scan holds what was read before, and
 /// `integrity.read_error` says why it stopped.
-pub(crate) fn scan_segment(
+///
+/// `on_run` gets each run as soon as it is final, with the scan so far; an error from it stops
+/// the scan. With `probe`, the scan stops at the first `segment_started` entry: enough to tell
+/// whether the log is a segment at all (see [`SegmentScan::is_a_segment`]).
+pub(crate) fn scan_segment<E>(
     pod_id: &str,
     path: &Path,
     log_rel: String,
     segment_id: String,
     trace_sidecar: bool,
-) -> SegmentScan {
+    probe: bool,
+    on_run: &mut dyn FnMut(&SegmentScan, RunAcc) -> Result<(), E>,
+) -> Result<SegmentScan, E> {
     let mut scan = SegmentScan {
         segment_id,
         log_rel: log_rel.clone(),
         started: None,
         closed: None,
-        runs: Vec::new(),
+        runs: VecDeque::new(),
+        ready: Vec::new(),
         actions: Vec::new(),
         child_exits: Vec::new(),
         last_seq: None,
@@ -255,7 +271,7 @@ pub(crate) fn scan_segment(
         Ok(file) => file,
         Err(error) => {
             scan.integrity.read_error = Some(format!("could not open the log: {error}"));
-            return scan;
+            return Ok(scan);
         }
     };
     let mut reader = BufReader::with_capacity(1 << 20, file);
@@ -294,13 +310,33 @@ pub(crate) fn scan_segment(
                 scan.mark_unparseable(line_no);
             }
         }
+        if probe && scan.started.is_some() {
+            return Ok(scan);
+        }
+        if !scan.ready.is_empty() {
+            let mut ready = std::mem::take(&mut scan.ready);
+            for run in ready.drain(..) {
+                on_run(&scan, run)?;
+            }
+            scan.ready = ready;
+        }
     }
-    scan
+    Ok(scan)
 }
 
 #[derive(Default)]
 struct ScanState {
+    /// Run id to its place in the order of first entries (counted from the segment's start).
     index: HashMap<String, usize>,
+    /// Runs handed out (or made ready) so far: the place of `runs[0]`.
+    base: usize,
+}
+
+impl RunAcc {
+    /// Has a terminal entry, readable or not: nothing later in the log changes its summary.
+    fn is_final(&self) -> bool {
+        self.terminal.is_some() || self.unreadable_terminal.is_some()
+    }
 }
 
 struct LineRead {
@@ -399,17 +435,34 @@ impl SegmentScan {
 
     fn run_mut(&mut self, state: &mut ScanState, run_id: &str) -> &mut RunAcc {
         let i = match state.index.get(run_id) {
-            Some(i) => *i,
+            Some(i) => *i - state.base,
             None => {
-                self.runs.push(RunAcc {
+                // A new run: the final runs before it are done.
+                while self.runs.front().is_some_and(RunAcc::is_final) {
+                    if let Some(run) = self.runs.pop_front() {
+                        state.index.remove(&run.run_id);
+                        state.base += 1;
+                        self.ready.push(run);
+                    }
+                }
+                self.runs.push_back(RunAcc {
                     run_id: run_id.to_owned(),
                     ..RunAcc::default()
                 });
-                state.index.insert(run_id.to_owned(), self.runs.len() - 1);
+                state
+                    .index
+                    .insert(run_id.to_owned(), state.base + self.runs.len() - 1);
                 self.runs.len() - 1
             }
         };
         &mut self.runs[i]
+    }
+
+    /// Whether this log counts as a later segment of its pod (a later owner): it was read to
+    /// its end, or at least showed its `segment_started`. An unopenable file named like a log
+    /// may be no segment at all.
+    pub(crate) fn is_a_segment(&self) -> bool {
+        self.integrity.read_error.is_none() || self.started.is_some()
     }
 
     /// Handle one non-empty line; false when it is not a valid entry. `torn`: the line is the
@@ -926,6 +979,122 @@ mod tests {
             ),
             Walk::Found(b"r1")
         );
+    }
+
+    fn entry(seq: u64, body: pod_core::record::LogBody) -> String {
+        let entry = LogEntry {
+            seq,
+            ts: "2026-11-23T01:02:03.456Z".into(),
+            body,
+        };
+        serde_json::to_string(&entry).unwrap() + "\n"
+    }
+
+    fn started(run_id: &str) -> pod_core::record::LogBody {
+        pod_core::record::LogBody::RunStarted(pod_core::record::RunStarted {
+            run_id: run_id.into(),
+            trigger: RunTrigger::Cli,
+            request_id: None,
+            input: "hi".into(),
+        })
+    }
+
+    fn completed(run_id: &str) -> pod_core::record::LogBody {
+        pod_core::record::LogBody::RunCompleted(pod_core::record::RunCompleted {
+            run_id: run_id.into(),
+            turns: 1,
+            text: "done".into(),
+            reason: "end_turn".into(),
+        })
+    }
+
+    /// Scan `log`; returns the runs in the order handed out, each with the number of lines read
+    /// when it was, and the runs left open at the end.
+    fn scan_text(log: &str) -> (Vec<(String, u64)>, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.jsonl");
+        std::fs::write(&path, log).unwrap();
+        let mut handed = Vec::new();
+        let scan = scan_segment::<()>(
+            "p",
+            &path,
+            "s".into(),
+            "s".into(),
+            false,
+            false,
+            &mut |seg, run| {
+                handed.push((run.run_id, seg.integrity.lines));
+                Ok(())
+            },
+        )
+        .unwrap();
+        (handed, scan.runs.into_iter().map(|r| r.run_id).collect())
+    }
+
+    #[test]
+    fn a_final_run_is_handed_out_when_the_next_one_starts_not_at_the_end() {
+        let log = [
+            entry(1, started("r1")),
+            entry(2, completed("r1")),
+            entry(3, started("r2")),
+            entry(4, completed("r2")),
+            entry(5, started("r3")),
+            entry(6, completed("r3")),
+        ]
+        .concat();
+        let (handed, open) = scan_text(&log);
+        assert_eq!(handed, vec![("r1".to_owned(), 3), ("r2".to_owned(), 5)]);
+        // The last one is final too, but its log might still say more about it.
+        assert_eq!(open, vec!["r3".to_owned()]);
+    }
+
+    #[test]
+    fn an_open_run_holds_back_the_runs_after_it_so_the_order_is_kept() {
+        let log = [
+            entry(1, started("r1")),
+            entry(2, started("r2")),
+            entry(3, completed("r2")),
+            entry(4, started("r3")),
+            entry(5, completed("r1")),
+            entry(6, started("r4")),
+            entry(7, started("r5")),
+        ]
+        .concat();
+        let (handed, open) = scan_text(&log);
+        let order: Vec<&str> = handed.iter().map(|(id, _)| id.as_str()).collect();
+        // r1 ends at line 5; r2 and r3 wait behind it and then go in their order.
+        assert_eq!(order, ["r1", "r2"]);
+        assert_eq!(handed[0].1, 6);
+        assert_eq!(open, ["r3", "r4", "r5"]);
+    }
+
+    #[test]
+    fn a_probe_stops_at_segment_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.jsonl");
+        let seg = pod_core::record::LogBody::SegmentStarted(SegmentStarted {
+            pod_id: "p".into(),
+            segment_id: "s".into(),
+            profile: "coder".into(),
+            manifest_digest: "sha256:00".into(),
+            pid: 1,
+            format_version: pod_core::record::LOG_FORMAT_VERSION,
+            writer: "test".into(),
+        });
+        std::fs::write(&path, [entry(1, seg), entry(2, started("r1"))].concat()).unwrap();
+        let scan = scan_segment::<()>(
+            "p",
+            &path,
+            "s".into(),
+            "s".into(),
+            false,
+            true,
+            &mut |_, _| Ok(()),
+        )
+        .unwrap();
+        assert!(scan.started.is_some());
+        assert_eq!(scan.integrity.lines, 1);
+        assert!(scan.is_a_segment());
     }
 
     #[test]

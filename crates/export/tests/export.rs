@@ -1746,3 +1746,151 @@ fn a_crashed_childs_evidence_includes_the_exit_its_parent_recorded() {
         );
     }
 }
+
+/// `pod`'s export written as it is built, the way `pods export` writes it.
+fn streamed(
+    home: &Path,
+    pod: &str,
+    tree: bool,
+    sanitize: bool,
+    format: Format,
+    secrets: &[Secret],
+) -> Result<Vec<u8>, ExportError> {
+    let request = ExportRequest {
+        home: home.to_path_buf(),
+        pod: pod.to_owned(),
+        tree,
+        sanitize,
+    };
+    let plan = pod_export::prepare(&request)?;
+    let mut out = Vec::new();
+    plan.write_to(format, secrets, &mut out, &mut |_| {})?;
+    Ok(out)
+}
+
+#[test]
+fn the_streamed_document_is_the_in_memory_one_byte_for_byte() {
+    let cascade = cascade_home();
+    let sparse = Home::new();
+    sparse.pod(POD, "alpha", None);
+    let child = sparse.pod(CHILD, "beta", Some(POD));
+    child
+        .segment(SEG, dead_pid())
+        .run_started("r1", "first")
+        .completed("r1", "ok")
+        .run_started("r2", "second");
+    child.segment(SEG2, dead_pid()).run_started("r3", "third");
+    std::fs::create_dir_all(sparse.path().join("pods/broken")).unwrap();
+    std::fs::write(sparse.path().join("pods/broken/pod.json"), "{").unwrap();
+    let homes = [
+        (fixtures().join("home-v1"), FIX_PARENT),
+        (fixtures().join("home-v1-partial"), ""),
+        (cascade.path().to_path_buf(), POD),
+        (sparse.path().to_path_buf(), POD),
+    ];
+    for (home, pod) in homes {
+        let pod = if pod.is_empty() {
+            let dirs = std::fs::read_dir(home.join("pods")).unwrap();
+            dirs.map(|d| d.unwrap().file_name().into_string().unwrap())
+                .next()
+                .unwrap()
+        } else {
+            pod.to_owned()
+        };
+        for sanitize in [false, true] {
+            let what = format!("{} {pod} sanitize={sanitize}", home.display());
+            let bytes = streamed(&home, &pod, true, sanitize, Format::Json, &[]).unwrap();
+            let text = String::from_utf8(bytes).unwrap();
+            let doc: ExportDocument = serde_json::from_str(&text).unwrap();
+            // The same bytes as serde's rendering of the same document …
+            let mut again = Vec::new();
+            pod_export::render_json(&doc, &mut again).unwrap();
+            assert_eq!(String::from_utf8(again).unwrap(), text, "{what}");
+            // … and the same document as the in-memory export, but for the time.
+            let mut memory = export_pod(&home, &pod, true, sanitize);
+            memory.exported_at = doc.exported_at.clone();
+            assert_eq!(doc, memory, "{what}");
+            // The Markdown report too.
+            let markdown = streamed(&home, &pod, true, sanitize, Format::Markdown, &[]).unwrap();
+            let markdown = String::from_utf8(markdown).unwrap();
+            let at = markdown
+                .split(", exported ")
+                .nth(1)
+                .and_then(|rest| rest.split(" by ").next())
+                .unwrap();
+            memory.exported_at = at.to_owned();
+            let mut expected = Vec::new();
+            pod_export::render_markdown(&memory, &mut expected).unwrap();
+            assert_eq!(String::from_utf8(expected).unwrap(), markdown, "{what}");
+        }
+    }
+}
+
+#[test]
+fn a_streamed_export_holding_a_secret_reaches_neither_the_file_nor_stdout() {
+    let home = Home::new();
+    let pod = home.pod(POD, "alpha", None);
+    let mut log = pod.segment(SEG, dead_pid());
+    // Far more than one checked chunk of document before the secret.
+    for i in 0..5000 {
+        let run = format!("r{i}");
+        log.run_started(&run, "an ordinary prompt")
+            .completed(&run, "ok");
+    }
+    // In the prompt (JSON) and, as a careless writer might have put it, in the run id (which
+    // the Markdown report shows).
+    log.run_started(
+        "sk-live-0123456789abcdef",
+        "my key is sk-live-0123456789abcdef",
+    )
+    .completed("sk-live-0123456789abcdef", "ok");
+    let secrets = [Secret {
+        env_var: "TEST_POD_KEY".into(),
+        value: "sk-live-0123456789abcdef".into(),
+    }];
+    let request = ExportRequest {
+        home: home.path().to_path_buf(),
+        pod: POD.to_owned(),
+        tree: false,
+        sanitize: false,
+    };
+    let out_dir = tempfile::tempdir().unwrap();
+    let path = out_dir.path().join("export.json");
+    for format in [Format::Json, Format::Markdown] {
+        let plan = pod_export::prepare(&request).unwrap();
+        let err = pod_export::write_file_atomically(&path, |out| {
+            plan.write_to(format, &secrets, out, &mut |_| {})
+        })
+        .unwrap_err();
+        assert!(
+            matches!(&err, ExportError::SecretInOutput { env_var } if env_var == "TEST_POD_KEY")
+        );
+        assert!(!path.exists());
+        assert_eq!(std::fs::read_dir(out_dir.path()).unwrap().count(), 0);
+        let mut stdout = Vec::new();
+        let plan = pod_export::prepare(&request).unwrap();
+        let err = pod_export::write_stdout_checked(&mut stdout, |out| {
+            plan.write_to(format, &secrets, out, &mut |_| {})
+        })
+        .unwrap_err();
+        assert!(matches!(err, ExportError::SecretInOutput { .. }));
+        assert!(stdout.is_empty());
+    }
+    // Checked for another value, the file is written whole, and says what was checked.
+    let secrets = [Secret {
+        env_var: "TEST_POD_KEY".into(),
+        value: "sk-other-0123456789abcdef".into(),
+    }];
+    let plan = pod_export::prepare(&request).unwrap();
+    let stats = pod_export::write_file_atomically(&path, |out| {
+        plan.write_to(Format::Json, &secrets, out, &mut |_| {})
+    })
+    .unwrap();
+    assert_eq!(stats.runs, 5001);
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(stats.bytes, bytes.len() as u64);
+    let doc: ExportDocument = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(doc.pods[0].runs.len(), 5001);
+    assert_eq!(doc.redaction.secrets_checked, ["TEST_POD_KEY"]);
+    assert_eq!(std::fs::read_dir(out_dir.path()).unwrap().count(), 1);
+}

@@ -2,12 +2,12 @@
 //! `pod-export`.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use pod_export::{
-    ExportError, ExportRequest, Format, Progress, export, key_env_names, render_checked, sanitize,
-    secrets_from, upgrade,
+    ExportError, ExportRequest, Format, Progress, key_env_names, prepare, render_checked, sanitize,
+    secrets_from, upgrade, write_file_atomically, write_stdout_checked,
 };
 
 use crate::failure::{CmdResult, Exit, Failure};
@@ -66,14 +66,25 @@ pub fn run(global: &GlobalArgs, args: ExportArgs) -> CmdResult {
         FormatArg::Json => Format::Json,
         FormatArg::Markdown => Format::Markdown,
     };
-    let mut doc = if let Some(path) = &args.upgrade {
+    enum Source {
+        /// An older document, upgraded in memory (it was read whole anyway).
+        Upgraded(Box<pod_export::ExportDocument>),
+        /// Pod files, exported as they are read.
+        Pods(pod_export::ExportPlan),
+    }
+    let (source, secrets) = if let Some(path) = &args.upgrade {
         let bytes = std::fs::read(path).map_err(|source| {
             Failure::usage(ExportError::ReadFile {
                 path: path.clone(),
                 source,
             })
         })?;
-        upgrade(&bytes, path).map_err(failure)?
+        let mut doc = upgrade(&bytes, path).map_err(failure)?;
+        if args.sanitize {
+            sanitize(&mut doc);
+        }
+        let secrets = secrets_from(&key_env_names(&doc), |name| std::env::var(name).ok());
+        (Source::Upgraded(Box::new(doc)), secrets)
     } else {
         let home = pod_core::PodHome::resolve(global.home.as_deref()).map_err(Failure::usage)?;
         let request = ExportRequest {
@@ -82,29 +93,49 @@ pub fn run(global: &GlobalArgs, args: ExportArgs) -> CmdResult {
             tree: args.tree,
             sanitize: args.sanitize,
         };
-        let mut stderr = std::io::stderr();
-        export(&request, &mut |progress| report(&mut stderr, &progress)).map_err(failure)?
+        let plan = prepare(&request).map_err(failure)?;
+        let secrets = secrets_from(&plan.key_env_names(), |name| std::env::var(name).ok());
+        (Source::Pods(plan), secrets)
     };
-    if args.upgrade.is_some() && args.sanitize {
-        sanitize(&mut doc);
-    }
-    let secrets = secrets_from(&key_env_names(&doc), |name| std::env::var(name).ok());
-    let bytes = render_checked(&mut doc, format, &secrets).map_err(failure)?;
-    match &args.output {
-        Some(path) => write_atomically(path, &bytes)?,
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            if let Err(e) = stdout.write_all(&bytes).and_then(|()| stdout.flush()) {
-                // A closed pipe (`| head`) is the reader's choice, not a failure.
-                if e.kind() != std::io::ErrorKind::BrokenPipe {
-                    return Err(Failure::run_failed(ExportError::WriteFile {
-                        path: PathBuf::from("<stdout>"),
-                        source: e,
-                    }));
-                }
+    // The document goes through the secret check into a temporary file as it is built; it
+    // reaches FILE or stdout only once it is complete and clean.
+    let write = |out: &mut dyn Write| -> Result<(), ExportError> {
+        match source {
+            Source::Upgraded(mut doc) => {
+                let bytes = render_checked(&mut doc, format, &secrets)?;
+                out.write_all(&bytes).map_err(ExportError::Render)
+            }
+            Source::Pods(plan) => {
+                let mut stderr = std::io::stderr();
+                plan.write_to(format, &secrets, out, &mut |progress| {
+                    report(&mut stderr, &progress)
+                })?;
+                Ok(())
             }
         }
-    }
+    };
+    let result = match &args.output {
+        Some(path) => write_file_atomically(path, write),
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            match write_stdout_checked(&mut stdout, write) {
+                // A closed pipe (`| head`) is the reader's choice, not a failure.
+                Err(ExportError::WriteFile { path, source })
+                    if path.as_os_str() == "<stdout>"
+                        && source.kind() == std::io::ErrorKind::BrokenPipe =>
+                {
+                    Ok(())
+                }
+                other => other,
+            }
+        }
+    };
+    result.map_err(|error| match error {
+        ExportError::WriteFile { .. } | ExportError::Render(_) if args.output.is_some() => {
+            failure(error).with_hint("the output file was not written")
+        }
+        other => failure(other),
+    })?;
     Ok(Exit::Success)
 }
 
@@ -143,35 +174,4 @@ fn failure(error: ExportError) -> Failure {
         ),
         other => Failure::run_failed(other),
     }
-}
-
-/// Write `bytes` to a temporary file next to `path`, sync it, then rename it into place: the
-/// file is complete or absent, never partial.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "export".to_owned());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let fail = |source: std::io::Error, at: &Path| {
-        Failure::run_failed(ExportError::WriteFile {
-            path: at.to_path_buf(),
-            source,
-        })
-    };
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(source) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(fail(source, path).with_hint("the output file was not written"));
-    }
-    Ok(())
 }
