@@ -7,6 +7,8 @@
 //! renamed into place. It prints the time of export and render together, MB/s of logs and the
 //! process's peak resident memory (`VmHWM`) before and after.
 //!
+//! `PODS_EXPORT_BENCH_OUT=null` checks the document and throws it away instead of writing the
+//! file (to tell the cost of the file from that of the export).
 //! `PODS_EXPORT_BENCH_PATH=memory` measures the in-memory path instead (`export` into an
 //! [`pod_export::ExportDocument`], then `render_checked` into a buffer), with each step timed.
 //!
@@ -105,18 +107,24 @@ fn main() {
         return;
     }
     let path = dir.path().join("export.json");
+    let discard = std::env::var("PODS_EXPORT_BENCH_OUT").as_deref() == Ok("null");
     let t = Instant::now();
     let plan = prepare(&request).unwrap();
-    let stats = write_file_atomically(&path, |out| {
-        plan.write_to(Format::Json, &secrets, out, &mut |_| {})
-    })
+    let stats = if discard {
+        plan.write_to(Format::Json, &secrets, &mut std::io::sink(), &mut |_| {})
+    } else {
+        write_file_atomically(&path, |out| {
+            plan.write_to(Format::Json, &secrets, out, &mut |_| {})
+        })
+    }
     .unwrap();
     let took = t.elapsed();
     let hwm = vm_hwm_kb();
     println!(
-        "{shape:?} (streamed to a file): {} pods, {mb_total:.1} MB of logs, {} runs, {} \
+        "{shape:?} (streamed to {}): {} pods, {mb_total:.1} MB of logs, {} runs, {} \
          incidents\n  export+render+check {took:.2?} = {:.0} MB/s\n  document {:.1} MB ({} \
          bytes/run); peak RSS {hwm_before} kB before, {hwm} kB after",
+        if discard { "nowhere" } else { "a file" },
         stats.pods,
         stats.runs,
         stats.incidents,

@@ -1,5 +1,6 @@
 //! From a pod home to an [`ExportDocument`]: find the pods, scan their logs, summarize runs,
-//! explain incidents.
+//! explain incidents — handing each piece to a [`Sink`] as soon as it is known, so that the
+//! document can be written (or collected) without holding every run.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
@@ -190,16 +191,66 @@ impl ExportPlan {
         let checked = secrets.iter().map(|s| s.env_var.clone()).collect();
         let mut guard = SecretGuard::new(out, secrets);
         let mut stats = match format {
-            Format::Json => self.run(&mut JsonSink::new(&mut guard), checked, progress)?,
+            Format::Json => self.run_beside(&mut JsonSink::new(&mut guard), checked, progress)?,
             Format::Markdown => {
                 let spool = Spool::file().map_err(ExportError::Render)?;
-                self.run(&mut MarkdownSink::new(&mut guard, spool), checked, progress)?
+                let mut sink = MarkdownSink::new(&mut guard, spool);
+                self.run_beside(&mut sink, checked, progress)?
             }
         };
         stats.bytes = guard.written();
         let written = guard.finish().map_err(ExportError::from_io)?;
         written.flush().map_err(ExportError::from_io)?;
         Ok(stats)
+    }
+
+    /// [`ExportPlan::run`] on a second thread, which reads the logs and builds the pieces
+    /// while this one writes them (and reports progress). A few batches of runs are in flight
+    /// between the two, no more.
+    fn run_beside(
+        self,
+        sink: &mut dyn Sink,
+        secrets_checked: Vec<String>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<ExportStats, ExportError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(PIECES_IN_FLIGHT);
+        std::thread::scope(|scope| {
+            let reader = scope.spawn(move || {
+                let mut pieces = PieceSink::new(tx.clone());
+                let result = self.run(&mut pieces, secrets_checked, &mut |p| {
+                    // A closed channel is seen by the next piece sent.
+                    let _ = tx.send(Piece::Progress(p));
+                });
+                result.and_then(|stats| pieces.flush().map(|()| stats))
+            });
+            let mut written = Ok(());
+            for piece in rx.iter() {
+                let step = match piece {
+                    Piece::Progress(p) => {
+                        progress(p);
+                        Ok(())
+                    }
+                    Piece::Begin(head) => sink.begin(&head),
+                    Piece::PodStart(pod) => sink.pod_start(&pod),
+                    Piece::Runs(runs) => runs.into_iter().try_for_each(|run| sink.run(run)),
+                    Piece::PodEnd(segments) => sink.pod_end(segments),
+                    Piece::Finish(tail) => sink.finish(*tail),
+                };
+                if let Err(error) = step {
+                    written = Err(error);
+                    break;
+                }
+            }
+            // Dropping the receiver makes the reader's next send fail, so it stops.
+            drop(rx);
+            let read = reader.join().unwrap_or_else(|_| {
+                Err(ExportError::Render(std::io::Error::other(
+                    "the thread reading the logs panicked",
+                )))
+            });
+            written?;
+            read
+        })
     }
 
     fn run(
@@ -276,11 +327,11 @@ impl ExportPlan {
                 if let Some(r) = redactor.as_mut() {
                     r.run(&mut run);
                 }
-                sink.run(&run)
+                sink.run(run)
             };
             let scan = scan_pod(pod, progress, &mut |seg, acc| {
                 // A run still open at its segment's end ends as a later segment (if any) says.
-                let mut run = run_doc(&pod.id, seg.scan, &acc, seg.later_segment, pod.pid);
+                let mut run = run_doc(&pod.id, seg.scan, acc, seg.later_segment, pod.pid);
                 if let Some(evidence) = run.crash_evidence.as_mut()
                     && !seg.later_segment
                 {
@@ -473,6 +524,79 @@ fn ancestors(all: &BTreeMap<String, PodEntry>, id: &str) -> Vec<String> {
     }
     chain.reverse();
     chain
+}
+
+/// Batches of runs (and other pieces) queued between the reading and the writing thread.
+const PIECES_IN_FLIGHT: usize = 8;
+/// Runs per batch.
+const RUNS_PER_PIECE: usize = 128;
+
+/// What the reading thread hands to the writing one.
+enum Piece {
+    Progress(Progress),
+    Begin(DocHead),
+    PodStart(Box<PodDoc>),
+    Runs(Vec<RunDoc>),
+    PodEnd(Vec<SegmentDoc>),
+    Finish(Box<DocTail>),
+}
+
+/// A [`Sink`] that sends the pieces to the writing thread, runs in batches.
+struct PieceSink {
+    tx: std::sync::mpsc::SyncSender<Piece>,
+    runs: Vec<RunDoc>,
+}
+
+impl PieceSink {
+    fn new(tx: std::sync::mpsc::SyncSender<Piece>) -> Self {
+        PieceSink {
+            tx,
+            runs: Vec::with_capacity(RUNS_PER_PIECE),
+        }
+    }
+
+    fn send(&mut self, piece: Piece) -> Result<(), ExportError> {
+        // The writer stopped (and says why): stop reading.
+        self.tx
+            .send(piece)
+            .map_err(|_| ExportError::Render(std::io::Error::other("the writer stopped")))
+    }
+
+    fn flush(&mut self) -> Result<(), ExportError> {
+        if self.runs.is_empty() {
+            return Ok(());
+        }
+        let runs = std::mem::replace(&mut self.runs, Vec::with_capacity(RUNS_PER_PIECE));
+        self.send(Piece::Runs(runs))
+    }
+}
+
+impl Sink for PieceSink {
+    fn begin(&mut self, head: &DocHead) -> Result<(), ExportError> {
+        self.send(Piece::Begin(head.clone()))
+    }
+
+    fn pod_start(&mut self, pod: &PodDoc) -> Result<(), ExportError> {
+        self.send(Piece::PodStart(Box::new(pod.clone())))
+    }
+
+    fn run(&mut self, run: RunDoc) -> Result<(), ExportError> {
+        self.runs.push(run);
+        if self.runs.len() >= RUNS_PER_PIECE {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn pod_end(&mut self, segments: Vec<SegmentDoc>) -> Result<(), ExportError> {
+        self.flush()?;
+        self.send(Piece::PodEnd(segments))
+    }
+
+    fn finish(&mut self, tail: DocTail) -> Result<(), ExportError> {
+        self.flush()?;
+        self.send(Piece::Finish(Box::new(tail)))
+    }
 }
 
 /// Gets each run of a pod, with its segment.
@@ -689,43 +813,47 @@ fn segment_doc(seg: &SegmentScan) -> SegmentDoc {
 fn run_doc(
     pod_id: &str,
     seg: &SegmentScan,
-    acc: &RunAcc,
+    mut acc: RunAcc,
     later_segment: bool,
     pod_pid: Option<u32>,
 ) -> RunDoc {
-    let mut missing = Vec::new();
-    if !acc.seen_run_started {
-        missing.push("run.run_started".to_owned());
+    let acc_owned = &mut acc;
+    let mut missing = std::mem::take(&mut acc_owned.terminal_missing);
+    if !acc_owned.seen_run_started {
+        missing.insert(0, "run.run_started".to_owned());
     }
+    // What the summary copies as it is is moved out; the rest is read below.
     let mut run = RunDoc {
-        run_id: acc.run_id.clone(),
+        run_id: std::mem::take(&mut acc_owned.run_id),
         pod_id: pod_id.to_owned(),
         segment_id: Some(seg.segment_id.clone()),
-        started_at: acc.started_at.clone(),
-        ended_at: acc.ended_at.clone(),
+        started_at: acc_owned.started_at.take(),
+        ended_at: acc_owned.ended_at.take(),
         outcome: Outcome::Completed,
-        trigger: acc.trigger.as_ref().map(trigger_doc),
-        request_id: acc.request_id.clone(),
-        input: acc.input.clone(),
+        trigger: acc_owned.trigger.as_ref().map(trigger_doc),
+        request_id: acc_owned.request_id.take(),
+        input: acc_owned.input.take(),
         output: None,
-        provider_requests: Some(acc.provider_requests),
-        model: acc.model.clone(),
+        provider_requests: Some(acc_owned.provider_requests),
+        model: acc_owned.model.take(),
         error: None,
         interrupt: None,
         crash_evidence: None,
         phase: None,
         tool_calls_started: Some(acc.tools_started),
         tool_calls_finished: Some(acc.tools_finished),
-        tools_in_flight: acc.in_flight.clone(),
+        tools_in_flight: Vec::new(),
         retry_safety: None,
         missing_provenance: Vec::new(),
         unreadable_terminal: None,
     };
-    missing.extend(acc.terminal_missing.iter().cloned());
+    if let Some(Terminal::Completed { text }) = &mut acc.terminal {
+        run.output = Some(std::mem::take(text));
+    }
+    let acc = &acc;
     match &acc.terminal {
-        Some(Terminal::Completed { text }) => {
+        Some(Terminal::Completed { .. }) => {
             run.outcome = Outcome::Completed;
-            run.output = Some(text.clone());
             run.phase = Some(derived_phase(acc));
         }
         Some(Terminal::Errored { error, phase }) => {
@@ -842,6 +970,7 @@ fn run_doc(
         run.retry_safety = Some(retry_safety(phase));
     }
     run.missing_provenance = missing;
+    run.tools_in_flight = acc.in_flight.clone();
     run.unreadable_terminal = acc.unreadable_terminal.clone();
     run
 }

@@ -166,6 +166,38 @@ struct RequestLite<'a> {
     model: Cow<'a, str>,
 }
 
+/// `run_started`: the fields of [`pod_core::record::RunStarted`], strings borrowed.
+#[derive(Deserialize)]
+struct RunStartedLite<'a> {
+    seq: u64,
+    #[serde(borrow)]
+    ts: Cow<'a, str>,
+    #[serde(borrow)]
+    run_id: Cow<'a, str>,
+    trigger: RunTrigger,
+    #[serde(default)]
+    request_id: Option<String>,
+    #[serde(borrow)]
+    input: Cow<'a, str>,
+}
+
+/// `run_completed`: the fields of [`pod_core::record::RunCompleted`], strings borrowed.
+#[derive(Deserialize)]
+struct RunCompletedLite<'a> {
+    seq: u64,
+    #[serde(borrow)]
+    ts: Cow<'a, str>,
+    #[serde(borrow)]
+    run_id: Cow<'a, str>,
+    #[allow(dead_code)]
+    turns: u32,
+    #[serde(borrow)]
+    text: Cow<'a, str>,
+    #[serde(borrow)]
+    #[allow(dead_code)]
+    reason: Cow<'a, str>,
+}
+
 #[derive(Deserialize)]
 struct ToolStartedLite<'a> {
     seq: u64,
@@ -485,7 +517,9 @@ impl SegmentScan {
                 };
                 // `"text":""` with unescaped quotes can only be the key itself: string
                 // contents have their quotes escaped.
-                let empty = memmem::find(line, b"\"text\":\"\"").is_some();
+                static EMPTY_TEXT: std::sync::LazyLock<memmem::Finder<'static>> =
+                    std::sync::LazyLock::new(|| memmem::Finder::new(b"\"text\":\"\""));
+                let empty = EMPTY_TEXT.find(line).is_some();
                 self.note_entry(m.seq, kind, None);
                 let run = self.run_mut(state, &m.run_id);
                 run.assistant_messages += 1;
@@ -514,6 +548,34 @@ impl SegmentScan {
                 if run.model.as_deref() != Some(&*m.model) {
                     run.model = Some(preview(&m.model));
                 }
+                true
+            }
+            // The two run boundaries are on every run: read into borrowed shapes that hold the
+            // same fields with the same types as the record types, so a line is valid exactly
+            // when the full parse would accept it.
+            "run_started" => {
+                let Ok(m) = serde_json::from_slice::<RunStartedLite>(line) else {
+                    return false;
+                };
+                self.note_entry(m.seq, kind, Some(&m.ts));
+                let run = self.run_mut(state, &m.run_id);
+                run.seen_run_started = true;
+                run.started_at = Some(m.ts.into_owned());
+                run.trigger = Some(m.trigger);
+                run.request_id = m.request_id;
+                run.input = Some(preview(&m.input));
+                true
+            }
+            "run_completed" => {
+                let Ok(m) = serde_json::from_slice::<RunCompletedLite>(line) else {
+                    return false;
+                };
+                self.note_entry(m.seq, kind, Some(&m.ts));
+                let run = self.run_mut(state, &m.run_id);
+                run.ended_at = Some(m.ts.into_owned());
+                run.terminal = Some(Terminal::Completed {
+                    text: preview(&m.text),
+                });
                 true
             }
             "tool_call_started" => {
@@ -565,11 +627,23 @@ impl SegmentScan {
 
     fn note_entry(&mut self, seq: u64, kind: &str, ts: Option<&str>) {
         self.note_seq(seq);
-        if self.last_kind.as_deref() != Some(kind) {
-            self.last_kind = Some(kind.to_owned());
+        // Both change on most lines: their buffers are reused.
+        match &mut self.last_kind {
+            Some(last) if last == kind => {}
+            Some(last) => {
+                last.clear();
+                last.push_str(kind);
+            }
+            None => self.last_kind = Some(kind.to_owned()),
         }
         if let Some(ts) = ts {
-            self.last_ts = Some(ts.to_owned());
+            match &mut self.last_ts {
+                Some(last) => {
+                    last.clear();
+                    last.push_str(ts);
+                }
+                None => self.last_ts = Some(ts.to_owned()),
+            }
         }
     }
 

@@ -44,7 +44,7 @@ pub(crate) trait Sink {
     fn begin(&mut self, head: &DocHead) -> Result<(), ExportError>;
     /// A pod; its `runs` and `segments` are ignored (they follow).
     fn pod_start(&mut self, pod: &PodDoc) -> Result<(), ExportError>;
-    fn run(&mut self, run: &RunDoc) -> Result<(), ExportError>;
+    fn run(&mut self, run: RunDoc) -> Result<(), ExportError>;
     fn pod_end(&mut self, segments: Vec<SegmentDoc>) -> Result<(), ExportError>;
     fn finish(&mut self, tail: DocTail) -> Result<(), ExportError>;
 }
@@ -63,7 +63,7 @@ pub(crate) fn feed(doc: &ExportDocument, sink: &mut dyn Sink) -> Result<(), Expo
     for pod in &doc.pods {
         sink.pod_start(pod)?;
         for run in &pod.runs {
-            sink.run(run)?;
+            sink.run(run.clone())?;
         }
         sink.pod_end(pod.segments.clone())?;
     }
@@ -135,9 +135,9 @@ impl Sink for CollectSink {
         Ok(())
     }
 
-    fn run(&mut self, run: &RunDoc) -> Result<(), ExportError> {
+    fn run(&mut self, run: RunDoc) -> Result<(), ExportError> {
         if let Some(pod) = self.pods.last_mut() {
-            pod.runs.push(run.clone());
+            pod.runs.push(run);
         }
         Ok(())
     }
@@ -156,6 +156,95 @@ impl Sink for CollectSink {
 }
 
 const SPACES: &[u8] = b"                                ";
+
+/// `serde_json`'s pretty formatter (two-space indent), starting `level` deep.
+struct Nested {
+    level: usize,
+    has_value: bool,
+}
+
+impl Nested {
+    fn at(level: usize) -> Self {
+        Nested {
+            level,
+            has_value: false,
+        }
+    }
+
+    fn indent<W: ?Sized + Write>(&self, out: &mut W) -> std::io::Result<()> {
+        let mut n = 2 * self.level;
+        while n > 0 {
+            let step = n.min(SPACES.len());
+            out.write_all(&SPACES[..step])?;
+            n -= step;
+        }
+        Ok(())
+    }
+}
+
+impl serde_json::ser::Formatter for Nested {
+    fn begin_array<W: ?Sized + Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.level += 1;
+        self.has_value = false;
+        out.write_all(b"[")
+    }
+
+    fn end_array<W: ?Sized + Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.level -= 1;
+        if self.has_value {
+            out.write_all(b"\n")?;
+            self.indent(out)?;
+        }
+        out.write_all(b"]")
+    }
+
+    fn begin_array_value<W: ?Sized + Write>(
+        &mut self,
+        out: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        out.write_all(if first { b"\n" } else { b",\n" })?;
+        self.indent(out)
+    }
+
+    fn end_array_value<W: ?Sized + Write>(&mut self, _out: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+
+    fn begin_object<W: ?Sized + Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.level += 1;
+        self.has_value = false;
+        out.write_all(b"{")
+    }
+
+    fn end_object<W: ?Sized + Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.level -= 1;
+        if self.has_value {
+            out.write_all(b"\n")?;
+            self.indent(out)?;
+        }
+        out.write_all(b"}")
+    }
+
+    fn begin_object_key<W: ?Sized + Write>(
+        &mut self,
+        out: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        out.write_all(if first { b"\n" } else { b",\n" })?;
+        self.indent(out)
+    }
+
+    fn begin_object_value<W: ?Sized + Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        out.write_all(b": ")
+    }
+
+    fn end_object_value<W: ?Sized + Write>(&mut self, _out: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+}
 
 /// Pretty JSON (two-space indent), written piece by piece.
 pub(crate) struct JsonSink<W: Write> {
@@ -185,23 +274,15 @@ impl<W: Write> JsonSink<W> {
         self.raw(&SPACES[..2 * level])
     }
 
-    /// `value` as pretty JSON, as if nested `level` deep: every line after the first indented
-    /// by `level` steps (a newline in pretty JSON is never inside a string).
+    /// `value` as pretty JSON, as if nested `level` deep.
     fn value<T: Serialize + ?Sized>(&mut self, level: usize, value: &T) -> Result<(), ExportError> {
         self.scratch.clear();
-        serde_json::to_writer_pretty(&mut self.scratch, value)
+        let mut ser = serde_json::Serializer::with_formatter(&mut self.scratch, Nested::at(level));
+        value
+            .serialize(&mut ser)
             .map_err(|e| ExportError::Render(std::io::Error::other(e)))?;
-        let pad = &SPACES[..2 * level];
-        let mut start = 0;
-        for nl in memchr::memchr_iter(b'\n', &self.scratch) {
-            self.out
-                .write_all(&self.scratch[start..=nl])
-                .and_then(|()| self.out.write_all(pad))
-                .map_err(ExportError::from_io)?;
-            start = nl + 1;
-        }
         self.out
-            .write_all(&self.scratch[start..])
+            .write_all(&self.scratch)
             .map_err(ExportError::from_io)
     }
 
@@ -256,11 +337,11 @@ impl<W: Write> Sink for JsonSink<W> {
         self.raw(b",\n      \"runs\": [")
     }
 
-    fn run(&mut self, run: &RunDoc) -> Result<(), ExportError> {
+    fn run(&mut self, run: RunDoc) -> Result<(), ExportError> {
         self.raw(if self.runs == 0 { b"\n" } else { b",\n" })?;
         self.runs += 1;
         self.indent(4)?;
-        self.value(4, run)
+        self.value(4, &run)
     }
 
     fn pod_end(&mut self, segments: Vec<SegmentDoc>) -> Result<(), ExportError> {
@@ -379,13 +460,13 @@ impl<W: Write> Sink for MarkdownSink<W> {
         render::md_runs_heading(self.spool.writer(), &pod.name, &pod.id).map_err(render_err)
     }
 
-    fn run(&mut self, run: &RunDoc) -> Result<(), ExportError> {
+    fn run(&mut self, run: RunDoc) -> Result<(), ExportError> {
         let out = self.spool.writer();
         if self.runs == 0 {
             render::md_runs_table_head(out).map_err(render_err)?;
         }
         self.runs += 1;
-        render::md_run_row(out, run).map_err(render_err)
+        render::md_run_row(out, &run).map_err(render_err)
     }
 
     fn pod_end(&mut self, _segments: Vec<SegmentDoc>) -> Result<(), ExportError> {
