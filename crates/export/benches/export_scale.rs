@@ -7,6 +7,7 @@
 //! renamed into place. It prints the time of export and render together, MB/s of logs and the
 //! process's peak resident memory (`VmHWM`) before and after.
 //!
+//! `PODS_EXPORT_BENCH_SANITIZE=1` exports with `--sanitize`.
 //! `PODS_EXPORT_BENCH_OUT=null` checks the document and throws it away instead of writing the
 //! file (to tell the cost of the file from that of the export).
 //! `PODS_EXPORT_BENCH_PATH=memory` measures the in-memory path instead (`export` into an
@@ -75,7 +76,7 @@ fn main() {
         home: dir.path().to_path_buf(),
         pod: pod_id(0),
         tree: true,
-        sanitize: false,
+        sanitize: std::env::var("PODS_EXPORT_BENCH_SANITIZE").as_deref() == Ok("1"),
     };
     let secrets = [Secret {
         env_var: "OPENAI_API_KEY".into(),

@@ -198,9 +198,10 @@ impl ExportPlan {
                 self.run_beside(&mut sink, checked, progress)?
             }
         };
+        // Everything is searched and passed on before it is counted.
+        guard.flush().map_err(ExportError::from_io)?;
         stats.bytes = guard.written();
-        let written = guard.finish().map_err(ExportError::from_io)?;
-        written.flush().map_err(ExportError::from_io)?;
+        guard.finish().map_err(ExportError::from_io)?;
         Ok(stats)
     }
 

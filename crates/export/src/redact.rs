@@ -254,7 +254,9 @@ impl<W: Write> Write for SecretGuard<W> {
 
 #[derive(Default)]
 pub(crate) struct Redactor {
-    seen: HashMap<(String, String), String>,
+    /// Each distinct value by kind and the first 16 bytes of its SHA-256 (not the value: a
+    /// streamed export must not hold every prompt it has seen), to its number.
+    seen: HashMap<(&'static str, [u8; 16]), u64>,
     counts: BTreeMap<String, u64>,
 }
 
@@ -307,39 +309,47 @@ impl Redactor {
         }
     }
 
-    fn text(&mut self, value: &str, kind: &str) -> String {
+    fn text(&mut self, value: &str, kind: &'static str) -> String {
         if value.is_empty() || is_placeholder(value) {
             return value.to_owned();
         }
-        let key = (kind.to_owned(), value.to_owned());
-        if let Some(p) = self.seen.get(&key) {
-            return p.clone();
-        }
-        let n = self.counts.entry(kind.to_owned()).or_insert(0);
-        *n += 1;
-        let placeholder = if kind == "path" {
-            let digest = Sha256::digest(value.as_bytes());
+        let digest = Sha256::digest(value.as_bytes());
+        let mut fingerprint = [0u8; 16];
+        fingerprint.copy_from_slice(&digest[..16]);
+        if kind == "path" {
+            if let std::collections::hash_map::Entry::Vacant(entry) =
+                self.seen.entry((kind, fingerprint))
+            {
+                entry.insert(0);
+                *self.counts.entry(kind.to_owned()).or_insert(0) += 1;
+            }
             let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-            format!("[redacted:path:{hex}]")
-        } else {
-            format!("[redacted:{kind}:{n}]")
+            return format!("[redacted:path:{hex}]");
+        }
+        let n = match self.seen.get(&(kind, fingerprint)) {
+            Some(n) => *n,
+            None => {
+                let count = self.counts.entry(kind.to_owned()).or_insert(0);
+                *count += 1;
+                self.seen.insert((kind, fingerprint), *count);
+                *count
+            }
         };
-        self.seen.insert(key, placeholder.clone());
-        placeholder
+        format!("[redacted:{kind}:{n}]")
     }
 
-    fn string(&mut self, value: &mut String, kind: &str) {
+    fn string(&mut self, value: &mut String, kind: &'static str) {
         *value = self.text(value, kind);
     }
 
-    fn opt(&mut self, value: &mut Option<String>, kind: &str) {
+    fn opt(&mut self, value: &mut Option<String>, kind: &'static str) {
         if let Some(v) = value {
             self.string(v, kind);
         }
     }
 
     /// A JSON value replaced by one placeholder for its whole text.
-    fn value(&mut self, value: &mut Value, kind: &str) {
+    fn value(&mut self, value: &mut Value, kind: &'static str) {
         let text = match &*value {
             Value::String(s) => s.clone(),
             other => other.to_string(),
