@@ -709,7 +709,10 @@ fn scan_pod(
         let leftover: Vec<RunAcc> = scan.runs.drain(..).collect();
         if !leftover.is_empty() {
             let mut later_segment = false;
-            for j in i + 1..logs.len() {
+            // Only a run without a terminal entry ends as a later segment says.
+            let open_runs = leftover.iter().any(|run| !run.is_final());
+            let later = if open_runs { i + 1..logs.len() } else { 0..0 };
+            for j in later {
                 let known = match is_segment[j] {
                     Some(known) => known,
                     None => {

@@ -366,7 +366,7 @@ struct ScanState {
 
 impl RunAcc {
     /// Has a terminal entry, readable or not: nothing later in the log changes its summary.
-    fn is_final(&self) -> bool {
+    pub(crate) fn is_final(&self) -> bool {
         self.terminal.is_some() || self.unreadable_terminal.is_some()
     }
 }
