@@ -958,6 +958,10 @@ fn pod_json(pod: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(pod.join("pod.json")).unwrap()).unwrap()
 }
 
+fn id_of(pod: &Path) -> String {
+    pod.file_name().unwrap().to_string_lossy().into_owned()
+}
+
 #[test]
 fn closed_stdout_and_stderr_neither_crash_nor_hang_the_run() {
     let sandbox = Sandbox::new();
@@ -1076,4 +1080,97 @@ fn a_second_signal_ends_a_pod_stuck_writing_its_output() {
     let info = pod_json(&pod);
     assert_eq!(info["state"], "stopped");
     assert!(info.get("pid").is_none(), "{info}");
+}
+
+#[test]
+fn a_tree_wide_action_names_the_live_children_it_affects() {
+    use support::responses::{profile, text_response, tool_call_response};
+    let sandbox = Sandbox::new();
+    profile(
+        &sandbox,
+        "parent",
+        "[agent]\nmax_turns = 8\ntools = [\"spawn_pod\", \"wait_pod\"]\n\n[spawn]\nallowed_profiles = [\"holder\"]\nmax_depth = 2\nmax_children = 4\n",
+        vec![
+            tool_call_response(
+                "call_a",
+                "spawn_pod",
+                json!({"profile": "holder", "task": "hold a", "name": "a"}),
+            ),
+            tool_call_response(
+                "call_b",
+                "spawn_pod",
+                json!({"profile": "holder", "task": "hold b", "name": "b"}),
+            ),
+            tool_call_response("call_wait", "wait_pod", json!({"pod_id": "a"})),
+            text_response(&["done"], false, None),
+        ],
+    );
+    profile(
+        &sandbox,
+        "holder",
+        "[agent]\ntools = []\n",
+        vec![text_response(
+            &["hold ", "the ", "line ", "please"],
+            false,
+            Some((3, 60_000)),
+        )],
+    );
+    let mut proc = sandbox.spawn(&["run", "-p", "parent", "build a tree"], "parent");
+    let parent = wait_for("the parent pod", std::time::Duration::from_secs(10), || {
+        pods_with_parent(&sandbox, None).pop()
+    });
+    let parent_id = id_of(&parent);
+    // Both children are registered once the parent recorded their spawn.
+    wait_for(
+        "two spawned children",
+        std::time::Duration::from_secs(30),
+        || {
+            let spawned = all_entries(&parent)
+                .iter()
+                .filter(|e| e["kind"] == "child_spawned")
+                .count();
+            (spawned == 2).then_some(())
+        },
+    );
+    let kids = pods_with_parent(&sandbox, Some(&parent_id));
+    assert_eq!(kids.len(), 2, "{kids:?}");
+    let stop = sandbox.run(&["stop", &parent_id, "--tree"]);
+    assert_exit(&stop, 0);
+    let ended = proc.finish(std::time::Duration::from_secs(30));
+    assert_exit(&ended, 130);
+
+    let parent_log = all_entries(&parent);
+    let action = parent_log
+        .iter()
+        .find(|e| e["kind"] == "lifecycle_action" && e["action"]["kind"] == "stop_tree")
+        .unwrap_or_else(|| panic!("{parent_log:#?}"))["action"]
+        .clone();
+    let affects: Vec<String> = action["affects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(affects.first(), Some(&parent_id), "{action:#}");
+    let mut below: Vec<String> = affects[1..].to_vec();
+    below.sort();
+    let mut expected: Vec<String> = kids.iter().map(|k| id_of(k)).collect();
+    expected.sort();
+    assert_eq!(
+        below, expected,
+        "the stop reaches both children: {action:#}"
+    );
+    // Each child's own (cascaded) action names the child, which has no children of its own.
+    for kid in &kids {
+        let entries = all_entries(kid);
+        let cascaded = entries
+            .iter()
+            .find(|e| e["kind"] == "run_interrupted")
+            .unwrap_or_else(|| panic!("{entries:#?}"));
+        assert_eq!(cascaded["action"]["affects"], json!([id_of(kid)]));
+        assert_eq!(
+            cascaded["action"]["caused_by"]["action_id"],
+            action["action_id"]
+        );
+    }
 }

@@ -316,13 +316,15 @@ impl Incoming {
         }
     }
 
-    /// The lifecycle action this request asks for, addressed to `pod_id`; `None` unless the call
-    /// is an action. A `caused_by` in the params makes it a cascade of an ancestor's action.
-    pub fn action(&self, pod_id: &str) -> Option<LifecycleAction> {
+    /// The lifecycle action this request asks for; `None` unless the call is an action.
+    /// `affects` lists the pods it reaches: the addressed pod first, then (for an action that
+    /// ends it) its live descendants. A `caused_by` in the params makes it a cascade of an
+    /// ancestor's action.
+    pub fn action(&self, affects: Vec<String>) -> Option<LifecycleAction> {
         let Call::Action(kind, params) = &self.call else {
             return None;
         };
-        let mut action = new_action(*kind, vec![pod_id.to_owned()], self.origin());
+        let mut action = new_action(*kind, affects, self.origin());
         action.reason = params.reason.clone();
         action.caused_by = params.caused_by.clone();
         Some(action)
@@ -863,7 +865,9 @@ mod tests {
         let mut server = ControlServer::bind(dir.path()).await.expect("bind");
         let owner = tokio::spawn(async move {
             let req = server.incoming.recv().await.expect("request");
-            let action = req.action("pod-1").expect("action");
+            let action = req
+                .action(vec!["pod-1".into(), "child-1".into()])
+                .expect("action");
             let origin = req.origin();
             req.respond(Ok(serde_json::to_value(&action).expect("json")));
             (origin, action, server)
@@ -889,6 +893,10 @@ mod tests {
         );
         assert_eq!(action.kind, LifecycleKind::Stop);
         assert_eq!(action.reason.as_deref(), Some("enough"));
+        assert_eq!(
+            action.affects,
+            vec!["pod-1".to_owned(), "child-1".to_owned()]
+        );
         assert_eq!(reply["action_id"], Value::String(action.action_id));
     }
 
@@ -1048,6 +1056,6 @@ mod tests {
                 tool_call_id: "call_1".into()
             }
         );
-        assert!(inc.action("x").is_none());
+        assert!(inc.action(vec!["x".into()]).is_none());
     }
 }

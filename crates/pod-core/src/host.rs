@@ -5,7 +5,8 @@
 //! The pod itself runs on its own task; the host loop only routes. Every lifecycle action that
 //! reaches the pod is recorded (`lifecycle_action`) and, when a run is active, interrupts it
 //! through the pod's [`RunControl`](crate::RunControl) (which resolves overlapping actions to
-//! the nearest). Actions that end the pod cascade to its live children with a `caused_by` link.
+//! the nearest). Actions that end the pod cascade to its live children with a `caused_by` link,
+//! and name those children (and their live descendants) in `affects`.
 //!
 //! Two things end hosting without the pod task's cooperation, each recorded as far as possible:
 //! the pod task failing (a panic, or the task ending without reporting), which ends the active
@@ -23,7 +24,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::control::{Call, ControlServer, Incoming, PodEvent, ReplyError, RunResult};
-use crate::home::PodDir;
+use crate::home::{PodDir, PodHome};
 use crate::lifecycle::{cascade_kind, ends_pod, mono_ms, new_action};
 use crate::record::{
     LifecycleAction, LifecycleActionRecorded, LifecycleKind, LogBody, Origin, PodState,
@@ -118,6 +119,13 @@ struct TaskCtx {
     pod_id: String,
     dir: PodDir,
     children: Option<Arc<Children>>,
+}
+
+impl TaskCtx {
+    /// The pods an action of `kind` on this pod affects (see [`affected`]).
+    fn affects(&self, kind: LifecycleKind) -> Vec<String> {
+        affected(kind, &self.pod_id, &self.dir, &self.children)
+    }
 }
 
 /// A pod with its control socket and children, ready to be hosted.
@@ -240,7 +248,7 @@ impl Host {
                 () = &mut parent_gone, if state.action.is_none() => {
                     let action = new_action(
                         LifecycleKind::ParentExit,
-                        vec![ctx.pod_id.clone()],
+                        ctx.affects(LifecycleKind::ParentExit),
                         Origin::Runtime {
                             detail: "the parent process is gone (its pipe to this pod closed)".into(),
                         },
@@ -256,7 +264,7 @@ impl Host {
                     }
                     let action = new_action(
                         LifecycleKind::Shutdown,
-                        vec![ctx.pod_id.clone()],
+                        ctx.affects(LifecycleKind::Shutdown),
                         Origin::Signal { signal: signal.to_owned() },
                     );
                     apply(&action, &log, &control, active.is_some(), &progress);
@@ -266,7 +274,7 @@ impl Host {
                     if progress.idle_ms() >= watchdog_ms {
                         let action = new_action(
                             LifecycleKind::Watchdog,
-                            vec![ctx.pod_id.clone()],
+                            ctx.affects(LifecycleKind::Watchdog),
                             Origin::Watchdog { idle_ms: watchdog_ms },
                         );
                         apply(&action, &log, &control, true, &progress);
@@ -299,7 +307,7 @@ impl Host {
                             if state.action.is_none() {
                                 let action = new_action(
                                     LifecycleKind::Shutdown,
-                                    vec![ctx.pod_id.clone()],
+                                    ctx.affects(LifecycleKind::Shutdown),
                                     Origin::Runtime { detail: "the command-line run ended".into() },
                                 );
                                 record(&log, &action, None);
@@ -312,7 +320,7 @@ impl Host {
                             });
                             let action = new_action(
                                 LifecycleKind::Shutdown,
-                                vec![ctx.pod_id.clone()],
+                                ctx.affects(LifecycleKind::Shutdown),
                                 Origin::Runtime {
                                     detail: "the pod could not write its records".into(),
                                 },
@@ -331,7 +339,7 @@ impl Host {
                         if state.action.is_none() {
                             let action = new_action(
                                 LifecycleKind::Shutdown,
-                                vec![ctx.pod_id.clone()],
+                                ctx.affects(LifecycleKind::Shutdown),
                                 Origin::Runtime { detail: detail.clone() },
                             );
                             record(&log, &action, None);
@@ -382,7 +390,7 @@ impl Host {
                             None if state.action.is_none() => {
                                 let action = new_action(
                                     LifecycleKind::Shutdown,
-                                    vec![ctx.pod_id.clone()],
+                                    ctx.affects(LifecycleKind::Shutdown),
                                     Origin::Runtime { detail: "the pod task ended".into() },
                                 );
                                 record(&log, &action, None);
@@ -487,7 +495,7 @@ async fn force_end(
 ) -> LifecycleAction {
     let action = new_action(
         LifecycleKind::Shutdown,
-        vec![ctx.pod_id.clone()],
+        ctx.affects(LifecycleKind::Shutdown),
         Origin::Signal {
             signal: signal.to_owned(),
         },
@@ -577,6 +585,82 @@ impl Ending {
     }
 }
 
+/// The pods an action of `kind` addressed to `pod_id` affects: the pod itself, and when the
+/// action ends the pod (its children are then stopped with it), the live descendants known now
+/// ([`live_descendants`]).
+fn affected(
+    kind: LifecycleKind,
+    pod_id: &str,
+    dir: &PodDir,
+    children: &Option<Arc<Children>>,
+) -> Vec<String> {
+    let mut affects = vec![pod_id.to_owned()];
+    if ends_pod(kind) {
+        affects.extend(live_descendants(dir, children));
+    }
+    affects
+}
+
+/// The live descendants of the pod in `dir`: its children still running according to its
+/// registry and, below them, the pods of the same home whose `pod.json` names one of those as
+/// parent and whose process is alive.
+fn live_descendants(dir: &PodDir, children: &Option<Arc<Children>>) -> Vec<String> {
+    let Some(children) = children else {
+        return Vec::new();
+    };
+    let listed = children.list();
+    let direct: Vec<String> = listed["children"]
+        .as_array()
+        .map(|kids| {
+            kids.iter()
+                .filter(|kid| kid["state"] != "exited")
+                .filter_map(|kid| kid["pod_id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if direct.is_empty() {
+        return direct;
+    }
+    // `<home>/pods/<id>`: the home holds the grandchildren's directories too.
+    match dir.path().parent().and_then(std::path::Path::parent) {
+        Some(home) => descendants_below(&PodHome::at(home), direct),
+        None => direct,
+    }
+}
+
+/// `direct` (live children) followed by every live pod in `home` descending from one of them.
+fn descendants_below(home: &PodHome, direct: Vec<String>) -> Vec<String> {
+    let pods: Vec<crate::record::PodInfo> = match home.pod_dirs() {
+        Ok(dirs) => dirs.iter().filter_map(|d| d.read_info().ok()).collect(),
+        Err(error) => {
+            tracing::warn!(error = %error_chain(&error), "cannot list pods for descendants");
+            Vec::new()
+        }
+    };
+    let mut found = direct.clone();
+    let mut frontier = direct;
+    while let Some(parent) = frontier.pop() {
+        for pod in &pods {
+            if pod.parent_id.as_deref() == Some(parent.as_str())
+                && process_alive(pod)
+                && !found.contains(&pod.id)
+            {
+                found.push(pod.id.clone());
+                frontier.push(pod.id.clone());
+            }
+        }
+    }
+    found
+}
+
+/// Whether `pod.json` says the pod runs and its process still exists.
+fn process_alive(pod: &crate::record::PodInfo) -> bool {
+    matches!(pod.state, PodState::Running | PodState::Idle)
+        && pod
+            .pid
+            .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+}
+
 /// The tool names of `pod` with their side-effect classes.
 fn tool_classes(pod: &Pod) -> HashMap<String, SideEffectClass> {
     pod.tools()
@@ -623,7 +707,7 @@ fn record_task_failure(
 ) -> LifecycleAction {
     let action = new_action(
         LifecycleKind::Shutdown,
-        vec![ctx.pod_id.clone()],
+        ctx.affects(LifecycleKind::Shutdown),
         Origin::Runtime {
             detail: detail.to_owned(),
         },
@@ -841,7 +925,7 @@ async fn handle_request(
         }
         Call::Action(kind, _) => {
             let kind = *kind;
-            let Some(action) = request.action(pod_id) else {
+            let Some(action) = request.action(ctx.affects(kind)) else {
                 request.respond(Err(ReplyError::new("failed", "not an action")));
                 return None;
             };
@@ -1264,5 +1348,31 @@ mod tests {
         let info = dir.read_info().unwrap();
         assert_eq!(info.state, PodState::Failed);
         assert_eq!(info.pid, None);
+    }
+
+    #[test]
+    fn descendants_are_the_live_pods_below_the_live_children() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = PodHome::at(tmp.path());
+        let me = std::process::id();
+        let pod = |parent: Option<&str>, state: PodState, pid: Option<u32>| {
+            let dir = home.create_pod(None, "p", parent).unwrap();
+            dir.update_info(|info| {
+                info.state = state;
+                info.pid = pid;
+            })
+            .unwrap();
+            dir.id().to_owned()
+        };
+        let root = pod(None, PodState::Running, Some(me));
+        let child = pod(Some(&root), PodState::Running, Some(me));
+        let grandchild = pod(Some(&child), PodState::Idle, Some(me));
+        let great = pod(Some(&grandchild), PodState::Running, Some(me));
+        let _stopped = pod(Some(&child), PodState::Stopped, None);
+        // Says running, but its process is gone (a crash).
+        let _crashed = pod(Some(&child), PodState::Running, Some(u32::MAX));
+        let _unrelated = pod(None, PodState::Running, Some(me));
+        let found = descendants_below(&home, vec![child.clone()]);
+        assert_eq!(found, vec![child, grandchild, great]);
     }
 }
