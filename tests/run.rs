@@ -1083,6 +1083,36 @@ fn a_second_signal_ends_a_pod_stuck_writing_its_output() {
 }
 
 #[test]
+fn a_pod_whose_control_socket_cannot_be_bound_leaves_no_directory() {
+    let sandbox = Sandbox::new();
+    replay_profile(&sandbox, "quick", vec![sse(text_stream("Hello."))], "");
+    // A home so deep that `<home>/pods/<id>/control.sock` is longer than a Unix socket path
+    // may be: the pod directory is made, then binding its socket fails.
+    let home = sandbox.root().join("h".repeat(100));
+    let output = sandbox
+        .pods()
+        .env("PODS_HOME", &home)
+        .args(["run", "-p", "quick", "hi"])
+        .output()
+        .unwrap();
+    assert_exit(&output, 1);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("control.sock"), "{}", describe(&output));
+    let left: Vec<PathBuf> = std::fs::read_dir(home.join("pods"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "a pod that never started leaves nothing behind: {left:?}"
+    );
+    assert!(
+        !stderr.contains("pod quick-"),
+        "no pod is announced that does not exist\n{}",
+        describe(&output)
+    );
+}
+
+#[test]
 fn a_tree_wide_action_names_the_live_children_it_affects() {
     use support::responses::{profile, text_response, tool_call_response};
     let sandbox = Sandbox::new();

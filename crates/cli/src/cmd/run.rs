@@ -91,23 +91,57 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> CmdResult {
     let resolved = catalog
         .resolve(&args.profile, &overrides)
         .map_err(profile_failure)?;
+    let launcher = child_launcher(global)?;
     let runtime = runtime()?;
     let result = runtime.block_on(async {
         let model = connect(&resolved, &cwd).await?;
         let dir = home
             .create_pod(args.name.as_deref(), &args.profile, None)
             .map_err(Failure::run_failed)?;
-        pod_profile::write_manifest_files(dir.path(), &resolved).map_err(Failure::run_failed)?;
+        if let Err(error) = pod_profile::write_manifest_files(dir.path(), &resolved) {
+            return Err(roll_back(dir.path(), Failure::run_failed(error)));
+        }
         let children = pod_core::host::ChildSetup {
             catalog,
             resolved: resolved.clone(),
             home,
-            launcher: child_launcher(global)?,
+            launcher,
         };
-        foreground(dir, resolved, model, cwd, args.prompt, Some(children)).await
+        let children = Some(children);
+        foreground(
+            dir,
+            resolved,
+            model,
+            cwd,
+            args.prompt,
+            children,
+            NewPod::Created,
+        )
+        .await
     });
     finish_runtime(runtime);
     result
+}
+
+/// Whether `foreground` runs a pod this command just created (removed again when it cannot
+/// start) or an existing one (`pods resume`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NewPod {
+    Created,
+    Existing,
+}
+
+/// Remove the directory of a pod this command created but could not start, so no half-made pod
+/// (state `created` forever) is left in the home: nothing ran in it, and the error says why.
+fn roll_back(dir: &std::path::Path, failure: Failure) -> Failure {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => failure,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => failure,
+        Err(error) => failure.with_hint(format!(
+            "the pod directory {} could not be removed ({error}); remove it by hand",
+            dir.display()
+        )),
+    }
 }
 
 /// Drop the async runtime without waiting for blocking work that may never end (a read or a
@@ -138,7 +172,7 @@ pub fn resume(global: &GlobalArgs, args: ResumeArgs) -> CmdResult {
     let runtime = runtime()?;
     let result = runtime.block_on(async {
         let model = connect(&resolved, &cwd).await?;
-        foreground(dir, resolved, model, cwd, prompt, None).await
+        foreground(dir, resolved, model, cwd, prompt, None, NewPod::Existing).await
     });
     finish_runtime(runtime);
     result
@@ -191,11 +225,17 @@ async fn foreground(
     cwd: PathBuf,
     prompt: String,
     children: Option<pod_core::host::ChildSetup>,
+    new_pod: NewPod,
 ) -> CmdResult {
     pod_core::lifecycle::start_process_clock();
     let control = RunControl::new();
     let pod_id = dir.id().to_owned();
-    let mut pod = Pod::start(
+    let dir_path = dir.path().to_owned();
+    let not_started = |failure: Failure| match new_pod {
+        NewPod::Created => roll_back(&dir_path, failure),
+        NewPod::Existing => failure,
+    };
+    let mut pod = match Pod::start(
         dir,
         resolved.manifest,
         PodOptions {
@@ -203,14 +243,10 @@ async fn foreground(
             model,
             control: control.clone(),
         },
-    )
-    .map_err(Failure::run_failed)?;
-    let name = pod
-        .dir()
-        .read_info()
-        .map(|i| i.name)
-        .unwrap_or_else(|_| pod_id.clone());
-    out::stderr(&format!("pod {name} ({pod_id})\n"));
+    ) {
+        Ok(pod) => pod,
+        Err(error) => return Err(not_started(Failure::run_failed(error))),
+    };
 
     // The pod is hosted: its control socket serves `pods stop` and the like while the run goes
     // on, SIGINT/SIGTERM stop it and its children (origin `signal`), and children it spawned
@@ -219,10 +255,18 @@ async fn foreground(
     let server = match pod_core::control::ControlServer::bind(pod.dir().path()).await {
         Ok(server) => server,
         Err(error) => {
-            let _ = pod.close("failed").await;
-            return Err(Failure::run_failed(error));
+            if let Err(close) = pod.close("failed").await {
+                tracing::warn!(error = %crate::failure::error_text(&close), "cannot close the segment");
+            }
+            return Err(not_started(Failure::run_failed(error)));
         }
     };
+    let name = pod
+        .dir()
+        .read_info()
+        .map(|i| i.name)
+        .unwrap_or_else(|_| pod_id.clone());
+    out::stderr(&format!("pod {name} ({pod_id})\n"));
     let log_path = pod.log().path().to_owned();
     let host = pod_core::host::Host::new(
         pod,
