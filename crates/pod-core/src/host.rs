@@ -88,7 +88,7 @@ struct Job {
 enum Work {
     Run(Job),
     /// After the current run: close the segment and open a new one with the manifest re-read
-    /// from the pod directory.
+    /// from the pod directory (see [`reload`] for why it is not re-materialized).
     Reload {
         work_dir: std::path::PathBuf,
     },
@@ -817,6 +817,24 @@ async fn pod_task(
 /// Close the pod's segment and open a new one with the manifest re-read from its directory
 /// (the new `segment_started` records its digest). Tools registered besides the builtins
 /// (the child tools) stay registered.
+///
+/// `reload` re-reads `manifest.toml` rather than re-materializing the manifest from the
+/// profile, for these reasons:
+/// - a child's manifest was materialized by its parent from the parent's resolved manifest and
+///   the spawn request (task, scope, overrides); the child process has neither, and resolving
+///   its profile again on its own could widen it beyond what the parent allowed (its scope,
+///   `[spawn]` limits and inherited settings must stay within the parent's);
+/// - a pod continued with `pods resume` no longer has the inputs of its first resolution (the
+///   `--set` list, the `PODS_*` environment, the project profiles of the directory it started
+///   in);
+/// - the child registry of a pod (its `[spawn]` limits, the manifest its children inherit
+///   from, the scope they must stay inside) is fixed when the pod starts, so a manifest
+///   re-materialized with a different `[spawn]` or `[scope]` would be applied only in part.
+///
+/// So `manifest.toml` stays the one description of what the pod runs with: an edit to it
+/// takes effect at the next reload (except for what the child registry fixed at start, as
+/// above), and `provenance.json` is left as it was (a field edited in `manifest.toml` keeps the
+/// provenance of its materialized value). To run with a changed profile, start a new pod.
 async fn reload(pod: Pod, work_dir: &std::path::Path) -> Result<Pod, CoreError> {
     let dir = pod.dir().clone();
     let control = pod.control().clone();
