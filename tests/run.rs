@@ -1204,3 +1204,35 @@ fn a_tree_wide_action_names_the_live_children_it_affects() {
         );
     }
 }
+
+#[test]
+fn listing_commands_into_a_closed_pipe_exit_cleanly() {
+    let sandbox = Sandbox::new();
+    assert_exit(&sandbox.run(&["run", "-p", "demo", "hi"]), 0);
+    for args in [
+        &["ls"][..],
+        &["ls", "--json"],
+        &["trace", "demo-reviewer"],
+        &["trace", "demo-reviewer", "--json"],
+        &["profile", "list"],
+        &["export", "demo-reviewer"],
+    ] {
+        // A pipe whose reader is gone before anything is written: every write fails.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = sandbox
+            .pods()
+            .args(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(
+            matches!(output.status.code(), Some(0 | 1)),
+            "{args:?}: {:?} {stderr}",
+            output.status
+        );
+    }
+}

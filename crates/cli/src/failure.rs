@@ -74,16 +74,7 @@ impl Failure {
 pub type CmdResult = Result<Exit, Failure>;
 
 /// An error and its causes on one line (`outer: cause: root cause`), for tables and JSON.
-pub fn error_text(error: &dyn Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use pod_core::error_chain as error_text;
 
 /// Writes for people on stdout and stderr that never panic. Once a write to a stream fails (its
 /// reader went away, e.g. `pods run … | head`), that stream takes no more writes for the rest of

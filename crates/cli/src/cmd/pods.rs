@@ -1,6 +1,6 @@
 use std::io::Write;
 
-use crate::failure::{CmdResult, Exit, Failure, error_text};
+use crate::failure::{CmdResult, Exit, Failure, error_text, out};
 use crate::global::GlobalArgs;
 use clap::Args;
 
@@ -54,11 +54,13 @@ pub fn ls(global: &GlobalArgs, args: LsArgs) -> CmdResult {
     for dir in home.pod_dirs().map_err(Failure::run_failed)? {
         match pod_core::summarize(&dir) {
             Ok(summary) => summaries.push(summary),
-            Err(error) => eprintln!(
-                "warning: skipping {}: {}",
-                dir.path().display(),
-                error_text(&error)
-            ),
+            Err(error) => {
+                out::stderr(&format!(
+                    "warning: skipping {}: {}\n",
+                    dir.path().display(),
+                    error_text(&error)
+                ));
+            }
         }
     }
     if args.json {
@@ -82,7 +84,7 @@ pub fn ls(global: &GlobalArgs, args: LsArgs) -> CmdResult {
         return Ok(Exit::Success);
     }
     if summaries.is_empty() {
-        eprintln!("no pods in {}", home.root().display());
+        out::stderr(&format!("no pods in {}\n", home.root().display()));
         return Ok(Exit::Success);
     }
     let mut out = std::io::stdout().lock();
@@ -278,15 +280,15 @@ pub fn stop(global: &GlobalArgs, args: StopArgs) -> CmdResult {
             "action": outcome.action,
             "exited": outcome.exited,
         });
-        println!("{json}");
+        out::stdout(&format!("{json}\n"));
     }
     let kind = if args.tree { "stop_tree" } else { "stop" };
     if outcome.exited {
-        eprintln!(
-            "stopped pod {} ({kind} action {})",
+        out::stderr(&format!(
+            "stopped pod {} ({kind} action {})\n",
             dir.id(),
             outcome.action.action_id
-        );
+        ));
         Ok(Exit::Success)
     } else {
         Err(Failure::run_failed(format!(

@@ -12,7 +12,7 @@ use pod_profile::{
 };
 use serde::Serialize;
 
-use crate::failure::{CmdResult, Exit, Failure, error_text};
+use crate::failure::{CmdResult, Exit, Failure, error_text, out};
 use crate::global::{GlobalArgs, config_env};
 
 #[derive(Debug, Subcommand)]
@@ -368,9 +368,13 @@ fn validate(catalog: &Catalog, args: ValidateArgs) -> CmdResult {
         }
         emit(&out)?;
         for c in checked.iter().filter(|c| !c.ok) {
-            eprintln!("error: {}: {}", c.target, c.error.as_deref().unwrap_or(""));
+            out::stderr(&format!(
+                "error: {}: {}\n",
+                c.target,
+                c.error.as_deref().unwrap_or("")
+            ));
             if let Some(hint) = &c.hint {
-                eprintln!("hint: {hint}");
+                out::stderr(&format!("hint: {hint}\n"));
             }
         }
     }

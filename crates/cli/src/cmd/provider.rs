@@ -9,7 +9,7 @@ use pod_provider::{
     Cassette, CassetteResponse, Client, ClientConfig, RetryPolicy, StreamEvent, WireScheme,
 };
 
-use crate::failure::{CmdResult, Exit, Failure};
+use crate::failure::{CmdResult, Exit, Failure, out};
 use crate::global::GlobalArgs;
 
 #[derive(Debug, Subcommand)]
@@ -122,7 +122,10 @@ fn replay(args: ReplayArgs) -> CmdResult {
     match events {
         Some(StreamEvent::Completed(_) | StreamEvent::Incomplete(_)) => Ok(Exit::Success),
         Some(StreamEvent::Error(e)) => {
-            eprintln!("error: the stream ended with {}: {}", e.class, e.message);
+            out::stderr(&format!(
+                "error: the stream ended with {}: {}\n",
+                e.class, e.message
+            ));
             Ok(Exit::RunFailed)
         }
         None => Ok(Exit::Success),

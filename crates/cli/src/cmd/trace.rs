@@ -14,7 +14,7 @@ use pod_trace::{
     failed_requests, is_failure, timeline,
 };
 
-use crate::failure::{CmdResult, Exit, Failure};
+use crate::failure::{CmdResult, Exit, Failure, out};
 use crate::global::GlobalArgs;
 
 /// Show what a pod's provider streams did: lifecycle markers (request built, stream open,
@@ -57,13 +57,13 @@ pub fn run(global: &GlobalArgs, args: TraceArgs) -> CmdResult {
     let segments = dir.segments().map_err(Failure::run_failed)?;
     let traces: Vec<PathBuf> = segments.iter().filter_map(|s| s.trace.clone()).collect();
     if traces.is_empty() {
-        eprintln!(
-            "pod {} has no trace: tracing was off (session.record_event_trace = false) for all its {} segment(s)",
+        out::stderr(&format!(
+            "pod {} has no trace: tracing was off (session.record_event_trace = false) for all its {} segment(s)\n",
             dir.id(),
             segments.len()
-        );
-        eprintln!(
-            "hint: run with `--set session.record_event_trace=true` (or a profile that sets it, e.g. `debug`) to record one"
+        ));
+        out::stderr(
+            "hint: run with `--set session.record_event_trace=true` (or a profile that sets it, e.g. `debug`) to record one\n",
         );
         return Ok(Exit::Success);
     }
@@ -73,15 +73,15 @@ pub fn run(global: &GlobalArgs, args: TraceArgs) -> CmdResult {
         let (entries, problems) = TraceReader::read_all(path).map_err(Failure::run_failed)?;
         for problem in &problems {
             if let TraceLine::Unreadable { line, torn, error } = problem {
-                eprintln!(
-                    "warning: {}:{line}: {} ({error})",
+                out::stderr(&format!(
+                    "warning: {}:{line}: {} ({error})\n",
                     path.display(),
                     if *torn {
                         "torn last line"
                     } else {
                         "unreadable line"
                     }
-                );
+                ));
             }
         }
         if args.json {
