@@ -478,51 +478,22 @@ fn the_api_key_never_reaches_disk_or_output() {
         "headers": {"content-type": "application/json"},
         "body": json!({"error": {"message": format!("Incorrect API key provided: {KEY}."), "type": "invalid_request_error", "code": "invalid_api_key"}}).to_string(),
     });
-    replay_profile(
-        &sandbox,
-        "keyed",
-        vec![unauthorized],
-        "[session]\nrecord_event_trace = true\ntrace_raw_sse = true\n",
-    );
-    let profile = sandbox.work().join(".pods/profiles/keyed.toml");
-    let text = std::fs::read_to_string(&profile).unwrap();
-    std::fs::write(
-        &profile,
-        text.replace(
-            "[model]\n",
-            "[model]\napi_key_env = \"TEST_PROVIDER_KEY\"\n",
-        ),
-    )
-    .unwrap();
-    let output = sandbox
-        .pods()
-        .env("TEST_PROVIDER_KEY", KEY)
-        .args(["run", "-p", "keyed", "hello"])
-        .output()
-        .unwrap();
+    let output = run_keyed(&sandbox, vec![unauthorized], KEY);
     assert_exit(&output, 1);
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("auth"),
         "{}",
         describe(&output)
     );
-    let mut scanned = 0;
-    let mut stack = vec![sandbox.home()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                scanned += 1;
-                let bytes = std::fs::read(&path).unwrap();
-                assert!(
-                    !String::from_utf8_lossy(&bytes).contains(KEY),
-                    "API key found in {}",
-                    path.display()
-                );
-            }
-        }
+    let files = walk(&sandbox.home());
+    let scanned = files.len();
+    for path in files {
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(KEY),
+            "API key found in {}",
+            path.display()
+        );
     }
     assert!(
         scanned >= 5,
@@ -548,28 +519,7 @@ fn a_key_echoed_inside_the_stream_never_reaches_the_trace_log_or_export() {
         "data: {}\n\n",
         json!({"error": {"message": format!("upstream rejected Authorization: Bearer {KEY}"), "type": "server_error", "code": "server_error"}})
     ));
-    replay_profile(
-        &sandbox,
-        "keyed",
-        vec![sse(body)],
-        "[session]\nrecord_event_trace = true\ntrace_raw_sse = true\n",
-    );
-    let profile = sandbox.work().join(".pods/profiles/keyed.toml");
-    let text = std::fs::read_to_string(&profile).unwrap();
-    std::fs::write(
-        &profile,
-        text.replace(
-            "[model]\n",
-            "[model]\napi_key_env = \"TEST_PROVIDER_KEY\"\n",
-        ),
-    )
-    .unwrap();
-    let output = sandbox
-        .pods()
-        .env("TEST_PROVIDER_KEY", KEY)
-        .args(["run", "-p", "keyed", "hello"])
-        .output()
-        .unwrap();
+    let output = run_keyed(&sandbox, vec![sse(body)], KEY);
     assert_exit(&output, 1);
     let pod = only_pod(&sandbox);
     let trace = trace_entries(&pod);
@@ -600,6 +550,32 @@ fn a_key_echoed_inside_the_stream_never_reaches_the_trace_log_or_export() {
     }
     assert!(!String::from_utf8_lossy(&output.stdout).contains(KEY));
     assert!(!String::from_utf8_lossy(&output.stderr).contains(KEY));
+}
+
+/// Run a traced (raw SSE too) replay pod `keyed` whose API key variable holds `key`.
+fn run_keyed(sandbox: &Sandbox, responses: Vec<Value>, key: &str) -> std::process::Output {
+    replay_profile(
+        sandbox,
+        "keyed",
+        responses,
+        "[session]\nrecord_event_trace = true\ntrace_raw_sse = true\n",
+    );
+    let profile = sandbox.work().join(".pods/profiles/keyed.toml");
+    let text = std::fs::read_to_string(&profile).unwrap();
+    std::fs::write(
+        &profile,
+        text.replace(
+            "[model]\n",
+            "[model]\napi_key_env = \"TEST_PROVIDER_KEY\"\n",
+        ),
+    )
+    .unwrap();
+    sandbox
+        .pods()
+        .env("TEST_PROVIDER_KEY", key)
+        .args(["run", "-p", "keyed", "hello"])
+        .output()
+        .unwrap()
 }
 
 /// Every file under `dir`.
