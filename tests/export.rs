@@ -19,82 +19,12 @@ use support::{Sandbox, assert_exit, describe, stdout_json};
 // ---------------------------------------------------------------------------------------------
 // Cassettes (OpenAI Responses wire format) and profiles
 
-fn sse(events: &[Value]) -> String {
-    events
-        .iter()
-        .map(|e| format!("event: {}\ndata: {}\n\n", e["type"].as_str().unwrap(), e))
-        .collect()
-}
-
-fn shell(status: &str) -> Value {
-    json!({"id": "resp_test", "object": "response", "created_at": 1767225600,
-           "status": status, "error": null, "model": "test-replay", "output": []})
-}
+use support::responses::{profile, tool_call_response};
 
 /// A streamed text answer; `fail` ends it with a context-length `response.failed`; `pause`
-/// holds the stream after that many events.
+/// holds the stream after that many events (for a minute, longer than any test waits).
 fn text_response(words: &[&str], fail: bool, pause: Option<usize>) -> Value {
-    let mut events = vec![
-        json!({"type": "response.created", "response": shell("in_progress")}),
-        json!({"type": "response.output_item.added", "output_index": 0,
-               "item": {"id": "msg_1", "type": "message", "role": "assistant",
-                        "status": "in_progress", "content": []}}),
-    ];
-    for word in words {
-        events.push(
-            json!({"type": "response.output_text.delta", "item_id": "msg_1",
-                           "output_index": 0, "content_index": 0, "delta": word}),
-        );
-    }
-    if fail {
-        let mut failed = shell("failed");
-        failed["error"] = json!({"code": "context_length_exceeded",
-            "message": "Your input exceeds the context window of this model."});
-        events.push(json!({"type": "response.failed", "response": failed}));
-    } else {
-        events.push(json!({"type": "response.completed", "response": shell("completed")}));
-    }
-    let mut response = json!({"status": 200,
-        "headers": {"content-type": "text/event-stream"}, "body": sse(&events)});
-    if let Some(after) = pause {
-        response["pause_after_events"] = json!({"events": after, "ms": 60_000});
-    }
-    response
-}
-
-fn tool_call_response(call_id: &str, tool: &str, args: Value) -> Value {
-    let args = args.to_string();
-    let item = json!({"type": "function_call", "id": format!("fc_{call_id}"), "call_id": call_id,
-                      "name": tool, "arguments": "", "status": "in_progress"});
-    let mut done = item.clone();
-    done["arguments"] = json!(args);
-    done["status"] = json!("completed");
-    let events = vec![
-        json!({"type": "response.created", "response": shell("in_progress")}),
-        json!({"type": "response.output_item.added", "output_index": 0, "item": item}),
-        json!({"type": "response.function_call_arguments.delta", "item_id": format!("fc_{call_id}"),
-               "output_index": 0, "delta": args}),
-        json!({"type": "response.function_call_arguments.done", "item_id": format!("fc_{call_id}"),
-               "output_index": 0, "arguments": args}),
-        json!({"type": "response.output_item.done", "output_index": 0, "item": done}),
-        json!({"type": "response.completed", "response": shell("completed")}),
-    ];
-    json!({"status": 200, "headers": {"content-type": "text/event-stream"}, "body": sse(&events)})
-}
-
-/// Project profile `name` replaying `responses`, with extra TOML.
-fn profile(sandbox: &Sandbox, name: &str, body: &str, responses: Vec<Value>) {
-    let cassette = json!({"scheme": "openai-responses", "responses": responses});
-    sandbox.write(
-        &format!("work/.pods/profiles/{name}.json"),
-        &cassette.to_string(),
-    );
-    sandbox.write(
-        &format!("work/.pods/profiles/{name}.toml"),
-        &format!(
-            "[model]\nscheme = \"replay\"\nmodel = \"test-replay\"\ncassette = \"{name}.json\"\n\n{body}"
-        ),
-    );
+    support::responses::text_response(words, fail, pause.map(|after| (after, 60_000)))
 }
 
 const PARENT_TOOLS: &str = r#"["spawn_pod", "wait_pod", "send_to_pod", "stop_pod", "list_pods"]"#;
