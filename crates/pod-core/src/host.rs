@@ -33,7 +33,7 @@ use crate::record::{
 use crate::runtime::{Pod, Quiet, RunInput, RunObserver, RunOutcome, RunReport};
 use crate::session_log::SessionLog;
 use crate::spawn_tools::Children;
-use crate::{CoreError, RunControl};
+use crate::{CoreError, RunControl, error_chain};
 
 /// How long a forced end (second signal) waits for the pod task to close its segment itself
 /// before the host records the end in its place.
@@ -683,17 +683,6 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     } else {
         "(no message)".to_owned()
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Record that the pod task failed: a `shutdown` action with a `runtime` origin naming the
