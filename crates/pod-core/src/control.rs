@@ -355,7 +355,36 @@ pub struct ControlServer {
     events: broadcast::Sender<PodEvent>,
     path: PathBuf,
     accept_task: tokio::task::JoinHandle<()>,
+    /// Replies owed to clients: requests read whose reply is not written yet.
+    in_flight: InFlight,
 }
+
+/// Counts the replies owed across all connections.
+#[derive(Clone, Default)]
+struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
+
+/// One owed reply, from the moment its request line is read until the reply is written.
+struct Owed(Arc<std::sync::atomic::AtomicUsize>);
+
+impl InFlight {
+    fn owe(&self) -> Owed {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Owed(self.0.clone())
+    }
+
+    fn outstanding(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Owed {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A line for a connection's writer, with the reply it settles (none for events).
+type Outgoing = (String, Option<Owed>);
 
 impl ControlServer {
     /// Bind `control.sock` in `pod_dir` (mode 0600). A stale socket left by a dead process is
@@ -382,13 +411,35 @@ impl ControlServer {
         }
         let (incoming_tx, incoming) = mpsc::channel(64);
         let (events, _) = broadcast::channel(1024);
-        let accept_task = tokio::spawn(accept_loop(listener, incoming_tx, events.clone()));
+        let in_flight = InFlight::default();
+        let accept_task = tokio::spawn(accept_loop(
+            listener,
+            incoming_tx,
+            events.clone(),
+            in_flight.clone(),
+        ));
         Ok(ControlServer {
             incoming,
             events,
             path,
             accept_task,
+            in_flight,
         })
+    }
+
+    /// Stop taking requests and give the replies already owed up to `grace` to reach their
+    /// clients, so that a pod ending right after answering (a `cancel` that ends `pods run`)
+    /// still delivers the answer. Requests not yet taken are answered `not_running`.
+    pub async fn close(mut self, grace: std::time::Duration) {
+        self.accept_task.abort();
+        self.incoming.close();
+        while let Ok(request) = self.incoming.try_recv() {
+            request.respond(Err(ReplyError::new("not_running", "the pod is ending")));
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.in_flight.outstanding() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -417,11 +468,17 @@ async fn accept_loop(
     listener: UnixListener,
     incoming: mpsc::Sender<Incoming>,
     events: broadcast::Sender<PodEvent>,
+    in_flight: InFlight,
 ) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(serve_connection(stream, incoming.clone(), events.clone()));
+                tokio::spawn(serve_connection(
+                    stream,
+                    incoming.clone(),
+                    events.clone(),
+                    in_flight.clone(),
+                ));
             }
             Err(error) => {
                 tracing::warn!(%error, "control socket accept failed");
@@ -435,12 +492,14 @@ async fn serve_connection(
     stream: UnixStream,
     incoming: mpsc::Sender<Incoming>,
     events: broadcast::Sender<PodEvent>,
+    in_flight: InFlight,
 ) {
     let (read, mut write) = stream.into_split();
     // One writer per connection: replies and subscribed events interleave line by line.
-    let (out_tx, mut out_rx) = mpsc::channel::<String>(256);
+    let (out_tx, mut out_rx) = mpsc::channel::<Outgoing>(256);
     let writer = tokio::spawn(async move {
-        while let Some(mut line) = out_rx.recv().await {
+        // An owed reply is settled only once it is written (or cannot be).
+        while let Some((mut line, _answered)) = out_rx.recv().await {
             line.push('\n');
             if write.write_all(line.as_bytes()).await.is_err() {
                 break;
@@ -461,13 +520,13 @@ async fn serve_connection(
                         format!("request line longer than {MAX_LINE_BYTES} bytes"),
                     )),
                 );
-                send_line(&out_tx, &reply).await;
+                send_line(&out_tx, &reply, in_flight.owe()).await;
             }
             Ok(LineRead::Line) => {
                 if buf.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                handle_line(&buf, &incoming, &events, &out_tx).await;
+                handle_line(&buf, &incoming, &events, &out_tx, in_flight.owe()).await;
             }
         }
     }
@@ -525,10 +584,10 @@ fn memchr_newline(bytes: &[u8]) -> Option<usize> {
     bytes.iter().position(|b| *b == b'\n')
 }
 
-async fn send_line<T: Serialize>(out: &mpsc::Sender<String>, value: &T) {
+async fn send_line<T: Serialize>(out: &mpsc::Sender<Outgoing>, value: &T, answers: Owed) {
     match serde_json::to_string(value) {
         Ok(line) => {
-            let _ = out.send(line).await;
+            let _ = out.send((line, Some(answers))).await;
         }
         Err(error) => tracing::warn!(%error, "control reply not serializable"),
     }
@@ -538,7 +597,8 @@ async fn handle_line(
     line: &[u8],
     incoming: &mpsc::Sender<Incoming>,
     events: &broadcast::Sender<PodEvent>,
-    out: &mpsc::Sender<String>,
+    out: &mpsc::Sender<Outgoing>,
+    answers: Owed,
 ) {
     let request: WireRequest = match serde_json::from_slice(line) {
         Ok(r) => r,
@@ -550,7 +610,7 @@ async fn handle_line(
                     format!("request is not a JSON object with id, client, method: {e}"),
                 )),
             );
-            send_line(out, &reply).await;
+            send_line(out, &reply, answers).await;
             return;
         }
     };
@@ -571,7 +631,7 @@ async fn handle_line(
     let (request_id, client, call) = match parsed {
         Ok(p) => p,
         Err(error) => {
-            send_line(out, &WireReply::from_result(id, Err(error))).await;
+            send_line(out, &WireReply::from_result(id, Err(error)), answers).await;
             return;
         }
     };
@@ -581,6 +641,7 @@ async fn handle_line(
         send_line(
             out,
             &WireReply::from_result(id, Ok(serde_json::json!({"subscribed": true}))),
+            answers,
         )
         .await;
         let out = out.clone();
@@ -594,7 +655,7 @@ async fn handle_line(
                 let Ok(line) = serde_json::to_string(&event) else {
                     continue;
                 };
-                if out.send(line).await.is_err() {
+                if out.send((line, None)).await.is_err() {
                     break;
                 }
             }
@@ -615,7 +676,7 @@ async fn handle_line(
             .await
             .unwrap_or_else(|_| Err(ReplyError::new("failed", "the pod dropped the request")))
     };
-    send_line(out, &WireReply::from_result(id, result)).await;
+    send_line(out, &WireReply::from_result(id, result), answers).await;
 }
 
 /// A connection to a pod's control socket, for the CLI and for parent pods. Replies are matched
@@ -857,6 +918,46 @@ mod tests {
         assert!(dir.path().join(CONTROL_SOCKET).exists());
         let again = ControlServer::bind(dir.path()).await;
         assert!(again.is_ok(), "{:?}", again.err());
+    }
+
+    /// A pod that answers a request and ends at once still delivers the answer: `close` waits
+    /// for it; the runtime is dropped right after, so nothing else could write it.
+    #[test]
+    fn a_reply_owed_when_the_server_closes_is_still_delivered() {
+        use std::io::{BufRead, Write};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let mut server = runtime
+            .block_on(ControlServer::bind(dir.path()))
+            .expect("bind");
+        let path = server.path().to_owned();
+        let client = std::thread::spawn(move || {
+            let mut stream = std::os::unix::net::UnixStream::connect(&path).expect("connect");
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .expect("timeout");
+            writeln!(
+                stream,
+                r#"{{"id": "r-last", "client": {{"type": "other", "name": "t"}}, "method": "cancel"}}"#
+            )
+            .expect("write");
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(&stream).read_line(&mut line);
+            line
+        });
+        runtime.block_on(async move {
+            let request = server.incoming.recv().await.expect("request");
+            request.respond(Ok(serde_json::json!({"accepted": true})));
+            server.close(std::time::Duration::from_secs(5)).await;
+        });
+        drop(runtime);
+        let line = client.join().expect("client");
+        let reply: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{line:?}"));
+        assert_eq!(reply["id"], "r-last");
+        assert_eq!(reply["ok"], true, "{reply}");
     }
 
     #[tokio::test]

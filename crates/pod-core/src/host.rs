@@ -38,6 +38,8 @@ use crate::{CoreError, RunControl, error_chain};
 /// How long a forced end (second signal) waits for the pod task to close its segment itself
 /// before the host records the end in its place.
 const FORCE_GRACE: Duration = Duration::from_millis(1000);
+/// How long an ending pod waits for the replies it already owes its control clients.
+const REPLY_GRACE: Duration = Duration::from_millis(500);
 /// After [`FORCE_GRACE`], how long the host waits for the cancelled pod task to be dropped.
 const ABORT_GRACE: Duration = Duration::from_millis(200);
 
@@ -445,13 +447,14 @@ impl Host {
                 (!task_joined).then_some(&mut task),
             )
             .await;
+            server.close(REPLY_GRACE).await;
             return Ok(HostEnd {
                 action: state.action,
                 first_run: None,
                 abort: Some(HostAbort::Forced { action }),
             });
         }
-        drop(server);
+        server.close(REPLY_GRACE).await;
         let closed = match closed {
             Some(Ok(result)) => result,
             Some(Err(_)) | None => {
