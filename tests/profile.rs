@@ -70,7 +70,7 @@ fn show_json_has_manifest_and_provenance_for_every_key() {
     assert_eq!(trace["kind"], "builtin");
     assert_eq!(
         trace["detail"],
-        "profiles/debug.toml: session.record_event_trace (extended by coder.toml)"
+        "profiles/debug.toml:5: session.record_event_trace (extended by coder.toml)"
     );
     assert!(trace.get("from").is_none(), "from only for kind parent");
     assert_eq!(json["provenance"]["agent.max_turns"]["kind"], "cli");
@@ -107,7 +107,7 @@ fn explain_answers_value_and_source() {
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(
         text.starts_with(
-            "session.record_event_trace = true — set by profiles/debug.toml (extended by coder.toml)"
+            "session.record_event_trace = true — set by profiles/debug.toml:5 (extended by coder.toml)"
         ),
         "{text}"
     );
@@ -398,7 +398,7 @@ fn child_scope_narrows_and_human_output_names_sources() {
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(
         text.contains(
-            "record_event_trace = true\n    # parent: inherited from parent <parent> ← set by profiles/debug.toml (extended by coder.toml)"
+            "record_event_trace = true\n    # parent: inherited from parent <parent> ← set by profiles/debug.toml:5 (extended by coder.toml)"
         ),
         "{text}"
     );

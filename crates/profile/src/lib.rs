@@ -28,7 +28,8 @@
 //! that set the bad value; the per-layer history `explain` shows, the exact source inside an
 //! `extends` chain and line numbers are kept by this crate.
 //!
-//! **Provenance** details: `path: section.key` for files (builtins as `profiles/NAME.toml`),
+//! **Provenance** details: `path:line: section.key` for files (builtins as `profiles/NAME.toml`;
+//! the line is left out when the key is written in a form the line scan does not find),
 //! with `(extended by coder.toml)` when the file was reached through `extends`; the env var
 //! name; `--set TEXT`; `compiled default` (or `compiled default: unset` for an unset optional);
 //! for children `inherited from parent POD` with the parent's own entry in `from`, or `spawn

@@ -454,9 +454,15 @@ pub(crate) fn parse_file(
                 });
             }
             let value = resolve_relative(&dotted, value, base_dir);
-            details.insert(dotted.clone(), format!("{label}: {dotted}"));
-            if let Some(line) = key_line(text, Some(&top), &key) {
-                lines.insert(dotted.clone(), line);
+            // `file:line: key` (the line when the key is written in a way the scan finds).
+            match key_line(text, Some(&top), &key) {
+                Some(line) => {
+                    details.insert(dotted.clone(), format!("{label}:{line}: {dotted}"));
+                    lines.insert(dotted.clone(), line);
+                }
+                None => {
+                    details.insert(dotted.clone(), format!("{label}: {dotted}"));
+                }
             }
             leaves.insert(dotted, value);
         }

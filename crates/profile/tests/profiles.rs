@@ -94,7 +94,7 @@ fn builtins_are_embedded_and_coder_inherits_tracing_through_debug() {
     assert_eq!(explanation.provenance.kind, SourceKind::Builtin);
     assert_eq!(
         explanation.provenance.detail,
-        "profiles/debug.toml: session.record_event_trace (extended by coder.toml)"
+        "profiles/debug.toml:5: session.record_event_trace (extended by coder.toml)"
     );
     // The compiled default (false) was overridden.
     assert_eq!(explanation.overridden.len(), 1);
@@ -151,7 +151,7 @@ fn three_level_extends_chain_names_every_extender() {
     assert_eq!(p["limits.max_attempts"].kind, SourceKind::Profile);
     assert!(
         p["limits.max_attempts"].detail.ends_with(
-            "base.toml: limits.max_attempts (extended by mid.toml, extended by top.toml)"
+            "base.toml:4: limits.max_attempts (extended by mid.toml, extended by top.toml)"
         ),
         "{}",
         p["limits.max_attempts"].detail

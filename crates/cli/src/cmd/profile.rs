@@ -387,7 +387,7 @@ fn validate(catalog: &Catalog, args: ValidateArgs) -> CmdResult {
     Ok(Exit::Success)
 }
 
-/// A provenance for people: "set by profiles/debug.toml (extended by coder.toml)",
+/// A provenance for people: "set by profiles/debug.toml:5 (extended by coder.toml)",
 /// "inherited from parent P ← set by …".
 fn describe(provenance: &Provenance, key: &str) -> String {
     let detail = provenance.detail.replacen(&format!(": {key}"), "", 1);
