@@ -7,6 +7,7 @@
 //! ```
 
 use std::io::Write;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::CoreError;
@@ -57,7 +58,12 @@ impl PodHome {
         let pods = self.pods_dir();
         std::fs::create_dir_all(&pods).map_err(CoreError::io("create pods directory", &pods))?;
         let path = pods.join(&id);
-        std::fs::create_dir(&path).map_err(CoreError::io("create pod directory", &path))?;
+        // Private to the user: the logs hold prompts and outputs, and the control socket is
+        // never reachable by others, not even before its own mode is set.
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .map_err(CoreError::io("create pod directory", &path))?;
         let dir = PodDir {
             path,
             id: id.clone(),
@@ -321,6 +327,16 @@ mod tests {
             Err(CoreError::PodNotFound { .. })
         ));
         assert_eq!(home.pod_dirs().unwrap(), vec![a, b]);
+    }
+
+    #[test]
+    fn a_pod_directory_is_private_to_its_user() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let home = PodHome::at(tmp.path().to_owned());
+        let dir = home.create_pod(None, "p", None).unwrap();
+        let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
     }
 
     #[test]

@@ -62,63 +62,62 @@ fn replay(args: ReplayArgs) -> CmdResult {
         .enable_all()
         .build()
         .map_err(|e| Failure::new(Exit::RunFailed, e))?;
-    let events =
-        runtime.block_on(async {
-            let server = pod_provider::ReplayServer::start(Cassette::new(scheme, vec![response]))
-                .map_err(|e| Failure::new(Exit::RunFailed, e))?;
-            let mut config = ClientConfig::new(scheme).with_base_url(server.base_url());
-            config.retry = RetryPolicy::none();
-            config.first_event_timeout = Duration::from_secs(30);
-            config.idle_timeout = Duration::from_secs(30);
-            let client = Client::new(config).map_err(|e| Failure::new(Exit::RunFailed, e))?;
-            let mut stream = client.stream(&pod_provider::ModelRequest::default(), None);
-            let mut stdout = std::io::stdout().lock();
-            let mut last = None;
-            // Readable mode joins consecutive text (or reasoning) fragments into one line.
-            let mut run: Option<(&'static str, u32, String)> = None;
-            while let Some(event) = stream.next_event().await {
-                let mut lines = Vec::new();
-                if args.json {
-                    lines.push(serde_json::to_string(&event).unwrap_or_else(|e| {
-                        format!("{{\"type\":\"unprintable\",\"error\":\"{e}\"}}")
-                    }));
-                } else {
-                    let fragment = match &event {
-                        StreamEvent::TextDelta(d) => Some(("text", d.choice, d.text.as_str())),
-                        StreamEvent::ReasoningDelta(r) if r.signature.is_none() => {
-                            Some(("reasoning", r.choice, r.text.as_str()))
-                        }
-                        _ => None,
-                    };
-                    match (fragment, &mut run) {
-                        (Some((label, choice, text)), Some((l, c, acc)))
-                            if *l == label && *c == choice =>
-                        {
-                            acc.push_str(text);
-                        }
-                        (Some((label, choice, text)), _) => {
-                            lines.extend(run.take().map(render_run));
-                            run = Some((label, choice, text.to_string()));
-                        }
-                        (None, _) => {
-                            lines.extend(run.take().map(render_run));
-                            lines.push(render(&event));
-                        }
+    let events = runtime.block_on(async {
+        let server = pod_provider::ReplayServer::start(Cassette::new(scheme, vec![response]))
+            .map_err(|e| Failure::new(Exit::RunFailed, e))?;
+        let mut config = ClientConfig::new(scheme).with_base_url(server.base_url());
+        config.retry = RetryPolicy::none();
+        config.first_event_timeout = Duration::from_secs(30);
+        config.idle_timeout = Duration::from_secs(30);
+        let client = Client::new(config).map_err(|e| Failure::new(Exit::RunFailed, e))?;
+        let mut stream = client.stream(&pod_provider::ModelRequest::default(), None);
+        let mut stdout = std::io::stdout().lock();
+        let mut last = None;
+        // Readable mode joins consecutive text (or reasoning) fragments into one line.
+        let mut run: Option<(&'static str, u32, String)> = None;
+        while let Some(event) = stream.next_event().await {
+            let mut lines = Vec::new();
+            if args.json {
+                lines.push(serde_json::to_string(&event).unwrap_or_else(|e| {
+                    serde_json::json!({"type": "unprintable", "error": e.to_string()}).to_string()
+                }));
+            } else {
+                let fragment = match &event {
+                    StreamEvent::TextDelta(d) => Some(("text", d.choice, d.text.as_str())),
+                    StreamEvent::ReasoningDelta(r) if r.signature.is_none() => {
+                        Some(("reasoning", r.choice, r.text.as_str()))
+                    }
+                    _ => None,
+                };
+                match (fragment, &mut run) {
+                    (Some((label, choice, text)), Some((l, c, acc)))
+                        if *l == label && *c == choice =>
+                    {
+                        acc.push_str(text);
+                    }
+                    (Some((label, choice, text)), _) => {
+                        lines.extend(run.take().map(render_run));
+                        run = Some((label, choice, text.to_string()));
+                    }
+                    (None, _) => {
+                        lines.extend(run.take().map(render_run));
+                        lines.push(render(&event));
                     }
                 }
-                for line in lines {
-                    if writeln!(stdout, "{line}").is_err() {
-                        // Broken pipe: the reader left; stop quietly.
-                        return Ok(None);
-                    }
+            }
+            for line in lines {
+                if writeln!(stdout, "{line}").is_err() {
+                    // Broken pipe: the reader left; stop quietly.
+                    return Ok(None);
                 }
-                last = Some(event);
             }
-            if let Some(r) = run.take() {
-                let _ = writeln!(stdout, "{}", render_run(r));
-            }
-            Ok::<_, Failure>(last)
-        })?;
+            last = Some(event);
+        }
+        if let Some(r) = run.take() {
+            let _ = writeln!(stdout, "{}", render_run(r));
+        }
+        Ok::<_, Failure>(last)
+    })?;
     match events {
         Some(StreamEvent::Completed(_) | StreamEvent::Incomplete(_)) => Ok(Exit::Success),
         Some(StreamEvent::Error(e)) => {
