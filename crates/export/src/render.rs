@@ -80,6 +80,20 @@ pub(crate) fn md_header(
     writeln!(out)
 }
 
+/// Where the exported pod sits when it is not a root: its ancestors, root first.
+pub(crate) fn md_ancestors(out: &mut dyn Write, ancestors: &[String]) -> std::io::Result<()> {
+    if ancestors.is_empty() {
+        return Ok(());
+    }
+    let path: Vec<String> = ancestors.iter().map(|id| format!("`{id}`")).collect();
+    writeln!(
+        out,
+        "Below {} (ancestors, root first; not part of this export).",
+        path.join(" › ")
+    )?;
+    writeln!(out)
+}
+
 /// One pod of the tree.
 pub(crate) fn md_pod_line(
     out: &mut dyn Write,

@@ -409,6 +409,8 @@ impl Spool {
 
 struct PodLine {
     depth: usize,
+    /// The pod's ancestors' ids, root first.
+    ancestors: Vec<String>,
     name: String,
     id: String,
     profile: String,
@@ -450,6 +452,7 @@ impl<W: Write> Sink for MarkdownSink<W> {
     fn pod_start(&mut self, pod: &PodDoc) -> Result<(), ExportError> {
         self.pods.push(PodLine {
             depth: pod.ancestors.len(),
+            ancestors: pod.ancestors.clone(),
             name: pod.name.clone(),
             id: pod.id.clone(),
             profile: pod.profile.clone(),
@@ -485,6 +488,9 @@ impl<W: Write> Sink for MarkdownSink<W> {
         };
         let out = &mut self.out;
         render::md_header(out, &head, &tail.redaction).map_err(render_err)?;
+        if let Some(top) = self.pods.first() {
+            render::md_ancestors(out, &top.ancestors).map_err(render_err)?;
+        }
         for pod in &self.pods {
             render::md_pod_line(
                 out,

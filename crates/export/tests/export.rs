@@ -1280,6 +1280,18 @@ fn markdown_report_has_tree_incident_summaries_chains_and_runs() {
     }
     assert!(text.contains("origin: the command line (request req-tree)"));
     assert!(text.contains("| `rc1` |"));
+    assert!(
+        !text.contains("Below `"),
+        "a root export has no ancestors line"
+    );
+
+    // A child exported alone says where it sits.
+    let mut doc = export_pod(home.path(), CHILD, false, false);
+    let text = String::from_utf8(render_checked(&mut doc, Format::Markdown, &[]).unwrap()).unwrap();
+    assert!(
+        text.contains(&format!("Below `{POD}` (ancestors, root first")),
+        "{text}"
+    );
 }
 
 fn link_name(link: &ChainLink) -> &'static str {
