@@ -822,6 +822,15 @@ fn reload_over_the_control_socket_interrupts_with_reload_kind() {
     );
     let closed = entries_of(&entries, "segment_closed");
     assert_eq!(closed[0]["reason"], "reloaded");
+    // The edited value's source is unknown now, not the profile's it no longer matches.
+    let provenance: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("provenance.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        provenance["agent.max_turns"]["kind"], "unknown",
+        "{provenance:#}"
+    );
+    assert_ne!(provenance["model.scheme"]["kind"], "unknown");
 }
 
 #[test]

@@ -825,8 +825,9 @@ async fn pod_task(
 ///
 /// So `manifest.toml` stays the one description of what the pod runs with: an edit to it
 /// takes effect at the next reload (except for what the child registry fixed at start, as
-/// above), and `provenance.json` is left as it was (a field edited in `manifest.toml` keeps the
-/// provenance of its materialized value). To run with a changed profile, start a new pod.
+/// above), and every field whose value the edit changed gets provenance `unknown` in
+/// `provenance.json` (who edited it is not recorded). To run with a changed profile, start a
+/// new pod.
 async fn reload(pod: Pod, work_dir: &std::path::Path) -> Result<Pod, CoreError> {
     let dir = pod.dir().clone();
     let control = pod.control().clone();
@@ -834,11 +835,18 @@ async fn reload(pod: Pod, work_dir: &std::path::Path) -> Result<Pod, CoreError> 
         .iter()
         .filter_map(|(name, _)| pod.tools().get(name).cloned())
         .collect();
+    let previous = pod.manifest().clone();
     pod.close("reloaded").await?;
-    let resolved = pod_profile::read_manifest_files(dir.path()).map_err(|e| CoreError::Config {
-        message: format!("cannot reload the manifest of pod {}", dir.id()),
-        source: Some(Box::new(e)),
-    })?;
+    let (resolved, edited) =
+        pod_profile::reread_manifest_files(dir.path(), &previous).map_err(|e| {
+            CoreError::Config {
+                message: format!("cannot reload the manifest of pod {}", dir.id()),
+                source: Some(Box::new(e)),
+            }
+        })?;
+    if !edited.is_empty() {
+        tracing::info!(pod = %dir.id(), ?edited, "reloaded manifest differs from the materialized one");
+    }
     let model = crate::model::ModelConnection::connect(&resolved.manifest, work_dir).await?;
     let mut pod = Pod::start(
         dir,

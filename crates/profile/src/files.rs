@@ -78,6 +78,46 @@ pub fn read_manifest_files(dir: &Path) -> Result<ResolvedManifest, ProfileError>
     })
 }
 
+/// Read the manifest files of a pod that ran with `previous` and whose `manifest.toml` may have
+/// been edited since (a reload). Every key whose value is no longer the one materialized gets
+/// provenance kind `unknown` (the edit's author was not recorded) and `provenance.json` is
+/// rewritten to say so; the keys that changed are returned.
+pub fn reread_manifest_files(
+    dir: &Path,
+    previous: &Manifest,
+) -> Result<(ResolvedManifest, Vec<String>), ProfileError> {
+    let mut resolved = read_manifest_files(dir)?;
+    let before = crate::schema::flatten(previous).map_err(ProfileError::Render)?;
+    let after = crate::schema::flatten(&resolved.manifest).map_err(ProfileError::Render)?;
+    let changed: Vec<String> = crate::schema::leaf_keys()
+        .into_iter()
+        .filter(|key| before.get(key) != after.get(key))
+        .collect();
+    if changed.is_empty() {
+        return Ok((resolved, changed));
+    }
+    for key in &changed {
+        resolved.provenance.insert(
+            key.clone(),
+            crate::manifest::Provenance {
+                kind: crate::manifest::SourceKind::Unknown,
+                detail: format!(
+                    "{MANIFEST_FILE} edited after materialization; who set this value was not recorded"
+                ),
+                from: None,
+            },
+        );
+    }
+    let provenance = serde_json::to_string_pretty(&resolved.provenance).map_err(|source| {
+        ProfileError::Json {
+            path: dir.join(PROVENANCE_FILE),
+            source,
+        }
+    })?;
+    write_atomic(dir, PROVENANCE_FILE, format!("{provenance}\n").as_bytes())?;
+    Ok((resolved, changed))
+}
+
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), ProfileError> {
     let target = dir.join(name);
     // Unique per process and call, so concurrent writers never share a temporary file.

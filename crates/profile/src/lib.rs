@@ -78,7 +78,7 @@ pub use discovery::{Catalog, CatalogEntry, Discovery, Origin, ProfileSource};
 pub use error::ProfileError;
 pub use files::{
     MANIFEST_FILE, PROVENANCE_FILE, manifest_digest, manifest_toml, read_manifest_files,
-    write_manifest_files,
+    reread_manifest_files, write_manifest_files,
 };
 pub use manifest::{Manifest, Provenance, ProvenanceMap, ResolvedManifest, Scheme, SourceKind};
 pub use resolve::{Explanation, LayerValue, Overrides, Resolution, explain, validate};

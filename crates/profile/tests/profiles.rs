@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use pod_profile::{
     Catalog, Discovery, InheritPolicy, Origin, Overrides, POLICIES, ProfileError, ResolvedManifest,
     ScopeRequest, SourceKind, SpawnRequest, explain, manifest_digest, materialize_child, policy,
-    read_manifest_files, schema, write_manifest_files,
+    read_manifest_files, reread_manifest_files, schema, write_manifest_files,
 };
 
 /// A temporary layout: `user/` (user config dir), `work/` (cwd, project in `work/.pods`),
@@ -1126,6 +1126,46 @@ fn manifest_files_round_trip_atomically() {
         serde_json::from_slice(&std::fs::read(dir.path().join("provenance.json")).unwrap())
             .unwrap();
     assert_eq!(json["session.record_event_trace"]["kind"], "builtin");
+}
+
+#[test]
+fn a_hand_edited_manifest_reread_marks_what_changed_as_unknown() {
+    let parent = resolve(&Fixture::new().catalog(), "coder");
+    let dir = tempfile::tempdir().unwrap();
+    write_manifest_files(dir.path(), &parent).unwrap();
+    // Unchanged: nothing is marked, provenance stays as materialized.
+    let (same, changed) = reread_manifest_files(dir.path(), &parent.manifest).unwrap();
+    assert!(changed.is_empty());
+    assert_eq!(same, parent);
+
+    let path = dir.path().join("manifest.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let edited_text: String = text
+        .lines()
+        .map(|line| {
+            if line.starts_with("max_turns = ") {
+                "max_turns = 3".to_owned()
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_ne!(edited_text.trim(), text.trim(), "{text}");
+    std::fs::write(&path, edited_text).unwrap();
+    let (edited, changed) = reread_manifest_files(dir.path(), &parent.manifest).unwrap();
+    assert_eq!(changed, ["agent.max_turns"]);
+    assert_eq!(edited.manifest.agent.max_turns, 3);
+    assert_eq!(
+        edited.provenance["agent.max_turns"].kind,
+        SourceKind::Unknown
+    );
+    // Keys the edit left alone keep their sources, and the file on disk says the same.
+    assert_eq!(
+        edited.provenance["session.record_event_trace"],
+        parent.provenance["session.record_event_trace"]
+    );
+    assert_eq!(read_manifest_files(dir.path()).unwrap(), edited);
 }
 
 #[test]
