@@ -875,34 +875,8 @@ fn sigterm_shuts_down_with_signal_origin() {
 
 /// A parent that spawns two holding children and then waits on the first.
 fn tree(sandbox: &Sandbox) -> (Proc, PathBuf, Vec<PathBuf>) {
-    parent_profile(
-        sandbox,
-        "",
-        vec![
-            tool_call_response(
-                "call_a",
-                "spawn_pod",
-                json!({"profile": "holder", "task": "hold a", "name": "a"}),
-            ),
-            tool_call_response(
-                "call_b",
-                "spawn_pod",
-                json!({"profile": "holder", "task": "hold b", "name": "b"}),
-            ),
-            tool_call_response("call_wait", "wait_pod", json!({"pod_id": "a"})),
-            text_response(&["done"], false, None),
-        ],
-    );
-    profile(
-        sandbox,
-        "holder",
-        "[agent]\ntools = []\n",
-        vec![text_response(
-            &["hold ", "the ", "line ", "please"],
-            false,
-            HOLD,
-        )],
-    );
+    parent_profile(sandbox, "", support::responses::spawn_two_holders());
+    support::responses::holder_profile(sandbox);
     let proc = spawn_pods(sandbox, &["run", "-p", "parent", "build a tree"], "parent");
     let parent = wait_until("the parent dir", Duration::from_secs(10), || {
         root_pod(sandbox)

@@ -220,27 +220,9 @@ fn tree(sandbox: &Sandbox) -> (Proc, PathBuf, Vec<PathBuf>) {
         &format!(
             "[agent]\nmax_turns = 8\ntools = {PARENT_TOOLS}\n\n[spawn]\nallowed_profiles = [\"holder\"]\nmax_depth = 2\nmax_children = 4\n"
         ),
-        vec![
-            tool_call_response(
-                "call_a",
-                "spawn_pod",
-                json!({"profile": "holder", "task": "hold a", "name": "a"}),
-            ),
-            tool_call_response(
-                "call_b",
-                "spawn_pod",
-                json!({"profile": "holder", "task": "hold b", "name": "b"}),
-            ),
-            tool_call_response("call_wait", "wait_pod", json!({"pod_id": "a"})),
-            text_response(&["done"], false, None),
-        ],
+        support::responses::spawn_two_holders(),
     );
-    profile(
-        sandbox,
-        "holder",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["hold ", "the ", "line"], false, Some(3))],
-    );
+    support::responses::holder_profile(sandbox);
     let proc = spawn_pods(sandbox, &["run", "-p", "parent", "build a tree"], "parent");
     let parent = wait_until("the parent dir", Duration::from_secs(10), || {
         root_pod(sandbox)

@@ -1090,37 +1090,15 @@ fn a_pod_whose_control_socket_cannot_be_bound_leaves_no_directory() {
 
 #[test]
 fn a_tree_wide_action_names_the_live_children_it_affects() {
-    use support::responses::{profile, text_response, tool_call_response};
+    use support::responses::{holder_profile, profile, spawn_two_holders};
     let sandbox = Sandbox::new();
     profile(
         &sandbox,
         "parent",
         "[agent]\nmax_turns = 8\ntools = [\"spawn_pod\", \"wait_pod\"]\n\n[spawn]\nallowed_profiles = [\"holder\"]\nmax_depth = 2\nmax_children = 4\n",
-        vec![
-            tool_call_response(
-                "call_a",
-                "spawn_pod",
-                json!({"profile": "holder", "task": "hold a", "name": "a"}),
-            ),
-            tool_call_response(
-                "call_b",
-                "spawn_pod",
-                json!({"profile": "holder", "task": "hold b", "name": "b"}),
-            ),
-            tool_call_response("call_wait", "wait_pod", json!({"pod_id": "a"})),
-            text_response(&["done"], false, None),
-        ],
+        spawn_two_holders(),
     );
-    profile(
-        &sandbox,
-        "holder",
-        "[agent]\ntools = []\n",
-        vec![text_response(
-            &["hold ", "the ", "line ", "please"],
-            false,
-            Some((3, 60_000)),
-        )],
-    );
+    holder_profile(&sandbox);
     let mut proc = sandbox.spawn(&["run", "-p", "parent", "build a tree"], "parent");
     let parent = wait_for("the parent pod", std::time::Duration::from_secs(10), || {
         pods_with_parent(&sandbox, None).pop()

@@ -320,6 +320,40 @@ pub mod responses {
         stream(sse(&events))
     }
 
+    /// The responses of a parent that spawns two `holder` children named `a` and `b`, waits on
+    /// `a`, then answers.
+    pub fn spawn_two_holders() -> Vec<Value> {
+        vec![
+            tool_call_response(
+                "call_a",
+                "spawn_pod",
+                json!({"profile": "holder", "task": "hold a", "name": "a"}),
+            ),
+            tool_call_response(
+                "call_b",
+                "spawn_pod",
+                json!({"profile": "holder", "task": "hold b", "name": "b"}),
+            ),
+            tool_call_response("call_wait", "wait_pod", json!({"pod_id": "a"})),
+            text_response(&["done"], false, None),
+        ]
+    }
+
+    /// Project profile `holder`: a child whose stream pauses (for a minute, longer than any
+    /// test waits) after three events, so it is mid-run until something interrupts it.
+    pub fn holder_profile(sandbox: &Sandbox) {
+        profile(
+            sandbox,
+            "holder",
+            "[agent]\ntools = []\n",
+            vec![text_response(
+                &["hold ", "the ", "line ", "please"],
+                false,
+                Some((3, 60_000)),
+            )],
+        );
+    }
+
     pub fn cassette(responses: Vec<Value>) -> String {
         json!({"scheme": "openai-responses", "responses": responses}).to_string()
     }
