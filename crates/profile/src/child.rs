@@ -94,6 +94,18 @@ pub const POLICIES: &[(&str, InheritPolicy)] = &[
         InheritPolicy::InheritUnlessChildSets,
     ),
     ("limits.watchdog_ms", InheritPolicy::InheritUnlessChildSets),
+    (
+        "limits.max_response_bytes",
+        InheritPolicy::InheritUnlessChildSets,
+    ),
+    (
+        "limits.max_response_ms",
+        InheritPolicy::InheritUnlessChildSets,
+    ),
+    (
+        "limits.shutdown_grace_ms",
+        InheritPolicy::InheritUnlessChildSets,
+    ),
     ("model.api_key_env", InheritPolicy::ModelGroup),
     ("model.base_url", InheritPolicy::ModelGroup),
     ("model.cassette", InheritPolicy::ModelGroup),

@@ -186,6 +186,15 @@ pub struct LimitsSection {
     /// time inside a tool call does not count) for this long is interrupted with a `watchdog`
     /// lifecycle action and the pod stops. 0 turns the watchdog off.
     pub watchdog_ms: u64,
+    /// Bytes of response body one provider request may stream before it is ended with a
+    /// classified `response_too_large` error (a stream that never finishes cannot grow memory or
+    /// the log without bound).
+    pub max_response_bytes: u64,
+    /// Wall time one provider request may stream, from sending it to its last event; past it
+    /// the response is ended with a classified error. 0 means no limit.
+    pub max_response_ms: u64,
+    /// Time a stopping pod waits for its children to end before it kills their process groups.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for LimitsSection {
@@ -197,6 +206,9 @@ impl Default for LimitsSection {
             retry_budget_ms: 120_000,
             spawn_ready_timeout_ms: 10_000,
             watchdog_ms: 0,
+            max_response_bytes: 128 * 1024 * 1024,
+            max_response_ms: 0,
+            shutdown_grace_ms: 5_000,
         }
     }
 }

@@ -680,6 +680,8 @@ pub fn validate(resolved: &ResolvedManifest) -> Result<(), ProfileError> {
             "limits.spawn_ready_timeout_ms",
             m.limits.spawn_ready_timeout_ms,
         ),
+        ("limits.max_response_bytes", m.limits.max_response_bytes),
+        ("limits.shutdown_grace_ms", m.limits.shutdown_grace_ms),
     ];
     for (key, value) in limits {
         if value == 0 {

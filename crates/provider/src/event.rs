@@ -150,17 +150,66 @@ pub struct Usage {
 }
 
 /// Why the model stopped, normalized across schemes.
+///
+/// Only `EndTurn` and `ToolCalls` are clean finishes; every other reason means the answer may be
+/// cut short or withheld and is reported as such (see [`StopReason::is_truncated`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum StopReason {
+    /// The model ended its turn.
     EndTurn,
+    /// The model stopped to have tools called.
     ToolCalls,
+    /// The answer was cut at the output-token limit (Chat `length`, Anthropic `max_tokens`,
+    /// Responses `incomplete` with `max_output_tokens`).
     MaxTokens,
+    /// The model refused.
     Refusal,
+    /// The provider's content filter withheld or cut the answer.
+    ContentFilter,
+    /// The provider marked the response incomplete for another reason, given as it said it.
+    Incomplete { raw: String },
     /// Anything else, with the provider's own wording.
-    Other {
-        raw: String,
-    },
+    Other { raw: String },
+}
+
+impl StopReason {
+    /// The snake_case name of the reason, as in JSON.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StopReason::EndTurn => "end_turn",
+            StopReason::ToolCalls => "tool_calls",
+            StopReason::MaxTokens => "max_tokens",
+            StopReason::Refusal => "refusal",
+            StopReason::ContentFilter => "content_filter",
+            StopReason::Incomplete { .. } => "incomplete",
+            StopReason::Other { .. } => "other",
+        }
+    }
+
+    /// Whether the answer is not a clean finish (cut, filtered, refused or of unknown cause).
+    pub fn is_truncated(&self) -> bool {
+        !matches!(self, StopReason::EndTurn | StopReason::ToolCalls)
+    }
+
+    /// A plain statement of what the reason means for the answer, for people.
+    pub fn statement(&self) -> String {
+        match self {
+            StopReason::EndTurn => "the model ended its turn".to_owned(),
+            StopReason::ToolCalls => "the model stopped to call tools".to_owned(),
+            StopReason::MaxTokens => "the answer was cut at the output-token limit".to_owned(),
+            StopReason::Refusal => "the model refused to answer".to_owned(),
+            StopReason::ContentFilter => {
+                "the provider's content filter withheld or cut the answer".to_owned()
+            }
+            StopReason::Incomplete { raw } => {
+                format!("the provider marked the answer incomplete ({raw})")
+            }
+            StopReason::Other { raw } => {
+                format!("the model stopped for a reason pods does not know ({raw})")
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
