@@ -51,5 +51,7 @@ pub use scope::{Access, Scope};
 pub use session_log::{
     LogItem, LogProblem, LogReader, LogSink, SegmentRead, SessionLog, read_segment,
 };
-pub use summary::{PodSummary, RunSummary, SegmentSummary, summarize};
+pub use summary::{
+    PodSummary, RunSummary, SegmentSummary, StopFacts, UsageTotals, printable, summarize,
+};
 pub use tools::{Tool, ToolContext, ToolError, ToolFuture, ToolRegistry};

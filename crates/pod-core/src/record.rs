@@ -6,7 +6,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use std::collections::BTreeMap;
+
 use pod_provider::ProviderError;
+use pod_provider::event::{StopReason, Usage};
 
 /// Version of the session log format written by this build (in `segment_started`).
 pub const LOG_FORMAT_VERSION: u32 = 1;
@@ -30,6 +33,8 @@ pub enum LogBody {
     SegmentStarted(SegmentStarted),
     RunStarted(RunStarted),
     ProviderRequestStarted(ProviderRequestStarted),
+    /// A model request's stream ended: stop reason, token usage, unhandled events.
+    ProviderRequestFinished(ProviderRequestFinished),
     AssistantMessage(AssistantMessage),
     ToolCallStarted(ToolCallStarted),
     ToolCallFinished(ToolCallFinished),
@@ -94,6 +99,30 @@ pub struct ProviderRequestStarted {
     pub model: String,
 }
 
+/// How one model request's stream ended, written when it ends (whatever the end). Written by
+/// every build that records stop reasons and usage; a log without these entries does not say.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProviderRequestFinished {
+    pub run_id: String,
+    pub turn: u32,
+    /// The attempt the stream belongs to (the last one made for this request).
+    pub attempt: u32,
+    /// `completed` (a normal end, see `stop_reason`), `errored`, `interrupted`, or `closed`
+    /// (the stream ended without a terminal event).
+    pub end: String,
+    /// The normalized stop reason, for a `completed` end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<StopReason>,
+    /// Token usage as the provider reported it (input includes cached input); `None` when the
+    /// stream reported none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    /// Stream events the adapter could not map, by event name, with counts. Their contents are
+    /// kept only in the trace sidecar (`session.record_event_trace`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unhandled: BTreeMap<String, u64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AssistantMessage {
     pub run_id: String,
@@ -139,6 +168,9 @@ pub enum ToolOutcome {
     Ok,
     /// The tool failed; the error text went back to the model.
     Error,
+    /// The call never ran (an unknown tool, or arguments that are not valid JSON); the error
+    /// text went back to the model. No `tool_call_started` precedes it.
+    Rejected,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -180,8 +212,14 @@ pub struct RunCompleted {
     pub turns: u32,
     /// The final assistant text of the run.
     pub text: String,
-    /// Why the run ended: `end_turn`, or `max_turns` when the turn budget ran out.
+    /// Why the run ended, for readers older than `stop_reason`: the stop reason's name (`end_turn`,
+    /// `max_tokens`, …, `incomplete: RAW`, `other: RAW`), or `max_turns` when the turn budget ran
+    /// out.
     pub reason: String,
+    /// The normalized stop reason of the run's last model request. `None` in logs written
+    /// before stop reasons were recorded: unknown, not `end_turn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<StopReason>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

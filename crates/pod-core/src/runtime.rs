@@ -7,6 +7,7 @@
 //! fails (`run_errored`), or a lifecycle action arrives through [`RunControl`]
 //! (`run_interrupted`). [`Pod::close`] writes `segment_closed` and the pod's final state.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,6 +17,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use pod_profile::Manifest;
+use pod_provider::event::{StopReason, Usage};
 use pod_provider::{
     Message, Milestone, ModelRequest, ProviderError, RawFrame, RequestInfo, StreamEvent,
     StreamObserver, ToolCall,
@@ -29,12 +31,13 @@ use crate::lifecycle::{interrupt_reason, new_id};
 use crate::model::ModelConnection;
 use crate::record::{
     AssistantMessage, LOG_FORMAT_VERSION, LifecycleAction, LogBody, PodInfo, PodState,
-    ProviderRequestStarted, RequestedToolCall, RunCompleted, RunErrored, RunInterrupted, RunPhase,
+    ProviderRequestFinished, ProviderRequestStarted, RequestedToolCall, RunCompleted, RunErrored, RunInterrupted, RunPhase,
     RunStarted, RunTrigger, SegmentClosed, SegmentStarted, ToolCallFinished, ToolCallStarted,
     ToolExecutionPhase, ToolOutcome,
 };
 use crate::scope::Scope;
 use crate::session_log::{SessionLog, read_segment};
+use crate::summary::UsageTotals;
 use crate::tools::{ToolContext, ToolRegistry};
 
 /// The most tool output kept in a `tool_call_finished` entry.
@@ -75,8 +78,11 @@ pub enum RunOutcome {
     Completed {
         text: String,
         turns: u32,
-        /// `end_turn`, `max_turns`, or `incomplete: REASON`.
+        /// `max_turns` when the turn budget ran out, else the stop reason's name (see
+        /// [`RunCompleted::reason`]).
         reason: String,
+        /// The normalized stop reason of the last model request.
+        stop_reason: StopReason,
     },
     Errored {
         error: ProviderError,
@@ -108,6 +114,17 @@ pub struct RunReport {
     pub trace_path: Option<PathBuf>,
     /// A problem with the trace sidecar (write failure, shed entries), stated for the user.
     pub trace_problem: Option<String>,
+    /// Token usage summed over the run's model requests.
+    pub usage: UsageTotals,
+    /// Stream events the adapters could not map, by name, over the run's requests.
+    pub unhandled: BTreeMap<String, u64>,
+}
+
+/// What a run's model requests added up to.
+#[derive(Debug, Default)]
+struct Tally {
+    usage: UsageTotals,
+    unhandled: BTreeMap<String, u64>,
 }
 
 /// Everything a pod needs besides its directory and manifest.
@@ -261,7 +278,10 @@ impl Pod {
             text: input.text.clone(),
         });
         let mut phase = RunPhase::default();
-        let result = self.run_turns(&run_id, &mut phase, observer).await;
+        let mut tally = Tally::default();
+        let result = self
+            .run_turns(&run_id, &mut phase, &mut tally, observer)
+            .await;
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(error) => {
@@ -288,11 +308,13 @@ impl Pod {
                 text,
                 turns,
                 reason,
+                stop_reason,
             } => LogBody::RunCompleted(RunCompleted {
                 run_id: run_id.clone(),
                 turns: *turns,
                 text: text.clone(),
                 reason: reason.clone(),
+                stop_reason: Some(stop_reason.clone()),
             }),
             RunOutcome::Errored { error, phase } => LogBody::RunErrored(RunErrored {
                 run_id: run_id.clone(),
@@ -325,6 +347,8 @@ impl Pod {
             log_path: self.log.path().to_owned(),
             trace_path: self.trace.as_ref().map(|t| t.path().to_owned()),
             trace_problem,
+            usage: tally.usage,
+            unhandled: tally.unhandled,
         })
     }
 
@@ -347,10 +371,12 @@ impl Pod {
         &mut self,
         run_id: &str,
         phase: &mut RunPhase,
+        tally: &mut Tally,
         observer: Arc<dyn RunObserver>,
     ) -> Result<RunOutcome, CoreError> {
         let max_turns = self.manifest.agent.max_turns.max(1);
         let mut last_text = String::new();
+        let mut last_stop = StopReason::ToolCalls;
         for turn in 1..=max_turns {
             if let Some(action) = self.control.governing() {
                 return Ok(RunOutcome::Interrupted {
@@ -402,7 +428,28 @@ impl Pod {
                 reasoning,
                 calls,
                 end,
+                usage,
+                unhandled,
             } = streamed;
+            let (end_name, stop_reason) = match &end {
+                StreamEnd::Done { stop_reason } => ("completed", Some(stop_reason.clone())),
+                StreamEnd::Error(_) => ("errored", None),
+                StreamEnd::Interrupted(_) => ("interrupted", None),
+            };
+            tally.usage.add(usage.as_ref());
+            for (event, count) in &unhandled {
+                *tally.unhandled.entry(event.clone()).or_insert(0) += count;
+            }
+            self.log
+                .append(LogBody::ProviderRequestFinished(ProviderRequestFinished {
+                    run_id: run_id.to_owned(),
+                    turn,
+                    attempt: tap.attempt.load(Ordering::Relaxed),
+                    end: end_name.to_owned(),
+                    stop_reason,
+                    usage,
+                    unhandled,
+                }))?;
             if !text.is_empty() || !calls.is_empty() || !reasoning.is_empty() {
                 self.log
                     .append(LogBody::AssistantMessage(AssistantMessage {
@@ -439,18 +486,17 @@ impl Pod {
                         phase: phase.clone(),
                     });
                 }
-                StreamEnd::Done { incomplete } => {
+                StreamEnd::Done { stop_reason } => {
                     last_text = text;
                     if calls.is_empty() {
                         return Ok(RunOutcome::Completed {
                             text: last_text,
                             turns: turn,
-                            reason: incomplete.map_or_else(
-                                || "end_turn".to_owned(),
-                                |r| format!("incomplete: {r}"),
-                            ),
+                            reason: legacy_reason(&stop_reason),
+                            stop_reason,
                         });
                     }
+                    last_stop = stop_reason;
                 }
             }
             for call in calls {
@@ -476,6 +522,7 @@ impl Pod {
             text: last_text,
             turns: max_turns,
             reason: "max_turns".into(),
+            stop_reason: last_stop,
         })
     }
 
@@ -556,12 +603,18 @@ impl Pod {
                         call.arguments = end.arguments.clone();
                     }
                 }
+                StreamEvent::Usage(usage) => merge_usage(&mut out.usage, usage),
+                StreamEvent::Unhandled(unhandled) => {
+                    *out.unhandled.entry(unhandled.event.clone()).or_insert(0) += 1;
+                }
                 _ => {}
             }
             let terminal = match &event {
-                StreamEvent::Completed(_) => Some(StreamEnd::Done { incomplete: None }),
+                StreamEvent::Completed(done) => Some(StreamEnd::Done {
+                    stop_reason: done.stop_reason.clone(),
+                }),
                 StreamEvent::Incomplete(incomplete) => Some(StreamEnd::Done {
-                    incomplete: Some(incomplete.reason.clone()),
+                    stop_reason: incomplete_reason(&incomplete.reason),
                 }),
                 StreamEvent::Error(error) => Some(StreamEnd::Error(error.clone())),
                 _ => None,
@@ -596,19 +649,30 @@ impl Pod {
             serde_json::from_str(&call.arguments)
                 .map_err(|e| format!("the arguments are not valid JSON: {e}"))
         };
-        let logged_input = parsed
-            .clone()
-            .unwrap_or_else(|_| Value::String(call.arguments.clone()));
+        // A call that cannot run is answered with an error and never counts as started: no
+        // side effect, nothing for a retry to repeat.
+        let (tool, input) = match (tool, parsed) {
+            (Some(tool), Ok(input)) => (tool, input),
+            (None, _) => {
+                let error = format!(
+                    "unknown tool `{}`; available: {}",
+                    call.name,
+                    self.tools.names().join(", ")
+                );
+                return self.reject(run_id, call, side_effect, error, observer);
+            }
+            (Some(_), Err(error)) => return self.reject(run_id, call, side_effect, error, observer),
+        };
         self.log.append(LogBody::ToolCallStarted(ToolCallStarted {
             run_id: run_id.to_owned(),
             call_id: call.call_id.clone(),
             tool: call.name.clone(),
             side_effect,
-            input: logged_input.clone(),
+            input: input.clone(),
         }))?;
-        observer.on_tool_call(&call.name, &logged_input);
+        observer.on_tool_call(&call.name, &input);
         phase.tool_execution = ToolExecutionPhase::Started;
-        if tool.is_some() && !phase.side_effects_started.contains(&side_effect) {
+        if !phase.side_effects_started.contains(&side_effect) {
             phase.side_effects_started.push(side_effect);
         }
         let ctx = ToolContext {
@@ -620,26 +684,18 @@ impl Pod {
             run_id: run_id.to_owned(),
             call_id: call.call_id.clone(),
         };
-        let result: Result<String, String> = match (tool, parsed) {
-            (None, _) => Err(format!(
-                "unknown tool `{}`; available: {}",
-                call.name,
-                self.tools.names().join(", ")
-            )),
-            (Some(_), Err(error)) => Err(error),
-            (Some(tool), Ok(input)) => {
-                let call = tool.call(&ctx, input);
-                tokio::select! {
-                    biased;
-                    () = self.control.interrupted() => {
-                        // The tool future is dropped unfinished: the phase says `started`.
-                        if let Some(action) = self.control.governing() {
-                            return Ok(Some(action));
-                        }
-                        Err("the tool call was interrupted".to_owned())
+        let result: Result<String, String> = {
+            let call = tool.call(&ctx, input);
+            tokio::select! {
+                biased;
+                () = self.control.interrupted() => {
+                    // The tool future is dropped unfinished: the phase says `started`.
+                    if let Some(action) = self.control.governing() {
+                        return Ok(Some(action));
                     }
-                    result = call => result.map_err(|e| e.0),
+                    Err("the tool call was interrupted".to_owned())
                 }
+                result = call => result.map_err(|e| e.0),
             }
         };
         let (outcome, output, is_error) = match result {
@@ -661,6 +717,35 @@ impl Pod {
             call_id: call.call_id.clone(),
             output,
             is_error,
+        });
+        Ok(None)
+    }
+
+    /// Answer a call that cannot run with `error` (a `rejected` result): it never started, so
+    /// it adds no side effect and leaves the tool phase as it was.
+    fn reject(
+        &mut self,
+        run_id: &str,
+        call: &ToolCall,
+        side_effect: crate::record::SideEffectClass,
+        error: String,
+        observer: &dyn RunObserver,
+    ) -> Result<Option<LifecycleAction>, CoreError> {
+        observer.on_tool_call(&call.name, &Value::String(call.arguments.clone()));
+        observer.on_tool_result(&call.name, false, &error);
+        self.log
+            .append(LogBody::ToolCallFinished(ToolCallFinished {
+                run_id: run_id.to_owned(),
+                call_id: call.call_id.clone(),
+                tool: call.name.clone(),
+                side_effect,
+                outcome: ToolOutcome::Rejected,
+                output: bounded(&error, TOOL_OUTPUT_LOG_MAX_BYTES),
+            }))?;
+        self.history.push(Message::ToolResult {
+            call_id: call.call_id.clone(),
+            output: error,
+            is_error: true,
         });
         Ok(None)
     }
@@ -709,24 +794,71 @@ fn bounded(text: &str, max: usize) -> String {
     format!("{}… [{} bytes total]", &text[..end], text.len())
 }
 
-#[derive(Default)]
+/// The `reason` of `run_completed` for readers that predate `stop_reason`.
+fn legacy_reason(stop: &StopReason) -> String {
+    match stop {
+        StopReason::Incomplete { raw } | StopReason::Other { raw } => {
+            format!("{}: {raw}", stop.name())
+        }
+        other => other.name().to_owned(),
+    }
+}
+
+/// The stop reason of a legacy `incomplete` event (the provider's reason as it said it).
+fn incomplete_reason(reason: &str) -> StopReason {
+    match reason {
+        "max_output_tokens" | "max_tokens" => StopReason::MaxTokens,
+        "content_filter" => StopReason::ContentFilter,
+        raw => StopReason::Incomplete {
+            raw: raw.to_owned(),
+        },
+    }
+}
+
+/// Usage events of one stream are cumulative and may each carry only some fields (Anthropic
+/// sends input at the start and output at the end): the latest value of each field wins.
+fn merge_usage(total: &mut Option<Usage>, usage: &Usage) {
+    let total = total.get_or_insert_with(Usage::default);
+    let take = |slot: &mut Option<u64>, value: Option<u64>| {
+        if value.is_some() {
+            *slot = value;
+        }
+    };
+    take(&mut total.input_tokens, usage.input_tokens);
+    take(&mut total.output_tokens, usage.output_tokens);
+    take(&mut total.cached_input_tokens, usage.cached_input_tokens);
+    take(&mut total.reasoning_tokens, usage.reasoning_tokens);
+}
+
 struct Streamed {
     text: String,
     reasoning: Vec<pod_provider::event::ReasoningDelta>,
     calls: Vec<ToolCall>,
     end: StreamEnd,
+    usage: Option<Usage>,
+    unhandled: BTreeMap<String, u64>,
+}
+
+impl Default for Streamed {
+    fn default() -> Self {
+        Streamed {
+            text: String::new(),
+            reasoning: Vec::new(),
+            calls: Vec::new(),
+            // Replaced by every path out of the stream loop.
+            end: StreamEnd::Done {
+                stop_reason: StopReason::EndTurn,
+            },
+            usage: None,
+            unhandled: BTreeMap::new(),
+        }
+    }
 }
 
 enum StreamEnd {
-    Done { incomplete: Option<String> },
+    Done { stop_reason: StopReason },
     Error(ProviderError),
     Interrupted(LifecycleAction),
-}
-
-impl Default for StreamEnd {
-    fn default() -> Self {
-        StreamEnd::Done { incomplete: None }
-    }
 }
 
 /// The stream observer of one model request: trace markers, raw frames, retry notices and the
@@ -899,7 +1031,7 @@ pub fn history_from_segments(dir: &PodDir) -> Result<Vec<Message>, CoreError> {
                     history.push(Message::ToolResult {
                         call_id: finished.call_id,
                         output: finished.output,
-                        is_error: finished.outcome == ToolOutcome::Error,
+                        is_error: finished.outcome != ToolOutcome::Ok,
                     });
                 }
                 _ => {}

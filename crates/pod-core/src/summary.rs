@@ -1,14 +1,160 @@
 //! What `pods ls` and `pods show` present: a pod's identity, liveness and its runs, read from
 //! its directory.
 
-use serde::Serialize;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 use pod_provider::ErrorClass;
+use pod_provider::event::{StopReason, Usage};
 
 use crate::error::CoreError;
 use crate::home::PodDir;
-use crate::record::{LogBody, PodInfo, PodState};
+use crate::record::{LogBody, PodInfo, PodState, ToolOutcome};
 use crate::session_log::{LogProblem, read_segment};
+
+/// The hint given wherever unhandled stream events are counted but their contents were not kept.
+pub const UNHANDLED_TRACE_HINT: &str =
+    "turn on session.record_event_trace (e.g. `--set session.record_event_trace=true`) to keep their contents in the trace";
+
+/// Token usage summed over a run's model requests. Input counts the whole prompt, cached input
+/// included, on every scheme. A field is `None` when no request of the run reported it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageTotals {
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub cached_input_tokens: Option<u64>,
+    pub reasoning_tokens: Option<u64>,
+    /// Model requests whose end was recorded (`provider_request_finished`).
+    pub requests_recorded: u64,
+    /// Of those, the requests that reported any usage.
+    pub requests_with_usage: u64,
+}
+
+impl UsageTotals {
+    /// Add one request's end.
+    pub fn add(&mut self, usage: Option<&Usage>) {
+        self.requests_recorded += 1;
+        let Some(usage) = usage else {
+            return;
+        };
+        self.requests_with_usage += 1;
+        let sum = |total: &mut Option<u64>, value: Option<u64>| {
+            if let Some(value) = value {
+                *total = Some(total.unwrap_or(0).saturating_add(value));
+            }
+        };
+        sum(&mut self.input_tokens, usage.input_tokens);
+        sum(&mut self.output_tokens, usage.output_tokens);
+        sum(&mut self.cached_input_tokens, usage.cached_input_tokens);
+        sum(&mut self.reasoning_tokens, usage.reasoning_tokens);
+    }
+
+    /// One line for people, e.g. `input 326 tokens (314 cached), output 12, reasoning 0 over 1
+    /// request`; unknown fields say `unknown`.
+    pub fn describe(&self) -> String {
+        let n = |v: Option<u64>| v.map_or_else(|| "unknown".to_owned(), |v| v.to_string());
+        let mut text = format!(
+            "input {} tokens ({} cached), output {}, reasoning {}, over {} request(s)",
+            n(self.input_tokens),
+            n(self.cached_input_tokens),
+            n(self.output_tokens),
+            n(self.reasoning_tokens),
+            self.requests_recorded
+        );
+        let silent = self.requests_recorded - self.requests_with_usage;
+        if silent > 0 {
+            text.push_str(&format!("; {silent} reported no usage"));
+        }
+        text
+    }
+}
+
+/// Why a run's model stopped, as presented: the normalized reason, whether the answer is cut
+/// short, and a plain statement. `reason` is `unknown` when the log does not say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopFacts {
+    /// `end_turn`, `tool_calls`, `max_tokens`, `refusal`, `content_filter`, `incomplete`,
+    /// `other`, or `unknown`.
+    pub stop_reason: String,
+    /// The provider's own wording, for `incomplete` and `other`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_raw: Option<String>,
+    /// `true` when the answer is not a clean finish; `None` when unknown.
+    pub truncated: Option<bool>,
+    pub stop_statement: String,
+}
+
+impl StopFacts {
+    pub fn of(reason: Option<&StopReason>) -> StopFacts {
+        match reason {
+            Some(reason) => StopFacts {
+                stop_reason: reason.name().to_owned(),
+                stop_raw: match reason {
+                    StopReason::Incomplete { raw } | StopReason::Other { raw } => Some(raw.clone()),
+                    _ => None,
+                },
+                truncated: Some(reason.is_truncated()),
+                stop_statement: reason.statement(),
+            },
+            None => StopFacts {
+                stop_reason: "unknown".to_owned(),
+                stop_raw: None,
+                truncated: None,
+                stop_statement: "the log does not record why the model stopped (written before stop reasons were recorded)".to_owned(),
+            },
+        }
+    }
+}
+
+/// `text` with every control character (ESC, CR, BEL, …, and DEL and the C1 range) written as
+/// an escape (`\u{1b}`), so that names and other text from models or files cannot move the cursor,
+/// recolour or rewrite a terminal. Used by every human-facing listing.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Whether process `pid` is alive: it exists and is not a zombie. The one check `ls`, `show`
+/// and the export's pod state share.
+pub fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rfind(')')
+                .and_then(|i| stat[i + 1..].split_whitespace().next());
+            !matches!(state, Some("Z" | "X"))
+        }
+        Err(_) => false,
+    }
+}
+
+/// The state to show for a pod whose `pod.json` says `state` with `pid`: a `running` pod whose
+/// process is gone is `crashed`.
+pub fn shown_state(state: PodState, pid: Option<u32>) -> String {
+    if state == PodState::Running && !pid.is_some_and(process_alive) {
+        return "crashed".into();
+    }
+    state_name(state)
+}
+
+fn state_name(state: PodState) -> String {
+    serde_json::to_value(state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}
 
 /// One run as read back from a session log.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -24,7 +170,20 @@ pub struct RunSummary {
     /// Completion reason (`end_turn`, `max_turns`, …) or interruption reason.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// For completed runs: why the model stopped (flattened: `stop_reason`, `stop_raw`,
+    /// `truncated`, `stop_statement`).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<StopFacts>,
+    /// Tool calls that started (rejected calls are not counted).
     pub tool_calls: u32,
+    /// Tool calls that never ran (unknown tool, arguments that are not valid JSON).
+    pub tool_calls_rejected: u32,
+    /// Model requests started (retries included).
+    pub provider_requests: u32,
+    pub usage: UsageTotals,
+    /// Stream events the adapters could not map, by name, over the requests whose end was
+    /// recorded.
+    pub unhandled_events: BTreeMap<String, u64>,
 }
 
 /// One segment's file paths and the problems its log has.
@@ -61,10 +220,7 @@ impl PodSummary {
     pub fn shown_state(&self) -> String {
         match (self.info.state, self.process_alive) {
             (PodState::Running, Some(false)) => "crashed".into(),
-            (state, _) => serde_json::to_value(state)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_else(|| "unknown".into()),
+            (state, _) => state_name(state),
         }
     }
 }
@@ -72,10 +228,8 @@ impl PodSummary {
 /// Read a pod's summary from its directory.
 pub fn summarize(dir: &PodDir) -> Result<PodSummary, CoreError> {
     let info = dir.read_info()?;
-    let process_alive = (info.state == PodState::Running).then(|| {
-        info.pid
-            .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
-    });
+    let process_alive =
+        (info.state == PodState::Running).then(|| info.pid.is_some_and(process_alive));
     let mut segments = Vec::new();
     let mut runs: Vec<RunSummary> = Vec::new();
     for segment in dir.segments()? {
@@ -91,17 +245,41 @@ pub fn summarize(dir: &PodDir) -> Result<PodSummary, CoreError> {
                     outcome: "unfinished".into(),
                     error_class: None,
                     reason: None,
+                    stop: None,
                     tool_calls: 0,
+                    tool_calls_rejected: 0,
+                    provider_requests: 0,
+                    usage: UsageTotals::default(),
+                    unhandled_events: BTreeMap::new(),
                 }),
+                LogBody::ProviderRequestStarted(_) => {
+                    if let Some(run) = current {
+                        run.provider_requests += 1;
+                    }
+                }
+                LogBody::ProviderRequestFinished(finished) => {
+                    if let Some(run) = current.filter(|r| r.run_id == finished.run_id) {
+                        run.usage.add(finished.usage.as_ref());
+                        for (event, count) in finished.unhandled {
+                            *run.unhandled_events.entry(event).or_insert(0) += count;
+                        }
+                    }
+                }
                 LogBody::ToolCallStarted(_) => {
                     if let Some(run) = current {
                         run.tool_calls += 1;
+                    }
+                }
+                LogBody::ToolCallFinished(finished) if finished.outcome == ToolOutcome::Rejected => {
+                    if let Some(run) = current {
+                        run.tool_calls_rejected += 1;
                     }
                 }
                 LogBody::RunCompleted(done) => {
                     if let Some(run) = current.filter(|r| r.run_id == done.run_id) {
                         run.outcome = "completed".into();
                         run.reason = Some(done.reason);
+                        run.stop = Some(StopFacts::of(done.stop_reason.as_ref()));
                     }
                 }
                 LogBody::RunErrored(failed) => {

@@ -171,13 +171,13 @@ async fn unknown_tools_and_bad_arguments_go_back_to_the_model() {
         })
         .collect();
     assert_eq!(finished.len(), 2);
-    assert_eq!(finished[0].1, ToolOutcome::Error);
+    assert_eq!(finished[0].1, ToolOutcome::Rejected);
     assert!(
         finished[0].2.contains("unknown tool `launch_rockets`"),
         "{}",
         finished[0].2
     );
-    assert_eq!(finished[1].1, ToolOutcome::Error);
+    assert_eq!(finished[1].1, ToolOutcome::Rejected);
     assert!(
         finished[1].2.contains("not valid JSON"),
         "{}",
