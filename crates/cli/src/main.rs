@@ -16,8 +16,10 @@ use crate::global::GlobalArgs;
 /// Run LLM agents ("pods") from profiles, with durable session logs, trace sidecars and
 /// lifecycle-aware exports.
 ///
-/// Exit codes: 0 success, 1 the run failed, 2 usage or configuration error, 130 interrupted.
-/// Set RUST_LOG (e.g. RUST_LOG=pod_core=debug) for diagnostic logging on stderr.
+/// Exit codes: 0 success, 1 the run failed (for `pods run` / `resume`: also an answer that is
+/// incomplete, e.g. cut at the output-token limit), 2 usage or configuration error, 130
+/// interrupted. Set RUST_LOG (e.g. RUST_LOG=pod_core=debug) for diagnostic logging on stderr
+/// (coloured only on a terminal, never with NO_COLOR set).
 #[derive(Debug, Parser)]
 #[command(name = "pods", version, propagate_version = true, max_term_width = 100)]
 struct Cli {
@@ -82,9 +84,13 @@ fn main() -> ExitCode {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Colour only for a person at a terminal, and never when NO_COLOR is set (no-color.org).
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_target(true)
         .init();
 }

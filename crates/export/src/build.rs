@@ -18,7 +18,7 @@ use crate::document::{
     ActionDoc, ActionRef, CrashEvidence, ErrorDoc, ExportDocument, FORMAT_NAME, InterruptDoc,
     LogIntegrity, OriginDoc, Outcome, PhaseDoc, PodDoc, ProvenanceDoc, Redaction, RedactionMode,
     RetrySafety, RetryVerdict, RunDoc, SCHEMA_VERSION, SegmentDoc, ToolInfo, TriggerDoc,
-    UnreadablePod,
+    UnreadablePod, UsageDoc,
 };
 use crate::error::ExportError;
 use crate::liveness::{Liveness, owner_liveness};
@@ -776,6 +776,14 @@ fn pod_doc(pod: &PodEntry, all: &BTreeMap<String, PodEntry>) -> PodDoc {
             None
         }
     };
+    // One answer with `pods ls`: a `running` pod whose process is gone crashed.
+    let state = match pod.state.as_deref() {
+        Some("running") if !pod.pid.is_some_and(pod_core::summary::process_alive) => {
+            Some("crashed".to_owned())
+        }
+        _ => pod.state.clone(),
+    };
+    let recorded_state = (state != pod.state).then(|| pod.state.clone()).flatten();
     PodDoc {
         id: pod.id.clone(),
         name,
@@ -783,7 +791,8 @@ fn pod_doc(pod: &PodEntry, all: &BTreeMap<String, PodEntry>) -> PodDoc {
         parent_id: pod.parent_id.clone(),
         ancestors: ancestors(all, &pod.id),
         created: pod.created.clone(),
-        state: pod.state.clone(),
+        state,
+        recorded_state,
         manifest,
         provenance,
         segments: Vec::new(),
@@ -840,6 +849,22 @@ fn run_doc(
         output: None,
         provider_requests: Some(acc_owned.provider_requests),
         model: acc_owned.model.take(),
+        stop_reason: None,
+        stop_raw: None,
+        stop_statement: None,
+        truncated: None,
+        usage: (acc_owned.usage.requests_recorded > 0).then(|| UsageDoc {
+            input_tokens: acc_owned.usage.input_tokens,
+            output_tokens: acc_owned.usage.output_tokens,
+            cached_input_tokens: acc_owned.usage.cached_input_tokens,
+            reasoning_tokens: acc_owned.usage.reasoning_tokens,
+            requests_started: acc_owned.first_attempts,
+            requests_recorded: acc_owned.usage.requests_recorded,
+            requests_with_usage: acc_owned.usage.requests_with_usage,
+        }),
+        unhandled_events: (acc_owned.usage.requests_recorded > 0)
+            .then(|| std::mem::take(&mut acc_owned.unhandled)),
+        tool_calls_rejected: Some(acc_owned.tools_rejected),
         error: None,
         interrupt: None,
         crash_evidence: None,
@@ -851,8 +876,16 @@ fn run_doc(
         missing_provenance: Vec::new(),
         unreadable_terminal: None,
     };
-    if let Some(Terminal::Completed { text }) = &mut acc.terminal {
+    if let Some(Terminal::Completed { text, stop_reason }) = &mut acc.terminal {
         run.output = Some(std::mem::take(text));
+        let stop = pod_core::StopFacts::of(stop_reason.as_ref());
+        if stop_reason.is_none() {
+            missing.push("stop_reason".to_owned());
+        }
+        run.stop_reason = Some(stop.stop_reason);
+        run.stop_raw = stop.stop_raw.as_deref().map(preview);
+        run.stop_statement = Some(preview(&stop.stop_statement));
+        run.truncated = stop.truncated;
     }
     let acc = &acc;
     match &acc.terminal {

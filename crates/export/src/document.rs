@@ -6,9 +6,12 @@
 //!   and incidents with a cause and a summary. It had no phase, retry safety, chains,
 //!   `missing_provenance`, integrity or redaction sections.
 //! - **2**: phase, retry safety, chains, `missing_provenance`, integrity and redaction.
-//! - **3** (current): everything below; over 2 it adds `runs[].unreadable_terminal`,
-//!   `tools_in_flight[].input_bytes` / `input_truncated` (inputs are cut to a preview) and
-//!   `integrity[].read_error` (an unreadable log no longer stops the export).
+//! - **3**: over 2 it adds `runs[].unreadable_terminal`, `tools_in_flight[].input_bytes` /
+//!   `input_truncated` (inputs are cut to a preview) and `integrity[].read_error` (an unreadable
+//!   log no longer stops the export).
+//! - **4** (current): everything below; over 3 it adds `pods[].recorded_state`, and on runs
+//!   `stop_reason`, `stop_raw`, `stop_statement`, `truncated`, `usage`, `unhandled_events` and
+//!   `tool_calls_rejected`.
 
 use std::collections::BTreeMap;
 
@@ -19,7 +22,7 @@ use serde_json::Value;
 pub const FORMAT_NAME: &str = "pods.session-export";
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// One export: a pod (or a pod tree), its runs, incidents and the health of its logs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,8 +97,12 @@ pub struct PodDoc {
     /// Ids from the root of the tree down to the parent (empty for a root pod).
     pub ancestors: Vec<String>,
     pub created: Option<String>,
-    /// Last state written to `pod.json`.
+    /// The pod's state: `pod.json`'s, except `crashed` when it says `running` and its process
+    /// is gone (the same answer as `pods ls`).
     pub state: Option<String>,
+    /// What `pod.json` says, when it differs from `state`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_state: Option<String>,
     /// `manifest.toml` as written, as JSON (`None` when the file is absent).
     pub manifest: Option<Value>,
     /// `provenance.json` as written (`None` when the file is absent).
@@ -172,6 +179,31 @@ pub struct RunDoc {
     /// Model requests made (attempts included); `None` when the source did not say.
     pub provider_requests: Option<u64>,
     pub model: Option<String>,
+    /// For completed runs: the normalized stop reason of the last model request, `unknown` when
+    /// the log does not record it. `None` for runs that did not complete.
+    #[serde(default)]
+    pub stop_reason: Option<String>,
+    /// The provider's own wording, for `incomplete` and `other`.
+    #[serde(default)]
+    pub stop_raw: Option<String>,
+    /// The stop reason in plain words, e.g. "the answer was cut at the output-token limit".
+    #[serde(default)]
+    pub stop_statement: Option<String>,
+    /// The answer is not a clean finish (any stop reason but `end_turn` / `tool_calls`); `None`
+    /// when unknown or the run did not complete.
+    #[serde(default)]
+    pub truncated: Option<bool>,
+    /// Token usage summed over the requests whose end the log records; `None` when it records
+    /// none.
+    #[serde(default)]
+    pub usage: Option<UsageDoc>,
+    /// Stream events the adapters could not map, by event name, over the same requests; their
+    /// contents are only in a trace sidecar. `None` when no request's end is recorded.
+    #[serde(default)]
+    pub unhandled_events: Option<BTreeMap<String, u64>>,
+    /// Tool calls that never ran (unknown tool, arguments that are not valid JSON).
+    #[serde(default)]
+    pub tool_calls_rejected: Option<u64>,
     pub error: Option<ErrorDoc>,
     pub interrupt: Option<InterruptDoc>,
     pub crash_evidence: Option<CrashEvidence>,
@@ -187,6 +219,22 @@ pub struct RunDoc {
     /// could not be read. Omitted when there is none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unreadable_terminal: Option<UnreadableEntry>,
+}
+
+/// Token usage of a run. Input counts the whole prompt, cached input included. A count is `None`
+/// when no request reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageDoc {
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub cached_input_tokens: Option<u64>,
+    pub reasoning_tokens: Option<u64>,
+    /// Model requests (first attempts) the run started.
+    pub requests_started: u64,
+    /// Of those, the requests whose end the log records (the counts cover only these).
+    pub requests_recorded: u64,
+    /// Of those, the requests that reported usage.
+    pub requests_with_usage: u64,
 }
 
 /// A log line of a known kind that could not be read.

@@ -7,6 +7,7 @@ use crate::document::{
     ChainLink, ExportDocument, Incident, LogIntegrity, OriginDoc, Redaction, RunDoc, UnreadablePod,
 };
 use crate::error::ExportError;
+use pod_core::printable;
 use crate::redact::{Secret, check_secrets};
 use crate::stream::{DocHead, MarkdownSink, Spool, feed};
 
@@ -57,7 +58,7 @@ pub(crate) fn md_header(
     head: &DocHead,
     redaction: &Redaction,
 ) -> std::io::Result<()> {
-    writeln!(out, "# Session export: pod {}", head.root_pod_id)?;
+    writeln!(out, "# Session export: pod {}", printable(&head.root_pod_id))?;
     writeln!(out)?;
     writeln!(
         out,
@@ -108,10 +109,10 @@ pub(crate) fn md_pod_line(
         out,
         "{}- {} `{}` (profile {}, {}, {} runs)",
         "  ".repeat(depth),
-        name,
-        id,
-        profile,
-        state.unwrap_or("unknown"),
+        printable(name),
+        printable(id),
+        printable(profile),
+        printable(state.unwrap_or("unknown")),
         runs
     )
 }
@@ -125,12 +126,12 @@ pub(crate) fn md_incidents(out: &mut dyn Write, incidents: &[Incident]) -> std::
         writeln!(out, "None: every run completed or is still running.")?;
     }
     for incident in incidents {
-        writeln!(out, "### Run `{}`", incident.run_id)?;
+        writeln!(out, "### Run `{}`", printable(&incident.run_id))?;
         writeln!(out)?;
-        writeln!(out, "{}", incident.summary)?;
+        writeln!(out, "{}", printable(&incident.summary))?;
         writeln!(out)?;
         for (i, link) in incident.chain.iter().enumerate() {
-            writeln!(out, "{}. {}", i + 1, link_words(link))?;
+            writeln!(out, "{}. {}", i + 1, printable(&link_words(link)))?;
         }
         writeln!(out)?;
         if incident.diagnostics_complete {
@@ -139,7 +140,7 @@ pub(crate) fn md_incidents(out: &mut dyn Write, incidents: &[Incident]) -> std::
             writeln!(
                 out,
                 "Diagnostics incomplete; missing: {}.",
-                incident.missing_provenance.join(", ")
+                printable(&incident.missing_provenance.join(", "))
             )?;
         }
         writeln!(out)?;
@@ -162,7 +163,7 @@ pub(crate) fn md_tail(
             "These pod directories have an unreadable pod.json and are not in this export:"
         )?;
         for pod in unreadable_pods {
-            writeln!(out, "- `{}`: {}", pod.dir, pod.error)?;
+            writeln!(out, "- `{}`: {}", printable(&pod.dir), printable(&pod.error))?;
         }
     }
     if let Some(integrity) = integrity {
@@ -195,7 +196,7 @@ pub(crate) fn md_tail(
 /// The heading of one pod's runs table.
 pub(crate) fn md_runs_heading(out: &mut dyn Write, name: &str, id: &str) -> std::io::Result<()> {
     writeln!(out)?;
-    writeln!(out, "### {name} `{id}`")?;
+    writeln!(out, "### {} `{}`", printable(name), printable(id))?;
     writeln!(out)
 }
 
@@ -204,8 +205,8 @@ pub(crate) fn md_no_runs(out: &mut dyn Write) -> std::io::Result<()> {
 }
 
 pub(crate) fn md_runs_table_head(out: &mut dyn Write) -> std::io::Result<()> {
-    writeln!(out, "| run | started | outcome | detail | retry |")?;
-    writeln!(out, "|---|---|---|---|---|")
+    writeln!(out, "| run | started | outcome | detail | tokens | retry |")?;
+    writeln!(out, "|---|---|---|---|---|---|")
 }
 
 pub(crate) fn md_run_row(out: &mut dyn Write, run: &RunDoc) -> std::io::Result<()> {
@@ -221,8 +222,38 @@ pub(crate) fn md_run_row(out: &mut dyn Write, run: &RunDoc) -> std::io::Result<(
         }
     } else if let Some(c) = &run.crash_evidence {
         format!("owner {}", c.owner)
+    } else if let Some(stop) = &run.stop_reason {
+        let statement = run.stop_statement.as_deref().unwrap_or("");
+        match run.truncated {
+            Some(true) => format!("**truncated** ({stop}): {statement}"),
+            Some(false) => stop.clone(),
+            None => format!("stop reason {stop}: {statement}"),
+        }
     } else {
         String::new()
+    };
+    let mut detail = detail;
+    if let Some(events) = run.unhandled_events.as_ref().filter(|e| !e.is_empty()) {
+        let names: Vec<String> = events.iter().map(|(e, n)| format!("{e} ×{n}")).collect();
+        detail.push_str(&format!(
+            "{}unhandled stream events: {} (kept only in a trace; {})",
+            if detail.is_empty() { "" } else { "; " },
+            names.join(", "),
+            pod_core::summary::UNHANDLED_TRACE_HINT
+        ));
+    }
+    let tokens = match &run.usage {
+        Some(u) => {
+            let n = |v: Option<u64>| v.map_or_else(|| "?".to_owned(), |v| v.to_string());
+            format!(
+                "in {} (cached {}), out {}, reasoning {}",
+                n(u.input_tokens),
+                n(u.cached_input_tokens),
+                n(u.output_tokens),
+                n(u.reasoning_tokens)
+            )
+        }
+        None => "unknown".to_owned(),
     };
     let retry = run
         .retry_safety
@@ -236,11 +267,12 @@ pub(crate) fn md_run_row(out: &mut dyn Write, run: &RunDoc) -> std::io::Result<(
         .unwrap_or_else(|| "-".to_owned());
     writeln!(
         out,
-        "| `{}` | {} | {} | {} | {} |",
-        run.run_id,
-        run.started_at.as_deref().unwrap_or("unknown"),
+        "| `{}` | {} | {} | {} | {} | {} |",
+        printable(&run.run_id),
+        printable(run.started_at.as_deref().unwrap_or("unknown")),
         run.outcome.as_str(),
-        detail,
+        printable(&detail).replace('|', "\\|"),
+        tokens,
         retry
     )
 }

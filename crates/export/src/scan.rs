@@ -31,6 +31,9 @@ use pod_core::record::{
     SegmentStarted, SideEffectClass,
 };
 
+use pod_core::UsageTotals;
+use pod_core::record::StopReason;
+
 use crate::document::{LogIntegrity, SeqGap, ToolCallDoc, UnreadableEntry};
 
 /// Longest line kept; longer ones are counted as unparseable without being held in memory.
@@ -68,6 +71,8 @@ pub(crate) struct SegmentScan {
 pub(crate) enum Terminal {
     Completed {
         text: String,
+        /// `None` when the entry predates stop reasons.
+        stop_reason: Option<StopReason>,
     },
     Errored {
         /// `None` when the entry has no `error` object.
@@ -118,6 +123,8 @@ pub(crate) struct RunAcc {
     /// A terminal-kind line of this run that could not be read at all.
     pub unreadable_terminal: Option<UnreadableEntry>,
     pub provider_requests: u64,
+    /// `provider_request_started` entries of first attempts: the model requests themselves.
+    pub first_attempts: u64,
     pub model: Option<String>,
     pub assistant_messages: u64,
     pub visible_text: bool,
@@ -126,6 +133,12 @@ pub(crate) struct RunAcc {
     pub request_open: bool,
     pub tools_started: u64,
     pub tools_finished: u64,
+    /// Tool calls answered with `rejected` (they never ran).
+    pub tools_rejected: u64,
+    /// Usage over the run's `provider_request_finished` entries.
+    pub usage: UsageTotals,
+    /// Unhandled stream events by name, over the same entries.
+    pub unhandled: BTreeMap<String, u64>,
     pub in_flight: Vec<ToolCallDoc>,
     pub side_effects: Vec<SideEffectClass>,
     pub actions_seen: Vec<String>,
@@ -155,6 +168,8 @@ struct ToolFinishedLite<'a> {
     call_id: Cow<'a, str>,
     #[allow(dead_code)]
     output: IgnoredAny,
+    #[serde(default, borrow)]
+    outcome: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -164,6 +179,8 @@ struct RequestLite<'a> {
     run_id: Cow<'a, str>,
     #[serde(borrow)]
     model: Cow<'a, str>,
+    #[serde(default)]
+    attempt: Option<u32>,
 }
 
 /// `run_started`: the fields of [`pod_core::record::RunStarted`], strings borrowed.
@@ -196,6 +213,8 @@ struct RunCompletedLite<'a> {
     #[serde(borrow)]
     #[allow(dead_code)]
     reason: Cow<'a, str>,
+    #[serde(default)]
+    stop_reason: Option<StopReason>,
 }
 
 #[derive(Deserialize)]
@@ -238,6 +257,7 @@ const KNOWN_KINDS: &[&str] = &[
     "segment_started",
     "run_started",
     "provider_request_started",
+    "provider_request_finished",
     "assistant_message",
     "tool_call_started",
     "tool_call_finished",
@@ -533,8 +553,13 @@ impl SegmentScan {
                 };
                 self.note_entry(m.seq, kind, None);
                 let run = self.run_mut(state, &m.run_id);
-                run.tools_finished += 1;
-                run.in_flight.retain(|c| c.call_id != m.call_id);
+                // A rejected call never started: it is neither finished nor in flight.
+                if m.outcome.as_deref() == Some("rejected") {
+                    run.tools_rejected += 1;
+                } else {
+                    run.tools_finished += 1;
+                    run.in_flight.retain(|c| c.call_id != m.call_id);
+                }
                 true
             }
             "provider_request_started" => {
@@ -544,6 +569,9 @@ impl SegmentScan {
                 self.note_entry(m.seq, kind, None);
                 let run = self.run_mut(state, &m.run_id);
                 run.provider_requests += 1;
+                if m.attempt.is_none_or(|a| a <= 1) {
+                    run.first_attempts += 1;
+                }
                 run.request_open = true;
                 if run.model.as_deref() != Some(&*m.model) {
                     run.model = Some(preview(&m.model));
@@ -575,6 +603,7 @@ impl SegmentScan {
                 run.ended_at = Some(m.ts.into_owned());
                 run.terminal = Some(Terminal::Completed {
                     text: preview(&m.text),
+                    stop_reason: m.stop_reason,
                 });
                 true
             }
@@ -758,7 +787,21 @@ impl SegmentScan {
                 run.ended_at = Some(ts);
                 run.terminal = Some(Terminal::Completed {
                     text: preview(&c.text),
+                    stop_reason: c.stop_reason,
                 });
+            }
+            LogBody::ProviderRequestFinished(f) => {
+                let run = self.run_mut(state, &f.run_id);
+                run.usage.add(f.usage.as_ref());
+                for (event, count) in f.unhandled {
+                    // A name longer than a name is cut (the count is kept).
+                    let event = match event.char_indices().nth(NAME_MAX) {
+                        Some((cut, _)) => format!("{}…", &event[..cut]),
+                        None => event,
+                    };
+                    let total = run.unhandled.entry(event).or_insert(0);
+                    *total = total.saturating_add(count);
+                }
             }
             LogBody::SegmentClosed(c) => self.closed = Some(preview(&c.reason)),
             LogBody::ChildExited(c) => self.child_exits.push(c),
@@ -774,6 +817,7 @@ fn kind_name(body: &LogBody) -> &'static str {
         LogBody::SegmentStarted(_) => "segment_started",
         LogBody::RunStarted(_) => "run_started",
         LogBody::ProviderRequestStarted(_) => "provider_request_started",
+        LogBody::ProviderRequestFinished(_) => "provider_request_finished",
         LogBody::AssistantMessage(_) => "assistant_message",
         LogBody::ToolCallStarted(_) => "tool_call_started",
         LogBody::ToolCallFinished(_) => "tool_call_finished",

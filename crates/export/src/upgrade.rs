@@ -10,6 +10,9 @@
 //! absent), copied in-flight tool inputs whole (`input_bytes` is the length of the input's
 //! compact JSON text, `input_truncated` is false) and stopped at the first unreadable log, so
 //! every log it lists was read (`integrity[].read_error` is null).
+//!
+//! Schema 4 only adds to schema 3: stop reasons, usage, unhandled-event counts and rejected tool
+//! calls, which a schema-3 (or -2) exporter never read from the logs; they stay null (unknown).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -44,12 +47,16 @@ pub fn upgrade(bytes: &[u8], path: &Path) -> Result<ExportDocument, ExportError>
         .unwrap_or(0);
     match version {
         1 => Ok(from_v1(serde_json::from_value(value).map_err(not_doc)?)),
-        2 => {
+        2 | 3 => {
             let mut value = value;
-            whole_tool_inputs(&mut value);
+            if version == 2 {
+                whole_tool_inputs(&mut value);
+            }
+            // What schema 4 adds (stop reasons, usage, unhandled events, rejected tool calls)
+            // was never recorded by a schema-2 or -3 exporter: those fields read as null.
             let mut doc: ExportDocument = serde_json::from_value(value).map_err(not_doc)?;
             doc.schema_version = SCHEMA_VERSION;
-            doc.upgraded_from = Some(2);
+            doc.upgraded_from = Some(u32::try_from(version).unwrap_or(SCHEMA_VERSION));
             Ok(doc)
         }
         v if v == u64::from(SCHEMA_VERSION) => serde_json::from_value(value).map_err(not_doc),
@@ -188,6 +195,7 @@ fn from_v1(v1: V1Document) -> ExportDocument {
             ancestors,
             created: None,
             state: None,
+            recorded_state: None,
             manifest: None,
             provenance: None,
             segments: Vec::new(),
@@ -264,6 +272,13 @@ fn run_from_v1(pod_id: &str, r: V1Run) -> RunDoc {
         output: None,
         provider_requests: None,
         model: None,
+        stop_reason: None,
+        stop_raw: None,
+        stop_statement: None,
+        truncated: None,
+        usage: None,
+        unhandled_events: None,
+        tool_calls_rejected: None,
         error: r.error.map(|e| ErrorDoc {
             class: e.class,
             code: e.code,

@@ -113,9 +113,13 @@ impl PodHome {
         }
         let mut matches: Vec<&PodDir> = dirs.iter().filter(|d| d.id.starts_with(query)).collect();
         if matches.is_empty() {
+            // Names need not be unique (a model names its children): the newest pod with the
+            // name wins. `dirs` is oldest first.
             matches = dirs
                 .iter()
-                .filter(|d| d.read_info().is_ok_and(|info| info.name == query))
+                .rev()
+                .find(|d| d.read_info().is_ok_and(|info| info.name == query))
+                .into_iter()
                 .collect();
         }
         match matches.as_slice() {

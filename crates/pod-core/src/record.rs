@@ -9,7 +9,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 use pod_provider::ProviderError;
-use pod_provider::event::{StopReason, Usage};
+pub use pod_provider::event::{StopReason, Usage};
 
 /// Version of the session log format written by this build (in `segment_started`).
 pub const LOG_FORMAT_VERSION: u32 = 1;

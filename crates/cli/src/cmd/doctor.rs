@@ -11,11 +11,16 @@ use crate::failure::{CmdResult, Exit, Failure};
 use crate::global::GlobalArgs;
 
 /// Check that pods can work here: the home directory is writable, every profile resolves, and
-/// which API key variables the profiles need are set (names only; values are never shown).
+/// the API key variables the profiles need are set (names only; values are never shown). An
+/// unset key variable is a failure: the profiles that use it cannot run.
 ///
-/// Exits 0 when everything is fine, 2 when something needs fixing.
+/// Exits 0 when everything is fine, 2 when something needs fixing (a profile that does not
+/// resolve or cannot run). `--profile` limits the profile checks to the profiles named.
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
+    /// Check only this profile (repeatable) [default: every profile found].
+    #[arg(short = 'p', long = "profile", value_name = "PROFILE")]
+    pub profiles: Vec<String>,
     /// Print the findings as one JSON document.
     #[arg(long)]
     pub json: bool,
@@ -50,7 +55,17 @@ pub fn run(global: &GlobalArgs, args: DoctorArgs) -> CmdResult {
                     .collect(),
             };
             let mut key_vars: Vec<(String, Vec<String>)> = Vec::new();
-            for entry in catalog.entries() {
+            for name in &args.profiles {
+                if catalog.get(name).is_none() {
+                    checks.push(Check {
+                        check: format!("profile {name}"),
+                        ok: false,
+                        detail: "no such profile (see `pods profile list`)".into(),
+                    });
+                }
+            }
+            let wanted = |name: &str| args.profiles.is_empty() || args.profiles.iter().any(|p| p == name);
+            for entry in catalog.entries().filter(|e| wanted(&e.name)) {
                 match catalog.resolve(&entry.name, &overrides) {
                     Ok(resolved) => {
                         checks.push(Check {
@@ -84,13 +99,16 @@ pub fn run(global: &GlobalArgs, args: DoctorArgs) -> CmdResult {
                 let set = std::env::var_os(&var).is_some_and(|v| !v.is_empty());
                 checks.push(Check {
                     check: format!("api key {var}"),
-                    // A missing key only matters for the profiles that use it.
-                    ok: true,
-                    detail: format!(
-                        "{} (used by {})",
-                        if set { "set" } else { "not set" },
-                        users.join(", ")
-                    ),
+                    // `pods run` refuses these profiles without it.
+                    ok: set,
+                    detail: if set {
+                        format!("set (used by {})", users.join(", "))
+                    } else {
+                        format!(
+                            "not set: profile(s) {} cannot run; export {var}=… (or `pods doctor -p PROFILE` to check only the profiles you use)",
+                            users.join(", ")
+                        )
+                    },
                 });
             }
         }

@@ -3,10 +3,15 @@ use std::io::Write;
 use crate::failure::{CmdResult, Exit, Failure, error_text, out};
 use crate::global::GlobalArgs;
 use clap::Args;
+use pod_core::printable;
 
 /// List the pods in this home as a tree: children indented under their parent, each with id,
 /// name, profile, state and the outcome of its last run. A pod whose process is gone while its
-/// `pod.json` says running shows as `crashed`.
+/// `pod.json` says running shows as `crashed`. A completed run whose answer was cut short shows
+/// as `completed (max_tokens, truncated)` (or its other stop reason).
+///
+/// Names are not unique: where a command takes a name in place of an id, the newest pod with
+/// that name is meant (`pods ls` shows the ids of older ones).
 #[derive(Debug, Args)]
 pub struct LsArgs {
     /// Print one JSON array (each pod with `parent_id`, `state`, `last_run`) instead of a table.
@@ -15,7 +20,8 @@ pub struct LsArgs {
 }
 
 /// Show one pod: identity, manifest summary, session segments (with log problems such as a torn
-/// last line), and every run with its outcome.
+/// last line), and every run with its outcome, stop reason, token usage and any stream events
+/// the adapters could not map.
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     /// Pod id, unique id prefix, or name (see `pods ls`).
@@ -29,6 +35,9 @@ pub struct ShowArgs {
 /// Stop a running pod: its active run ends with `run_interrupted` recording this command as the
 /// origin (with a fresh request id), then the pod process exits. With `--tree` the pod's
 /// descendants are stopped too, each linked to this one action.
+///
+/// Exits 0 when the pod stopped, 1 when it is not running (nothing to stop) or did not exit in
+/// time, 2 for an unknown pod.
 #[derive(Debug, Args)]
 pub struct StopArgs {
     /// Pod id, unique id prefix, or name (see `pods ls`).
@@ -77,6 +86,7 @@ pub fn ls(global: &GlobalArgs, args: LsArgs) -> CmdResult {
                     "created": s.info.created,
                     "dir": s.dir,
                     "last_run": s.last_run(),
+                    "truncated": s.last_run().and_then(|r| r.stop.as_ref()).and_then(|st| st.truncated),
                 })
             })
             .collect();
@@ -107,29 +117,42 @@ pub fn ls(global: &GlobalArgs, args: LsArgs) -> CmdResult {
     Ok(Exit::Success)
 }
 
+/// A run's outcome in a few words: `completed`, `completed (max_tokens, truncated)`,
+/// `completed (stop reason unknown)`, `errored (rate_limited)`, `interrupted (stopped)`.
+fn run_words(run: &pod_core::RunSummary) -> String {
+    if let Some(class) = &run.error_class {
+        return format!("{} ({class})", run.outcome);
+    }
+    match (&run.stop, &run.reason) {
+        (Some(stop), reason) => {
+            let turns = reason.as_deref().filter(|r| *r == "max_turns");
+            match (stop.truncated, turns) {
+                (Some(true), _) => format!("{} ({}, truncated)", run.outcome, stop.stop_reason),
+                (None, _) => format!("{} (stop reason unknown)", run.outcome),
+                (Some(false), Some(turns)) => format!("{} ({turns})", run.outcome),
+                (Some(false), None) => run.outcome.clone(),
+            }
+        }
+        (None, Some(reason)) => format!("{} ({reason})", run.outcome),
+        (None, None) => run.outcome.clone(),
+    }
+}
+
 fn print_tree(
     out: &mut impl Write,
     all: &[pod_core::PodSummary],
     pod: &pod_core::PodSummary,
     depth: usize,
 ) {
-    let last = pod.last_run().map_or_else(
-        || "-".to_owned(),
-        |run| match (&run.error_class, &run.reason) {
-            (Some(class), _) => format!("{} ({class})", run.outcome),
-            (None, Some(reason)) if run.outcome != "completed" || reason != "end_turn" => {
-                format!("{} ({reason})", run.outcome)
-            }
-            _ => run.outcome.clone(),
-        },
-    );
-    let id = format!("{}{}", "  ".repeat(depth), pod.info.id);
+    let last = pod.last_run().map_or_else(|| "-".to_owned(), run_words);
+    let id = format!("{}{}", "  ".repeat(depth), printable(&pod.info.id));
     let _ = writeln!(
         out,
-        "{id:<40} {:<24} {:<10} {:<10} {last}",
-        pod.info.name,
-        pod.info.profile,
-        pod.shown_state()
+        "{id:<40} {:<24} {:<10} {:<10} {}",
+        printable(&pod.info.name),
+        printable(&pod.info.profile),
+        pod.shown_state(),
+        printable(&last)
     );
     for child in all
         .iter()
@@ -163,10 +186,15 @@ pub fn show(global: &GlobalArgs, args: ShowArgs) -> CmdResult {
     }
     let info = &summary.info;
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "pod      {} ({})", info.name, info.id);
-    let _ = writeln!(out, "profile  {}", info.profile);
+    let _ = writeln!(
+        out,
+        "pod      {} ({})",
+        printable(&info.name),
+        printable(&info.id)
+    );
+    let _ = writeln!(out, "profile  {}", printable(&info.profile));
     if let Some(parent) = &info.parent_id {
-        let _ = writeln!(out, "parent   {parent}");
+        let _ = writeln!(out, "parent   {}", printable(parent));
     }
     let _ = writeln!(
         out,
@@ -174,8 +202,8 @@ pub fn show(global: &GlobalArgs, args: ShowArgs) -> CmdResult {
         summary.shown_state(),
         info.pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
     );
-    let _ = writeln!(out, "created  {}", info.created);
-    let _ = writeln!(out, "dir      {}", summary.dir);
+    let _ = writeln!(out, "created  {}", printable(&info.created));
+    let _ = writeln!(out, "dir      {}", printable(&summary.dir));
     match &manifest {
         Ok(resolved) => {
             let m = &resolved.manifest;
@@ -183,14 +211,14 @@ pub fn show(global: &GlobalArgs, args: ShowArgs) -> CmdResult {
                 out,
                 "model    {} {}{}",
                 m.model.scheme.as_str(),
-                m.model.model,
+                printable(&m.model.model),
                 m.model
                     .cassette
                     .as_deref()
-                    .map(|c| format!(" (cassette {c})"))
+                    .map(|c| format!(" (cassette {})", printable(c)))
                     .unwrap_or_default()
             );
-            let _ = writeln!(out, "tools    {}", m.agent.tools.join(", "));
+            let _ = writeln!(out, "tools    {}", printable(&m.agent.tools.join(", ")));
             let _ = writeln!(
                 out,
                 "scope    allow {:?} deny {:?}",
@@ -212,30 +240,81 @@ pub fn show(global: &GlobalArgs, args: ShowArgs) -> CmdResult {
             );
         }
         Err(error) => {
-            let _ = writeln!(out, "manifest unreadable: {}", error_text(error));
+            let _ = writeln!(
+                out,
+                "manifest unreadable: {}",
+                printable(&error_text(error))
+            );
         }
     }
+    let traced = summary.segments.iter().any(|s| s.trace.is_some());
     for segment in &summary.segments {
-        let _ = writeln!(out, "segment  {}", segment.segment_id);
-        let _ = writeln!(out, "  log    {}", segment.log);
+        let _ = writeln!(out, "segment  {}", printable(&segment.segment_id));
+        let _ = writeln!(out, "  log    {}", printable(&segment.log));
         if let Some(trace) = &segment.trace {
-            let _ = writeln!(out, "  trace  {trace}");
+            let _ = writeln!(out, "  trace  {}", printable(trace));
         }
         for problem in &segment.problems {
-            let _ = writeln!(out, "  !! {problem}");
+            let _ = writeln!(out, "  !! {}", printable(problem));
         }
     }
     for run in &summary.runs {
-        let detail = match (&run.error_class, &run.reason) {
-            (Some(class), _) => format!(" ({class})"),
-            (None, Some(reason)) => format!(" ({reason})"),
-            _ => String::new(),
-        };
+        let mut rejected = String::new();
+        if run.tool_calls_rejected > 0 {
+            rejected = format!(" ({} rejected)", run.tool_calls_rejected);
+        }
         let _ = writeln!(
             out,
-            "run      {} {}{detail}, {} tool call(s), started {}: {:?}",
-            run.run_id, run.outcome, run.tool_calls, run.started, run.input
+            "run      {} {}, {} tool call(s){rejected}, started {}: {:?}",
+            printable(&run.run_id),
+            printable(&run_words(run)),
+            run.tool_calls,
+            printable(&run.started),
+            run.input
         );
+        if let Some(stop) = &run.stop {
+            let _ = writeln!(
+                out,
+                "  stop   {}{}: {}",
+                stop.stop_reason,
+                if stop.truncated == Some(true) {
+                    " (truncated)"
+                } else {
+                    ""
+                },
+                printable(&stop.stop_statement)
+            );
+        }
+        if run.usage.requests_recorded > 0 {
+            let _ = writeln!(out, "  usage  {}", run.usage.describe());
+        } else if run.provider_requests > 0 {
+            let _ = writeln!(
+                out,
+                "  usage  unknown (the log records no request's end)"
+            );
+        }
+        if !run.unhandled_events.is_empty() {
+            let names: Vec<String> = run
+                .unhandled_events
+                .iter()
+                .map(|(event, n)| format!("{} ×{n}", printable(event)))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  !! {} unhandled stream event(s): {}",
+                run.unhandled_events.values().sum::<u64>(),
+                names.join(", ")
+            );
+            if traced {
+                let _ = writeln!(out, "     their contents are in the trace (`pods trace`)");
+            } else {
+                let _ = writeln!(
+                    out,
+                    "     tracing was off: only the counts were kept; {}",
+                    pod_core::summary::UNHANDLED_TRACE_HINT
+                );
+            }
+        }
     }
     Ok(Exit::Success)
 }
@@ -265,10 +344,17 @@ pub fn stop(global: &GlobalArgs, args: StopArgs) -> CmdResult {
     ));
     let outcome = match outcome {
         Ok(outcome) => outcome,
-        Err(error @ pod_core::supervisor::ChildError::NotRunning { .. }) => {
-            return Err(Failure::usage(error).with_hint(format!(
-                "pod {} has no live process; `pods show {}` tells how it ended",
-                dir.id(),
+        // Not a usage error: the command was right, the pod just has nothing to stop.
+        Err(pod_core::supervisor::ChildError::NotRunning { .. }) => {
+            let state = pod_core::summarize(&dir)
+                .map(|s| s.shown_state())
+                .unwrap_or_else(|_| "unknown".into());
+            return Err(Failure::run_failed(format!(
+                "pod {} is not running (state {state}): there is nothing to stop",
+                dir.id()
+            ))
+            .with_hint(format!(
+                "`pods show {}` tells how it ended",
                 dir.id()
             )));
         }

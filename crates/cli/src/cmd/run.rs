@@ -39,7 +39,8 @@ pub struct RunArgs {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
     /// A name for the pod (default: PROFILE-<id tail>); `pods ls` shows it and other commands
-    /// accept it in place of the id.
+    /// accept it in place of the id. Names need not be unique: a name stands for the newest pod
+    /// that has it.
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
     /// What to ask the pod.
@@ -63,8 +64,14 @@ const RUN_HELP: &str = "\
 The pod directory (pod.json, manifest.toml, provenance.json, sessions/) is created under --home.
 The model's text streams to stdout; the pod id, tool calls, retries and errors go to stderr.
 
-Exit codes: 0 the run completed, 1 it failed (the provider error class and the trace sidecar are
-named), 2 usage or configuration (e.g. a missing API key variable), 130 interrupted (Ctrl-C).
+At the end, stderr shows the run's token usage, and any stream events the provider adapter could
+not map (counted in the session log; their contents only in a trace).
+
+Exit codes: 0 the run completed with a clean finish (the model ended its turn); 1 it failed (the
+provider error class and the trace sidecar are named) or its answer is incomplete: cut at the
+output-token limit, withheld by a content filter, refused, or stopped for another reason the
+provider gave (recorded as `run_completed` with that `stop_reason`; stderr names it); 2 usage or
+configuration (e.g. a missing API key variable); 130 interrupted (Ctrl-C).
 
 Examples:
   pods run -p demo \"look around\"         offline, no network, no API key
@@ -266,7 +273,10 @@ async fn foreground(
         .read_info()
         .map(|i| i.name)
         .unwrap_or_else(|_| pod_id.clone());
-    out::stderr(&format!("pod {name} ({pod_id})\n"));
+    out::stderr(&format!(
+        "pod {} ({pod_id})\n",
+        pod_core::printable(&name)
+    ));
     let log_path = pod.log().path().to_owned();
     let host = pod_core::host::Host::new(
         pod,
@@ -317,9 +327,38 @@ async fn foreground(
     if let Some(problem) = &report.trace_problem {
         out::stderr(&format!("warning: trace sidecar: {problem}\n"));
     }
+    report_requests(&report, &pod_id);
     match report.outcome {
-        RunOutcome::Completed { reason, turns, .. } => {
-            if reason != "end_turn" {
+        RunOutcome::Completed {
+            reason,
+            turns,
+            stop_reason,
+            text,
+        } => {
+            if text.is_empty() {
+                out::stderr(if observer.saw_reasoning() {
+                    "note: the answer is all reasoning and no text (the reasoning is in the session log)\n"
+                } else {
+                    "note: the answer has no text\n"
+                });
+            }
+            if stop_reason.is_truncated() {
+                let failure = Failure::run_failed(Truncated {
+                    statement: stop_reason.statement(),
+                    name: stop_reason.name(),
+                    turns,
+                });
+                return Err(match stop_reason {
+                    pod_provider::event::StopReason::MaxTokens => failure.with_hint(format!(
+                        "raise model.max_output_tokens (e.g. `--set model.max_output_tokens=…`), or `pods resume {pod_id}` to ask for the rest"
+                    )),
+                    _ => failure.with_hint(format!(
+                        "the run is recorded as completed with stop reason {}; `pods show {pod_id}` shows it",
+                        stop_reason.name()
+                    )),
+                });
+            }
+            if reason == "max_turns" {
                 out::stderr(&format!("run ended: {reason} after {turns} turn(s)\n"));
             }
             Ok(Exit::Success)
@@ -335,6 +374,42 @@ async fn foreground(
             Ok(Exit::Interrupted)
         }
     }
+}
+
+/// Token usage and unhandled stream events of the run, on stderr.
+fn report_requests(report: &pod_core::RunReport, pod_id: &str) {
+    if report.usage.requests_recorded > 0 {
+        out::stderr(&format!("usage: {}\n", report.usage.describe()));
+    }
+    if !report.unhandled.is_empty() {
+        let names: Vec<String> = report
+            .unhandled
+            .iter()
+            .map(|(event, n)| format!("{} ×{n}", pod_core::printable(event)))
+            .collect();
+        let total: u64 = report.unhandled.values().sum();
+        match &report.trace_path {
+            Some(trace) => out::stderr(&format!(
+                "warning: {total} stream event(s) the provider adapter could not map: {}; they are in {}\n",
+                names.join(", "),
+                trace.display()
+            )),
+            None => out::stderr(&format!(
+                "warning: {total} stream event(s) the provider adapter could not map: {}; only their counts were recorded (`pods show {pod_id}`); {}\n",
+                names.join(", "),
+                pod_core::summary::UNHANDLED_TRACE_HINT
+            )),
+        };
+    }
+}
+
+/// A run that completed with an answer that is not a clean finish.
+#[derive(Debug, thiserror::Error)]
+#[error("the answer is incomplete: {statement} (stop reason {name}, after {turns} turn(s))")]
+struct Truncated {
+    statement: String,
+    name: &'static str,
+    turns: u32,
 }
 
 /// The signal name, or the origin's type (`cli`, `parent_pod`, …).
@@ -382,6 +457,7 @@ struct Terminal {
     spinner: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     wrote_text: AtomicBool,
     ends_with_newline: AtomicBool,
+    saw_reasoning: AtomicBool,
 }
 
 impl Terminal {
@@ -410,6 +486,7 @@ impl Terminal {
             spinner: std::sync::Mutex::new(spinner),
             wrote_text: AtomicBool::new(false),
             ends_with_newline: AtomicBool::new(true),
+            saw_reasoning: AtomicBool::new(false),
         }
     }
 
@@ -420,6 +497,11 @@ impl Terminal {
         {
             let _ = handle.join();
         }
+    }
+
+    /// Whether any reasoning streamed during the run.
+    fn saw_reasoning(&self) -> bool {
+        self.saw_reasoning.load(Ordering::Relaxed)
     }
 
     /// End the streamed text with a newline.
@@ -461,13 +543,24 @@ impl RunObserver for Terminal {
             .store(text.ends_with('\n'), Ordering::Relaxed);
     }
 
+    fn on_reasoning(&self, text: &str) {
+        if !text.is_empty() {
+            self.saw_reasoning.store(true, Ordering::Relaxed);
+        }
+    }
+
     fn on_tool_call(&self, tool: &str, input: &Value) {
         self.stop_spinner();
         self.break_line();
-        out::stderr(&format!("→ {tool} {}\n", bounded(&input.to_string(), 200)));
+        out::stderr(&format!(
+            "→ {} {}\n",
+            pod_core::printable(tool),
+            pod_core::printable(&bounded(&input.to_string(), 200))
+        ));
     }
 
     fn on_tool_result(&self, tool: &str, ok: bool, output: &str) {
+        let tool = pod_core::printable(tool);
         let lines = output.lines().count();
         if ok {
             out::stderr(&format!(
@@ -476,7 +569,10 @@ impl RunObserver for Terminal {
             ));
         } else {
             let first = output.lines().next().unwrap_or("");
-            out::stderr(&format!("← {tool}: error: {}\n", bounded(first, 500)));
+            out::stderr(&format!(
+                "← {tool}: error: {}\n",
+                pod_core::printable(&bounded(first, 500))
+            ));
         }
     }
 

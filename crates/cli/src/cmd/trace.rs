@@ -14,6 +14,8 @@ use pod_trace::{
     failed_requests, is_failure, timeline,
 };
 
+use pod_core::printable;
+
 use crate::failure::{CmdResult, Exit, Failure, out};
 use crate::global::GlobalArgs;
 
@@ -32,7 +34,8 @@ pub struct TraceArgs {
     /// Show only failed requests, each with the events and markers that led up to it.
     #[arg(long)]
     pub errors: bool,
-    /// Print the trace entries as JSON Lines, unchanged.
+    /// Print the trace entries as JSON Lines, unchanged. With `--errors`: only the entries of
+    /// failed requests (each failure after the entries that led up to it).
     #[arg(long)]
     pub json: bool,
     /// Keep printing new entries while the pod is running.
@@ -85,8 +88,17 @@ pub fn run(global: &GlobalArgs, args: TraceArgs) -> CmdResult {
             }
         }
         if args.json {
-            for entry in &entries {
-                write_json(&mut out, entry);
+            if args.errors {
+                for failure in failed_requests(&entries) {
+                    for entry in &failure.leading {
+                        write_json(&mut out, entry);
+                    }
+                    write_json(&mut out, &failure.failure);
+                }
+            } else {
+                for entry in &entries {
+                    write_json(&mut out, entry);
+                }
             }
         }
         all.push((path.clone(), entries));
@@ -163,7 +175,7 @@ fn render_failure(out: &mut impl Write, path: &Path, failure: &FailedRequest) {
     let _ = writeln!(
         out,
         "== failed request: run {} turn {} attempt {} ({})",
-        f.run_id.as_deref().unwrap_or("?"),
+        printable(f.run_id.as_deref().unwrap_or("?")),
         f.turn.map_or("?".into(), |t| t.to_string()),
         f.attempt.map_or("?".into(), |t| t.to_string()),
         path.display()
@@ -194,7 +206,7 @@ fn render_item(out: &mut impl Write, item: &TimelineItem) {
             let _ = writeln!(
                 out,
                 "{} {} {label} ({deltas} deltas): {:?}",
-                time_of(&first.ts),
+                printable(time_of(&first.ts)),
                 request_tag(first),
                 text
             );
@@ -204,9 +216,9 @@ fn render_item(out: &mut impl Write, item: &TimelineItem) {
             let _ = writeln!(
                 out,
                 "{} {} {flag} {}",
-                time_of(&entry.ts),
+                printable(time_of(&entry.ts)),
                 request_tag(entry),
-                describe(entry)
+                printable(&describe(entry))
             );
         }
     }
