@@ -331,6 +331,9 @@ impl<W: Write> Sink for JsonSink<W> {
         self.field(3, false, "ancestors", &pod.ancestors)?;
         self.field(3, false, "created", &pod.created)?;
         self.field(3, false, "state", &pod.state)?;
+        if pod.recorded_state.is_some() {
+            self.field(3, false, "recorded_state", &pod.recorded_state)?;
+        }
         self.field(3, false, "manifest", &pod.manifest)?;
         self.field(3, false, "provenance", &pod.provenance)?;
         self.missing = pod.missing.clone();

@@ -105,7 +105,7 @@ impl PodHome {
         Ok(dirs)
     }
 
-    /// Find a pod by full id, unique id prefix, or name.
+    /// Find a pod by full id, unique id prefix, or name (the newest pod with that name).
     pub fn find(&self, query: &str) -> Result<PodDir, CoreError> {
         let dirs = self.pod_dirs()?;
         if let Some(dir) = dirs.iter().find(|d| d.id == query) {
