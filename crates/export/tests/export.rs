@@ -50,7 +50,7 @@ fn completed_run_is_completed_with_no_incident() {
         .closed("completed");
     let doc = export_pod(home.path(), POD, false, false);
     assert_eq!(doc.format, "pods.session-export");
-    assert_eq!(doc.schema_version, 3);
+    assert_eq!(doc.schema_version, 4);
     let r = run(&doc, "r1");
     assert_eq!(r.outcome, Outcome::Completed);
     assert_eq!(r.input.as_deref(), Some("say hi"));
@@ -1556,19 +1556,19 @@ fn comparable(mut value: serde_json::Value) -> serde_json::Value {
 }
 
 #[test]
-fn schema_3_fixture_matches_a_fresh_export_of_the_same_home() {
+fn schema_4_fixture_matches_a_fresh_export_of_the_same_home() {
     let mut doc = export_pod(&fixtures().join("home-v1"), FIX_PARENT, true, false);
     let fresh: serde_json::Value =
         serde_json::from_slice(&render_checked(&mut doc, Format::Json, &[]).unwrap()).unwrap();
     let committed: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixtures().join("documents/schema-3.json")).unwrap())
+        serde_json::from_slice(&std::fs::read(fixtures().join("documents/schema-4.json")).unwrap())
             .unwrap();
     assert_eq!(comparable(fresh), comparable(committed));
 }
 
 #[test]
-fn schema_3_document_upgrades_to_itself() {
-    let path = fixtures().join("documents/schema-3.json");
+fn schema_4_document_upgrades_to_itself() {
+    let path = fixtures().join("documents/schema-4.json");
     let bytes = std::fs::read(&path).unwrap();
     let mut doc = pod_export::upgrade(&bytes, &path).unwrap();
     assert_eq!(doc.upgraded_from, None);
@@ -1579,20 +1579,61 @@ fn schema_3_document_upgrades_to_itself() {
     );
 }
 
+/// Remove what schema 4 adds to every run of `doc`, checking that an upgraded document says it
+/// is unknown (null) rather than inventing it.
+fn strip_schema_4_run_fields(doc: &mut serde_json::Value) {
+    for pod in doc["pods"].as_array_mut().unwrap() {
+        for run in pod["runs"].as_array_mut().unwrap() {
+            let run = run.as_object_mut().unwrap();
+            for key in [
+                "stop_reason",
+                "stop_raw",
+                "stop_statement",
+                "truncated",
+                "usage",
+                "unhandled_events",
+                "tool_calls_rejected",
+            ] {
+                assert_eq!(run.remove(key), Some(serde_json::Value::Null), "{key}");
+            }
+        }
+    }
+}
+
 #[test]
-fn schema_2_document_upgrades_to_schema_3_marked_as_upgraded() {
+fn schema_3_document_upgrades_to_schema_4_with_the_new_facts_unknown() {
+    let path = fixtures().join("documents/schema-3.json");
+    let bytes = std::fs::read(&path).unwrap();
+    let mut doc = pod_export::upgrade(&bytes, &path).unwrap();
+    assert_eq!(doc.schema_version, 4);
+    assert_eq!(doc.upgraded_from, Some(3));
+    let mut upgraded: serde_json::Value =
+        serde_json::from_slice(&render_checked(&mut doc, Format::Json, &[]).unwrap()).unwrap();
+    let obj = upgraded.as_object_mut().unwrap();
+    assert_eq!(obj.remove("upgraded_from"), Some(serde_json::json!(3)));
+    upgraded["schema_version"] = serde_json::json!(3);
+    strip_schema_4_run_fields(&mut upgraded);
+    assert_eq!(
+        upgraded,
+        serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+    );
+}
+
+#[test]
+fn schema_2_document_upgrades_to_schema_4_marked_as_upgraded() {
     let path = fixtures().join("documents/schema-2.json");
     let bytes = std::fs::read(&path).unwrap();
     let mut doc = pod_export::upgrade(&bytes, &path).unwrap();
-    assert_eq!(doc.schema_version, 3);
+    assert_eq!(doc.schema_version, 4);
     assert_eq!(doc.upgraded_from, Some(2));
     let mut upgraded: serde_json::Value =
         serde_json::from_slice(&render_checked(&mut doc, Format::Json, &[]).unwrap()).unwrap();
     let original: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-    // Schema 3 adds only fields a schema-2 exporter never had reason to write.
+    // Schemas 3 and 4 add only fields a schema-2 exporter never had reason to write.
     let obj = upgraded.as_object_mut().unwrap();
     assert_eq!(obj.remove("upgraded_from"), Some(serde_json::json!(2)));
     upgraded["schema_version"] = serde_json::json!(2);
+    strip_schema_4_run_fields(&mut upgraded);
     // Schema 2 copied tool inputs whole: their length is that of their JSON text.
     let mut calls = 0;
     for pod in upgraded["pods"].as_array_mut().unwrap() {
@@ -1619,7 +1660,7 @@ fn schema_2_document_upgrades_to_schema_3_marked_as_upgraded() {
 fn schema_1_document_upgrades_with_missing_facts_labelled() {
     let path = fixtures().join("documents/schema-1.json");
     let mut doc = pod_export::upgrade(&std::fs::read(&path).unwrap(), &path).unwrap();
-    assert_eq!(doc.schema_version, 3);
+    assert_eq!(doc.schema_version, 4);
     assert_eq!(doc.upgraded_from, Some(1));
     assert!(doc.integrity.is_none());
     assert_eq!(
