@@ -689,7 +689,7 @@ fn pods_stop_of_a_pod_that_is_not_running_is_a_clear_error() {
     assert_exit(&run, 0);
     let dir = root_pod(&sandbox).unwrap();
     let output = sandbox.run(&["stop", &id_of(&dir)]);
-    assert_exit(&output, 2);
+    assert_exit(&output, 1);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("not running"), "{stderr}");
     let missing = sandbox.run(&["stop", "no-such-pod"]);

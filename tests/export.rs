@@ -307,7 +307,7 @@ fn completed_run_exports_as_completed_with_progress_only_on_stderr() {
         describe(&output)
     );
     assert_eq!(doc["format"], "pods.session-export");
-    assert_eq!(doc["schema_version"], 3);
+    assert_eq!(doc["schema_version"], 4);
     assert_eq!(doc["tool"]["name"], "pods");
     let runs = runs(&doc);
     assert_eq!(runs.len(), 1);
@@ -947,7 +947,7 @@ fn upgrade_re_emits_an_older_document_in_the_current_schema() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../export/tests/fixtures/documents/schema-1.json");
     let doc = export_json(&sandbox, &["--upgrade", fixture.to_str().unwrap()]);
-    assert_eq!(doc["schema_version"], 3);
+    assert_eq!(doc["schema_version"], 4);
     assert_eq!(doc["upgraded_from"], 1);
     assert_eq!(doc["integrity"], Value::Null);
     let errored = runs(&doc)

@@ -178,10 +178,12 @@ fn completed_run_with_a_tool_call_is_fully_recorded() {
             "segment_started",
             "run_started",
             "provider_request_started",
+            "provider_request_finished",
             "assistant_message",
             "tool_call_started",
             "tool_call_finished",
             "provider_request_started",
+            "provider_request_finished",
             "assistant_message",
             "run_completed",
             "segment_closed",
@@ -190,11 +192,13 @@ fn completed_run_with_a_tool_call_is_fully_recorded() {
     let seqs: Vec<u64> = log.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, (1..=log.len() as u64).collect::<Vec<_>>());
     assert_eq!(log[1]["input"], "what do my notes say?");
-    assert_eq!(log[4]["side_effect"], "read_only");
-    assert_eq!(log[5]["outcome"], "ok");
-    assert_eq!(log[5]["output"], "remember the milk\n");
-    assert_eq!(log[8]["reason"], "end_turn");
-    assert_eq!(log[8]["turns"], 2);
+    assert_eq!(log[3]["stop_reason"]["reason"], "tool_calls");
+    assert_eq!(log[5]["side_effect"], "read_only");
+    assert_eq!(log[6]["outcome"], "ok");
+    assert_eq!(log[6]["output"], "remember the milk\n");
+    assert_eq!(log[10]["reason"], "end_turn");
+    assert_eq!(log[10]["stop_reason"]["reason"], "end_turn");
+    assert_eq!(log[10]["turns"], 2);
     assert!(
         log[0]["manifest_digest"]
             .as_str()
@@ -756,7 +760,7 @@ fn doctor_names_key_variables_without_their_values() {
     let output = sandbox
         .pods()
         .env("TEST_DOCTOR_KEY", VALUE)
-        .args(["doctor", "--json"])
+        .args(["doctor", "--json", "-p", "real", "-p", "demo"])
         .output()
         .unwrap();
     assert_exit(&output, 0);
