@@ -114,8 +114,10 @@ fn responses_text(words: &[&str], end: Value, extra: &[Value]) -> Value {
     ];
     events.extend(extra.iter().cloned());
     for word in words {
-        events.push(json!({"type": "response.output_text.delta", "item_id": "msg_1",
-                           "output_index": 0, "content_index": 0, "delta": word}));
+        events.push(
+            json!({"type": "response.output_text.delta", "item_id": "msg_1",
+                           "output_index": 0, "content_index": 0, "delta": word}),
+        );
     }
     events.push(end);
     sse_response(named_sse(&events))
@@ -204,9 +206,12 @@ fn of_kind<'a>(entries: &'a [Value], kind: &str) -> Vec<&'a Value> {
 }
 
 fn has_trace(pod: &Path) -> bool {
-    std::fs::read_dir(pod.join("sessions"))
-        .unwrap()
-        .any(|e| e.unwrap().path().to_string_lossy().ends_with(".trace.jsonl"))
+    std::fs::read_dir(pod.join("sessions")).unwrap().any(|e| {
+        e.unwrap()
+            .path()
+            .to_string_lossy()
+            .ends_with(".trace.jsonl")
+    })
 }
 
 fn export_json(sandbox: &Sandbox, pod: &str) -> Value {
@@ -272,9 +277,16 @@ fn a_truncated_answer_is_recorded_shown_and_exported_as_such_on_every_scheme() {
         let id = id_of(&pod);
         let entries = log_entries(&pod);
         let done = of_kind(&entries, "run_completed");
-        assert_eq!(done.len(), 1, "{scheme}: recorded as completed, with its stop reason");
+        assert_eq!(
+            done.len(),
+            1,
+            "{scheme}: recorded as completed, with its stop reason"
+        );
         assert_eq!(done[0]["stop_reason"]["reason"], "max_tokens", "{scheme}");
-        assert_eq!(done[0]["reason"], "max_tokens", "{scheme}: older readers see it too");
+        assert_eq!(
+            done[0]["reason"], "max_tokens",
+            "{scheme}: older readers see it too"
+        );
         let finished = of_kind(&entries, "provider_request_finished");
         assert_eq!(finished.len(), 1, "{scheme}");
         assert_eq!(finished[0]["stop_reason"]["reason"], "max_tokens");
@@ -301,7 +313,10 @@ fn a_truncated_answer_is_recorded_shown_and_exported_as_such_on_every_scheme() {
 
         let doc = export_json(&sandbox, &id);
         let exported = &doc["pods"][0]["runs"][0];
-        assert_eq!(exported["stop_reason"], "max_tokens", "{scheme}: {exported:#}");
+        assert_eq!(
+            exported["stop_reason"], "max_tokens",
+            "{scheme}: {exported:#}"
+        );
         assert_eq!(exported["truncated"], true);
         assert_eq!(
             exported["stop_statement"],
@@ -309,7 +324,9 @@ fn a_truncated_answer_is_recorded_shown_and_exported_as_such_on_every_scheme() {
         );
         let markdown = export_markdown(&sandbox, &id);
         assert!(
-            markdown.contains("**truncated** (max_tokens): the answer was cut at the output-token limit"),
+            markdown.contains(
+                "**truncated** (max_tokens): the answer was cut at the output-token limit"
+            ),
             "{scheme}: {markdown}"
         );
     }
@@ -341,7 +358,11 @@ fn a_content_filter_end_is_not_a_clean_finish_and_a_clean_end_is() {
     );
     let clean = sandbox.run(&["run", "-p", "clean", "--name", "c", "go"]);
     assert_exit(&clean, 0);
-    assert!(!stderr(&clean).contains("incomplete"), "{}", describe(&clean));
+    assert!(
+        !stderr(&clean).contains("incomplete"),
+        "{}",
+        describe(&clean)
+    );
 
     let f = stdout_json(&sandbox.run(&["show", "f", "--json"]));
     assert_eq!(f["runs"][0]["stop_reason"], "content_filter", "{f:#}");
@@ -428,7 +449,13 @@ fn an_answer_that_is_all_reasoning_prints_a_notice() {
                "usage": {"output_tokens": 9}}),
         json!({"type": "message_stop"}),
     ]));
-    profile(&sandbox, "thinker", "anthropic-messages", "", vec![reasoning]);
+    profile(
+        &sandbox,
+        "thinker",
+        "anthropic-messages",
+        "",
+        vec![reasoning],
+    );
     let run = sandbox.run(&["run", "-p", "thinker", "go"]);
     assert_exit(&run, 0);
     assert!(
@@ -463,8 +490,9 @@ fn usage_is_recorded_per_request_and_summed_per_run_with_tracing_off() {
     let run = sandbox.run(&["run", "-p", "counted", "read it"]);
     assert_exit(&run, 0);
     assert!(
-        stderr(&run)
-            .contains("usage: input 426 tokens (394 cached), output 22, reasoning 3, over 2 request(s)"),
+        stderr(&run).contains(
+            "usage: input 426 tokens (394 cached), output 22, reasoning 3, over 2 request(s)"
+        ),
         "{}",
         describe(&run)
     );
@@ -623,7 +651,12 @@ fn a_write_file_call_with_unparseable_arguments_never_counts_as_started() {
         "openai-chat",
         "[agent]\ntools = [\"write_file\"]\n\n[scope]\nallow = [\".\"]\n",
         vec![
-            chat_tool_call("call_w", "write_file", r#"{"path": "out.txt", "content": "x"#, None),
+            chat_tool_call(
+                "call_w",
+                "write_file",
+                r#"{"path": "out.txt", "content": "x"#,
+                None,
+            ),
             failure,
         ],
     );
@@ -694,10 +727,15 @@ fn trace_errors_json_prints_only_the_failed_requests() {
     let errors_out = sandbox.run(&["trace", &id, "--errors", "--json"]);
     assert_exit(&errors_out, 0);
     let errors = support::stdout_json_lines(&errors_out);
-    assert!(!errors.is_empty() && errors.len() < all.len(), "{errors:#?}");
+    assert!(
+        !errors.is_empty() && errors.len() < all.len(),
+        "{errors:#?}"
+    );
     // The failed request's entries and run-level markers; nothing of the first request.
     assert!(
-        errors.iter().all(|e| e["turn"] == 2 || e.get("turn").is_none()),
+        errors
+            .iter()
+            .all(|e| e["turn"] == 2 || e.get("turn").is_none()),
         "only the failed request's entries: {errors:#?}"
     );
     assert!(all.iter().any(|e| e["turn"] == 1), "{all:#?}");
@@ -744,7 +782,9 @@ fn rust_log_output_into_a_pipe_has_no_colour() {
     let sandbox = Sandbox::new();
     for no_color in [None, Some("1")] {
         let mut command = sandbox.pods();
-        command.env("RUST_LOG", "trace").args(["run", "-p", "demo", "hi"]);
+        command
+            .env("RUST_LOG", "trace")
+            .args(["run", "-p", "demo", "hi"]);
         if let Some(v) = no_color {
             command.env("NO_COLOR", v);
         }
@@ -755,14 +795,20 @@ fn rust_log_output_into_a_pipe_has_no_colour() {
             err.contains("TRACE") || err.contains("DEBUG"),
             "RUST_LOG=trace logs something: {err}"
         );
-        assert!(!err.contains('\u{1b}'), "no ANSI escapes in a pipe: {err:?}");
+        assert!(
+            !err.contains('\u{1b}'),
+            "no ANSI escapes in a pipe: {err:?}"
+        );
     }
 }
 
 #[test]
 fn stopping_a_pod_that_is_not_running_exits_1_saying_so() {
     let sandbox = Sandbox::new();
-    assert_exit(&sandbox.run(&["run", "-p", "demo", "--name", "done", "hi"]), 0);
+    assert_exit(
+        &sandbox.run(&["run", "-p", "demo", "--name", "done", "hi"]),
+        0,
+    );
     let stop = sandbox.run(&["stop", "done"]);
     assert_exit(&stop, 1);
     assert!(
@@ -778,7 +824,10 @@ fn stopping_a_pod_that_is_not_running_exits_1_saying_so() {
 fn the_readme_tour_works_after_two_demo_runs_in_one_home() {
     let sandbox = Sandbox::new();
     for _ in 0..2 {
-        let run = sandbox.run_within(&["run", "-p", "demo", "look around"], Duration::from_secs(60));
+        let run = sandbox.run_within(
+            &["run", "-p", "demo", "look around"],
+            Duration::from_secs(60),
+        );
         assert_exit(&run, 0);
     }
     let listed = stdout_json(&sandbox.run(&["ls", "--json"]));
@@ -826,10 +875,16 @@ fn after_kill_9_ls_and_export_both_say_crashed() {
             .and_then(|mut d| d.next())
             .map(|d| log_entries(&d.unwrap().path()))
             .unwrap_or_default();
-        if entries.iter().any(|e| e["kind"] == "provider_request_started") {
+        if entries
+            .iter()
+            .any(|e| e["kind"] == "provider_request_started")
+        {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the run never started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never started"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let killed = std::process::Command::new("kill")
@@ -846,7 +901,10 @@ fn after_kill_9_ls_and_export_both_say_crashed() {
     assert_eq!(doc["pods"][0]["recorded_state"], "running");
     assert_eq!(doc["pods"][0]["runs"][0]["outcome"], "crashed");
     let markdown = export_markdown(&sandbox, &id);
-    assert!(markdown.contains("(profile slow, crashed, 1 runs)"), "{markdown}");
+    assert!(
+        markdown.contains("(profile slow, crashed, 1 runs)"),
+        "{markdown}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -886,7 +944,10 @@ fn a_model_chosen_child_name_with_escape_sequences_is_escaped_everywhere() {
             ),
         ],
     );
-    let run = sandbox.run_within(&["run", "-p", "boss", "--name", "boss", "go"], Duration::from_secs(60));
+    let run = sandbox.run_within(
+        &["run", "-p", "boss", "--name", "boss", "go"],
+        Duration::from_secs(60),
+    );
     assert_exit(&run, 0);
     let listed = stdout_json(&sandbox.run(&["ls", "--json"]));
     let child = listed
@@ -911,11 +972,17 @@ fn a_model_chosen_child_name_with_escape_sequences_is_escaped_everywhere() {
         ("ls", sandbox.run(&["ls"]).stdout),
         ("show", sandbox.run(&["show", &child_id]).stdout),
         ("trace", sandbox.run(&["trace", &boss]).stdout),
-        ("export markdown", export_markdown(&sandbox, &boss).into_bytes()),
+        (
+            "export markdown",
+            export_markdown(&sandbox, &boss).into_bytes(),
+        ),
     ];
     for (what, bytes) in outputs {
         let text = String::from_utf8_lossy(&bytes);
-        assert!(!text.contains('\u{1b}') && !text.contains('\u{7}'), "{what}: {text:?}");
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{what}: {text:?}"
+        );
     }
     let ls = String::from_utf8_lossy(&sandbox.run(&["ls"]).stdout).into_owned();
     assert!(ls.contains("ev\\u{1b}]0;pwned\\u{7}il\\u{1b}[2J"), "{ls}");

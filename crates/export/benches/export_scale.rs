@@ -289,7 +289,7 @@ fn generate(home: &Path, target: u64, shape: Shape) -> u64 {
                         turns,
                         text: "done".into(),
                         reason: "end_turn".into(),
-                    stop_reason: Some(pod_core::record::StopReason::EndTurn),
+                        stop_reason: Some(pod_core::record::StopReason::EndTurn),
                     }),
                 );
             }
@@ -329,7 +329,7 @@ fn small_run(w: &mut Counting, put: &mut impl FnMut(&mut Counting, LogBody), run
             turns: 1,
             text: "Done: the file has 42 lines.".into(),
             reason: "end_turn".into(),
-        stop_reason: Some(pod_core::record::StopReason::EndTurn),
+            stop_reason: Some(pod_core::record::StopReason::EndTurn),
         }),
     );
 }

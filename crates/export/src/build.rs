@@ -853,7 +853,7 @@ fn run_doc(
         stop_raw: None,
         stop_statement: None,
         truncated: None,
-        usage: (acc_owned.usage.requests_recorded > 0).then(|| UsageDoc {
+        usage: (acc_owned.usage.requests_recorded > 0).then_some(UsageDoc {
             input_tokens: acc_owned.usage.input_tokens,
             output_tokens: acc_owned.usage.output_tokens,
             cached_input_tokens: acc_owned.usage.cached_input_tokens,

@@ -7,9 +7,9 @@ use crate::document::{
     ChainLink, ExportDocument, Incident, LogIntegrity, OriginDoc, Redaction, RunDoc, UnreadablePod,
 };
 use crate::error::ExportError;
-use pod_core::printable;
 use crate::redact::{Secret, check_secrets};
 use crate::stream::{DocHead, MarkdownSink, Spool, feed};
+use pod_core::printable;
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +58,11 @@ pub(crate) fn md_header(
     head: &DocHead,
     redaction: &Redaction,
 ) -> std::io::Result<()> {
-    writeln!(out, "# Session export: pod {}", printable(&head.root_pod_id))?;
+    writeln!(
+        out,
+        "# Session export: pod {}",
+        printable(&head.root_pod_id)
+    )?;
     writeln!(out)?;
     writeln!(
         out,
@@ -163,7 +167,12 @@ pub(crate) fn md_tail(
             "These pod directories have an unreadable pod.json and are not in this export:"
         )?;
         for pod in unreadable_pods {
-            writeln!(out, "- `{}`: {}", printable(&pod.dir), printable(&pod.error))?;
+            writeln!(
+                out,
+                "- `{}`: {}",
+                printable(&pod.dir),
+                printable(&pod.error)
+            )?;
         }
     }
     if let Some(integrity) = integrity {

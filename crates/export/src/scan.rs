@@ -1123,7 +1123,7 @@ mod tests {
             turns: 1,
             text: "done".into(),
             reason: "end_turn".into(),
-        stop_reason: Some(pod_core::record::StopReason::EndTurn),
+            stop_reason: Some(pod_core::record::StopReason::EndTurn),
         })
     }
 

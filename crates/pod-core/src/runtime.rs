@@ -31,9 +31,9 @@ use crate::lifecycle::{interrupt_reason, new_id};
 use crate::model::ModelConnection;
 use crate::record::{
     AssistantMessage, LOG_FORMAT_VERSION, LifecycleAction, LogBody, PodInfo, PodState,
-    ProviderRequestFinished, ProviderRequestStarted, RequestedToolCall, RunCompleted, RunErrored, RunInterrupted, RunPhase,
-    RunStarted, RunTrigger, SegmentClosed, SegmentStarted, ToolCallFinished, ToolCallStarted,
-    ToolExecutionPhase, ToolOutcome,
+    ProviderRequestFinished, ProviderRequestStarted, RequestedToolCall, RunCompleted, RunErrored,
+    RunInterrupted, RunPhase, RunStarted, RunTrigger, SegmentClosed, SegmentStarted,
+    ToolCallFinished, ToolCallStarted, ToolExecutionPhase, ToolOutcome,
 };
 use crate::scope::Scope;
 use crate::session_log::{SessionLog, read_segment};
@@ -114,17 +114,17 @@ pub struct RunReport {
     pub trace_path: Option<PathBuf>,
     /// A problem with the trace sidecar (write failure, shed entries), stated for the user.
     pub trace_problem: Option<String>,
-    /// Token usage summed over the run's model requests.
-    pub usage: UsageTotals,
-    /// Stream events the adapters could not map, by name, over the run's requests.
-    pub unhandled: BTreeMap<String, u64>,
+    /// What the run's model requests added up to (boxed: reports travel in enums).
+    pub requests: Box<RequestTotals>,
 }
 
 /// What a run's model requests added up to.
 #[derive(Debug, Default)]
-struct Tally {
-    usage: UsageTotals,
-    unhandled: BTreeMap<String, u64>,
+pub struct RequestTotals {
+    /// Token usage summed over the requests.
+    pub usage: UsageTotals,
+    /// Stream events the adapters could not map, by name.
+    pub unhandled: BTreeMap<String, u64>,
 }
 
 /// Everything a pod needs besides its directory and manifest.
@@ -278,7 +278,7 @@ impl Pod {
             text: input.text.clone(),
         });
         let mut phase = RunPhase::default();
-        let mut tally = Tally::default();
+        let mut tally = RequestTotals::default();
         let result = self
             .run_turns(&run_id, &mut phase, &mut tally, observer)
             .await;
@@ -347,8 +347,7 @@ impl Pod {
             log_path: self.log.path().to_owned(),
             trace_path: self.trace.as_ref().map(|t| t.path().to_owned()),
             trace_problem,
-            usage: tally.usage,
-            unhandled: tally.unhandled,
+            requests: Box::new(tally),
         })
     }
 
@@ -371,7 +370,7 @@ impl Pod {
         &mut self,
         run_id: &str,
         phase: &mut RunPhase,
-        tally: &mut Tally,
+        tally: &mut RequestTotals,
         observer: Arc<dyn RunObserver>,
     ) -> Result<RunOutcome, CoreError> {
         let max_turns = self.manifest.agent.max_turns.max(1);
@@ -661,7 +660,9 @@ impl Pod {
                 );
                 return self.reject(run_id, call, side_effect, error, observer);
             }
-            (Some(_), Err(error)) => return self.reject(run_id, call, side_effect, error, observer),
+            (Some(_), Err(error)) => {
+                return self.reject(run_id, call, side_effect, error, observer);
+            }
         };
         self.log.append(LogBody::ToolCallStarted(ToolCallStarted {
             run_id: run_id.to_owned(),

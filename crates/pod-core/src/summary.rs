@@ -15,8 +15,7 @@ use crate::record::{LogBody, PodInfo, PodState, ToolOutcome};
 use crate::session_log::{LogProblem, read_segment};
 
 /// The hint given wherever unhandled stream events are counted but their contents were not kept.
-pub const UNHANDLED_TRACE_HINT: &str =
-    "turn on session.record_event_trace (e.g. `--set session.record_event_trace=true`) to keep their contents in the trace";
+pub const UNHANDLED_TRACE_HINT: &str = "turn on session.record_event_trace (e.g. `--set session.record_event_trace=true`) to keep their contents in the trace";
 
 /// Token usage summed over a run's model requests. Input counts the whole prompt, cached input
 /// included, on every scheme. A field is `None` when no request of the run reported it.
@@ -270,7 +269,9 @@ pub fn summarize(dir: &PodDir) -> Result<PodSummary, CoreError> {
                         run.tool_calls += 1;
                     }
                 }
-                LogBody::ToolCallFinished(finished) if finished.outcome == ToolOutcome::Rejected => {
+                LogBody::ToolCallFinished(finished)
+                    if finished.outcome == ToolOutcome::Rejected =>
+                {
                     if let Some(run) = current {
                         run.tool_calls_rejected += 1;
                     }

@@ -64,7 +64,8 @@ pub fn run(global: &GlobalArgs, args: DoctorArgs) -> CmdResult {
                     });
                 }
             }
-            let wanted = |name: &str| args.profiles.is_empty() || args.profiles.iter().any(|p| p == name);
+            let wanted =
+                |name: &str| args.profiles.is_empty() || args.profiles.iter().any(|p| p == name);
             for entry in catalog.entries().filter(|e| wanted(&e.name)) {
                 match catalog.resolve(&entry.name, &overrides) {
                     Ok(resolved) => {

@@ -288,10 +288,7 @@ pub fn show(global: &GlobalArgs, args: ShowArgs) -> CmdResult {
         if run.usage.requests_recorded > 0 {
             let _ = writeln!(out, "  usage  {}", run.usage.describe());
         } else if run.provider_requests > 0 {
-            let _ = writeln!(
-                out,
-                "  usage  unknown (the log records no request's end)"
-            );
+            let _ = writeln!(out, "  usage  unknown (the log records no request's end)");
         }
         if !run.unhandled_events.is_empty() {
             let names: Vec<String> = run
@@ -353,10 +350,7 @@ pub fn stop(global: &GlobalArgs, args: StopArgs) -> CmdResult {
                 "pod {} is not running (state {state}): there is nothing to stop",
                 dir.id()
             ))
-            .with_hint(format!(
-                "`pods show {}` tells how it ended",
-                dir.id()
-            )));
+            .with_hint(format!("`pods show {}` tells how it ended", dir.id())));
         }
         Err(error) => return Err(Failure::run_failed(error)),
     };

@@ -273,10 +273,7 @@ async fn foreground(
         .read_info()
         .map(|i| i.name)
         .unwrap_or_else(|_| pod_id.clone());
-    out::stderr(&format!(
-        "pod {} ({pod_id})\n",
-        pod_core::printable(&name)
-    ));
+    out::stderr(&format!("pod {} ({pod_id})\n", pod_core::printable(&name)));
     let log_path = pod.log().path().to_owned();
     let host = pod_core::host::Host::new(
         pod,
@@ -378,16 +375,17 @@ async fn foreground(
 
 /// Token usage and unhandled stream events of the run, on stderr.
 fn report_requests(report: &pod_core::RunReport, pod_id: &str) {
-    if report.usage.requests_recorded > 0 {
-        out::stderr(&format!("usage: {}\n", report.usage.describe()));
+    if report.requests.usage.requests_recorded > 0 {
+        out::stderr(&format!("usage: {}\n", report.requests.usage.describe()));
     }
-    if !report.unhandled.is_empty() {
+    if !report.requests.unhandled.is_empty() {
         let names: Vec<String> = report
+            .requests
             .unhandled
             .iter()
             .map(|(event, n)| format!("{} ×{n}", pod_core::printable(event)))
             .collect();
-        let total: u64 = report.unhandled.values().sum();
+        let total: u64 = report.requests.unhandled.values().sum();
         match &report.trace_path {
             Some(trace) => out::stderr(&format!(
                 "warning: {total} stream event(s) the provider adapter could not map: {}; they are in {}\n",

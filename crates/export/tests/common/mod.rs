@@ -219,7 +219,7 @@ impl Log {
             turns: 1,
             text: text.to_owned(),
             reason: "end_turn".to_owned(),
-        stop_reason: Some(pod_core::record::StopReason::EndTurn),
+            stop_reason: Some(pod_core::record::StopReason::EndTurn),
         }))
     }
 
