@@ -252,6 +252,7 @@ pub(crate) fn md_run_row(out: &mut dyn Write, run: &RunDoc) -> std::io::Result<(
         ));
     }
     let tokens = match &run.usage {
+        Some(u) if u.requests_with_usage == 0 => "not reported".to_owned(),
         Some(u) => {
             let n = |v: Option<u64>| v.map_or_else(|| "?".to_owned(), |v| v.to_string());
             format!(

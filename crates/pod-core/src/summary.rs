@@ -53,6 +53,12 @@ impl UsageTotals {
     /// One line for people, e.g. `input 326 tokens (314 cached), output 12, reasoning 0 over 1
     /// request`; unknown fields say `unknown`.
     pub fn describe(&self) -> String {
+        if self.requests_with_usage == 0 {
+            return format!(
+                "not reported by the provider ({} request(s))",
+                self.requests_recorded
+            );
+        }
         let n = |v: Option<u64>| v.map_or_else(|| "unknown".to_owned(), |v| v.to_string());
         let mut text = format!(
             "input {} tokens ({} cached), output {}, reasoning {}, over {} request(s)",
