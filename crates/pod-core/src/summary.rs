@@ -319,3 +319,51 @@ pub fn summarize(dir: &PodDir) -> Result<PodSummary, CoreError> {
         runs,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_escapes_every_control_character_and_keeps_the_rest() {
+        assert!(matches!(
+            printable("plain name ü"),
+            Cow::Borrowed("plain name ü")
+        ));
+        assert_eq!(
+            printable("a\u{1b}[2Jb\u{7}c\u{9b}d\ne\u{7f}"),
+            "a\\u{1b}[2Jb\\u{7}c\\u{9b}d\\u{a}e\\u{7f}"
+        );
+    }
+
+    #[test]
+    fn usage_totals_sum_what_was_reported_and_count_what_was_not() {
+        let mut totals = UsageTotals::default();
+        totals.add(Some(&Usage {
+            input_tokens: Some(100),
+            output_tokens: Some(10),
+            cached_input_tokens: Some(80),
+            reasoning_tokens: None,
+        }));
+        totals.add(None);
+        totals.add(Some(&Usage {
+            input_tokens: Some(26),
+            output_tokens: Some(2),
+            cached_input_tokens: None,
+            reasoning_tokens: None,
+        }));
+        assert_eq!(totals.input_tokens, Some(126));
+        assert_eq!(totals.cached_input_tokens, Some(80));
+        assert_eq!(
+            totals.reasoning_tokens, None,
+            "never reported: unknown, not 0"
+        );
+        assert_eq!(totals.requests_recorded, 3);
+        assert_eq!(totals.requests_with_usage, 2);
+        assert!(
+            totals.describe().ends_with("; 1 reported no usage"),
+            "{}",
+            totals.describe()
+        );
+    }
+}
