@@ -741,6 +741,8 @@ fn trace_errors_json_prints_only_the_failed_requests() {
     assert!(all.iter().any(|e| e["turn"] == 1), "{all:#?}");
     let last = errors.last().unwrap();
     assert_eq!(last["event"]["type"], "error", "{last:#}");
+    // `--follow` shows every new entry: with `--errors` it would not keep that promise.
+    assert_exit(&sandbox.run(&["trace", &id, "--errors", "--follow"]), 2);
 }
 
 #[test]

@@ -31,8 +31,9 @@ pub struct TraceArgs {
     /// Pod id, unique id prefix, or name (see `pods ls`).
     #[arg(value_name = "POD")]
     pub pod: String,
-    /// Show only failed requests, each with the events and markers that led up to it.
-    #[arg(long)]
+    /// Show only failed requests, each with the events and markers that led up to it (also
+    /// with `--json`). Not with `--follow`, which shows every new entry.
+    #[arg(long, conflicts_with = "follow")]
     pub errors: bool,
     /// Print the trace entries as JSON Lines, unchanged. With `--errors`: only the entries of
     /// failed requests (each failure after the entries that led up to it).
@@ -50,7 +51,8 @@ stream open failures, idle timeouts and shed entries (lost because the writer qu
 Examples:
   pods trace <pod>                 the whole timeline, text deltas joined
   pods trace <pod> --errors        each failed request with what led up to it
-  pods trace <pod> --json | jq .   the entries as written (JSON Lines)";
+  pods trace <pod> --json | jq .   the entries as written (JSON Lines)
+  pods trace <pod> --errors --json the entries of failed requests only";
 
 pub fn run(global: &GlobalArgs, args: TraceArgs) -> CmdResult {
     let home = PodHome::resolve(global.home.as_deref()).map_err(Failure::usage)?;
