@@ -14,7 +14,9 @@ use pod_core::printable;
 /// that name is meant (`pods ls` shows the ids of older ones).
 #[derive(Debug, Args)]
 pub struct LsArgs {
-    /// Print one JSON array (each pod with `parent_id`, `state`, `last_run`) instead of a table.
+    /// Print one JSON array instead of a table: each pod with `parent_id`, `state`, `last_run`
+    /// (outcome, `stop_reason`, `stop_statement`, `truncated`, `usage`, `unhandled_events`, …)
+    /// and `truncated` (whether its last run's answer is cut short; `null` when unknown).
     #[arg(long)]
     pub json: bool,
 }
