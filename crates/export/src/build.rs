@@ -16,9 +16,9 @@ use crate::Secret;
 use crate::chain::{ActionIndex, explain};
 use crate::document::{
     ActionDoc, ActionRef, CrashEvidence, ErrorDoc, ExportDocument, FORMAT_NAME, InterruptDoc,
-    LogIntegrity, OriginDoc, Outcome, PhaseDoc, PodDoc, ProvenanceDoc, Redaction, RedactionMode,
-    RetrySafety, RetryVerdict, RunDoc, SCHEMA_VERSION, SegmentDoc, ToolInfo, TriggerDoc,
-    UnreadablePod,
+    LogIntegrity, OriginDoc, Outcome, PeerDoc, PhaseDoc, PodDoc, ProvenanceDoc, Redaction,
+    RedactionMode, RetrySafety, RetryVerdict, RunDoc, SCHEMA_VERSION, SegmentDoc, ToolInfo,
+    TriggerDoc, UnreadablePod,
 };
 use crate::error::ExportError;
 use crate::liveness::{Liveness, owner_liveness};
@@ -1133,6 +1133,7 @@ pub(crate) fn kind_name(kind: LifecycleKind) -> &'static str {
         LifecycleKind::ParentExit => "parent_exit",
         LifecycleKind::Reload => "reload",
         LifecycleKind::Watchdog => "watchdog",
+        LifecycleKind::Kill => "kill",
     }
 }
 
@@ -1180,5 +1181,23 @@ fn origin_doc(origin: &Origin) -> OriginDoc {
             detail: preview(&detail),
         },
         Origin::Unknown { missing } => OriginDoc::Unknown { missing },
+        Origin::Unverified {
+            claimed,
+            claimed_caused_by,
+            peer,
+            why,
+        } => OriginDoc::Unverified {
+            claimed: Box::new(origin_doc(&claimed)),
+            claimed_caused_by: claimed_caused_by.map(|c| ActionRef {
+                pod_id: c.pod_id,
+                action_id: c.action_id,
+                kind: kind_name(c.kind).to_owned(),
+            }),
+            peer: PeerDoc {
+                pid: peer.pid,
+                uid: peer.uid,
+            },
+            why: preview(&why),
+        },
     }
 }

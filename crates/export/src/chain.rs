@@ -350,5 +350,8 @@ pub(crate) fn describe(origin: &OriginDoc) -> String {
         OriginDoc::Unknown { missing } => {
             format!("an unrecorded origin (missing: {})", missing.join(", "))
         }
+        OriginDoc::Unverified { claimed, why, .. } => {
+            format!("an unverified claim to be {} ({why})", describe(claimed))
+        }
     }
 }

@@ -11,8 +11,12 @@
 //! Two things end hosting without the pod task's cooperation, each recorded as far as possible:
 //! the pod task failing (a panic, or the task ending without reporting), which ends the active
 //! run as `run_interrupted` by a `shutdown` action with a `runtime` origin naming the failure
-//! and marks the pod failed ([`HostAbort::TaskFailed`]); and a second SIGINT/SIGTERM while the
-//! pod is already ending, which stops waiting for it ([`HostAbort::Forced`]).
+//! and marks the pod failed ([`HostAbort::TaskFailed`]); and a second SIGINT/SIGTERM/SIGHUP
+//! while the pod is already ending, which stops waiting for it ([`HostAbort::Forced`]).
+//!
+//! Ending is bounded: children told to end get `limits.shutdown_grace_ms` to answer and exit,
+//! then their process groups are killed, each kill recorded as a `kill` action
+//! ([`Children::end_child`](crate::spawn_tools::Children)).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -48,8 +52,8 @@ const ABORT_GRACE: Duration = Duration::from_millis(200);
 pub struct HostOptions {
     /// End the pod with a `parent_exit` action when stdin reaches EOF (a child pod).
     pub watch_parent: bool,
-    /// End the pod (and its tree) with a `shutdown` action on SIGTERM / SIGINT; a second signal
-    /// while the pod is ending stops waiting for it ([`HostAbort::Forced`]).
+    /// End the pod (and its tree) with a `shutdown` action on SIGTERM / SIGINT / SIGHUP; a
+    /// second signal while the pod is ending stops waiting for it ([`HostAbort::Forced`]).
     pub handle_signals: bool,
     /// The pod's working directory; needed to reload (a new segment connects its model and
     /// scope again). Without it `reload` is refused.
@@ -74,7 +78,7 @@ pub enum HostAbort {
     /// recorded as `run_interrupted` by a `shutdown` action with a `runtime` origin naming the
     /// failure, and `pod.json` says `failed`.
     TaskFailed { detail: String },
-    /// A second SIGINT/SIGTERM arrived while the pod was ending (`action`, recorded). The host
+    /// A second SIGINT/SIGTERM/SIGHUP arrived while the pod was ending (`action`, recorded). The host
     /// waited briefly for the pod task, then recorded the run's end and the segment's close in
     /// its place if the task had not.
     Forced { action: LifecycleAction },
@@ -1160,36 +1164,47 @@ fn run_result(outcome: &RunOutcome) -> RunResult {
     }
 }
 
-/// SIGTERM and SIGINT as a stream of names.
+/// SIGTERM, SIGINT and SIGHUP (the terminal closed, the SSH session was lost) as a stream of
+/// names. Each ends the pod the same way: a `shutdown` action with origin `signal`.
 struct Signals {
     term: Option<tokio::signal::unix::Signal>,
     int: Option<tokio::signal::unix::Signal>,
+    hup: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
     fn new(enabled: bool) -> Signals {
         use tokio::signal::unix::{SignalKind, signal};
-        if !enabled {
-            return Signals {
-                term: None,
-                int: None,
-            };
-        }
+        let listen = |kind: SignalKind| {
+            if !enabled {
+                return None;
+            }
+            match signal(kind) {
+                Ok(stream) => Some(stream),
+                Err(error) => {
+                    tracing::warn!(%error, ?kind, "cannot listen for a signal");
+                    None
+                }
+            }
+        };
         Signals {
-            term: signal(SignalKind::terminate()).ok(),
-            int: signal(SignalKind::interrupt()).ok(),
+            term: listen(SignalKind::terminate()),
+            int: listen(SignalKind::interrupt()),
+            hup: listen(SignalKind::hangup()),
         }
     }
 
     async fn next(&mut self) -> Option<&'static str> {
-        match (&mut self.term, &mut self.int) {
-            (Some(term), Some(int)) => tokio::select! {
-                Some(()) = term.recv() => Some("SIGTERM"),
-                Some(()) = int.recv() => Some("SIGINT"),
-            },
-            (Some(term), None) => term.recv().await.map(|()| "SIGTERM"),
-            (None, Some(int)) => int.recv().await.map(|()| "SIGINT"),
-            (None, None) => std::future::pending().await,
+        async fn recv(stream: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+            match stream {
+                Some(stream) => stream.recv().await,
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            Some(()) = recv(&mut self.term) => Some("SIGTERM"),
+            Some(()) = recv(&mut self.int) => Some("SIGINT"),
+            Some(()) = recv(&mut self.hup) => Some("SIGHUP"),
         }
     }
 }
@@ -1229,12 +1244,14 @@ pub fn attach_children(pod: &mut Pod, setup: ChildSetup) -> Option<Arc<Children>
             .filter(|(k, _)| k.starts_with("PODS_") && k.contains("__"))
             .collect(),
     };
+    let grace = Duration::from_millis(pod.manifest().limits.shutdown_grace_ms);
     let children = Arc::new(Children::new(
         pod_id,
         spawn,
         setup.launcher,
         Arc::new(factory),
         recorder,
+        grace,
     ));
     for tool in crate::spawn_tools::ChildTool::all(&children) {
         pod.register_tool(tool);

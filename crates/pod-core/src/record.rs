@@ -264,6 +264,9 @@ pub enum LifecycleKind {
     ParentExit,
     Reload,
     Watchdog,
+    /// A pod's process group was killed (SIGKILL) by its parent, after it did not end within
+    /// `limits.shutdown_grace_ms` of being told to. Recorded in the parent's log.
+    Kill,
 }
 
 /// Who or what started a lifecycle action.
@@ -287,6 +290,26 @@ pub enum Origin {
     Runtime { detail: String },
     /// The origin was not recorded; `missing` says which facts are absent.
     Unknown { missing: Vec<String> },
+    /// A control-socket client claimed `claimed` (and, for a cascade, `claimed_caused_by`) but
+    /// the claim could not be checked against the pod's records and the peer's credentials;
+    /// `why` says what did not match. The claim is kept as a claim, never as fact.
+    Unverified {
+        claimed: Box<Origin>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        claimed_caused_by: Option<CausedBy>,
+        peer: PeerCred,
+        why: String,
+    },
+}
+
+/// The kernel's account of a control-socket peer (`SO_PEERCRED`); a field is `None` when the
+/// kernel did not give it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerCred {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
 }
 
 /// Link from a cascaded action to the ancestor action that caused it.
