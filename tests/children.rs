@@ -95,10 +95,19 @@ impl Drop for Proc {
 }
 
 fn spawn_pods(sandbox: &Sandbox, args: &[&str], tag: &str) -> Proc {
+    spawn_command(sandbox, sandbox.pods(), args, tag)
+}
+
+/// `cmd ARGS…` (a `pods` command) in the background, its output in files named after `tag`.
+fn spawn_command(
+    sandbox: &Sandbox,
+    mut cmd: std::process::Command,
+    args: &[&str],
+    tag: &str,
+) -> Proc {
     let out = sandbox.root().join(format!("{tag}.out"));
     let err = sandbox.root().join(format!("{tag}.err"));
-    let child = sandbox
-        .pods()
+    let child = cmd
         .args(args)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out).unwrap())
@@ -126,7 +135,11 @@ fn wait_until<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Option<
 }
 
 fn pod_dirs(sandbox: &Sandbox) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = match std::fs::read_dir(sandbox.home().join("pods")) {
+    pod_dirs_in(&sandbox.home())
+}
+
+fn pod_dirs_in(home: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = match std::fs::read_dir(home.join("pods")) {
         Ok(listing) => listing.map(|e| e.unwrap().path()).collect(),
         Err(_) => Vec::new(),
     };
@@ -139,14 +152,22 @@ fn pod_info(dir: &Path) -> Value {
 }
 
 fn root_pod(sandbox: &Sandbox) -> Option<PathBuf> {
-    pod_dirs(sandbox)
+    root_pod_in(&sandbox.home())
+}
+
+fn root_pod_in(home: &Path) -> Option<PathBuf> {
+    pod_dirs_in(home)
         .into_iter()
         .find(|d| d.join("pod.json").exists() && pod_info(d).get("parent_id").is_none())
 }
 
 fn children_of(sandbox: &Sandbox, parent: &Path) -> Vec<PathBuf> {
+    children_in(&sandbox.home(), parent)
+}
+
+fn children_in(home: &Path, parent: &Path) -> Vec<PathBuf> {
     let id = parent.file_name().unwrap().to_str().unwrap().to_owned();
-    pod_dirs(sandbox)
+    pod_dirs_in(home)
         .into_iter()
         .filter(|d| d.join("pod.json").exists() && pod_info(d)["parent_id"] == json!(id))
         .collect()
@@ -875,20 +896,37 @@ fn sigterm_shuts_down_with_signal_origin() {
 
 /// A parent that spawns two holding children and then waits on the first.
 fn tree(sandbox: &Sandbox) -> (Proc, PathBuf, Vec<PathBuf>) {
-    parent_profile(sandbox, "", support::responses::spawn_two_holders());
+    tree_in(sandbox, &sandbox.home(), "")
+}
+
+/// [`tree`] in the pods home `home`, with `extra` in the parent's profile.
+fn tree_in(sandbox: &Sandbox, home: &Path, extra: &str) -> (Proc, PathBuf, Vec<PathBuf>) {
+    parent_profile(sandbox, extra, support::responses::spawn_two_holders());
     support::responses::holder_profile(sandbox);
-    let proc = spawn_pods(sandbox, &["run", "-p", "parent", "build a tree"], "parent");
+    let proc = spawn_command(
+        sandbox,
+        pods_in(sandbox, home),
+        &["run", "-p", "parent", "build a tree"],
+        "parent",
+    );
     let parent = wait_until("the parent dir", Duration::from_secs(10), || {
-        root_pod(sandbox)
+        root_pod_in(home)
     });
     let kids = wait_until("two children", Duration::from_secs(20), || {
-        let kids = children_of(sandbox, &parent);
+        let kids = children_in(home, &parent);
         (kids.len() == 2).then_some(kids)
     });
     for kid in &kids {
         wait_streaming(kid);
     }
     (proc, parent, kids)
+}
+
+/// A `pods` command in this sandbox using the pods home `home`.
+fn pods_in(sandbox: &Sandbox, home: &Path) -> std::process::Command {
+    let mut cmd = sandbox.pods();
+    cmd.arg("--home").arg(home);
+    cmd
 }
 
 #[test]
@@ -1633,4 +1671,311 @@ fn child_inherits_raw_sse_capture_and_its_frame_bound() {
             .iter()
             .any(|e| e["kind"] == "raw_sse")
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Control sockets from any home, checked claims, bounded shutdown
+
+/// A pods home far longer than a socket path may be (`sun_path` holds 108 bytes; the socket in
+/// the pod directory would be `<home>/pods/<36-char id>/control.sock`, 55 bytes more).
+fn long_home(sandbox: &Sandbox) -> PathBuf {
+    let mut home = sandbox.root().to_owned();
+    for i in 0..4 {
+        home.push(format!(
+            "a-rather-long-directory-name-as-ci-workspaces-have-{i:04}"
+        ));
+    }
+    home.push("home");
+    std::fs::create_dir_all(&home).unwrap();
+    assert!(home.as_os_str().len() > 200, "{}", home.display());
+    home
+}
+
+/// Where `control.sock` in `dir` points, while the pod runs.
+fn socket_target(dir: &Path) -> PathBuf {
+    std::fs::read_link(dir.join("control.sock"))
+        .unwrap_or_else(|e| panic!("{}: control.sock is no link: {e}", dir.display()))
+}
+
+#[test]
+fn control_sockets_work_from_a_home_longer_than_the_socket_path_limit() {
+    let sandbox = Sandbox::new();
+    let home = long_home(&sandbox);
+    // `pods doctor` checks the socket directory and the path length for this home.
+    let doctor = pods_in(&sandbox, &home)
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&doctor.stdout)
+        .unwrap_or_else(|e| panic!("{e}\n{}", describe(&doctor)));
+    let sockets = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "control sockets")
+        .unwrap_or_else(|| panic!("{report:#}"));
+    assert_eq!(sockets["ok"], true, "{sockets:#}");
+    assert!(
+        sockets["detail"].as_str().unwrap().contains("limit 107"),
+        "{sockets:#}"
+    );
+
+    // A full run in the long home.
+    profile(
+        &sandbox,
+        "solo",
+        "[agent]\ntools = []\n",
+        vec![text_response(&["all ", "good"], false, None)],
+    );
+    let run = pods_in(&sandbox, &home)
+        .args(["run", "-p", "solo", "hello"])
+        .output()
+        .unwrap();
+    assert_exit(&run, 0);
+    assert!(String::from_utf8_lossy(&run.stdout).contains("all good"));
+    let solo = root_pod_in(&home).unwrap();
+    let solo_log = log_entries(&solo);
+    assert_eq!(
+        last_terminal(&solo_log).unwrap()["kind"],
+        "run_completed",
+        "{}",
+        describe(&run)
+    );
+    assert!(
+        std::fs::symlink_metadata(solo.join("control.sock")).is_err(),
+        "the link is removed when the pod ends"
+    );
+    std::fs::remove_dir_all(&solo).unwrap();
+
+    // A parent spawning children there, each bound where the path is short.
+    let (mut proc, parent, kids) = tree_in(&sandbox, &home, "");
+    for dir in kids.iter().chain([&parent]) {
+        let target = socket_target(dir);
+        assert!(target.as_os_str().len() <= 107, "{}", target.display());
+        assert!(dir.join("control.sock").as_os_str().len() > 250);
+    }
+    let targets: Vec<PathBuf> = kids
+        .iter()
+        .chain([&parent])
+        .map(|d| socket_target(d))
+        .collect();
+    // `pods stop` finds the parent's socket through the pod directory and stops the tree.
+    let stop = pods_in(&sandbox, &home)
+        .args(["stop", &id_of(&parent), "--tree"])
+        .output()
+        .unwrap();
+    assert_exit(&stop, 0);
+    assert_eq!(
+        proc.wait(Duration::from_secs(20)),
+        Some(130),
+        "{}",
+        proc.output()
+    );
+    let parent_log = log_entries(&parent);
+    let action = entries_of(&parent_log, "lifecycle_action")
+        .into_iter()
+        .find(|e| e["action"]["kind"] == "stop_tree")
+        .unwrap_or_else(|| panic!("{parent_log:#?}"))["action"]
+        .clone();
+    assert_eq!(action["origin"]["type"], "cli");
+    for kid in &kids {
+        let t = interrupted(kid);
+        assert_eq!(t["action"]["kind"], "stop_tree", "{t:#}");
+        assert_eq!(t["action"]["caused_by"]["action_id"], action["action_id"]);
+    }
+    for pid in child_pids(&parent_log) {
+        assert_gone(pid);
+    }
+    for target in targets {
+        assert!(!target.exists(), "{} left behind", target.display());
+    }
+}
+
+#[test]
+fn a_forged_parent_claim_is_recorded_as_unverified_and_the_real_cascade_is_verified() {
+    let sandbox = Sandbox::new();
+    let (mut proc, parent, kids) = tree(&sandbox);
+    let parent_id = id_of(&parent);
+    let b = kids
+        .iter()
+        .find(|k| pod_info(k)["name"] == "b")
+        .unwrap()
+        .clone();
+    // This test process claims to be b's parent, with a cascade link to a made-up action.
+    let reply = control_request(
+        &b,
+        json!({"id": "req-forged", "method": "cancel",
+               "client": {"type": "parent_pod", "pod_id": parent_id, "tool_call_id": "call_forged"},
+               "params": {"reason": "forged", "caused_by": {"pod_id": parent_id, "action_id": "made-up", "kind": "stop_tree"}}}),
+    );
+    assert_eq!(reply["ok"], true, "{reply}");
+    let recorded = wait_until("the forged action", Duration::from_secs(10), || {
+        entries_of(&log_entries(&b), "lifecycle_action")
+            .into_iter()
+            .find(|e| e["action"]["reason"] == "forged")
+            .cloned()
+    });
+    let action = &recorded["action"];
+    assert_eq!(action["kind"], "cancel");
+    assert!(action.get("caused_by").is_none(), "{action:#}");
+    let origin = &action["origin"];
+    assert_eq!(origin["type"], "unverified", "{origin:#}");
+    assert_eq!(
+        origin["claimed"],
+        json!({"type": "parent_pod", "parent_pod_id": parent_id, "tool_call_id": "call_forged"})
+    );
+    assert_eq!(origin["claimed_caused_by"]["action_id"], "made-up");
+    assert_eq!(origin["peer"]["pid"], json!(std::process::id()));
+    let parent_pid = pod_info(&parent)["pid"].as_u64().unwrap();
+    assert!(
+        origin["why"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("recorded pid {parent_pid}")),
+        "{origin:#}"
+    );
+    // b's cancelled run says so too; the export states the origin as a claim.
+    let cancelled = interrupted(&b);
+    assert_eq!(cancelled["action"]["origin"]["type"], "unverified");
+    let export = sandbox.run(&["export", &id_of(&b)]);
+    assert_exit(&export, 0);
+    let text = String::from_utf8_lossy(&export.stdout);
+    assert!(text.contains("\"unverified\""), "{text}");
+    assert!(text.contains("call_forged"), "{text}");
+
+    // The real parent's cascade is believed.
+    signal(proc.pid(), "-TERM");
+    assert_eq!(
+        proc.wait(Duration::from_secs(20)),
+        Some(130),
+        "{}",
+        proc.output()
+    );
+    let shutdown = entries_of(&log_entries(&parent), "lifecycle_action")
+        .into_iter()
+        .find(|e| e["action"]["kind"] == "shutdown")
+        .unwrap()["action"]
+        .clone();
+    for kid in &kids {
+        let cascaded = entries_of(&log_entries(kid), "lifecycle_action")
+            .into_iter()
+            .find(|e| e["action"]["kind"] == "shutdown")
+            .unwrap_or_else(|| panic!("{:#?}", log_entries(kid)))["action"]
+            .clone();
+        assert_eq!(
+            cascaded["origin"],
+            json!({"type": "control_request", "request_id": cascaded["origin"]["request_id"],
+                   "client": format!("parent_pod:{parent_id}")}),
+            "{cascaded:#}"
+        );
+        assert_eq!(cascaded["caused_by"]["action_id"], shutdown["action_id"]);
+    }
+}
+
+#[test]
+fn one_sigterm_ends_a_parent_whose_child_is_frozen_and_records_the_kill() {
+    let sandbox = Sandbox::new();
+    let (mut proc, parent, kids) = tree_in(
+        &sandbox,
+        &sandbox.home(),
+        "[limits]\nshutdown_grace_ms = 1000\n",
+    );
+    let a = kids
+        .iter()
+        .find(|k| pod_info(k)["name"] == "a")
+        .unwrap()
+        .clone();
+    let a_id = id_of(&a);
+    let a_pid = pod_info(&a)["pid"].as_u64().unwrap() as u32;
+    let _guard = KillOnDrop(a_pid);
+    signal(a_pid, "-STOP");
+    let sent = Instant::now();
+    signal(proc.pid(), "-TERM");
+    assert_eq!(
+        proc.wait(Duration::from_secs(30)),
+        Some(130),
+        "{}",
+        proc.output()
+    );
+    eprintln!(
+        "SIGTERM to exit with a frozen child (shutdown_grace_ms = 1000): {} ms",
+        sent.elapsed().as_millis()
+    );
+    assert_gone(a_pid);
+    let parent_log = log_entries(&parent);
+    let actions = entries_of(&parent_log, "lifecycle_action");
+    let shutdown = actions
+        .iter()
+        .find(|e| e["action"]["kind"] == "shutdown")
+        .unwrap_or_else(|| panic!("{parent_log:#?}"))["action"]
+        .clone();
+    assert_eq!(
+        shutdown["origin"],
+        json!({"type": "signal", "signal": "SIGTERM"})
+    );
+    let kills: Vec<&Value> = actions
+        .iter()
+        .filter(|e| e["action"]["kind"] == "kill")
+        .map(|e| &e["action"])
+        .collect();
+    assert_eq!(
+        kills.len(),
+        1,
+        "only the frozen child is killed: {parent_log:#?}"
+    );
+    let kill = kills[0];
+    assert_eq!(kill["affects"], json!([a_id]));
+    assert_eq!(kill["origin"]["type"], "runtime");
+    let detail = kill["origin"]["detail"].as_str().unwrap();
+    assert!(detail.contains("shutdown_grace_ms (1000 ms)"), "{detail}");
+    assert!(detail.contains("process group was killed"), "{detail}");
+    assert_eq!(kill["caused_by"]["action_id"], shutdown["action_id"]);
+    assert_eq!(kill["caused_by"]["pod_id"], json!(id_of(&parent)));
+    let exits = entries_of(&parent_log, "child_exited");
+    let a_exit = exits
+        .iter()
+        .find(|e| e["child_pod_id"] == json!(a_id))
+        .unwrap_or_else(|| panic!("{parent_log:#?}"));
+    assert_eq!(a_exit["signal"], 9);
+    assert_eq!(a_exit["expected"], true);
+    // The killed child is not left looking alive.
+    assert_eq!(pod_info(&a)["state"], "failed");
+    assert!(pod_info(&a).get("pid").is_none());
+    // The other child answered the cascade and ended on its own.
+    let b = kids.iter().find(|k| **k != a).unwrap();
+    let t = interrupted(b);
+    assert_eq!(t["action"]["kind"], "shutdown");
+    assert_eq!(t["action"]["caused_by"]["action_id"], shutdown["action_id"]);
+    // The parent's own run ended recorded, by the signal.
+    let terminal = last_terminal(&parent_log).unwrap();
+    assert_eq!(terminal["kind"], "run_interrupted");
+    assert_eq!(terminal["action"]["action_id"], shutdown["action_id"]);
+}
+
+#[test]
+fn sighup_ends_a_running_pod_like_sigterm_with_signal_origin() {
+    let sandbox = Sandbox::new();
+    let (mut proc, dir) = holding_pod(&sandbox);
+    signal(proc.pid(), "-HUP");
+    assert_eq!(
+        proc.wait(Duration::from_secs(10)),
+        Some(130),
+        "{}",
+        proc.output()
+    );
+    let terminal = interrupted(&dir);
+    assert_eq!(terminal["action"]["kind"], "shutdown");
+    assert_eq!(
+        terminal["action"]["origin"],
+        json!({"type": "signal", "signal": "SIGHUP"})
+    );
+    let entries = log_entries(&dir);
+    let recorded = entries_of(&entries, "lifecycle_action");
+    assert!(
+        recorded
+            .iter()
+            .any(|e| e["action"]["action_id"] == terminal["action"]["action_id"]),
+        "the signal is a recorded lifecycle action"
+    );
+    assert_ne!(pod_info(&dir)["state"], "failed");
 }
