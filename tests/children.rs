@@ -1792,6 +1792,58 @@ fn control_sockets_work_from_a_home_longer_than_the_socket_path_limit() {
 }
 
 #[test]
+fn doctor_reports_a_control_socket_directory_that_cannot_be_used() {
+    let sandbox = Sandbox::new();
+    let runtime = sandbox.root().join("run");
+    std::fs::create_dir_all(&runtime).unwrap();
+    std::fs::write(runtime.join("pods"), "in the way").unwrap();
+    let broken = sandbox
+        .pods()
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .arg("doctor")
+        .output()
+        .unwrap();
+    assert_exit(&broken, 2);
+    let stdout = String::from_utf8_lossy(&broken.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("control sockets"))
+        .unwrap_or_else(|| panic!("{}", describe(&broken)));
+    assert!(line.starts_with("[BAD]"), "{line}");
+    assert!(
+        line.contains(&format!(
+            "{}: it is not a directory",
+            runtime.join("pods").display()
+        )),
+        "{line}"
+    );
+    // A usable runtime directory is where the sockets go.
+    let private = sandbox.root().join("run-ok");
+    std::fs::create_dir_all(&private).unwrap();
+    let fine = sandbox
+        .pods()
+        .env("XDG_RUNTIME_DIR", &private)
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap();
+    let report: Value =
+        serde_json::from_slice(&fine.stdout).unwrap_or_else(|e| panic!("{e}\n{}", describe(&fine)));
+    let check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "control sockets")
+        .unwrap_or_else(|| panic!("{report:#}"))
+        .clone();
+    assert_eq!(check["ok"], true, "{check:#}");
+    let detail = check["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&private.join("pods").display().to_string()),
+        "{detail}"
+    );
+}
+
+#[test]
 fn a_forged_parent_claim_is_recorded_as_unverified_and_the_real_cascade_is_verified() {
     let sandbox = Sandbox::new();
     let (mut proc, parent, kids) = tree(&sandbox);

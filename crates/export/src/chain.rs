@@ -250,6 +250,8 @@ fn follow(
                 request_id: request_id.clone(),
                 client: client.clone(),
             }),
+            // A claim is not a fact: the origin is still to be established.
+            OriginDoc::Unverified { .. } => missing.push(format!("{prefix}.origin.verified")),
             OriginDoc::Unknown { missing: facts } if depth > 0 => {
                 if facts.is_empty() {
                     missing.push(format!("{prefix}.origin"));

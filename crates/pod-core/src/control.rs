@@ -65,38 +65,37 @@ pub const MAX_SOCKET_NAME: usize = 54;
 /// socket just bound (and not yet listening) is never taken for a stale one.
 const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// The directory control sockets are bound in, created `0700` if missing: `$XDG_RUNTIME_DIR/pods`
-/// when `XDG_RUNTIME_DIR` is set, absolute, and short enough, else `/tmp/pods-<uid>`. A
-/// directory that is not a real directory owned by this user is not used (a wider mode is
-/// narrowed to `0700`); the error says what was tried and why each was refused.
+/// The directory control sockets are bound in, created `0700` if missing:
+/// `$XDG_RUNTIME_DIR/pods` when `XDG_RUNTIME_DIR` is set (and absolute), else
+/// `/tmp/pods-<uid>`; also `/tmp/pods-<uid>` when the runtime directory's path is too long for
+/// socket paths. The directory must be a real directory owned by this user (a wider mode is
+/// narrowed to `0700`). A runtime directory that is set but unusable is an error, not a reason
+/// to go elsewhere unannounced: the error names the directory, why, and what to do.
 pub fn socket_dir() -> Result<PathBuf, ChildError> {
     let uid = rustix::process::getuid().as_raw();
-    let mut candidates = Vec::new();
-    if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
-        let runtime = PathBuf::from(runtime);
-        if runtime.is_absolute() {
-            candidates.push(runtime.join("pods"));
-        }
+    let fallback = PathBuf::from(format!("/tmp/pods-{uid}"));
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .filter(|dir| dir.is_absolute())
+        .map(|dir| dir.join("pods"))
+        .filter(|dir| dir.as_os_str().len() + 1 + MAX_SOCKET_NAME <= MAX_SOCKET_PATH);
+    let (dir, fix) = match runtime {
+        Some(dir) => (
+            dir,
+            "fix it, or unset XDG_RUNTIME_DIR to use /tmp/pods-<uid>",
+        ),
+        None => (
+            fallback,
+            "remove it, or set XDG_RUNTIME_DIR to a private directory",
+        ),
+    };
+    match private_dir(&dir, uid) {
+        Ok(()) => Ok(dir),
+        Err(why) => Err(ChildError::SocketDir {
+            detail: format!("{}: {why}; {fix}", dir.display()),
+        }),
     }
-    candidates.push(PathBuf::from(format!("/tmp/pods-{uid}")));
-    let mut refused = Vec::new();
-    for dir in candidates {
-        if dir.as_os_str().len() + 1 + MAX_SOCKET_NAME > MAX_SOCKET_PATH {
-            refused.push(format!(
-                "{}: too long for socket paths (at most {} bytes)",
-                dir.display(),
-                MAX_SOCKET_PATH - 1 - MAX_SOCKET_NAME
-            ));
-            continue;
-        }
-        match private_dir(&dir, uid) {
-            Ok(()) => return Ok(dir),
-            Err(why) => refused.push(format!("{}: {why}", dir.display())),
-        }
-    }
-    Err(ChildError::SocketDir {
-        tried: refused.join("; "),
-    })
 }
 
 /// Make sure `dir` is a directory of `uid`'s that nobody else can enter.
@@ -108,11 +107,11 @@ fn private_dir(dir: &Path, uid: u32) -> Result<(), String> {
     }
     let meta = std::fs::symlink_metadata(dir).map_err(|e| format!("cannot inspect it: {e}"))?;
     if !meta.file_type().is_dir() {
-        return Err("it is not a directory (a symlink or file is in the way); remove it".into());
+        return Err("it is not a directory (a symlink or file is in the way)".into());
     }
     if meta.uid() != uid {
         return Err(format!(
-            "it belongs to uid {}, not to this user (uid {uid}); remove it, or set XDG_RUNTIME_DIR to a private directory",
+            "it belongs to uid {}, not to this user (uid {uid})",
             meta.uid()
         ));
     }
@@ -173,7 +172,7 @@ pub fn check_socket_dir(home: &Path) -> Result<String, ChildError> {
     let length = path.as_os_str().len();
     if length > MAX_SOCKET_PATH {
         return Err(ChildError::SocketDir {
-            tried: format!(
+            detail: format!(
                 "{}: a socket path there is {length} bytes, over the limit of {MAX_SOCKET_PATH}",
                 dir.display()
             ),

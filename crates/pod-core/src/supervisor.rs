@@ -40,8 +40,8 @@ pub enum ChildError {
         #[source]
         source: std::io::Error,
     },
-    #[error("no usable directory for control sockets ({tried})")]
-    SocketDir { tried: String },
+    #[error("no usable directory for control sockets: {detail}")]
+    SocketDir { detail: String },
     #[error("control socket {path} is served by another live process")]
     SocketInUse { path: PathBuf },
     #[error("pod is not running (no answer on {path})")]
