@@ -2031,3 +2031,54 @@ fn sighup_ends_a_running_pod_like_sigterm_with_signal_origin() {
     );
     assert_ne!(pod_info(&dir)["state"], "failed");
 }
+
+#[test]
+fn a_pod_started_under_nohup_keeps_ignoring_sighup() {
+    let sandbox = Sandbox::new();
+    profile(
+        &sandbox,
+        "solo",
+        "[agent]\ntools = []\n",
+        vec![text_response(
+            &["one ", "two ", "three ", "four"],
+            false,
+            HOLD,
+        )],
+    );
+    // `nohup pods run …`, with the sandbox's environment.
+    let base = sandbox.pods();
+    let mut cmd = std::process::Command::new("nohup");
+    cmd.arg(base.get_program());
+    for (key, value) in base.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    cmd.current_dir(base.get_current_dir().unwrap());
+    let mut proc = spawn_command(&sandbox, cmd, &["run", "-p", "solo", "hold on"], "nohup");
+    let dir = wait_until("the pod dir", Duration::from_secs(10), || {
+        root_pod(&sandbox)
+    });
+    wait_streaming(&dir);
+    signal(proc.pid(), "-HUP");
+    // Still serving: `pods stop` is what ends it.
+    let stop = sandbox.run(&["stop", &id_of(&dir)]);
+    assert_exit(&stop, 0);
+    assert_eq!(
+        proc.wait(Duration::from_secs(10)),
+        Some(130),
+        "{}",
+        proc.output()
+    );
+    let terminal = interrupted(&dir);
+    assert_eq!(terminal["action"]["kind"], "stop", "{terminal:#}");
+    assert_eq!(terminal["action"]["origin"]["type"], "cli");
+    let entries = log_entries(&dir);
+    assert!(
+        entries_of(&entries, "lifecycle_action")
+            .iter()
+            .all(|e| e["action"]["origin"]["signal"] != "SIGHUP"),
+        "{entries:#?}"
+    );
+}

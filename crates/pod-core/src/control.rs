@@ -1208,7 +1208,8 @@ pub struct StopOutcome {
 }
 
 /// Ask the pod in `pod_dir` to stop (or, with `tree`, to stop with its descendants) on behalf of
-/// the command line `command`, then wait up to `wait` for it to exit.
+/// the command line `command`, then wait up to `wait` for it to exit. A pod that does not even
+/// answer within `wait` (its process stopped or hung) is an [`ChildError::Unanswered`] error.
 pub async fn stop_pod(
     pod_dir: &Path,
     command: &str,
@@ -1223,7 +1224,6 @@ pub async fn stop_pod(
         },
     )
     .await?;
-    client.subscribe().await?;
     let kind = if tree {
         LifecycleKind::StopTree
     } else {
@@ -1233,7 +1233,16 @@ pub async fn stop_pod(
         reason,
         caused_by: None,
     };
-    let reply = client.call(&Call::Action(kind, params)).await?;
+    let asked = async {
+        client.subscribe().await?;
+        client.call(&Call::Action(kind, params)).await
+    };
+    let reply = tokio::time::timeout(wait, asked)
+        .await
+        .map_err(|_| ChildError::Unanswered {
+            path: client.socket_path().to_owned(),
+            waited_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+        })??;
     let action: LifecycleAction =
         serde_json::from_value(reply).map_err(|e| ChildError::Protocol {
             path: client.socket_path().to_owned(),
@@ -1830,6 +1839,28 @@ mod tests {
         // Server gone: pending calls fail instead of hanging.
         let status = client.call(&Call::Status).await;
         assert!(status.is_err());
+    }
+
+    #[tokio::test]
+    async fn stopping_a_pod_that_never_answers_is_an_error_after_the_wait() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Accepts connections (the kernel does) but never reads or answers: a stopped process.
+        let _frozen =
+            std::os::unix::net::UnixListener::bind(dir.path().join(CONTROL_SOCKET)).expect("bind");
+        let error = stop_pod(
+            dir.path(),
+            "pods stop frozen",
+            false,
+            None,
+            std::time::Duration::from_millis(200),
+        )
+        .await
+        .expect_err("no answer");
+        assert!(
+            matches!(error, ChildError::Unanswered { waited_ms: 200, .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("did not answer"), "{error}");
     }
 
     #[tokio::test]

@@ -1165,7 +1165,8 @@ fn run_result(outcome: &RunOutcome) -> RunResult {
 }
 
 /// SIGTERM, SIGINT and SIGHUP (the terminal closed, the SSH session was lost) as a stream of
-/// names. Each ends the pod the same way: a `shutdown` action with origin `signal`.
+/// names. Each ends the pod the same way: a `shutdown` action with origin `signal`. A SIGHUP
+/// this process was started ignoring (`nohup pods run …`) stays ignored.
 struct Signals {
     term: Option<tokio::signal::unix::Signal>,
     int: Option<tokio::signal::unix::Signal>,
@@ -1190,7 +1191,11 @@ impl Signals {
         Signals {
             term: listen(SignalKind::terminate()),
             int: listen(SignalKind::interrupt()),
-            hup: listen(SignalKind::hangup()),
+            hup: if ignored_from_start(SIGHUP) {
+                None
+            } else {
+                listen(SignalKind::hangup())
+            },
         }
     }
 
@@ -1207,6 +1212,22 @@ impl Signals {
             Some(()) = recv(&mut self.hup) => Some("SIGHUP"),
         }
     }
+}
+
+/// Signal number of SIGHUP.
+const SIGHUP: u32 = 1;
+
+/// Whether this process ignores signal `number` (its `SigIgn` mask in `/proc/self/status`),
+/// as it does when started by `nohup`. Read before any handler is installed for it.
+fn ignored_from_start(number: u32) -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigIgn:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| number >= 1 && mask & (1u64 << (number - 1)) != 0)
 }
 
 /// What a pod needs to spawn children: where profiles are, its own resolved manifest, the home

@@ -50,6 +50,8 @@ pub enum ChildError {
         #[source]
         source: std::io::Error,
     },
+    #[error("pod did not answer on {path} within {waited_ms} ms (is its process stopped or hung?)")]
+    Unanswered { path: PathBuf, waited_ms: u64 },
     #[error("control connection {path} closed before the reply")]
     Disconnected {
         path: PathBuf,
