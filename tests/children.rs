@@ -1979,7 +1979,10 @@ fn one_sigterm_ends_a_parent_whose_child_is_frozen_and_records_the_kill() {
     assert_eq!(kill["affects"], json!([a_id]));
     assert_eq!(kill["origin"]["type"], "runtime");
     let detail = kill["origin"]["detail"].as_str().unwrap();
-    assert!(detail.contains("shutdown_grace_ms (1000 ms)"), "{detail}");
+    assert!(
+        detail.contains("did not answer in time (limits.shutdown_grace_ms 1000 ms)"),
+        "{detail}"
+    );
     assert!(detail.contains("process group was killed"), "{detail}");
     assert_eq!(kill["caused_by"]["action_id"], shutdown["action_id"]);
     assert_eq!(kill["caused_by"]["pod_id"], json!(id_of(&parent)));
@@ -2081,4 +2084,91 @@ fn a_pod_started_under_nohup_keeps_ignoring_sighup() {
             .all(|e| e["action"]["origin"]["signal"] != "SIGHUP"),
         "{entries:#?}"
     );
+}
+
+#[test]
+fn a_frozen_grandchild_is_killed_by_its_parent_before_the_top_pod_kills_that_parent() {
+    let sandbox = Sandbox::new();
+    profile(
+        &sandbox,
+        "parent",
+        &format!(
+            "[agent]\nmax_turns = 8\ntools = {CHILD_TOOLS}\n\n[spawn]\nallowed_profiles = [\"middle\"]\nmax_depth = 2\nmax_children = 4\n\n[limits]\nshutdown_grace_ms = 1000\n"
+        ),
+        vec![
+            tool_call_response(
+                "call_mid",
+                "spawn_pod",
+                json!({"profile": "middle", "task": "delegate", "name": "mid"}),
+            ),
+            tool_call_response("call_wait", "wait_pod", json!({"pod_id": "mid"})),
+            text_response(&["done"], false, None),
+        ],
+    );
+    profile(
+        &sandbox,
+        "middle",
+        &format!(
+            "[agent]\nmax_turns = 8\ntools = {CHILD_TOOLS}\n\n[spawn]\nallowed_profiles = [\"holder\"]\nmax_depth = 1\nmax_children = 1\n"
+        ),
+        vec![
+            tool_call_response(
+                "call_g",
+                "spawn_pod",
+                json!({"profile": "holder", "task": "hold", "name": "g"}),
+            ),
+            tool_call_response("call_wait_g", "wait_pod", json!({"pod_id": "g"})),
+            text_response(&["done"], false, None),
+        ],
+    );
+    support::responses::holder_profile(&sandbox);
+    let mut proc = spawn_pods(&sandbox, &["run", "-p", "parent", "go deep"], "parent");
+    let parent = wait_until("the parent dir", Duration::from_secs(10), || {
+        root_pod(&sandbox)
+    });
+    let mid = wait_until("the middle pod", Duration::from_secs(20), || {
+        children_of(&sandbox, &parent).into_iter().next()
+    });
+    let g = wait_until("the grandchild", Duration::from_secs(20), || {
+        children_of(&sandbox, &mid).into_iter().next()
+    });
+    wait_streaming(&g);
+    let g_pid = pod_info(&g)["pid"].as_u64().unwrap() as u32;
+    let _guard = KillOnDrop(g_pid);
+    signal(g_pid, "-STOP");
+    signal(proc.pid(), "-TERM");
+    assert_eq!(
+        proc.wait(Duration::from_secs(30)),
+        Some(130),
+        "{}",
+        proc.output()
+    );
+    assert_gone(g_pid);
+    // The middle pod answered and killed its frozen child itself; nobody killed the middle pod.
+    let parent_log = log_entries(&parent);
+    assert!(
+        entries_of(&parent_log, "lifecycle_action")
+            .iter()
+            .all(|e| e["action"]["kind"] != "kill"),
+        "{parent_log:#?}"
+    );
+    let mid_log = log_entries(&mid);
+    let kill = entries_of(&mid_log, "lifecycle_action")
+        .into_iter()
+        .find(|e| e["action"]["kind"] == "kill")
+        .unwrap_or_else(|| panic!("{mid_log:#?}"))["action"]
+        .clone();
+    assert_eq!(kill["affects"], json!([id_of(&g)]));
+    let mid_end = interrupted(&mid);
+    assert_eq!(mid_end["action"]["kind"], "shutdown");
+    assert_eq!(
+        kill["caused_by"]["action_id"],
+        mid_end["action"]["action_id"]
+    );
+    let mid_exit = entries_of(&parent_log, "child_exited")
+        .into_iter()
+        .find(|e| e["child_pod_id"] == json!(id_of(&mid)))
+        .unwrap_or_else(|| panic!("{parent_log:#?}"))
+        .clone();
+    assert!(mid_exit.get("signal").is_none(), "{mid_exit:#}");
 }

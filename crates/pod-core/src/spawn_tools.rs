@@ -555,12 +555,17 @@ impl Children {
         futures_util::future::join_all(stops).await;
     }
 
-    /// Tell `child` to end with `call` and wait for its exit. A child that has not answered and
-    /// exited within `limits.shutdown_grace_ms` (stopped, hung, or just slow) is killed with its
-    /// process group, and the kill is recorded in this pod's log as a `kill` action: origin
-    /// `runtime` saying what the child was `told` and how long it had, `caused_by` the action of
-    /// this pod that ended it, when there is one. Returns the child's reply (the action it
-    /// recorded) when it answered, and how it exited.
+    /// Tell `child` to end with `call` and wait for its exit. A child that has not answered
+    /// within `limits.shutdown_grace_ms` (stopped, hung), or answered but has not exited within
+    /// one and a half graces after that, is killed with its process group, and the kill is
+    /// recorded in this pod's log as a `kill` action: origin `runtime` saying what the child was
+    /// `told` and how long it had, `caused_by` the action of this pod that ended it, when there
+    /// is one. Returns the child's reply (the action it recorded) when it answered, and how it
+    /// exited.
+    ///
+    /// Why the extra half grace for a child that answered: it is ending, and cascading to its own
+    /// children with the same grace. Killing it at the same moment as it would kill a stopped
+    /// grandchild would kill it first, and leave that grandchild stopped with nobody to end it.
     async fn end_child(
         &self,
         child: &LiveChild,
@@ -571,33 +576,44 @@ impl Children {
     ) -> (Option<Value>, ExitInfo) {
         *lock(&child.stopping) = true;
         let mut view = child.view.clone();
-        let mut reply = None;
-        let ended = tokio::time::timeout(self.grace, async {
-            match child
+        let answered = tokio::time::timeout(
+            self.grace,
+            child
                 .client
-                .call_as(&crate::lifecycle::new_id(), client, call)
-                .await
-            {
-                Ok(value) => reply = Some(value),
-                // A child already gone cannot answer; its exit says the rest.
-                Err(error) => tracing::warn!(pod_id = %child.pod_id, %error, "request to end the child failed"),
-            }
-            view.wait_for(|v| v.exited.is_some())
-                .await
-                .ok()
-                .and_then(|v| v.exited)
-        })
+                .call_as(&crate::lifecycle::new_id(), client, call),
+        )
         .await;
-        if let Ok(Some(info)) = ended {
-            return (reply, info);
-        }
+        let mut reply = None;
+        let waited = match answered {
+            Err(_) => "did not answer",
+            Ok(result) => {
+                match result {
+                    Ok(value) => reply = Some(value),
+                    // A child already gone cannot answer; its exit says the rest.
+                    Err(error) => {
+                        tracing::warn!(pod_id = %child.pod_id, %error, "request to end the child failed")
+                    }
+                }
+                let exited = tokio::time::timeout(self.grace + self.grace / 2, async {
+                    view.wait_for(|v| v.exited.is_some())
+                        .await
+                        .ok()
+                        .and_then(|v| v.exited)
+                })
+                .await;
+                if let Ok(Some(info)) = exited {
+                    return (reply, info);
+                }
+                "answered but did not exit"
+            }
+        };
         let grace_ms = u64::try_from(self.grace.as_millis()).unwrap_or(u64::MAX);
         let mut action = crate::lifecycle::new_action(
             LifecycleKind::Kill,
             vec![child.pod_id.clone()],
             Origin::Runtime {
                 detail: format!(
-                    "child pod {} did not end within limits.shutdown_grace_ms ({grace_ms} ms) after {told}; its process group was killed",
+                    "child pod {} {waited} in time (limits.shutdown_grace_ms {grace_ms} ms) after {told}; its process group was killed",
                     child.pod_id
                 ),
             },
