@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use pod_core::record::{
     LifecycleAction, LifecycleKind, Origin, RunTrigger, SideEffectClass, ToolExecutionPhase,
+    UnverifiedOrigin,
 };
 
 use crate::Secret;
@@ -1181,23 +1182,26 @@ fn origin_doc(origin: &Origin) -> OriginDoc {
             detail: preview(&detail),
         },
         Origin::Unknown { missing } => OriginDoc::Unknown { missing },
-        Origin::Unverified {
-            claimed,
-            claimed_caused_by,
-            peer,
-            why,
-        } => OriginDoc::Unverified {
-            claimed: Box::new(origin_doc(&claimed)),
-            claimed_caused_by: claimed_caused_by.map(|c| ActionRef {
-                pod_id: c.pod_id,
-                action_id: c.action_id,
-                kind: kind_name(c.kind).to_owned(),
-            }),
-            peer: PeerDoc {
-                pid: peer.pid,
-                uid: peer.uid,
-            },
-            why: preview(&why),
-        },
+        Origin::Unverified(unverified) => {
+            let UnverifiedOrigin {
+                claimed,
+                claimed_caused_by,
+                peer,
+                why,
+            } = *unverified;
+            OriginDoc::Unverified {
+                claimed: Box::new(origin_doc(&claimed)),
+                claimed_caused_by: claimed_caused_by.map(|c| ActionRef {
+                    pod_id: c.pod_id,
+                    action_id: c.action_id,
+                    kind: kind_name(c.kind).to_owned(),
+                }),
+                peer: PeerDoc {
+                    pid: peer.pid,
+                    uid: peer.uid,
+                },
+                why: preview(&why),
+            }
+        }
     }
 }

@@ -48,7 +48,9 @@ use pod_provider::ProviderError;
 use crate::error::error_chain;
 use crate::home::PodDir;
 use crate::lifecycle::{new_action, new_id};
-use crate::record::{CausedBy, LifecycleAction, LifecycleKind, Origin, PeerCred, RunTrigger};
+use crate::record::{
+    CausedBy, LifecycleAction, LifecycleKind, Origin, PeerCred, RunTrigger, UnverifiedOrigin,
+};
 use crate::supervisor::ChildError;
 
 /// Name in a pod directory that says where its control socket is: a symbolic link to it (or,
@@ -489,12 +491,12 @@ impl Incoming {
         let claimed = self.claimed_origin();
         match &self.unverified {
             None => claimed,
-            Some(unverified) => Origin::Unverified {
-                claimed: Box::new(claimed),
+            Some(unverified) => Origin::Unverified(Box::new(UnverifiedOrigin {
+                claimed,
                 claimed_caused_by: self.claimed_caused_by(),
                 peer: unverified.peer.clone(),
                 why: unverified.why.clone(),
-            },
+            })),
         }
     }
 
@@ -1528,17 +1530,17 @@ mod tests {
         };
         let (origin, action) =
             cancel_from(&child, parent_client(parent.id()), Some(link.clone())).await;
-        let Origin::Unverified {
+        let Origin::Unverified(unverified) = &origin else {
+            panic!("believed a forged claim: {origin:?}");
+        };
+        let UnverifiedOrigin {
             claimed,
             claimed_caused_by,
             peer,
             why,
-        } = &origin
-        else {
-            panic!("believed a forged claim: {origin:?}");
-        };
+        } = unverified.as_ref();
         assert!(
-            matches!(**claimed, Origin::ParentPod { ref parent_pod_id, .. } if parent_pod_id == parent.id())
+            matches!(claimed, Origin::ParentPod { parent_pod_id, .. } if parent_pod_id == parent.id())
         );
         assert_eq!(claimed_caused_by.as_ref(), Some(&link));
         assert_eq!(peer.pid, Some(std::process::id()));
@@ -1557,8 +1559,12 @@ mod tests {
         let (_parent, child) = parent_and_child(tmp.path(), Some(std::process::id()));
         let (origin, _) = cancel_from(&child, parent_client("someone-else"), None).await;
         match origin {
-            Origin::Unverified { why, .. } => {
-                assert!(why.contains("pod.json names parent"), "{why}");
+            Origin::Unverified(unverified) => {
+                assert!(
+                    unverified.why.contains("pod.json names parent"),
+                    "{}",
+                    unverified.why
+                );
             }
             other => panic!("believed: {other:?}"),
         }
@@ -1566,7 +1572,7 @@ mod tests {
         let (top, _) = parent_and_child(&tmp.path().join("2"), Some(std::process::id()));
         let (origin, _) = cancel_from(&top, parent_client("anyone"), None).await;
         assert!(
-            matches!(&origin, Origin::Unverified { why, .. } if why.contains("names no parent")),
+            matches!(&origin, Origin::Unverified(u) if u.why.contains("names no parent")),
             "{origin:?}"
         );
     }
@@ -1582,8 +1588,8 @@ mod tests {
         };
         let (origin, action) = cancel_from(&child, cli(), Some(link)).await;
         assert!(
-            matches!(&origin, Origin::Unverified { claimed, why, .. }
-                if matches!(**claimed, Origin::Cli { .. }) && why.contains("caused_by")),
+            matches!(&origin, Origin::Unverified(u)
+                if matches!(u.claimed, Origin::Cli { .. }) && u.why.contains("caused_by")),
             "{origin:?}"
         );
         assert!(action.caused_by.is_none());

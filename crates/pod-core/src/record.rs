@@ -290,16 +290,22 @@ pub enum Origin {
     Runtime { detail: String },
     /// The origin was not recorded; `missing` says which facts are absent.
     Unknown { missing: Vec<String> },
-    /// A control-socket client claimed `claimed` (and, for a cascade, `claimed_caused_by`) but
-    /// the claim could not be checked against the pod's records and the peer's credentials;
-    /// `why` says what did not match. The claim is kept as a claim, never as fact.
-    Unverified {
-        claimed: Box<Origin>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        claimed_caused_by: Option<CausedBy>,
-        peer: PeerCred,
-        why: String,
-    },
+    /// A control-socket client's claim that did not check out against the pod's records and
+    /// the peer's credentials: kept as a claim, never as fact.
+    Unverified(Box<UnverifiedOrigin>),
+}
+
+/// What a control-socket client claimed and why it could not be verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnverifiedOrigin {
+    /// The origin the client claimed.
+    pub claimed: Origin,
+    /// The cascade link it sent, if any (not followed: it is no cascade).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_caused_by: Option<CausedBy>,
+    pub peer: PeerCred,
+    /// What did not match.
+    pub why: String,
 }
 
 /// The kernel's account of a control-socket peer (`SO_PEERCRED`); a field is `None` when the
