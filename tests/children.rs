@@ -1887,6 +1887,9 @@ fn a_forged_parent_claim_is_recorded_as_unverified_and_the_real_cascade_is_verif
         "{origin:#}"
     );
     // b's cancelled run says so too; the export states the origin as a claim.
+    wait_until("b's run to end", Duration::from_secs(10), || {
+        last_terminal(&log_entries(&b)).cloned()
+    });
     let cancelled = interrupted(&b);
     assert_eq!(cancelled["action"]["origin"]["type"], "unverified");
     let export = sandbox.run(&["export", &id_of(&b)]);
@@ -1894,6 +1897,10 @@ fn a_forged_parent_claim_is_recorded_as_unverified_and_the_real_cascade_is_verif
     let text = String::from_utf8_lossy(&export.stdout);
     assert!(text.contains("\"unverified\""), "{text}");
     assert!(text.contains("call_forged"), "{text}");
+    let markdown = sandbox.run(&["export", &id_of(&b), "--format", "markdown"]);
+    assert_exit(&markdown, 0);
+    let markdown = String::from_utf8_lossy(&markdown.stdout);
+    assert!(markdown.contains("unverified claim"), "{markdown}");
 
     // The real parent's cascade is believed.
     signal(proc.pid(), "-TERM");

@@ -1088,7 +1088,7 @@ async fn handle_line(line: &[u8], connection: &Connection<'_>, answers: Owed) {
 
 /// A connection to a pod's control socket, for the CLI and for parent pods. Replies are matched
 /// to requests by id; events (after [`ControlClient::subscribe`]) arrive on
-/// [`ControlClient::events`].
+/// [`ControlClient::next_event`].
 pub struct ControlClient {
     client: ClientInfo,
     path: PathBuf,

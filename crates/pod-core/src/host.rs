@@ -4,9 +4,9 @@
 //!
 //! The pod itself runs on its own task; the host loop only routes. Every lifecycle action that
 //! reaches the pod is recorded (`lifecycle_action`) and, when a run is active, interrupts it
-//! through the pod's [`RunControl`](crate::RunControl) (which resolves overlapping actions to
-//! the nearest). Actions that end the pod cascade to its live children with a `caused_by` link,
-//! and name those children (and their live descendants) in `affects`.
+//! through the pod's [`RunControl`] (which resolves overlapping actions to the nearest). Actions
+//! that end the pod cascade to its live children with a `caused_by` link, and name those
+//! children (and their live descendants) in `affects`.
 //!
 //! Two things end hosting without the pod task's cooperation, each recorded as far as possible:
 //! the pod task failing (a panic, or the task ending without reporting), which ends the active
@@ -16,7 +16,7 @@
 //!
 //! Ending is bounded: children told to end get `limits.shutdown_grace_ms` to answer and exit,
 //! then their process groups are killed, each kill recorded as a `kill` action
-//! ([`Children::end_child`](crate::spawn_tools::Children)).
+//! (`end_child` in [`crate::spawn_tools`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -78,9 +78,9 @@ pub enum HostAbort {
     /// recorded as `run_interrupted` by a `shutdown` action with a `runtime` origin naming the
     /// failure, and `pod.json` says `failed`.
     TaskFailed { detail: String },
-    /// A second SIGINT/SIGTERM/SIGHUP arrived while the pod was ending (`action`, recorded). The host
-    /// waited briefly for the pod task, then recorded the run's end and the segment's close in
-    /// its place if the task had not.
+    /// A second SIGINT/SIGTERM/SIGHUP arrived while the pod was ending (`action`, recorded).
+    /// The host waited briefly for the pod task, then recorded the run's end and the segment's
+    /// close in its place if the task had not.
     Forced { action: LifecycleAction },
 }
 

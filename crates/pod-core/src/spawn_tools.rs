@@ -519,7 +519,7 @@ impl Children {
 
     /// Cascade `cause` (an action on this pod) to every live child as `kind` with a `caused_by`
     /// link, then wait for each to exit; a child that does not answer and exit within the grace
-    /// is killed ([`Children::end_child`]).
+    /// is killed (see `end_child`).
     pub async fn cascade(&self, cause: &LifecycleAction, kind: LifecycleKind) {
         let children: Vec<Arc<LiveChild>> = lock(&self.live)
             .iter()
