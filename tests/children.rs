@@ -2179,3 +2179,22 @@ fn a_frozen_grandchild_is_killed_by_its_parent_before_the_top_pod_kills_that_par
         .clone();
     assert!(mid_exit.get("signal").is_none(), "{mid_exit:#}");
 }
+
+#[test]
+fn pods_stop_of_a_frozen_pod_gives_up_after_its_wait_and_says_why() {
+    let sandbox = Sandbox::new();
+    let (proc, dir) = holding_pod(&sandbox);
+    signal(proc.pid(), "-STOP");
+    let output = sandbox.run_within(
+        &["stop", &id_of(&dir), "--wait", "1"],
+        Duration::from_secs(30),
+    );
+    signal(proc.pid(), "-CONT");
+    assert_exit(&output, 1);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("did not answer") && stderr.contains("within 1000 ms"),
+        "{}",
+        describe(&output)
+    );
+}
