@@ -2003,6 +2003,23 @@ fn one_sigterm_ends_a_parent_whose_child_is_frozen_and_records_the_kill() {
     // The killed child is not left looking alive.
     assert_eq!(pod_info(&a)["state"], "failed");
     assert!(pod_info(&a).get("pid").is_none());
+    // Its export explains the unfinished run with what the parent recorded.
+    let export = sandbox.run(&["export", &a_id]);
+    assert_exit(&export, 0);
+    let doc: Value = serde_json::from_slice(&export.stdout).unwrap();
+    let run = doc["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == json!(a_id))
+        .and_then(|p| p["runs"].as_array())
+        .and_then(|runs| runs.last())
+        .unwrap_or_else(|| panic!("{doc:#}"));
+    assert_eq!(run["outcome"], "crashed", "{run:#}");
+    let seen = &run["crash_evidence"]["exit_seen_by_parent"];
+    assert_eq!(seen["signal"], 9, "{run:#}");
+    assert_eq!(seen["expected"], true);
+    assert_eq!(seen["parent_pod_id"], json!(id_of(&parent)));
     // The other child answered the cascade and ended on its own.
     let b = kids.iter().find(|k| **k != a).unwrap();
     let t = interrupted(b);
