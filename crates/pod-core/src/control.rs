@@ -148,11 +148,6 @@ pub fn socket_name(pod_dir: &Path) -> String {
     format!("{id}-{hex}.sock")
 }
 
-/// Where the pod in `pod_dir` is bound (the socket directory is created if missing).
-pub fn socket_path_for(pod_dir: &Path) -> Result<PathBuf, ChildError> {
-    Ok(socket_dir()?.join(socket_name(pod_dir)))
-}
-
 /// The socket a client of the pod in `pod_dir` connects to: the target of its `control.sock`
 /// link, or `control.sock` itself (a pod of an older version, or a pod not running).
 pub fn locate_socket(pod_dir: &Path) -> PathBuf {
