@@ -95,10 +95,19 @@ impl Drop for Proc {
 }
 
 fn spawn_pods(sandbox: &Sandbox, args: &[&str], tag: &str) -> Proc {
+    spawn_command(sandbox, sandbox.pods(), args, tag)
+}
+
+/// `cmd ARGS…` (a `pods` command) in the background, its output in files named after `tag`.
+fn spawn_command(
+    sandbox: &Sandbox,
+    mut cmd: std::process::Command,
+    args: &[&str],
+    tag: &str,
+) -> Proc {
     let out = sandbox.root().join(format!("{tag}.out"));
     let err = sandbox.root().join(format!("{tag}.err"));
-    let child = sandbox
-        .pods()
+    let child = cmd
         .args(args)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out).unwrap())
@@ -126,7 +135,11 @@ fn wait_until<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Option<
 }
 
 fn pod_dirs(sandbox: &Sandbox) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = match std::fs::read_dir(sandbox.home().join("pods")) {
+    pod_dirs_in(&sandbox.home())
+}
+
+fn pod_dirs_in(home: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = match std::fs::read_dir(home.join("pods")) {
         Ok(listing) => listing.map(|e| e.unwrap().path()).collect(),
         Err(_) => Vec::new(),
     };
@@ -139,14 +152,22 @@ fn pod_info(dir: &Path) -> Value {
 }
 
 fn root_pod(sandbox: &Sandbox) -> Option<PathBuf> {
-    pod_dirs(sandbox)
+    root_pod_in(&sandbox.home())
+}
+
+fn root_pod_in(home: &Path) -> Option<PathBuf> {
+    pod_dirs_in(home)
         .into_iter()
         .find(|d| d.join("pod.json").exists() && pod_info(d).get("parent_id").is_none())
 }
 
 fn children_of(sandbox: &Sandbox, parent: &Path) -> Vec<PathBuf> {
+    children_in(&sandbox.home(), parent)
+}
+
+fn children_in(home: &Path, parent: &Path) -> Vec<PathBuf> {
     let id = parent.file_name().unwrap().to_str().unwrap().to_owned();
-    pod_dirs(sandbox)
+    pod_dirs_in(home)
         .into_iter()
         .filter(|d| d.join("pod.json").exists() && pod_info(d)["parent_id"] == json!(id))
         .collect()
@@ -875,20 +896,37 @@ fn sigterm_shuts_down_with_signal_origin() {
 
 /// A parent that spawns two holding children and then waits on the first.
 fn tree(sandbox: &Sandbox) -> (Proc, PathBuf, Vec<PathBuf>) {
-    parent_profile(sandbox, "", support::responses::spawn_two_holders());
+    tree_in(sandbox, &sandbox.home(), "")
+}
+
+/// [`tree`] in the pods home `home`, with `extra` in the parent's profile.
+fn tree_in(sandbox: &Sandbox, home: &Path, extra: &str) -> (Proc, PathBuf, Vec<PathBuf>) {
+    parent_profile(sandbox, extra, support::responses::spawn_two_holders());
     support::responses::holder_profile(sandbox);
-    let proc = spawn_pods(sandbox, &["run", "-p", "parent", "build a tree"], "parent");
+    let proc = spawn_command(
+        sandbox,
+        pods_in(sandbox, home),
+        &["run", "-p", "parent", "build a tree"],
+        "parent",
+    );
     let parent = wait_until("the parent dir", Duration::from_secs(10), || {
-        root_pod(sandbox)
+        root_pod_in(home)
     });
     let kids = wait_until("two children", Duration::from_secs(20), || {
-        let kids = children_of(sandbox, &parent);
+        let kids = children_in(home, &parent);
         (kids.len() == 2).then_some(kids)
     });
     for kid in &kids {
         wait_streaming(kid);
     }
     (proc, parent, kids)
+}
+
+/// A `pods` command in this sandbox using the pods home `home`.
+fn pods_in(sandbox: &Sandbox, home: &Path) -> std::process::Command {
+    let mut cmd = sandbox.pods();
+    cmd.arg("--home").arg(home);
+    cmd
 }
 
 #[test]
@@ -1632,5 +1670,548 @@ fn child_inherits_raw_sse_capture_and_its_frame_bound() {
         support::read_json_lines(&parent_traces[0])
             .iter()
             .any(|e| e["kind"] == "raw_sse")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Control sockets from any home, checked claims, bounded shutdown
+
+/// A pods home far longer than a socket path may be (`sun_path` holds 108 bytes; the socket in
+/// the pod directory would be `<home>/pods/<36-char id>/control.sock`, 55 bytes more).
+fn long_home(sandbox: &Sandbox) -> PathBuf {
+    let mut home = sandbox.root().to_owned();
+    for i in 0..4 {
+        home.push(format!(
+            "a-rather-long-directory-name-as-ci-workspaces-have-{i:04}"
+        ));
+    }
+    home.push("home");
+    std::fs::create_dir_all(&home).unwrap();
+    assert!(home.as_os_str().len() > 200, "{}", home.display());
+    home
+}
+
+/// Where `control.sock` in `dir` points, while the pod runs.
+fn socket_target(dir: &Path) -> PathBuf {
+    std::fs::read_link(dir.join("control.sock"))
+        .unwrap_or_else(|e| panic!("{}: control.sock is no link: {e}", dir.display()))
+}
+
+#[test]
+fn control_sockets_work_from_a_home_longer_than_the_socket_path_limit() {
+    let sandbox = Sandbox::new();
+    let home = long_home(&sandbox);
+    // `pods doctor` checks the socket directory and the path length for this home.
+    let doctor = pods_in(&sandbox, &home)
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&doctor.stdout)
+        .unwrap_or_else(|e| panic!("{e}\n{}", describe(&doctor)));
+    let sockets = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "control sockets")
+        .unwrap_or_else(|| panic!("{report:#}"));
+    assert_eq!(sockets["ok"], true, "{sockets:#}");
+    assert!(
+        sockets["detail"].as_str().unwrap().contains("limit 107"),
+        "{sockets:#}"
+    );
+
+    // A full run in the long home.
+    profile(
+        &sandbox,
+        "solo",
+        "[agent]\ntools = []\n",
+        vec![text_response(&["all ", "good"], false, None)],
+    );
+    let run = pods_in(&sandbox, &home)
+        .args(["run", "-p", "solo", "hello"])
+        .output()
+        .unwrap();
+    assert_exit(&run, 0);
+    assert!(String::from_utf8_lossy(&run.stdout).contains("all good"));
+    let solo = root_pod_in(&home).unwrap();
+    let solo_log = log_entries(&solo);
+    assert_eq!(
+        last_terminal(&solo_log).unwrap()["kind"],
+        "run_completed",
+        "{}",
+        describe(&run)
+    );
+    assert!(
+        std::fs::symlink_metadata(solo.join("control.sock")).is_err(),
+        "the link is removed when the pod ends"
+    );
+    std::fs::remove_dir_all(&solo).unwrap();
+
+    // A parent spawning children there, each bound where the path is short.
+    let (mut proc, parent, kids) = tree_in(&sandbox, &home, "");
+    for dir in kids.iter().chain([&parent]) {
+        let target = socket_target(dir);
+        assert!(target.as_os_str().len() <= 107, "{}", target.display());
+        assert!(dir.join("control.sock").as_os_str().len() > 250);
+    }
+    let targets: Vec<PathBuf> = kids
+        .iter()
+        .chain([&parent])
+        .map(|d| socket_target(d))
+        .collect();
+    // `pods stop` finds the parent's socket through the pod directory and stops the tree.
+    let stop = pods_in(&sandbox, &home)
+        .args(["stop", &id_of(&parent), "--tree"])
+        .output()
+        .unwrap();
+    assert_exit(&stop, 0);
+    assert_eq!(
+        proc.wait(Duration::from_secs(20)),
+        Some(130),
+        "{}",
+        proc.output()
+    );
+    let parent_log = log_entries(&parent);
+    let action = entries_of(&parent_log, "lifecycle_action")
+        .into_iter()
+        .find(|e| e["action"]["kind"] == "stop_tree")
+        .unwrap_or_else(|| panic!("{parent_log:#?}"))["action"]
+        .clone();
+    assert_eq!(action["origin"]["type"], "cli");
+    for kid in &kids {
+        let t = interrupted(kid);
+        assert_eq!(t["action"]["kind"], "stop_tree", "{t:#}");
+        assert_eq!(t["action"]["caused_by"]["action_id"], action["action_id"]);
+    }
+    for pid in child_pids(&parent_log) {
+        assert_gone(pid);
+    }
+    for target in targets {
+        assert!(!target.exists(), "{} left behind", target.display());
+    }
+}
+
+#[test]
+fn doctor_reports_a_control_socket_directory_that_cannot_be_used() {
+    let sandbox = Sandbox::new();
+    let runtime = sandbox.root().join("run");
+    std::fs::create_dir_all(&runtime).unwrap();
+    std::fs::write(runtime.join("pods"), "in the way").unwrap();
+    let broken = sandbox
+        .pods()
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .arg("doctor")
+        .output()
+        .unwrap();
+    assert_exit(&broken, 2);
+    let stdout = String::from_utf8_lossy(&broken.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("control sockets"))
+        .unwrap_or_else(|| panic!("{}", describe(&broken)));
+    assert!(line.starts_with("[BAD]"), "{line}");
+    assert!(
+        line.contains(&format!(
+            "{}: it is not a directory",
+            runtime.join("pods").display()
+        )),
+        "{line}"
+    );
+    // A usable runtime directory is where the sockets go.
+    let private = sandbox.root().join("run-ok");
+    std::fs::create_dir_all(&private).unwrap();
+    let fine = sandbox
+        .pods()
+        .env("XDG_RUNTIME_DIR", &private)
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap();
+    let report: Value =
+        serde_json::from_slice(&fine.stdout).unwrap_or_else(|e| panic!("{e}\n{}", describe(&fine)));
+    let check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "control sockets")
+        .unwrap_or_else(|| panic!("{report:#}"))
+        .clone();
+    assert_eq!(check["ok"], true, "{check:#}");
+    let detail = check["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&private.join("pods").display().to_string()),
+        "{detail}"
+    );
+}
+
+#[test]
+fn a_forged_parent_claim_is_recorded_as_unverified_and_the_real_cascade_is_verified() {
+    let sandbox = Sandbox::new();
+    let (mut proc, parent, kids) = tree(&sandbox);
+    let parent_id = id_of(&parent);
+    let b = kids
+        .iter()
+        .find(|k| pod_info(k)["name"] == "b")
+        .unwrap()
+        .clone();
+    // This test process claims to be b's parent, with a cascade link to a made-up action.
+    let reply = control_request(
+        &b,
+        json!({"id": "req-forged", "method": "cancel",
+               "client": {"type": "parent_pod", "pod_id": parent_id, "tool_call_id": "call_forged"},
+               "params": {"reason": "forged", "caused_by": {"pod_id": parent_id, "action_id": "made-up", "kind": "stop_tree"}}}),
+    );
+    assert_eq!(reply["ok"], true, "{reply}");
+    let recorded = wait_until("the forged action", Duration::from_secs(10), || {
+        entries_of(&log_entries(&b), "lifecycle_action")
+            .into_iter()
+            .find(|e| e["action"]["reason"] == "forged")
+            .cloned()
+    });
+    let action = &recorded["action"];
+    assert_eq!(action["kind"], "cancel");
+    assert!(action.get("caused_by").is_none(), "{action:#}");
+    let origin = &action["origin"];
+    assert_eq!(origin["type"], "unverified", "{origin:#}");
+    assert_eq!(
+        origin["claimed"],
+        json!({"type": "parent_pod", "parent_pod_id": parent_id, "tool_call_id": "call_forged"})
+    );
+    assert_eq!(origin["claimed_caused_by"]["action_id"], "made-up");
+    assert_eq!(origin["peer"]["pid"], json!(std::process::id()));
+    let parent_pid = pod_info(&parent)["pid"].as_u64().unwrap();
+    assert!(
+        origin["why"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("recorded pid {parent_pid}")),
+        "{origin:#}"
+    );
+    // b's cancelled run says so too; the export states the origin as a claim.
+    wait_until("b's run to end", Duration::from_secs(10), || {
+        last_terminal(&log_entries(&b)).cloned()
+    });
+    let cancelled = interrupted(&b);
+    assert_eq!(cancelled["action"]["origin"]["type"], "unverified");
+    let export = sandbox.run(&["export", &id_of(&b)]);
+    assert_exit(&export, 0);
+    let text = String::from_utf8_lossy(&export.stdout);
+    assert!(text.contains("\"unverified\""), "{text}");
+    assert!(text.contains("call_forged"), "{text}");
+    let markdown = sandbox.run(&["export", &id_of(&b), "--format", "markdown"]);
+    assert_exit(&markdown, 0);
+    let markdown = String::from_utf8_lossy(&markdown.stdout);
+    assert!(markdown.contains("unverified claim"), "{markdown}");
+
+    // The real parent's cascade is believed.
+    signal(proc.pid(), "-TERM");
+    assert_eq!(
+        proc.wait(Duration::from_secs(20)),
+        Some(130),
+        "{}",
+        proc.output()
+    );
+    let shutdown = entries_of(&log_entries(&parent), "lifecycle_action")
+        .into_iter()
+        .find(|e| e["action"]["kind"] == "shutdown")
+        .unwrap()["action"]
+        .clone();
+    for kid in &kids {
+        let cascaded = entries_of(&log_entries(kid), "lifecycle_action")
+            .into_iter()
+            .find(|e| e["action"]["kind"] == "shutdown")
+            .unwrap_or_else(|| panic!("{:#?}", log_entries(kid)))["action"]
+            .clone();
+        assert_eq!(
+            cascaded["origin"],
+            json!({"type": "control_request", "request_id": cascaded["origin"]["request_id"],
+                   "client": format!("parent_pod:{parent_id}")}),
+            "{cascaded:#}"
+        );
+        assert_eq!(cascaded["caused_by"]["action_id"], shutdown["action_id"]);
+    }
+}
+
+#[test]
+fn one_sigterm_ends_a_parent_whose_child_is_frozen_and_records_the_kill() {
+    let sandbox = Sandbox::new();
+    let (mut proc, parent, kids) = tree_in(
+        &sandbox,
+        &sandbox.home(),
+        "[limits]\nshutdown_grace_ms = 1000\n",
+    );
+    let a = kids
+        .iter()
+        .find(|k| pod_info(k)["name"] == "a")
+        .unwrap()
+        .clone();
+    let a_id = id_of(&a);
+    let a_pid = pod_info(&a)["pid"].as_u64().unwrap() as u32;
+    let _guard = KillOnDrop(a_pid);
+    signal(a_pid, "-STOP");
+    let sent = Instant::now();
+    signal(proc.pid(), "-TERM");
+    assert_eq!(
+        proc.wait(Duration::from_secs(30)),
+        Some(130),
+        "{}",
+        proc.output()
+    );
+    eprintln!(
+        "SIGTERM to exit with a frozen child (shutdown_grace_ms = 1000): {} ms",
+        sent.elapsed().as_millis()
+    );
+    assert_gone(a_pid);
+    let parent_log = log_entries(&parent);
+    let actions = entries_of(&parent_log, "lifecycle_action");
+    let shutdown = actions
+        .iter()
+        .find(|e| e["action"]["kind"] == "shutdown")
+        .unwrap_or_else(|| panic!("{parent_log:#?}"))["action"]
+        .clone();
+    assert_eq!(
+        shutdown["origin"],
+        json!({"type": "signal", "signal": "SIGTERM"})
+    );
+    let kills: Vec<&Value> = actions
+        .iter()
+        .filter(|e| e["action"]["kind"] == "kill")
+        .map(|e| &e["action"])
+        .collect();
+    assert_eq!(
+        kills.len(),
+        1,
+        "only the frozen child is killed: {parent_log:#?}"
+    );
+    let kill = kills[0];
+    assert_eq!(kill["affects"], json!([a_id]));
+    assert_eq!(kill["origin"]["type"], "runtime");
+    let detail = kill["origin"]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("did not answer in time (limits.shutdown_grace_ms 1000 ms)"),
+        "{detail}"
+    );
+    assert!(detail.contains("process group was killed"), "{detail}");
+    assert_eq!(kill["caused_by"]["action_id"], shutdown["action_id"]);
+    assert_eq!(kill["caused_by"]["pod_id"], json!(id_of(&parent)));
+    let exits = entries_of(&parent_log, "child_exited");
+    let a_exit = exits
+        .iter()
+        .find(|e| e["child_pod_id"] == json!(a_id))
+        .unwrap_or_else(|| panic!("{parent_log:#?}"));
+    assert_eq!(a_exit["signal"], 9);
+    assert_eq!(a_exit["expected"], true);
+    // The killed child is not left looking alive.
+    assert_eq!(pod_info(&a)["state"], "failed");
+    assert!(pod_info(&a).get("pid").is_none());
+    // Its export explains the unfinished run with what the parent recorded.
+    let export = sandbox.run(&["export", &a_id]);
+    assert_exit(&export, 0);
+    let doc: Value = serde_json::from_slice(&export.stdout).unwrap();
+    let run = doc["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == json!(a_id))
+        .and_then(|p| p["runs"].as_array())
+        .and_then(|runs| runs.last())
+        .unwrap_or_else(|| panic!("{doc:#}"));
+    assert_eq!(run["outcome"], "crashed", "{run:#}");
+    let seen = &run["crash_evidence"]["exit_seen_by_parent"];
+    assert_eq!(seen["signal"], 9, "{run:#}");
+    assert_eq!(seen["expected"], true);
+    assert_eq!(seen["parent_pod_id"], json!(id_of(&parent)));
+    // The other child answered the cascade and ended on its own.
+    let b = kids.iter().find(|k| **k != a).unwrap();
+    let t = interrupted(b);
+    assert_eq!(t["action"]["kind"], "shutdown");
+    assert_eq!(t["action"]["caused_by"]["action_id"], shutdown["action_id"]);
+    // The parent's own run ended recorded, by the signal.
+    let terminal = last_terminal(&parent_log).unwrap();
+    assert_eq!(terminal["kind"], "run_interrupted");
+    assert_eq!(terminal["action"]["action_id"], shutdown["action_id"]);
+}
+
+#[test]
+fn sighup_ends_a_running_pod_like_sigterm_with_signal_origin() {
+    let sandbox = Sandbox::new();
+    let (mut proc, dir) = holding_pod(&sandbox);
+    signal(proc.pid(), "-HUP");
+    assert_eq!(
+        proc.wait(Duration::from_secs(10)),
+        Some(130),
+        "{}",
+        proc.output()
+    );
+    let terminal = interrupted(&dir);
+    assert_eq!(terminal["action"]["kind"], "shutdown");
+    assert_eq!(
+        terminal["action"]["origin"],
+        json!({"type": "signal", "signal": "SIGHUP"})
+    );
+    let entries = log_entries(&dir);
+    let recorded = entries_of(&entries, "lifecycle_action");
+    assert!(
+        recorded
+            .iter()
+            .any(|e| e["action"]["action_id"] == terminal["action"]["action_id"]),
+        "the signal is a recorded lifecycle action"
+    );
+    assert_ne!(pod_info(&dir)["state"], "failed");
+}
+
+#[test]
+fn a_pod_started_under_nohup_keeps_ignoring_sighup() {
+    let sandbox = Sandbox::new();
+    profile(
+        &sandbox,
+        "solo",
+        "[agent]\ntools = []\n",
+        vec![text_response(
+            &["one ", "two ", "three ", "four"],
+            false,
+            HOLD,
+        )],
+    );
+    // `nohup pods run …`, with the sandbox's environment.
+    let base = sandbox.pods();
+    let mut cmd = std::process::Command::new("nohup");
+    cmd.arg(base.get_program());
+    for (key, value) in base.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    cmd.current_dir(base.get_current_dir().unwrap());
+    let mut proc = spawn_command(&sandbox, cmd, &["run", "-p", "solo", "hold on"], "nohup");
+    let dir = wait_until("the pod dir", Duration::from_secs(10), || {
+        root_pod(&sandbox)
+    });
+    wait_streaming(&dir);
+    signal(proc.pid(), "-HUP");
+    // Still serving: `pods stop` is what ends it.
+    let stop = sandbox.run(&["stop", &id_of(&dir)]);
+    assert_exit(&stop, 0);
+    assert_eq!(
+        proc.wait(Duration::from_secs(10)),
+        Some(130),
+        "{}",
+        proc.output()
+    );
+    let terminal = interrupted(&dir);
+    assert_eq!(terminal["action"]["kind"], "stop", "{terminal:#}");
+    assert_eq!(terminal["action"]["origin"]["type"], "cli");
+    let entries = log_entries(&dir);
+    assert!(
+        entries_of(&entries, "lifecycle_action")
+            .iter()
+            .all(|e| e["action"]["origin"]["signal"] != "SIGHUP"),
+        "{entries:#?}"
+    );
+}
+
+#[test]
+fn a_frozen_grandchild_is_killed_by_its_parent_before_the_top_pod_kills_that_parent() {
+    let sandbox = Sandbox::new();
+    profile(
+        &sandbox,
+        "parent",
+        &format!(
+            "[agent]\nmax_turns = 8\ntools = {CHILD_TOOLS}\n\n[spawn]\nallowed_profiles = [\"middle\"]\nmax_depth = 2\nmax_children = 4\n\n[limits]\nshutdown_grace_ms = 1000\n"
+        ),
+        vec![
+            tool_call_response(
+                "call_mid",
+                "spawn_pod",
+                json!({"profile": "middle", "task": "delegate", "name": "mid"}),
+            ),
+            tool_call_response("call_wait", "wait_pod", json!({"pod_id": "mid"})),
+            text_response(&["done"], false, None),
+        ],
+    );
+    profile(
+        &sandbox,
+        "middle",
+        &format!(
+            "[agent]\nmax_turns = 8\ntools = {CHILD_TOOLS}\n\n[spawn]\nallowed_profiles = [\"holder\"]\nmax_depth = 1\nmax_children = 1\n"
+        ),
+        vec![
+            tool_call_response(
+                "call_g",
+                "spawn_pod",
+                json!({"profile": "holder", "task": "hold", "name": "g"}),
+            ),
+            tool_call_response("call_wait_g", "wait_pod", json!({"pod_id": "g"})),
+            text_response(&["done"], false, None),
+        ],
+    );
+    support::responses::holder_profile(&sandbox);
+    let mut proc = spawn_pods(&sandbox, &["run", "-p", "parent", "go deep"], "parent");
+    let parent = wait_until("the parent dir", Duration::from_secs(10), || {
+        root_pod(&sandbox)
+    });
+    let mid = wait_until("the middle pod", Duration::from_secs(20), || {
+        children_of(&sandbox, &parent).into_iter().next()
+    });
+    let g = wait_until("the grandchild", Duration::from_secs(20), || {
+        children_of(&sandbox, &mid).into_iter().next()
+    });
+    wait_streaming(&g);
+    let g_pid = pod_info(&g)["pid"].as_u64().unwrap() as u32;
+    let _guard = KillOnDrop(g_pid);
+    signal(g_pid, "-STOP");
+    signal(proc.pid(), "-TERM");
+    assert_eq!(
+        proc.wait(Duration::from_secs(30)),
+        Some(130),
+        "{}",
+        proc.output()
+    );
+    assert_gone(g_pid);
+    // The middle pod answered and killed its frozen child itself; nobody killed the middle pod.
+    let parent_log = log_entries(&parent);
+    assert!(
+        entries_of(&parent_log, "lifecycle_action")
+            .iter()
+            .all(|e| e["action"]["kind"] != "kill"),
+        "{parent_log:#?}"
+    );
+    let mid_log = log_entries(&mid);
+    let kill = entries_of(&mid_log, "lifecycle_action")
+        .into_iter()
+        .find(|e| e["action"]["kind"] == "kill")
+        .unwrap_or_else(|| panic!("{mid_log:#?}"))["action"]
+        .clone();
+    assert_eq!(kill["affects"], json!([id_of(&g)]));
+    let mid_end = interrupted(&mid);
+    assert_eq!(mid_end["action"]["kind"], "shutdown");
+    assert_eq!(
+        kill["caused_by"]["action_id"],
+        mid_end["action"]["action_id"]
+    );
+    let mid_exit = entries_of(&parent_log, "child_exited")
+        .into_iter()
+        .find(|e| e["child_pod_id"] == json!(id_of(&mid)))
+        .unwrap_or_else(|| panic!("{parent_log:#?}"))
+        .clone();
+    assert!(mid_exit.get("signal").is_none(), "{mid_exit:#}");
+}
+
+#[test]
+fn pods_stop_of_a_frozen_pod_gives_up_after_its_wait_and_says_why() {
+    let sandbox = Sandbox::new();
+    let (proc, dir) = holding_pod(&sandbox);
+    signal(proc.pid(), "-STOP");
+    let output = sandbox.run_within(
+        &["stop", &id_of(&dir), "--wait", "1"],
+        Duration::from_secs(30),
+    );
+    signal(proc.pid(), "-CONT");
+    assert_exit(&output, 1);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("did not answer") && stderr.contains("within 1000 ms"),
+        "{}",
+        describe(&output)
     );
 }

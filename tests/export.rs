@@ -560,8 +560,11 @@ fn killed_child_mid_run_is_crashed_not_a_lifecycle_close() {
     assert_eq!(run["retry_safety"]["verdict"], "ask_user");
 }
 
+/// A `caused_by` link from a client that is not the pod's parent is no cascade: the export
+/// states the origin as an unverified claim (with the link inside it) and the provenance as
+/// incomplete, and follows no link.
 #[test]
-fn a_cascade_naming_an_unrecorded_parent_action_is_reported_missing() {
+fn a_cascade_link_from_a_client_that_is_not_the_parent_is_an_unverified_claim() {
     let sandbox = Sandbox::new();
     let (mut proc, dir) = holding_pod(&sandbox, &["one"], 2, "hold on");
     let reply = control_request(
@@ -579,11 +582,24 @@ fn a_cascade_naming_an_unrecorded_parent_action_is_reported_missing() {
     assert_eq!(incident["diagnostics_complete"], false);
     assert_eq!(
         incident["missing_provenance"],
-        json!(["interrupt.caused_by.action", "interrupt.caused_by.origin"])
+        json!(["interrupt.origin.verified"]),
+        "{incident:#}"
     );
-    let last = incident["chain"].as_array().unwrap().last().unwrap();
-    assert_eq!(last["link"], "unresolved");
-    assert_eq!(last["action_id"], "0193ffff-0000-7000-8000-00000000dead");
+    let origin = &incident["nearest_origin"];
+    assert_eq!(origin["type"], "unverified", "{incident:#}");
+    assert_eq!(origin["claimed"]["client"], "other:harness");
+    assert_eq!(
+        origin["claimed_caused_by"]["action_id"],
+        "0193ffff-0000-7000-8000-00000000dead"
+    );
+    assert!(
+        incident["chain"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|link| link["link"] != "unresolved"),
+        "{incident:#}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1066,18 +1066,33 @@ fn a_second_signal_ends_a_pod_stuck_writing_its_output() {
 fn a_pod_whose_control_socket_cannot_be_bound_leaves_no_directory() {
     let sandbox = Sandbox::new();
     replay_profile(&sandbox, "quick", vec![sse(text_stream("Hello."))], "");
-    // A home so deep that `<home>/pods/<id>/control.sock` is longer than a Unix socket path
-    // may be: the pod directory is made, then binding its socket fails.
-    let home = sandbox.root().join("h".repeat(100));
+    // The runtime directory's `pods` is a file, not a directory: the pod directory is made,
+    // then binding its socket fails.
+    let runtime = sandbox.root().join("run");
+    std::fs::create_dir_all(&runtime).unwrap();
+    std::fs::write(runtime.join("pods"), "in the way").unwrap();
+    let home = sandbox.home();
     let output = sandbox
         .pods()
-        .env("PODS_HOME", &home)
+        .env("XDG_RUNTIME_DIR", &runtime)
         .args(["run", "-p", "quick", "hi"])
         .output()
         .unwrap();
     assert_exit(&output, 1);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("control.sock"), "{}", describe(&output));
+    assert!(
+        stderr.contains(&format!(
+            "{}: it is not a directory",
+            runtime.join("pods").display()
+        )),
+        "{}",
+        describe(&output)
+    );
+    assert!(
+        stderr.contains("unset XDG_RUNTIME_DIR"),
+        "{}",
+        describe(&output)
+    );
     let left: Vec<PathBuf> = std::fs::read_dir(home.join("pods"))
         .map(|d| d.map(|e| e.unwrap().path()).collect())
         .unwrap_or_default();

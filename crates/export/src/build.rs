@@ -10,15 +10,16 @@ use serde_json::Value;
 
 use pod_core::record::{
     LifecycleAction, LifecycleKind, Origin, RunTrigger, SideEffectClass, ToolExecutionPhase,
+    UnverifiedOrigin,
 };
 
 use crate::Secret;
 use crate::chain::{ActionIndex, explain};
 use crate::document::{
     ActionDoc, ActionRef, CrashEvidence, ErrorDoc, ExportDocument, FORMAT_NAME, InterruptDoc,
-    LogIntegrity, OriginDoc, Outcome, PhaseDoc, PodDoc, ProvenanceDoc, Redaction, RedactionMode,
-    RetrySafety, RetryVerdict, RunDoc, SCHEMA_VERSION, SegmentDoc, ToolInfo, TriggerDoc,
-    UnreadablePod, UsageDoc,
+    LogIntegrity, OriginDoc, Outcome, PeerDoc, PhaseDoc, PodDoc, ProvenanceDoc, Redaction,
+    RedactionMode, RetrySafety, RetryVerdict, RunDoc, SCHEMA_VERSION, SegmentDoc, ToolInfo,
+    TriggerDoc, UnreadablePod, UsageDoc,
 };
 use crate::error::ExportError;
 use crate::liveness::{Liveness, owner_liveness};
@@ -1166,6 +1167,7 @@ pub(crate) fn kind_name(kind: LifecycleKind) -> &'static str {
         LifecycleKind::ParentExit => "parent_exit",
         LifecycleKind::Reload => "reload",
         LifecycleKind::Watchdog => "watchdog",
+        LifecycleKind::Kill => "kill",
     }
 }
 
@@ -1213,5 +1215,26 @@ fn origin_doc(origin: &Origin) -> OriginDoc {
             detail: preview(&detail),
         },
         Origin::Unknown { missing } => OriginDoc::Unknown { missing },
+        Origin::Unverified(unverified) => {
+            let UnverifiedOrigin {
+                claimed,
+                claimed_caused_by,
+                peer,
+                why,
+            } = *unverified;
+            OriginDoc::Unverified {
+                claimed: Box::new(origin_doc(&claimed)),
+                claimed_caused_by: claimed_caused_by.map(|c| ActionRef {
+                    pod_id: c.pod_id,
+                    action_id: c.action_id,
+                    kind: kind_name(c.kind).to_owned(),
+                }),
+                peer: PeerDoc {
+                    pid: peer.pid,
+                    uid: peer.uid,
+                },
+                why: preview(&why),
+            }
+        }
     }
 }

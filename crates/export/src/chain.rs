@@ -250,6 +250,8 @@ fn follow(
                 request_id: request_id.clone(),
                 client: client.clone(),
             }),
+            // A claim is not a fact: the origin is still to be established.
+            OriginDoc::Unverified { .. } => missing.push(format!("{prefix}.origin.verified")),
             OriginDoc::Unknown { missing: facts } if depth > 0 => {
                 if facts.is_empty() {
                     missing.push(format!("{prefix}.origin"));
@@ -349,6 +351,9 @@ pub(crate) fn describe(origin: &OriginDoc) -> String {
         OriginDoc::Unknown { missing } if missing.is_empty() => "an unrecorded origin".to_owned(),
         OriginDoc::Unknown { missing } => {
             format!("an unrecorded origin (missing: {})", missing.join(", "))
+        }
+        OriginDoc::Unverified { claimed, why, .. } => {
+            format!("an unverified claim to be {} ({why})", describe(claimed))
         }
     }
 }

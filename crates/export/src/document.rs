@@ -354,6 +354,22 @@ pub enum OriginDoc {
     Unknown {
         missing: Vec<String>,
     },
+    /// A control-socket client claimed `claimed` but it did not check out against the pod's
+    /// records and the peer's credentials (`why`): a claim, not a fact.
+    Unverified {
+        claimed: Box<OriginDoc>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        claimed_caused_by: Option<ActionRef>,
+        peer: PeerDoc,
+        why: String,
+    },
+}
+
+/// A control-socket peer as the kernel reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerDoc {
+    pub pid: Option<u32>,
+    pub uid: Option<u32>,
 }
 
 impl OriginDoc {

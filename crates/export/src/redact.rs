@@ -402,6 +402,10 @@ fn sanitize_origin(r: &mut Redactor, origin: &mut OriginDoc) {
     match origin {
         OriginDoc::Cli { command, .. } => r.string(command, "command"),
         OriginDoc::Runtime { detail } => r.string(detail, "text"),
+        OriginDoc::Unverified { claimed, why, .. } => {
+            sanitize_origin(r, claimed);
+            r.string(why, "text");
+        }
         _ => {}
     }
 }

@@ -317,6 +317,7 @@ fn origin_type(origin: &OriginDoc) -> &'static str {
         OriginDoc::Runtime { .. } => "runtime",
         OriginDoc::Provider { .. } => "provider",
         OriginDoc::Unknown { .. } => "unknown origin",
+        OriginDoc::Unverified { .. } => "unverified claim",
     }
 }
 

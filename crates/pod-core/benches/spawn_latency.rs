@@ -88,6 +88,7 @@ fn main() {
             .with_global_args(["--profile-dir".into(), profiles.into_os_string()]),
         Arc::new(factory),
         Arc::new(|_| {}),
+        std::time::Duration::from_millis(parent.manifest.limits.shutdown_grace_ms),
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -4,15 +4,19 @@
 //!
 //! The pod itself runs on its own task; the host loop only routes. Every lifecycle action that
 //! reaches the pod is recorded (`lifecycle_action`) and, when a run is active, interrupts it
-//! through the pod's [`RunControl`](crate::RunControl) (which resolves overlapping actions to
-//! the nearest). Actions that end the pod cascade to its live children with a `caused_by` link,
-//! and name those children (and their live descendants) in `affects`.
+//! through the pod's [`RunControl`] (which resolves overlapping actions to the nearest). Actions
+//! that end the pod cascade to its live children with a `caused_by` link, and name those
+//! children (and their live descendants) in `affects`.
 //!
 //! Two things end hosting without the pod task's cooperation, each recorded as far as possible:
 //! the pod task failing (a panic, or the task ending without reporting), which ends the active
 //! run as `run_interrupted` by a `shutdown` action with a `runtime` origin naming the failure
-//! and marks the pod failed ([`HostAbort::TaskFailed`]); and a second SIGINT/SIGTERM while the
-//! pod is already ending, which stops waiting for it ([`HostAbort::Forced`]).
+//! and marks the pod failed ([`HostAbort::TaskFailed`]); and a second SIGINT/SIGTERM/SIGHUP
+//! while the pod is already ending, which stops waiting for it ([`HostAbort::Forced`]).
+//!
+//! Ending is bounded: children told to end get `limits.shutdown_grace_ms` to answer and exit,
+//! then their process groups are killed, each kill recorded as a `kill` action
+//! (`end_child` in [`crate::spawn_tools`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -48,8 +52,8 @@ const ABORT_GRACE: Duration = Duration::from_millis(200);
 pub struct HostOptions {
     /// End the pod with a `parent_exit` action when stdin reaches EOF (a child pod).
     pub watch_parent: bool,
-    /// End the pod (and its tree) with a `shutdown` action on SIGTERM / SIGINT; a second signal
-    /// while the pod is ending stops waiting for it ([`HostAbort::Forced`]).
+    /// End the pod (and its tree) with a `shutdown` action on SIGTERM / SIGINT / SIGHUP; a
+    /// second signal while the pod is ending stops waiting for it ([`HostAbort::Forced`]).
     pub handle_signals: bool,
     /// The pod's working directory; needed to reload (a new segment connects its model and
     /// scope again). Without it `reload` is refused.
@@ -74,9 +78,9 @@ pub enum HostAbort {
     /// recorded as `run_interrupted` by a `shutdown` action with a `runtime` origin naming the
     /// failure, and `pod.json` says `failed`.
     TaskFailed { detail: String },
-    /// A second SIGINT/SIGTERM arrived while the pod was ending (`action`, recorded). The host
-    /// waited briefly for the pod task, then recorded the run's end and the segment's close in
-    /// its place if the task had not.
+    /// A second SIGINT/SIGTERM/SIGHUP arrived while the pod was ending (`action`, recorded).
+    /// The host waited briefly for the pod task, then recorded the run's end and the segment's
+    /// close in its place if the task had not.
     Forced { action: LifecycleAction },
 }
 
@@ -1160,38 +1164,70 @@ fn run_result(outcome: &RunOutcome) -> RunResult {
     }
 }
 
-/// SIGTERM and SIGINT as a stream of names.
+/// SIGTERM, SIGINT and SIGHUP (the terminal closed, the SSH session was lost) as a stream of
+/// names. Each ends the pod the same way: a `shutdown` action with origin `signal`. A SIGHUP
+/// this process was started ignoring (`nohup pods run …`) stays ignored.
 struct Signals {
     term: Option<tokio::signal::unix::Signal>,
     int: Option<tokio::signal::unix::Signal>,
+    hup: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
     fn new(enabled: bool) -> Signals {
         use tokio::signal::unix::{SignalKind, signal};
-        if !enabled {
-            return Signals {
-                term: None,
-                int: None,
-            };
-        }
+        let listen = |kind: SignalKind| {
+            if !enabled {
+                return None;
+            }
+            match signal(kind) {
+                Ok(stream) => Some(stream),
+                Err(error) => {
+                    tracing::warn!(%error, ?kind, "cannot listen for a signal");
+                    None
+                }
+            }
+        };
         Signals {
-            term: signal(SignalKind::terminate()).ok(),
-            int: signal(SignalKind::interrupt()).ok(),
+            term: listen(SignalKind::terminate()),
+            int: listen(SignalKind::interrupt()),
+            hup: if ignored_from_start(SIGHUP) {
+                None
+            } else {
+                listen(SignalKind::hangup())
+            },
         }
     }
 
     async fn next(&mut self) -> Option<&'static str> {
-        match (&mut self.term, &mut self.int) {
-            (Some(term), Some(int)) => tokio::select! {
-                Some(()) = term.recv() => Some("SIGTERM"),
-                Some(()) = int.recv() => Some("SIGINT"),
-            },
-            (Some(term), None) => term.recv().await.map(|()| "SIGTERM"),
-            (None, Some(int)) => int.recv().await.map(|()| "SIGINT"),
-            (None, None) => std::future::pending().await,
+        async fn recv(stream: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+            match stream {
+                Some(stream) => stream.recv().await,
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            Some(()) = recv(&mut self.term) => Some("SIGTERM"),
+            Some(()) = recv(&mut self.int) => Some("SIGINT"),
+            Some(()) = recv(&mut self.hup) => Some("SIGHUP"),
         }
     }
+}
+
+/// Signal number of SIGHUP.
+const SIGHUP: u32 = 1;
+
+/// Whether this process ignores signal `number` (its `SigIgn` mask in `/proc/self/status`),
+/// as it does when started by `nohup`. Read before any handler is installed for it.
+fn ignored_from_start(number: u32) -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigIgn:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| number >= 1 && mask & (1u64 << (number - 1)) != 0)
 }
 
 /// What a pod needs to spawn children: where profiles are, its own resolved manifest, the home
@@ -1229,12 +1265,14 @@ pub fn attach_children(pod: &mut Pod, setup: ChildSetup) -> Option<Arc<Children>
             .filter(|(k, _)| k.starts_with("PODS_") && k.contains("__"))
             .collect(),
     };
+    let grace = Duration::from_millis(pod.manifest().limits.shutdown_grace_ms);
     let children = Arc::new(Children::new(
         pod_id,
         spawn,
         setup.launcher,
         Arc::new(factory),
         recorder,
+        grace,
     ));
     for tool in crate::spawn_tools::ChildTool::all(&children) {
         pod.register_tool(tool);

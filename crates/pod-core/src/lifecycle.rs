@@ -73,7 +73,8 @@ pub fn cascade_kind(parent_kind: LifecycleKind) -> Option<LifecycleKind> {
         LifecycleKind::Cancel
         | LifecycleKind::Stop
         | LifecycleKind::Reload
-        | LifecycleKind::Watchdog => None,
+        | LifecycleKind::Watchdog
+        | LifecycleKind::Kill => None,
     }
 }
 
@@ -84,7 +85,8 @@ pub fn ends_pod(kind: LifecycleKind) -> bool {
         | LifecycleKind::StopTree
         | LifecycleKind::Shutdown
         | LifecycleKind::ParentExit
-        | LifecycleKind::Watchdog => true,
+        | LifecycleKind::Watchdog
+        | LifecycleKind::Kill => true,
         LifecycleKind::Cancel | LifecycleKind::Reload => false,
     }
 }
@@ -99,6 +101,21 @@ pub fn interrupt_reason(kind: LifecycleKind) -> &'static str {
         LifecycleKind::ParentExit => "parent exited",
         LifecycleKind::Reload => "reloaded",
         LifecycleKind::Watchdog => "idle timeout",
+        LifecycleKind::Kill => "killed by its parent",
+    }
+}
+
+/// The kind's name as written in records and on the control socket (`stop_tree`, …).
+pub fn kind_name(kind: LifecycleKind) -> &'static str {
+    match kind {
+        LifecycleKind::Cancel => "cancel",
+        LifecycleKind::Stop => "stop",
+        LifecycleKind::StopTree => "stop_tree",
+        LifecycleKind::Shutdown => "shutdown",
+        LifecycleKind::ParentExit => "parent_exit",
+        LifecycleKind::Reload => "reload",
+        LifecycleKind::Watchdog => "watchdog",
+        LifecycleKind::Kill => "kill",
     }
 }
 

@@ -302,6 +302,9 @@ pub enum LifecycleKind {
     ParentExit,
     Reload,
     Watchdog,
+    /// A pod's process group was killed (SIGKILL) by its parent, after it did not end within
+    /// `limits.shutdown_grace_ms` of being told to. Recorded in the parent's log.
+    Kill,
 }
 
 /// Who or what started a lifecycle action.
@@ -325,6 +328,32 @@ pub enum Origin {
     Runtime { detail: String },
     /// The origin was not recorded; `missing` says which facts are absent.
     Unknown { missing: Vec<String> },
+    /// A control-socket client's claim that did not check out against the pod's records and
+    /// the peer's credentials: kept as a claim, never as fact.
+    Unverified(Box<UnverifiedOrigin>),
+}
+
+/// What a control-socket client claimed and why it could not be verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnverifiedOrigin {
+    /// The origin the client claimed.
+    pub claimed: Origin,
+    /// The cascade link it sent, if any (not followed: it is no cascade).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_caused_by: Option<CausedBy>,
+    pub peer: PeerCred,
+    /// What did not match.
+    pub why: String,
+}
+
+/// The kernel's account of a control-socket peer (`SO_PEERCRED`); a field is `None` when the
+/// kernel did not give it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerCred {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
 }
 
 /// Link from a cascaded action to the ancestor action that caused it.

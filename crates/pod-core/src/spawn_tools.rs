@@ -25,7 +25,8 @@ use crate::control::{
 };
 use crate::error::error_chain;
 use crate::record::{
-    CausedBy, ChildExited, ChildSpawned, LifecycleAction, LifecycleKind, LogBody, SideEffectClass,
+    CausedBy, ChildExited, ChildSpawned, LifecycleAction, LifecycleActionRecorded, LifecycleKind,
+    LogBody, Origin, SideEffectClass,
 };
 use crate::supervisor::{ChildError, ChildProcess, ExitInfo, Launcher};
 
@@ -37,9 +38,6 @@ pub const SPAWN_TOOLS: &[(&str, SideEffectClass)] = &[
     ("stop_pod", SideEffectClass::Spawn),
     ("list_pods", SideEffectClass::ReadOnly),
 ];
-
-/// Time a stopped child gets to exit on its own before it is killed.
-const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// `spawn_pod` arguments.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,6 +128,9 @@ pub struct Children {
     launcher: Launcher,
     factory: Arc<dyn ChildFactory>,
     record: Recorder,
+    /// `limits.shutdown_grace_ms`: how long a child told to end may take to answer and exit
+    /// before its process group is killed.
+    grace: Duration,
     live: Mutex<Vec<Arc<LiveChild>>>,
 }
 
@@ -164,6 +165,7 @@ impl Children {
         launcher: Launcher,
         factory: Arc<dyn ChildFactory>,
         record: Recorder,
+        grace: Duration,
     ) -> Children {
         Children {
             parent_pod_id: parent_pod_id.into(),
@@ -171,6 +173,7 @@ impl Children {
             launcher,
             factory,
             record,
+            grace,
             live: Mutex::new(Vec::new()),
         }
     }
@@ -470,22 +473,15 @@ impl Children {
         reason: Option<String>,
     ) -> Result<Value, ChildError> {
         let child = self.find(pod_id)?;
-        *lock(&child.stopping) = true;
         let params = ActionParams {
             reason,
             caused_by: None,
         };
         // The child records the action with origin parent_pod (this pod, this tool call).
-        let request = child
-            .client
-            .call_as(
-                &crate::lifecycle::new_id(),
-                &self.as_client(Some(call_id)),
-                &Call::Action(LifecycleKind::Stop, params),
-            )
-            .await;
-        let exit = end_child(&child).await;
-        let action = request.ok();
+        let client = self.as_client(Some(call_id));
+        let call = Call::Action(LifecycleKind::Stop, params);
+        let told = format!("stop_pod (tool call {call_id})");
+        let (action, exit) = self.end_child(&child, &client, &call, &told, None).await;
         Ok(json!({"pod_id": child.pod_id, "exit": exit.to_string(), "action": action}))
     }
 
@@ -522,7 +518,8 @@ impl Children {
     }
 
     /// Cascade `cause` (an action on this pod) to every live child as `kind` with a `caused_by`
-    /// link, then wait for each to exit (killing any that outlive the grace period).
+    /// link, then wait for each to exit; a child that does not answer and exit within the grace
+    /// is killed (see `end_child`).
     pub async fn cascade(&self, cause: &LifecycleAction, kind: LifecycleKind) {
         let children: Vec<Arc<LiveChild>> = lock(&self.live)
             .iter()
@@ -539,23 +536,104 @@ impl Children {
                 reason: cause.reason.clone(),
                 caused_by: Some(link.clone()),
             };
+            let link = link.clone();
             async move {
-                *lock(&child.stopping) = true;
                 // Not a tool call: the child records a control request from this pod, linked to
                 // the cause by `caused_by`.
                 let client = self.as_client(None);
                 let call = Call::Action(kind, params);
-                if let Err(error) = child
-                    .client
-                    .call_as(&crate::lifecycle::new_id(), &client, &call)
+                let told = format!(
+                    "{} (cascade of this pod's {} action {})",
+                    crate::lifecycle::kind_name(kind),
+                    crate::lifecycle::kind_name(link.kind),
+                    link.action_id
+                );
+                self.end_child(child, &client, &call, &told, Some(link))
                     .await
-                {
-                    tracing::warn!(pod_id = %child.pod_id, %error, "cascade request failed");
-                }
-                end_child(child).await
             }
         });
         futures_util::future::join_all(stops).await;
+    }
+
+    /// Tell `child` to end with `call` and wait for its exit. A child that has not answered
+    /// within `limits.shutdown_grace_ms` (stopped, hung), or answered but has not exited within
+    /// one and a half graces after that, is killed with its process group, and the kill is
+    /// recorded in this pod's log as a `kill` action: origin `runtime` saying what the child was
+    /// `told` and how long it had, `caused_by` the action of this pod that ended it, when there
+    /// is one. Returns the child's reply (the action it recorded) when it answered, and how it
+    /// exited.
+    ///
+    /// Why the extra half grace for a child that answered: it is ending, and cascading to its own
+    /// children with the same grace. Killing it at the same moment as it would kill a stopped
+    /// grandchild would kill it first, and leave that grandchild stopped with nobody to end it.
+    async fn end_child(
+        &self,
+        child: &LiveChild,
+        client: &ClientInfo,
+        call: &Call,
+        told: &str,
+        cause: Option<CausedBy>,
+    ) -> (Option<Value>, ExitInfo) {
+        *lock(&child.stopping) = true;
+        let mut view = child.view.clone();
+        let answered = tokio::time::timeout(
+            self.grace,
+            child
+                .client
+                .call_as(&crate::lifecycle::new_id(), client, call),
+        )
+        .await;
+        let mut reply = None;
+        let waited = match answered {
+            Err(_) => "did not answer",
+            Ok(result) => {
+                match result {
+                    Ok(value) => reply = Some(value),
+                    // A child already gone cannot answer; its exit says the rest.
+                    Err(error) => {
+                        tracing::warn!(pod_id = %child.pod_id, %error, "request to end the child failed")
+                    }
+                }
+                let exited = tokio::time::timeout(self.grace + self.grace / 2, async {
+                    view.wait_for(|v| v.exited.is_some())
+                        .await
+                        .ok()
+                        .and_then(|v| v.exited)
+                })
+                .await;
+                if let Ok(Some(info)) = exited {
+                    return (reply, info);
+                }
+                "answered but did not exit"
+            }
+        };
+        let grace_ms = u64::try_from(self.grace.as_millis()).unwrap_or(u64::MAX);
+        let mut action = crate::lifecycle::new_action(
+            LifecycleKind::Kill,
+            vec![child.pod_id.clone()],
+            Origin::Runtime {
+                detail: format!(
+                    "child pod {} {waited} in time (limits.shutdown_grace_ms {grace_ms} ms) after {told}; its process group was killed",
+                    child.pod_id
+                ),
+            },
+        );
+        action.caused_by = cause;
+        tracing::warn!(pod_id = %child.pod_id, grace_ms, "child did not end in time; killing its process group");
+        (self.record)(LogBody::LifecycleAction(LifecycleActionRecorded {
+            action,
+            active_run_id: None,
+        }));
+        let info = child.process.lock().await.kill().await;
+        // The child could not close its own records: say in its pod.json that it ended.
+        let dir = child.process.lock().await.dir.clone();
+        if let Err(error) = crate::home::PodDir::open(&dir).update_info(|pod| {
+            pod.state = crate::record::PodState::Failed;
+            pod.pid = None;
+        }) {
+            tracing::warn!(error = %error_chain(&error), "cannot mark the killed child pod as failed");
+        }
+        (reply, info)
     }
 }
 
@@ -586,22 +664,6 @@ fn remove_dir(dir: &std::path::Path) {
         && error.kind() != std::io::ErrorKind::NotFound
     {
         tracing::warn!(dir = %dir.display(), %error, "cannot remove child pod dir after failed spawn");
-    }
-}
-
-/// Wait for a child that was asked to end; kill it after the grace period.
-async fn end_child(child: &LiveChild) -> ExitInfo {
-    let mut view = child.view.clone();
-    let exited = tokio::time::timeout(STOP_GRACE, async {
-        view.wait_for(|v| v.exited.is_some())
-            .await
-            .ok()
-            .and_then(|v| v.exited)
-    })
-    .await;
-    match exited {
-        Ok(Some(info)) => info,
-        _ => child.process.lock().await.kill().await,
     }
 }
 
@@ -901,6 +963,7 @@ mod tests {
             Launcher::with_exe("/nonexistent/pods"),
             Arc::new(Unreachable),
             Arc::new(|_| {}),
+            Duration::from_secs(5),
         )
     }
 

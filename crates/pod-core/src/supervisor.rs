@@ -40,6 +40,8 @@ pub enum ChildError {
         #[source]
         source: std::io::Error,
     },
+    #[error("no usable directory for control sockets: {detail}")]
+    SocketDir { detail: String },
     #[error("control socket {path} is served by another live process")]
     SocketInUse { path: PathBuf },
     #[error("pod is not running (no answer on {path})")]
@@ -48,6 +50,8 @@ pub enum ChildError {
         #[source]
         source: std::io::Error,
     },
+    #[error("pod did not answer on {path} within {waited_ms} ms (is its process stopped or hung?)")]
+    Unanswered { path: PathBuf, waited_ms: u64 },
     #[error("control connection {path} closed before the reply")]
     Disconnected {
         path: PathBuf,
@@ -280,7 +284,7 @@ impl Launcher {
             }
             Ok(None) => return Err(rollback(child, pod_id, "", &tail).await),
             Err(_) => {
-                kill_group(&mut child).await;
+                kill_group(&mut child);
                 let _ = child.wait().await;
                 settle_tail().await;
                 return Err(ChildError::NotReady {
@@ -313,34 +317,25 @@ async fn settle_tail() {
 }
 
 /// SIGKILL the process group `child` leads (it was started with `process_group(0)`), so that
-/// processes it started go with it, then the child itself. Signals go through the `kill`
-/// command, as this crate has no unsafe code. `child` must not have been reaped yet: its pid is
-/// then still taken, so the group id cannot belong to anyone else.
-async fn kill_group(child: &mut Child) {
-    if let Some(pid) = child.id() {
-        let group = format!("-{pid}");
-        let status = Command::new("kill")
-            .args(["-KILL", "--", &group])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .await;
-        match status {
-            Ok(status) if status.success() => {}
-            Ok(status) => tracing::debug!(pid, %status, "kill of the child's process group failed"),
-            Err(error) => tracing::warn!(
-                pid,
-                %error,
-                "cannot run `kill` for the child's process group; killing only the child"
-            ),
-        }
+/// processes it started go with it, then the child itself. A stopped (SIGSTOPped) process is
+/// killed too. `child` must not have been reaped yet: its pid is then still taken, so the group
+/// id cannot belong to anyone else.
+fn kill_group(child: &mut Child) {
+    if let Some(group) = child
+        .id()
+        .and_then(|pid| i32::try_from(pid).ok())
+        .and_then(rustix::process::Pid::from_raw)
+        && let Err(error) =
+            rustix::process::kill_process_group(group, rustix::process::Signal::KILL)
+    {
+        // ESRCH: the group is already empty.
+        tracing::debug!(pid = group.as_raw_nonzero().get(), %error, "kill of the child's process group failed");
     }
     let _ = child.start_kill();
 }
 
 async fn rollback(mut child: Child, pod_id: &str, what: &str, tail: &StderrTail) -> ChildError {
-    kill_group(&mut child).await;
+    kill_group(&mut child);
     let status = child.wait().await;
     settle_tail().await;
     let status = match status {
@@ -374,7 +369,7 @@ async fn reap(
     let status = tokio::select! {
         status = child.wait() => status,
         _ = kill => {
-            kill_group(&mut child).await;
+            kill_group(&mut child);
             child.wait().await
         }
     };

@@ -10,9 +10,10 @@ use pod_profile::{Catalog, Discovery, Overrides, Scheme};
 use crate::failure::{CmdResult, Exit, Failure};
 use crate::global::GlobalArgs;
 
-/// Check that pods can work here: the home directory is writable, every profile resolves, and
-/// the API key variables the profiles need are set (names only; values are never shown). An
-/// unset key variable is a failure: the profiles that use it cannot run.
+/// Check that pods can work here: the home directory is writable, control sockets can be bound
+/// (their directory is private to you and a socket path fits the system's limit), every profile
+/// resolves, and the API key variables the profiles need are set (names only; values are never
+/// shown). An unset key variable is a failure: the profiles that use it cannot run.
 ///
 /// Exits 0 when everything is fine, 2 when something needs fixing (a profile that does not
 /// resolve or cannot run). `--profile` limits the profile checks to the profiles named.
@@ -36,6 +37,7 @@ struct Check {
 pub fn run(global: &GlobalArgs, args: DoctorArgs) -> CmdResult {
     let mut checks = Vec::new();
     checks.push(check_home(global));
+    checks.push(check_control_sockets(global));
     let cwd = std::env::current_dir().unwrap_or_default();
     match Catalog::discover(&Discovery {
         cwd,
@@ -159,5 +161,19 @@ fn check_home(global: &GlobalArgs) -> Check {
             Ok(()) => format!("{} is writable", root.display()),
             Err(error) => format!("{} is not writable: {error}", root.display()),
         },
+    }
+}
+
+fn check_control_sockets(global: &GlobalArgs) -> Check {
+    let result = PodHome::resolve(global.home.as_deref())
+        .map_err(|error| error.to_string())
+        .and_then(|home| {
+            pod_core::control::check_socket_dir(home.root())
+                .map_err(|error| pod_core::error_chain(&error))
+        });
+    Check {
+        check: "control sockets".into(),
+        ok: result.is_ok(),
+        detail: result.unwrap_or_else(|error| error),
     }
 }

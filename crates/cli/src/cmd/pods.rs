@@ -51,7 +51,8 @@ pub struct StopArgs {
     /// Free text recorded with the stop action.
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
-    /// Seconds to wait for the pod process to exit after it accepted the stop.
+    /// Seconds to wait for the pod to answer, then for its process to exit after it accepted
+    /// the stop.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub wait: u64,
     /// Print the recorded action as JSON on stdout.

@@ -25,8 +25,9 @@ use crate::global::GlobalArgs;
 /// Run a pod in the foreground: resolve the profile, create the pod directory (manifest.toml,
 /// provenance.json, pod.json), stream the model's text to stdout and show tool calls on stderr.
 ///
-/// Ctrl-C (SIGINT) or SIGTERM stops the pod and its children cleanly (recorded as
-/// `run_interrupted` with a `shutdown` action whose origin is the signal) and exits 130; so does
+/// Ctrl-C (SIGINT), SIGTERM or SIGHUP (the terminal closed) stops the pod and its children
+/// cleanly (recorded as `run_interrupted` with a `shutdown` action whose origin is the signal;
+/// children that do not end within `limits.shutdown_grace_ms` are killed) and exits 130; so does
 /// `pods stop POD` from another terminal (origin `cli`). A provider failure exits 1 and names the error class and
 /// the trace sidecar. Try it offline: `pods run -p demo "look around"`.
 #[derive(Debug, Args)]
@@ -256,7 +257,7 @@ async fn foreground(
     };
 
     // The pod is hosted: its control socket serves `pods stop` and the like while the run goes
-    // on, SIGINT/SIGTERM stop it and its children (origin `signal`), and children it spawned
+    // on, SIGINT/SIGTERM/SIGHUP stop it and its children (origin `signal`), and children it spawned
     // are stopped when it ends.
     let children = children.and_then(|setup| pod_core::host::attach_children(&mut pod, setup));
     let server = match pod_core::control::ControlServer::bind(pod.dir().path()).await {
@@ -597,7 +598,7 @@ fn bounded(text: &str, max: usize) -> String {
 
 /// Serve one pod from a directory its parent wrote (manifest.toml, provenance.json, pod.json):
 /// bind its control socket, print a readiness line on stdout, run the tasks it is sent, and stop
-/// when told to, on SIGTERM/SIGINT, or when the parent closes this process's stdin.
+/// when told to, on SIGTERM/SIGINT/SIGHUP, or when the parent closes this process's stdin.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The pod directory to serve.
