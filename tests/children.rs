@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use support::responses::{profile, text_response, tool_call_response};
+use support::responses::{profile, text_response, tool_call_response, truncated_text_response};
 use support::{Sandbox, assert_exit, describe};
 
 // ---------------------------------------------------------------------------------------------
@@ -1112,7 +1112,7 @@ fn send_list_and_stop_a_child_through_the_tools() {
         "[agent]\ntools = []\n",
         vec![
             text_response(&["first ", "answer"], false, None),
-            text_response(&["second ", "answer"], false, None),
+            truncated_text_response(&["second ", "answer"]),
         ],
     );
     let output = sandbox.run(&["run", "-p", "parent", "use a child twice"]);
@@ -1134,6 +1134,11 @@ fn send_list_and_stop_a_child_through_the_tools() {
     assert_eq!(by_call("call_wait1")["outcome"], "completed");
     assert_eq!(by_call("call_wait1")["text"], "first answer");
     assert_eq!(by_call("call_wait2")["text"], "second answer");
+    // The parent's model learns how each answer ended: the second one was cut.
+    assert_eq!(by_call("call_wait1")["stop_reason"]["reason"], "end_turn");
+    assert_eq!(by_call("call_wait1")["truncated"], false);
+    assert_eq!(by_call("call_wait2")["stop_reason"]["reason"], "max_tokens");
+    assert_eq!(by_call("call_wait2")["truncated"], true);
     let listed = by_call("call_list");
     assert_eq!(listed["children"][0]["pod_id"], json!(id_of(&child)));
     assert_eq!(listed["children"][0]["state"], "idle");

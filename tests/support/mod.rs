@@ -283,6 +283,18 @@ pub mod responses {
         events
     }
 
+    /// A streamed text answer the provider cut at the output-token limit
+    /// (`response.incomplete` with `max_output_tokens`).
+    pub fn truncated_text_response(words: &[&str]) -> Value {
+        let mut events = text_events(words, false);
+        let mut shell = response_shell("incomplete");
+        shell["incomplete_details"] = json!({"reason": "max_output_tokens"});
+        if let Some(last) = events.last_mut() {
+            *last = json!({"type": "response.incomplete", "response": shell});
+        }
+        stream(sse(&events))
+    }
+
     /// One `200 text/event-stream` cassette response with `body`.
     pub fn stream(body: String) -> Value {
         json!({"status": 200, "headers": {"content-type": "text/event-stream"}, "body": body})

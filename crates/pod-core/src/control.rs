@@ -44,6 +44,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use pod_provider::ProviderError;
+use pod_provider::event::StopReason;
 
 use crate::error::error_chain;
 use crate::home::PodDir;
@@ -344,6 +345,13 @@ impl Call {
 pub enum RunResult {
     Completed {
         text: String,
+        /// Why the model stopped; a parent learns from it that its child's answer was cut
+        /// (absent from pods that predate it: unknown).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stop_reason: Option<StopReason>,
+        /// Whether the answer is not a clean finish (see [`StopReason::is_truncated`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        truncated: Option<bool>,
     },
     Errored {
         error: ProviderError,
@@ -1823,6 +1831,8 @@ mod tests {
             request_id: None,
             result: RunResult::Completed {
                 text: "done".into(),
+                stop_reason: Some(StopReason::MaxTokens),
+                truncated: Some(true),
             },
         });
         assert_eq!(
@@ -1834,7 +1844,10 @@ mod tests {
         );
         assert!(matches!(
             client.next_event().await,
-            Some(PodEvent::RunEnded { result: RunResult::Completed { ref text }, .. }) if text == "done"
+            Some(PodEvent::RunEnded {
+                result: RunResult::Completed { ref text, stop_reason: Some(StopReason::MaxTokens), truncated: Some(true) },
+                ..
+            }) if text == "done"
         ));
         drop(server);
         // Server gone: pending calls fail instead of hanging.

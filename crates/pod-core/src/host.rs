@@ -1153,7 +1153,13 @@ impl RunObserver for Watched {
 
 fn run_result(outcome: &RunOutcome) -> RunResult {
     match outcome {
-        RunOutcome::Completed { text, .. } => RunResult::Completed { text: text.clone() },
+        RunOutcome::Completed {
+            text, stop_reason, ..
+        } => RunResult::Completed {
+            text: text.clone(),
+            stop_reason: Some(stop_reason.clone()),
+            truncated: Some(stop_reason.is_truncated()),
+        },
         RunOutcome::Errored { error, .. } => RunResult::Errored {
             error: error.clone(),
         },
