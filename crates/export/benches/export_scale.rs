@@ -158,6 +158,7 @@ fn generate(home: &Path, target: u64, shape: Shape) -> u64 {
             created: "2026-11-23T01:00:00.000Z".into(),
             pid: None,
             state: PodState::Stopped,
+            work_dir: None,
         };
         std::fs::write(dir.join("pod.json"), serde_json::to_vec(&info).unwrap()).unwrap();
         std::fs::write(dir.join("manifest.toml"), "[model]\nmodel = \"m\"\n").unwrap();

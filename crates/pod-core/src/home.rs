@@ -7,7 +7,7 @@
 //! ```
 
 use std::io::Write;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::CoreError;
@@ -32,11 +32,14 @@ impl PodHome {
                 (None, None) => return Err(CoreError::NoHome),
             },
         };
-        Ok(PodHome { root })
+        Ok(PodHome::at(root))
     }
 
+    /// The home at `root`. Its tools may never touch it (see [`crate::scope`]).
     pub fn at(root: impl Into<PathBuf>) -> PodHome {
-        PodHome { root: root.into() }
+        let root = root.into();
+        crate::scope::protect_home(&root);
+        PodHome { root }
     }
 
     pub fn root(&self) -> &Path {
@@ -47,16 +50,33 @@ impl PodHome {
         self.root.join("pods")
     }
 
-    /// Create a new pod directory with a fresh UUIDv7 id and its `pod.json` (state `created`).
+    /// Create a new pod directory with a fresh UUIDv7 id and its `pod.json` (state `created`),
+    /// working in this process's current directory.
     pub fn create_pod(
         &self,
         name: Option<&str>,
         profile: &str,
         parent_id: Option<&str>,
     ) -> Result<PodDir, CoreError> {
+        let cwd = std::env::current_dir()
+            .map_err(CoreError::io("read the working directory", Path::new(".")))?;
+        self.create_pod_in(name, profile, parent_id, &cwd)
+    }
+
+    /// Create a new pod directory whose working directory is `work_dir` (made absolute and
+    /// recorded in `pod.json`: every later run of the pod resolves its scope against it).
+    pub fn create_pod_in(
+        &self,
+        name: Option<&str>,
+        profile: &str,
+        parent_id: Option<&str>,
+        work_dir: &Path,
+    ) -> Result<PodDir, CoreError> {
+        let work_dir = std::path::absolute(work_dir)
+            .map_err(CoreError::io("resolve the working directory", work_dir))?;
         let id = uuid::Uuid::now_v7().to_string();
         let pods = self.pods_dir();
-        std::fs::create_dir_all(&pods).map_err(CoreError::io("create pods directory", &pods))?;
+        self.create_private_dirs()?;
         let path = pods.join(&id);
         // Private to the user: the logs hold prompts and outputs, and the control socket is
         // never reachable by others, not even before its own mode is set.
@@ -69,7 +89,9 @@ impl PodHome {
             id: id.clone(),
         };
         let sessions = dir.sessions_dir();
-        std::fs::create_dir(&sessions)
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&sessions)
             .map_err(CoreError::io("create sessions directory", &sessions))?;
         let info = PodInfo {
             name: name.map_or_else(|| default_name(profile, &id), str::to_owned),
@@ -79,10 +101,31 @@ impl PodHome {
             created: crate::lifecycle::now_rfc3339(),
             pid: None,
             state: PodState::Created,
+            work_dir: Some(work_dir),
         };
         dir.write_info(&info)?;
         sync_dir(&pods)?;
         Ok(dir)
+    }
+
+    /// The home and its `pods/` directory, created if missing and private to the user (0700):
+    /// group and other bits of existing ones (older versions made them 0755) are removed.
+    fn create_private_dirs(&self) -> Result<(), CoreError> {
+        let pods = self.pods_dir();
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(&pods)
+            .map_err(CoreError::io("create pods directory", &pods))?;
+        for dir in [self.root.as_path(), pods.as_path()] {
+            let meta = std::fs::metadata(dir).map_err(CoreError::io("inspect", dir))?;
+            let mode = meta.permissions().mode();
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700))
+                    .map_err(CoreError::io("make private (mode 0700)", dir))?;
+            }
+        }
+        Ok(())
     }
 
     /// Every pod directory, oldest first (ids are time-ordered).
@@ -259,6 +302,44 @@ impl PodDir {
         }
         segments.sort_by(|a, b| a.segment_id.cmp(&b.segment_id));
         Ok(segments)
+    }
+}
+
+impl PodDir {
+    /// The manifest digest the pod last ran with: the `manifest_digest` of the newest segment
+    /// that recorded a `segment_started` (a `reload` opens a segment, so an edit it accepted is
+    /// the newest). `None` when no segment ever started (a child its parent has just prepared).
+    pub fn last_manifest_digest(&self) -> Result<Option<String>, CoreError> {
+        for segment in self.segments()?.iter().rev() {
+            let reader = crate::session_log::LogReader::open(&segment.log)?;
+            for item in reader.take(1) {
+                if let crate::session_log::LogItem::Entry(entry) = item?
+                    && let crate::record::LogBody::SegmentStarted(started) = entry.body
+                {
+                    return Ok(Some(started.manifest_digest));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Refuse to run `manifest` (read from this pod's `manifest.toml`) unless it is the one the
+    /// pod last ran with. Digests are of the manifest's canonical form, so reformatting the file
+    /// is not an edit; any changed value is.
+    pub fn vouch_manifest(&self, manifest: &pod_profile::Manifest) -> Result<(), CoreError> {
+        let Some(recorded) = self.last_manifest_digest()? else {
+            return Ok(());
+        };
+        let found = pod_profile::manifest_digest(manifest)?;
+        if found == recorded {
+            return Ok(());
+        }
+        Err(CoreError::config(format!(
+            "{} was changed since pod {} last ran with it (recorded {recorded}, now {found}); \
+             a pod only runs with the manifest it was given or one a `reload` accepted",
+            self.manifest_path().display(),
+            self.id
+        )))
     }
 }
 

@@ -167,15 +167,74 @@ pub fn resume(global: &GlobalArgs, args: ResumeArgs) -> CmdResult {
         );
     }
     let resolved = pod_profile::read_manifest_files(dir.path()).map_err(profile_failure)?;
-    let cwd = current_dir()?;
+    dir.vouch_manifest(&resolved.manifest)
+        .map_err(|e| Failure::usage(e).with_hint(MANIFEST_EDITED_HINT))?;
+    let work_dir = pod_work_dir(&dir, info.work_dir.as_deref())?;
     let prompt = args.prompt.unwrap_or_else(|| CONTINUE_PROMPT.to_owned());
+    // The same pod: its scope resolves against its own working directory, and it gets its
+    // child tools back when its manifest allows children.
+    let children = if resolved.manifest.spawn.allowed_profiles.is_empty() {
+        None
+    } else {
+        let catalog = Catalog::discover(&Discovery {
+            cwd: work_dir.clone(),
+            user_config_dir: Discovery::user_config_dir_from_env(),
+            profile_dirs: global.profile_dirs.clone(),
+        })
+        .map_err(profile_failure)?;
+        Some(pod_core::host::ChildSetup {
+            catalog,
+            resolved: resolved.clone(),
+            home,
+            launcher: child_launcher(global)?,
+        })
+    };
     let runtime = runtime()?;
     let result = runtime.block_on(async {
-        let model = connect(&resolved, &cwd).await?;
-        foreground(dir, resolved, model, cwd, prompt, None, NewPod::Existing).await
+        let model = connect(&resolved, &work_dir).await?;
+        foreground(
+            dir,
+            resolved,
+            model,
+            work_dir,
+            prompt,
+            children,
+            NewPod::Existing,
+        )
+        .await
     });
     finish_runtime(runtime);
     result
+}
+
+const MANIFEST_EDITED_HINT: &str = "restore the file, or start a new pod with `pods run` to run with other settings (an edit takes effect only through `reload` while the pod runs)";
+
+/// The working directory recorded in `pod.json`. A pod written before it was recorded gets
+/// this process's directory, recorded now (and said so), so every later run uses the same one.
+fn pod_work_dir(dir: &PodDir, recorded: Option<&std::path::Path>) -> Result<PathBuf, Failure> {
+    let work_dir = match recorded {
+        Some(path) => path.to_owned(),
+        None => {
+            let cwd = current_dir()?;
+            dir.update_info(|info| info.work_dir = Some(cwd.clone()))
+                .map_err(Failure::run_failed)?;
+            out::stderr(&format!(
+                "pod {} did not record its working directory; it is {} from now on\n",
+                dir.id(),
+                cwd.display()
+            ));
+            cwd
+        }
+    };
+    if !work_dir.is_dir() {
+        return Err(Failure::usage(format!(
+            "the working directory of pod {} ({}) is not a directory any more",
+            dir.id(),
+            work_dir.display()
+        ))
+        .with_hint("restore it, or start a new pod with `pods run`"));
+    }
+    Ok(work_dir)
 }
 
 fn current_dir() -> Result<PathBuf, Failure> {
@@ -516,7 +575,9 @@ pub fn serve(global: &GlobalArgs, args: ServeArgs) -> CmdResult {
     let dir = PodDir::open(&args.pod_dir);
     let info = dir.read_info().map_err(Failure::usage)?;
     let resolved = pod_profile::read_manifest_files(dir.path()).map_err(profile_failure)?;
-    let cwd = current_dir()?;
+    dir.vouch_manifest(&resolved.manifest)
+        .map_err(|e| Failure::usage(e).with_hint(MANIFEST_EDITED_HINT))?;
+    let cwd = pod_work_dir(&dir, info.work_dir.as_deref())?;
     // The pod dir is `<home>/pods/<id>`; children go next to it.
     let home = args
         .pod_dir
