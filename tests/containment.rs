@@ -345,3 +345,297 @@ fn spawn_pod_works_after_resume() {
         "children work in their parent's directory"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The configured key never reaches a file or an export
+
+const KEY_VAR: &str = "TEST_PROVIDER_KEY";
+
+/// Run a traced (raw frames too) pod whose model echoes `key` in its text (whole, and split
+/// across deltas), in tool arguments, and reads it back from a file.
+fn run_echoing(sandbox: &Sandbox, key: &str) -> std::process::Output {
+    sandbox.write("work/.env", &format!("{KEY_VAR}={key}\n"));
+    let (head, tail) = key.split_at(key.len() / 2);
+    profile_in(
+        sandbox,
+        "work/.pods/profiles",
+        "echo",
+        "[session]\nrecord_event_trace = true\ntrace_raw_sse = true\n",
+        vec![
+            tool_call_response("c1", "read_file", json!({"path": ".env"})),
+            tool_call_response(
+                "c2",
+                "write_file",
+                json!({"path": "copy.txt", "content": format!("key={key}")}),
+            ),
+            text_response(&["whole ", key, " and split ", head, tail, " done"], false, None),
+        ],
+    );
+    let profile = sandbox.work().join(".pods/profiles/echo.toml");
+    let text = std::fs::read_to_string(&profile).unwrap();
+    std::fs::write(
+        &profile,
+        text.replace("[model]\n", &format!("[model]\napi_key_env = \"{KEY_VAR}\"\n")),
+    )
+    .unwrap();
+    sandbox
+        .pods()
+        .env(KEY_VAR, key)
+        .args(["run", "-p", "echo", "echo your key"])
+        .output()
+        .unwrap()
+}
+
+fn assert_nowhere(sandbox: &Sandbox, key: &str) -> usize {
+    let files = walk(&sandbox.home());
+    for path in &files {
+        let bytes = std::fs::read(path).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(key),
+            "the key is in {}",
+            path.display()
+        );
+    }
+    files.len()
+}
+
+#[test]
+fn an_echoed_key_reaches_no_file_and_no_export_even_from_a_shell_without_it() {
+    for key in [
+        "sk-live-7c1e9a3f5b2d4e6a8c0b1d3f5a7c9e1b",
+        "pk7c1e9a3f5b2d4e6a8c0b1d3f5a7c9e1b",
+    ] {
+        let sandbox = Sandbox::new();
+        let run = run_echoing(&sandbox, key);
+        assert_exit(&run, 0);
+        assert!(
+            !String::from_utf8_lossy(&run.stderr).contains(key),
+            "{}",
+            describe(&run)
+        );
+        let pod = only_pod(&sandbox);
+        // The tool read the key and wrote it out: both were scrubbed before anyone saw them.
+        let read = &tool_results(&pod, "read_file")[0];
+        assert_eq!(read["outcome"], "ok");
+        assert_eq!(read["output"], format!("{KEY_VAR}=[redacted]\n"));
+        assert_eq!(
+            std::fs::read_to_string(sandbox.work().join("copy.txt")).unwrap(),
+            "key=[redacted]"
+        );
+        let text: Vec<Value> = log_entries(&pod)
+            .into_iter()
+            .filter(|e| e["kind"] == "assistant_message")
+            .collect();
+        assert!(
+            text.iter().any(|e| e.to_string().contains("whole [redacted]")),
+            "{text:#?}"
+        );
+        let scanned = assert_nowhere(&sandbox, key);
+        assert!(scanned >= 6, "pod.json, manifest, provenance, keys, log, trace: {scanned}");
+        // The pod keeps what recognises the key, privately, and not the key.
+        let keys = pod.join("keys.json");
+        assert_eq!(
+            std::fs::metadata(&keys).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+
+        // Exported from a shell without the variable, in every format.
+        let id = id_of(&pod);
+        for args in [
+            vec!["export", id.as_str()],
+            vec!["export", id.as_str(), "--format", "markdown"],
+            vec!["export", id.as_str(), "--sanitize"],
+            vec!["export", id.as_str(), "--sanitize", "--format", "markdown"],
+        ] {
+            let export = sandbox.pods().env_remove(KEY_VAR).args(&args).output().unwrap();
+            assert_exit(&export, 0);
+            assert!(!String::from_utf8_lossy(&export.stdout).contains(key));
+        }
+
+        // A log written by something that did not scrub (an older writer): the check finds the
+        // key from the pod's print alone and refuses, naming the variable, writing nothing.
+        let log = std::fs::read_dir(pod.join("sessions"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| !p.to_string_lossy().ends_with(".trace.jsonl"))
+            .unwrap();
+        let text = std::fs::read_to_string(&log).unwrap();
+        std::fs::write(&log, text.replace("[redacted]", key)).unwrap();
+        let out = sandbox.root().join("leak.json");
+        let export = sandbox
+            .pods()
+            .env_remove(KEY_VAR)
+            .args(["export", &id, "-o"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert_exit(&export, 1);
+        let stderr = String::from_utf8_lossy(&export.stderr);
+        assert!(stderr.contains(KEY_VAR), "{}", describe(&export));
+        assert!(!stderr.contains(key));
+        assert!(!out.exists(), "nothing is written");
+        // Every other format is either refused the same way or does not hold the key.
+        for args in [
+            vec!["export", id.as_str(), "--format", "markdown"],
+            vec!["export", id.as_str(), "--sanitize"],
+            vec!["export", id.as_str(), "--sanitize", "--format", "markdown"],
+        ] {
+            let export = sandbox.pods().env_remove(KEY_VAR).args(&args).output().unwrap();
+            match export.status.code() {
+                Some(0) => assert!(!String::from_utf8_lossy(&export.stdout).contains(key)),
+                _ => {
+                    assert_exit(&export, 1);
+                    assert!(export.stdout.is_empty());
+                    assert!(String::from_utf8_lossy(&export.stderr).contains(KEY_VAR));
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Readers refuse what is not a regular file and bound what they hold
+
+/// A finished pod with a trace, and the path of its (only) segment log.
+fn finished_pod(sandbox: &Sandbox) -> (PathBuf, PathBuf) {
+    profile_in(
+        sandbox,
+        "work/.pods/profiles",
+        "plain",
+        "[session]\nrecord_event_trace = true\n",
+        vec![text_response(&["fine"], false, None)],
+    );
+    assert_exit(&sandbox.run(&["run", "-p", "plain", "--name", "p", "hello"]), 0);
+    let pod = only_pod(sandbox);
+    let log = std::fs::read_dir(pod.join("sessions"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| !p.to_string_lossy().ends_with(".trace.jsonl"))
+        .unwrap();
+    (pod, log)
+}
+
+/// Every reader of a pod's files, pointed at pod `id`.
+fn readers(id: &str) -> Vec<Vec<String>> {
+    [
+        vec!["ls"],
+        vec!["ls", "--json"],
+        vec!["show", id],
+        vec!["show", id, "--json"],
+        vec!["trace", id],
+        vec!["export", id],
+    ]
+    .into_iter()
+    .map(|args| args.into_iter().map(str::to_owned).collect())
+    .collect()
+}
+
+#[test]
+fn readers_refuse_a_fifo_or_a_device_in_a_pod_directory_naming_it() {
+    let sandbox = Sandbox::new();
+    let (pod, log) = finished_pod(&sandbox);
+    let trace = PathBuf::from(log.to_string_lossy().replace(".jsonl", ".trace.jsonl"));
+    for (what, make) in [
+        ("fifo", Box::new(|p: &Path| {
+            let status = std::process::Command::new("mkfifo").arg(p).status().unwrap();
+            assert!(status.success());
+        }) as Box<dyn Fn(&Path)>),
+        ("device", Box::new(|p: &Path| std::os::unix::fs::symlink("/dev/zero", p).unwrap())),
+    ] {
+        for victim in [&log, &trace, &pod.join("pod.json"), &pod.join("manifest.toml")] {
+            let saved = std::fs::read(victim).unwrap();
+            std::fs::remove_file(victim).unwrap();
+            make(victim);
+            for args in readers(&id_of(&pod)) {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                // A safety deadline, not a timing assertion: a reader that blocks fails here.
+                let out = sandbox.run_within(&args, std::time::Duration::from_secs(60));
+                let all = format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let name = victim.file_name().unwrap().to_string_lossy();
+                // Each reader either names the refused file or never needed it.
+                let needed = match args[0] {
+                    "trace" => victim == &trace,
+                    "ls" => victim == &log || victim.ends_with("pod.json"),
+                    // The export records that a sidecar exists; it does not read it.
+                    "export" => victim != &trace,
+                    _ => true,
+                };
+                if needed {
+                    assert!(
+                        all.contains(name.as_ref()) && !all.contains("panicked"),
+                        "{what} at {name}: `pods {}` does not name it\n{}",
+                        args.join(" "),
+                        describe(&out)
+                    );
+                }
+            }
+            std::fs::remove_file(victim).unwrap();
+            std::fs::write(victim, saved).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_huge_seq_on_disk_is_reported_not_a_panic() {
+    let sandbox = Sandbox::new();
+    let (pod, log) = finished_pod(&sandbox);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines[1] = lines[1].replacen("\"seq\":2", &format!("\"seq\":{}", u64::MAX), 1);
+    assert!(lines[1].contains(&u64::MAX.to_string()));
+    std::fs::write(&log, format!("{}\n", lines.join("\n"))).unwrap();
+    for args in readers(&id_of(&pod)) {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = sandbox.run_within(&args, std::time::Duration::from_secs(60));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{}", describe(&out));
+        assert_ne!(out.status.code(), Some(101), "{}", describe(&out));
+    }
+    let show = sandbox.run(&["show", "p"]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&show.stdout),
+        String::from_utf8_lossy(&show.stderr)
+    );
+    assert!(all.contains("largest possible seq"), "{}", describe(&show));
+    let export = sandbox.run(&["export", "p"]);
+    assert_exit(&export, 0);
+    let doc: Value = serde_json::from_slice(&export.stdout).unwrap();
+    assert!(
+        doc.to_string().contains(&u64::MAX.to_string()),
+        "the gap is in the export's integrity"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files are private
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn the_home_its_directories_and_exports_are_private_to_the_user() {
+    let sandbox = Sandbox::new();
+    // An existing home made by an older version (or by hand) with the usual 0755.
+    std::fs::set_permissions(sandbox.home(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (pod, _) = finished_pod(&sandbox);
+    assert_eq!(mode(&sandbox.home()), 0o700);
+    assert_eq!(mode(&sandbox.home().join("pods")), 0o700);
+    assert_eq!(mode(&pod), 0o700);
+    assert_eq!(mode(&pod.join("sessions")), 0o700);
+    assert_eq!(mode(&pod.join("pod.json")), 0o600);
+    let out = sandbox.root().join("export.json");
+    let export = sandbox
+        .pods()
+        .args(["export", "p", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_exit(&export, 0);
+    assert_eq!(mode(&out), 0o600);
+}

@@ -248,7 +248,7 @@ impl PodDir {
 
     pub fn read_info(&self) -> Result<PodInfo, CoreError> {
         let path = self.info_path();
-        let bytes = std::fs::read(&path).map_err(CoreError::io("read", &path))?;
+        let bytes = read_regular(&path, POD_JSON_MAX_BYTES)?;
         serde_json::from_slice(&bytes).map_err(|source| CoreError::Parse {
             what: "pod.json",
             path,
@@ -343,8 +343,24 @@ impl PodDir {
     }
 }
 
+pub use pod_trace::{LineRead, open_regular, read_line_bounded};
+
+/// [`read_regular`] with the plain I/O error (for callers that tell "absent" from "unreadable").
+pub fn read_capped(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    pod_trace::read_regular(path, max)
+}
+
+/// The largest `pod.json` read (it is a few hundred bytes; anything larger is not one).
+const POD_JSON_MAX_BYTES: u64 = 1 << 20;
+
+/// Read the regular file `path`, at most `max` bytes: a FIFO, socket or device (also behind a
+/// symlink) is refused without blocking, and so is a larger file, with an error naming it.
+pub fn read_regular(path: &Path, max: u64) -> Result<Vec<u8>, CoreError> {
+    pod_trace::read_regular(path, max).map_err(CoreError::io("read", path))
+}
+
 /// Write `bytes` to `path` atomically: a temp file in the same directory, fsync, rename, then
-/// fsync the directory.
+/// fsync the directory. The file is private to the user (0600).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let file_name = path
@@ -353,7 +369,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CoreError> {
         .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
     let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
+        let mut file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?
+        };
         file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)

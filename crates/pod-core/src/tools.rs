@@ -86,9 +86,13 @@ impl ToolRegistry {
         registry
     }
 
-    /// Add (or replace) a tool.
+    /// Add (or replace) a tool. Every tool is registered behind the secret scrubber: the key
+    /// values this process knows are taken out of its arguments before it runs and out of its
+    /// result (or error) before anyone sees it, so a key read from a file (`read_file .env`) or
+    /// echoed by the model reaches neither the model, the log, the terminal nor another file.
     pub fn register(&mut self, tool: Arc<dyn Tool>) {
-        self.tools.insert(tool.name().to_owned(), tool);
+        self.tools
+            .insert(tool.name().to_owned(), Arc::new(Scrubbed(tool)));
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
@@ -109,6 +113,54 @@ impl ToolRegistry {
                 parameters: tool.parameters(),
             })
             .collect()
+    }
+}
+
+/// A tool whose arguments and results are scrubbed of known secret values
+/// ([`pod_trace::scrub`]).
+struct Scrubbed(Arc<dyn Tool>);
+
+/// `value` with every string in it scrubbed.
+fn scrub_value(value: Value) -> Value {
+    match value {
+        Value::String(text) => match pod_trace::scrub::scrub(&text) {
+            std::borrow::Cow::Borrowed(_) => Value::String(text),
+            std::borrow::Cow::Owned(clean) => Value::String(clean),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(scrub_value).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (pod_trace::scrub::scrub(&k).into_owned(), scrub_value(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+impl Tool for Scrubbed {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn description(&self) -> &str {
+        self.0.description()
+    }
+    fn parameters(&self) -> Value {
+        self.0.parameters()
+    }
+    fn side_effect(&self) -> SideEffectClass {
+        self.0.side_effect()
+    }
+    fn call<'a>(&'a self, ctx: &'a ToolContext, input: Value) -> ToolFuture<'a> {
+        Box::pin(async move {
+            let scrub = |text: String| match pod_trace::scrub::scrub(&text) {
+                std::borrow::Cow::Borrowed(_) => text,
+                std::borrow::Cow::Owned(clean) => clean,
+            };
+            match self.0.call(ctx, scrub_value(input)).await {
+                Ok(output) => Ok(scrub(output)),
+                Err(ToolError(error)) => Err(ToolError(scrub(error))),
+            }
+        })
     }
 }
 

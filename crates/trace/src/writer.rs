@@ -257,6 +257,8 @@ impl WriterState {
         }
         self.line[body_start] = b',';
         self.line.push(b'\n');
+        // Defense in depth: whatever the entry carries, no known key value is written.
+        crate::scrub::scrub_line(&mut self.line);
         Ok(())
     }
 

@@ -514,7 +514,7 @@ impl RunObserver for Terminal {
         }
         self.stop_spinner();
         // A closed stdout (e.g. `| head`) must not stop the run; the log keeps the text.
-        out::stdout(text);
+        out::stdout(&pod_trace::scrub::scrub(text));
         self.wrote_text.store(true, Ordering::Relaxed);
         self.ends_with_newline
             .store(text.ends_with('\n'), Ordering::Relaxed);
@@ -523,7 +523,9 @@ impl RunObserver for Terminal {
     fn on_tool_call(&self, tool: &str, input: &Value) {
         self.stop_spinner();
         self.break_line();
-        out::stderr(&format!("→ {tool} {}\n", bounded(&input.to_string(), 200)));
+        // The arguments as the model sent them: a key it echoes is not printed.
+        let input = pod_trace::scrub::scrub(&input.to_string()).into_owned();
+        out::stderr(&format!("→ {tool} {}\n", bounded(&input, 200)));
     }
 
     fn on_tool_result(&self, tool: &str, ok: bool, output: &str) {
