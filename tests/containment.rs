@@ -183,7 +183,7 @@ fn a_pod_cannot_write_its_own_manifest_or_read_profiles_even_when_its_scope_hold
 }
 
 #[test]
-fn an_edited_manifest_makes_resume_refuse_naming_the_file() {
+fn an_edited_manifest_makes_resume_and_serve_refuse_naming_the_file() {
     let sandbox = Sandbox::new();
     profile_in(
         &sandbox,
@@ -219,6 +219,21 @@ fn an_edited_manifest_makes_resume_refuse_naming_the_file() {
         describe(&refused)
     );
     assert!(stderr.contains("restore the file"), "{}", describe(&refused));
+    assert_eq!(log_entries(&pod).len(), segments_before, "nothing ran");
+    // Served as a child (how a parent relaunches one), the same refusal.
+    let served = sandbox
+        .pods()
+        .args(["serve", "--pod-dir"])
+        .arg(&pod)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_exit(&served, 2);
+    assert!(
+        String::from_utf8_lossy(&served.stderr).contains(&manifest.display().to_string()),
+        "{}",
+        describe(&served)
+    );
     assert_eq!(log_entries(&pod).len(), segments_before, "nothing ran");
 }
 
@@ -284,6 +299,38 @@ fn resume_from_another_directory_keeps_the_original_working_directory_and_scope(
     for result in &results {
         assert!(!result.to_string().contains("OUTSIDE SECRET"));
     }
+}
+
+#[test]
+fn a_pod_that_never_recorded_its_working_directory_resumes_and_records_it() {
+    let sandbox = Sandbox::new();
+    profile_in(
+        &sandbox,
+        "work/.pods/profiles",
+        "old",
+        "",
+        vec![text_response(&["ready"], false, None)],
+    );
+    assert_exit(&sandbox.run(&["run", "-p", "old", "hello"]), 0);
+    let pod = only_pod(&sandbox);
+    // As written by a version before the working directory was recorded.
+    let mut info: Value =
+        serde_json::from_slice(&std::fs::read(pod.join("pod.json")).unwrap()).unwrap();
+    info.as_object_mut().unwrap().remove("work_dir");
+    std::fs::write(pod.join("pod.json"), info.to_string()).unwrap();
+    let resumed = sandbox.run(&["resume", &id_of(&pod), "again"]);
+    assert_exit(&resumed, 0);
+    assert!(
+        String::from_utf8_lossy(&resumed.stderr).contains("did not record its working directory"),
+        "{}",
+        describe(&resumed)
+    );
+    let info: Value =
+        serde_json::from_slice(&std::fs::read(pod.join("pod.json")).unwrap()).unwrap();
+    assert_eq!(
+        info["work_dir"].as_str().unwrap(),
+        sandbox.work().display().to_string()
+    );
 }
 
 #[test]

@@ -436,12 +436,55 @@ mod tests {
 
     #[test]
     fn a_pod_directory_is_private_to_its_user() {
-        use std::os::unix::fs::PermissionsExt;
         let tmp = tempfile::tempdir().unwrap();
         let home = PodHome::at(tmp.path().to_owned());
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let dir = home.create_pod(None, "p", None).unwrap();
-        let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o700);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(dir.path()), 0o700);
+        assert_eq!(mode(&dir.sessions_dir()), 0o700);
+        assert_eq!(mode(&home.pods_dir()), 0o700);
+        assert_eq!(mode(tmp.path()), 0o700);
+        assert_eq!(mode(&dir.info_path()), 0o600);
+        let info = dir.read_info().unwrap();
+        assert_eq!(info.work_dir, Some(std::env::current_dir().unwrap()));
+    }
+
+    #[test]
+    fn the_manifest_is_vouched_for_by_the_newest_segment_that_started() {
+        use crate::record::{LogBody, SegmentStarted};
+        let tmp = tempfile::tempdir().unwrap();
+        let home = PodHome::at(tmp.path());
+        let pod = home.create_pod(None, "demo", None).unwrap();
+        let first = pod_profile::Manifest::default();
+        let mut edited = first.clone();
+        edited.agent.max_turns += 1;
+        // Never started (a child its parent just prepared): nothing to vouch against.
+        assert!(pod.vouch_manifest(&edited).is_ok());
+        let start = |segment: &str, manifest: &pod_profile::Manifest| {
+            let log = crate::SessionLog::create(&pod.segment_log_path(segment)).unwrap();
+            log.append(LogBody::SegmentStarted(SegmentStarted {
+                pod_id: pod.id().to_owned(),
+                segment_id: segment.to_owned(),
+                profile: "demo".into(),
+                manifest_digest: pod_profile::manifest_digest(manifest).unwrap(),
+                pid: 1,
+                format_version: 1,
+                writer: "test".into(),
+            }))
+            .unwrap();
+        };
+        start("0001", &first);
+        assert!(pod.vouch_manifest(&first).is_ok());
+        let error = pod.vouch_manifest(&edited).unwrap_err().to_string();
+        assert!(error.contains("manifest.toml was changed"), "{error}");
+        // A reload that accepted the edit opened a newer segment with its digest.
+        start("0002", &edited);
+        assert!(pod.vouch_manifest(&edited).is_ok());
+        assert!(pod.vouch_manifest(&first).is_err());
+        // A newest segment whose start is unreadable does not vouch; the one before does.
+        std::fs::write(pod.segment_log_path("0003"), "{torn").unwrap();
+        assert!(pod.vouch_manifest(&edited).is_ok());
     }
 
     #[test]

@@ -282,6 +282,39 @@ mod tests {
     }
 
     #[test]
+    fn the_home_pod_dirs_and_profile_dirs_are_refused_whatever_the_scope_allows() {
+        let tmp = tempfile::tempdir().unwrap();
+        let work = tmp.path().join("work");
+        let home = work.join("state");
+        let elsewhere = tmp.path().join("elsewhere-pod");
+        std::fs::create_dir_all(home.join("pods")).unwrap();
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::fs::write(elsewhere.join("manifest.toml"), "x").unwrap();
+        // A pod directory that is a symlink out of the home is protected where it points.
+        std::os::unix::fs::symlink(&elsewhere, home.join("pods/p1")).unwrap();
+        std::fs::create_dir_all(work.join("profiles")).unwrap();
+        std::fs::create_dir_all(work.join(".pods/profiles")).unwrap();
+        std::fs::write(work.join("ok.txt"), "x").unwrap();
+        std::os::unix::fs::symlink(&home, work.join("alias")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, work.join("pod-alias")).unwrap();
+        protect_home(&home);
+        protect(&work.join("profiles"));
+        let s = scope(&["/"], &[], &work);
+        assert!(s.check("ok.txt", Access::Read).is_ok());
+        for (path, access) in [
+            ("state/pods", Access::Read),
+            ("state/pods/p1/manifest.toml", Access::Write),
+            ("alias/pods/new.toml", Access::Write),
+            ("pod-alias/manifest.toml", Access::Read),
+            ("profiles/new.toml", Access::Write),
+            (".pods/profiles/x.toml", Access::Write),
+        ] {
+            let err = s.check(path, access).unwrap_err();
+            assert!(err.contains("holds pod state or profiles"), "{path}: {err}");
+        }
+    }
+
+    #[test]
     fn inside_outside_deny_and_dotdot() {
         let tmp = tempfile::tempdir().unwrap();
         let work = tmp.path().join("work");

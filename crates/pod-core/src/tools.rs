@@ -452,6 +452,35 @@ mod tests {
         assert!(missing.0.contains("`path`"));
     }
 
+    #[tokio::test]
+    async fn known_secrets_are_scrubbed_from_tool_arguments_and_results() {
+        let tmp = tempfile::tempdir().unwrap();
+        let work = tmp.path().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        let key = "tool-layer-secret-0123456789";
+        pod_trace::scrub::register_secret(key);
+        std::fs::write(work.join(".env"), format!("KEY={key}\n")).unwrap();
+        let ctx = ctx(&work);
+        let tools = ToolRegistry::builtin(&Manifest::default().agent.tools);
+        let read = tools.get("read_file").unwrap();
+        let text = read.call(&ctx, json!({"path": ".env"})).await.unwrap();
+        assert_eq!(text, "KEY=[redacted]\n");
+        let error = read
+            .call(&ctx, json!({"path": format!("missing-{key}")}))
+            .await
+            .unwrap_err();
+        assert!(!error.0.contains(key), "{error:?}");
+        let write = tools.get("write_file").unwrap();
+        write
+            .call(&ctx, json!({"path": "out.txt", "content": format!("[{key}]")}))
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(work.join("out.txt")).unwrap(),
+            "[[redacted]]"
+        );
+    }
+
     /// Run a tool call that must not block on `fifo`; if it does, open the FIFO from this side
     /// so the blocked open returns and the test can end, then fail.
     async fn unblocked<T>(what: &str, fifo: &std::path::Path, call: impl Future<Output = T>) -> T {
