@@ -83,6 +83,29 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Add the `recorded` prints to `secrets`, except those a value in `secrets` already finds
+/// (the exporting shell has the same key), so each key is searched for once.
+pub fn merge_recorded(secrets: &mut Vec<Secret>, recorded: Vec<Secret>) {
+    for print in recorded {
+        let Matcher::Print(p) = &print.matcher else {
+            secrets.push(print);
+            continue;
+        };
+        let covered = secrets.iter().any(|s| match &s.matcher {
+            Matcher::Value(value) => p.form == "raw" && p.matches(value.as_bytes()),
+            Matcher::Print(_) => false,
+        });
+        let escaped_of_covered = p.form == "json"
+            && secrets.iter().any(|s| {
+                matches!(&s.matcher, Matcher::Value(v)
+                    if serde_json::to_string(v).is_ok_and(|e| p.matches(e.trim_matches('"').as_bytes())))
+            });
+        if !covered && !escaped_of_covered {
+            secrets.push(print);
+        }
+    }
+}
+
 /// The keys the pods of `home` ran with, as their prints (`<pod>/keys.json`): the check they
 /// allow does not depend on this shell having the key variables. Pods from before prints were
 /// kept have none (their export is checked against this shell's variables only). A print file
@@ -599,6 +622,16 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("POD_KEY"));
         assert!(check_secrets(&key[..key.len() - 1], &[secret]).is_ok());
+    }
+
+    #[test]
+    fn a_print_of_a_key_the_shell_has_is_not_searched_twice() {
+        let key = "pk-shared-0123456789abcdef";
+        let print = |k: &str| Secret::recorded(KeyPrint::new("K", "raw", k.as_bytes(), b"s"));
+        let mut secrets = vec![Secret::new("K", key)];
+        merge_recorded(&mut secrets, vec![print(key), print("pk-other-0123456789abcdef")]);
+        assert_eq!(secrets.len(), 2, "{secrets:?}");
+        assert!(check_secrets(b"x pk-other-0123456789abcdef", &secrets).is_err());
     }
 
     #[test]

@@ -49,6 +49,10 @@ pub struct RunArgs {
 
 /// Start a new run in an existing pod, in a new session segment, with the manifest stored in
 /// its directory. The conversation so far (from the pod's session logs) is sent along.
+///
+/// It is the same pod: it runs in the working directory recorded when it was created (its
+/// scope resolves there, wherever this command runs), offers the same tools (child tools
+/// included), and refuses (exit 2) a manifest.toml edited since the pod last ran.
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
     /// Pod id, unique id prefix, or name (see `pods ls`).
