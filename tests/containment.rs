@@ -218,7 +218,11 @@ fn an_edited_manifest_makes_resume_and_serve_refuse_naming_the_file() {
         "{}",
         describe(&refused)
     );
-    assert!(stderr.contains("restore the file"), "{}", describe(&refused));
+    assert!(
+        stderr.contains("restore the file"),
+        "{}",
+        describe(&refused)
+    );
     assert_eq!(log_entries(&pod).len(), segments_before, "nothing ran");
     // Served as a child (how a parent relaunches one), the same refusal.
     let served = sandbox
@@ -384,7 +388,8 @@ fn spawn_pod_works_after_resume() {
         .into_iter()
         .find(|p| *p != parent)
         .unwrap();
-    let info: Value = serde_json::from_slice(&std::fs::read(kid.join("pod.json")).unwrap()).unwrap();
+    let info: Value =
+        serde_json::from_slice(&std::fs::read(kid.join("pod.json")).unwrap()).unwrap();
     assert_eq!(info["parent_id"], id_of(&parent));
     assert_eq!(
         info["work_dir"].as_str().unwrap(),
@@ -415,14 +420,21 @@ fn run_echoing(sandbox: &Sandbox, key: &str) -> std::process::Output {
                 "write_file",
                 json!({"path": "copy.txt", "content": format!("key={key}")}),
             ),
-            text_response(&["whole ", key, " and split ", head, tail, " done"], false, None),
+            text_response(
+                &["whole ", key, " and split ", head, tail, " done"],
+                false,
+                None,
+            ),
         ],
     );
     let profile = sandbox.work().join(".pods/profiles/echo.toml");
     let text = std::fs::read_to_string(&profile).unwrap();
     std::fs::write(
         &profile,
-        text.replace("[model]\n", &format!("[model]\napi_key_env = \"{KEY_VAR}\"\n")),
+        text.replace(
+            "[model]\n",
+            &format!("[model]\napi_key_env = \"{KEY_VAR}\"\n"),
+        ),
     )
     .unwrap();
     sandbox
@@ -474,11 +486,15 @@ fn an_echoed_key_reaches_no_file_and_no_export_even_from_a_shell_without_it() {
             .filter(|e| e["kind"] == "assistant_message")
             .collect();
         assert!(
-            text.iter().any(|e| e.to_string().contains("whole [redacted]")),
+            text.iter()
+                .any(|e| e.to_string().contains("whole [redacted]")),
             "{text:#?}"
         );
         let scanned = assert_nowhere(&sandbox, key);
-        assert!(scanned >= 6, "pod.json, manifest, provenance, keys, log, trace: {scanned}");
+        assert!(
+            scanned >= 6,
+            "pod.json, manifest, provenance, keys, log, trace: {scanned}"
+        );
         // The pod keeps what recognises the key, privately, and not the key.
         let keys = pod.join("keys.json");
         assert_eq!(
@@ -494,7 +510,12 @@ fn an_echoed_key_reaches_no_file_and_no_export_even_from_a_shell_without_it() {
             vec!["export", id.as_str(), "--sanitize"],
             vec!["export", id.as_str(), "--sanitize", "--format", "markdown"],
         ] {
-            let export = sandbox.pods().env_remove(KEY_VAR).args(&args).output().unwrap();
+            let export = sandbox
+                .pods()
+                .env_remove(KEY_VAR)
+                .args(&args)
+                .output()
+                .unwrap();
             assert_exit(&export, 0);
             assert!(!String::from_utf8_lossy(&export.stdout).contains(key));
         }
@@ -527,7 +548,12 @@ fn an_echoed_key_reaches_no_file_and_no_export_even_from_a_shell_without_it() {
             vec!["export", id.as_str(), "--sanitize"],
             vec!["export", id.as_str(), "--sanitize", "--format", "markdown"],
         ] {
-            let export = sandbox.pods().env_remove(KEY_VAR).args(&args).output().unwrap();
+            let export = sandbox
+                .pods()
+                .env_remove(KEY_VAR)
+                .args(&args)
+                .output()
+                .unwrap();
             match export.status.code() {
                 Some(0) => assert!(!String::from_utf8_lossy(&export.stdout).contains(key)),
                 _ => {
@@ -552,7 +578,10 @@ fn finished_pod(sandbox: &Sandbox) -> (PathBuf, PathBuf) {
         "[session]\nrecord_event_trace = true\n",
         vec![text_response(&["fine"], false, None)],
     );
-    assert_exit(&sandbox.run(&["run", "-p", "plain", "--name", "p", "hello"]), 0);
+    assert_exit(
+        &sandbox.run(&["run", "-p", "plain", "--name", "p", "hello"]),
+        0,
+    );
     let pod = only_pod(sandbox);
     let log = std::fs::read_dir(pod.join("sessions"))
         .unwrap()
@@ -583,13 +612,27 @@ fn readers_refuse_a_fifo_or_a_device_in_a_pod_directory_naming_it() {
     let (pod, log) = finished_pod(&sandbox);
     let trace = PathBuf::from(log.to_string_lossy().replace(".jsonl", ".trace.jsonl"));
     for (what, make) in [
-        ("fifo", Box::new(|p: &Path| {
-            let status = std::process::Command::new("mkfifo").arg(p).status().unwrap();
-            assert!(status.success());
-        }) as Box<dyn Fn(&Path)>),
-        ("device", Box::new(|p: &Path| std::os::unix::fs::symlink("/dev/zero", p).unwrap())),
+        (
+            "fifo",
+            Box::new(|p: &Path| {
+                let status = std::process::Command::new("mkfifo")
+                    .arg(p)
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+            }) as Box<dyn Fn(&Path)>,
+        ),
+        (
+            "device",
+            Box::new(|p: &Path| std::os::unix::fs::symlink("/dev/zero", p).unwrap()),
+        ),
     ] {
-        for victim in [&log, &trace, &pod.join("pod.json"), &pod.join("manifest.toml")] {
+        for victim in [
+            &log,
+            &trace,
+            &pod.join("pod.json"),
+            &pod.join("manifest.toml"),
+        ] {
             let saved = std::fs::read(victim).unwrap();
             std::fs::remove_file(victim).unwrap();
             make(victim);

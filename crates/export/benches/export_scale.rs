@@ -78,7 +78,10 @@ fn main() {
         tree: true,
         sanitize: std::env::var("PODS_EXPORT_BENCH_SANITIZE").as_deref() == Ok("1"),
     };
-    let secrets = [Secret::new("OPENAI_API_KEY", "sk-bench-0123456789abcdef0123456789abcdef")];
+    let secrets = [Secret::new(
+        "OPENAI_API_KEY",
+        "sk-bench-0123456789abcdef0123456789abcdef",
+    )];
     let mb_total = total as f64 / 1e6;
     if std::env::var("PODS_EXPORT_BENCH_PATH").as_deref() == Ok("memory") {
         let t = Instant::now();

@@ -125,15 +125,14 @@ pub fn secrets_recorded(home: &std::path::Path) -> Result<Vec<Secret>, ExportErr
             source,
         })?;
         let path = entry.path().join(pod_core::secrets::KEYS_FILE);
-        let file = pod_core::secrets::read_key_file(&path).map_err(|error| {
-            ExportError::ReadFile {
+        let file =
+            pod_core::secrets::read_key_file(&path).map_err(|error| ExportError::ReadFile {
                 path: path.clone(),
                 source: std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
                     pod_core::error_chain(&error),
                 ),
-            }
-        })?;
+            })?;
         for print in file.map(|f| f.keys).unwrap_or_default() {
             if seen.insert((print.salt.clone(), print.sha256.clone())) {
                 secrets.push(Secret::recorded(print));
@@ -618,8 +617,11 @@ mod tests {
             let found = guarded(std::slice::from_ref(&secret), chunk, &[a, b]);
             assert_eq!(found, Err("POD_KEY".to_owned()), "split at {split}");
         }
-        let err = check_secrets(&[b"a ".as_slice(), key].concat(), std::slice::from_ref(&secret))
-            .unwrap_err();
+        let err = check_secrets(
+            &[b"a ".as_slice(), key].concat(),
+            std::slice::from_ref(&secret),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("POD_KEY"));
         assert!(check_secrets(&key[..key.len() - 1], &[secret]).is_ok());
     }
@@ -629,7 +631,10 @@ mod tests {
         let key = "pk-shared-0123456789abcdef";
         let print = |k: &str| Secret::recorded(KeyPrint::new("K", "raw", k.as_bytes(), b"s"));
         let mut secrets = vec![Secret::new("K", key)];
-        merge_recorded(&mut secrets, vec![print(key), print("pk-other-0123456789abcdef")]);
+        merge_recorded(
+            &mut secrets,
+            vec![print(key), print("pk-other-0123456789abcdef")],
+        );
         assert_eq!(secrets.len(), 2, "{secrets:?}");
         assert!(check_secrets(b"x pk-other-0123456789abcdef", &secrets).is_err());
     }

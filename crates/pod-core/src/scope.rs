@@ -166,7 +166,11 @@ impl Scope {
                 }
             }
         };
-        if let Some(root) = self.protected.iter().find(|root| resolved.starts_with(root)) {
+        if let Some(root) = self
+            .protected
+            .iter()
+            .find(|root| resolved.starts_with(root))
+        {
             return Err(format!(
                 "{requested}: inside {}, which holds pod state or profiles; no tool may read or write there, whatever the scope allows",
                 root.display()

@@ -254,8 +254,7 @@ impl Iterator for LogReader {
             return Some(Ok(LogItem::Entry(entry)));
         }
         let mut buf = Vec::new();
-        match pod_trace::read_line_bounded(&mut self.lines, &mut buf, pod_trace::MAX_LINE_BYTES)
-        {
+        match pod_trace::read_line_bounded(&mut self.lines, &mut buf, pod_trace::MAX_LINE_BYTES) {
             Ok(None) => None,
             Err(source) => Some(Err(CoreError::Io {
                 action: "read session log",

@@ -472,7 +472,10 @@ mod tests {
         assert!(!error.0.contains(key), "{error:?}");
         let write = tools.get("write_file").unwrap();
         write
-            .call(&ctx, json!({"path": "out.txt", "content": format!("[{key}]")}))
+            .call(
+                &ctx,
+                json!({"path": "out.txt", "content": format!("[{key}]")}),
+            )
             .await
             .unwrap();
         assert_eq!(

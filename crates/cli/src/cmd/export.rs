@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use pod_export::{
-    ExportError, ExportRequest, Format, Progress, key_env_names, prepare, render_checked, sanitize,
-    merge_recorded, secrets_from, secrets_recorded, upgrade, write_file_atomically, write_stdout_checked,
+    ExportError, ExportRequest, Format, Progress, key_env_names, merge_recorded, prepare,
+    render_checked, sanitize, secrets_from, secrets_recorded, upgrade, write_file_atomically,
+    write_stdout_checked,
 };
 
 use crate::failure::{CmdResult, Exit, Failure};
@@ -86,7 +87,10 @@ pub fn run(global: &GlobalArgs, args: ExportArgs) -> CmdResult {
         }
         let mut secrets = secrets_from(&key_env_names(&doc), |name| std::env::var(name).ok());
         if let Ok(home) = pod_core::PodHome::resolve(global.home.as_deref()) {
-            merge_recorded(&mut secrets, secrets_recorded(home.root()).map_err(failure)?);
+            merge_recorded(
+                &mut secrets,
+                secrets_recorded(home.root()).map_err(failure)?,
+            );
         }
         (Source::Upgraded(Box::new(doc)), secrets)
     } else {
@@ -101,7 +105,10 @@ pub fn run(global: &GlobalArgs, args: ExportArgs) -> CmdResult {
         let mut secrets = secrets_from(&plan.key_env_names(), |name| std::env::var(name).ok());
         // The keys the pods ran with, recognised from their prints: the check does not depend
         // on this shell having the variables.
-        merge_recorded(&mut secrets, secrets_recorded(home.root()).map_err(failure)?);
+        merge_recorded(
+            &mut secrets,
+            secrets_recorded(home.root()).map_err(failure)?,
+        );
         (Source::Pods(plan), secrets)
     };
     // The document goes through the secret check into a temporary file as it is built; it

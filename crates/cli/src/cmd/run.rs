@@ -541,7 +541,8 @@ impl RunObserver for Terminal {
             ));
         } else {
             let first = output.lines().next().unwrap_or("");
-            out::stderr(&format!("← {tool}: error: {}\n", bounded(first, 500)));
+            let first = pod_trace::scrub::scrub(first);
+            out::stderr(&format!("← {tool}: error: {}\n", bounded(&first, 500)));
         }
     }
 
