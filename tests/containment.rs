@@ -490,10 +490,32 @@ fn an_echoed_key_reaches_no_file_and_no_export_even_from_a_shell_without_it() {
                 .any(|e| e.to_string().contains("whole [redacted]")),
             "{text:#?}"
         );
+        // Resumed, the provider rejects the key and quotes it back in its error.
+        recast(
+            &sandbox,
+            "work/.pods/profiles",
+            "echo",
+            vec![json!({
+                "status": 401,
+                "headers": {"content-type": "application/json"},
+                "body": json!({"error": {"message": format!("Incorrect API key provided: {key}."),
+                                         "type": "invalid_request_error", "code": "invalid_api_key"}})
+                    .to_string(),
+            })],
+        );
+        let failed = sandbox
+            .pods()
+            .env(KEY_VAR, key)
+            .args(["resume", &id_of(&pod), "again"])
+            .output()
+            .unwrap();
+        assert_exit(&failed, 1);
+        assert!(!String::from_utf8_lossy(&failed.stderr).contains(key));
+        assert!(!String::from_utf8_lossy(&failed.stdout).contains(key));
         let scanned = assert_nowhere(&sandbox, key);
         assert!(
-            scanned >= 6,
-            "pod.json, manifest, provenance, keys, log, trace: {scanned}"
+            scanned >= 8,
+            "pod.json, manifest, provenance, keys, two logs and traces: {scanned}"
         );
         // The pod keeps what recognises the key, privately, and not the key.
         let keys = pod.join("keys.json");

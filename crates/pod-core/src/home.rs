@@ -8,6 +8,8 @@
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 use crate::error::CoreError;
@@ -324,20 +326,26 @@ impl PodDir {
     }
 
     /// Refuse to run `manifest` (read from this pod's `manifest.toml`) unless it is the one the
-    /// pod last ran with. Digests are of the manifest's canonical form, so reformatting the file
-    /// is not an edit; any changed value is.
+    /// pod last ran with. The recorded digest is of the manifest's canonical text, which is
+    /// what `manifest.toml` holds as written; it is accepted when it matches the file's bytes
+    /// (so a manifest written by an older version, whose canonical form lacked fields added
+    /// since, still resumes) or the canonical text of what the file says now (so reformatting
+    /// the file is not an edit). Any changed value is refused.
     pub fn vouch_manifest(&self, manifest: &pod_profile::Manifest) -> Result<(), CoreError> {
         let Some(recorded) = self.last_manifest_digest()? else {
             return Ok(());
         };
+        let path = self.manifest_path();
+        let bytes = read_regular(&path, MANIFEST_MAX_BYTES)?;
+        let as_written = format!("sha256:{}", hex(&Sha256::digest(&bytes)));
         let found = pod_profile::manifest_digest(manifest)?;
-        if found == recorded {
+        if recorded == as_written || recorded == found {
             return Ok(());
         }
         Err(CoreError::config(format!(
             "{} was changed since pod {} last ran with it (recorded {recorded}, now {found}); \
              a pod only runs with the manifest it was given or one a `reload` accepted",
-            self.manifest_path().display(),
+            path.display(),
             self.id
         )))
     }
@@ -357,6 +365,13 @@ const POD_JSON_MAX_BYTES: u64 = 1 << 20;
 /// symlink) is refused without blocking, and so is a larger file, with an error naming it.
 pub fn read_regular(path: &Path, max: u64) -> Result<Vec<u8>, CoreError> {
     pod_trace::read_regular(path, max).map_err(CoreError::io("read", path))
+}
+
+/// The largest `manifest.toml` read to vouch for it.
+const MANIFEST_MAX_BYTES: u64 = 16 << 20;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Write `bytes` to `path` atomically: a temp file in the same directory, fsync, rename, then
@@ -474,17 +489,66 @@ mod tests {
             }))
             .unwrap();
         };
+        // The file as written, or edited (the caller passes what the file says now).
+        let write = |manifest: &pod_profile::Manifest, note: &str| {
+            let text = pod_profile::manifest_toml(manifest).unwrap();
+            std::fs::write(pod.manifest_path(), format!("{note}{text}")).unwrap();
+        };
+        write(&first, "");
         start("0001", &first);
         assert!(pod.vouch_manifest(&first).is_ok());
+        write(&first, "# reformatted, same values\n");
+        assert!(pod.vouch_manifest(&first).is_ok());
+        write(&edited, "");
         let error = pod.vouch_manifest(&edited).unwrap_err().to_string();
         assert!(error.contains("manifest.toml was changed"), "{error}");
         // A reload that accepted the edit opened a newer segment with its digest.
         start("0002", &edited);
         assert!(pod.vouch_manifest(&edited).is_ok());
+        write(&first, "");
         assert!(pod.vouch_manifest(&first).is_err());
         // A newest segment whose start is unreadable does not vouch; the one before does.
+        write(&edited, "");
         std::fs::write(pod.segment_log_path("0003"), "{torn").unwrap();
         assert!(pod.vouch_manifest(&edited).is_ok());
+    }
+
+    #[test]
+    fn a_manifest_written_before_fields_were_added_still_vouches_by_its_bytes() {
+        use crate::record::{LogBody, SegmentStarted};
+        let tmp = tempfile::tempdir().unwrap();
+        let pod = PodHome::at(tmp.path())
+            .create_pod(None, "demo", None)
+            .unwrap();
+        // An older writer's canonical text: fewer keys than this build writes.
+        let old_text = "[model]\nmodel = \"m\"\n";
+        std::fs::write(pod.manifest_path(), old_text).unwrap();
+        let digest = format!("sha256:{}", hex(&Sha256::digest(old_text.as_bytes())));
+        let log = crate::SessionLog::create(&pod.segment_log_path("0001")).unwrap();
+        log.append(LogBody::SegmentStarted(SegmentStarted {
+            pod_id: pod.id().to_owned(),
+            segment_id: "0001".into(),
+            profile: "demo".into(),
+            manifest_digest: digest,
+            pid: 1,
+            format_version: 1,
+            writer: "pods 0.0.1".into(),
+        }))
+        .unwrap();
+        std::fs::write(pod.provenance_path(), "{}").unwrap();
+        let parsed = pod_profile::read_manifest_files(pod.path())
+            .unwrap()
+            .manifest;
+        assert_ne!(
+            pod_profile::manifest_digest(&parsed).unwrap(),
+            format!("sha256:{}", hex(&Sha256::digest(old_text.as_bytes())))
+        );
+        assert!(pod.vouch_manifest(&parsed).is_ok());
+        std::fs::write(pod.manifest_path(), "[model]\nmodel = \"other\"\n").unwrap();
+        let parsed = pod_profile::read_manifest_files(pod.path())
+            .unwrap()
+            .manifest;
+        assert!(pod.vouch_manifest(&parsed).is_err());
     }
 
     #[test]

@@ -83,9 +83,13 @@ fn protected_roots(work_dir: &Path) -> Vec<PathBuf> {
     };
     for home in &homes {
         add(home);
+        // A pod directory that is a real directory lies inside the home already; only one
+        // that is a symlink can put a pod elsewhere.
         if let Ok(listing) = std::fs::read_dir(home.join("pods")) {
             for entry in listing.flatten() {
-                add(&entry.path());
+                if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+                    add(&entry.path());
+                }
             }
         }
     }
