@@ -741,6 +741,9 @@ fn the_home_its_directories_and_exports_are_private_to_the_user() {
     assert_eq!(mode(&pod), 0o700);
     assert_eq!(mode(&pod.join("sessions")), 0o700);
     assert_eq!(mode(&pod.join("pod.json")), 0o600);
+    for file in walk(&pod.join("sessions")) {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
     let out = sandbox.root().join("export.json");
     let export = sandbox
         .pods()

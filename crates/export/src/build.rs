@@ -754,8 +754,12 @@ fn pod_doc(pod: &PodEntry, all: &BTreeMap<String, PodEntry>) -> PodDoc {
     let profile = need(&pod.profile, "pod.json:profile");
     // Read only if regular (a FIFO would block the export) and of a sane size.
     let small = |name: &str| pod_core::home::read_capped(&pod.dir.join(name), 16 << 20);
-    let manifest = match small("manifest.toml") {
-        Ok(bytes) => match toml::from_str::<toml::Value>(&String::from_utf8_lossy(&bytes)) {
+    let text = small("manifest.toml").and_then(|bytes| {
+        String::from_utf8(bytes)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    });
+    let manifest = match text {
+        Ok(text) => match toml::from_str::<toml::Value>(&text) {
             Ok(v) => serde_json::to_value(v).ok(),
             Err(_) => {
                 missing.push("manifest.toml (unparseable)".to_owned());

@@ -1,10 +1,14 @@
 //! The pods home and pod directories, exactly as laid out on disk:
 //!
 //! ```text
-//! <home>/pods/<pod_id>/pod.json, manifest.toml, provenance.json,
+//! <home>/pods/<pod_id>/pod.json, manifest.toml, provenance.json, keys.json,
 //!                      sessions/<segment_id>.jsonl, sessions/<segment_id>.trace.jsonl,
 //!                      control.sock
 //! ```
+//!
+//! The home, `pods/`, every pod directory and `sessions/` are private to the user (0700), and
+//! so are the files `pod-core` writes here (0600: pod.json, keys.json, session logs, traces). A pod's tools can never reach any of it (see
+//! [`crate::scope`]).
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};

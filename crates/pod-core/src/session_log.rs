@@ -57,9 +57,11 @@ impl std::fmt::Debug for SessionLog {
 impl SessionLog {
     /// Create a new segment log at `path` (it must not exist) and sync its directory.
     pub fn create(path: &Path) -> Result<SessionLog, CoreError> {
+        use std::os::unix::fs::OpenOptionsExt;
         let file = File::options()
             .append(true)
             .create_new(true)
+            .mode(0o600)
             .open(path)
             .map_err(CoreError::io("create session log", path))?;
         if let Some(dir) = path.parent() {

@@ -59,9 +59,11 @@ impl TraceHandle {
     /// Create `path` (it must not exist) and start its writer thread with a queue of `capacity`
     /// entries.
     pub fn create(path: &Path, capacity: usize) -> Result<TraceHandle, TraceError> {
+        use std::os::unix::fs::OpenOptionsExt;
         let file = File::options()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(path)
             .map_err(|source| TraceError::Create {
                 path: path.to_owned(),
