@@ -19,7 +19,13 @@ pub const MIN_SECRET_LEN: usize = 8;
 /// Each registered value in every form it can take in a written line: as it is, and escaped as
 /// inside a JSON string when that differs. Longest first, so a form containing another is
 /// replaced whole.
-static FORMS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+static FORMS: RwLock<Vec<Form>> = RwLock::new(Vec::new());
+
+/// One form of a secret, with its searcher built once (every written line is searched).
+struct Form {
+    text: String,
+    finder: memchr::memmem::Finder<'static>,
+}
 
 /// Register `value` as a secret of this process. Short values are ignored (see
 /// [`MIN_SECRET_LEN`]).
@@ -34,12 +40,13 @@ pub fn register_secret(value: &str) {
         .unwrap_or(value)
         .to_owned();
     let mut forms = FORMS.write().unwrap_or_else(|e| e.into_inner());
-    for form in [value.to_owned(), escaped] {
-        if !forms.contains(&form) {
-            forms.push(form);
+    for text in [value.to_owned(), escaped] {
+        if !forms.iter().any(|f| f.text == text) {
+            let finder = memchr::memmem::Finder::new(text.as_bytes()).into_owned();
+            forms.push(Form { text, finder });
         }
     }
-    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    forms.sort_by_key(|f| std::cmp::Reverse(f.text.len()));
 }
 
 /// Whether any secret is registered.
@@ -52,8 +59,8 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
     let forms = FORMS.read().unwrap_or_else(|e| e.into_inner());
     let mut out = Cow::Borrowed(text);
     for form in forms.iter() {
-        if out.contains(form.as_str()) {
-            out = Cow::Owned(out.replace(form.as_str(), REDACTED));
+        if form.finder.find(out.as_bytes()).is_some() {
+            out = Cow::Owned(out.replace(form.text.as_str(), REDACTED));
         }
     }
     out
@@ -65,13 +72,13 @@ pub fn scrub_line(line: &mut Vec<u8>) -> usize {
     let forms = FORMS.read().unwrap_or_else(|e| e.into_inner());
     let mut replaced = 0;
     for form in forms.iter() {
-        let needle = form.as_bytes();
-        if memchr::memmem::find(line, needle).is_none() {
+        let needle = form.text.as_bytes();
+        if form.finder.find(line).is_none() {
             continue;
         }
         let mut out = Vec::with_capacity(line.len());
         let mut rest = &line[..];
-        while let Some(at) = memchr::memmem::find(rest, needle) {
+        while let Some(at) = form.finder.find(rest) {
             out.extend_from_slice(&rest[..at]);
             out.extend_from_slice(REDACTED.as_bytes());
             rest = &rest[at + needle.len()..];
