@@ -368,6 +368,20 @@ mod tests {
     }
 
     #[test]
+    fn no_line_the_log_writes_holds_a_registered_secret() {
+        let secret = "log-secret-0123456789abcdef";
+        pod_trace::scrub::register_secret(secret);
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("s.jsonl");
+        let log = SessionLog::create(&path).unwrap();
+        log.append(run_started(&format!("run {secret}"))).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(secret), "{text}");
+        let read = read_segment(&path).unwrap();
+        assert_eq!(read.entries[0].body, run_started("run [redacted]"));
+    }
+
+    #[test]
     fn create_refuses_to_overwrite() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("s.jsonl");

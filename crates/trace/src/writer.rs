@@ -324,3 +324,27 @@ impl TraceSink for MemorySink {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::Marker;
+
+    #[tokio::test]
+    async fn no_line_the_writer_writes_holds_a_registered_secret() {
+        let secret = "writer-secret-0123456789abcdef";
+        crate::scrub::register_secret(secret);
+        let bytes = Arc::new(Mutex::new(Vec::new()));
+        let trace =
+            TraceHandle::from_writer(Path::new("mem"), Box::new(MemorySink(bytes.clone())), 16);
+        trace.record(PendingEntry::now(TraceBody::Lifecycle(Marker::Other {
+            name: format!("echo {secret}"),
+            detail: format!("quoted \"{secret}\""),
+        })));
+        trace.sync().await.unwrap_or_default();
+        let text = String::from_utf8(bytes.lock().map(|b| b.clone()).unwrap_or_default())
+            .unwrap_or_default();
+        assert!(text.contains("echo [redacted]"), "{text}");
+        assert!(!text.contains(secret), "{text}");
+    }
+}
