@@ -61,6 +61,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
+    // No tool of a pod this process runs may touch where profiles and config come from.
+    pod_core::scope::protect_discovery(&cli.global.discovery());
     let result = match cli.command {
         Command::Run(args) => cmd::run::run(&cli.global, args),
         Command::Ls(args) => cmd::pods::ls(&cli.global, args),

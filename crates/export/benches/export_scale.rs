@@ -78,10 +78,10 @@ fn main() {
         tree: true,
         sanitize: std::env::var("PODS_EXPORT_BENCH_SANITIZE").as_deref() == Ok("1"),
     };
-    let secrets = [Secret {
-        env_var: "OPENAI_API_KEY".into(),
-        value: "sk-bench-0123456789abcdef0123456789abcdef".into(),
-    }];
+    let secrets = [Secret::new(
+        "OPENAI_API_KEY",
+        "sk-bench-0123456789abcdef0123456789abcdef",
+    )];
     let mb_total = total as f64 / 1e6;
     if std::env::var("PODS_EXPORT_BENCH_PATH").as_deref() == Ok("memory") {
         let t = Instant::now();
@@ -158,6 +158,7 @@ fn generate(home: &Path, target: u64, shape: Shape) -> u64 {
             created: "2026-11-23T01:00:00.000Z".into(),
             pid: None,
             state: PodState::Stopped,
+            work_dir: None,
         };
         std::fs::write(dir.join("pod.json"), serde_json::to_vec(&info).unwrap()).unwrap();
         std::fs::write(dir.join("manifest.toml"), "[model]\nmodel = \"m\"\n").unwrap();

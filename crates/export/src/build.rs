@@ -108,10 +108,11 @@ pub fn prepare(request: &ExportRequest) -> Result<ExportPlan, ExportError> {
         .find(|(path, _)| path.parent().and_then(Path::file_name) == Some(request.pod.as_ref()))
     {
         // The pod asked for is the unreadable one: that is an error, not a footnote.
-        let text = std::fs::read(path).map_err(|source| ExportError::ReadFile {
-            path: path.clone(),
-            source,
-        })?;
+        let text =
+            pod_core::home::read_capped(path, 1 << 20).map_err(|source| ExportError::ReadFile {
+                path: path.clone(),
+                source,
+            })?;
         let source = serde_json::from_slice::<Value>(&text)
             .err()
             .unwrap_or_else(|| serde::de::Error::custom("not a pod.json object"));
@@ -433,10 +434,11 @@ fn load_pods(pods_dir: &Path) -> Result<LoadedPods, ExportError> {
         })?;
         let dir = entry.path();
         let path = dir.join("pod.json");
-        if !path.is_file() {
+        // Not a pod directory; a pod.json that is not a regular file is unreadable (below).
+        if !path.exists() {
             continue;
         }
-        let value = match std::fs::read(&path) {
+        let value = match pod_core::home::read_capped(&path, 1 << 20) {
             Ok(text) => match serde_json::from_slice::<Value>(&text) {
                 Ok(value) if value.is_object() => value,
                 Ok(_) => {
@@ -751,7 +753,13 @@ fn pod_doc(pod: &PodEntry, all: &BTreeMap<String, PodEntry>) -> PodDoc {
     };
     let name = need(&pod.name, "pod.json:name");
     let profile = need(&pod.profile, "pod.json:profile");
-    let manifest = match std::fs::read_to_string(pod.dir.join("manifest.toml")) {
+    // Read only if regular (a FIFO would block the export) and of a sane size.
+    let small = |name: &str| pod_core::home::read_capped(&pod.dir.join(name), 16 << 20);
+    let text = small("manifest.toml").and_then(|bytes| {
+        String::from_utf8(bytes)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    });
+    let manifest = match text {
         Ok(text) => match toml::from_str::<toml::Value>(&text) {
             Ok(v) => serde_json::to_value(v).ok(),
             Err(_) => {
@@ -764,7 +772,7 @@ fn pod_doc(pod: &PodEntry, all: &BTreeMap<String, PodEntry>) -> PodDoc {
             None
         }
     };
-    let provenance = match std::fs::read(pod.dir.join("provenance.json")) {
+    let provenance = match small("provenance.json") {
         Ok(bytes) => match serde_json::from_slice::<BTreeMap<String, ProvenanceDoc>>(&bytes) {
             Ok(p) => Some(p),
             Err(_) => {

@@ -48,7 +48,7 @@ pub use error::ExportError;
 pub use output::{write_file_atomically, write_stdout_checked};
 pub use redact::{
     DEFAULT_KEY_ENVS, GUARD_CHUNK, MIN_SECRET_LEN, Secret, SecretGuard, check_secrets,
-    key_env_names, sanitize, secrets_from,
+    key_env_names, merge_recorded, sanitize, secrets_from, secrets_recorded,
 };
 pub use render::{Format, render_checked, render_json, render_markdown};
 pub use upgrade::upgrade;

@@ -24,11 +24,15 @@ fn temp_name(prefix: &str) -> String {
 /// with its last handle whatever happens to the process.
 pub(crate) fn anonymous_file(dir: &Path) -> std::io::Result<File> {
     let path = dir.join(temp_name("pods-export"));
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)?;
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?
+    };
     std::fs::remove_file(&path)?;
     Ok(file)
 }
@@ -53,11 +57,16 @@ pub fn write_file_atomically<T>(
         path: path.to_path_buf(),
         source,
     };
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(failed)?;
+    // Private to the user: an export holds prompts, outputs and paths.
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(failed)?
+    };
     let result = (|| {
         let mut out = BufWriter::with_capacity(1 << 20, file);
         let value = write(&mut out)?;

@@ -23,6 +23,7 @@ use crate::document::{
     RedactionMode, RunDoc,
 };
 use crate::error::ExportError;
+use pod_core::secrets::KeyPrint;
 
 /// Environment variables checked for key values even when no manifest names them.
 pub const DEFAULT_KEY_ENVS: &[&str] = &[
@@ -36,20 +37,109 @@ pub const DEFAULT_KEY_ENVS: &[&str] = &[
 /// API key is that short.
 pub const MIN_SECRET_LEN: usize = 8;
 
-/// A secret value and the variable it came from. `Debug` never shows the value.
+/// A secret the export refuses to contain, and the variable it came from: its value (from this
+/// shell's environment) or, for a pod's key, the print the pod kept (`keys.json`), which
+/// recognises the key without it. `Debug` never shows a value.
 #[derive(Clone)]
 pub struct Secret {
     pub env_var: String,
-    pub value: String,
+    matcher: Matcher,
+}
+
+#[derive(Clone)]
+enum Matcher {
+    Value(String),
+    Print(KeyPrint),
+}
+
+impl Secret {
+    /// The value `value` of variable `env_var`.
+    pub fn new(env_var: impl Into<String>, value: impl Into<String>) -> Secret {
+        Secret {
+            env_var: env_var.into(),
+            matcher: Matcher::Value(value.into()),
+        }
+    }
+
+    /// A key known by its print only.
+    pub fn recorded(print: KeyPrint) -> Secret {
+        Secret {
+            env_var: print.env_var.clone(),
+            matcher: Matcher::Print(print),
+        }
+    }
 }
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match &self.matcher {
+            Matcher::Value(_) => "[redacted]",
+            Matcher::Print(_) => "[recorded print]",
+        };
         f.debug_struct("Secret")
             .field("env_var", &self.env_var)
-            .field("value", &"[redacted]")
+            .field("value", &kind)
             .finish()
     }
+}
+
+/// Add the `recorded` prints to `secrets`, except those a value in `secrets` already finds
+/// (the exporting shell has the same key), so each key is searched for once.
+pub fn merge_recorded(secrets: &mut Vec<Secret>, recorded: Vec<Secret>) {
+    for print in recorded {
+        let Matcher::Print(p) = &print.matcher else {
+            secrets.push(print);
+            continue;
+        };
+        let covered = secrets.iter().any(|s| match &s.matcher {
+            Matcher::Value(value) => p.form == "raw" && p.matches(value.as_bytes()),
+            Matcher::Print(_) => false,
+        });
+        let escaped_of_covered = p.form == "json"
+            && secrets.iter().any(|s| {
+                matches!(&s.matcher, Matcher::Value(v)
+                    if serde_json::to_string(v).is_ok_and(|e| p.matches(e.trim_matches('"').as_bytes())))
+            });
+        if !covered && !escaped_of_covered {
+            secrets.push(print);
+        }
+    }
+}
+
+/// The keys the pods of `home` ran with, as their prints (`<pod>/keys.json`): the check they
+/// allow does not depend on this shell having the key variables. Pods from before prints were
+/// kept have none (their export is checked against this shell's variables only). A print file
+/// that cannot be read is an error naming it: the export cannot be checked without it.
+pub fn secrets_recorded(home: &std::path::Path) -> Result<Vec<Secret>, ExportError> {
+    let pods = home.join("pods");
+    let listing = match std::fs::read_dir(&pods) {
+        Ok(listing) => listing,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(ExportError::ReadFile { path: pods, source }),
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut secrets = Vec::new();
+    for entry in listing {
+        let entry = entry.map_err(|source| ExportError::ReadFile {
+            path: pods.clone(),
+            source,
+        })?;
+        let path = entry.path().join(pod_core::secrets::KEYS_FILE);
+        let file =
+            pod_core::secrets::read_key_file(&path).map_err(|error| ExportError::ReadFile {
+                path: path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    pod_core::error_chain(&error),
+                ),
+            })?;
+        for print in file.map(|f| f.keys).unwrap_or_default() {
+            if seen.insert((print.salt.clone(), print.sha256.clone())) {
+                secrets.push(Secret::recorded(print));
+            }
+        }
+    }
+    Ok(secrets)
 }
 
 /// Names of the key variables relevant to `doc`: the defaults plus every manifest's
@@ -62,30 +152,48 @@ pub fn key_env_names(doc: &ExportDocument) -> Vec<String> {
 pub fn secrets_from(names: &[String], lookup: impl Fn(&str) -> Option<String>) -> Vec<Secret> {
     names
         .iter()
-        .filter_map(|name| {
-            lookup(name).map(|value| Secret {
-                env_var: name.clone(),
-                value,
-            })
-        })
+        .filter_map(|name| lookup(name).map(|value| Secret::new(name.clone(), value)))
         .collect()
 }
 
-/// Fail if any secret's value occurs in `bytes`, raw or JSON-escaped.
-pub fn check_secrets(bytes: &[u8], secrets: &[Secret]) -> Result<(), ExportError> {
+/// The byte strings to search for: each value raw and JSON-escaped (values shorter than
+/// [`MIN_SECRET_LEN`] are skipped), and the prints.
+fn needles(secrets: &[Secret]) -> (Vec<(String, String)>, Vec<KeyPrint>) {
+    let mut values = Vec::new();
+    let mut prints = Vec::new();
     for secret in secrets {
-        if secret.value.len() < MIN_SECRET_LEN {
-            continue;
-        }
-        let escaped = serde_json::to_string(&secret.value).unwrap_or_default();
-        let escaped = escaped.trim_matches('"');
-        for needle in [secret.value.as_str(), escaped] {
-            if memchr::memmem::find(bytes, needle.as_bytes()).is_some() {
-                return Err(ExportError::SecretInOutput {
-                    env_var: secret.env_var.clone(),
-                });
+        match &secret.matcher {
+            Matcher::Value(value) => {
+                if value.len() < MIN_SECRET_LEN {
+                    continue;
+                }
+                let escaped = serde_json::to_string(value).unwrap_or_default();
+                let escaped = escaped.trim_matches('"').to_owned();
+                if escaped != *value {
+                    values.push((secret.env_var.clone(), escaped));
+                }
+                values.push((secret.env_var.clone(), value.clone()));
             }
+            Matcher::Print(print) => prints.push(print.clone()),
         }
+    }
+    (values, prints)
+}
+
+/// Fail if any secret occurs in `bytes`, raw or JSON-escaped.
+pub fn check_secrets(bytes: &[u8], secrets: &[Secret]) -> Result<(), ExportError> {
+    let (values, prints) = needles(secrets);
+    for (env_var, needle) in &values {
+        if memchr::memmem::find(bytes, needle.as_bytes()).is_some() {
+            return Err(ExportError::SecretInOutput {
+                env_var: env_var.clone(),
+            });
+        }
+    }
+    if let Some(print) = prints.iter().find(|p| p.found_in(bytes)) {
+        return Err(ExportError::SecretInOutput {
+            env_var: print.env_var.clone(),
+        });
     }
     Ok(())
 }
@@ -153,6 +261,7 @@ pub const GUARD_CHUNK: usize = 256 * 1024;
 pub struct SecretGuard<W: Write> {
     inner: W,
     needles: Vec<(String, memmem::Finder<'static>)>,
+    prints: Vec<KeyPrint>,
     overlap: usize,
     chunk: usize,
     /// Bytes not searched yet, after `carried` bytes already searched and passed on.
@@ -168,33 +277,23 @@ impl<W: Write> SecretGuard<W> {
 
     /// With a chunk size of `chunk` bytes (tests use small ones).
     pub fn with_chunk(inner: W, secrets: &[Secret], chunk: usize) -> Self {
-        let mut needles = Vec::new();
-        for secret in secrets {
-            if secret.value.len() < MIN_SECRET_LEN {
-                continue;
-            }
-            let escaped = serde_json::to_string(&secret.value).unwrap_or_default();
-            let escaped = escaped.trim_matches('"').to_owned();
-            let mut forms = vec![secret.value.clone()];
-            if escaped != secret.value {
-                forms.push(escaped);
-            }
-            for form in forms {
-                needles.push((
-                    secret.env_var.clone(),
-                    memmem::Finder::new(form.as_bytes()).into_owned(),
-                ));
-            }
-        }
+        let (values, prints) = needles(secrets);
+        let needles: Vec<(String, memmem::Finder<'static>)> = values
+            .into_iter()
+            .map(|(env_var, form)| (env_var, memmem::Finder::new(form.as_bytes()).into_owned()))
+            .collect();
         let overlap = needles
             .iter()
-            .map(|(_, f)| f.needle().len().saturating_sub(1))
+            .map(|(_, f)| f.needle().len())
+            .chain(prints.iter().map(|p| p.len))
             .max()
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .saturating_sub(1);
         let chunk = chunk.max(1);
         SecretGuard {
             inner,
             needles,
+            prints,
             overlap,
             chunk,
             buf: Vec::with_capacity(chunk + overlap),
@@ -219,6 +318,11 @@ impl<W: Write> SecretGuard<W> {
                     env_var: env_var.clone(),
                 }));
             }
+        }
+        if let Some(print) = self.prints.iter().find(|p| p.found_in(&self.buf)) {
+            return Err(std::io::Error::other(SecretFound {
+                env_var: print.env_var.clone(),
+            }));
         }
         self.inner.write_all(&self.buf[self.carried..])?;
         self.written += (self.buf.len() - self.carried) as u64;
@@ -439,13 +543,10 @@ mod tests {
 
     #[test]
     fn secret_check_finds_raw_and_escaped_values_and_never_prints_them() {
-        let secret = Secret {
-            env_var: "OPENAI_API_KEY".into(),
-            value: "sk-test-\"quoted\"-123".into(),
-        };
+        let secret = Secret::new("OPENAI_API_KEY", "sk-test-\"quoted\"-123");
         let escaped = format!(
             "{{\"x\":{}}}",
-            serde_json::to_string(&secret.value).unwrap()
+            serde_json::to_string("sk-test-\"quoted\"-123").unwrap()
         );
         let err = check_secrets(escaped.as_bytes(), std::slice::from_ref(&secret)).unwrap_err();
         let message = err.to_string();
@@ -473,11 +574,8 @@ mod tests {
 
     #[test]
     fn the_guard_finds_a_secret_that_straddles_a_chunk_boundary() {
-        let secret = Secret {
-            env_var: "OPENAI_API_KEY".into(),
-            value: "sk-straddle-0123456789".into(),
-        };
-        let value = secret.value.as_bytes();
+        let secret = Secret::new("OPENAI_API_KEY", "sk-straddle-0123456789");
+        let value = b"sk-straddle-0123456789".as_slice();
         let chunk = 64;
         // The value starts 5 bytes before the end of the first chunk, at every split too.
         for split in 1..value.len() {
@@ -497,11 +595,8 @@ mod tests {
             );
         }
         // JSON-escaped, across a boundary.
-        let quoted = Secret {
-            env_var: "K".into(),
-            value: "sk-\"quoted\"-0123456789".into(),
-        };
-        let escaped = serde_json::to_string(&quoted.value).unwrap();
+        let quoted = Secret::new("K", "sk-\"quoted\"-0123456789");
+        let escaped = serde_json::to_string("sk-\"quoted\"-0123456789").unwrap();
         let mut text = vec![b' '; chunk - 4];
         text.extend_from_slice(escaped.as_bytes());
         let (a, b) = text.split_at(chunk);
@@ -512,11 +607,45 @@ mod tests {
     }
 
     #[test]
+    fn a_recorded_print_is_found_without_the_value_across_chunks() {
+        let key = b"pk-recorded-0123456789abcdef";
+        let print = KeyPrint::new("POD_KEY", "raw", key, b"salt-salt-salt-1");
+        let secret = Secret::recorded(print);
+        assert!(!format!("{secret:?}").contains("pk-recorded"));
+        let chunk = 64;
+        for split in 1..key.len() {
+            let mut text = vec![b'x'; chunk - split];
+            text.extend_from_slice(key);
+            text.extend_from_slice(&[b'y'; 100]);
+            let (a, b) = text.split_at(chunk);
+            let found = guarded(std::slice::from_ref(&secret), chunk, &[a, b]);
+            assert_eq!(found, Err("POD_KEY".to_owned()), "split at {split}");
+        }
+        let err = check_secrets(
+            &[b"a ".as_slice(), key].concat(),
+            std::slice::from_ref(&secret),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("POD_KEY"));
+        assert!(check_secrets(&key[..key.len() - 1], &[secret]).is_ok());
+    }
+
+    #[test]
+    fn a_print_of_a_key_the_shell_has_is_not_searched_twice() {
+        let key = "pk-shared-0123456789abcdef";
+        let print = |k: &str| Secret::recorded(KeyPrint::new("K", "raw", k.as_bytes(), b"s"));
+        let mut secrets = vec![Secret::new("K", key)];
+        merge_recorded(
+            &mut secrets,
+            vec![print(key), print("pk-other-0123456789abcdef")],
+        );
+        assert_eq!(secrets.len(), 2, "{secrets:?}");
+        assert!(check_secrets(b"x pk-other-0123456789abcdef", &secrets).is_err());
+    }
+
+    #[test]
     fn the_guard_passes_clean_bytes_on_unchanged() {
-        let secret = Secret {
-            env_var: "OPENAI_API_KEY".into(),
-            value: "sk-never-written-0123".into(),
-        };
+        let secret = Secret::new("OPENAI_API_KEY", "sk-never-written-0123");
         let text: Vec<u8> = (0..10_000u32).flat_map(|i| i.to_le_bytes()).collect();
         let pieces: Vec<&[u8]> = text.chunks(37).collect();
         let mut guard = SecretGuard::with_chunk(Vec::new(), &[secret], 100);
@@ -528,10 +657,7 @@ mod tests {
 
     #[test]
     fn short_values_are_not_searched() {
-        let secret = Secret {
-            env_var: "X".into(),
-            value: "a".into(),
-        };
+        let secret = Secret::new("X", "a");
         assert!(check_secrets(b"a a a", &[secret]).is_ok());
     }
 }

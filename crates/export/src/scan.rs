@@ -16,7 +16,6 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
@@ -319,7 +318,8 @@ pub(crate) fn scan_segment<E>(
         last_ts: None,
         integrity: empty_integrity(pod_id, log_rel, trace_sidecar),
     };
-    let file = match File::open(path) {
+    // Anything but a regular file (a FIFO, a device) would block or never end.
+    let file = match pod_core::home::open_regular(path) {
         Ok(file) => file,
         Err(error) => {
             scan.integrity.read_error = Some(format!("could not open the log: {error}"));
@@ -391,46 +391,12 @@ impl RunAcc {
     }
 }
 
-struct LineRead {
-    bytes: u64,
-    terminated: bool,
-    oversized: bool,
-}
-
 /// Read one line into `buf` (without keeping more than [`MAX_LINE_BYTES`]); `None` at EOF.
-fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Result<Option<LineRead>> {
-    let mut read = LineRead {
-        bytes: 0,
-        terminated: false,
-        oversized: false,
-    };
-    loop {
-        let available = match reader.fill_buf() {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if available.is_empty() {
-            return Ok((read.bytes > 0).then_some(read));
-        }
-        let (chunk, done) = match memchr::memchr(b'\n', available) {
-            Some(i) => (&available[..=i], true),
-            None => (available, false),
-        };
-        if !read.oversized && buf.len() + chunk.len() <= MAX_LINE_BYTES {
-            buf.extend_from_slice(chunk);
-        } else {
-            read.oversized = true;
-            buf.clear();
-        }
-        let used = chunk.len();
-        read.bytes += used as u64;
-        reader.consume(used);
-        if done {
-            read.terminated = true;
-            return Ok(Some(read));
-        }
-    }
+fn read_line(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Option<pod_core::home::LineRead>> {
+    pod_core::home::read_line_bounded(reader, buf, MAX_LINE_BYTES)
 }
 
 fn trim_line(line: &[u8]) -> &[u8] {

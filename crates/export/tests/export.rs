@@ -1068,10 +1068,7 @@ fn export_refuses_a_document_that_contains_a_configured_secret() {
         value["redaction"]["secrets_checked"],
         serde_json::json!(["TEST_POD_KEY"])
     );
-    let _ = Secret {
-        env_var: String::new(),
-        value: String::new(),
-    };
+    let _ = Secret::new(String::new(), String::new());
 }
 
 #[test]
@@ -1897,10 +1894,7 @@ fn a_streamed_export_holding_a_secret_reaches_neither_the_file_nor_stdout() {
         "my key is sk-live-0123456789abcdef",
     )
     .completed("sk-live-0123456789abcdef", "ok");
-    let secrets = [Secret {
-        env_var: "TEST_POD_KEY".into(),
-        value: "sk-live-0123456789abcdef".into(),
-    }];
+    let secrets = [Secret::new("TEST_POD_KEY", "sk-live-0123456789abcdef")];
     let request = ExportRequest {
         home: home.path().to_path_buf(),
         pod: POD.to_owned(),
@@ -1930,10 +1924,7 @@ fn a_streamed_export_holding_a_secret_reaches_neither_the_file_nor_stdout() {
         assert!(stdout.is_empty());
     }
     // Checked for another value, the file is written whole, and says what was checked.
-    let secrets = [Secret {
-        env_var: "TEST_POD_KEY".into(),
-        value: "sk-other-0123456789abcdef".into(),
-    }];
+    let secrets = [Secret::new("TEST_POD_KEY", "sk-other-0123456789abcdef")];
     let plan = pod_export::prepare(&request).unwrap();
     let stats = pod_export::write_file_atomically(&path, |out| {
         plan.write_to(Format::Json, &secrets, out, &mut |_| {})

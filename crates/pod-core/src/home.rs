@@ -1,13 +1,19 @@
 //! The pods home and pod directories, exactly as laid out on disk:
 //!
 //! ```text
-//! <home>/pods/<pod_id>/pod.json, manifest.toml, provenance.json,
+//! <home>/pods/<pod_id>/pod.json, manifest.toml, provenance.json, keys.json,
 //!                      sessions/<segment_id>.jsonl, sessions/<segment_id>.trace.jsonl,
 //!                      control.sock
 //! ```
+//!
+//! The home, `pods/`, every pod directory and `sessions/` are private to the user (0700), and
+//! so are the files `pod-core` writes here (0600: pod.json, keys.json, session logs, traces). A pod's tools can never reach any of it (see
+//! [`crate::scope`]).
 
 use std::io::Write;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 use crate::error::CoreError;
@@ -32,11 +38,14 @@ impl PodHome {
                 (None, None) => return Err(CoreError::NoHome),
             },
         };
-        Ok(PodHome { root })
+        Ok(PodHome::at(root))
     }
 
+    /// The home at `root`. Its tools may never touch it (see [`crate::scope`]).
     pub fn at(root: impl Into<PathBuf>) -> PodHome {
-        PodHome { root: root.into() }
+        let root = root.into();
+        crate::scope::protect_home(&root);
+        PodHome { root }
     }
 
     pub fn root(&self) -> &Path {
@@ -47,16 +56,33 @@ impl PodHome {
         self.root.join("pods")
     }
 
-    /// Create a new pod directory with a fresh UUIDv7 id and its `pod.json` (state `created`).
+    /// Create a new pod directory with a fresh UUIDv7 id and its `pod.json` (state `created`),
+    /// working in this process's current directory.
     pub fn create_pod(
         &self,
         name: Option<&str>,
         profile: &str,
         parent_id: Option<&str>,
     ) -> Result<PodDir, CoreError> {
+        let cwd = std::env::current_dir()
+            .map_err(CoreError::io("read the working directory", Path::new(".")))?;
+        self.create_pod_in(name, profile, parent_id, &cwd)
+    }
+
+    /// Create a new pod directory whose working directory is `work_dir` (made absolute and
+    /// recorded in `pod.json`: every later run of the pod resolves its scope against it).
+    pub fn create_pod_in(
+        &self,
+        name: Option<&str>,
+        profile: &str,
+        parent_id: Option<&str>,
+        work_dir: &Path,
+    ) -> Result<PodDir, CoreError> {
+        let work_dir = std::path::absolute(work_dir)
+            .map_err(CoreError::io("resolve the working directory", work_dir))?;
         let id = uuid::Uuid::now_v7().to_string();
         let pods = self.pods_dir();
-        std::fs::create_dir_all(&pods).map_err(CoreError::io("create pods directory", &pods))?;
+        self.create_private_dirs()?;
         let path = pods.join(&id);
         // Private to the user: the logs hold prompts and outputs, and the control socket is
         // never reachable by others, not even before its own mode is set.
@@ -69,7 +95,9 @@ impl PodHome {
             id: id.clone(),
         };
         let sessions = dir.sessions_dir();
-        std::fs::create_dir(&sessions)
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&sessions)
             .map_err(CoreError::io("create sessions directory", &sessions))?;
         let info = PodInfo {
             name: name.map_or_else(|| default_name(profile, &id), str::to_owned),
@@ -79,10 +107,31 @@ impl PodHome {
             created: crate::lifecycle::now_rfc3339(),
             pid: None,
             state: PodState::Created,
+            work_dir: Some(work_dir),
         };
         dir.write_info(&info)?;
         sync_dir(&pods)?;
         Ok(dir)
+    }
+
+    /// The home and its `pods/` directory, created if missing and private to the user (0700):
+    /// group and other bits of existing ones (older versions made them 0755) are removed.
+    fn create_private_dirs(&self) -> Result<(), CoreError> {
+        let pods = self.pods_dir();
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(&pods)
+            .map_err(CoreError::io("create pods directory", &pods))?;
+        for dir in [self.root.as_path(), pods.as_path()] {
+            let meta = std::fs::metadata(dir).map_err(CoreError::io("inspect", dir))?;
+            let mode = meta.permissions().mode();
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700))
+                    .map_err(CoreError::io("make private (mode 0700)", dir))?;
+            }
+        }
+        Ok(())
     }
 
     /// Every pod directory, oldest first (ids are time-ordered).
@@ -209,7 +258,7 @@ impl PodDir {
 
     pub fn read_info(&self) -> Result<PodInfo, CoreError> {
         let path = self.info_path();
-        let bytes = std::fs::read(&path).map_err(CoreError::io("read", &path))?;
+        let bytes = read_regular(&path, POD_JSON_MAX_BYTES)?;
         serde_json::from_slice(&bytes).map_err(|source| CoreError::Parse {
             what: "pod.json",
             path,
@@ -266,8 +315,75 @@ impl PodDir {
     }
 }
 
+impl PodDir {
+    /// The manifest digest the pod last ran with: the `manifest_digest` of the newest segment
+    /// that recorded a `segment_started` (a `reload` opens a segment, so an edit it accepted is
+    /// the newest). `None` when no segment ever started (a child its parent has just prepared).
+    pub fn last_manifest_digest(&self) -> Result<Option<String>, CoreError> {
+        for segment in self.segments()?.iter().rev() {
+            let reader = crate::session_log::LogReader::open(&segment.log)?;
+            for item in reader.take(1) {
+                if let crate::session_log::LogItem::Entry(entry) = item?
+                    && let crate::record::LogBody::SegmentStarted(started) = entry.body
+                {
+                    return Ok(Some(started.manifest_digest));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Refuse to run `manifest` (read from this pod's `manifest.toml`) unless it is the one the
+    /// pod last ran with. The recorded digest is of the manifest's canonical text, which is
+    /// what `manifest.toml` holds as written; it is accepted when it matches the file's bytes
+    /// (so a manifest written by an older version, whose canonical form lacked fields added
+    /// since, still resumes) or the canonical text of what the file says now (so reformatting
+    /// the file is not an edit). Any changed value is refused.
+    pub fn vouch_manifest(&self, manifest: &pod_profile::Manifest) -> Result<(), CoreError> {
+        let Some(recorded) = self.last_manifest_digest()? else {
+            return Ok(());
+        };
+        let path = self.manifest_path();
+        let bytes = read_regular(&path, MANIFEST_MAX_BYTES)?;
+        let as_written = format!("sha256:{}", hex(&Sha256::digest(&bytes)));
+        let found = pod_profile::manifest_digest(manifest)?;
+        if recorded == as_written || recorded == found {
+            return Ok(());
+        }
+        Err(CoreError::config(format!(
+            "{} was changed since pod {} last ran with it (recorded {recorded}, now {found}); \
+             a pod only runs with the manifest it was given or one a `reload` accepted",
+            path.display(),
+            self.id
+        )))
+    }
+}
+
+pub use pod_trace::{LineRead, open_regular, read_line_bounded};
+
+/// [`read_regular`] with the plain I/O error (for callers that tell "absent" from "unreadable").
+pub fn read_capped(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    pod_trace::read_regular(path, max)
+}
+
+/// The largest `pod.json` read (it is a few hundred bytes; anything larger is not one).
+const POD_JSON_MAX_BYTES: u64 = 1 << 20;
+
+/// Read the regular file `path`, at most `max` bytes: a FIFO, socket or device (also behind a
+/// symlink) is refused without blocking, and so is a larger file, with an error naming it.
+pub fn read_regular(path: &Path, max: u64) -> Result<Vec<u8>, CoreError> {
+    pod_trace::read_regular(path, max).map_err(CoreError::io("read", path))
+}
+
+/// The largest `manifest.toml` read to vouch for it.
+const MANIFEST_MAX_BYTES: u64 = 16 << 20;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Write `bytes` to `path` atomically: a temp file in the same directory, fsync, rename, then
-/// fsync the directory.
+/// fsync the directory. The file is private to the user (0600).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let file_name = path
@@ -276,7 +392,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CoreError> {
         .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
     let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
+        let mut file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?
+        };
         file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)
@@ -335,12 +459,104 @@ mod tests {
 
     #[test]
     fn a_pod_directory_is_private_to_its_user() {
-        use std::os::unix::fs::PermissionsExt;
         let tmp = tempfile::tempdir().unwrap();
         let home = PodHome::at(tmp.path().to_owned());
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let dir = home.create_pod(None, "p", None).unwrap();
-        let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o700);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(dir.path()), 0o700);
+        assert_eq!(mode(&dir.sessions_dir()), 0o700);
+        assert_eq!(mode(&home.pods_dir()), 0o700);
+        assert_eq!(mode(tmp.path()), 0o700);
+        assert_eq!(mode(&dir.info_path()), 0o600);
+        let info = dir.read_info().unwrap();
+        assert_eq!(info.work_dir, Some(std::env::current_dir().unwrap()));
+    }
+
+    #[test]
+    fn the_manifest_is_vouched_for_by_the_newest_segment_that_started() {
+        use crate::record::{LogBody, SegmentStarted};
+        let tmp = tempfile::tempdir().unwrap();
+        let home = PodHome::at(tmp.path());
+        let pod = home.create_pod(None, "demo", None).unwrap();
+        let first = pod_profile::Manifest::default();
+        let mut edited = first.clone();
+        edited.agent.max_turns += 1;
+        // Never started (a child its parent just prepared): nothing to vouch against.
+        assert!(pod.vouch_manifest(&edited).is_ok());
+        let start = |segment: &str, manifest: &pod_profile::Manifest| {
+            let log = crate::SessionLog::create(&pod.segment_log_path(segment)).unwrap();
+            log.append(LogBody::SegmentStarted(SegmentStarted {
+                pod_id: pod.id().to_owned(),
+                segment_id: segment.to_owned(),
+                profile: "demo".into(),
+                manifest_digest: pod_profile::manifest_digest(manifest).unwrap(),
+                pid: 1,
+                format_version: 1,
+                writer: "test".into(),
+            }))
+            .unwrap();
+        };
+        // The file as written, or edited (the caller passes what the file says now).
+        let write = |manifest: &pod_profile::Manifest, note: &str| {
+            let text = pod_profile::manifest_toml(manifest).unwrap();
+            std::fs::write(pod.manifest_path(), format!("{note}{text}")).unwrap();
+        };
+        write(&first, "");
+        start("0001", &first);
+        assert!(pod.vouch_manifest(&first).is_ok());
+        write(&first, "# reformatted, same values\n");
+        assert!(pod.vouch_manifest(&first).is_ok());
+        write(&edited, "");
+        let error = pod.vouch_manifest(&edited).unwrap_err().to_string();
+        assert!(error.contains("manifest.toml was changed"), "{error}");
+        // A reload that accepted the edit opened a newer segment with its digest.
+        start("0002", &edited);
+        assert!(pod.vouch_manifest(&edited).is_ok());
+        write(&first, "");
+        assert!(pod.vouch_manifest(&first).is_err());
+        // A newest segment whose start is unreadable does not vouch; the one before does.
+        write(&edited, "");
+        std::fs::write(pod.segment_log_path("0003"), "{torn").unwrap();
+        assert!(pod.vouch_manifest(&edited).is_ok());
+    }
+
+    #[test]
+    fn a_manifest_written_before_fields_were_added_still_vouches_by_its_bytes() {
+        use crate::record::{LogBody, SegmentStarted};
+        let tmp = tempfile::tempdir().unwrap();
+        let pod = PodHome::at(tmp.path())
+            .create_pod(None, "demo", None)
+            .unwrap();
+        // An older writer's canonical text: fewer keys than this build writes.
+        let old_text = "[model]\nmodel = \"m\"\n";
+        std::fs::write(pod.manifest_path(), old_text).unwrap();
+        let digest = format!("sha256:{}", hex(&Sha256::digest(old_text.as_bytes())));
+        let log = crate::SessionLog::create(&pod.segment_log_path("0001")).unwrap();
+        log.append(LogBody::SegmentStarted(SegmentStarted {
+            pod_id: pod.id().to_owned(),
+            segment_id: "0001".into(),
+            profile: "demo".into(),
+            manifest_digest: digest,
+            pid: 1,
+            format_version: 1,
+            writer: "pods 0.0.1".into(),
+        }))
+        .unwrap();
+        std::fs::write(pod.provenance_path(), "{}").unwrap();
+        let parsed = pod_profile::read_manifest_files(pod.path())
+            .unwrap()
+            .manifest;
+        assert_ne!(
+            pod_profile::manifest_digest(&parsed).unwrap(),
+            format!("sha256:{}", hex(&Sha256::digest(old_text.as_bytes())))
+        );
+        assert!(pod.vouch_manifest(&parsed).is_ok());
+        std::fs::write(pod.manifest_path(), "[model]\nmodel = \"other\"\n").unwrap();
+        let parsed = pod_profile::read_manifest_files(pod.path())
+            .unwrap()
+            .manifest;
+        assert!(pod.vouch_manifest(&parsed).is_err());
     }
 
     #[test]

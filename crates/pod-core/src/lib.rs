@@ -33,6 +33,7 @@ pub mod model;
 pub mod record;
 pub mod runtime;
 pub mod scope;
+pub mod secrets;
 pub mod session_log;
 pub mod spawn_tools;
 pub mod summary;

@@ -386,6 +386,10 @@ pub struct PodInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
     pub state: PodState,
+    /// The absolute working directory the pod was created in; its scope resolves against it
+    /// on every run. `None` in pods written by versions before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -164,6 +164,9 @@ impl Pod {
     /// Open a new segment for the pod in `dir` running `manifest`. Earlier segments' runs become
     /// the conversation history.
     pub fn start(dir: PodDir, manifest: Manifest, options: PodOptions) -> Result<Pod, CoreError> {
+        // First: from here on no writer of this process keeps the key, and the pod keeps its
+        // print for the export's check.
+        crate::secrets::guard(dir.path(), &manifest)?;
         let history = history_from_segments(&dir)?;
         let info = dir.read_info()?;
         let segment_id = new_id();

@@ -4,10 +4,103 @@
 //! followed) before it is compared with the scope's roots, so a symlink pointing outside is
 //! refused like any other outside path. Refusals are tool errors the model sees; the path
 //! outside is never opened.
+//!
+//! Whatever the manifest allows, the places that decide what a pod may do are never reachable
+//! by its tools: the pods home (every pod directory, with its manifest, logs and pod.json), the
+//! user config dir, the `--profile-dir`s and every project `.pods` directory at or above the
+//! working directory. Otherwise a pod could write its own manifest (or a profile) and widen its
+//! scope at the next run. This process registers those places with [`protect`] and
+//! [`protect_discovery`]; every [`Scope`] built afterwards refuses them.
 
 use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
 
 use pod_profile::manifest::ScopeSection;
+
+/// Directories this process's tools may never touch, as registered (absolute, not yet
+/// canonical: a home may not exist when it is registered). Homes are listed separately because
+/// each of their pod directories is protected too, wherever a symlink puts it.
+struct Protected {
+    homes: Vec<PathBuf>,
+    dirs: Vec<PathBuf>,
+}
+
+static PROTECTED: Mutex<Protected> = Mutex::new(Protected {
+    homes: Vec::new(),
+    dirs: Vec::new(),
+});
+
+/// Where the pods project directory is looked for (see `pod_profile::Discovery`).
+const PROJECT_DIR: &str = ".pods";
+
+fn register(list: impl FnOnce(&mut Protected) -> &mut Vec<PathBuf>, path: &Path) {
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let path = normalize(&path);
+    // A poisoned lock still holds a usable list: registering only ever pushes.
+    let mut protected = PROTECTED.lock().unwrap_or_else(|e| e.into_inner());
+    let list = list(&mut protected);
+    if !list.contains(&path) {
+        list.push(path);
+    }
+}
+
+/// Protect a pods home (and every pod directory in it) from this process's tools.
+pub fn protect_home(home: &Path) {
+    register(|p| &mut p.homes, home);
+}
+
+/// Protect a directory (and everything below it) from this process's tools.
+pub fn protect(dir: &Path) {
+    register(|p| &mut p.dirs, dir);
+}
+
+/// Protect every place profiles and config are discovered from: the user config dir, the
+/// `--profile-dir`s and the project `.pods` directories at or above `discovery.cwd`.
+pub fn protect_discovery(discovery: &pod_profile::Discovery) {
+    if let Some(dir) = &discovery.user_config_dir {
+        protect(dir);
+    }
+    for dir in &discovery.profile_dirs {
+        protect(dir);
+    }
+    for dir in discovery.cwd.ancestors() {
+        protect(&dir.join(PROJECT_DIR));
+    }
+}
+
+/// The canonical protected roots for a scope whose working directory is `work_dir`.
+fn protected_roots(work_dir: &Path) -> Vec<PathBuf> {
+    let (homes, dirs) = {
+        let protected = PROTECTED.lock().unwrap_or_else(|e| e.into_inner());
+        (protected.homes.clone(), protected.dirs.clone())
+    };
+    let mut roots: Vec<PathBuf> = Vec::new();
+    let mut add = |path: &Path| {
+        let root = canonical_or_normal(path, Path::new("/"));
+        if !roots.contains(&root) {
+            roots.push(root);
+        }
+    };
+    for home in &homes {
+        add(home);
+        // A pod directory that is a real directory lies inside the home already; only one
+        // that is a symlink can put a pod elsewhere.
+        if let Ok(listing) = std::fs::read_dir(home.join("pods")) {
+            for entry in listing.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+                    add(&entry.path());
+                }
+            }
+        }
+    }
+    for dir in &dirs {
+        add(dir);
+    }
+    for dir in work_dir.ancestors() {
+        add(&dir.join(PROJECT_DIR));
+    }
+    roots
+}
 
 /// What a tool wants to do with a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,17 +117,21 @@ pub struct Scope {
     work_dir: PathBuf,
     allow: Vec<PathBuf>,
     deny: Vec<PathBuf>,
+    /// Pod state and profile directories: refused whatever `allow` says.
+    protected: Vec<PathBuf>,
 }
 
 impl Scope {
     /// Resolve the manifest's scope against `work_dir`. Roots that do not exist (yet) are kept
-    /// in their normalized absolute form.
+    /// in their normalized absolute form. The directories registered with [`protect`],
+    /// [`protect_home`] and [`protect_discovery`] so far are refused by this scope.
     pub fn new(section: &ScopeSection, work_dir: &Path) -> Scope {
         let work_dir = canonical_or_normal(work_dir, Path::new("/"));
         let root = |entry: &String| canonical_or_normal(Path::new(entry), &work_dir);
         Scope {
             allow: section.allow.iter().map(root).collect(),
             deny: section.deny.iter().map(root).collect(),
+            protected: protected_roots(&work_dir),
             work_dir,
         }
     }
@@ -73,6 +170,16 @@ impl Scope {
                 }
             }
         };
+        if let Some(root) = self
+            .protected
+            .iter()
+            .find(|root| resolved.starts_with(root))
+        {
+            return Err(format!(
+                "{requested}: inside {}, which holds pod state or profiles; no tool may read or write there, whatever the scope allows",
+                root.display()
+            ));
+        }
         if !self.allow.iter().any(|root| resolved.starts_with(root)) {
             return Err(format!(
                 "{requested}: outside this pod's scope (allowed: {})",
@@ -180,6 +287,39 @@ mod tests {
             .covers(&scope(&["src/peek"], &[], &work))
             .unwrap_err();
         assert!(err.contains("inside the parent's denied"), "{err}");
+    }
+
+    #[test]
+    fn the_home_pod_dirs_and_profile_dirs_are_refused_whatever_the_scope_allows() {
+        let tmp = tempfile::tempdir().unwrap();
+        let work = tmp.path().join("work");
+        let home = work.join("state");
+        let elsewhere = tmp.path().join("elsewhere-pod");
+        std::fs::create_dir_all(home.join("pods")).unwrap();
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::fs::write(elsewhere.join("manifest.toml"), "x").unwrap();
+        // A pod directory that is a symlink out of the home is protected where it points.
+        std::os::unix::fs::symlink(&elsewhere, home.join("pods/p1")).unwrap();
+        std::fs::create_dir_all(work.join("profiles")).unwrap();
+        std::fs::create_dir_all(work.join(".pods/profiles")).unwrap();
+        std::fs::write(work.join("ok.txt"), "x").unwrap();
+        std::os::unix::fs::symlink(&home, work.join("alias")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, work.join("pod-alias")).unwrap();
+        protect_home(&home);
+        protect(&work.join("profiles"));
+        let s = scope(&["/"], &[], &work);
+        assert!(s.check("ok.txt", Access::Read).is_ok());
+        for (path, access) in [
+            ("state/pods", Access::Read),
+            ("state/pods/p1/manifest.toml", Access::Write),
+            ("alias/pods/new.toml", Access::Write),
+            ("pod-alias/manifest.toml", Access::Read),
+            ("profiles/new.toml", Access::Write),
+            (".pods/profiles/x.toml", Access::Write),
+        ] {
+            let err = s.check(path, access).unwrap_err();
+            assert!(err.contains("holds pod state or profiles"), "{path}: {err}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! write cut short by a crash), unparseable lines and sequence gaps, with line numbers.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -57,9 +57,11 @@ impl std::fmt::Debug for SessionLog {
 impl SessionLog {
     /// Create a new segment log at `path` (it must not exist) and sync its directory.
     pub fn create(path: &Path) -> Result<SessionLog, CoreError> {
+        use std::os::unix::fs::OpenOptionsExt;
         let file = File::options()
             .append(true)
             .create_new(true)
+            .mode(0o600)
             .open(path)
             .map_err(CoreError::io("create session log", path))?;
         if let Some(dir) = path.parent() {
@@ -97,8 +99,14 @@ impl SessionLog {
                 cause: cause.clone(),
             });
         }
+        let Some(seq) = inner.last_seq.checked_add(1) else {
+            return Err(CoreError::LogPoisoned {
+                path: self.path.to_path_buf(),
+                cause: "the sequence numbers are exhausted".into(),
+            });
+        };
         let entry = LogEntry {
-            seq: inner.last_seq + 1,
+            seq,
             ts: now_rfc3339(),
             body,
         };
@@ -107,6 +115,8 @@ impl SessionLog {
             source: source.into(),
         })?;
         line.push(b'\n');
+        // Defense in depth: whatever the entry carries, no known key value is written.
+        pod_trace::scrub::scrub_line(&mut line);
         let written = inner
             .sink
             .write_all(&line)
@@ -169,6 +179,10 @@ pub enum LogProblem {
         expected: u64,
         found: u64,
     },
+    /// An entry follows one whose `seq` was the largest possible: there is no next number.
+    SeqAfterLast { line: u64, found: u64 },
+    /// A line longer than [`pod_trace::MAX_LINE_BYTES`]; it was skipped without being kept.
+    TooLong { line: u64, bytes: u64 },
 }
 
 impl std::fmt::Display for LogProblem {
@@ -186,6 +200,16 @@ impl std::fmt::Display for LogProblem {
                 expected,
                 found,
             } => write!(f, "line {line}: expected seq {expected}, found {found}"),
+            LogProblem::SeqAfterLast { line, found } => write!(
+                f,
+                "line {line}: seq {found} follows the largest possible seq ({})",
+                u64::MAX
+            ),
+            LogProblem::TooLong { line, bytes } => write!(
+                f,
+                "line {line}: {bytes} bytes, longer than {} bytes; skipped",
+                pod_trace::MAX_LINE_BYTES
+            ),
         }
     }
 }
@@ -209,8 +233,11 @@ pub struct LogReader {
 }
 
 impl LogReader {
+    /// Open a segment log; anything but a regular file (a FIFO, a socket, a device, also
+    /// through a symlink) is refused with an error naming the file.
     pub fn open(path: &Path) -> Result<LogReader, CoreError> {
-        let file = File::open(path).map_err(CoreError::io("read session log", path))?;
+        let file =
+            pod_trace::open_regular(path).map_err(CoreError::io("read session log", path))?;
         Ok(LogReader {
             path: path.to_owned(),
             lines: BufReader::new(file),
@@ -229,19 +256,25 @@ impl Iterator for LogReader {
             return Some(Ok(LogItem::Entry(entry)));
         }
         let mut buf = Vec::new();
-        match self.lines.read_until(b'\n', &mut buf) {
-            Ok(0) => None,
+        match pod_trace::read_line_bounded(&mut self.lines, &mut buf, pod_trace::MAX_LINE_BYTES) {
+            Ok(None) => None,
             Err(source) => Some(Err(CoreError::Io {
                 action: "read session log",
                 path: self.path.clone(),
                 source,
             })),
-            Ok(bytes) => {
-                self.line += 1;
-                if buf.last() != Some(&b'\n') {
+            Ok(Some(read)) => {
+                self.line = self.line.saturating_add(1);
+                if read.oversized {
+                    return Some(Ok(LogItem::Problem(LogProblem::TooLong {
+                        line: self.line,
+                        bytes: read.bytes,
+                    })));
+                }
+                if !read.terminated {
                     return Some(Ok(LogItem::Problem(LogProblem::TornTail {
                         line: self.line,
-                        bytes,
+                        bytes: buf.len(),
                     })));
                 }
                 if buf.trim_ascii().is_empty() {
@@ -253,19 +286,25 @@ impl Iterator for LogReader {
                         error: error.to_string(),
                     }))),
                     Ok(entry) => {
-                        let expected = self.last_seq + 1;
+                        let expected = self.last_seq.checked_add(1);
                         self.last_seq = entry.seq;
-                        if entry.seq == expected {
-                            Some(Ok(LogItem::Entry(entry)))
-                        } else {
-                            let found = entry.seq;
-                            self.pending = Some(entry);
-                            Some(Ok(LogItem::Problem(LogProblem::SeqGap {
+                        let found = entry.seq;
+                        let problem = match expected {
+                            Some(expected) if expected == found => {
+                                return Some(Ok(LogItem::Entry(entry)));
+                            }
+                            Some(expected) => LogProblem::SeqGap {
                                 line: self.line,
                                 expected,
                                 found,
-                            })))
-                        }
+                            },
+                            None => LogProblem::SeqAfterLast {
+                                line: self.line,
+                                found,
+                            },
+                        };
+                        self.pending = Some(entry);
+                        Some(Ok(LogItem::Problem(problem)))
                     }
                 }
             }
@@ -326,6 +365,20 @@ mod tests {
         assert_eq!(read.entries.len(), 2);
         assert_eq!(read.entries[0].body, run_started("r1"));
         assert!(read.entries[0].ts.ends_with('Z') && read.entries[0].ts.len() == 24);
+    }
+
+    #[test]
+    fn no_line_the_log_writes_holds_a_registered_secret() {
+        let secret = "log-secret-0123456789abcdef";
+        pod_trace::scrub::register_secret(secret);
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("s.jsonl");
+        let log = SessionLog::create(&path).unwrap();
+        log.append(run_started(&format!("run {secret}"))).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(secret), "{text}");
+        let read = read_segment(&path).unwrap();
+        assert_eq!(read.entries[0].body, run_started("run [redacted]"));
     }
 
     #[test]
@@ -412,6 +465,63 @@ mod tests {
             poisoned.to_string().contains("No space left on device"),
             "{poisoned}"
         );
+    }
+
+    #[test]
+    fn huge_seq_values_from_disk_are_problems_not_panics() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("s.jsonl");
+        let log = SessionLog::create(&path).unwrap();
+        log.append(run_started("r1")).unwrap();
+        log.append(run_started("r2")).unwrap();
+        log.append(run_started("r3")).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let max = u64::MAX.to_string();
+        let lines: Vec<String> = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| match i {
+                0 => l.replacen("\"seq\":1", &format!("\"seq\":{max}"), 1),
+                _ => l.to_owned(),
+            })
+            .collect();
+        std::fs::write(&path, format!("{}\n", lines.join("\n"))).unwrap();
+        let read = read_segment(&path).unwrap();
+        assert_eq!(
+            read.entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![u64::MAX, 2, 3]
+        );
+        assert_eq!(
+            read.problems,
+            vec![
+                LogProblem::SeqGap {
+                    line: 1,
+                    expected: 1,
+                    found: u64::MAX
+                },
+                LogProblem::SeqAfterLast { line: 2, found: 2 },
+            ]
+        );
+        assert!(read.problems[1].to_string().contains("largest possible"));
+    }
+
+    #[test]
+    fn a_fifo_or_device_is_refused_by_the_reader_without_blocking() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fifo = tmp.path().join("fifo.jsonl");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let error = LogReader::open(&fifo).err().unwrap();
+        let text = crate::error_chain(&error);
+        assert!(text.contains("fifo.jsonl"), "{text}");
+        assert!(text.contains("named pipe (FIFO)"), "{text}");
+        let zero = tmp.path().join("zero.jsonl");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let text = crate::error_chain(&LogReader::open(&zero).err().unwrap());
+        assert!(text.contains("character device"), "{text}");
     }
 
     #[test]

@@ -803,10 +803,11 @@ impl ChildFactory for ProfileChildFactory {
         })?;
         let dir = self
             .home
-            .create_pod(
+            .create_pod_in(
                 args.name.as_deref(),
                 &args.profile,
                 Some(&self.parent_pod_id),
+                self.parent_scope.work_dir(),
             )
             .map_err(|e| ChildError::SpawnRefused(error_chain(&e)))?;
         let name = match dir.read_info() {

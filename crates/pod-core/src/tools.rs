@@ -86,9 +86,13 @@ impl ToolRegistry {
         registry
     }
 
-    /// Add (or replace) a tool.
+    /// Add (or replace) a tool. Every tool is registered behind the secret scrubber: the key
+    /// values this process knows are taken out of its arguments before it runs and out of its
+    /// result (or error) before anyone sees it, so a key read from a file (`read_file .env`) or
+    /// echoed by the model reaches neither the model, the log, the terminal nor another file.
     pub fn register(&mut self, tool: Arc<dyn Tool>) {
-        self.tools.insert(tool.name().to_owned(), tool);
+        self.tools
+            .insert(tool.name().to_owned(), Arc::new(Scrubbed(tool)));
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
@@ -109,6 +113,54 @@ impl ToolRegistry {
                 parameters: tool.parameters(),
             })
             .collect()
+    }
+}
+
+/// A tool whose arguments and results are scrubbed of known secret values
+/// ([`pod_trace::scrub`]).
+struct Scrubbed(Arc<dyn Tool>);
+
+/// `value` with every string in it scrubbed.
+fn scrub_value(value: Value) -> Value {
+    match value {
+        Value::String(text) => match pod_trace::scrub::scrub(&text) {
+            std::borrow::Cow::Borrowed(_) => Value::String(text),
+            std::borrow::Cow::Owned(clean) => Value::String(clean),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(scrub_value).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (pod_trace::scrub::scrub(&k).into_owned(), scrub_value(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+impl Tool for Scrubbed {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn description(&self) -> &str {
+        self.0.description()
+    }
+    fn parameters(&self) -> Value {
+        self.0.parameters()
+    }
+    fn side_effect(&self) -> SideEffectClass {
+        self.0.side_effect()
+    }
+    fn call<'a>(&'a self, ctx: &'a ToolContext, input: Value) -> ToolFuture<'a> {
+        Box::pin(async move {
+            let scrub = |text: String| match pod_trace::scrub::scrub(&text) {
+                std::borrow::Cow::Borrowed(_) => text,
+                std::borrow::Cow::Owned(clean) => clean,
+            };
+            match self.0.call(ctx, scrub_value(input)).await {
+                Ok(output) => Ok(scrub(output)),
+                Err(ToolError(error)) => Err(ToolError(scrub(error))),
+            }
+        })
     }
 }
 
@@ -398,6 +450,38 @@ mod tests {
         assert!(!tmp.path().join("evil.txt").exists());
         let missing = read.call(&ctx, json!({})).await.unwrap_err();
         assert!(missing.0.contains("`path`"));
+    }
+
+    #[tokio::test]
+    async fn known_secrets_are_scrubbed_from_tool_arguments_and_results() {
+        let tmp = tempfile::tempdir().unwrap();
+        let work = tmp.path().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        let key = "tool-layer-secret-0123456789";
+        pod_trace::scrub::register_secret(key);
+        std::fs::write(work.join(".env"), format!("KEY={key}\n")).unwrap();
+        let ctx = ctx(&work);
+        let tools = ToolRegistry::builtin(&Manifest::default().agent.tools);
+        let read = tools.get("read_file").unwrap();
+        let text = read.call(&ctx, json!({"path": ".env"})).await.unwrap();
+        assert_eq!(text, "KEY=[redacted]\n");
+        let error = read
+            .call(&ctx, json!({"path": format!("missing-{key}")}))
+            .await
+            .unwrap_err();
+        assert!(!error.0.contains(key), "{error:?}");
+        let write = tools.get("write_file").unwrap();
+        write
+            .call(
+                &ctx,
+                json!({"path": "out.txt", "content": format!("[{key}]")}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(work.join("out.txt")).unwrap(),
+            "[[redacted]]"
+        );
     }
 
     /// Run a tool call that must not block on `fifo`; if it does, open the FIFO from this side

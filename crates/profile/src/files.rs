@@ -43,10 +43,23 @@ pub fn write_manifest_files(dir: &Path, resolved: &ResolvedManifest) -> Result<(
     Ok(())
 }
 
+/// Read `path` only if it is a regular file (symlinks followed): a FIFO or a device in a pod
+/// directory would block the reader or never end.
+fn read_regular(path: &Path) -> std::io::Result<String> {
+    let file_type = std::fs::metadata(path)?.file_type();
+    if !file_type.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (a FIFO, socket, device or directory)",
+        ));
+    }
+    std::fs::read_to_string(path)
+}
+
 /// Read what [`write_manifest_files`] wrote.
 pub fn read_manifest_files(dir: &Path) -> Result<ResolvedManifest, ProfileError> {
     let manifest_path = dir.join(MANIFEST_FILE);
-    let text = std::fs::read_to_string(&manifest_path).map_err(|source| ProfileError::Read {
+    let text = read_regular(&manifest_path).map_err(|source| ProfileError::Read {
         path: manifest_path.clone(),
         source,
     })?;
@@ -63,12 +76,12 @@ pub fn read_manifest_files(dir: &Path) -> Result<ResolvedManifest, ProfileError>
         }
     })?;
     let provenance_path = dir.join(PROVENANCE_FILE);
-    let bytes = std::fs::read(&provenance_path).map_err(|source| ProfileError::Read {
+    let bytes = read_regular(&provenance_path).map_err(|source| ProfileError::Read {
         path: provenance_path.clone(),
         source,
     })?;
     let provenance: ProvenanceMap =
-        serde_json::from_slice(&bytes).map_err(|source| ProfileError::Json {
+        serde_json::from_slice(bytes.as_bytes()).map_err(|source| ProfileError::Json {
             path: provenance_path,
             source,
         })?;

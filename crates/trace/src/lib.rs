@@ -21,6 +21,7 @@
 mod entry;
 mod error;
 mod reader;
+pub mod scrub;
 mod writer;
 
 pub use entry::{
@@ -28,6 +29,7 @@ pub use entry::{
 };
 pub use error::TraceError;
 pub use reader::{
-    FailedRequest, TimelineItem, TraceLine, TraceReader, failed_requests, is_failure, timeline,
+    FailedRequest, LineRead, MAX_LINE_BYTES, TimelineItem, TraceLine, TraceReader, failed_requests,
+    file_kind, is_failure, open_regular, read_line_bounded, read_regular, timeline,
 };
 pub use writer::{MemorySink, TraceHandle, TraceSink, TraceStats};

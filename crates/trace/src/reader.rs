@@ -23,6 +23,118 @@ pub enum TraceLine {
     },
 }
 
+/// Longest line a reader keeps; a longer one is reported unreadable without being held in
+/// memory (a log that is a symlink to an endless source, or one giant line, cannot grow a
+/// reader without bound).
+pub const MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
+
+/// What kind of file a non-regular file is, for an error message.
+pub fn file_kind(file_type: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Open `path` for reading only if it is a regular file, symlinks followed: a FIFO, socket or
+/// device in a pod directory would block a reader forever or never end. The open itself is
+/// non-blocking (a FIFO cannot hold it), and the type is checked on the opened file, so a
+/// file swapped in between cannot slip through. A refusal is an `InvalidInput` error saying
+/// what the file is.
+pub fn open_regular(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let file_type = file.metadata()?.file_type();
+    if !file_type.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{}, not a regular file", file_kind(file_type)),
+        ));
+    }
+    Ok(file)
+}
+
+/// Read the whole regular file `path` (see [`open_regular`]), refusing one larger than `max`
+/// bytes.
+pub fn read_regular(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = open_regular(path)?;
+    let mut bytes = Vec::new();
+    file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {max} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// How one line was read by [`read_line_bounded`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineRead {
+    /// Bytes the line took in the file, line end included.
+    pub bytes: u64,
+    /// It ended with `\n` (not cut off by the end of the file).
+    pub terminated: bool,
+    /// It was longer than the bound; nothing of it was kept.
+    pub oversized: bool,
+}
+
+/// Read one line into `buf`, keeping at most `max` bytes of it (a longer line is consumed and
+/// reported `oversized`, with `buf` empty); `None` at the end of the file.
+pub fn read_line_bounded(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Option<LineRead>> {
+    let mut read = LineRead {
+        bytes: 0,
+        terminated: false,
+        oversized: false,
+    };
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok((read.bytes > 0).then_some(read));
+        }
+        let (chunk, done) = match memchr::memchr(b'\n', available) {
+            Some(i) => (&available[..=i], true),
+            None => (available, false),
+        };
+        if !read.oversized && buf.len().saturating_add(chunk.len()) <= max {
+            buf.extend_from_slice(chunk);
+        } else {
+            read.oversized = true;
+            buf.clear();
+        }
+        let used = chunk.len();
+        read.bytes = read.bytes.saturating_add(used as u64);
+        reader.consume(used);
+        if done {
+            read.terminated = true;
+            return Ok(Some(read));
+        }
+    }
+}
+
 /// Streams the lines of one sidecar.
 pub struct TraceReader {
     path: PathBuf,
@@ -31,8 +143,9 @@ pub struct TraceReader {
 }
 
 impl TraceReader {
+    /// Open a sidecar; anything but a regular file is refused (see [`open_regular`]).
     pub fn open(path: &Path) -> Result<TraceReader, TraceError> {
-        let file = File::open(path).map_err(|source| TraceError::Read {
+        let file = open_regular(path).map_err(|source| TraceError::Read {
             path: path.to_owned(),
             source,
         })?;
@@ -62,11 +175,21 @@ impl Iterator for TraceReader {
 
     fn next(&mut self) -> Option<Self::Item> {
         let mut buf = Vec::new();
-        match self.lines.read_until(b'\n', &mut buf) {
-            Ok(0) => None,
-            Ok(_) => {
-                self.line += 1;
-                let terminated = buf.last() == Some(&b'\n');
+        match read_line_bounded(&mut self.lines, &mut buf, MAX_LINE_BYTES) {
+            Ok(None) => None,
+            Ok(Some(read)) => {
+                self.line = self.line.saturating_add(1);
+                if read.oversized {
+                    return Some(Ok(TraceLine::Unreadable {
+                        line: self.line,
+                        torn: !read.terminated,
+                        error: format!(
+                            "line of {} bytes is longer than {MAX_LINE_BYTES} bytes; skipped",
+                            read.bytes
+                        ),
+                    }));
+                }
+                let terminated = read.terminated;
                 let text = String::from_utf8_lossy(&buf);
                 let text = text.trim_end();
                 if text.is_empty() && terminated {
@@ -209,4 +332,53 @@ pub fn failed_requests(entries: &[TraceEntry]) -> Vec<FailedRequest> {
         });
     }
     failures
+}
+
+#[cfg(test)]
+mod bounded_tests {
+    use super::*;
+
+    #[test]
+    fn a_line_over_the_bound_is_consumed_without_being_kept() {
+        let text = format!("{}\nshort\ntail", "x".repeat(1000));
+        let mut reader = std::io::BufReader::with_capacity(16, text.as_bytes());
+        let mut buf = Vec::new();
+        let long = read_line_bounded(&mut reader, &mut buf, 100).unwrap_or(None);
+        assert_eq!(
+            long,
+            Some(LineRead {
+                bytes: 1001,
+                terminated: true,
+                oversized: true
+            })
+        );
+        assert!(buf.is_empty());
+        let short = read_line_bounded(&mut reader, &mut buf, 100).unwrap_or(None);
+        assert_eq!(short.map(|r| r.oversized), Some(false));
+        assert_eq!(buf, b"short\n");
+        buf.clear();
+        let tail = read_line_bounded(&mut reader, &mut buf, 100).unwrap_or(None);
+        assert_eq!(tail.map(|r| r.terminated), Some(false));
+        assert_eq!(buf, b"tail");
+        buf.clear();
+        assert_eq!(
+            read_line_bounded(&mut reader, &mut buf, 100).unwrap_or(None),
+            None
+        );
+    }
+
+    #[test]
+    fn only_regular_files_are_opened() {
+        let dir = std::env::temp_dir();
+        let text = open_regular(&dir)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(text.contains("a directory, not a regular file"), "{text}");
+        let text = open_regular(Path::new("/dev/null"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(text.contains("character device"), "{text}");
+    }
 }

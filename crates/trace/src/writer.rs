@@ -59,9 +59,11 @@ impl TraceHandle {
     /// Create `path` (it must not exist) and start its writer thread with a queue of `capacity`
     /// entries.
     pub fn create(path: &Path, capacity: usize) -> Result<TraceHandle, TraceError> {
+        use std::os::unix::fs::OpenOptionsExt;
         let file = File::options()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(path)
             .map_err(|source| TraceError::Create {
                 path: path.to_owned(),
@@ -257,6 +259,8 @@ impl WriterState {
         }
         self.line[body_start] = b',';
         self.line.push(b'\n');
+        // Defense in depth: whatever the entry carries, no known key value is written.
+        crate::scrub::scrub_line(&mut self.line);
         Ok(())
     }
 
@@ -318,5 +322,29 @@ impl Write for MemorySink {
 impl TraceSink for MemorySink {
     fn sync(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::Marker;
+
+    #[tokio::test]
+    async fn no_line_the_writer_writes_holds_a_registered_secret() {
+        let secret = "writer-secret-0123456789abcdef";
+        crate::scrub::register_secret(secret);
+        let bytes = Arc::new(Mutex::new(Vec::new()));
+        let trace =
+            TraceHandle::from_writer(Path::new("mem"), Box::new(MemorySink(bytes.clone())), 16);
+        trace.record(PendingEntry::now(TraceBody::Lifecycle(Marker::Other {
+            name: format!("echo {secret}"),
+            detail: format!("quoted \"{secret}\""),
+        })));
+        trace.sync().await.unwrap_or_default();
+        let text = String::from_utf8(bytes.lock().map(|b| b.clone()).unwrap_or_default())
+            .unwrap_or_default();
+        assert!(text.contains("echo [redacted]"), "{text}");
+        assert!(!text.contains(secret), "{text}");
     }
 }

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use pod_export::{
-    ExportError, ExportRequest, Format, Progress, key_env_names, prepare, render_checked, sanitize,
-    secrets_from, upgrade, write_file_atomically, write_stdout_checked,
+    ExportError, ExportRequest, Format, Progress, key_env_names, merge_recorded, prepare,
+    render_checked, sanitize, secrets_from, secrets_recorded, upgrade, write_file_atomically,
+    write_stdout_checked,
 };
 
 use crate::failure::{CmdResult, Exit, Failure};
@@ -19,7 +20,8 @@ use crate::global::GlobalArgs;
 /// Works on any pod — running, stopped, failed or crashed — from its files alone. The export
 /// refuses (exit 1, nothing written) if the document would contain the value of an API key
 /// variable set in this environment (OPENAI_API_KEY, ANTHROPIC_API_KEY, … and every manifest's
-/// model.api_key_env).
+/// model.api_key_env), or a key any pod of the home ran with (recognised from the print in its
+/// keys.json, so the check holds in a shell without the variable). `-o FILE` is written 0600.
 ///
 /// Examples:
 ///   pods export 0193a1b2 --tree -o incident.json
@@ -83,7 +85,13 @@ pub fn run(global: &GlobalArgs, args: ExportArgs) -> CmdResult {
         if args.sanitize {
             sanitize(&mut doc);
         }
-        let secrets = secrets_from(&key_env_names(&doc), |name| std::env::var(name).ok());
+        let mut secrets = secrets_from(&key_env_names(&doc), |name| std::env::var(name).ok());
+        if let Ok(home) = pod_core::PodHome::resolve(global.home.as_deref()) {
+            merge_recorded(
+                &mut secrets,
+                secrets_recorded(home.root()).map_err(failure)?,
+            );
+        }
         (Source::Upgraded(Box::new(doc)), secrets)
     } else {
         let home = pod_core::PodHome::resolve(global.home.as_deref()).map_err(Failure::usage)?;
@@ -94,7 +102,13 @@ pub fn run(global: &GlobalArgs, args: ExportArgs) -> CmdResult {
             sanitize: args.sanitize,
         };
         let plan = prepare(&request).map_err(failure)?;
-        let secrets = secrets_from(&plan.key_env_names(), |name| std::env::var(name).ok());
+        let mut secrets = secrets_from(&plan.key_env_names(), |name| std::env::var(name).ok());
+        // The keys the pods ran with, recognised from their prints: the check does not depend
+        // on this shell having the variables.
+        merge_recorded(
+            &mut secrets,
+            secrets_recorded(home.root()).map_err(failure)?,
+        );
         (Source::Pods(plan), secrets)
     };
     // The document goes through the secret check into a temporary file as it is built; it

@@ -51,6 +51,10 @@ pub struct RunArgs {
 
 /// Start a new run in an existing pod, in a new session segment, with the manifest stored in
 /// its directory. The conversation so far (from the pod's session logs) is sent along.
+///
+/// It is the same pod: it runs in the working directory recorded when it was created (its
+/// scope resolves there, wherever this command runs), offers the same tools (child tools
+/// included), and refuses (exit 2) a manifest.toml edited since the pod last ran.
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
     /// Pod id, unique id prefix, or name (see `pods ls`).
@@ -175,15 +179,74 @@ pub fn resume(global: &GlobalArgs, args: ResumeArgs) -> CmdResult {
         );
     }
     let resolved = pod_profile::read_manifest_files(dir.path()).map_err(profile_failure)?;
-    let cwd = current_dir()?;
+    dir.vouch_manifest(&resolved.manifest)
+        .map_err(|e| Failure::usage(e).with_hint(MANIFEST_EDITED_HINT))?;
+    let work_dir = pod_work_dir(&dir, info.work_dir.as_deref())?;
     let prompt = args.prompt.unwrap_or_else(|| CONTINUE_PROMPT.to_owned());
+    // The same pod: its scope resolves against its own working directory, and it gets its
+    // child tools back when its manifest allows children.
+    let children = if resolved.manifest.spawn.allowed_profiles.is_empty() {
+        None
+    } else {
+        let catalog = Catalog::discover(&Discovery {
+            cwd: work_dir.clone(),
+            user_config_dir: Discovery::user_config_dir_from_env(),
+            profile_dirs: global.profile_dirs.clone(),
+        })
+        .map_err(profile_failure)?;
+        Some(pod_core::host::ChildSetup {
+            catalog,
+            resolved: resolved.clone(),
+            home,
+            launcher: child_launcher(global)?,
+        })
+    };
     let runtime = runtime()?;
     let result = runtime.block_on(async {
-        let model = connect(&resolved, &cwd).await?;
-        foreground(dir, resolved, model, cwd, prompt, None, NewPod::Existing).await
+        let model = connect(&resolved, &work_dir).await?;
+        foreground(
+            dir,
+            resolved,
+            model,
+            work_dir,
+            prompt,
+            children,
+            NewPod::Existing,
+        )
+        .await
     });
     finish_runtime(runtime);
     result
+}
+
+const MANIFEST_EDITED_HINT: &str = "restore the file, or start a new pod with `pods run` to run with other settings (an edit takes effect only through `reload` while the pod runs)";
+
+/// The working directory recorded in `pod.json`. A pod written before it was recorded gets
+/// this process's directory, recorded now (and said so), so every later run uses the same one.
+fn pod_work_dir(dir: &PodDir, recorded: Option<&std::path::Path>) -> Result<PathBuf, Failure> {
+    let work_dir = match recorded {
+        Some(path) => path.to_owned(),
+        None => {
+            let cwd = current_dir()?;
+            dir.update_info(|info| info.work_dir = Some(cwd.clone()))
+                .map_err(Failure::run_failed)?;
+            out::stderr(&format!(
+                "pod {} did not record its working directory; it is {} from now on\n",
+                dir.id(),
+                cwd.display()
+            ));
+            cwd
+        }
+    };
+    if !work_dir.is_dir() {
+        return Err(Failure::usage(format!(
+            "the working directory of pod {} ({}) is not a directory any more",
+            dir.id(),
+            work_dir.display()
+        ))
+        .with_hint("restore it, or start a new pod with `pods run`"));
+    }
+    Ok(work_dir)
 }
 
 fn current_dir() -> Result<PathBuf, Failure> {
@@ -536,7 +599,7 @@ impl RunObserver for Terminal {
         }
         self.stop_spinner();
         // A closed stdout (e.g. `| head`) must not stop the run; the log keeps the text.
-        out::stdout(text);
+        out::stdout(&pod_trace::scrub::scrub(text));
         self.wrote_text.store(true, Ordering::Relaxed);
         self.ends_with_newline
             .store(text.ends_with('\n'), Ordering::Relaxed);
@@ -551,10 +614,12 @@ impl RunObserver for Terminal {
     fn on_tool_call(&self, tool: &str, input: &Value) {
         self.stop_spinner();
         self.break_line();
+        // The arguments as the model sent them: a key it echoes is not printed.
+        let input = pod_trace::scrub::scrub(&input.to_string()).into_owned();
         out::stderr(&format!(
             "→ {} {}\n",
             pod_core::printable(tool),
-            pod_core::printable(&bounded(&input.to_string(), 200))
+            pod_core::printable(&bounded(&input, 200))
         ));
     }
 
@@ -568,9 +633,10 @@ impl RunObserver for Terminal {
             ));
         } else {
             let first = output.lines().next().unwrap_or("");
+            let first = pod_trace::scrub::scrub(first);
             out::stderr(&format!(
                 "← {tool}: error: {}\n",
-                pod_core::printable(&bounded(first, 500))
+                pod_core::printable(&bounded(&first, 500))
             ));
         }
     }
@@ -611,7 +677,9 @@ pub fn serve(global: &GlobalArgs, args: ServeArgs) -> CmdResult {
     let dir = PodDir::open(&args.pod_dir);
     let info = dir.read_info().map_err(Failure::usage)?;
     let resolved = pod_profile::read_manifest_files(dir.path()).map_err(profile_failure)?;
-    let cwd = current_dir()?;
+    dir.vouch_manifest(&resolved.manifest)
+        .map_err(|e| Failure::usage(e).with_hint(MANIFEST_EDITED_HINT))?;
+    let cwd = pod_work_dir(&dir, info.work_dir.as_deref())?;
     // The pod dir is `<home>/pods/<id>`; children go next to it.
     let home = args
         .pod_dir

@@ -50,6 +50,7 @@ impl Home {
             created: "2026-11-23T01:00:00.000Z".to_owned(),
             pid: None,
             state: PodState::Stopped,
+            work_dir: None,
         };
         std::fs::write(
             dir.join("pod.json"),
