@@ -32,8 +32,9 @@
 //!
 //! # The stream
 //!
-//! Every stream ends with exactly one terminal event — `completed`, `incomplete` or `error` —
-//! and nothing after it. Failed attempts (HTTP errors, transport errors, retryable error events)
+//! Every stream ends with exactly one terminal event — `completed` or `error` — and nothing
+//! after it. (`incomplete` is a legacy terminal event no adapter produces any more; it stays
+//! readable in old traces.) Failed attempts (HTTP errors, transport errors, retryable error events)
 //! are retried inside the stream, with exponential backoff and full jitter or the provider's
 //! `Retry-After` / `retry-after-ms`, but only while no output event
 //! ([`StreamEvent::is_output`]) has been yielded; a `started` event may therefore appear once per
@@ -41,11 +42,16 @@
 //! marked with `unhandled` events named `sse.invalid_utf8` (bytes replaced by U+FFFD) and
 //! `sse.unterminated_event` (a final event without its blank line, still processed).
 //!
-//! Stop reasons: OpenAI Responses reports a max-output-tokens stop as `incomplete`
-//! (the wire says `response.incomplete`); Chat `finish_reason: length` and Anthropic
-//! `max_tokens` are `completed` with `max_tokens`. Chat `content_filter` is
-//! `incomplete { reason: "content_filter" }`. In multi-choice Chat streams every delta carries
-//! its `choice`; the terminal `completed` reports choice 0.
+//! Stop reasons: every normal end is `completed` with a normalized [`event::StopReason`]:
+//! `end_turn`, `tool_calls`, `max_tokens` (Chat `length`, Anthropic `max_tokens`, Responses
+//! incomplete for `max_output_tokens`), `refusal`, `content_filter` (Chat `content_filter`,
+//! Responses incomplete for `content_filter`), `incomplete` with the provider's reason (Responses
+//! incomplete for another reason, Anthropic `pause_turn`) and `other` with the raw wording. In
+//! multi-choice Chat streams every delta carries its `choice`; the terminal `completed` reports
+//! choice 0.
+//!
+//! Usage: [`event::Usage`] means the same on every scheme; `input_tokens` is the whole prompt,
+//! cached part included (Anthropic's own `input_tokens` excludes it and is normalized).
 //!
 //! # Requests, adapters, observation
 //!
