@@ -188,6 +188,10 @@ struct Live {
     first_event_deadline: Instant,
     /// When the decoder last produced an event; keep-alives never move it.
     last_event: Instant,
+    /// Sending the request plus `max_response_time`, when that is set.
+    response_deadline: Option<Instant>,
+    /// Body bytes received so far.
+    bytes: u64,
     got_byte: bool,
     got_event: bool,
 }
@@ -321,9 +325,18 @@ impl Driver {
         self.milestone(&Milestone::RequestSent);
         let first_event_timeout = self.inner.config.first_event_timeout;
         let deadline = deadline_after(started, first_event_timeout);
-        let response = match timeout_at(deadline, send).await {
+        let response_deadline = self
+            .inner
+            .config
+            .max_response_time
+            .map(|t| deadline_after(started, t));
+        let response = match timeout_at(earliest(deadline, response_deadline), send).await {
             Err(_) => {
-                let e = first_event_timed_out(first_event_timeout);
+                let e = if response_deadline.is_some_and(|d| d <= deadline) {
+                    response_timed_out(self.inner.config.max_response_time)
+                } else {
+                    first_event_timed_out(first_event_timeout)
+                };
                 self.milestone(&Milestone::OpenError {
                     status: None,
                     class: e.class,
@@ -396,6 +409,8 @@ impl Driver {
             ),
             first_event_deadline: deadline,
             last_event: deadline,
+            response_deadline,
+            bytes: 0,
             got_byte: false,
             got_event: false,
         });
@@ -408,12 +423,18 @@ impl Driver {
         // Measured from the last decoded event, not the last chunk: a provider (or proxy) that
         // only sends comments, blank lines or pings is stalled all the same.
         let idle = self.inner.config.idle_timeout;
-        let deadline = if live.got_event {
+        let event_deadline = if live.got_event {
             deadline_after(live.last_event, idle)
         } else {
             live.first_event_deadline
         };
-        let next = timeout_at(deadline, live.body.next()).await;
+        let next = timeout_at(
+            earliest(event_deadline, live.response_deadline),
+            live.body.next(),
+        )
+        .await;
+        let max_bytes = self.inner.config.max_response_bytes;
+        let max_time = self.inner.config.max_response_time;
         let scratch = &mut self.scratch;
         let attempt = self.attempt;
         let raw_observer = if self.raw {
@@ -438,6 +459,12 @@ impl Driver {
         // Whether the decoder produced events: a timeout or a broken read is not an event.
         let mut decoded = false;
         match next {
+            Err(_) if live
+                .response_deadline
+                .is_some_and(|d| d <= Instant::now()) =>
+            {
+                scratch.push(StreamEvent::Error(response_timed_out(max_time)));
+            }
             Err(_) => {
                 let e = if live.got_event {
                     ProviderError::new(
@@ -455,7 +482,20 @@ impl Driver {
                     o.on_milestone(attempt, &Milestone::IdleTimeout);
                 }
             }
+            Ok(Some(Ok(chunk)))
+                if live.bytes.saturating_add(chunk.len() as u64) > max_bytes =>
+            {
+                // The bytes past the bound are not decoded: nothing beyond it reaches anyone.
+                scratch.push(StreamEvent::Error(ProviderError::new(
+                    ErrorClass::ResponseTooLarge,
+                    format!(
+                        "the response passed the {max_bytes}-byte limit (limits.max_response_bytes) after {} bytes",
+                        live.bytes
+                    ),
+                )));
+            }
             Ok(Some(Ok(chunk))) => {
+                live.bytes += chunk.len() as u64;
                 if !live.got_byte {
                     live.got_byte = true;
                     if let Some(o) = &self.observer {
@@ -466,10 +506,14 @@ impl Driver {
                 decoded = !scratch.is_empty();
             }
             Ok(Some(Err(err))) => {
-                scratch.push(StreamEvent::Error(classify::transport(
-                    "reading the response stream",
+                // Whatever the HTTP framing, a body that breaks off is a stream that ended early.
+                let mut e = classify::transport(
+                    "the response stream broke off before it completed",
                     &err.without_url(),
-                )));
+                );
+                e.class = ErrorClass::StreamClosedBeforeCompletion;
+                e.retryable = e.class.is_retryable();
+                scratch.push(StreamEvent::Error(e));
             }
             Ok(None) => {
                 live.decoder.finish(scratch, raw);
@@ -495,6 +539,21 @@ fn deadline_after(start: Instant, d: Duration) -> Instant {
         .checked_add(d)
         .or_else(|| start.checked_add(Duration::from_secs(30 * 365 * 86_400)))
         .unwrap_or(start)
+}
+
+/// The earlier of `a` and `b` (when there is a `b`).
+fn earliest(a: Instant, b: Option<Instant>) -> Instant {
+    b.map_or(a, |b| a.min(b))
+}
+
+fn response_timed_out(t: Option<Duration>) -> ProviderError {
+    ProviderError::new(
+        ErrorClass::ResponseTimeout,
+        format!(
+            "the response streamed for longer than {} (limits.max_response_ms)",
+            fmt_duration(t.unwrap_or_default())
+        ),
+    )
 }
 
 fn first_event_timed_out(t: Duration) -> ProviderError {

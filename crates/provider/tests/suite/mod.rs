@@ -2,3 +2,4 @@ mod fixtures;
 mod framing;
 mod http;
 mod retry;
+mod bounds;
