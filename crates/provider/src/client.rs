@@ -459,10 +459,7 @@ impl Driver {
         // Whether the decoder produced events: a timeout or a broken read is not an event.
         let mut decoded = false;
         match next {
-            Err(_) if live
-                .response_deadline
-                .is_some_and(|d| d <= Instant::now()) =>
-            {
+            Err(_) if live.response_deadline.is_some_and(|d| d <= Instant::now()) => {
                 scratch.push(StreamEvent::Error(response_timed_out(max_time)));
             }
             Err(_) => {
@@ -482,9 +479,7 @@ impl Driver {
                     o.on_milestone(attempt, &Milestone::IdleTimeout);
                 }
             }
-            Ok(Some(Ok(chunk)))
-                if live.bytes.saturating_add(chunk.len() as u64) > max_bytes =>
-            {
+            Ok(Some(Ok(chunk))) if live.bytes.saturating_add(chunk.len() as u64) > max_bytes => {
                 // The bytes past the bound are not decoded: nothing beyond it reaches anyone.
                 scratch.push(StreamEvent::Error(ProviderError::new(
                     ErrorClass::ResponseTooLarge,

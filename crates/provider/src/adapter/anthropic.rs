@@ -55,8 +55,8 @@ impl Adapter for Anthropic {
 
     fn body(&self, request: &ModelRequest) -> Value {
         let mut messages: Vec<Value> = Vec::new();
-        for m in &request.messages {
-            match m {
+        for m in request.sendable_messages() {
+            match &*m {
                 Message::User { text } => messages.push(json!({"role": "user", "content": text})),
                 Message::Assistant {
                     text,
@@ -239,9 +239,9 @@ fn stop_reason(raw: Option<&str>) -> StopReason {
         Some("refusal") => StopReason::Refusal,
         // The server paused a long turn, or the prompt plus answer filled the context window:
         // the answer is unfinished, in the provider's words.
-        Some(r @ ("pause_turn" | "model_context_window_exceeded")) => StopReason::Incomplete {
-            raw: r.to_string(),
-        },
+        Some(r @ ("pause_turn" | "model_context_window_exceeded")) => {
+            StopReason::Incomplete { raw: r.to_string() }
+        }
         Some(other) => StopReason::Other {
             raw: other.to_string(),
         },
@@ -253,7 +253,8 @@ fn stop_reason(raw: Option<&str>) -> StopReason {
 
 /// `message_delta.delta` fields that say how the message ended; anything else in a
 /// `message_delta` is not understood.
-const MESSAGE_DELTA_FIELDS: &[&str] = &["stop_reason", "stop_sequence", "stop_details", "container"];
+const MESSAGE_DELTA_FIELDS: &[&str] =
+    &["stop_reason", "stop_sequence", "stop_details", "container"];
 /// Top-level `message_delta` fields read or known to carry nothing to act on.
 const MESSAGE_DELTA_TOP: &[&str] = &["type", "delta", "usage", "context_management"];
 
@@ -420,6 +421,8 @@ impl Decoder for AnthropicDecoder {
                             signature: None,
                         }));
                     }
+                    // An empty signature is no signature: nothing to send back.
+                    (Some("signature_delta"), _) if text("signature").is_empty() => {}
                     (Some("signature_delta"), _) => {
                         out.push(StreamEvent::ReasoningDelta(ReasoningDelta {
                             choice: 0,
@@ -473,7 +476,10 @@ impl Decoder for AnthropicDecoder {
                 }
                 // Some compatible servers stream text in `message_delta`: not dropped silently.
                 if carries_more(delta, MESSAGE_DELTA_FIELDS)
-                    || carries_more(serde_json::from_str::<Value>(frame.data).ok().as_ref(), MESSAGE_DELTA_TOP)
+                    || carries_more(
+                        serde_json::from_str::<Value>(frame.data).ok().as_ref(),
+                        MESSAGE_DELTA_TOP,
+                    )
                 {
                     out.push(unhandled("message_delta", frame.data));
                 }
@@ -502,6 +508,8 @@ impl Decoder for AnthropicDecoder {
 
 /// Whether the object `v` has a non-null field outside `known`.
 fn carries_more(v: Option<&Value>, known: &[&str]) -> bool {
-    v.and_then(Value::as_object)
-        .is_some_and(|m| m.iter().any(|(k, v)| !v.is_null() && !known.contains(&k.as_str())))
+    v.and_then(Value::as_object).is_some_and(|m| {
+        m.iter()
+            .any(|(k, v)| !v.is_null() && !known.contains(&k.as_str()))
+    })
 }

@@ -20,8 +20,8 @@ use serde_json::{Value, json};
 use super::{Adapter, Decoder, closed_early, join_url, not_understood, unhandled};
 use crate::classify::from_error_json;
 use crate::event::{
-    Completed, ReasoningDelta, ReasoningKind, Started, StopReason, StreamEvent,
-    TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart, Usage,
+    Completed, ReasoningDelta, ReasoningKind, Started, StopReason, StreamEvent, TextDelta,
+    ToolCallDelta, ToolCallEnd, ToolCallStart, Usage,
 };
 use crate::request::{Message, ModelRequest};
 use crate::scheme::WireScheme;
@@ -50,8 +50,8 @@ impl Adapter for Chat {
         if !request.instructions.is_empty() {
             messages.push(json!({"role": "system", "content": request.instructions}));
         }
-        for m in &request.messages {
-            match m {
+        for m in request.sendable_messages() {
+            match &*m {
                 Message::User { text } => messages.push(json!({"role": "user", "content": text})),
                 Message::Assistant {
                     text, tool_calls, ..

@@ -21,8 +21,8 @@ use super::{Adapter, Decoder, closed_early, join_url, not_understood, unhandled}
 use crate::classify::from_error_json;
 use crate::error::{ErrorClass, ProviderError};
 use crate::event::{
-    Completed, ReasoningDelta, ReasoningKind, Started, StopReason, StreamEvent,
-    TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart, Usage,
+    Completed, ReasoningDelta, ReasoningKind, Started, StopReason, StreamEvent, TextDelta,
+    ToolCallDelta, ToolCallEnd, ToolCallStart, Usage,
 };
 use crate::request::{Message, ModelRequest};
 use crate::scheme::WireScheme;
@@ -48,8 +48,8 @@ impl Adapter for Responses {
 
     fn body(&self, request: &ModelRequest) -> Value {
         let mut input = Vec::new();
-        for m in &request.messages {
-            match m {
+        for m in request.sendable_messages() {
+            match &*m {
                 Message::User { text } => input.push(json!({"role": "user", "content": text})),
                 Message::Assistant {
                     text,

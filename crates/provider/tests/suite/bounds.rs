@@ -6,8 +6,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use pod_provider::event::StopReason;
 use pod_provider::{
-    Cassette, CassetteResponse, Client, ClientConfig, ErrorClass, KeepaliveAfterEvents,
-    Message, ModelRequest, ProviderError, ReplayServer, RetryPolicy, StreamEvent, WireScheme,
+    Cassette, CassetteResponse, Client, ClientConfig, ErrorClass, KeepaliveAfterEvents, Message,
+    ModelRequest, ProviderError, ReplayServer, RetryPolicy, StreamEvent, WireScheme,
 };
 
 use crate::{facts, read};
@@ -34,7 +34,11 @@ async fn run(cfg: ClientConfig) -> Vec<StreamEvent> {
         messages: vec![Message::User { text: "hi".into() }],
         ..ModelRequest::default()
     };
-    Client::new(cfg).unwrap().stream(&request, None).collect().await
+    Client::new(cfg)
+        .unwrap()
+        .stream(&request, None)
+        .collect()
+        .await
 }
 
 fn last_error(events: &[StreamEvent]) -> ProviderError {
@@ -61,9 +65,11 @@ const TEXT_FRAME: &str = "event: response.output_text.delta\ndata: {\"type\":\"r
 
 #[tokio::test]
 async fn a_response_that_never_ends_is_cut_at_max_response_bytes() {
-    let server =
-        ReplayServer::start(Cassette::new(R, vec![endless(RESPONSES_START, TEXT_FRAME, 0)]))
-            .unwrap();
+    let server = ReplayServer::start(Cassette::new(
+        R,
+        vec![endless(RESPONSES_START, TEXT_FRAME, 0)],
+    ))
+    .unwrap();
     let mut cfg = config(&server);
     cfg.max_response_bytes = 256 * 1024;
     let events = run(cfg).await;
@@ -84,9 +90,11 @@ async fn a_response_that_never_ends_is_cut_at_max_response_bytes() {
 
 #[tokio::test]
 async fn a_response_streaming_past_max_response_ms_ends_as_response_timeout() {
-    let server =
-        ReplayServer::start(Cassette::new(R, vec![endless(RESPONSES_START, TEXT_FRAME, 5)]))
-            .unwrap();
+    let server = ReplayServer::start(Cassette::new(
+        R,
+        vec![endless(RESPONSES_START, TEXT_FRAME, 5)],
+    ))
+    .unwrap();
     let mut cfg = config(&server);
     cfg.max_response_time = Some(Duration::from_millis(400));
     let events = run(cfg).await;
@@ -95,7 +103,10 @@ async fn a_response_streaming_past_max_response_ms_ends_as_response_timeout() {
     assert!(!e.retryable);
     assert!(e.message.contains("400 ms"), "{e:?}");
     assert!(e.message.contains("limits.max_response_ms"), "{e:?}");
-    assert!(!facts(&events).text.is_empty(), "output streamed until the bound");
+    assert!(
+        !facts(&events).text.is_empty(),
+        "output streamed until the bound"
+    );
     assert_eq!(server.requests_served(), 1);
 }
 
@@ -122,7 +133,9 @@ async fn chat_chunks_with_empty_choices_do_not_hold_off_the_idle_timeout() {
     assert_eq!(e.class, ErrorClass::IdleTimeout, "{e:?}");
     assert_eq!(facts(&events).text, "Hi");
     assert!(
-        !events.iter().any(|e| matches!(e, StreamEvent::Unhandled(_))),
+        !events
+            .iter()
+            .any(|e| matches!(e, StreamEvent::Unhandled(_))),
         "empty chunks are keep-alives, not events"
     );
 }
@@ -181,8 +194,9 @@ async fn a_stream_that_breaks_off_is_one_class_whatever_the_framing() {
     mid_event.disconnect_after_bytes = Some(3000);
     let mut between = CassetteResponse::sse(body.clone());
     between.disconnect_after_events = Some(8);
-    let clean_eof =
-        CassetteResponse::sse(read_text("synthetic/openai-responses/truncated-no-terminal.sse"));
+    let clean_eof = CassetteResponse::sse(read_text(
+        "synthetic/openai-responses/truncated-no-terminal.sse",
+    ));
     for (what, resp) in [
         ("mid-event", mid_event),
         ("between events", between),
@@ -192,7 +206,11 @@ async fn a_stream_that_breaks_off_is_one_class_whatever_the_framing() {
         let mut cfg = config(&server);
         cfg.retry = RetryPolicy::none();
         let e = last_error(&run(cfg).await);
-        assert_eq!(e.class, ErrorClass::StreamClosedBeforeCompletion, "{what}: {e:?}");
+        assert_eq!(
+            e.class,
+            ErrorClass::StreamClosedBeforeCompletion,
+            "{what}: {e:?}"
+        );
         assert!(e.retryable, "{what}");
     }
 }

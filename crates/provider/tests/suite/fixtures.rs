@@ -968,8 +968,14 @@ fn responses_calls_without_output_index_are_keyed_by_item_id() {
     );
     assert_eq!(f.calls.len(), 2, "{:?}", f.calls);
     assert_ne!(f.calls[0].0, f.calls[1].0, "two calls, two indexes");
-    assert_eq!((f.calls[0].1.as_str(), f.calls[0].2.as_str()), ("read_file", "call_a"));
-    assert_eq!((f.calls[1].1.as_str(), f.calls[1].2.as_str()), ("write_file", "call_b"));
+    assert_eq!(
+        (f.calls[0].1.as_str(), f.calls[0].2.as_str()),
+        ("read_file", "call_a")
+    );
+    assert_eq!(
+        (f.calls[1].1.as_str(), f.calls[1].2.as_str()),
+        ("write_file", "call_b")
+    );
     assert_eq!(args(&f, 0), json!({"path": "in.txt"}));
     // The done item says "" but the deltas said more: the received arguments are kept.
     assert_eq!(args(&f, 1), json!({"path": "out.txt", "text": "hi"}));
@@ -993,7 +999,9 @@ fn no_adapter_produces_the_legacy_incomplete_event() {
         if let Some(scheme) = scheme_of(&rel) {
             let events = decode_body(scheme, &read(&rel), 0, CAP);
             assert!(
-                !events.iter().any(|e| matches!(e, StreamEvent::Incomplete(_))),
+                !events
+                    .iter()
+                    .any(|e| matches!(e, StreamEvent::Incomplete(_))),
                 "{rel}"
             );
         }

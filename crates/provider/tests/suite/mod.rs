@@ -1,5 +1,6 @@
+mod bounds;
 mod fixtures;
 mod framing;
 mod http;
+mod requests;
 mod retry;
-mod bounds;
