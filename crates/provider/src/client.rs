@@ -19,7 +19,7 @@ use crate::decode::StreamDecoder;
 use crate::error::{ErrorClass, ProviderError};
 use crate::event::StreamEvent;
 use crate::observe::{Milestone, RawFrame, RequestInfo, StreamObserver};
-use crate::redact::{display_url, scrub};
+use crate::redact::{StreamKey, StreamScrubber, display_url, scrub};
 use crate::request::ModelRequest;
 use crate::secret::ApiKey;
 use crate::sse::Frame;
@@ -127,6 +127,8 @@ impl Client {
             pending: VecDeque::new(),
             scratch: Vec::new(),
             live: None,
+            released: VecDeque::new(),
+            scrubber: StreamScrubber::new(self.inner.config.api_key.as_ref().map(ApiKey::expose)),
         };
         match body {
             Ok(b) => driver.body = b,
@@ -213,11 +215,18 @@ struct Driver {
     pending: VecDeque<StreamEvent>,
     scratch: Vec<StreamEvent>,
     live: Option<Live>,
+    /// Strips the key from model output, even split across deltas.
+    scrubber: StreamScrubber,
+    released: VecDeque<StreamEvent>,
 }
 
 impl Driver {
     async fn next(&mut self) -> Option<StreamEvent> {
         loop {
+            // Already scrubbed: text the scrubber held back and has now released.
+            if let Some(ev) = self.released.pop_front() {
+                return Some(ev);
+            }
             if let Some(ev) = self.pending.pop_front() {
                 // Strip the key before anything (caller, observer, retry log) sees provider
                 // text that is passed on as it came: error messages, unhandled previews.
@@ -236,7 +245,18 @@ impl Driver {
                 };
                 if !is_terminal(&ev) {
                     self.output_seen |= ev.is_output();
-                    return Some(ev);
+                    match self.scrub_output(ev) {
+                        Some(ev) => return Some(ev),
+                        None => continue,
+                    }
+                }
+                // What the scrubber held back goes out before the end.
+                let held = self.scrubber.flush();
+                if !held.is_empty() {
+                    self.pending.push_front(ev);
+                    self.released
+                        .extend(held.into_iter().map(|(key, text)| held_delta(key, text)));
+                    continue;
                 }
                 tracing::debug!(
                     attempt = self.attempt,
@@ -277,6 +297,42 @@ impl Driver {
             } else {
                 self.read().await;
             }
+        }
+    }
+
+    /// The key's value removed from model output; `None` when all of a delta is held back as
+    /// the possible start of the key. A call's end first releases what its deltas held back.
+    fn scrub_output(&mut self, ev: StreamEvent) -> Option<StreamEvent> {
+        if !self.scrubber.is_active() {
+            return Some(ev);
+        }
+        let s = &mut self.scrubber;
+        match ev {
+            StreamEvent::TextDelta(mut d) => {
+                d.text = s.push(StreamKey::Text(d.choice), &d.text);
+                (!d.text.is_empty()).then_some(StreamEvent::TextDelta(d))
+            }
+            StreamEvent::ReasoningDelta(mut d) if !d.text.is_empty() => {
+                d.text = s.push(StreamKey::Reasoning(d.choice, d.kind), &d.text);
+                (!d.text.is_empty() || d.signature.is_some())
+                    .then_some(StreamEvent::ReasoningDelta(d))
+            }
+            StreamEvent::ToolCallDelta(mut d) => {
+                d.arguments = s.push(StreamKey::Arguments(d.choice, d.index), &d.arguments);
+                (!d.arguments.is_empty()).then_some(StreamEvent::ToolCallDelta(d))
+            }
+            StreamEvent::ToolCallEnd(mut end) => {
+                let key = StreamKey::Arguments(end.choice, end.index);
+                end.arguments = s.scrub_whole(std::mem::take(&mut end.arguments));
+                match s.take(key) {
+                    Some(held) => {
+                        self.pending.push_front(StreamEvent::ToolCallEnd(end));
+                        Some(held_delta(key, held))
+                    }
+                    None => Some(StreamEvent::ToolCallEnd(end)),
+                }
+            }
+            ev => Some(ev),
         }
     }
 
@@ -534,6 +590,25 @@ fn deadline_after(start: Instant, d: Duration) -> Instant {
         .checked_add(d)
         .or_else(|| start.checked_add(Duration::from_secs(30 * 365 * 86_400)))
         .unwrap_or(start)
+}
+
+/// A delta carrying text the scrubber held back.
+fn held_delta(key: StreamKey, text: String) -> StreamEvent {
+    use crate::event::{ReasoningDelta, TextDelta, ToolCallDelta};
+    match key {
+        StreamKey::Text(choice) => StreamEvent::TextDelta(TextDelta { choice, text }),
+        StreamKey::Reasoning(choice, kind) => StreamEvent::ReasoningDelta(ReasoningDelta {
+            choice,
+            kind,
+            text,
+            signature: None,
+        }),
+        StreamKey::Arguments(choice, index) => StreamEvent::ToolCallDelta(ToolCallDelta {
+            choice,
+            index,
+            arguments: text,
+        }),
+    }
 }
 
 /// The earlier of `a` and `b` (when there is a `b`).

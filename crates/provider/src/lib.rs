@@ -73,7 +73,14 @@
 //! string or a fragment.
 //!
 //! The API key is an [`ApiKey`]: it prints as `[redacted]`, is sent as a sensitive header, and
-//! is stripped (with `Bearer …` and `sk-…` patterns) from every error message.
+//! is stripped (with `Bearer …` and `sk-…` patterns) from every error message. Its value is also
+//! replaced by `[redacted]` in model output — text, reasoning and tool-call arguments — even when
+//! it arrives split across deltas: each stream holds back only a tail that could be the start of
+//! the key and releases it when the next delta (or the end of the stream) shows it is not.
+//!
+//! Bounds: a response ends as `response_too_large` once its body passes
+//! [`ClientConfig::max_response_bytes`] (128 MiB by default) and as `response_timeout` once it has
+//! streamed for [`ClientConfig::max_response_time`] (off by default); neither is retried.
 //!
 //! # Cassettes
 //!

@@ -4,3 +4,4 @@ mod framing;
 mod http;
 mod requests;
 mod retry;
+mod secrets;
