@@ -82,42 +82,11 @@
 //! [`ClientConfig::max_response_bytes`] (128 MiB by default) and as `response_timeout` once it has
 //! streamed for [`ClientConfig::max_response_time`] (off by default); neither is retried.
 //!
-//! # Cassettes
+//! # Cassettes and captures
 //!
-//! A cassette is JSON:
-//!
-//! ```json
-//! {
-//!   "scheme": "openai-responses",
-//!   "responses": [
-//!     { "status": 429, "headers": { "retry-after-ms": "10" },
-//!       "body": "{\"error\":{\"code\":\"rate_limit_exceeded\",\"message\":\"slow down\"}}" },
-//!     { "body_file": "stream.sse",
-//!       "delay_before_headers_ms": 0,
-//!       "pause_after_events": { "events": 3, "ms": 200 },
-//!       "disconnect_after_bytes": null,
-//!       "disconnect_after_events": null,
-//!       "keepalive_after_events": { "events": 3, "every_ms": 50, "count": 40,
-//!                                   "text": ": keepalive\n\n" } }
-//!   ]
-//! }
-//! ```
-//!
-//! `status` defaults to 200 and must be 100 to 599; header names and values must be valid HTTP.
-//! A cassette that breaks either is rejected when loaded (and by [`ReplayServer::start`]) with an
-//! error naming the response index and field, e.g. `responses[1].status`. `content-type`
-//! defaults to `text/event-stream` (2xx) or `application/json`. `body_file` is relative to the cassette file and may hold a bare SSE body
-//! or a full HTTP/1.1 capture (status line, headers, blank line, body; chunked bodies are
-//! de-chunked) whose status and headers apply unless the cassette sets them. The server answers
-//! request N with response N whatever the path; past the end it answers `400` with code
-//! `cassette_exhausted` (not retryable).
-//!
-//! Fault knobs, all optional: `delay_before_headers_ms` waits before the status line;
-//! `pause_after_events` stops for `ms` after `events` SSE events; `keepalive_after_events` sends
-//! `text` (default `: keepalive` plus a blank line, an SSE comment) `count` times, `every_ms`
-//! apart, after `events` events, then the rest of the body — a stalled stream that still sends
-//! bytes; `disconnect_after_bytes` / `disconnect_after_events` abort the connection mid-body.
-//! Event counts are of blank-line-terminated events in the body; 0 means before the first byte.
+//! The formats the [`ReplayServer`] serves — cassettes (JSON, with fault knobs), HTTP captures
+//! as `curl -i` writes them, and bare SSE bodies — are described in one place:
+//! `crates/provider/CAPTURES.md`. [`load_replay_file`] tells them apart by content.
 //!
 //! # Framing
 //!
@@ -151,7 +120,7 @@ pub use event::StreamEvent;
 pub use observe::{Milestone, RawFrame, RequestInfo, StreamObserver};
 pub use replay::{
     Cassette, CassetteResponse, HttpCapture, KeepaliveAfterEvents, PauseAfterEvents,
-    ReceivedRequest, ReplayServer, parse_http_capture, sse_body,
+    ReceivedRequest, ReplayFile, ReplayServer, load_replay_file, parse_http_capture, sse_body,
 };
 pub use request::{Message, ModelRequest, ToolCall, ToolSpec};
 pub use scheme::WireScheme;

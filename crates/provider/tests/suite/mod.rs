@@ -1,4 +1,5 @@
 mod bounds;
+mod captures;
 mod fixtures;
 mod framing;
 mod http;
