@@ -142,7 +142,8 @@ impl CassetteResponse {
             return Err(ReplayError::InvalidCapture {
                 path: path.to_path_buf(),
                 message: "this is a replay cassette (JSON with `scheme` and `responses`), not a \
-                          captured response; load it as a cassette"
+                          captured response; use it as `model.cassette` of a profile with \
+                          `model.scheme = \"replay\"`"
                     .to_string(),
             });
         }
@@ -453,7 +454,7 @@ pub enum ReplayFile {
     /// A cassette: it names its own scheme and may hold several responses and faults.
     Cassette(Cassette),
     /// One captured response or bare SSE body; its `notes` say how it was read.
-    Response(CassetteResponse),
+    Response(Box<CassetteResponse>),
 }
 
 /// Read a file for replay as people make them: a cassette is recognised as one (by its JSON
@@ -468,7 +469,7 @@ pub fn load_replay_file(path: &Path) -> Result<ReplayFile, ReplayError> {
         return Cassette::load(path).map(ReplayFile::Cassette);
     }
     CassetteResponse::from_bytes(&bytes)
-        .map(ReplayFile::Response)
+        .map(|r| ReplayFile::Response(Box::new(r)))
         .map_err(|message| ReplayError::InvalidCapture {
             path: path.to_path_buf(),
             message,

@@ -24,7 +24,7 @@ fn write(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> std::path::PathBu
 
 fn response(file: ReplayFile) -> CassetteResponse {
     match file {
-        ReplayFile::Response(r) => r,
+        ReplayFile::Response(r) => *r,
         other => panic!("expected a response, got {other:?}"),
     }
 }

@@ -566,8 +566,12 @@ fn synthetic_anthropic_cases() {
         Some("req_011CSynthetic000000000000")
     );
 
+    // The usage the stream sent before failing is reported, not lost.
+    assert_eq!(f.usage, usage(17, 1, Some(0), None));
+
     let f = check(A, "synthetic/anthropic/api-error-before-content.sse");
     assert_eq!(error(&f).class, ErrorClass::ServerError);
+    assert_eq!(f.usage, usage(17, 1, Some(0), None));
 
     let f = check(A, "synthetic/anthropic/parallel-tool-use.sse");
     assert_eq!(f.calls.len(), 2);
