@@ -554,7 +554,7 @@ impl Driver {
                     }
                 }
                 live.decoder.push(&chunk, scratch, raw);
-                decoded = !scratch.is_empty();
+                decoded = carries_something(scratch);
             }
             Ok(Some(Err(err))) => {
                 // Whatever the HTTP framing, a body that breaks off is a stream that ended early.
@@ -568,7 +568,7 @@ impl Driver {
             }
             Ok(None) => {
                 live.decoder.finish(scratch, raw);
-                decoded = !scratch.is_empty();
+                decoded = carries_something(scratch);
             }
         }
         if decoded {
@@ -590,6 +590,12 @@ fn deadline_after(start: Instant, d: Duration) -> Instant {
         .checked_add(d)
         .or_else(|| start.checked_add(Duration::from_secs(30 * 365 * 86_400)))
         .unwrap_or(start)
+}
+
+/// Whether new events show the response moving: anything but usage reports, which some servers
+/// repeat with nothing else (they would hold off the idle timeout forever).
+fn carries_something(events: &[StreamEvent]) -> bool {
+    events.iter().any(|e| !matches!(e, StreamEvent::Usage(_)))
 }
 
 /// A delta carrying text the scrubber held back.

@@ -23,7 +23,8 @@ pub struct ClientConfig {
     pub first_event_timeout: Duration,
     /// How long to wait, once the first event has arrived, for the next one. Measured between
     /// decoded events: keep-alives (SSE comments, blank lines, empty `data:` lines, scheme pings
-    /// such as Anthropic `ping`) do not reset it.
+    /// such as Anthropic `ping`, Chat chunks with empty `choices` and nothing else) and
+    /// usage-only reports do not reset it.
     pub idle_timeout: Duration,
     pub retry: RetryPolicy,
     /// The largest single SSE event accepted; a bigger one ends the stream as `malformed_stream`.

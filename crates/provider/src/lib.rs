@@ -68,8 +68,8 @@
 //! SSE frame. Without an observer nothing is built for it.
 //!
 //! The idle timeout runs from the last decoded event, the first-event timeout from sending the
-//! request: keep-alives (SSE comments, blank lines, empty `data:` lines, Anthropic `ping`) satisfy
-//! neither. URLs in logs, observer data, errors and `Debug` output never carry userinfo, a query
+//! request: keep-alives (SSE comments, blank lines, empty `data:` lines, Anthropic `ping`, Chat
+//! chunks with empty `choices` and nothing else) satisfy neither, nor do usage-only reports. URLs in logs, observer data, errors and `Debug` output never carry userinfo, a query
 //! string or a fragment.
 //!
 //! The API key is an [`ApiKey`]: it prints as `[redacted]`, is sent as a sensitive header, and

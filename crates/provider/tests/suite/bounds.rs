@@ -140,6 +140,17 @@ async fn chat_chunks_with_empty_choices_do_not_hold_off_the_idle_timeout() {
     );
 }
 
+#[tokio::test]
+async fn repeated_usage_reports_do_not_hold_off_the_idle_timeout() {
+    let start = "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}]}\n\n";
+    let usage = "data: {\"id\":\"chatcmpl-1\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1}}\n\n";
+    let server = ReplayServer::start(Cassette::new(C, vec![endless(start, usage, 300)])).unwrap();
+    let mut cfg = config(&server);
+    cfg.idle_timeout = Duration::from_millis(1_000);
+    let e = last_error(&run(cfg).await);
+    assert_eq!(e.class, ErrorClass::IdleTimeout, "{e:?}");
+}
+
 fn read_text(rel: &str) -> String {
     String::from_utf8(read(rel)).unwrap()
 }
