@@ -144,6 +144,8 @@ struct OpenCall {
     index: u32,
     /// Arguments (or custom-tool input) received so far.
     arguments: String,
+    /// The whole string from `response.function_call_arguments.done`, when one came.
+    done_arguments: Option<String>,
 }
 
 /// The fields of a Responses event this adapter reads; everything else is skipped.
@@ -163,6 +165,9 @@ struct Event {
     item: Option<Value>,
     #[serde(default)]
     response: Option<Value>,
+    /// The whole argument string of `response.function_call_arguments.done`.
+    #[serde(default)]
+    arguments: Option<String>,
 }
 
 /// The normalized stop reason of a response that ended as `incomplete`.
@@ -247,6 +252,13 @@ impl Decoder for ResponsesDecoder {
                     }));
                 }
             }
+            // Usually a repeat of the deltas; kept in case a server sends the arguments only here.
+            "response.function_call_arguments.done" => {
+                match self.find_call(ev.item_id.as_deref(), None, ev.output_index) {
+                    Some(p) => self.open_calls[p].done_arguments = ev.arguments,
+                    None => out.push(unhandled(&ev.kind, frame.data)),
+                }
+            }
             "response.output_item.added" => self.item_added(ev.output_index, ev.item, frame, out),
             "response.output_item.done" => self.item_done(ev.output_index, ev.item, frame, out),
             // Lifecycle events whose content already arrived as deltas.
@@ -254,7 +266,6 @@ impl Decoder for ResponsesDecoder {
             | "response.content_part.done"
             | "response.output_text.done"
             | "response.refusal.done"
-            | "response.function_call_arguments.done"
             | "response.custom_tool_call_input.done"
             | "response.reasoning_summary_part.added"
             | "response.reasoning_summary_part.done"
@@ -264,10 +275,14 @@ impl Decoder for ResponsesDecoder {
                 let r = ev.response.unwrap_or(Value::Null);
                 // Calls the server never closed end with what their deltas said.
                 for call in std::mem::take(&mut self.open_calls) {
+                    let arguments = Some(call.arguments)
+                        .filter(|a| !a.is_empty())
+                        .or(call.done_arguments)
+                        .unwrap_or_default();
                     out.push(StreamEvent::ToolCallEnd(ToolCallEnd {
                         choice: 0,
                         index: call.index,
-                        arguments: call.arguments,
+                        arguments,
                     }));
                 }
                 push_usage(&r, out);
@@ -381,6 +396,7 @@ impl ResponsesDecoder {
             output_index,
             index,
             arguments: String::new(),
+            done_arguments: None,
         });
         self.open_calls.len() - 1
     }
@@ -423,11 +439,14 @@ impl ResponsesDecoder {
                     None => self.open_call(output_index, &item, out),
                 };
                 let call = self.open_calls.remove(p);
-                // The done item's full string when it has one; else what the deltas said.
+                // The done item's full string when it has one; else what the deltas said; else
+                // the arguments' own done event.
                 let arguments = str_at(&item, "arguments")
                     .or_else(|| str_at(&item, "input"))
                     .filter(|a| !a.is_empty())
-                    .unwrap_or(call.arguments);
+                    .or_else(|| Some(call.arguments).filter(|a| !a.is_empty()))
+                    .or(call.done_arguments)
+                    .unwrap_or_default();
                 out.push(StreamEvent::ToolCallEnd(ToolCallEnd {
                     choice: 0,
                     index: call.index,

@@ -987,6 +987,13 @@ fn responses_calls_without_output_index_are_keyed_by_item_id() {
 
     let f = check(
         R,
+        "synthetic/openai-responses/compat-arguments-only-in-done-event.sse",
+    );
+    assert_eq!(f.calls.len(), 1);
+    assert_eq!(args(&f, 0), json!({"path": "a.txt"}));
+
+    let f = check(
+        R,
         "synthetic/openai-responses/compat-unattributable-delta.sse",
     );
     assert_eq!(args(&f, 0), json!({}));
