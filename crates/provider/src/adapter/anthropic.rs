@@ -68,8 +68,13 @@ impl Adapter for Anthropic {
                         content.push(json!({"type": "text", "text": text}));
                     }
                     for c in tool_calls {
-                        let input: Value =
-                            serde_json::from_str(&c.arguments).unwrap_or_else(|_| json!({}));
+                        // `input` must be an object. Arguments that are not one (cut by
+                        // max_tokens, or not JSON) never ran a tool; their result says so, and
+                        // an empty object keeps the history sendable.
+                        let input = match serde_json::from_str::<Value>(&c.arguments) {
+                            Ok(v @ Value::Object(_)) => v,
+                            _ => json!({}),
+                        };
                         content.push(json!({
                             "type": "tool_use", "id": c.call_id, "name": c.name, "input": input,
                         }));

@@ -135,3 +135,30 @@ async fn an_empty_signature_is_sent_as_no_signature() {
     assert_eq!(body["input"][1]["type"], "reasoning", "{body}");
     assert_eq!(body["input"][1]["encrypted_content"], "ENC");
 }
+
+#[tokio::test]
+async fn anthropic_tool_input_is_always_an_object_so_the_history_stays_sendable() {
+    use pod_provider::ToolCall;
+    let call = |id: &str, arguments: &str| ToolCall {
+        call_id: id.into(),
+        name: "write_file".into(),
+        arguments: arguments.into(),
+    };
+    let history = vec![
+        user("go"),
+        Message::Assistant {
+            text: String::new(),
+            reasoning: vec![],
+            tool_calls: vec![
+                call("a", r#"{"path":"x.txt"}"#),
+                call("b", r#"{"path": "cut"#),
+                call("c", "[1, 2]"),
+            ],
+        },
+    ];
+    let body = sent_body(WireScheme::AnthropicMessages, history).await;
+    let content = body["messages"][1]["content"].as_array().unwrap();
+    assert_eq!(content[0]["input"], serde_json::json!({"path": "x.txt"}));
+    assert_eq!(content[1]["input"], serde_json::json!({}));
+    assert_eq!(content[2]["input"], serde_json::json!({}));
+}
