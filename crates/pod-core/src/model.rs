@@ -114,6 +114,10 @@ impl ModelConnection {
             .with_api_key(api_key);
         config.first_event_timeout = Duration::from_millis(limits.first_event_timeout_ms);
         config.idle_timeout = Duration::from_millis(limits.idle_timeout_ms);
+        config.max_response_bytes = limits.max_response_bytes;
+        // 0 means no bound on how long one response may stream.
+        config.max_response_time =
+            (limits.max_response_ms > 0).then(|| Duration::from_millis(limits.max_response_ms));
         config.retry = RetryPolicy {
             max_attempts: limits.max_attempts.max(1),
             budget: Duration::from_millis(limits.retry_budget_ms),
@@ -157,4 +161,33 @@ fn load_cassette(cassette: Option<&str>, work_dir: &Path) -> Result<Cassette, Co
         message: format!("model.cassette: could not load {}", path.display()),
         source: Some(Box::new(source)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn response_bounds_reach_the_client_from_the_manifest() {
+        let mut manifest = Manifest::default();
+        manifest.model.scheme = Scheme::Replay;
+        manifest.model.cassette = Some("builtin:demo".into());
+        manifest.limits.max_response_bytes = 12_345;
+        manifest.limits.max_response_ms = 0;
+        let conn = ModelConnection::connect(&manifest, Path::new("/"))
+            .await
+            .expect("connects");
+        let config = conn.client.config();
+        assert_eq!(config.max_response_bytes, 12_345);
+        assert_eq!(config.max_response_time, None, "0 means no bound");
+
+        manifest.limits.max_response_ms = 750;
+        let conn = ModelConnection::connect(&manifest, Path::new("/"))
+            .await
+            .expect("connects");
+        assert_eq!(
+            conn.client.config().max_response_time,
+            Some(Duration::from_millis(750))
+        );
+    }
 }

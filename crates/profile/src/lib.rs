@@ -36,6 +36,13 @@
 //! request from parent POD: KEY`. A source that was never recorded has kind `unknown`; it is
 //! not guessed.
 //!
+//! **Validation** ([`validate`], run by every resolution) refuses values that would only fail
+//! at run time, naming the key and where it was set: a replay `model.cassette` that is not a
+//! regular file, a `model.api_key_env` that is not a variable name (empty, `A=B`, other
+//! characters), a `model.base_url` that is not an http(s) URL. Credentials in `model.base_url`
+//! (`user:password@`, a query such as `?key=`) are refused, not stripped, so they never reach
+//! `manifest.toml`; the error does not repeat them.
+//!
 //! **Child policies** ([`InheritPolicy`]): `session.*` sticky (parent's value unless the child
 //! profile chain or the spawn request sets it); `model.*` one group (the child's whole section
 //! when its chain sets `model.model` or `model.scheme`, else the parent's); `limits.*` inherited

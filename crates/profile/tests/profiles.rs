@@ -367,9 +367,10 @@ fn relative_cassette_resolves_against_the_file_that_set_it() {
         "shipped",
         "[model]\nscheme = \"replay\"\ncassette = \"builtin:demo\"\n",
     );
+    let expected = file.parent().unwrap().join("tapes/one.json");
+    fixture.write("dir1/tapes/one.json", "{}");
     let catalog = fixture.catalog();
     let resolved = resolve(&catalog, "replayed");
-    let expected = file.parent().unwrap().join("tapes/one.json");
     assert_eq!(
         resolved.manifest.model.cassette.as_deref(),
         Some(expected.to_str().unwrap())
@@ -1198,4 +1199,122 @@ fn digest_is_the_sha256_of_the_manifest_text() {
     );
     assert_eq!(da, manifest_digest(&a.clone()).unwrap());
     assert_ne!(da, manifest_digest(&b).unwrap());
+}
+
+#[test]
+fn values_that_would_only_fail_at_run_time_are_refused_naming_file_and_key() {
+    let mut fixture = Fixture::new();
+    fixture.write("dir1/tapes/a-dir/keep", "");
+    let dir_cassette = fixture.dir_profile(
+        1,
+        "dircassette",
+        "[model]\nscheme = \"replay\"\ncassette = \"tapes/a-dir\"\n",
+    );
+    fixture.dir_profile(
+        1,
+        "nocassette",
+        "[model]\nscheme = \"replay\"\ncassette = \"tapes/missing.json\"\n",
+    );
+    let empty_var = fixture.dir_profile(1, "emptyvar", "[model]\napi_key_env = \"\"\n");
+    fixture.dir_profile(1, "assignvar", "[model]\napi_key_env = \"A=B\"\n");
+    fixture.dir_profile(1, "dashvar", "[model]\napi_key_env = \"MY-KEY\"\n");
+    let bad_url = fixture.dir_profile(1, "badurl", "[model]\nbase_url = \"not a url\"\n");
+    let catalog = fixture.catalog();
+    let check = |name: &str, key: &str, file: Option<&Path>, says: &str| {
+        let err = catalog.resolve(name, &Overrides::default()).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(&err, ProfileError::InvalidValue { key: k, .. } if k == key),
+            "{name}: {err:?}"
+        );
+        if let Some(file) = file {
+            assert!(text.contains(&file.display().to_string()), "{name}: {text}");
+        }
+        assert!(text.contains(says), "{name}: {text}");
+    };
+    check(
+        "dircassette",
+        "model.cassette",
+        Some(&dir_cassette),
+        "is not a regular file",
+    );
+    check(
+        "nocassette",
+        "model.cassette",
+        None,
+        "name an existing cassette",
+    );
+    check(
+        "emptyvar",
+        "model.api_key_env",
+        Some(&empty_var),
+        "name the environment variable",
+    );
+    check("assignvar", "model.api_key_env", None, "contains `=`");
+    check(
+        "dashvar",
+        "model.api_key_env",
+        None,
+        "not an environment variable name",
+    );
+    check(
+        "badurl",
+        "model.base_url",
+        Some(&bad_url),
+        "not an http(s) URL",
+    );
+}
+
+#[test]
+fn credentials_in_base_url_are_refused_and_never_stored() {
+    let mut fixture = Fixture::new();
+    let file = fixture.dir_profile(
+        1,
+        "userinfo",
+        "[model]\nbase_url = \"https://user:pa55word@proxy.example/v1\"\n",
+    );
+    let catalog = fixture.catalog();
+    let err = catalog
+        .resolve("userinfo", &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("model.base_url") && err.contains(&file.display().to_string()),
+        "{err}"
+    );
+    assert!(
+        err.contains("credentials") && !err.contains("pa55word"),
+        "{err}"
+    );
+    for set in [
+        "model.base_url=https://proxy.example/v1?key=SEKRIT-1",
+        "model.base_url=https://proxy.example/v1?api_key=SEKRIT-1",
+        "model.base_url=https://tok:SEKRIT-1@proxy.example/v1",
+    ] {
+        let err = catalog.resolve("default", &sets(&[set])).unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(
+            !text.contains("SEKRIT-1"),
+            "the credential is not repeated: {text}"
+        );
+        assert!(
+            matches!(&err, ProfileError::InvalidValue { key, .. } if key == "model.base_url"),
+            "{err:?}"
+        );
+    }
+    // A clean URL resolves, and manifest.toml holds exactly it.
+    let resolved = catalog
+        .resolve(
+            "default",
+            &sets(&["model.base_url=https://proxy.example/v1"]),
+        )
+        .unwrap();
+    let pod = fixture.dir.path().join("pod");
+    std::fs::create_dir_all(&pod).unwrap();
+    write_manifest_files(&pod, &resolved).unwrap();
+    let stored = std::fs::read_to_string(pod.join("manifest.toml")).unwrap();
+    assert!(
+        stored.contains("base_url = \"https://proxy.example/v1\""),
+        "{stored}"
+    );
 }

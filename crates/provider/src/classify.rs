@@ -16,6 +16,8 @@ const CONTEXT_WORDINGS: &[&str] = &[
     "input is too long",
     "too many input tokens",
     "exceeds the context",
+    "exceeds the available context",
+    "context size",
     "input token count",
 ];
 
@@ -132,18 +134,18 @@ fn gemini_retry_delay(inner: &Value) -> Option<u64> {
     })
 }
 
-/// Decide the class from the provider code (most specific), the message wording, then the HTTP
+/// Decide the class: a specific provider code or type first (`rate_limit_exceeded`,
+/// `exceed_context_size_error`, …), then the message wording (which also refines generic codes
+/// such as `invalid_request_error` or `invalid_argument`), then generic codes, then the HTTP
 /// status.
 pub fn classify(code: Option<&str>, message: &str, status: Option<u16>) -> ErrorClass {
     let lower_msg = message.to_ascii_lowercase();
     let code_l = code.map(str::to_ascii_lowercase).unwrap_or_default();
-    if CONTEXT_WORDINGS
-        .iter()
-        .any(|w| code_l.contains(w) || lower_msg.contains(w))
-    {
-        return ErrorClass::ContextLengthExceeded;
-    }
     let by_code = match code_l.as_str() {
+        "context_length_exceeded"
+        | "exceed_context_size_error"
+        | "context_window_exceeded"
+        | "model_context_window_exceeded" => Some(ErrorClass::ContextLengthExceeded),
         "insufficient_quota" | "billing_hard_limit_reached" | "quota_exceeded" => {
             Some(ErrorClass::QuotaExceeded)
         }
@@ -171,15 +173,27 @@ pub fn classify(code: Option<&str>, message: &str, status: Option<u16>) -> Error
         "api_error" | "server_error" | "internal_error" | "internal" | "internal_server_error" => {
             Some(ErrorClass::ServerError)
         }
-        "request_too_large" | "invalid_argument" | "tool_use_failed" | "invalid_value"
-        | "invalid_parameter" => Some(ErrorClass::InvalidRequest),
+        "tool_use_failed" => Some(ErrorClass::InvalidRequest),
         _ => None,
     };
     if let Some(c) = by_code {
         return c;
     }
+    if CONTEXT_WORDINGS
+        .iter()
+        .any(|w| code_l.contains(w) || lower_msg.contains(w))
+    {
+        return ErrorClass::ContextLengthExceeded;
+    }
     if lower_msg.contains("exceeded your current quota") {
         return ErrorClass::QuotaExceeded;
+    }
+    // Codes that only say "the request was wrong"; the wording above may say more.
+    if matches!(
+        code_l.as_str(),
+        "request_too_large" | "invalid_argument" | "invalid_value" | "invalid_parameter"
+    ) {
+        return ErrorClass::InvalidRequest;
     }
     match status {
         Some(401) => ErrorClass::Auth,

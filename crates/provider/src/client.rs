@@ -19,7 +19,7 @@ use crate::decode::StreamDecoder;
 use crate::error::{ErrorClass, ProviderError};
 use crate::event::StreamEvent;
 use crate::observe::{Milestone, RawFrame, RequestInfo, StreamObserver};
-use crate::redact::{display_url, scrub};
+use crate::redact::{StreamKey, StreamScrubber, display_url, scrub};
 use crate::request::ModelRequest;
 use crate::secret::ApiKey;
 use crate::sse::Frame;
@@ -127,6 +127,8 @@ impl Client {
             pending: VecDeque::new(),
             scratch: Vec::new(),
             live: None,
+            released: VecDeque::new(),
+            scrubber: StreamScrubber::new(self.inner.config.api_key.as_ref().map(ApiKey::expose)),
         };
         match body {
             Ok(b) => driver.body = b,
@@ -188,6 +190,10 @@ struct Live {
     first_event_deadline: Instant,
     /// When the decoder last produced an event; keep-alives never move it.
     last_event: Instant,
+    /// Sending the request plus `max_response_time`, when that is set.
+    response_deadline: Option<Instant>,
+    /// Body bytes received so far.
+    bytes: u64,
     got_byte: bool,
     got_event: bool,
 }
@@ -209,11 +215,18 @@ struct Driver {
     pending: VecDeque<StreamEvent>,
     scratch: Vec<StreamEvent>,
     live: Option<Live>,
+    /// Strips the key from model output, even split across deltas.
+    scrubber: StreamScrubber,
+    released: VecDeque<StreamEvent>,
 }
 
 impl Driver {
     async fn next(&mut self) -> Option<StreamEvent> {
         loop {
+            // Already scrubbed: text the scrubber held back and has now released.
+            if let Some(ev) = self.released.pop_front() {
+                return Some(ev);
+            }
             if let Some(ev) = self.pending.pop_front() {
                 // Strip the key before anything (caller, observer, retry log) sees provider
                 // text that is passed on as it came: error messages, unhandled previews.
@@ -232,7 +245,18 @@ impl Driver {
                 };
                 if !is_terminal(&ev) {
                     self.output_seen |= ev.is_output();
-                    return Some(ev);
+                    match self.scrub_output(ev) {
+                        Some(ev) => return Some(ev),
+                        None => continue,
+                    }
+                }
+                // What the scrubber held back goes out before the end.
+                let held = self.scrubber.flush();
+                if !held.is_empty() {
+                    self.pending.push_front(ev);
+                    self.released
+                        .extend(held.into_iter().map(|(key, text)| held_delta(key, text)));
+                    continue;
                 }
                 tracing::debug!(
                     attempt = self.attempt,
@@ -273,6 +297,42 @@ impl Driver {
             } else {
                 self.read().await;
             }
+        }
+    }
+
+    /// The key's value removed from model output; `None` when all of a delta is held back as
+    /// the possible start of the key. A call's end first releases what its deltas held back.
+    fn scrub_output(&mut self, ev: StreamEvent) -> Option<StreamEvent> {
+        if !self.scrubber.is_active() {
+            return Some(ev);
+        }
+        let s = &mut self.scrubber;
+        match ev {
+            StreamEvent::TextDelta(mut d) => {
+                d.text = s.push(StreamKey::Text(d.choice), &d.text);
+                (!d.text.is_empty()).then_some(StreamEvent::TextDelta(d))
+            }
+            StreamEvent::ReasoningDelta(mut d) if !d.text.is_empty() => {
+                d.text = s.push(StreamKey::Reasoning(d.choice, d.kind), &d.text);
+                (!d.text.is_empty() || d.signature.is_some())
+                    .then_some(StreamEvent::ReasoningDelta(d))
+            }
+            StreamEvent::ToolCallDelta(mut d) => {
+                d.arguments = s.push(StreamKey::Arguments(d.choice, d.index), &d.arguments);
+                (!d.arguments.is_empty()).then_some(StreamEvent::ToolCallDelta(d))
+            }
+            StreamEvent::ToolCallEnd(mut end) => {
+                let key = StreamKey::Arguments(end.choice, end.index);
+                end.arguments = s.scrub_whole(std::mem::take(&mut end.arguments));
+                match s.take(key) {
+                    Some(held) => {
+                        self.pending.push_front(StreamEvent::ToolCallEnd(end));
+                        Some(held_delta(key, held))
+                    }
+                    None => Some(StreamEvent::ToolCallEnd(end)),
+                }
+            }
+            ev => Some(ev),
         }
     }
 
@@ -321,9 +381,18 @@ impl Driver {
         self.milestone(&Milestone::RequestSent);
         let first_event_timeout = self.inner.config.first_event_timeout;
         let deadline = deadline_after(started, first_event_timeout);
-        let response = match timeout_at(deadline, send).await {
+        let response_deadline = self
+            .inner
+            .config
+            .max_response_time
+            .map(|t| deadline_after(started, t));
+        let response = match timeout_at(earliest(deadline, response_deadline), send).await {
             Err(_) => {
-                let e = first_event_timed_out(first_event_timeout);
+                let e = if response_deadline.is_some_and(|d| d <= deadline) {
+                    response_timed_out(self.inner.config.max_response_time)
+                } else {
+                    first_event_timed_out(first_event_timeout)
+                };
                 self.milestone(&Milestone::OpenError {
                     status: None,
                     class: e.class,
@@ -396,6 +465,8 @@ impl Driver {
             ),
             first_event_deadline: deadline,
             last_event: deadline,
+            response_deadline,
+            bytes: 0,
             got_byte: false,
             got_event: false,
         });
@@ -408,12 +479,18 @@ impl Driver {
         // Measured from the last decoded event, not the last chunk: a provider (or proxy) that
         // only sends comments, blank lines or pings is stalled all the same.
         let idle = self.inner.config.idle_timeout;
-        let deadline = if live.got_event {
+        let event_deadline = if live.got_event {
             deadline_after(live.last_event, idle)
         } else {
             live.first_event_deadline
         };
-        let next = timeout_at(deadline, live.body.next()).await;
+        let next = timeout_at(
+            earliest(event_deadline, live.response_deadline),
+            live.body.next(),
+        )
+        .await;
+        let max_bytes = self.inner.config.max_response_bytes;
+        let max_time = self.inner.config.max_response_time;
         let scratch = &mut self.scratch;
         let attempt = self.attempt;
         let raw_observer = if self.raw {
@@ -438,6 +515,9 @@ impl Driver {
         // Whether the decoder produced events: a timeout or a broken read is not an event.
         let mut decoded = false;
         match next {
+            Err(_) if live.response_deadline.is_some_and(|d| d <= Instant::now()) => {
+                scratch.push(StreamEvent::Error(response_timed_out(max_time)));
+            }
             Err(_) => {
                 let e = if live.got_event {
                     ProviderError::new(
@@ -455,7 +535,18 @@ impl Driver {
                     o.on_milestone(attempt, &Milestone::IdleTimeout);
                 }
             }
+            Ok(Some(Ok(chunk))) if live.bytes.saturating_add(chunk.len() as u64) > max_bytes => {
+                // The bytes past the bound are not decoded: nothing beyond it reaches anyone.
+                scratch.push(StreamEvent::Error(ProviderError::new(
+                    ErrorClass::ResponseTooLarge,
+                    format!(
+                        "the response passed the {max_bytes}-byte limit (limits.max_response_bytes) after {} bytes",
+                        live.bytes
+                    ),
+                )));
+            }
             Ok(Some(Ok(chunk))) => {
+                live.bytes += chunk.len() as u64;
                 if !live.got_byte {
                     live.got_byte = true;
                     if let Some(o) = &self.observer {
@@ -463,17 +554,21 @@ impl Driver {
                     }
                 }
                 live.decoder.push(&chunk, scratch, raw);
-                decoded = !scratch.is_empty();
+                decoded = carries_something(scratch);
             }
             Ok(Some(Err(err))) => {
-                scratch.push(StreamEvent::Error(classify::transport(
-                    "reading the response stream",
+                // Whatever the HTTP framing, a body that breaks off is a stream that ended early.
+                let mut e = classify::transport(
+                    "the response stream broke off before it completed",
                     &err.without_url(),
-                )));
+                );
+                e.class = ErrorClass::StreamClosedBeforeCompletion;
+                e.retryable = e.class.is_retryable();
+                scratch.push(StreamEvent::Error(e));
             }
             Ok(None) => {
                 live.decoder.finish(scratch, raw);
-                decoded = !scratch.is_empty();
+                decoded = carries_something(scratch);
             }
         }
         if decoded {
@@ -495,6 +590,46 @@ fn deadline_after(start: Instant, d: Duration) -> Instant {
         .checked_add(d)
         .or_else(|| start.checked_add(Duration::from_secs(30 * 365 * 86_400)))
         .unwrap_or(start)
+}
+
+/// Whether new events show the response moving: anything but usage reports, which some servers
+/// repeat with nothing else (they would hold off the idle timeout forever).
+fn carries_something(events: &[StreamEvent]) -> bool {
+    events.iter().any(|e| !matches!(e, StreamEvent::Usage(_)))
+}
+
+/// A delta carrying text the scrubber held back.
+fn held_delta(key: StreamKey, text: String) -> StreamEvent {
+    use crate::event::{ReasoningDelta, TextDelta, ToolCallDelta};
+    match key {
+        StreamKey::Text(choice) => StreamEvent::TextDelta(TextDelta { choice, text }),
+        StreamKey::Reasoning(choice, kind) => StreamEvent::ReasoningDelta(ReasoningDelta {
+            choice,
+            kind,
+            text,
+            signature: None,
+        }),
+        StreamKey::Arguments(choice, index) => StreamEvent::ToolCallDelta(ToolCallDelta {
+            choice,
+            index,
+            arguments: text,
+        }),
+    }
+}
+
+/// The earlier of `a` and `b` (when there is a `b`).
+fn earliest(a: Instant, b: Option<Instant>) -> Instant {
+    b.map_or(a, |b| a.min(b))
+}
+
+fn response_timed_out(t: Option<Duration>) -> ProviderError {
+    ProviderError::new(
+        ErrorClass::ResponseTimeout,
+        format!(
+            "the response streamed for longer than {} (limits.max_response_ms)",
+            fmt_duration(t.unwrap_or_default())
+        ),
+    )
 }
 
 fn first_event_timed_out(t: Duration) -> ProviderError {

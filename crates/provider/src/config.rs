@@ -7,6 +7,9 @@ use crate::redact::display_url;
 use crate::scheme::WireScheme;
 use crate::secret::ApiKey;
 
+/// The default bound on one response's body: 128 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 128 * 1024 * 1024;
+
 /// How a [`crate::Client`] talks to one provider.
 ///
 /// `Debug` shows the base URL without userinfo, query or fragment, and never the key.
@@ -20,11 +23,18 @@ pub struct ClientConfig {
     pub first_event_timeout: Duration,
     /// How long to wait, once the first event has arrived, for the next one. Measured between
     /// decoded events: keep-alives (SSE comments, blank lines, empty `data:` lines, scheme pings
-    /// such as Anthropic `ping`) do not reset it.
+    /// such as Anthropic `ping`, Chat chunks with empty `choices` and nothing else) and
+    /// usage-only reports do not reset it.
     pub idle_timeout: Duration,
     pub retry: RetryPolicy,
     /// The largest single SSE event accepted; a bigger one ends the stream as `malformed_stream`.
     pub max_event_bytes: usize,
+    /// The most body bytes one response may send; past it the stream ends as
+    /// `response_too_large`. Counted per attempt, keep-alives included.
+    pub max_response_bytes: u64,
+    /// How long one response may stream, from sending the request; past it the stream ends as
+    /// `response_timeout`. `None`: no bound (the idle timeout still applies).
+    pub max_response_time: Option<Duration>,
 }
 
 impl ClientConfig {
@@ -38,6 +48,8 @@ impl ClientConfig {
             idle_timeout: Duration::from_secs(300),
             retry: RetryPolicy::default(),
             max_event_bytes: 16 * 1024 * 1024,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_response_time: None,
         }
     }
 
@@ -62,6 +74,8 @@ impl std::fmt::Debug for ClientConfig {
             .field("idle_timeout", &self.idle_timeout)
             .field("retry", &self.retry)
             .field("max_event_bytes", &self.max_event_bytes)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .field("max_response_time", &self.max_response_time)
             .finish()
     }
 }

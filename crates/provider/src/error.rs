@@ -4,9 +4,14 @@ use serde::{Deserialize, Serialize};
 
 /// What kind of failure this is, independent of how it arrived (HTTP status, SSE error event,
 /// `response.failed`, an error object inside a data frame, or a broken transport).
+///
+/// Classification reads a specific provider code or type first, then the message wording, then
+/// the HTTP status (see [`crate::classify()`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorClass {
+    /// The prompt does not fit the model's context (OpenAI `context_length_exceeded`, Anthropic
+    /// "prompt is too long", llama.cpp `exceed_context_size_error`, …).
     ContextLengthExceeded,
     RateLimited,
     QuotaExceeded,
@@ -16,16 +21,32 @@ pub enum ErrorClass {
     NotFound,
     InvalidRequest,
     ServerError,
+    /// No event within the first-event or idle timeout (keep-alives and empty chunks do not
+    /// count as events).
     IdleTimeout,
+    /// The response stream ended early: the body ended, or the connection broke, after the
+    /// response headers and before the scheme's terminal event. One class whatever the HTTP
+    /// framing (an early EOF of a close-delimited body, a cut chunked or length-delimited body,
+    /// a reset) — retryable while no output has been shown.
     StreamClosedBeforeCompletion,
+    /// The stream's bytes do not follow the scheme: a frame that is not valid JSON (retryable:
+    /// before any output a retry is safe and a cut frame is usually transient), an event over
+    /// `max_event_bytes`, or a body that is not an event stream (not retryable).
     MalformedStream,
+    /// The request could not be sent or no response headers came back (connect, TLS, send).
+    /// A connection that breaks once the response has started is
+    /// `stream_closed_before_completion`.
     Transport,
     ContentFilter,
+    /// The response body passed `max_response_bytes`; never retried.
+    ResponseTooLarge,
+    /// The response streamed for longer than `max_response_ms`; never retried.
+    ResponseTimeout,
 }
 
 impl ErrorClass {
     /// Every class, in declaration order.
-    pub const ALL: [ErrorClass; 14] = [
+    pub const ALL: [ErrorClass; 16] = [
         ErrorClass::ContextLengthExceeded,
         ErrorClass::RateLimited,
         ErrorClass::QuotaExceeded,
@@ -40,6 +61,8 @@ impl ErrorClass {
         ErrorClass::MalformedStream,
         ErrorClass::Transport,
         ErrorClass::ContentFilter,
+        ErrorClass::ResponseTooLarge,
+        ErrorClass::ResponseTimeout,
     ];
 
     /// The snake_case name used in JSON, logs and the CLI.
@@ -59,6 +82,8 @@ impl ErrorClass {
             ErrorClass::MalformedStream => "malformed_stream",
             ErrorClass::Transport => "transport",
             ErrorClass::ContentFilter => "content_filter",
+            ErrorClass::ResponseTooLarge => "response_too_large",
+            ErrorClass::ResponseTimeout => "response_timeout",
         }
     }
 }

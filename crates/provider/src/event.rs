@@ -27,9 +27,11 @@ pub enum StreamEvent {
     ToolCallEnd(ToolCallEnd),
     /// Token usage as reported by the provider.
     Usage(Usage),
-    /// The response finished normally.
+    /// The response ended by the provider's decision; `stop_reason` says whether cleanly.
     Completed(Completed),
-    /// The response ended early by the provider's own decision (e.g. max output tokens).
+    /// Legacy: the response ended early by the provider's decision. No adapter emits it any
+    /// more (such ends are `Completed` with a truncating [`StopReason`]); kept so that old traces
+    /// still read.
     Incomplete(Incomplete),
     /// The request or stream failed; always the last event of a stream.
     Error(ProviderError),
@@ -137,6 +139,16 @@ pub struct ToolCallEnd {
     pub arguments: String,
 }
 
+/// Token usage of one response, normalized across schemes.
+///
+/// - `input_tokens`: the whole prompt, cached part included, on every scheme. (OpenAI's
+///   `input_tokens`/`prompt_tokens` already count it; Anthropic's `input_tokens` does not, so
+///   its `cache_read_input_tokens` and `cache_creation_input_tokens` are added.)
+/// - `cached_input_tokens`: the part of `input_tokens` read from the provider's prompt cache.
+/// - `output_tokens`: everything generated, reasoning included.
+/// - `reasoning_tokens`: the part of `output_tokens` spent on reasoning, when reported.
+///
+/// `None` means the provider did not say, never zero.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Usage {
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -32,8 +32,9 @@
 //!
 //! # The stream
 //!
-//! Every stream ends with exactly one terminal event — `completed`, `incomplete` or `error` —
-//! and nothing after it. Failed attempts (HTTP errors, transport errors, retryable error events)
+//! Every stream ends with exactly one terminal event — `completed` or `error` — and nothing
+//! after it. (`incomplete` is a legacy terminal event no adapter produces any more; it stays
+//! readable in old traces.) Failed attempts (HTTP errors, transport errors, retryable error events)
 //! are retried inside the stream, with exponential backoff and full jitter or the provider's
 //! `Retry-After` / `retry-after-ms`, but only while no output event
 //! ([`StreamEvent::is_output`]) has been yielded; a `started` event may therefore appear once per
@@ -41,11 +42,16 @@
 //! marked with `unhandled` events named `sse.invalid_utf8` (bytes replaced by U+FFFD) and
 //! `sse.unterminated_event` (a final event without its blank line, still processed).
 //!
-//! Stop reasons: OpenAI Responses reports a max-output-tokens stop as `incomplete`
-//! (the wire says `response.incomplete`); Chat `finish_reason: length` and Anthropic
-//! `max_tokens` are `completed` with `max_tokens`. Chat `content_filter` is
-//! `incomplete { reason: "content_filter" }`. In multi-choice Chat streams every delta carries
-//! its `choice`; the terminal `completed` reports choice 0.
+//! Stop reasons: every normal end is `completed` with a normalized [`event::StopReason`]:
+//! `end_turn`, `tool_calls`, `max_tokens` (Chat `length`, Anthropic `max_tokens`, Responses
+//! incomplete for `max_output_tokens`), `refusal`, `content_filter` (Chat `content_filter`,
+//! Responses incomplete for `content_filter`), `incomplete` with the provider's reason (Responses
+//! incomplete for another reason, Anthropic `pause_turn`) and `other` with the raw wording. In
+//! multi-choice Chat streams every delta carries its `choice`; the terminal `completed` reports
+//! choice 0.
+//!
+//! Usage: [`event::Usage`] means the same on every scheme; `input_tokens` is the whole prompt,
+//! cached part included (Anthropic's own `input_tokens` excludes it and is normalized).
 //!
 //! # Requests, adapters, observation
 //!
@@ -62,49 +68,25 @@
 //! SSE frame. Without an observer nothing is built for it.
 //!
 //! The idle timeout runs from the last decoded event, the first-event timeout from sending the
-//! request: keep-alives (SSE comments, blank lines, empty `data:` lines, Anthropic `ping`) satisfy
-//! neither. URLs in logs, observer data, errors and `Debug` output never carry userinfo, a query
+//! request: keep-alives (SSE comments, blank lines, empty `data:` lines, Anthropic `ping`, Chat
+//! chunks with empty `choices` and nothing else) satisfy neither, nor do usage-only reports. URLs in logs, observer data, errors and `Debug` output never carry userinfo, a query
 //! string or a fragment.
 //!
 //! The API key is an [`ApiKey`]: it prints as `[redacted]`, is sent as a sensitive header, and
-//! is stripped (with `Bearer …` and `sk-…` patterns) from every error message.
+//! is stripped (with `Bearer …` and `sk-…` patterns) from every error message. Its value is also
+//! replaced by `[redacted]` in model output — text, reasoning and tool-call arguments — even when
+//! it arrives split across deltas: each stream holds back only a tail that could be the start of
+//! the key and releases it when the next delta (or the end of the stream) shows it is not.
 //!
-//! # Cassettes
+//! Bounds: a response ends as `response_too_large` once its body passes
+//! [`ClientConfig::max_response_bytes`] (128 MiB by default) and as `response_timeout` once it has
+//! streamed for [`ClientConfig::max_response_time`] (off by default); neither is retried.
 //!
-//! A cassette is JSON:
+//! # Cassettes and captures
 //!
-//! ```json
-//! {
-//!   "scheme": "openai-responses",
-//!   "responses": [
-//!     { "status": 429, "headers": { "retry-after-ms": "10" },
-//!       "body": "{\"error\":{\"code\":\"rate_limit_exceeded\",\"message\":\"slow down\"}}" },
-//!     { "body_file": "stream.sse",
-//!       "delay_before_headers_ms": 0,
-//!       "pause_after_events": { "events": 3, "ms": 200 },
-//!       "disconnect_after_bytes": null,
-//!       "disconnect_after_events": null,
-//!       "keepalive_after_events": { "events": 3, "every_ms": 50, "count": 40,
-//!                                   "text": ": keepalive\n\n" } }
-//!   ]
-//! }
-//! ```
-//!
-//! `status` defaults to 200 and must be 100 to 599; header names and values must be valid HTTP.
-//! A cassette that breaks either is rejected when loaded (and by [`ReplayServer::start`]) with an
-//! error naming the response index and field, e.g. `responses[1].status`. `content-type`
-//! defaults to `text/event-stream` (2xx) or `application/json`. `body_file` is relative to the cassette file and may hold a bare SSE body
-//! or a full HTTP/1.1 capture (status line, headers, blank line, body; chunked bodies are
-//! de-chunked) whose status and headers apply unless the cassette sets them. The server answers
-//! request N with response N whatever the path; past the end it answers `400` with code
-//! `cassette_exhausted` (not retryable).
-//!
-//! Fault knobs, all optional: `delay_before_headers_ms` waits before the status line;
-//! `pause_after_events` stops for `ms` after `events` SSE events; `keepalive_after_events` sends
-//! `text` (default `: keepalive` plus a blank line, an SSE comment) `count` times, `every_ms`
-//! apart, after `events` events, then the rest of the body — a stalled stream that still sends
-//! bytes; `disconnect_after_bytes` / `disconnect_after_events` abort the connection mid-body.
-//! Event counts are of blank-line-terminated events in the body; 0 means before the first byte.
+//! The formats the [`ReplayServer`] serves — cassettes (JSON, with fault knobs), HTTP captures
+//! as `curl -i` writes them, and bare SSE bodies — are described in one place:
+//! `crates/provider/CAPTURES.md`. [`load_replay_file`] tells them apart by content.
 //!
 //! # Framing
 //!
@@ -138,7 +120,7 @@ pub use event::StreamEvent;
 pub use observe::{Milestone, RawFrame, RequestInfo, StreamObserver};
 pub use replay::{
     Cassette, CassetteResponse, HttpCapture, KeepaliveAfterEvents, PauseAfterEvents,
-    ReceivedRequest, ReplayServer, parse_http_capture, sse_body,
+    ReceivedRequest, ReplayFile, ReplayServer, load_replay_file, parse_http_capture, sse_body,
 };
 pub use request::{Message, ModelRequest, ToolCall, ToolSpec};
 pub use scheme::WireScheme;

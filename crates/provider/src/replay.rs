@@ -62,6 +62,10 @@ pub struct CassetteResponse {
     /// Body bytes that are not UTF-8 text (set in code; takes precedence over `body`).
     #[serde(skip)]
     pub raw_body: Option<Vec<u8>>,
+    /// How a captured file was read when that differs from what it says (a body already
+    /// de-chunked under `transfer-encoding: chunked`, a capture cut mid-body), for people.
+    #[serde(skip)]
+    pub notes: Vec<String>,
 }
 
 fn ok_status() -> u16 {
@@ -125,27 +129,43 @@ impl CassetteResponse {
         self
     }
 
-    /// Build a response from a fixture file: a full HTTP/1.1 capture (status line, headers,
-    /// blank line, body) or a bare SSE body served as `200 text/event-stream`.
+    /// Build a response from a fixture file: a full HTTP/1.x capture (status line, headers,
+    /// blank line, body; `curl -i` output included) or a bare SSE body served as
+    /// `200 text/event-stream`. A cassette file is refused with an error saying so (see
+    /// [`load_replay_file`]).
     pub fn from_file(path: &Path) -> Result<CassetteResponse, ReplayError> {
         let bytes = std::fs::read(path).map_err(|source| ReplayError::Read {
             path: path.to_path_buf(),
             source,
         })?;
+        if looks_like_cassette(&bytes) {
+            return Err(ReplayError::InvalidCapture {
+                path: path.to_path_buf(),
+                message: "this is a replay cassette (JSON with `scheme` and `responses`), not a \
+                          captured response; use it as `model.cassette` of a profile with \
+                          `model.scheme = \"replay\"`"
+                    .to_string(),
+            });
+        }
         CassetteResponse::from_bytes(&bytes).map_err(|message| ReplayError::InvalidCapture {
             path: path.to_path_buf(),
             message,
         })
     }
 
-    /// Like [`CassetteResponse::from_file`], from bytes.
+    /// Like [`CassetteResponse::from_file`], from bytes. A capture cut mid-body is served as
+    /// its bytes and then a broken connection (`disconnect_after_bytes`); `notes` says so.
     pub fn from_bytes(bytes: &[u8]) -> Result<CassetteResponse, String> {
         let mut r = CassetteResponse::default();
         match parse_http_capture(bytes)? {
             Some(capture) => {
                 r.status = capture.status;
                 r.headers = capture.headers;
+                if capture.cut_short {
+                    r.disconnect_after_bytes = Some(capture.body.len());
+                }
                 r.raw_body = Some(capture.body);
+                r.notes = capture.notes;
             }
             None => {
                 r.status = 200;
@@ -207,7 +227,11 @@ impl Cassette {
             if r.status == 200 {
                 r.status = loaded.status;
             }
+            if r.disconnect_after_bytes.is_none() {
+                r.disconnect_after_bytes = loaded.disconnect_after_bytes;
+            }
             r.raw_body = loaded.raw_body;
+            r.notes = loaded.notes;
         }
         cassette
             .check()
@@ -245,7 +269,7 @@ impl Cassette {
     }
 }
 
-/// A parsed HTTP/1.1 response capture.
+/// A parsed HTTP/1.x response capture.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpCapture {
     pub status: u16,
@@ -253,71 +277,203 @@ pub struct HttpCapture {
     pub headers: BTreeMap<String, String>,
     /// The body, de-chunked when the capture was chunked.
     pub body: Vec<u8>,
+    /// The capture ends in the middle of its body: a chunk cut short or no last chunk, fewer
+    /// bytes than `content-length`, or an event stream whose last event is cut.
+    pub cut_short: bool,
+    /// How the capture was read where that differs from what its headers say, for people.
+    pub notes: Vec<String>,
 }
 
-/// Parse `bytes` as an HTTP/1.x response capture. `Ok(None)` when it does not start with a
-/// status line (a bare body); `Err` when it does but is broken.
+/// Parse `bytes` as an HTTP/1.x (or `curl -i` HTTP/2) response capture. `Ok(None)` when it
+/// does not start with a status line (a bare body); `Err` when it does but is broken.
+///
+/// Read as people make captures: informational heads (`100 Continue`) before the real one are
+/// skipped; a body under `transfer-encoding: chunked` that is not chunked (curl prints bodies
+/// already de-chunked) is taken as it is, with a note; a capture cut mid-body is marked
+/// `cut_short`.
 pub fn parse_http_capture(bytes: &[u8]) -> Result<Option<HttpCapture>, String> {
     if !bytes.starts_with(b"HTTP/") {
         return Ok(None);
     }
-    let head_end = memchr::memmem::find(bytes, b"\r\n\r\n")
-        .map(|i| (i, i + 4))
-        .or_else(|| memchr::memmem::find(bytes, b"\n\n").map(|i| (i, i + 2)))
-        .ok_or("no blank line after the headers")?;
-    let head = std::str::from_utf8(&bytes[..head_end.0]).map_err(|_| "headers are not UTF-8")?;
-    let mut lines = head.lines();
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .filter(|s| (100..600).contains(s))
-        .ok_or_else(|| format!("bad status line `{status_line}`"))?;
-    let mut headers = BTreeMap::new();
-    let mut chunked = false;
-    for line in lines {
-        let (name, value) = line
-            .split_once(':')
-            .ok_or_else(|| format!("bad header line `{line}`"))?;
-        let name = name.trim().to_ascii_lowercase();
-        let value = value.trim().to_string();
-        match name.as_str() {
-            "transfer-encoding" => chunked = value.to_ascii_lowercase().contains("chunked"),
-            "content-length" | "connection" => {}
-            _ => {
-                headers.insert(name, value);
+    let mut bytes = bytes;
+    loop {
+        let head_end = memchr::memmem::find(bytes, b"\r\n\r\n")
+            .map(|i| (i, i + 4))
+            .or_else(|| memchr::memmem::find(bytes, b"\n\n").map(|i| (i, i + 2)))
+            .ok_or("no blank line after the headers")?;
+        let head =
+            std::str::from_utf8(&bytes[..head_end.0]).map_err(|_| "headers are not UTF-8")?;
+        let mut lines = head.lines();
+        let status_line = lines.next().unwrap_or_default();
+        let status = status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse::<u16>().ok())
+            .filter(|s| (100..600).contains(s))
+            .ok_or_else(|| format!("bad status line `{status_line}`"))?;
+        let rest = &bytes[head_end.1..];
+        if (100..200).contains(&status) && rest.starts_with(b"HTTP/") {
+            bytes = rest;
+            continue;
+        }
+        let mut headers = BTreeMap::new();
+        let mut chunked = false;
+        let mut length = None;
+        for line in lines {
+            let (name, value) = line
+                .split_once(':')
+                .ok_or_else(|| format!("bad header line `{line}`"))?;
+            let name = name.trim().to_ascii_lowercase();
+            let value = value.trim().to_string();
+            match name.as_str() {
+                "transfer-encoding" => chunked = value.to_ascii_lowercase().contains("chunked"),
+                "content-length" => length = value.parse::<usize>().ok(),
+                "connection" => {}
+                _ => {
+                    headers.insert(name, value);
+                }
             }
         }
+        return Ok(Some(capture_body(status, headers, rest, chunked, length)?));
     }
-    let raw = &bytes[head_end.1..];
-    let body = if chunked { dechunk(raw)? } else { raw.to_vec() };
-    Ok(Some(HttpCapture {
+}
+
+fn capture_body(
+    status: u16,
+    headers: BTreeMap<String, String>,
+    raw: &[u8],
+    chunked: bool,
+    length: Option<usize>,
+) -> Result<HttpCapture, String> {
+    let mut notes = Vec::new();
+    let mut cut_short = false;
+    let body = if chunked && starts_like_chunk(raw) {
+        let (body, complete) = dechunk(raw)?;
+        if !complete {
+            cut_short = true;
+            notes.push(format!(
+                "the chunked body ends before its last chunk; replayed as {} bytes and then a \
+                 broken connection",
+                body.len()
+            ));
+        }
+        body
+    } else {
+        if chunked {
+            notes.push(
+                "the capture says `transfer-encoding: chunked` but its body is not chunked (curl \
+                 -i prints bodies already de-chunked); read as it is"
+                    .to_string(),
+            );
+        }
+        raw.to_vec()
+    };
+    if !cut_short
+        && let Some(n) = length
+        && body.len() < n
+    {
+        cut_short = true;
+        notes.push(format!(
+            "the body has {} of the {n} bytes its content-length says; replayed as a broken \
+             connection after them",
+            body.len()
+        ));
+    }
+    let is_stream = headers
+        .get("content-type")
+        .is_some_and(|ct| ct.contains("text/event-stream"));
+    if !cut_short && is_stream && !body.is_empty() && !ends_at_event_boundary(&body) {
+        cut_short = true;
+        notes.push(format!(
+            "the event stream stops in the middle of an event (the capture was cut); replayed \
+             as {} bytes and then a broken connection",
+            body.len()
+        ));
+    }
+    Ok(HttpCapture {
         status,
         headers,
         body,
-    }))
+        cut_short,
+        notes,
+    })
 }
 
-fn dechunk(mut raw: &[u8]) -> Result<Vec<u8>, String> {
+/// Whether `raw` starts with a chunk-size line (hex digits, optional extensions, CRLF).
+fn starts_like_chunk(raw: &[u8]) -> bool {
+    let Some(eol) = memchr::memmem::find(raw, b"\r\n") else {
+        return false;
+    };
+    let size = raw[..eol].split(|b| *b == b';').next().unwrap_or_default();
+    let size = size.trim_ascii();
+    !size.is_empty() && size.len() <= 16 && size.iter().all(u8::is_ascii_hexdigit)
+}
+
+fn ends_at_event_boundary(body: &[u8]) -> bool {
+    body.ends_with(b"\n\n") || body.ends_with(b"\r\n\r\n") || body.ends_with(b"\r\r")
+}
+
+/// De-chunk `raw`: the body, and whether it ended with the last (zero-size) chunk.
+fn dechunk(mut raw: &[u8]) -> Result<(Vec<u8>, bool), String> {
     let mut out = Vec::new();
     loop {
-        let eol =
-            memchr::memmem::find(raw, b"\r\n").ok_or("chunked body: missing chunk size line")?;
+        let Some(eol) = memchr::memmem::find(raw, b"\r\n") else {
+            return Ok((out, false));
+        };
         let size_text = std::str::from_utf8(&raw[..eol]).map_err(|_| "chunked body: bad size")?;
         let size_hex = size_text.split(';').next().unwrap_or_default().trim();
         let size = usize::from_str_radix(size_hex, 16)
             .map_err(|_| format!("chunked body: bad chunk size `{size_hex}`"))?;
         raw = &raw[eol + 2..];
         if size == 0 {
-            return Ok(out);
+            return Ok((out, true));
         }
         if raw.len() < size {
-            return Err("chunked body: truncated chunk".to_string());
+            out.extend_from_slice(raw);
+            return Ok((out, false));
         }
         out.extend_from_slice(&raw[..size]);
         raw = raw[size..].strip_prefix(b"\r\n").unwrap_or(&raw[size..]);
     }
+}
+
+/// Whether `bytes` is a cassette: a JSON object with `scheme` and a `responses` list.
+fn looks_like_cassette(bytes: &[u8]) -> bool {
+    let start = bytes.iter().position(|b| !b.is_ascii_whitespace());
+    if start.is_none_or(|i| bytes[i] != b'{') {
+        return false;
+    }
+    serde_json::from_slice::<serde_json::Value>(bytes).is_ok_and(|v| {
+        v.get("responses").is_some_and(serde_json::Value::is_array) && v.get("scheme").is_some()
+    })
+}
+
+/// What one file handed to the replay tool holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplayFile {
+    /// A cassette: it names its own scheme and may hold several responses and faults.
+    Cassette(Cassette),
+    /// One captured response or bare SSE body; its `notes` say how it was read.
+    Response(Box<CassetteResponse>),
+}
+
+/// Read a file for replay as people make them: a cassette is recognised as one (by its JSON
+/// shape) instead of being read as SSE; anything else is a capture or a bare body
+/// ([`CassetteResponse::from_file`]).
+pub fn load_replay_file(path: &Path) -> Result<ReplayFile, ReplayError> {
+    let bytes = std::fs::read(path).map_err(|source| ReplayError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if looks_like_cassette(&bytes) {
+        return Cassette::load(path).map(ReplayFile::Cassette);
+    }
+    CassetteResponse::from_bytes(&bytes)
+        .map(|r| ReplayFile::Response(Box::new(r)))
+        .map_err(|message| ReplayError::InvalidCapture {
+            path: path.to_path_buf(),
+            message,
+        })
 }
 
 /// Build an SSE body: one `event:` line (omitted when the name is empty) and one `data:` line

@@ -2,7 +2,17 @@
 //!
 //! `event:` lines name the events; `ping` may come anywhere; `message_stop` is the terminal
 //! event and `event: error` ends the stream with an error. Usage arrives in `message_start` and
-//! `message_delta`; it is reported once, merged, just before `completed`.
+//! `message_delta`; it is reported once, merged, just before the terminal event, with
+//! `input_tokens` normalized to the whole prompt (Anthropic's `input_tokens` plus
+//! `cache_read_input_tokens` and `cache_creation_input_tokens`).
+//!
+//! `stop_reason`: `end_turn` and `stop_sequence` are `end_turn`, `tool_use` is `tool_calls`,
+//! `max_tokens` and `refusal` keep their names, `pause_turn` and
+//! `model_context_window_exceeded` are `incomplete` with that reason, anything else `other`.
+//! A `[DONE]` data line (not Anthropic's, but some compatible servers send it) ends the message
+//! when a stop reason has arrived, else the stream ended early. A `message_delta` carrying
+//! anything besides the stop reason and usage (text, as some compatible servers send) is
+//! reported as `unhandled`.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -45,8 +55,8 @@ impl Adapter for Anthropic {
 
     fn body(&self, request: &ModelRequest) -> Value {
         let mut messages: Vec<Value> = Vec::new();
-        for m in &request.messages {
-            match m {
+        for m in request.sendable_messages() {
+            match &*m {
                 Message::User { text } => messages.push(json!({"role": "user", "content": text})),
                 Message::Assistant {
                     text,
@@ -58,8 +68,13 @@ impl Adapter for Anthropic {
                         content.push(json!({"type": "text", "text": text}));
                     }
                     for c in tool_calls {
-                        let input: Value =
-                            serde_json::from_str(&c.arguments).unwrap_or_else(|_| json!({}));
+                        // `input` must be an object. Arguments that are not one (cut by
+                        // max_tokens, or not JSON) never ran a tool; their result says so, and
+                        // an empty object keeps the history sendable.
+                        let input = match serde_json::from_str::<Value>(&c.arguments) {
+                            Ok(v @ Value::Object(_)) => v,
+                            _ => json!({}),
+                        };
                         content.push(json!({
                             "type": "tool_use", "id": c.call_id, "name": c.name, "input": input,
                         }));
@@ -182,9 +197,71 @@ struct AnthropicDecoder {
     started: bool,
     produced: bool,
     blocks: Vec<(u32, Block, String)>,
-    usage: Usage,
+    usage: WireUsage,
     stop_reason: Option<String>,
 }
+
+/// Usage as Anthropic counts it: `input_tokens` excludes the cached part of the prompt
+/// (`cache_read_input_tokens`) and the part written to the cache
+/// (`cache_creation_input_tokens`). `message_delta` values are cumulative and replace earlier
+/// ones.
+#[derive(Default, PartialEq)]
+struct WireUsage {
+    seen: bool,
+    input: Option<u64>,
+    output: Option<u64>,
+    cache_read: Option<u64>,
+    cache_creation: Option<u64>,
+    thinking: Option<u64>,
+}
+
+impl WireUsage {
+    /// The normalized usage: `input_tokens` is the whole prompt, cached parts included.
+    fn normalized(&self) -> Usage {
+        let input = match (self.input, self.cache_read, self.cache_creation) {
+            (None, None, None) => None,
+            (i, r, c) => Some(
+                i.unwrap_or(0)
+                    .saturating_add(r.unwrap_or(0))
+                    .saturating_add(c.unwrap_or(0)),
+            ),
+        };
+        Usage {
+            input_tokens: input,
+            output_tokens: self.output,
+            cached_input_tokens: self.cache_read,
+            reasoning_tokens: self.thinking,
+        }
+    }
+}
+
+/// Map Anthropic's `stop_reason`.
+fn stop_reason(raw: Option<&str>) -> StopReason {
+    match raw {
+        Some("end_turn" | "stop_sequence") => StopReason::EndTurn,
+        Some("tool_use") => StopReason::ToolCalls,
+        Some("max_tokens") => StopReason::MaxTokens,
+        Some("refusal") => StopReason::Refusal,
+        // The server paused a long turn, or the prompt plus answer filled the context window:
+        // the answer is unfinished, in the provider's words.
+        Some(r @ ("pause_turn" | "model_context_window_exceeded")) => {
+            StopReason::Incomplete { raw: r.to_string() }
+        }
+        Some(other) => StopReason::Other {
+            raw: other.to_string(),
+        },
+        None => StopReason::Other {
+            raw: "unknown".to_string(),
+        },
+    }
+}
+
+/// `message_delta.delta` fields that say how the message ended; anything else in a
+/// `message_delta` is not understood.
+const MESSAGE_DELTA_FIELDS: &[&str] =
+    &["stop_reason", "stop_sequence", "stop_details", "container"];
+/// Top-level `message_delta` fields read or known to carry nothing to act on.
+const MESSAGE_DELTA_TOP: &[&str] = &["type", "delta", "usage", "context_management"];
 
 impl AnthropicDecoder {
     fn block(&self, index: u32) -> Option<Block> {
@@ -193,20 +270,51 @@ impl AnthropicDecoder {
 
     fn merge_usage(&mut self, u: &Value) {
         let get = |k: &str| u.get(k).and_then(Value::as_u64);
-        if let Some(v) = get("input_tokens") {
-            self.usage.input_tokens = Some(v);
+        let usage = &mut self.usage;
+        for (key, slot) in [
+            ("input_tokens", &mut usage.input),
+            ("output_tokens", &mut usage.output),
+            ("cache_read_input_tokens", &mut usage.cache_read),
+            ("cache_creation_input_tokens", &mut usage.cache_creation),
+        ] {
+            if let Some(v) = get(key) {
+                *slot = Some(v);
+                usage.seen = true;
+            }
         }
-        if let Some(v) = get("output_tokens") {
-            self.usage.output_tokens = Some(v);
+        if let Some(v) = u
+            .pointer("/output_tokens_details/thinking_tokens")
+            .and_then(Value::as_u64)
+        {
+            usage.thinking = Some(v);
         }
-        if let Some(v) = get("cache_read_input_tokens") {
-            self.usage.cached_input_tokens = Some(v);
+    }
+
+    /// The usage seen so far, once, before the stream's terminal event.
+    fn flush_usage(&mut self, out: &mut Vec<StreamEvent>) {
+        if std::mem::take(&mut self.usage.seen) {
+            out.push(StreamEvent::Usage(self.usage.normalized()));
         }
     }
 }
 
 impl Decoder for AnthropicDecoder {
     fn frame(&mut self, frame: &Frame<'_>, out: &mut Vec<StreamEvent>) {
+        if frame.data == "[DONE]" {
+            // Not Anthropic's own (it ends with `message_stop`), but compatible servers add it.
+            // After a stop reason it ends the message; before one, the stream ended early.
+            self.flush_usage(out);
+            match self.stop_reason.take() {
+                Some(r) => out.push(StreamEvent::Completed(Completed {
+                    choice: 0,
+                    stop_reason: stop_reason(Some(&r)),
+                })),
+                None => out.push(closed_early(
+                    "`message_stop` (a `[DONE]` marker came before any stop reason)",
+                )),
+            }
+            return;
+        }
         let ev: Event = match serde_json::from_str(frame.data) {
             Ok(ev) => ev,
             Err(e) => {
@@ -318,6 +426,8 @@ impl Decoder for AnthropicDecoder {
                             signature: None,
                         }));
                     }
+                    // An empty signature is no signature: nothing to send back.
+                    (Some("signature_delta"), _) if text("signature").is_empty() => {}
                     (Some("signature_delta"), _) => {
                         out.push(StreamEvent::ReasoningDelta(ReasoningDelta {
                             choice: 0,
@@ -359,9 +469,8 @@ impl Decoder for AnthropicDecoder {
                 }
             }
             "message_delta" => {
-                if let Some(r) = ev
-                    .delta
-                    .as_ref()
+                let delta = ev.delta.as_ref();
+                if let Some(r) = delta
                     .and_then(|d| d.get("stop_reason"))
                     .and_then(Value::as_str)
                 {
@@ -370,29 +479,25 @@ impl Decoder for AnthropicDecoder {
                 if let Some(u) = &ev.usage {
                     self.merge_usage(u);
                 }
+                // Some compatible servers stream text in `message_delta`: not dropped silently.
+                if carries_more(delta, MESSAGE_DELTA_FIELDS)
+                    || carries_more(
+                        serde_json::from_str::<Value>(frame.data).ok().as_ref(),
+                        MESSAGE_DELTA_TOP,
+                    )
+                {
+                    out.push(unhandled("message_delta", frame.data));
+                }
             }
             "message_stop" => {
-                if self.usage != Usage::default() {
-                    out.push(StreamEvent::Usage(self.usage.clone()));
-                }
-                let stop_reason = match self.stop_reason.as_deref() {
-                    Some("end_turn" | "stop_sequence") => StopReason::EndTurn,
-                    Some("tool_use") => StopReason::ToolCalls,
-                    Some("max_tokens") => StopReason::MaxTokens,
-                    Some("refusal") => StopReason::Refusal,
-                    Some(other) => StopReason::Other {
-                        raw: other.to_string(),
-                    },
-                    None => StopReason::Other {
-                        raw: "unknown".to_string(),
-                    },
-                };
+                self.flush_usage(out);
                 out.push(StreamEvent::Completed(Completed {
                     choice: 0,
-                    stop_reason,
+                    stop_reason: stop_reason(self.stop_reason.as_deref()),
                 }));
             }
             "error" => {
+                self.flush_usage(out);
                 let v: Value = serde_json::from_str(frame.data).unwrap_or(Value::Null);
                 out.push(StreamEvent::Error(from_error_json(&v, None)));
             }
@@ -401,6 +506,15 @@ impl Decoder for AnthropicDecoder {
     }
 
     fn end(&mut self, out: &mut Vec<StreamEvent>) {
+        self.flush_usage(out);
         out.push(closed_early("`message_stop`"));
     }
+}
+
+/// Whether the object `v` has a non-null field outside `known`.
+fn carries_more(v: Option<&Value>, known: &[&str]) -> bool {
+    v.and_then(Value::as_object).is_some_and(|m| {
+        m.iter()
+            .any(|(k, v)| !v.is_null() && !known.contains(&k.as_str()))
+    })
 }

@@ -20,8 +20,8 @@ use serde_json::{Value, json};
 use super::{Adapter, Decoder, closed_early, join_url, not_understood, unhandled};
 use crate::classify::from_error_json;
 use crate::event::{
-    Completed, Incomplete, ReasoningDelta, ReasoningKind, Started, StopReason, StreamEvent,
-    TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart, Usage,
+    Completed, ReasoningDelta, ReasoningKind, Started, StopReason, StreamEvent, TextDelta,
+    ToolCallDelta, ToolCallEnd, ToolCallStart, Usage,
 };
 use crate::request::{Message, ModelRequest};
 use crate::scheme::WireScheme;
@@ -50,8 +50,8 @@ impl Adapter for Chat {
         if !request.instructions.is_empty() {
             messages.push(json!({"role": "system", "content": request.instructions}));
         }
-        for m in &request.messages {
-            match m {
+        for m in request.sendable_messages() {
+            match &*m {
                 Message::User { text } => messages.push(json!({"role": "user", "content": text})),
                 Message::Assistant {
                     text, tool_calls, ..
@@ -360,12 +360,7 @@ impl ChatDecoder {
             .map(|c| (c.1.clone(), c.2))
             .unwrap_or((None, false));
         let stop_reason = match reason.as_deref() {
-            Some("content_filter") => {
-                out.push(StreamEvent::Incomplete(Incomplete {
-                    reason: "content_filter".to_string(),
-                }));
-                return;
-            }
+            Some("content_filter") => StopReason::ContentFilter,
             Some("stop") if refusal => StopReason::Refusal,
             Some("stop" | "eos") => StopReason::EndTurn,
             Some("tool_calls" | "function_call") => StopReason::ToolCalls,
@@ -424,9 +419,14 @@ impl Decoder for ChatDecoder {
                 model,
             }));
         }
-        // A chunk with no choice, no usage and nothing else read (e.g. Azure's
-        // `prompt_filter_results`) is reported, not dropped.
-        if chunk.choices.is_empty() && chunk.usage.is_none() && !said_started {
+        // A chunk with no choice and no usage but something else (e.g. Azure's
+        // `prompt_filter_results`) is reported, not dropped; one with nothing at all is a
+        // keep-alive and yields no event (so it does not hold off the idle timeout either).
+        if chunk.choices.is_empty()
+            && chunk.usage.is_none()
+            && !said_started
+            && carries_something(frame.data)
+        {
             out.push(unhandled(
                 if frame.event.is_empty() {
                     "data"
@@ -552,5 +552,29 @@ impl Decoder for ChatDecoder {
         } else {
             out.push(closed_early("`[DONE]` or a `finish_reason`"));
         }
+    }
+}
+
+/// Fields of a chunk that say nothing about the answer.
+const ENVELOPE_FIELDS: &[&str] = &[
+    "id",
+    "object",
+    "created",
+    "model",
+    "system_fingerprint",
+    "service_tier",
+    "provider",
+    "choices",
+    "usage",
+    "obfuscation",
+];
+
+/// Whether a chunk without choices or usage has any other non-null field.
+fn carries_something(data: &str) -> bool {
+    match serde_json::from_str::<Value>(data) {
+        Ok(Value::Object(m)) => m
+            .iter()
+            .any(|(k, v)| !v.is_null() && !ENVELOPE_FIELDS.contains(&k.as_str())),
+        _ => true,
     }
 }

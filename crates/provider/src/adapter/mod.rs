@@ -86,10 +86,13 @@ pub(crate) fn not_understood(frame: &Frame<'_>, err: &serde_json::Error) -> Stre
 
 pub(crate) fn malformed(event: &str, err: &serde_json::Error) -> StreamEvent {
     let name = if event.is_empty() { "data" } else { event };
-    StreamEvent::Error(ProviderError::new(
+    let mut e = ProviderError::new(
         ErrorClass::MalformedStream,
         format!("SSE event `{name}` does not carry valid JSON: {err}"),
-    ))
+    );
+    // A cut or garbled frame is usually transient; the client only retries before output.
+    e.retryable = true;
+    StreamEvent::Error(e)
 }
 
 pub(crate) fn closed_early(what: &str) -> StreamEvent {

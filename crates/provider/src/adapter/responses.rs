@@ -2,6 +2,17 @@
 //!
 //! Every frame's `data.type` names the event (it wins over the `event:` line). Terminal events:
 //! `response.completed`, `response.incomplete`, `response.failed`, and `error`.
+//!
+//! A `response.incomplete`, or a `response.completed` whose `response.status` is `incomplete`,
+//! is `completed` with the stop reason from `incomplete_details.reason`: `max_output_tokens` is
+//! `max_tokens`, `content_filter` is `content_filter`, anything else `incomplete` with that
+//! reason. Otherwise the stop reason is `tool_calls` when a tool call came, `refusal` after
+//! refusal text, else `end_turn`.
+//!
+//! Tool calls are tied to their deltas and done item by `item_id` (the item's `id`), then
+//! `call_id`, then `output_index`: some servers (llama.cpp) send no `output_index`. The reported
+//! index is the `output_index` when there is one. A delta that cannot be tied to exactly one
+//! open call is `unhandled`, never added to another call's arguments.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -10,8 +21,8 @@ use super::{Adapter, Decoder, closed_early, join_url, not_understood, unhandled}
 use crate::classify::from_error_json;
 use crate::error::{ErrorClass, ProviderError};
 use crate::event::{
-    Completed, Incomplete, ReasoningDelta, ReasoningKind, Started, StopReason, StreamEvent,
-    TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart, Usage,
+    Completed, ReasoningDelta, ReasoningKind, Started, StopReason, StreamEvent, TextDelta,
+    ToolCallDelta, ToolCallEnd, ToolCallStart, Usage,
 };
 use crate::request::{Message, ModelRequest};
 use crate::scheme::WireScheme;
@@ -37,8 +48,8 @@ impl Adapter for Responses {
 
     fn body(&self, request: &ModelRequest) -> Value {
         let mut input = Vec::new();
-        for m in &request.messages {
-            match m {
+        for m in request.sendable_messages() {
+            match &*m {
                 Message::User { text } => input.push(json!({"role": "user", "content": text})),
                 Message::Assistant {
                     text,
@@ -117,9 +128,24 @@ struct ResponsesDecoder {
     started: bool,
     saw_tool_call: bool,
     saw_refusal: bool,
-    /// Output indexes of open tool calls (function or custom), with accumulated input for custom
-    /// tools whose done item carries `input` instead of `arguments`.
-    open_calls: Vec<(u32, String)>,
+    /// Open tool calls (function or custom), in start order.
+    open_calls: Vec<OpenCall>,
+    /// Every index reported so far, to keep reported indexes unique.
+    used: Vec<u32>,
+}
+
+/// One tool call between `output_item.added` and `output_item.done`.
+struct OpenCall {
+    /// The item's `id` (`fc_…`), which argument deltas name as `item_id`.
+    item_id: Option<String>,
+    call_id: Option<String>,
+    output_index: Option<u32>,
+    /// The index reported in events: `output_index` when the server sends one.
+    index: u32,
+    /// Arguments (or custom-tool input) received so far.
+    arguments: String,
+    /// The whole string from `response.function_call_arguments.done`, when one came.
+    done_arguments: Option<String>,
 }
 
 /// The fields of a Responses event this adapter reads; everything else is skipped.
@@ -132,10 +158,33 @@ struct Event {
     delta: Option<Value>,
     #[serde(default)]
     output_index: Option<u32>,
+    /// The output item an event belongs to; some servers (llama.cpp) send only this.
+    #[serde(default)]
+    item_id: Option<String>,
     #[serde(default)]
     item: Option<Value>,
     #[serde(default)]
     response: Option<Value>,
+    /// The whole argument string of `response.function_call_arguments.done`.
+    #[serde(default)]
+    arguments: Option<String>,
+}
+
+/// The normalized stop reason of a response that ended as `incomplete`.
+fn incomplete_reason(response: &Value) -> StopReason {
+    match response
+        .pointer("/incomplete_details/reason")
+        .and_then(Value::as_str)
+    {
+        Some("max_output_tokens" | "max_tokens") => StopReason::MaxTokens,
+        Some("content_filter") => StopReason::ContentFilter,
+        Some(other) => StopReason::Incomplete {
+            raw: other.to_string(),
+        },
+        None => StopReason::Incomplete {
+            raw: "unknown".to_string(),
+        },
+    }
 }
 
 impl Decoder for ResponsesDecoder {
@@ -152,7 +201,6 @@ impl Decoder for ResponsesDecoder {
                 return;
             }
         };
-        let index = ev.output_index.unwrap_or(0);
         match ev.kind.as_str() {
             "response.output_text.delta" => out.push(StreamEvent::TextDelta(TextDelta {
                 choice: 0,
@@ -180,14 +228,19 @@ impl Decoder for ResponsesDecoder {
             }
             "response.function_call_arguments.delta" | "response.custom_tool_call_input.delta" => {
                 let delta = delta_text(ev.delta);
-                if let Some((_, acc)) = self.open_calls.iter_mut().find(|(i, _)| *i == index) {
-                    acc.push_str(&delta);
+                match self.find_call(ev.item_id.as_deref(), None, ev.output_index) {
+                    Some(p) => {
+                        let call = &mut self.open_calls[p];
+                        call.arguments.push_str(&delta);
+                        out.push(StreamEvent::ToolCallDelta(ToolCallDelta {
+                            choice: 0,
+                            index: call.index,
+                            arguments: delta,
+                        }));
+                    }
+                    // Arguments that cannot be tied to one call are never given to another.
+                    None => out.push(unhandled(&ev.kind, frame.data)),
                 }
-                out.push(StreamEvent::ToolCallDelta(ToolCallDelta {
-                    choice: 0,
-                    index,
-                    arguments: delta,
-                }));
             }
             "response.created" | "response.in_progress" | "response.queued" => {
                 if !self.started {
@@ -199,23 +252,45 @@ impl Decoder for ResponsesDecoder {
                     }));
                 }
             }
-            "response.output_item.added" => self.item_added(index, ev.item, frame, out),
-            "response.output_item.done" => self.item_done(index, ev.item, frame, out),
+            // Usually a repeat of the deltas; kept in case a server sends the arguments only here.
+            "response.function_call_arguments.done" => {
+                match self.find_call(ev.item_id.as_deref(), None, ev.output_index) {
+                    Some(p) => self.open_calls[p].done_arguments = ev.arguments,
+                    None => out.push(unhandled(&ev.kind, frame.data)),
+                }
+            }
+            "response.output_item.added" => self.item_added(ev.output_index, ev.item, frame, out),
+            "response.output_item.done" => self.item_done(ev.output_index, ev.item, frame, out),
             // Lifecycle events whose content already arrived as deltas.
             "response.content_part.added"
             | "response.content_part.done"
             | "response.output_text.done"
             | "response.refusal.done"
-            | "response.function_call_arguments.done"
             | "response.custom_tool_call_input.done"
             | "response.reasoning_summary_part.added"
             | "response.reasoning_summary_part.done"
             | "response.reasoning_summary_text.done"
             | "response.reasoning_text.done" => {}
-            "response.completed" => {
+            "response.completed" | "response.incomplete" => {
                 let r = ev.response.unwrap_or(Value::Null);
+                // Calls the server never closed end with what their deltas said.
+                for call in std::mem::take(&mut self.open_calls) {
+                    let arguments = Some(call.arguments)
+                        .filter(|a| !a.is_empty())
+                        .or(call.done_arguments)
+                        .unwrap_or_default();
+                    out.push(StreamEvent::ToolCallEnd(ToolCallEnd {
+                        choice: 0,
+                        index: call.index,
+                        arguments,
+                    }));
+                }
                 push_usage(&r, out);
-                let stop_reason = if self.saw_tool_call {
+                let incomplete = ev.kind == "response.incomplete"
+                    || r.get("status").and_then(Value::as_str) == Some("incomplete");
+                let stop_reason = if incomplete {
+                    incomplete_reason(&r)
+                } else if self.saw_tool_call {
                     StopReason::ToolCalls
                 } else if self.saw_refusal {
                     StopReason::Refusal
@@ -227,18 +302,9 @@ impl Decoder for ResponsesDecoder {
                     stop_reason,
                 }));
             }
-            "response.incomplete" => {
-                let r = ev.response.unwrap_or(Value::Null);
-                push_usage(&r, out);
-                let reason = r
-                    .pointer("/incomplete_details/reason")
-                    .and_then(Value::as_str)
-                    .unwrap_or("unknown")
-                    .to_string();
-                out.push(StreamEvent::Incomplete(Incomplete { reason }));
-            }
             "response.failed" => {
                 let r = ev.response.unwrap_or(Value::Null);
+                push_usage(&r, out);
                 let mut err = match r.get("error") {
                     Some(e @ Value::Object(_)) => from_error_json(e, None),
                     _ => ProviderError::new(
@@ -265,9 +331,79 @@ impl Decoder for ResponsesDecoder {
 }
 
 impl ResponsesDecoder {
+    /// The open call an event belongs to: by `item_id`, then `call_id`, then `output_index`;
+    /// failing those, the only open call whose identifiers do not contradict the event's.
+    fn find_call(
+        &self,
+        item_id: Option<&str>,
+        call_id: Option<&str>,
+        output_index: Option<u32>,
+    ) -> Option<usize> {
+        let calls = &self.open_calls;
+        if let Some(id) = item_id
+            && let Some(p) = calls.iter().position(|c| c.item_id.as_deref() == Some(id))
+        {
+            return Some(p);
+        }
+        if let Some(id) = call_id
+            && let Some(p) = calls.iter().position(|c| c.call_id.as_deref() == Some(id))
+        {
+            return Some(p);
+        }
+        if let Some(i) = output_index
+            && let Some(p) = calls.iter().position(|c| c.output_index == Some(i))
+        {
+            return Some(p);
+        }
+        let fits = |mine: Option<&str>, theirs: Option<&str>| {
+            mine.is_none() || theirs.is_none() || mine == theirs
+        };
+        let mut candidates = calls.iter().enumerate().filter(|(_, c)| {
+            fits(c.item_id.as_deref(), item_id)
+                && fits(c.call_id.as_deref(), call_id)
+                && (c.output_index.is_none() || output_index.is_none())
+        });
+        match (candidates.next(), candidates.next()) {
+            (Some((p, _)), None) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Open a call and report its start; the reported index is `output_index` when the server
+    /// sends one and it is not taken, else the next free one.
+    fn open_call(
+        &mut self,
+        output_index: Option<u32>,
+        item: &Value,
+        out: &mut Vec<StreamEvent>,
+    ) -> usize {
+        self.saw_tool_call = true;
+        let mut index = output_index.unwrap_or(0);
+        while self.used.contains(&index) {
+            index = index.saturating_add(1);
+        }
+        self.used.push(index);
+        let call_id = str_at(item, "call_id");
+        out.push(StreamEvent::ToolCallStart(ToolCallStart {
+            choice: 0,
+            index,
+            call_id: call_id.clone().unwrap_or_default(),
+            name: str_at(item, "name").unwrap_or_default(),
+        }));
+        self.open_calls.push(OpenCall {
+            item_id: str_at(item, "id"),
+            call_id,
+            output_index,
+            index,
+            arguments: String::new(),
+            done_arguments: None,
+        });
+        self.open_calls.len() - 1
+    }
+
     fn item_added(
         &mut self,
-        index: u32,
+        output_index: Option<u32>,
         item: Option<Value>,
         frame: &Frame<'_>,
         out: &mut Vec<StreamEvent>,
@@ -275,14 +411,7 @@ impl ResponsesDecoder {
         let item = item.unwrap_or(Value::Null);
         match item.get("type").and_then(Value::as_str) {
             Some("function_call" | "custom_tool_call") => {
-                self.saw_tool_call = true;
-                self.open_calls.push((index, String::new()));
-                out.push(StreamEvent::ToolCallStart(ToolCallStart {
-                    choice: 0,
-                    index,
-                    call_id: str_at(&item, "call_id").unwrap_or_default(),
-                    name: str_at(&item, "name").unwrap_or_default(),
-                }));
+                self.open_call(output_index, &item, out);
             }
             Some("message" | "reasoning") => {}
             _ => out.push(unhandled("response.output_item.added", frame.data)),
@@ -291,7 +420,7 @@ impl ResponsesDecoder {
 
     fn item_done(
         &mut self,
-        index: u32,
+        output_index: Option<u32>,
         item: Option<Value>,
         frame: &Frame<'_>,
         out: &mut Vec<StreamEvent>,
@@ -299,23 +428,33 @@ impl ResponsesDecoder {
         let item = item.unwrap_or(Value::Null);
         match item.get("type").and_then(Value::as_str) {
             Some("function_call" | "custom_tool_call") => {
-                let acc = self
-                    .open_calls
-                    .iter()
-                    .position(|(i, _)| *i == index)
-                    .map(|p| self.open_calls.remove(p).1)
-                    .unwrap_or_default();
+                let found = self.find_call(
+                    item.get("id").and_then(Value::as_str),
+                    item.get("call_id").and_then(Value::as_str),
+                    output_index,
+                );
+                // A call first announced by its done item still gets a start.
+                let p = match found {
+                    Some(p) => p,
+                    None => self.open_call(output_index, &item, out),
+                };
+                let call = self.open_calls.remove(p);
+                // The done item's full string when it has one; else what the deltas said; else
+                // the arguments' own done event.
                 let arguments = str_at(&item, "arguments")
                     .or_else(|| str_at(&item, "input"))
-                    .unwrap_or(acc);
+                    .filter(|a| !a.is_empty())
+                    .or_else(|| Some(call.arguments).filter(|a| !a.is_empty()))
+                    .or(call.done_arguments)
+                    .unwrap_or_default();
                 out.push(StreamEvent::ToolCallEnd(ToolCallEnd {
                     choice: 0,
-                    index,
+                    index: call.index,
                     arguments,
                 }));
             }
             Some("reasoning") => {
-                if let Some(sig) = str_at(&item, "encrypted_content") {
+                if let Some(sig) = str_at(&item, "encrypted_content").filter(|s| !s.is_empty()) {
                     out.push(StreamEvent::ReasoningDelta(ReasoningDelta {
                         choice: 0,
                         kind: ReasoningKind::Opaque,

@@ -148,7 +148,7 @@ fn responses_reasoning_summary_long() {
 #[test]
 fn responses_incomplete_max_output_tokens() {
     let f = check(R, "openai-responses/incomplete-max-output-tokens.sse");
-    assert!(matches!(&f.terminal, StreamEvent::Incomplete(i) if i.reason == "max_output_tokens"));
+    assert_eq!(completed(&f), StopReason::MaxTokens);
     assert_eq!(f.usage, usage(38, 64, Some(0), Some(64)));
 }
 
@@ -411,7 +411,7 @@ fn anthropic_thinking_signature_and_tool_use() {
     assert_eq!(f.calls[0].1, "fixed_version");
     // No input_json_delta at all: the input is an empty object.
     assert_eq!(args(&f, 0), json!({}));
-    assert_eq!(f.usage, usage(598, 92, Some(0), None));
+    assert_eq!(f.usage, usage(598, 92, Some(0), Some(53)));
     assert_eq!(completed(&f), StopReason::ToolCalls);
 }
 
@@ -443,7 +443,7 @@ fn anthropic_stop_reasons() {
     let f = check(A, "anthropic/pause-turn.sse");
     assert_eq!(
         completed(&f),
-        StopReason::Other {
+        StopReason::Incomplete {
             raw: "pause_turn".into()
         }
     );
@@ -566,8 +566,12 @@ fn synthetic_anthropic_cases() {
         Some("req_011CSynthetic000000000000")
     );
 
+    // The usage the stream sent before failing is reported, not lost.
+    assert_eq!(f.usage, usage(17, 1, Some(0), None));
+
     let f = check(A, "synthetic/anthropic/api-error-before-content.sse");
     assert_eq!(error(&f).class, ErrorClass::ServerError);
+    assert_eq!(f.usage, usage(17, 1, Some(0), None));
 
     let f = check(A, "synthetic/anthropic/parallel-tool-use.sse");
     assert_eq!(f.calls.len(), 2);
@@ -856,4 +860,165 @@ fn recorded_chat_streams_report_nothing_they_fully_read() {
         };
         assert_eq!(f.unhandled, expected, "{rel}");
     }
+}
+
+// ---------------------------------------------------------------- stop reasons and usage, own fixtures
+
+#[test]
+fn chat_stop_reasons_are_normalized_and_never_incomplete_events() {
+    let f = check(C, "synthetic/openai-chat/finish-content-filter.sse");
+    assert_eq!(f.text, "Partial");
+    assert_eq!(completed(&f), StopReason::ContentFilter);
+    assert!(completed(&f).is_truncated());
+    let f = check(C, "synthetic/openai-chat/finish-unknown-reason.sse");
+    assert_eq!(
+        completed(&f),
+        StopReason::Other {
+            raw: "abort".into()
+        }
+    );
+    // The OpenAI schemes count the cached part inside the prompt.
+    assert_eq!(f.usage, usage(326, 5, Some(314), None));
+}
+
+#[test]
+fn chat_empty_choice_chunks_are_keepalives_not_events() {
+    let f = check(C, "synthetic/openai-chat/empty-choices-keepalive.sse");
+    assert_eq!(f.text, "Hi");
+    assert!(f.unhandled.is_empty(), "{:?}", f.unhandled);
+    assert_eq!(completed(&f), StopReason::EndTurn);
+    assert_eq!(f.usage, usage(326, 5, Some(314), None));
+}
+
+#[test]
+fn responses_incomplete_status_and_event_are_completed_with_the_reason() {
+    let f = check(
+        R,
+        "synthetic/openai-responses/completed-status-incomplete-max-output.sse",
+    );
+    assert_eq!(f.text, "Partial");
+    assert_eq!(completed(&f), StopReason::MaxTokens);
+    assert_eq!(f.usage, usage(326, 7, Some(314), Some(0)));
+    let f = check(
+        R,
+        "synthetic/openai-responses/incomplete-content-filter.sse",
+    );
+    assert_eq!(completed(&f), StopReason::ContentFilter);
+    let f = check(
+        R,
+        "synthetic/openai-responses/completed-status-incomplete-other.sse",
+    );
+    assert_eq!(
+        completed(&f),
+        StopReason::Incomplete {
+            raw: "server_paused".into()
+        }
+    );
+}
+
+#[test]
+fn responses_failed_still_reports_usage() {
+    let f = check(R, "synthetic/openai-responses/failed-with-usage.sse");
+    assert_eq!(error(&f).class, ErrorClass::ServerError);
+    assert_eq!(f.usage, usage(326, 7, Some(314), Some(0)));
+}
+
+#[test]
+fn anthropic_input_tokens_include_the_cached_prompt() {
+    let f = check(A, "synthetic/anthropic/stop-sequence-cached-usage.sse");
+    assert_eq!(f.text, "Hello");
+    assert_eq!(completed(&f), StopReason::EndTurn);
+    // 12 uncached + 314 read from the cache: the same 326 the OpenAI schemes report.
+    assert_eq!(f.usage, usage(326, 5, Some(314), None));
+
+    let f = check(
+        A,
+        "synthetic/anthropic/context-window-exceeded-cache-write.sse",
+    );
+    assert_eq!(
+        completed(&f),
+        StopReason::Incomplete {
+            raw: "model_context_window_exceeded".into()
+        }
+    );
+    // Tokens written to the cache are part of the prompt too.
+    assert_eq!(f.usage, usage(120, 3, Some(0), None));
+}
+
+#[test]
+fn anthropic_text_in_message_delta_is_unhandled_and_done_ends_the_message() {
+    let f = check(A, "synthetic/anthropic/compat-message-delta-text-done.sse");
+    assert_eq!(f.text, "", "text outside content blocks is not guessed at");
+    assert_eq!(
+        f.unhandled,
+        vec!["message_delta".to_string(), "message_delta".to_string()]
+    );
+    assert_eq!(completed(&f), StopReason::EndTurn);
+    assert_eq!(f.usage, usage(9, 2, None, None));
+
+    let f = check(A, "synthetic/anthropic/compat-done-before-stop.sse");
+    let e = error(&f);
+    assert_eq!(e.class, ErrorClass::StreamClosedBeforeCompletion);
+    assert!(e.message.contains("[DONE]"), "{e:?}");
+    assert!(!e.message.contains("valid JSON"), "{e:?}");
+    assert_eq!(f.text, "Hel");
+}
+
+#[test]
+fn responses_calls_without_output_index_are_keyed_by_item_id() {
+    let f = check(
+        R,
+        "synthetic/openai-responses/compat-llamacpp-parallel-calls-item-id.sse",
+    );
+    assert_eq!(f.calls.len(), 2, "{:?}", f.calls);
+    assert_ne!(f.calls[0].0, f.calls[1].0, "two calls, two indexes");
+    assert_eq!(
+        (f.calls[0].1.as_str(), f.calls[0].2.as_str()),
+        ("read_file", "call_a")
+    );
+    assert_eq!(
+        (f.calls[1].1.as_str(), f.calls[1].2.as_str()),
+        ("write_file", "call_b")
+    );
+    assert_eq!(args(&f, 0), json!({"path": "in.txt"}));
+    // The done item says "" but the deltas said more: the received arguments are kept.
+    assert_eq!(args(&f, 1), json!({"path": "out.txt", "text": "hi"}));
+    assert_eq!(completed(&f), StopReason::ToolCalls);
+
+    let f = check(
+        R,
+        "synthetic/openai-responses/compat-arguments-only-in-done-event.sse",
+    );
+    assert_eq!(f.calls.len(), 1);
+    assert_eq!(args(&f, 0), json!({"path": "a.txt"}));
+
+    let f = check(
+        R,
+        "synthetic/openai-responses/compat-unattributable-delta.sse",
+    );
+    assert_eq!(args(&f, 0), json!({}));
+    assert_eq!(args(&f, 1), json!({}));
+    assert_eq!(
+        f.unhandled,
+        vec!["response.function_call_arguments.delta".to_string()]
+    );
+}
+
+#[test]
+fn no_adapter_produces_the_legacy_incomplete_event() {
+    for rel in fixture_files() {
+        if let Some(scheme) = scheme_of(&rel) {
+            let events = decode_body(scheme, &read(&rel), 0, CAP);
+            assert!(
+                !events
+                    .iter()
+                    .any(|e| matches!(e, StreamEvent::Incomplete(_))),
+                "{rel}"
+            );
+        }
+    }
+    // Old traces still read.
+    let old: StreamEvent =
+        serde_json::from_str(r#"{"type":"incomplete","reason":"max_output_tokens"}"#).unwrap();
+    assert_eq!(old.kind(), "incomplete");
 }
