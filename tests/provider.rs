@@ -177,3 +177,99 @@ fn replay_bad_usage_exits_2() {
     assert_exit(&out, 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.http"));
 }
+
+#[test]
+fn replay_reads_a_curl_capture_with_a_dechunked_body_and_says_so() {
+    let sandbox = Sandbox::new();
+    let body = std::fs::read_to_string(fixture("openai-chat/text-usage-done.sse")).unwrap();
+    // What `curl -i` writes: the headers as sent, the body already de-chunked.
+    let capture = sandbox.write(
+        "curl.txt",
+        &format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n{body}"
+        ),
+    );
+    let out = sandbox.run(&[
+        "provider",
+        "replay",
+        "--scheme",
+        "openai-chat",
+        "--json",
+        capture.to_str().unwrap(),
+    ]);
+    assert_exit(&out, 0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("note: response 1:") && stderr.contains("transfer-encoding: chunked"),
+        "{stderr}"
+    );
+    let events = stdout_json_lines(&out);
+    assert_eq!(events.last().unwrap()["type"], "completed");
+    assert!(events.iter().any(|e| e["type"] == "text_delta"));
+}
+
+#[test]
+fn replay_of_a_truncated_answer_exits_1_naming_the_cut() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.run(&[
+        "provider",
+        "replay",
+        "--scheme",
+        "openai-chat",
+        &fixture("openai-chat/finish-length.sse"),
+    ]);
+    assert_exit(&out, 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not a clean finish") && stderr.contains("cut at the output-token limit"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("MaxTokens"));
+}
+
+#[test]
+fn replay_plays_every_response_of_a_cassette_under_its_own_scheme() {
+    let sandbox = Sandbox::new();
+    let text = std::fs::read_to_string(fixture("openai-chat/text-usage-done.sse")).unwrap();
+    let calls = std::fs::read_to_string(fixture("openai-chat/parallel-tool-calls.sse")).unwrap();
+    let cassette = serde_json::json!({
+        "scheme": "openai-chat",
+        "responses": [
+            {"status": 200, "headers": {"content-type": "text/event-stream"}, "body": calls},
+            {"status": 200, "headers": {"content-type": "text/event-stream"}, "body": text},
+        ]
+    });
+    let path = sandbox.write("cassette.json", &cassette.to_string());
+    let out = sandbox.run(&["provider", "replay", "--json", path.to_str().unwrap()]);
+    assert_exit(&out, 0);
+    let ends: Vec<String> = stdout_json_lines(&out)
+        .iter()
+        .filter(|e| e["type"] == "completed")
+        .map(|e| e["stop_reason"]["reason"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ends, ["tool_calls", "end_turn"]);
+
+    // A scheme that contradicts the cassette's is refused, naming both.
+    let out = sandbox.run(&[
+        "provider",
+        "replay",
+        "--scheme",
+        "anthropic-messages",
+        path.to_str().unwrap(),
+    ]);
+    assert_exit(&out, 2);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cassette for scheme openai-chat, not anthropic-messages"),
+        "{stderr}"
+    );
+
+    // A bare body without --scheme is refused with the fix.
+    let out = sandbox.run(&[
+        "provider",
+        "replay",
+        &fixture("openai-chat/text-usage-done.sse"),
+    ]);
+    assert_exit(&out, 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--scheme"));
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use pod_provider::{
-    Cassette, CassetteResponse, Client, ClientConfig, RetryPolicy, StreamEvent, WireScheme,
+    Cassette, Client, ClientConfig, ReplayFile, RetryPolicy, StreamEvent, WireScheme,
 };
 
 use crate::failure::{CmdResult, Exit, Failure, out};
@@ -14,16 +14,24 @@ use crate::global::GlobalArgs;
 
 #[derive(Debug, Subcommand)]
 pub enum ProviderCommand {
-    /// Run a recorded SSE body or HTTP response through the real adapter.
+    /// Run a recorded SSE body, HTTP response capture or cassette through the real adapter.
     ///
-    /// FILE is either a bare SSE body (served as `200 text/event-stream`) or a full HTTP/1.1
-    /// response capture (status line, headers, blank line, body) whose status and headers drive
-    /// error classification. It is served once by an in-process loopback replay server and read
-    /// by the real client (no retries), so what you see is what a pod would see.
+    /// FILE is a bare SSE body (served as `200 text/event-stream`), a full HTTP/1.1 response
+    /// capture (status line, headers, blank line, body; `curl -i` output included, even when its
+    /// body was already de-chunked) whose status and headers drive error classification, or a
+    /// cassette (a JSON file naming its scheme and responses; each response is requested in
+    /// turn). It is served by an in-process loopback replay server and read by the real client
+    /// (no retries), so what you see is what a pod would see. How a capture was read (a
+    /// de-chunked body, a body cut short and replayed as a disconnect) is noted on stderr. The
+    /// formats are described in crates/provider/CAPTURES.md.
     ///
     /// Prints the normalized events: one JSON object per line with --json; otherwise one readable
-    /// line per event, consecutive text or reasoning fragments joined into one line. Exit 0 when the stream completed (or ended `incomplete`), 1 when it
-    /// ended in an error (the error is the last event printed), 2 on bad usage.
+    /// line per event, consecutive text or reasoning fragments joined into one line.
+    ///
+    /// Exit codes: 0 when every response completed cleanly (the model ended its turn or called
+    /// tools); 1 when one ended in an error (the error is the last event printed) or was not a
+    /// clean finish (cut at the output-token limit, filtered, refused: named on stderr); 2 on bad
+    /// usage.
     ///
     /// Example: pods provider replay --scheme anthropic-messages --json stream.sse
     Replay(ReplayArgs),
@@ -31,13 +39,14 @@ pub enum ProviderCommand {
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// Wire scheme: openai-responses, openai-chat or anthropic-messages.
+    /// Wire scheme: openai-responses, openai-chat or anthropic-messages. Required for a capture
+    /// or SSE body; a cassette names its own (given here, it must match).
     #[arg(long, value_name = "SCHEME")]
-    scheme: String,
+    scheme: Option<String>,
     /// Print one JSON object per event (the `StreamEvent` wire format, tag `type`).
     #[arg(long)]
     json: bool,
-    /// A bare SSE body or a full HTTP/1.1 response capture.
+    /// A bare SSE body, a full HTTP/1.1 response capture, or a cassette.
     #[arg(value_name = "FILE")]
     file: PathBuf,
 }
@@ -48,88 +57,169 @@ pub fn run(_global: &GlobalArgs, command: ProviderCommand) -> CmdResult {
     }
 }
 
-fn replay(args: ReplayArgs) -> CmdResult {
-    let scheme = WireScheme::parse(&args.scheme).ok_or_else(|| {
+fn parse_scheme(name: &str) -> Result<WireScheme, Failure> {
+    WireScheme::parse(name).ok_or_else(|| {
         let known: Vec<&str> = WireScheme::ALL.iter().map(|s| s.as_str()).collect();
         let mut hint = format!("use one of: {}", known.join(", "));
-        if args.scheme.starts_with("gemini") {
+        if name.starts_with("gemini") {
             hint.push_str(" (the gemini scheme is not handled yet)");
         }
-        Failure::usage(format!("unknown wire scheme `{}`", args.scheme)).with_hint(hint)
-    })?;
-    let response = CassetteResponse::from_file(&args.file).map_err(Failure::usage)?;
+        Failure::usage(format!("unknown wire scheme `{name}`")).with_hint(hint)
+    })
+}
+
+/// The cassette to serve: a cassette file as it is, or one capture under `--scheme`.
+fn replay_cassette(args: &ReplayArgs) -> Result<Cassette, Failure> {
+    let scheme = args.scheme.as_deref().map(parse_scheme).transpose()?;
+    let file = args.file.display();
+    match pod_provider::load_replay_file(&args.file).map_err(Failure::usage)? {
+        ReplayFile::Cassette(cassette) => match scheme {
+            Some(given) if given != cassette.scheme => Err(Failure::usage(format!(
+                "{file} is a cassette for scheme {}, not {}",
+                cassette.scheme.as_str(),
+                given.as_str()
+            ))
+            .with_hint("leave out --scheme: a cassette names its own")),
+            _ => Ok(cassette),
+        },
+        ReplayFile::Response(response) => {
+            let scheme = scheme.ok_or_else(|| {
+                Failure::usage(format!(
+                    "{file} is a capture or SSE body, which does not say its wire scheme"
+                ))
+                .with_hint("give it with --scheme openai-responses|openai-chat|anthropic-messages")
+            })?;
+            Ok(Cassette::new(scheme, vec![*response]))
+        }
+    }
+}
+
+/// How one replayed response ended, for the exit code.
+enum Ending {
+    Clean,
+    NotClean(String),
+    Failed,
+}
+
+fn replay(args: ReplayArgs) -> CmdResult {
+    let cassette = replay_cassette(&args)?;
+    for (i, response) in cassette.responses.iter().enumerate() {
+        for note in &response.notes {
+            out::stderr(&format!("note: response {}: {note}\n", i + 1));
+        }
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::new(Exit::RunFailed, e))?;
-    let events = runtime.block_on(async {
-        let server = pod_provider::ReplayServer::start(Cassette::new(scheme, vec![response]))
+    let requests = cassette.responses.len();
+    let scheme = cassette.scheme;
+    let endings = runtime.block_on(async {
+        let server = pod_provider::ReplayServer::start(cassette)
             .map_err(|e| Failure::new(Exit::RunFailed, e))?;
         let mut config = ClientConfig::new(scheme).with_base_url(server.base_url());
         config.retry = RetryPolicy::none();
         config.first_event_timeout = Duration::from_secs(30);
         config.idle_timeout = Duration::from_secs(30);
         let client = Client::new(config).map_err(|e| Failure::new(Exit::RunFailed, e))?;
-        let mut stream = client.stream(&pod_provider::ModelRequest::default(), None);
-        let mut stdout = std::io::stdout().lock();
-        let mut last = None;
-        // Readable mode joins consecutive text (or reasoning) fragments into one line.
-        let mut run: Option<(&'static str, u32, String)> = None;
-        while let Some(event) = stream.next_event().await {
-            let mut lines = Vec::new();
-            if args.json {
-                lines.push(serde_json::to_string(&event).unwrap_or_else(|e| {
-                    serde_json::json!({"type": "unprintable", "error": e.to_string()}).to_string()
-                }));
-            } else {
-                let fragment = match &event {
-                    StreamEvent::TextDelta(d) => Some(("text", d.choice, d.text.as_str())),
-                    StreamEvent::ReasoningDelta(r) if r.signature.is_none() => {
-                        Some(("reasoning", r.choice, r.text.as_str()))
-                    }
-                    _ => None,
-                };
-                match (fragment, &mut run) {
-                    (Some((label, choice, text)), Some((l, c, acc)))
-                        if *l == label && *c == choice =>
-                    {
-                        acc.push_str(text);
-                    }
-                    (Some((label, choice, text)), _) => {
-                        lines.extend(run.take().map(render_run));
-                        run = Some((label, choice, text.to_string()));
-                    }
-                    (None, _) => {
-                        lines.extend(run.take().map(render_run));
-                        lines.push(render(&event));
-                    }
-                }
+        let mut endings = Vec::new();
+        for request in 0..requests {
+            if requests > 1 && !args.json {
+                out::stdout(&format!("== response {}\n", request + 1));
             }
-            for line in lines {
-                if writeln!(stdout, "{line}").is_err() {
-                    // Broken pipe: the reader left; stop quietly.
-                    return Ok(None);
-                }
+            match print_stream(&client, args.json).await {
+                Some(last) => endings.push(ending(&last)),
+                // Broken pipe: the reader left; stop quietly.
+                None => return Ok::<_, Failure>(None),
             }
-            last = Some(event);
         }
-        if let Some(r) = run.take() {
-            let _ = writeln!(stdout, "{}", render_run(r));
-        }
-        Ok::<_, Failure>(last)
+        Ok(Some(endings))
     })?;
-    match events {
-        Some(StreamEvent::Completed(_) | StreamEvent::Incomplete(_)) => Ok(Exit::Success),
+    let Some(endings) = endings else {
+        return Ok(Exit::Success);
+    };
+    let mut exit = Exit::Success;
+    for (i, ending) in endings.into_iter().enumerate() {
+        match ending {
+            Ending::Clean => {}
+            Ending::NotClean(why) => {
+                out::stderr(&format!("response {}: not a clean finish: {why}\n", i + 1));
+                exit = Exit::RunFailed;
+            }
+            Ending::Failed => exit = Exit::RunFailed,
+        }
+    }
+    Ok(exit)
+}
+
+fn ending(last: &Option<StreamEvent>) -> Ending {
+    match last {
+        Some(StreamEvent::Completed(c)) if !c.stop_reason.is_truncated() => Ending::Clean,
+        Some(StreamEvent::Completed(c)) => Ending::NotClean(c.stop_reason.statement()),
+        Some(StreamEvent::Incomplete(i)) => Ending::NotClean(format!(
+            "the provider marked the answer incomplete ({})",
+            i.reason
+        )),
         Some(StreamEvent::Error(e)) => {
             out::stderr(&format!(
                 "error: the stream ended with {}: {}\n",
                 e.class, e.message
             ));
-            Ok(Exit::RunFailed)
+            Ending::Failed
         }
-        None => Ok(Exit::Success),
-        Some(_) => Ok(Exit::RunFailed),
+        None => Ending::NotClean("the stream produced no event".to_owned()),
+        Some(other) => Ending::NotClean(format!("the stream ended after `{}`", other.kind())),
     }
+}
+
+/// Stream one request and print its events; `None` when stdout was closed, else the last event.
+async fn print_stream(client: &Client, json: bool) -> Option<Option<StreamEvent>> {
+    let mut stream = client.stream(&pod_provider::ModelRequest::default(), None);
+    let mut stdout = std::io::stdout().lock();
+    let mut last = None;
+    // Readable mode joins consecutive text (or reasoning) fragments into one line.
+    let mut run: Option<(&'static str, u32, String)> = None;
+    while let Some(event) = stream.next_event().await {
+        let mut lines = Vec::new();
+        if json {
+            lines.push(serde_json::to_string(&event).unwrap_or_else(|e| {
+                serde_json::json!({"type": "unprintable", "error": e.to_string()}).to_string()
+            }));
+        } else {
+            let fragment = match &event {
+                StreamEvent::TextDelta(d) => Some(("text", d.choice, d.text.as_str())),
+                StreamEvent::ReasoningDelta(r) if r.signature.is_none() => {
+                    Some(("reasoning", r.choice, r.text.as_str()))
+                }
+                _ => None,
+            };
+            match (fragment, &mut run) {
+                (Some((label, choice, text)), Some((l, c, acc))) if *l == label && *c == choice => {
+                    acc.push_str(text);
+                }
+                (Some((label, choice, text)), _) => {
+                    lines.extend(run.take().map(render_run));
+                    run = Some((label, choice, text.to_string()));
+                }
+                (None, _) => {
+                    lines.extend(run.take().map(render_run));
+                    lines.push(render(&event));
+                }
+            }
+        }
+        for line in lines {
+            if writeln!(stdout, "{line}").is_err() {
+                return None;
+            }
+        }
+        last = Some(event);
+    }
+    if let Some(r) = run.take()
+        && writeln!(stdout, "{}", render_run(r)).is_err()
+    {
+        return None;
+    }
+    Some(last)
 }
 
 fn render_run((label, choice, text): (&'static str, u32, String)) -> String {
