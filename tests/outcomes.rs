@@ -993,3 +993,104 @@ fn a_model_chosen_child_name_with_escape_sequences_is_escaped_everywhere() {
     let markdown = export_markdown(&sandbox, &boss);
     assert!(markdown.contains("ev\\u{1b}]0;pwned"), "{markdown}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Real servers' deviations, through a whole run
+
+fn provider_fixture(rel: &str) -> String {
+    std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../provider/tests/fixtures")
+            .join(rel),
+    )
+    .unwrap()
+}
+
+#[test]
+fn parallel_calls_keyed_by_item_id_run_apart_and_the_pod_goes_on_and_resumes() {
+    let sandbox = Sandbox::new();
+    sandbox.write("work/in.txt", "the input\n");
+    // llama.cpp's llama-server: two parallel calls with no `output_index`, the second one's
+    // done item carrying empty arguments (its deltas hold them).
+    let calls = sse_response(provider_fixture(
+        "synthetic/openai-responses/compat-llamacpp-parallel-calls-item-id.sse",
+    ));
+    profile(
+        &sandbox,
+        "llama",
+        "openai-responses",
+        "[agent]\ntools = [\"read_file\", \"write_file\"]\n\n[scope]\nallow = [\".\"]\n",
+        vec![
+            calls,
+            responses_text(&["both ", "done"], responses_completed(json!(null)), &[]),
+        ],
+    );
+    let run = sandbox.run(&["run", "-p", "llama", "read and write"]);
+    assert_exit(&run, 0);
+    let pod = only_pod(&sandbox);
+    let entries = log_entries(&pod);
+    // Two calls, each with its own arguments, each run with them.
+    let message = of_kind(&entries, "assistant_message");
+    let sent: Vec<(String, String)> = message[0]["tool_calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["tool"].as_str().unwrap().to_owned(),
+                c["arguments"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            ("read_file".to_owned(), r#"{"path":"in.txt"}"#.to_owned()),
+            (
+                "write_file".to_owned(),
+                r#"{"path":"out.txt","text":"hi"}"#.to_owned()
+            ),
+        ],
+        "{message:#?}"
+    );
+    let finished = of_kind(&entries, "tool_call_finished");
+    assert_eq!(finished.len(), 2, "{finished:#?}");
+    assert_eq!(finished[0]["output"], "the input\n");
+    // The next request went out and the run ended cleanly; the history stays sendable.
+    let completed = of_kind(&entries, "run_completed");
+    assert_eq!(completed[0]["text"], "both done");
+    // Resumed, the pod sends the whole history (both calls and their results) again; the
+    // replay server serves its cassette from the top, so the same two calls run once more.
+    let resumed = sandbox.run(&["resume", &id_of(&pod), "once more"]);
+    assert_exit(&resumed, 0);
+    let entries = log_entries(&pod);
+    assert_eq!(of_kind(&entries, "run_completed").len(), 2, "{entries:#?}");
+    assert_eq!(of_kind(&entries, "tool_call_finished").len(), 4);
+}
+
+#[test]
+fn a_responses_completed_event_with_status_incomplete_is_a_truncated_run() {
+    let sandbox = Sandbox::new();
+    profile(
+        &sandbox,
+        "cut",
+        "openai-responses",
+        "[agent]\ntools = []\n",
+        vec![sse_response(provider_fixture(
+            "synthetic/openai-responses/completed-status-incomplete-max-output.sse",
+        ))],
+    );
+    let run = sandbox.run(&["run", "-p", "cut", "say a lot"]);
+    assert_exit(&run, 1);
+    assert!(
+        stderr(&run).contains("cut at the output-token limit"),
+        "{}",
+        describe(&run)
+    );
+    let pod = only_pod(&sandbox);
+    let entries = log_entries(&pod);
+    let completed = of_kind(&entries, "run_completed");
+    assert_eq!(completed[0]["stop_reason"]["reason"], "max_tokens");
+    let doc = export_json(&sandbox, &id_of(&pod));
+    assert_eq!(doc["pods"][0]["runs"][0]["truncated"], true, "{doc:#}");
+}
