@@ -64,6 +64,7 @@ fn sets(items: &[&str]) -> Overrides {
     Overrides {
         sets: items.iter().map(|s| s.to_string()).collect(),
         env: Vec::new(),
+        model: None,
     }
 }
 
@@ -327,6 +328,7 @@ fn layers_apply_in_order_config_files_profile_env_set() {
             ("PODS_HOME".into(), "/ignored".into()),
             ("PODS_SESSION__RECORD_EVENT_TRACE".into(), "true".into()),
         ],
+        model: None,
     };
     let with_env = catalog.resolve("p", &env).unwrap();
     assert_eq!(with_env.manifest.agent.max_turns, 5);
@@ -422,6 +424,7 @@ fn unknown_keys_are_errors_with_a_suggestion() {
     let env = Overrides {
         sets: Vec::new(),
         env: vec![("PODS_SESSION__RECORD_EVENT_TRAC".into(), "1".into())],
+        model: None,
     };
     let err = catalog.resolve("default", &env).unwrap_err();
     assert!(
