@@ -592,6 +592,39 @@ fn a_retry_is_an_event_before_the_answer() {
 }
 
 #[test]
+fn text_is_written_while_the_model_waits_and_a_stopped_run_ends_with_exit_130() {
+    let sandbox = Sandbox::new();
+    // Its stream pauses for a minute after "hold ": only `pods stop` ends the run.
+    support::responses::holder_profile(&sandbox);
+    let mut run = sandbox.spawn(&["run", "-p", "holder", "--name", "h", "--json", "go"], "h");
+    let out = sandbox.root().join("h.out");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !std::fs::read_to_string(&out)
+        .unwrap_or_default()
+        .contains(r#"{"kind":"text","text":"hold "}"#)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no text line while the stream waits: {}",
+            std::fs::read_to_string(&out).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_exit(&sandbox.run(&["stop", "h"]), 0);
+    let output = run.finish(std::time::Duration::from_secs(30));
+    assert_exit(&output, 130);
+    let events = events(&output);
+    let RunEvent::RunEnded {
+        outcome, exit_code, ..
+    } = run_ended(&output, &events)
+    else {
+        unreachable!()
+    };
+    assert_eq!(outcome, "interrupted");
+    assert_eq!(exit_code, 130);
+}
+
+#[test]
 fn resume_json_says_resumed_and_ends_like_run() {
     let sandbox = Sandbox::new();
     assert_exit(&sandbox.run(&["run", "-p", "demo", "--name", "first", "hi"]), 0);

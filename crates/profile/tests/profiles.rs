@@ -342,6 +342,7 @@ fn layers_apply_in_order_config_files_profile_env_set() {
     let both = Overrides {
         sets: vec!["agent.max_turns=6".into(), "model.model=local-llm".into()],
         env: env.env.clone(),
+        model: None,
     };
     let with_set = catalog.resolve("p", &both).unwrap();
     assert_eq!(with_set.manifest.agent.max_turns, 6);
@@ -1201,4 +1202,31 @@ fn digest_is_the_sha256_of_the_manifest_text() {
     );
     assert_eq!(da, manifest_digest(&a.clone()).unwrap());
     assert_ne!(da, manifest_digest(&b).unwrap());
+}
+
+#[test]
+fn dash_m_sets_model_model_over_set_with_command_line_provenance() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = Catalog::discover(&Discovery {
+        cwd: dir.path().to_owned(),
+        user_config_dir: None,
+        profile_dirs: Vec::new(),
+    })
+    .unwrap();
+    let overrides = Overrides {
+        sets: vec!["model.model=from-set".into()],
+        env: Vec::new(),
+        model: Some("from-flag".into()),
+    };
+    let resolution = catalog.resolve_with_history("default", &overrides).unwrap();
+    let resolved = &resolution.resolved;
+    assert_eq!(resolved.manifest.model.model, "from-flag");
+    let provenance = &resolved.provenance["model.model"];
+    assert_eq!(provenance.kind, SourceKind::CommandLine);
+    assert_eq!(provenance.detail, "--model from-flag");
+    let explained = pod_profile::explain(&resolution, "model.model").unwrap();
+    assert_eq!(explained.overridden[0].provenance.kind, SourceKind::Cli);
+    // Without -m the layer sets nothing.
+    let plain = catalog.resolve("default", &Overrides::default()).unwrap();
+    assert_ne!(plain.provenance["model.model"].kind, SourceKind::CommandLine);
 }
