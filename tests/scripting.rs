@@ -28,7 +28,10 @@ const DOC: &str = include_str!("../docs/RUN-JSON.md");
 fn events(output: &Output) -> Vec<RunEvent> {
     let stdout = String::from_utf8(output.stdout.clone()).unwrap();
     assert!(stdout.ends_with('\n'), "{}", describe(output));
-    stdout.lines().map(|line| parse_line(line, output)).collect()
+    stdout
+        .lines()
+        .map(|line| parse_line(line, output))
+        .collect()
 }
 
 #[track_caller]
@@ -72,11 +75,13 @@ fn run_ended(output: &Output, events: &[RunEvent]) -> RunEvent {
     let RunEvent::RunEnded { exit_code, .. } = &last else {
         panic!("the last line is not run_ended\n{}", describe(output));
     };
-    assert_eq!(Some(*exit_code), output.status.code(), "{}", describe(output));
     assert_eq!(
-        events.iter().filter(|e| e.kind() == "run_ended").count(),
-        1
+        Some(*exit_code),
+        output.status.code(),
+        "{}",
+        describe(output)
     );
+    assert_eq!(events.iter().filter(|e| e.kind() == "run_ended").count(), 1);
     last
 }
 
@@ -274,8 +279,10 @@ fn responses_responses() -> Vec<Value> {
                         "status": "in_progress", "content": []}}),
     ];
     for word in ["All ", "done ", "here."] {
-        text.push(json!({"type": "response.output_text.delta", "item_id": "msg_1",
-                         "output_index": 0, "content_index": 0, "delta": word}));
+        text.push(
+            json!({"type": "response.output_text.delta", "item_id": "msg_1",
+                         "output_index": 0, "content_index": 0, "delta": word}),
+        );
     }
     text.push(responses_completed(60, 3));
     vec![
@@ -502,7 +509,9 @@ fn a_truncated_answer_ends_with_truncated_true_and_exit_code_1() {
         &sandbox,
         "cut",
         "",
-        vec![support::responses::truncated_text_response(&["half ", "an "])],
+        vec![support::responses::truncated_text_response(&[
+            "half ", "an ",
+        ])],
     );
     let output = sandbox.run(&["run", "-p", "cut", "--json", "go"]);
     assert_exit(&output, 1);
@@ -625,9 +634,50 @@ fn text_is_written_while_the_model_waits_and_a_stopped_run_ends_with_exit_130() 
 }
 
 #[test]
+fn a_call_of_an_unknown_tool_is_started_with_its_raw_arguments_and_rejected() {
+    let sandbox = Sandbox::new();
+    support::responses::profile(
+        &sandbox,
+        "typo",
+        "",
+        vec![
+            support::responses::tool_call_response("call_x", "no_such_tool", json!({"a": 1})),
+            support::responses::text_response(&["sorry"], false, None),
+        ],
+    );
+    let output = sandbox.run(&["run", "-p", "typo", "--json", "go"]);
+    assert_exit(&output, 0);
+    let events = events(&output);
+    let started = events
+        .iter()
+        .find(|e| e.kind() == "tool_call_started")
+        .unwrap();
+    let RunEvent::ToolCallStarted { input, tool, .. } = started else {
+        unreachable!()
+    };
+    assert_eq!(tool, "no_such_tool");
+    assert_eq!(input, &json!(r#"{"a":1}"#));
+    let finished = events
+        .iter()
+        .find(|e| e.kind() == "tool_call_finished")
+        .unwrap();
+    let RunEvent::ToolCallFinished {
+        outcome, preview, ..
+    } = finished
+    else {
+        unreachable!()
+    };
+    assert_eq!(serde_json::to_value(outcome).unwrap(), "rejected");
+    assert!(preview.contains("unknown tool `no_such_tool`"), "{preview}");
+}
+
+#[test]
 fn resume_json_says_resumed_and_ends_like_run() {
     let sandbox = Sandbox::new();
-    assert_exit(&sandbox.run(&["run", "-p", "demo", "--name", "first", "hi"]), 0);
+    assert_exit(
+        &sandbox.run(&["run", "-p", "demo", "--name", "first", "hi"]),
+        0,
+    );
     let output = sandbox.run(&["resume", "first", "--json", "again"]);
     assert_exit(&output, 0);
     let events = events(&output);
@@ -649,7 +699,11 @@ fn a_usage_error_writes_nothing_on_stdout() {
 #[test]
 fn the_prompt_comes_from_stdin_when_piped_or_given_as_a_dash() {
     let sandbox = Sandbox::new();
-    let piped = run_with_stdin(&sandbox, &["run", "-p", "demo", "--name", "piped"], "from a pipe\n");
+    let piped = run_with_stdin(
+        &sandbox,
+        &["run", "-p", "demo", "--name", "piped"],
+        "from a pipe\n",
+    );
     assert_exit(&piped, 0);
     let dash = run_with_stdin(
         &sandbox,
@@ -659,9 +713,7 @@ fn the_prompt_comes_from_stdin_when_piped_or_given_as_a_dash() {
     assert_exit(&dash, 0);
     let mut inputs: Vec<String> = pod_dirs(&sandbox)
         .iter()
-        .filter(|dir| {
-            pod_info(dir)["parent_id"].is_null()
-        })
+        .filter(|dir| pod_info(dir)["parent_id"].is_null())
         .flat_map(|dir| run_inputs(dir))
         .collect();
     inputs.sort();
@@ -681,6 +733,17 @@ fn an_empty_prompt_is_refused_with_exit_2_and_no_pod() {
         assert!(stderr.contains("error: the prompt is empty"), "{stderr}");
         assert!(stderr.contains("hint:"), "{stderr}");
     }
+    assert!(pod_dirs(&sandbox).is_empty());
+}
+
+#[test]
+fn a_prompt_on_stdin_over_the_limit_is_refused() {
+    let sandbox = Sandbox::new();
+    let big = "x".repeat(4 * 1024 * 1024 + 1);
+    let output = run_with_stdin(&sandbox, &["run", "-p", "demo", "-"], &big);
+    assert_exit(&output, 2);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("longer than 4 MiB"), "{stderr}");
     assert!(pod_dirs(&sandbox).is_empty());
 }
 
@@ -717,9 +780,7 @@ fn dash_m_sets_the_model_with_command_line_provenance() {
     assert_exit(&output, 0);
     let pod = pod_dirs(&sandbox)
         .into_iter()
-        .find(|dir| {
-            pod_info(dir)["parent_id"].is_null()
-        })
+        .find(|dir| pod_info(dir)["parent_id"].is_null())
         .unwrap();
     let manifest = std::fs::read_to_string(pod.join("manifest.toml")).unwrap();
     assert!(manifest.contains("model = \"from-flag\""), "{manifest}");
@@ -730,7 +791,13 @@ fn dash_m_sets_the_model_with_command_line_provenance() {
     assert_eq!(model["detail"], "--model from-flag");
 
     let explained = sandbox.run(&[
-        "profile", "explain", "demo", "model.model", "-m", "from-flag", "--json",
+        "profile",
+        "explain",
+        "demo",
+        "model.model",
+        "-m",
+        "from-flag",
+        "--json",
     ]);
     assert_exit(&explained, 0);
     let explained = stdout_json(&explained);
@@ -747,8 +814,14 @@ fn dash_m_sets_the_model_with_command_line_provenance() {
 #[test]
 fn resume_last_resumes_the_newest_pod_of_this_directory() {
     let sandbox = Sandbox::new();
-    assert_exit(&sandbox.run(&["run", "-p", "demo", "--name", "older", "one"]), 0);
-    assert_exit(&sandbox.run(&["run", "-p", "demo", "--name", "newer", "two"]), 0);
+    assert_exit(
+        &sandbox.run(&["run", "-p", "demo", "--name", "older", "one"]),
+        0,
+    );
+    assert_exit(
+        &sandbox.run(&["run", "-p", "demo", "--name", "newer", "two"]),
+        0,
+    );
     // A pod created elsewhere is not this directory's.
     let elsewhere = sandbox.root().join("elsewhere");
     std::fs::create_dir_all(&elsewhere).unwrap();
@@ -781,7 +854,10 @@ fn resume_last_without_a_pod_here_says_so() {
     let output = sandbox.run(&["resume", "--last"]);
     assert_exit(&output, 2);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("error: no pod was created from "), "{stderr}");
+    assert!(
+        stderr.contains("error: no pod was created from "),
+        "{stderr}"
+    );
     assert!(stderr.contains("hint: `pods ls`"), "{stderr}");
     let output = sandbox.run(&["resume"]);
     assert_exit(&output, 2);
@@ -795,7 +871,10 @@ fn resume_last_without_a_pod_here_says_so() {
 fn resume_prints_the_runs_token_usage_and_show_counts_it() {
     let sandbox = Sandbox::new();
     profile(&sandbox, "wire", "openai-chat", "", chat_responses());
-    assert_exit(&sandbox.run(&["run", "-p", "wire", "--name", "w", "look"]), 0);
+    assert_exit(
+        &sandbox.run(&["run", "-p", "wire", "--name", "w", "look"]),
+        0,
+    );
     // The resumed run's replay server serves the cassette from its start again.
     let output = sandbox.run(&["resume", "w", "again"]);
     assert_exit(&output, 0);
@@ -821,7 +900,11 @@ fn profile_show_and_explain_state_the_schemes_endpoint_and_key_variable() {
     let sandbox = Sandbox::new();
     let cases = [
         ("openai-chat", "https://api.openai.com/v1", "OPENAI_API_KEY"),
-        ("openai-responses", "https://api.openai.com/v1", "OPENAI_API_KEY"),
+        (
+            "openai-responses",
+            "https://api.openai.com/v1",
+            "OPENAI_API_KEY",
+        ),
         (
             "anthropic-messages",
             "https://api.anthropic.com",
@@ -839,7 +922,10 @@ fn profile_show_and_explain_state_the_schemes_endpoint_and_key_variable() {
         assert_eq!(shown["manifest"]["model"]["base_url"], url, "{shown:#}");
         assert_eq!(shown["manifest"]["model"]["api_key_env"], key);
         for field in ["model.base_url", "model.api_key_env"] {
-            assert_eq!(shown["provenance"][field]["kind"], "scheme_default", "{field}");
+            assert_eq!(
+                shown["provenance"][field]["kind"], "scheme_default",
+                "{field}"
+            );
             assert_eq!(
                 shown["provenance"][field]["detail"],
                 format!("scheme default of {scheme}")
@@ -887,6 +973,12 @@ fn a_base_url_a_profile_sets_wins_over_the_scheme_default() {
 fn a_replay_profile_has_no_scheme_default_to_state() {
     let sandbox = Sandbox::new();
     let shown = stdout_json(&sandbox.run(&["profile", "show", "demo", "--json"]));
-    assert!(shown["manifest"]["model"]["base_url"].is_null(), "{shown:#}");
-    assert_ne!(shown["provenance"]["model.base_url"]["kind"], "scheme_default");
+    assert!(
+        shown["manifest"]["model"]["base_url"].is_null(),
+        "{shown:#}"
+    );
+    assert_ne!(
+        shown["provenance"]["model.base_url"]["kind"],
+        "scheme_default"
+    );
 }

@@ -42,8 +42,9 @@ pub enum RunEvent {
     Text { text: String },
     /// Reasoning text, batched like [`RunEvent::Text`].
     Reasoning { text: String },
-    /// A tool call started. A call that never ran (unknown tool, arguments that are not JSON)
-    /// has no `tool_call_started`, only a `tool_call_finished` with outcome `rejected`.
+    /// A tool call started. For a call that cannot run (unknown tool, arguments that are not
+    /// JSON) `input` is the raw argument text as a string and its `tool_call_finished` says
+    /// `rejected`.
     ToolCallStarted {
         call_id: String,
         tool: String,
@@ -99,8 +100,8 @@ pub enum RunEvent {
     RunEnded {
         /// `null` when the run never got recorded as started.
         run_id: Option<String>,
-        /// `completed`, `errored`, `interrupted` or `failed` (the pod could not finish the run:
-        /// its task failed, or it was stopped without waiting).
+        /// `completed`, `errored`, `interrupted` (a signal, `pods stop`; also when `pods` stopped
+        /// without waiting for the pod to end) or `failed` (the pod task failed).
         outcome: String,
         /// The normalized stop reason of the last model request of a completed run.
         stop_reason: Option<String>,
@@ -175,7 +176,10 @@ mod tests {
             preview_truncated: false,
         };
         let line = serde_json::to_string(&event).unwrap();
-        assert!(line.starts_with(r#"{"kind":"tool_call_finished""#), "{line}");
+        assert!(
+            line.starts_with(r#"{"kind":"tool_call_finished""#),
+            "{line}"
+        );
         assert!(line.contains(r#""outcome":"rejected""#), "{line}");
         assert_eq!(serde_json::from_str::<RunEvent>(&line).unwrap(), event);
         let value: Value = serde_json::from_str(&line).unwrap();

@@ -30,10 +30,11 @@ use crate::home::PodDir;
 use crate::lifecycle::{interrupt_reason, new_id};
 use crate::model::ModelConnection;
 use crate::record::{
-    AssistantMessage, ChildExited, ChildSpawned, LOG_FORMAT_VERSION, LifecycleAction, LogBody, PodInfo, PodState,
-    ProviderRequestFinished, ProviderRequestStarted, RequestedToolCall, RunCompleted, RunErrored,
-    RunInterrupted, RunPhase, RunStarted, RunTrigger, SegmentClosed, SegmentStarted,
-    SideEffectClass, ToolCallFinished, ToolCallStarted, ToolExecutionPhase, ToolOutcome,
+    AssistantMessage, ChildExited, ChildSpawned, LOG_FORMAT_VERSION, LifecycleAction, LogBody,
+    PodInfo, PodState, ProviderRequestFinished, ProviderRequestStarted, RequestedToolCall,
+    RunCompleted, RunErrored, RunInterrupted, RunPhase, RunStarted, RunTrigger, SegmentClosed,
+    SegmentStarted, SideEffectClass, ToolCallFinished, ToolCallStarted, ToolExecutionPhase,
+    ToolOutcome,
 };
 use crate::scope::Scope;
 use crate::session_log::{SessionLog, read_segment};

@@ -1228,5 +1228,8 @@ fn dash_m_sets_model_model_over_set_with_command_line_provenance() {
     assert_eq!(explained.overridden[0].provenance.kind, SourceKind::Cli);
     // Without -m the layer sets nothing.
     let plain = catalog.resolve("default", &Overrides::default()).unwrap();
-    assert_ne!(plain.provenance["model.model"].kind, SourceKind::CommandLine);
+    assert_ne!(
+        plain.provenance["model.model"].kind,
+        SourceKind::CommandLine
+    );
 }

@@ -158,17 +158,15 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> CmdResult {
             observer: presenter.observer(),
         };
         let children = Some(children);
-        foreground(
+        let launch = Launch {
             dir,
             resolved,
             model,
             cwd,
-            prompt,
             children,
-            NewPod::Created,
-            &presenter,
-        )
-        .await
+            new_pod: NewPod::Created,
+        };
+        foreground(launch, prompt, &presenter).await
     });
     finish_runtime(runtime);
     result
@@ -206,9 +204,8 @@ pub fn resume(global: &GlobalArgs, args: ResumeArgs) -> CmdResult {
     // With --last the one positional argument is the prompt.
     let (pod, prompt) = match (args.last, args.pod, args.prompt) {
         (true, _, Some(_)) => {
-            return Err(Failure::usage("--last takes the place of POD").with_hint(
-                "give only the prompt: `pods resume --last \"what next\"`",
-            ));
+            return Err(Failure::usage("--last takes the place of POD")
+                .with_hint("give only the prompt: `pods resume --last \"what next\"`"));
         }
         (true, prompt, None) => (None, prompt),
         (false, Some(pod), prompt) => (Some(pod), prompt),
@@ -269,17 +266,15 @@ pub fn resume(global: &GlobalArgs, args: ResumeArgs) -> CmdResult {
     let runtime = runtime()?;
     let result = runtime.block_on(async {
         let model = connect(&resolved, &work_dir).await?;
-        foreground(
+        let launch = Launch {
             dir,
             resolved,
             model,
-            work_dir,
-            prompt,
+            cwd: work_dir,
             children,
-            NewPod::Existing,
-            &presenter,
-        )
-        .await
+            new_pod: NewPod::Existing,
+        };
+        foreground(launch, prompt, &presenter).await
     });
     finish_runtime(runtime);
     result
@@ -302,7 +297,9 @@ fn read_stdin_prompt() -> Result<String, Failure> {
             "the prompt on stdin is longer than {} MiB",
             STDIN_PROMPT_MAX_BYTES / (1024 * 1024)
         ))
-        .with_hint("put the material in a file in the working directory and ask the pod to read it"));
+        .with_hint(
+            "put the material in a file in the working directory and ask the pod to read it",
+        ));
     }
     String::from_utf8(bytes)
         .map_err(|e| Failure::usage(format!("the prompt on stdin is not UTF-8 text: {e}")))
@@ -416,17 +413,27 @@ async fn connect(
         })
 }
 
-/// Run one prompt in `dir` in the foreground and turn the outcome into an exit code.
-async fn foreground(
+/// A pod ready to run in the foreground: its directory and manifest, its model, the directory
+/// it works in, and what it needs for children.
+struct Launch {
     dir: PodDir,
     resolved: ResolvedManifest,
     model: ModelConnection,
     cwd: PathBuf,
-    prompt: String,
     children: Option<pod_core::host::ChildSetup>,
     new_pod: NewPod,
-    presenter: &Presenter,
-) -> CmdResult {
+}
+
+/// Run one prompt in `dir` in the foreground and turn the outcome into an exit code.
+async fn foreground(launch: Launch, prompt: String, presenter: &Presenter) -> CmdResult {
+    let Launch {
+        dir,
+        resolved,
+        model,
+        cwd,
+        children,
+        new_pod,
+    } = launch;
     pod_core::lifecycle::start_process_clock();
     let control = RunControl::new();
     let pod_id = dir.id().to_owned();
@@ -822,7 +829,13 @@ impl RunObserver for Terminal {
         }
     }
 
-    fn on_tool_call(&self, _call_id: &str, tool: &str, _side_effect: SideEffectClass, input: &Value) {
+    fn on_tool_call(
+        &self,
+        _call_id: &str,
+        tool: &str,
+        _side_effect: SideEffectClass,
+        input: &Value,
+    ) {
         self.stop_spinner();
         self.break_line();
         // The arguments as the model sent them: a key it echoes is not printed.
