@@ -1,5 +1,6 @@
 //! Layering: defaults < user config < project config < profile chain (base first) < env <
-//! `--set`, with per-leaf provenance and the history `explain` shows.
+//! `--set` < options of their own (`-m/--model`), with per-leaf provenance and the history
+//! `explain` shows.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -30,7 +30,8 @@ pub enum ProfileCommand {
     /// Layers, lowest first: compiled defaults < user config ($XDG_CONFIG_HOME/pods/config.toml)
     /// < project config (.pods/config.toml) < the profile chain (base first) <
     /// PODS_SECTION__KEY environment variables (e.g. PODS_SESSION__RECORD_EVENT_TRACE=true) <
-    /// --set section.key=value.
+    /// --set section.key=value < -m/--model. A model.base_url or model.api_key_env no layer
+    /// sets is shown as the scheme's own default (what a run uses), marked scheme_default.
     Show(ShowArgs),
     /// Explain one key: its value, where it was set and which layers it overrode.
     ///
