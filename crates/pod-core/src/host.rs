@@ -1125,14 +1125,36 @@ impl RunObserver for Watched {
         self.inner.on_reasoning(text);
     }
 
-    fn on_tool_call(&self, tool: &str, input: &serde_json::Value) {
+    fn on_stream_pause(&self) {
+        self.inner.on_stream_pause();
+    }
+
+    fn on_request_finished(&self, turn: u32, usage: Option<&pod_provider::event::Usage>) {
+        self.progress.touch();
+        self.inner.on_request_finished(turn, usage);
+    }
+
+    fn on_tool_call(
+        &self,
+        call_id: &str,
+        tool: &str,
+        side_effect: crate::record::SideEffectClass,
+        input: &serde_json::Value,
+    ) {
         self.progress.in_tool.fetch_add(1, Ordering::Relaxed);
         self.progress.touch();
         self.progress.tool_started(tool);
-        self.inner.on_tool_call(tool, input);
+        self.inner.on_tool_call(call_id, tool, side_effect, input);
     }
 
-    fn on_tool_result(&self, tool: &str, ok: bool, output: &str) {
+    fn on_tool_result(
+        &self,
+        call_id: &str,
+        tool: &str,
+        side_effect: crate::record::SideEffectClass,
+        outcome: crate::record::ToolOutcome,
+        output: &str,
+    ) {
         let before =
             self.progress
                 .in_tool
@@ -1142,7 +1164,8 @@ impl RunObserver for Watched {
                 .update_phase(|phase| phase.tool_execution = ToolExecutionPhase::Completed);
         }
         self.progress.touch();
-        self.inner.on_tool_result(tool, ok, output);
+        self.inner
+            .on_tool_result(call_id, tool, side_effect, outcome, output);
     }
 
     fn on_retry(&self, attempt: u32, delay: Duration, cause: &pod_provider::ProviderError) {
@@ -1243,6 +1266,8 @@ pub struct ChildSetup {
     pub resolved: pod_profile::ResolvedManifest,
     pub home: crate::home::PodHome,
     pub launcher: crate::supervisor::Launcher,
+    /// Hears of each child spawned and exited, as the session log records it.
+    pub observer: Arc<dyn RunObserver>,
 }
 
 /// Give `pod` its children: when its manifest allows any child profile, register the child
@@ -1256,7 +1281,13 @@ pub fn attach_children(pod: &mut Pod, setup: ChildSetup) -> Option<Arc<Children>
     }
     let pod_id = pod.id().to_owned();
     let log = pod.log().clone();
+    let observer = setup.observer;
     let recorder: crate::spawn_tools::Recorder = Arc::new(move |body| {
+        match &body {
+            LogBody::ChildSpawned(child) => observer.on_child_spawned(child),
+            LogBody::ChildExited(child) => observer.on_child_exited(child),
+            _ => {}
+        }
         if let Err(error) = log.append(body) {
             tracing::error!(%error, "cannot record child supervision entry");
         }

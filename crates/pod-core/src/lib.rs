@@ -31,6 +31,7 @@ pub mod host;
 pub mod lifecycle;
 pub mod model;
 pub mod record;
+pub mod run_events;
 pub mod runtime;
 pub mod scope;
 pub mod secrets;
@@ -44,7 +45,7 @@ pub use control_handle::RunControl;
 pub use error::{CoreError, error_chain};
 pub use home::{PodDir, PodHome, SegmentFiles, write_atomic};
 pub use lifecycle::{new_id, now_rfc3339};
-pub use model::{ModelConnection, api_key_var, builtin_cassette};
+pub use model::{ModelConnection, api_key_var, builtin_cassette, wire_scheme};
 pub use runtime::{
     Pod, PodOptions, Quiet, RunInput, RunObserver, RunOutcome, RunReport, history_from_segments,
 };

@@ -61,7 +61,8 @@ pub fn api_key_var(manifest: &Manifest) -> Option<String> {
     wire_scheme(manifest.model.scheme).map(|s| s.default_api_key_env().to_owned())
 }
 
-fn wire_scheme(scheme: Scheme) -> Option<WireScheme> {
+/// The wire scheme a manifest scheme speaks (`None` for replay: its cassette names one).
+pub fn wire_scheme(scheme: Scheme) -> Option<WireScheme> {
     match scheme {
         Scheme::OpenaiResponses => Some(WireScheme::OpenaiResponses),
         Scheme::OpenaiChat => Some(WireScheme::OpenaiChat),

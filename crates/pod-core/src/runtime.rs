@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde_json::Value;
 
 use pod_profile::Manifest;
@@ -30,10 +30,11 @@ use crate::home::PodDir;
 use crate::lifecycle::{interrupt_reason, new_id};
 use crate::model::ModelConnection;
 use crate::record::{
-    AssistantMessage, LOG_FORMAT_VERSION, LifecycleAction, LogBody, PodInfo, PodState,
-    ProviderRequestFinished, ProviderRequestStarted, RequestedToolCall, RunCompleted, RunErrored,
-    RunInterrupted, RunPhase, RunStarted, RunTrigger, SegmentClosed, SegmentStarted,
-    ToolCallFinished, ToolCallStarted, ToolExecutionPhase, ToolOutcome,
+    AssistantMessage, ChildExited, ChildSpawned, LOG_FORMAT_VERSION, LifecycleAction, LogBody,
+    PodInfo, PodState, ProviderRequestFinished, ProviderRequestStarted, RequestedToolCall,
+    RunCompleted, RunErrored, RunInterrupted, RunPhase, RunStarted, RunTrigger, SegmentClosed,
+    SegmentStarted, SideEffectClass, ToolCallFinished, ToolCallStarted, ToolExecutionPhase,
+    ToolOutcome,
 };
 use crate::scope::Scope;
 use crate::session_log::{SessionLog, read_segment};
@@ -54,10 +55,36 @@ pub trait RunObserver: Send + Sync {
     fn on_turn_end(&self, _run_id: &str, _turn: u32) {}
     fn on_text(&self, _text: &str) {}
     fn on_reasoning(&self, _text: &str) {}
-    fn on_tool_call(&self, _tool: &str, _input: &Value) {}
-    fn on_tool_result(&self, _tool: &str, _ok: bool, _output: &str) {}
+    /// The provider client has no further stream event ready: it waits on the network. The
+    /// deltas delivered since the last pause arrived together (a presenter may batch them).
+    fn on_stream_pause(&self) {}
+    /// A model request ended (its `provider_request_finished` is in the log) with this usage.
+    fn on_request_finished(&self, _turn: u32, _usage: Option<&Usage>) {}
+    /// A tool call started (`tool_call_started` is in the log). A call that cannot run is
+    /// reported here too, with its raw argument text as a JSON string, just before its result.
+    fn on_tool_call(
+        &self,
+        _call_id: &str,
+        _tool: &str,
+        _side_effect: SideEffectClass,
+        _input: &Value,
+    ) {
+    }
+    fn on_tool_result(
+        &self,
+        _call_id: &str,
+        _tool: &str,
+        _side_effect: SideEffectClass,
+        _outcome: ToolOutcome,
+        _output: &str,
+    ) {
+    }
     /// The provider client will retry after `delay`.
     fn on_retry(&self, _attempt: u32, _delay: Duration, _cause: &ProviderError) {}
+    /// A child pod was spawned (`child_spawned` is in the log).
+    fn on_child_spawned(&self, _child: &ChildSpawned) {}
+    /// A child pod's process ended (`child_exited` is in the log).
+    fn on_child_exited(&self, _child: &ChildExited) {}
 }
 
 /// An observer that shows nothing.
@@ -439,6 +466,7 @@ impl Pod {
                 StreamEnd::Interrupted(_) => ("interrupted", None),
             };
             tally.usage.add(usage.as_ref());
+            let usage_seen = usage.clone();
             for (event, count) in &unhandled {
                 *tally.unhandled.entry(event.clone()).or_insert(0) += count;
             }
@@ -452,6 +480,7 @@ impl Pod {
                     usage,
                     unhandled,
                 }))?;
+            observer.on_request_finished(turn, usage_seen.as_ref());
             if !text.is_empty() || !calls.is_empty() || !reasoning.is_empty() {
                 self.log
                     .append(LogBody::AssistantMessage(AssistantMessage {
@@ -543,17 +572,30 @@ impl Pod {
         let mut first = true;
         let mut open: Vec<(u32, ToolCall)> = Vec::new();
         loop {
-            let event = tokio::select! {
-                biased;
-                () = self.control.interrupted() => {
-                    if let Some(action) = self.control.governing() {
-                        tap.record(TraceBody::Lifecycle(Marker::StreamEnd { outcome: "interrupted".into() }));
-                        out.end = StreamEnd::Interrupted(action);
-                        break;
+            // An event the client already has is taken at once; only when it must wait on the
+            // network does the observer hear of a pause (and interruption get its chance).
+            let ready = if self.control.governing().is_some() {
+                None
+            } else {
+                stream.next().now_or_never()
+            };
+            let event = match ready {
+                Some(event) => event,
+                None => {
+                    observer.on_stream_pause();
+                    tokio::select! {
+                        biased;
+                        () = self.control.interrupted() => {
+                            if let Some(action) = self.control.governing() {
+                                tap.record(TraceBody::Lifecycle(Marker::StreamEnd { outcome: "interrupted".into() }));
+                                out.end = StreamEnd::Interrupted(action);
+                                break;
+                            }
+                            continue;
+                        }
+                        event = stream.next() => event,
                     }
-                    continue;
                 }
-                event = stream.next() => event,
             };
             let Some(event) = event else {
                 // The client promises a terminal event; its absence is a broken stream.
@@ -674,7 +716,7 @@ impl Pod {
             side_effect,
             input: input.clone(),
         }))?;
-        observer.on_tool_call(&call.name, &input);
+        observer.on_tool_call(&call.call_id, &call.name, side_effect, &input);
         phase.tool_execution = ToolExecutionPhase::Started;
         if !phase.side_effects_started.contains(&side_effect) {
             phase.side_effects_started.push(side_effect);
@@ -706,7 +748,7 @@ impl Pod {
             Ok(output) => (ToolOutcome::Ok, output, false),
             Err(error) => (ToolOutcome::Error, error, true),
         };
-        observer.on_tool_result(&call.name, !is_error, &output);
+        observer.on_tool_result(&call.call_id, &call.name, side_effect, outcome, &output);
         self.log
             .append(LogBody::ToolCallFinished(ToolCallFinished {
                 run_id: run_id.to_owned(),
@@ -735,8 +777,19 @@ impl Pod {
         error: String,
         observer: &dyn RunObserver,
     ) -> Result<Option<LifecycleAction>, CoreError> {
-        observer.on_tool_call(&call.name, &Value::String(call.arguments.clone()));
-        observer.on_tool_result(&call.name, false, &error);
+        observer.on_tool_call(
+            &call.call_id,
+            &call.name,
+            side_effect,
+            &Value::String(call.arguments.clone()),
+        );
+        observer.on_tool_result(
+            &call.call_id,
+            &call.name,
+            side_effect,
+            ToolOutcome::Rejected,
+            &error,
+        );
         self.log
             .append(LogBody::ToolCallFinished(ToolCallFinished {
                 run_id: run_id.to_owned(),

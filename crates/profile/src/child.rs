@@ -169,6 +169,7 @@ pub fn materialize_child(
         &Overrides {
             sets: Vec::new(),
             env: env.to_vec(),
+            model: None,
         },
     )?;
     let parent_leaves = schema::flatten(&parent.manifest).map_err(ProfileError::Render)?;

@@ -231,6 +231,11 @@ pub enum SourceKind {
     Env,
     /// `--set section.key=value` on the command line.
     Cli,
+    /// A command-line option of its own, e.g. `-m/--model` for `model.model`.
+    CommandLine,
+    /// The wire scheme's own default (its endpoint, its API key variable): what a run uses when
+    /// no layer sets the key. Only `pods profile show` / `explain` state it; it is never stored.
+    SchemeDefault,
     /// Handed down from the parent pod; `from` holds the parent's own provenance.
     Parent,
     /// An explicit override in the `spawn_pod` request.

@@ -1,5 +1,6 @@
 //! Layering: defaults < user config < project config < profile chain (base first) < env <
-//! `--set`, with per-leaf provenance and the history `explain` shows.
+//! `--set` < options of their own (`-m/--model`), with per-leaf provenance and the history
+//! `explain` shows.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,9 @@ pub struct Overrides {
     /// double underscore) are configuration; other `PODS_*` names such as `PODS_HOME` are
     /// reserved for other uses and ignored here.
     pub env: Vec<(String, String)>,
+    /// `-m/--model`: `model.model` for this run, over every other layer (provenance
+    /// `command_line`).
+    pub model: Option<String>,
 }
 
 /// One layer's value of one key.
@@ -293,6 +297,7 @@ impl Catalog {
         layers.extend(self.chain_layers(name, source)?);
         layers.push(env_layer(&overrides.env)?);
         layers.push(set_layer(&overrides.sets)?);
+        layers.push(command_line_layer(overrides.model.as_deref()));
         resolve_layers(&layers)
     }
 }
@@ -609,6 +614,27 @@ pub(crate) fn set_layer(sets: &[String]) -> Result<Layer, ProfileError> {
         details,
         lines: BTreeMap::new(),
     })
+}
+
+/// The keys the command line sets through options of their own (`-m/--model`) as a layer.
+pub(crate) fn command_line_layer(model: Option<&str>) -> Layer {
+    let mut leaves = Leaves::new();
+    let mut details = BTreeMap::new();
+    if let Some(model) = model {
+        leaves.insert(
+            "model.model".to_owned(),
+            toml::Value::String(model.to_owned()),
+        );
+        details.insert("model.model".to_owned(), format!("--model {model}"));
+    }
+    Layer {
+        kind: SourceKind::CommandLine,
+        label: "command line".to_owned(),
+        path: None,
+        leaves,
+        details,
+        lines: BTreeMap::new(),
+    }
 }
 
 /// Value checks that types alone cannot express. Errors name the source of the bad value.

@@ -64,6 +64,7 @@ fn sets(items: &[&str]) -> Overrides {
     Overrides {
         sets: items.iter().map(|s| s.to_string()).collect(),
         env: Vec::new(),
+        model: None,
     }
 }
 
@@ -327,6 +328,7 @@ fn layers_apply_in_order_config_files_profile_env_set() {
             ("PODS_HOME".into(), "/ignored".into()),
             ("PODS_SESSION__RECORD_EVENT_TRACE".into(), "true".into()),
         ],
+        model: None,
     };
     let with_env = catalog.resolve("p", &env).unwrap();
     assert_eq!(with_env.manifest.agent.max_turns, 5);
@@ -340,6 +342,7 @@ fn layers_apply_in_order_config_files_profile_env_set() {
     let both = Overrides {
         sets: vec!["agent.max_turns=6".into(), "model.model=local-llm".into()],
         env: env.env.clone(),
+        model: None,
     };
     let with_set = catalog.resolve("p", &both).unwrap();
     assert_eq!(with_set.manifest.agent.max_turns, 6);
@@ -423,6 +426,7 @@ fn unknown_keys_are_errors_with_a_suggestion() {
     let env = Overrides {
         sets: Vec::new(),
         env: vec![("PODS_SESSION__RECORD_EVENT_TRAC".into(), "1".into())],
+        model: None,
     };
     let err = catalog.resolve("default", &env).unwrap_err();
     assert!(
@@ -1316,5 +1320,35 @@ fn credentials_in_base_url_are_refused_and_never_stored() {
     assert!(
         stored.contains("base_url = \"https://proxy.example/v1\""),
         "{stored}"
+    );
+}
+
+#[test]
+fn dash_m_sets_model_model_over_set_with_command_line_provenance() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = Catalog::discover(&Discovery {
+        cwd: dir.path().to_owned(),
+        user_config_dir: None,
+        profile_dirs: Vec::new(),
+    })
+    .unwrap();
+    let overrides = Overrides {
+        sets: vec!["model.model=from-set".into()],
+        env: Vec::new(),
+        model: Some("from-flag".into()),
+    };
+    let resolution = catalog.resolve_with_history("default", &overrides).unwrap();
+    let resolved = &resolution.resolved;
+    assert_eq!(resolved.manifest.model.model, "from-flag");
+    let provenance = &resolved.provenance["model.model"];
+    assert_eq!(provenance.kind, SourceKind::CommandLine);
+    assert_eq!(provenance.detail, "--model from-flag");
+    let explained = pod_profile::explain(&resolution, "model.model").unwrap();
+    assert_eq!(explained.overridden[0].provenance.kind, SourceKind::Cli);
+    // Without -m the layer sets nothing.
+    let plain = catalog.resolve("default", &Overrides::default()).unwrap();
+    assert_ne!(
+        plain.provenance["model.model"].kind,
+        SourceKind::CommandLine
     );
 }

@@ -55,6 +55,7 @@ pub fn run(global: &GlobalArgs, args: DoctorArgs) -> CmdResult {
                 env: std::env::vars()
                     .filter(|(k, _)| k.starts_with("PODS_"))
                     .collect(),
+                model: None,
             };
             let mut key_vars: Vec<(String, Vec<String>)> = Vec::new();
             for name in &args.profiles {

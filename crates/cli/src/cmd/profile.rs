@@ -30,7 +30,8 @@ pub enum ProfileCommand {
     /// Layers, lowest first: compiled defaults < user config ($XDG_CONFIG_HOME/pods/config.toml)
     /// < project config (.pods/config.toml) < the profile chain (base first) <
     /// PODS_SECTION__KEY environment variables (e.g. PODS_SESSION__RECORD_EVENT_TRACE=true) <
-    /// --set section.key=value.
+    /// --set section.key=value < -m/--model. A model.base_url or model.api_key_env no layer
+    /// sets is shown as the scheme's own default (what a run uses), marked scheme_default.
     Show(ShowArgs),
     /// Explain one key: its value, where it was set and which layers it overrode.
     ///
@@ -57,6 +58,9 @@ pub struct SetArgs {
     /// value is TOML (true, 3, "text", ["a", "b"]); a bare word is a string. Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
+    /// Set model.model as `pods run -m MODEL` does (provenance `command_line`, over --set).
+    #[arg(short = 'm', long = "model", value_name = "MODEL")]
+    model: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -144,6 +148,7 @@ fn overrides(sets: &SetArgs) -> Overrides {
     Overrides {
         sets: sets.sets.clone(),
         env: config_env(),
+        model: sets.model.clone(),
     }
 }
 
@@ -217,9 +222,10 @@ fn origin_name(origin: pod_profile::Origin) -> &'static str {
 }
 
 fn show(catalog: &Catalog, args: ShowArgs) -> CmdResult {
-    let resolved = catalog
+    let mut resolved = catalog
         .resolve(&args.name, &overrides(&args.set))
         .map_err(config_failure)?;
+    with_scheme_defaults(&mut resolved);
     if args.json {
         return emit(&to_json(&resolved)?);
     }
@@ -227,9 +233,10 @@ fn show(catalog: &Catalog, args: ShowArgs) -> CmdResult {
 }
 
 fn explain(catalog: &Catalog, args: ExplainArgs) -> CmdResult {
-    let resolution = catalog
+    let mut resolution = catalog
         .resolve_with_history(&args.name, &overrides(&args.set))
         .map_err(config_failure)?;
+    with_scheme_defaults(&mut resolution.resolved);
     let explanation = pod_profile::explain(&resolution, &args.key).map_err(config_failure)?;
     if args.json {
         return emit(&to_json(&explanation)?);
@@ -317,6 +324,7 @@ fn validate(catalog: &Catalog, args: ValidateArgs) -> CmdResult {
     let plain = Overrides {
         sets: Vec::new(),
         env: config_env(),
+        model: None,
     };
     let mut checked = Vec::new();
     for target in targets {
@@ -387,12 +395,47 @@ fn validate(catalog: &Catalog, args: ValidateArgs) -> CmdResult {
     Ok(Exit::Success)
 }
 
+/// Fill `model.base_url` and `model.api_key_env` left unset with what a run of this scheme
+/// uses (its endpoint, its key variable), with provenance `scheme_default`: what is shown is
+/// what a run would do. Replay has no such defaults (its cassette is served on loopback).
+fn with_scheme_defaults(resolved: &mut ResolvedManifest) {
+    let model = &mut resolved.manifest.model;
+    let Some(scheme) = pod_core::wire_scheme(model.scheme) else {
+        return;
+    };
+    let name = model.scheme.as_str();
+    let mut fill = |slot: &mut Option<String>, key: &str, value: &str| {
+        if slot.is_none() {
+            *slot = Some(value.to_owned());
+            resolved.provenance.insert(
+                key.to_owned(),
+                Provenance {
+                    kind: SourceKind::SchemeDefault,
+                    detail: format!("scheme default of {name}"),
+                    from: None,
+                },
+            );
+        }
+    };
+    fill(
+        &mut model.base_url,
+        "model.base_url",
+        scheme.default_base_url(),
+    );
+    fill(
+        &mut model.api_key_env,
+        "model.api_key_env",
+        scheme.default_api_key_env(),
+    );
+}
+
 /// A provenance for people: "set by profiles/debug.toml:5 (extended by coder.toml)",
 /// "inherited from parent P ← set by …".
 fn describe(provenance: &Provenance, key: &str) -> String {
     let detail = provenance.detail.replacen(&format!(": {key}"), "", 1);
     match provenance.kind {
-        SourceKind::Default => detail,
+        SourceKind::Default | SourceKind::SchemeDefault => detail,
+        SourceKind::CommandLine => format!("set on the command line ({detail})"),
         SourceKind::Unknown => "unknown source (not recorded)".to_owned(),
         SourceKind::Env => format!("set by environment variable {detail}"),
         SourceKind::Parent => match &provenance.from {

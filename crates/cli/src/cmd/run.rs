@@ -11,7 +11,8 @@ use clap::Args;
 use serde_json::Value;
 
 use pod_core::host::HostAbort;
-use pod_core::record::{Origin, RunTrigger};
+use pod_core::record::{Origin, RunTrigger, SideEffectClass, ToolOutcome};
+use pod_core::run_events::{self, RunEvent};
 use pod_core::{
     CoreError, ModelConnection, Pod, PodDir, PodHome, PodOptions, RunControl, RunInput,
     RunObserver, RunOutcome,
@@ -44,9 +45,17 @@ pub struct RunArgs {
     /// that has it.
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
-    /// What to ask the pod.
+    /// The model for this run: sets model.model over every other layer (provenance
+    /// `command_line` in provenance.json).
+    #[arg(short = 'm', long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Write the run as JSON Lines events on stdout instead of text (docs/RUN-JSON.md).
+    #[arg(long)]
+    pub json: bool,
+    /// What to ask the pod; `-` reads it from stdin, as does leaving it out when stdin is not a
+    /// terminal (`echo task | pods run -p demo`).
     #[arg(value_name = "PROMPT")]
-    pub prompt: String,
+    pub prompt: Option<String>,
 }
 
 /// Start a new run in an existing pod, in a new session segment, with the manifest stored in
@@ -57,17 +66,30 @@ pub struct RunArgs {
 /// included), and refuses (exit 2) a manifest.toml edited since the pod last ran.
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
-    /// Pod id, unique id prefix, or name (see `pods ls`).
+    /// Pod id, unique id prefix, or name (see `pods ls`). With --last, leave it out: the only
+    /// argument is then the prompt.
     #[arg(value_name = "POD")]
-    pub pod: String,
-    /// What to ask next [default: ask the pod to continue where it stopped].
+    pub pod: Option<String>,
+    /// What to ask next; `-` reads it from stdin [default: ask the pod to continue where it
+    /// stopped].
     #[arg(value_name = "PROMPT")]
     pub prompt: Option<String>,
+    /// Resume the most recent top-level pod created from the current directory.
+    #[arg(long)]
+    pub last: bool,
+    /// Write the run as JSON Lines events on stdout instead of text (docs/RUN-JSON.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 const RUN_HELP: &str = "\
 The pod directory (pod.json, manifest.toml, provenance.json, sessions/) is created under --home.
 The model's text streams to stdout; the pod id, tool calls, retries and errors go to stderr.
+With --json, stdout carries only JSON Lines events (pod_started … run_ended, whose exit_code is
+the process's; see docs/RUN-JSON.md) and stderr keeps the messages for people.
+
+The prompt is the argument, or stdin with `-` or when no argument is given and stdin is not a
+terminal. An empty or whitespace-only prompt is refused (exit 2).
 
 At the end, stderr shows the run's token usage, and any stream events the provider adapter could
 not map (counted in the session log; their contents only in a trace).
@@ -80,12 +102,25 @@ configuration (e.g. a missing API key variable); 130 interrupted (Ctrl-C).
 
 Examples:
   pods run -p demo \"look around\"         offline, no network, no API key
+  echo \"look around\" | pods run -p demo --json
+  pods run -p coder -m gpt-5-mini \"fix the tests\"
   pods run -p coder --set session.record_event_trace=true \"fix the tests\"
   pods trace <pod> --errors                what led to a failed request";
 
 const CONTINUE_PROMPT: &str = "Continue where you left off.";
 
 pub fn run(global: &GlobalArgs, args: RunArgs) -> CmdResult {
+    let prompt = match args.prompt.as_deref() {
+        Some("-") => read_stdin_prompt()?,
+        Some(text) => text.to_owned(),
+        None if std::io::stdin().is_terminal() => {
+            return Err(Failure::usage("no prompt given").with_hint(
+                "give it as an argument (`pods run -p demo \"look around\"`), or pipe it on stdin",
+            ));
+        }
+        None => read_stdin_prompt()?,
+    };
+    check_prompt(&prompt)?;
     let home = PodHome::resolve(global.home.as_deref()).map_err(Failure::usage)?;
     let cwd = current_dir()?;
     let catalog = Catalog::discover(&Discovery {
@@ -99,11 +134,13 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> CmdResult {
         env: std::env::vars()
             .filter(|(k, _)| k.starts_with("PODS_"))
             .collect(),
+        model: args.model.clone(),
     };
     let resolved = catalog
         .resolve(&args.profile, &overrides)
         .map_err(profile_failure)?;
     let launcher = child_launcher(global)?;
+    let presenter = Presenter::new(args.json);
     let runtime = runtime()?;
     let result = runtime.block_on(async {
         let model = connect(&resolved, &cwd).await?;
@@ -118,18 +155,18 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> CmdResult {
             resolved: resolved.clone(),
             home,
             launcher,
+            observer: presenter.observer(),
         };
         let children = Some(children);
-        foreground(
+        let launch = Launch {
             dir,
             resolved,
             model,
             cwd,
-            args.prompt,
             children,
-            NewPod::Created,
-        )
-        .await
+            new_pod: NewPod::Created,
+        };
+        foreground(launch, prompt, &presenter).await
     });
     finish_runtime(runtime);
     result
@@ -164,10 +201,33 @@ fn finish_runtime(runtime: tokio::runtime::Runtime) {
 }
 
 pub fn resume(global: &GlobalArgs, args: ResumeArgs) -> CmdResult {
+    // With --last the one positional argument is the prompt.
+    let (pod, prompt) = match (args.last, args.pod, args.prompt) {
+        (true, _, Some(_)) => {
+            return Err(Failure::usage("--last takes the place of POD")
+                .with_hint("give only the prompt: `pods resume --last \"what next\"`"));
+        }
+        (true, prompt, None) => (None, prompt),
+        (false, Some(pod), prompt) => (Some(pod), prompt),
+        (false, None, _) => {
+            return Err(Failure::usage("no pod given")
+                .with_hint("name the pod (`pods ls` lists them), or use --last"));
+        }
+    };
+    let prompt = match prompt.as_deref() {
+        Some("-") => Some(read_stdin_prompt()?),
+        other => other.map(str::to_owned),
+    };
+    if let Some(prompt) = &prompt {
+        check_prompt(prompt)?;
+    }
     let home = PodHome::resolve(global.home.as_deref()).map_err(Failure::usage)?;
-    let dir = home
-        .find(&args.pod)
-        .map_err(|e| Failure::usage(e).with_hint("`pods ls` lists the pods in this home"))?;
+    let dir = match &pod {
+        Some(pod) => home
+            .find(pod)
+            .map_err(|e| Failure::usage(e).with_hint("`pods ls` lists the pods in this home"))?,
+        None => last_pod_here(&home, &current_dir()?)?,
+    };
     let info = dir.read_info().map_err(Failure::run_failed)?;
     if let Some(pid) = info
         .pid
@@ -182,7 +242,8 @@ pub fn resume(global: &GlobalArgs, args: ResumeArgs) -> CmdResult {
     dir.vouch_manifest(&resolved.manifest)
         .map_err(|e| Failure::usage(e).with_hint(MANIFEST_EDITED_HINT))?;
     let work_dir = pod_work_dir(&dir, info.work_dir.as_deref())?;
-    let prompt = args.prompt.unwrap_or_else(|| CONTINUE_PROMPT.to_owned());
+    let prompt = prompt.unwrap_or_else(|| CONTINUE_PROMPT.to_owned());
+    let presenter = Presenter::new(args.json);
     // The same pod: its scope resolves against its own working directory, and it gets its
     // child tools back when its manifest allows children.
     let children = if resolved.manifest.spawn.allowed_profiles.is_empty() {
@@ -199,24 +260,88 @@ pub fn resume(global: &GlobalArgs, args: ResumeArgs) -> CmdResult {
             resolved: resolved.clone(),
             home,
             launcher: child_launcher(global)?,
+            observer: presenter.observer(),
         })
     };
     let runtime = runtime()?;
     let result = runtime.block_on(async {
         let model = connect(&resolved, &work_dir).await?;
-        foreground(
+        let launch = Launch {
             dir,
             resolved,
             model,
-            work_dir,
-            prompt,
+            cwd: work_dir,
             children,
-            NewPod::Existing,
-        )
-        .await
+            new_pod: NewPod::Existing,
+        };
+        foreground(launch, prompt, &presenter).await
     });
     finish_runtime(runtime);
     result
+}
+
+/// The most prompt text read from stdin.
+const STDIN_PROMPT_MAX_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The prompt piped on stdin, all of it.
+fn read_stdin_prompt() -> Result<String, Failure> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(STDIN_PROMPT_MAX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Failure::usage(format!("cannot read the prompt from stdin: {e}")))?;
+    if bytes.len() as u64 > STDIN_PROMPT_MAX_BYTES {
+        return Err(Failure::usage(format!(
+            "the prompt on stdin is longer than {} MiB",
+            STDIN_PROMPT_MAX_BYTES / (1024 * 1024)
+        ))
+        .with_hint(
+            "put the material in a file in the working directory and ask the pod to read it",
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| Failure::usage(format!("the prompt on stdin is not UTF-8 text: {e}")))
+}
+
+/// Refuse a prompt with nothing to ask.
+fn check_prompt(prompt: &str) -> Result<(), Failure> {
+    if prompt.trim().is_empty() {
+        return Err(Failure::usage("the prompt is empty")
+            .with_hint("say what the pod should do, as an argument or on stdin"));
+    }
+    Ok(())
+}
+
+/// The most recent top-level pod whose recorded working directory is `cwd`.
+fn last_pod_here(home: &PodHome, cwd: &std::path::Path) -> Result<PodDir, Failure> {
+    let mut best: Option<((String, String), PodDir)> = None;
+    let mut unreadable = 0;
+    for dir in home.pod_dirs().map_err(Failure::usage)? {
+        let Ok(info) = dir.read_info() else {
+            unreadable += 1;
+            continue;
+        };
+        if info.parent_id.is_some() || info.work_dir.as_deref() != Some(cwd) {
+            continue;
+        }
+        // Ids are time-ordered (UUIDv7): they break a tie of creation times.
+        let key = (info.created, info.id);
+        if best.as_ref().is_none_or(|(best, _)| key > *best) {
+            best = Some((key, dir));
+        }
+    }
+    if unreadable > 0 {
+        out::stderr(&format!(
+            "note: {unreadable} pod(s) whose pod.json cannot be read were not considered\n"
+        ));
+    }
+    best.map(|(_, dir)| dir).ok_or_else(|| {
+        Failure::usage(format!("no pod was created from {}", cwd.display())).with_hint(
+            "`pods ls` lists the pods in this home; `pods resume POD` resumes one by id or name",
+        )
+    })
 }
 
 const MANIFEST_EDITED_HINT: &str = "restore the file, or start a new pod with `pods run` to run with other settings (an edit takes effect only through `reload` while the pod runs)";
@@ -288,16 +413,27 @@ async fn connect(
         })
 }
 
-/// Run one prompt in `dir` in the foreground and turn the outcome into an exit code.
-async fn foreground(
+/// A pod ready to run in the foreground: its directory and manifest, its model, the directory
+/// it works in, and what it needs for children.
+struct Launch {
     dir: PodDir,
     resolved: ResolvedManifest,
     model: ModelConnection,
     cwd: PathBuf,
-    prompt: String,
     children: Option<pod_core::host::ChildSetup>,
     new_pod: NewPod,
-) -> CmdResult {
+}
+
+/// Run one prompt in `dir` in the foreground and turn the outcome into an exit code.
+async fn foreground(launch: Launch, prompt: String, presenter: &Presenter) -> CmdResult {
+    let Launch {
+        dir,
+        resolved,
+        model,
+        cwd,
+        children,
+        new_pod,
+    } = launch;
     pod_core::lifecycle::start_process_clock();
     let control = RunControl::new();
     let pod_id = dir.id().to_owned();
@@ -332,12 +468,20 @@ async fn foreground(
             return Err(not_started(Failure::run_failed(error)));
         }
     };
-    let name = pod
-        .dir()
-        .read_info()
-        .map(|i| i.name)
-        .unwrap_or_else(|_| pod_id.clone());
-    out::stderr(&format!("pod {} ({pod_id})\n", pod_core::printable(&name)));
+    let info = pod.dir().read_info().map_err(Failure::run_failed)?;
+    out::stderr(&format!(
+        "pod {} ({pod_id})\n",
+        pod_core::printable(&info.name)
+    ));
+    presenter.pod_started(RunEvent::PodStarted {
+        format: run_events::RUN_EVENTS_FORMAT.to_owned(),
+        version: run_events::RUN_EVENTS_VERSION,
+        pod_id: pod_id.clone(),
+        name: info.name,
+        profile: info.profile,
+        parent_id: info.parent_id,
+        resumed: new_pod == NewPod::Existing,
+    });
     let log_path = pod.log().path().to_owned();
     let host = pod_core::host::Host::new(
         pod,
@@ -349,23 +493,73 @@ async fn foreground(
             work_dir: Some(cwd),
         },
     );
-    let observer = Arc::new(Terminal::new());
     let input = RunInput {
         text: prompt,
         trigger: RunTrigger::Cli,
         request_id: Some(pod_core::new_id()),
     };
-    let end = match host.run_once(input, observer.clone()).await {
+    let mut ended = RunEnd::default();
+    let result = conclude(
+        host.run_once(input, presenter.observer()).await,
+        presenter,
+        &pod_id,
+        &log_path,
+        &mut ended,
+    );
+    presenter.ended(ended, &result);
+    result
+}
+
+/// What `run_ended` says, gathered while the outcome becomes an exit code.
+struct RunEnd {
+    run_id: Option<String>,
+    outcome: &'static str,
+    stop_reason: Option<String>,
+    truncated: bool,
+    turns: Option<u32>,
+    error: Option<run_events::RunEventError>,
+    usage: Option<pod_core::UsageTotals>,
+}
+
+impl Default for RunEnd {
+    fn default() -> Self {
+        RunEnd {
+            run_id: None,
+            outcome: "failed",
+            stop_reason: None,
+            truncated: false,
+            turns: None,
+            error: None,
+            usage: None,
+        }
+    }
+}
+
+/// Present how hosting the run ended and turn it into an exit code; fill `ended` on the way.
+fn conclude(
+    end: Result<pod_core::host::HostEnd, CoreError>,
+    presenter: &Presenter,
+    pod_id: &str,
+    log_path: &std::path::Path,
+    ended: &mut RunEnd,
+) -> CmdResult {
+    let end = match end {
         Ok(end) => end,
         Err(error) => {
-            observer.finish();
+            presenter.finish();
+            ended.error = Some(run_events::RunEventError {
+                class: "pod_failed".into(),
+                code: None,
+                message: crate::failure::error_text(&error),
+            });
             return Err(Failure::run_failed(error));
         }
     };
     match end.abort {
         Some(HostAbort::Forced { action }) => {
             // The pod may be stuck writing to the terminal: write nothing more to stdout.
-            observer.abandon();
+            presenter.abandon();
+            ended.outcome = "interrupted";
             out::stderr(&format!(
                 "stopped without waiting for the pod to end ({} while it was ending); what could be recorded is in {}\n",
                 origin_text(&action.origin),
@@ -374,21 +568,29 @@ async fn foreground(
             return Ok(Exit::Interrupted);
         }
         Some(HostAbort::TaskFailed { detail }) => {
-            observer.finish();
+            presenter.finish();
+            ended.error = Some(run_events::RunEventError {
+                class: "pod_failed".into(),
+                code: None,
+                message: detail.clone(),
+            });
             return Err(Failure::run_failed(PodFailed(detail)).with_hint(format!(
                 "the run's record is in {}; `pods show {pod_id}` shows it",
                 log_path.display()
             )));
         }
-        None => observer.finish(),
+        None => presenter.finish(),
     }
     let Some(report) = end.first_run else {
         return Err(Failure::run_failed("the run did not take place"));
     };
+    ended.run_id = Some(report.run_id.clone());
+    ended.outcome = report.outcome.label();
+    ended.usage = Some(report.requests.usage.clone());
     if let Some(problem) = &report.trace_problem {
         out::stderr(&format!("warning: trace sidecar: {problem}\n"));
     }
-    report_requests(&report, &pod_id);
+    report_requests(&report, pod_id);
     match report.outcome {
         RunOutcome::Completed {
             reason,
@@ -396,8 +598,11 @@ async fn foreground(
             stop_reason,
             text,
         } => {
+            ended.stop_reason = Some(stop_reason.name().to_owned());
+            ended.truncated = stop_reason.is_truncated();
+            ended.turns = Some(turns);
             if text.is_empty() {
-                out::stderr(if observer.saw_reasoning() {
+                out::stderr(if presenter.saw_reasoning() {
                     "note: the answer is all reasoning and no text (the reasoning is in the session log)\n"
                 } else {
                     "note: the answer has no text\n"
@@ -424,7 +629,14 @@ async fn foreground(
             }
             Ok(Exit::Success)
         }
-        RunOutcome::Errored { error, .. } => Err(run_error(&pod_id, error, report.trace_path)),
+        RunOutcome::Errored { error, .. } => {
+            ended.error = Some(run_events::RunEventError {
+                class: error.class.as_str().to_owned(),
+                code: error.code.clone(),
+                message: pod_trace::scrub::scrub(&error.message).into_owned(),
+            });
+            Err(run_error(pod_id, error, report.trace_path))
+        }
         RunOutcome::Interrupted { action, .. } => {
             out::stderr(&format!(
                 "run interrupted: {} ({}); recorded in {}\n",
@@ -524,9 +736,19 @@ struct Terminal {
 
 impl Terminal {
     fn new() -> Terminal {
-        let waiting = Arc::new(AtomicBool::new(true));
+        Terminal {
+            waiting: Arc::new(AtomicBool::new(true)),
+            spinner: std::sync::Mutex::new(None),
+            wrote_text: AtomicBool::new(false),
+            ends_with_newline: AtomicBool::new(true),
+            saw_reasoning: AtomicBool::new(false),
+        }
+    }
+
+    /// Show a spinner on a terminal's stderr until the model's first event.
+    fn start_spinner(&self) {
         let spinner = std::io::stderr().is_terminal().then(|| {
-            let waiting = waiting.clone();
+            let waiting = self.waiting.clone();
             std::thread::spawn(move || {
                 let frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
                 let mut i = 0;
@@ -543,12 +765,8 @@ impl Terminal {
                 out::stderr("\r\x1b[2K");
             })
         });
-        Terminal {
-            waiting,
-            spinner: std::sync::Mutex::new(spinner),
-            wrote_text: AtomicBool::new(false),
-            ends_with_newline: AtomicBool::new(true),
-            saw_reasoning: AtomicBool::new(false),
+        if let Ok(mut slot) = self.spinner.lock() {
+            *slot = spinner;
         }
     }
 
@@ -611,7 +829,13 @@ impl RunObserver for Terminal {
         }
     }
 
-    fn on_tool_call(&self, tool: &str, input: &Value) {
+    fn on_tool_call(
+        &self,
+        _call_id: &str,
+        tool: &str,
+        _side_effect: SideEffectClass,
+        input: &Value,
+    ) {
         self.stop_spinner();
         self.break_line();
         // The arguments as the model sent them: a key it echoes is not printed.
@@ -623,10 +847,17 @@ impl RunObserver for Terminal {
         ));
     }
 
-    fn on_tool_result(&self, tool: &str, ok: bool, output: &str) {
+    fn on_tool_result(
+        &self,
+        _call_id: &str,
+        tool: &str,
+        _side_effect: SideEffectClass,
+        outcome: ToolOutcome,
+        output: &str,
+    ) {
         let tool = pod_core::printable(tool);
         let lines = output.lines().count();
-        if ok {
+        if outcome == ToolOutcome::Ok {
             out::stderr(&format!(
                 "← {tool}: ok ({} bytes, {lines} lines)\n",
                 output.len()
@@ -647,6 +878,256 @@ impl RunObserver for Terminal {
             cause.class,
             delay.as_millis()
         ));
+    }
+}
+
+/// How a foreground run is shown: text for people, or JSON Lines events for programs.
+enum Presenter {
+    Terminal(Arc<Terminal>),
+    Json(Arc<JsonLines>),
+}
+
+impl Presenter {
+    fn new(json: bool) -> Presenter {
+        if json {
+            Presenter::Json(Arc::new(JsonLines::default()))
+        } else {
+            Presenter::Terminal(Arc::new(Terminal::new()))
+        }
+    }
+
+    fn observer(&self) -> Arc<dyn RunObserver> {
+        match self {
+            Presenter::Terminal(terminal) => terminal.clone(),
+            Presenter::Json(json) => json.clone(),
+        }
+    }
+
+    /// The pod is hosted and its run about to start.
+    fn pod_started(&self, event: RunEvent) {
+        match self {
+            Presenter::Terminal(terminal) => terminal.start_spinner(),
+            Presenter::Json(json) => json.emit(event),
+        }
+    }
+
+    fn finish(&self) {
+        match self {
+            Presenter::Terminal(terminal) => terminal.finish(),
+            Presenter::Json(json) => json.flush(),
+        }
+    }
+
+    fn abandon(&self) {
+        match self {
+            Presenter::Terminal(terminal) => terminal.abandon(),
+            Presenter::Json(json) => json.flush(),
+        }
+    }
+
+    fn saw_reasoning(&self) -> bool {
+        match self {
+            Presenter::Terminal(terminal) => terminal.saw_reasoning(),
+            Presenter::Json(json) => json.lock().saw_reasoning,
+        }
+    }
+
+    /// The command is done with `result`: `run_ended`, the stream's last line.
+    fn ended(&self, end: RunEnd, result: &CmdResult) {
+        let Presenter::Json(json) = self else {
+            return;
+        };
+        let exit = match result {
+            Ok(exit) => *exit,
+            Err(failure) => failure.exit,
+        };
+        json.emit(RunEvent::RunEnded {
+            run_id: end.run_id,
+            outcome: end.outcome.to_owned(),
+            stop_reason: end.stop_reason,
+            truncated: end.truncated,
+            turns: end.turns,
+            error: end.error,
+            usage: end.usage,
+            exit_code: exit as i32,
+        });
+        json.lock().ended = true;
+    }
+}
+
+/// `pods run --json`: every event a line on stdout (docs/RUN-JSON.md). Text and reasoning
+/// deltas are buffered and written as one line per batch: whatever arrived until the provider
+/// client waits on the network, a tool call starts, or the model request ends.
+#[derive(Default)]
+struct JsonLines {
+    state: std::sync::Mutex<JsonState>,
+}
+
+#[derive(Default)]
+struct JsonState {
+    /// Deltas not written yet: reasoning (`true`) or text (`false`), and their text.
+    pending: Option<(bool, String)>,
+    saw_reasoning: bool,
+    /// `run_ended` is written: the stream is complete (the session log has anything later).
+    ended: bool,
+}
+
+impl JsonLines {
+    fn lock(&self) -> std::sync::MutexGuard<'_, JsonState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Write `event` after any pending deltas. Writing under the lock keeps the lines of
+    /// concurrent callers (child supervision, the run) whole and in order.
+    fn emit(&self, event: RunEvent) {
+        let mut state = self.lock();
+        Self::flush_locked(&mut state);
+        Self::write(&state, &event);
+    }
+
+    fn flush(&self) {
+        Self::flush_locked(&mut self.lock());
+    }
+
+    fn flush_locked(state: &mut JsonState) {
+        if let Some((reasoning, text)) = state.pending.take() {
+            // Scrubbed per batch, so a key split across deltas is still caught.
+            let text = pod_trace::scrub::scrub(&text).into_owned();
+            let event = if reasoning {
+                RunEvent::Reasoning { text }
+            } else {
+                RunEvent::Text { text }
+            };
+            Self::write(state, &event);
+        }
+    }
+
+    fn write(state: &JsonState, event: &RunEvent) {
+        if state.ended {
+            return;
+        }
+        match serde_json::to_string(event) {
+            Ok(mut line) => {
+                line.push('\n');
+                out::stdout(&line);
+            }
+            Err(error) => {
+                out::stderr(&format!(
+                    "error: cannot write a {} event as JSON: {error}\n",
+                    event.kind()
+                ));
+            }
+        }
+    }
+
+    fn delta(&self, reasoning: bool, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        let mut state = self.lock();
+        state.saw_reasoning |= reasoning;
+        if state.pending.as_ref().is_some_and(|(r, _)| *r != reasoning) {
+            Self::flush_locked(&mut state);
+        }
+        state
+            .pending
+            .get_or_insert_with(|| (reasoning, String::new()))
+            .1
+            .push_str(text);
+    }
+}
+
+impl RunObserver for JsonLines {
+    fn on_run_started(&self, run_id: &str) {
+        self.emit(RunEvent::RunStarted {
+            run_id: run_id.to_owned(),
+        });
+    }
+
+    fn on_text(&self, text: &str) {
+        self.delta(false, text);
+    }
+
+    fn on_reasoning(&self, text: &str) {
+        self.delta(true, text);
+    }
+
+    fn on_stream_pause(&self) {
+        self.flush();
+    }
+
+    fn on_turn_end(&self, _run_id: &str, _turn: u32) {
+        self.flush();
+    }
+
+    fn on_request_finished(&self, turn: u32, usage: Option<&pod_provider::event::Usage>) {
+        self.emit(RunEvent::Usage {
+            turn,
+            input_tokens: usage.and_then(|u| u.input_tokens),
+            output_tokens: usage.and_then(|u| u.output_tokens),
+            cached_input_tokens: usage.and_then(|u| u.cached_input_tokens),
+            reasoning_tokens: usage.and_then(|u| u.reasoning_tokens),
+        });
+    }
+
+    fn on_tool_call(&self, call_id: &str, tool: &str, side_effect: SideEffectClass, input: &Value) {
+        // The arguments as the model sent them, minus any key it echoes.
+        let text = pod_trace::scrub::scrub(&input.to_string()).into_owned();
+        let input = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        self.emit(RunEvent::ToolCallStarted {
+            call_id: call_id.to_owned(),
+            tool: tool.to_owned(),
+            side_effect,
+            input,
+        });
+    }
+
+    fn on_tool_result(
+        &self,
+        call_id: &str,
+        tool: &str,
+        side_effect: SideEffectClass,
+        outcome: ToolOutcome,
+        output: &str,
+    ) {
+        let (preview, cut) = run_events::preview(output, run_events::TOOL_PREVIEW_MAX_BYTES);
+        self.emit(RunEvent::ToolCallFinished {
+            call_id: call_id.to_owned(),
+            tool: tool.to_owned(),
+            side_effect,
+            outcome,
+            output_bytes: output.len() as u64,
+            preview: pod_trace::scrub::scrub(&preview).into_owned(),
+            preview_truncated: cut,
+        });
+    }
+
+    fn on_retry(&self, attempt: u32, delay: Duration, cause: &ProviderError) {
+        self.emit(RunEvent::RetryScheduled {
+            attempt,
+            delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            class: cause.class.as_str().to_owned(),
+            message: pod_trace::scrub::scrub(&cause.message).into_owned(),
+        });
+    }
+
+    fn on_child_spawned(&self, child: &pod_core::record::ChildSpawned) {
+        self.emit(RunEvent::ChildSpawned {
+            call_id: child.call_id.clone(),
+            child_pod_id: child.child_pod_id.clone(),
+            profile: child.profile.clone(),
+        });
+    }
+
+    fn on_child_exited(&self, child: &pod_core::record::ChildExited) {
+        self.emit(RunEvent::ChildExited {
+            child_pod_id: child.child_pod_id.clone(),
+            exit_code: child.exit_code,
+            signal: child.signal,
+            expected: child.expected,
+        });
     }
 }
 
@@ -720,6 +1201,8 @@ pub fn serve(global: &GlobalArgs, args: ServeArgs) -> CmdResult {
                 resolved: resolved.clone(),
                 home,
                 launcher,
+                // A served pod's parent hears of its children through the control socket.
+                observer: Arc::new(pod_core::Quiet),
             };
             pod_core::host::attach_children(&mut pod, setup)
         };
