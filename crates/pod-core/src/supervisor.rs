@@ -528,13 +528,16 @@ exec sleep 30"#,
             .await
             .expect_err("not ready");
         assert!(started.elapsed() < Duration::from_secs(5));
-        assert!(matches!(
-            err,
-            ChildError::NotReady {
-                timeout_ms: 300,
-                ..
-            }
-        ));
+        assert!(
+            matches!(
+                err,
+                ChildError::NotReady {
+                    timeout_ms: 300,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
         assert!(err.to_string().contains("loading something slow"), "{err}");
         let pid: u32 = std::fs::read_to_string(dir.path().join("pid"))
             .expect("pid file")
