@@ -1,5 +1,6 @@
 //! One module per command group; each parses its own arguments and presents results.
 
+pub mod docs;
 pub mod doctor;
 pub mod export;
 pub mod pods;
