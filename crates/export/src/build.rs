@@ -487,10 +487,14 @@ fn resolve(
         return Ok(query.to_owned());
     }
     let by_prefix: Vec<&String> = all.keys().filter(|id| id.starts_with(query)).collect();
+    // Names need not be unique: the newest pod with the name is meant, as everywhere (ids are
+    // time-ordered and `all` is sorted by id).
     let by_name: Vec<&String> = all
         .values()
         .filter(|p| p.name.as_deref() == Some(query))
         .map(|p| &p.id)
+        .next_back()
+        .into_iter()
         .collect();
     let matches = if by_prefix.is_empty() {
         by_name
