@@ -37,6 +37,8 @@ enum Command {
     Ls(cmd::pods::LsArgs),
     /// Show one pod: identity, manifest summary, runs.
     Show(cmd::pods::ShowArgs),
+    /// Print a pod's conversation, run by run (with --tree its descendants' too).
+    Log(cmd::log::LogArgs),
     /// Stop a pod (and with --tree its descendants), recording the stop's origin.
     Stop(cmd::pods::StopArgs),
     /// Remove a pod that is not running (and with --tree its descendants) from the home.
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
         Command::Run(args) => cmd::run::run(&cli.global, args),
         Command::Ls(args) => cmd::pods::ls(&cli.global, args),
         Command::Show(args) => cmd::pods::show(&cli.global, args),
+        Command::Log(args) => cmd::log::run(&cli.global, args),
         Command::Stop(args) => cmd::pods::stop(&cli.global, args),
         Command::Rm(args) => cmd::pods::rm(&cli.global, args),
         Command::Prune(args) => cmd::pods::prune(&cli.global, args),

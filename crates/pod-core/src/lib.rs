@@ -24,6 +24,7 @@
 //! ```
 
 pub mod control;
+pub mod conversation;
 mod control_handle;
 pub mod error;
 pub mod home;

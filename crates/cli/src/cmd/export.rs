@@ -29,7 +29,7 @@ use crate::global::GlobalArgs;
 ///   pods export --upgrade old-export.json
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The pod: its id, a unique prefix of its id, or its name.
+    /// The pod: its id, a unique prefix of its id, or its name (the newest pod with that name).
     #[arg(required_unless_present = "upgrade", conflicts_with = "upgrade")]
     pod: Option<String>,
 

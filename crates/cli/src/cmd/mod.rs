@@ -3,6 +3,7 @@
 pub mod docs;
 pub mod doctor;
 pub mod export;
+pub mod log;
 pub mod pods;
 pub mod profile;
 pub mod provider;

@@ -376,7 +376,7 @@ fn frame_type(data: &str) -> Option<&str> {
 
 /// A tool call's JSON arguments as `key=value` words; arguments that are not a JSON object are
 /// shown by size only (the entry itself is in `--json`).
-fn arguments_words(arguments: &str) -> String {
+pub(crate) fn arguments_words(arguments: &str) -> String {
     match serde_json::from_str::<serde_json::Value>(arguments) {
         Ok(serde_json::Value::Object(map)) if map.is_empty() => "(no arguments)".into(),
         Ok(serde_json::Value::Object(map)) => map
