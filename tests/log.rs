@@ -278,3 +278,63 @@ fn log_of_an_unknown_pod_is_a_usage_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("nobody") && stderr.contains("pods ls"), "{stderr}");
 }
+
+#[test]
+fn the_markdown_export_has_the_transcript_and_sanitize_keeps_only_counts() {
+    let t = tree();
+    let output = t
+        .sandbox
+        .run(&["export", "boss", "--tree", "--format", "markdown"]);
+    assert_exit(&output, 0);
+    let text = String::from_utf8(output.stdout).unwrap();
+    let message = stdout_json(&t.sandbox.run(&["log", "bad-kid", "--json"]))["pods"][0]["runs"][0]
+        ["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    in_order(
+        &text,
+        &[
+            "### boss",
+            "#### Transcript",
+            "> **User:**",
+            "> delegate\\u{1b}[2J the review",
+            "Tool `read_file` {\"path\":\"notes.txt\"}: ok",
+            "    line one",
+            &format!("Child spawned: `{}` (profile good).", t.good),
+            &format!("Child spawned: `{}` (profile bad).", t.bad),
+            &format!("_Reasoning: {} characters", THOUGHT.len()),
+            "> One child failed.",
+            "End: completed (end_turn)",
+            "### good-kid",
+            "#### Transcript",
+            "> hello from good",
+            "### bad-kid",
+            // The runs table states the failed run's message, and so does the transcript.
+            &format!("context_length_exceeded (context_length_exceeded): {message}"),
+            "#### Transcript",
+            &format!("End: errored; error context_length_exceeded: {message}"),
+        ],
+    );
+    assert!(!text.contains('\u{1b}'), "control characters are escaped");
+    assert!(!text.contains(THOUGHT), "reasoning is collapsed");
+
+    let sanitized = t
+        .sandbox
+        .run(&["export", "boss", "--tree", "--format", "markdown", "--sanitize"]);
+    assert_exit(&sanitized, 0);
+    let text = String::from_utf8(sanitized.stdout).unwrap();
+    assert!(!text.contains("#### Transcript"), "{text}");
+    for needle in ["delegate", "line one", "hello from good", "One child failed", &message] {
+        assert!(!text.contains(needle), "`{needle}` is left out under --sanitize:\n{text}");
+    }
+    in_order(
+        &text,
+        &[
+            "Transcript left out (sanitized): 1 run(s), 6 assistant message(s), 5 tool call(s), 2 child pod(s) spawned.",
+            "Transcript left out (sanitized): 1 run(s), 1 assistant message(s), 0 tool call(s), 0 child pod(s) spawned.",
+            "context_length_exceeded (context_length_exceeded): [redacted:error_message:",
+            "Transcript left out (sanitized): 1 run(s), 1 assistant message(s)",
+        ],
+    );
+}

@@ -29,7 +29,9 @@ use crate::scan::{
     PhaseLite, RunAcc, SegmentScan, Terminal, empty_integrity, preview, scan_segment,
     side_effect_name,
 };
-use crate::stream::{CollectSink, DocHead, DocTail, JsonSink, MarkdownSink, Sink, Spool};
+use crate::stream::{
+    CollectSink, DocHead, DocTail, JsonSink, MarkdownSink, Sink, Spool, Transcripts,
+};
 
 /// What to export.
 #[derive(Debug, Clone)]
@@ -196,7 +198,14 @@ impl ExportPlan {
             Format::Json => self.run_beside(&mut JsonSink::new(&mut guard), checked, progress)?,
             Format::Markdown => {
                 let spool = Spool::file().map_err(ExportError::Render)?;
-                let mut sink = MarkdownSink::new(&mut guard, spool);
+                let pods_dir = self.request.home.join("pods");
+                // A sanitized export keeps no conversation text: only its counts.
+                let transcripts = if self.request.sanitize {
+                    Transcripts::Counts(pods_dir)
+                } else {
+                    Transcripts::Full(pods_dir)
+                };
+                let mut sink = MarkdownSink::new(&mut guard, spool).with_transcripts(transcripts);
                 self.run_beside(&mut sink, checked, progress)?
             }
         };
