@@ -198,13 +198,8 @@ impl ExportPlan {
             Format::Json => self.run_beside(&mut JsonSink::new(&mut guard), checked, progress)?,
             Format::Markdown => {
                 let spool = Spool::file().map_err(ExportError::Render)?;
-                let pods_dir = self.request.home.join("pods");
                 // A sanitized export keeps no conversation text: only its counts.
-                let transcripts = if self.request.sanitize {
-                    Transcripts::Counts(pods_dir)
-                } else {
-                    Transcripts::Full(pods_dir)
-                };
+                let transcripts = Transcripts::of(&self.request.home, self.request.sanitize);
                 let mut sink = MarkdownSink::new(&mut guard, spool).with_transcripts(transcripts);
                 self.run_beside(&mut sink, checked, progress)?
             }

@@ -4,7 +4,8 @@
 use std::io::Write;
 
 use crate::document::{
-    ChainLink, ExportDocument, Incident, LogIntegrity, OriginDoc, Redaction, RunDoc, UnreadablePod,
+    ChainLink, ExportDocument, Incident, LogIntegrity, OriginDoc, Redaction, RedactionMode, RunDoc,
+    UnreadablePod,
 };
 use crate::error::ExportError;
 use crate::redact::{Secret, check_secrets};
@@ -47,6 +48,22 @@ pub fn render_checked(
 /// A readable report: the pod tree, each incident's summary and chain, a runs table per pod.
 pub fn render_markdown(doc: &ExportDocument, out: &mut dyn Write) -> std::io::Result<()> {
     let mut sink = MarkdownSink::new(out, Spool::Memory(Vec::new()));
+    feed(doc, &mut sink).map_err(|e| match e {
+        ExportError::Render(e) => e,
+        other => std::io::Error::other(other),
+    })
+}
+
+/// [`render_markdown`] of a document exported from the pods home at `home`, with each pod's
+/// transcript read from its session logs (only their counts for a sanitized document), as
+/// `pods export --format markdown` writes it.
+pub fn render_markdown_with_logs(
+    doc: &ExportDocument,
+    home: &std::path::Path,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let mut sink = MarkdownSink::new(out, Spool::Memory(Vec::new()))
+        .with_transcripts(Transcripts::of(home, doc.redaction.mode == RedactionMode::Sanitized));
     feed(doc, &mut sink).map_err(|e| match e {
         ExportError::Render(e) => e,
         other => std::io::Error::other(other),

@@ -432,6 +432,18 @@ pub(crate) enum Transcripts {
     Unavailable,
 }
 
+impl Transcripts {
+    /// The transcripts of the pods home at `home`: in full, or only counted when `sanitized`.
+    pub(crate) fn of(home: &std::path::Path, sanitized: bool) -> Transcripts {
+        let pods = home.join("pods");
+        if sanitized {
+            Transcripts::Counts(pods)
+        } else {
+            Transcripts::Full(pods)
+        }
+    }
+}
+
 /// The Markdown report, written piece by piece.
 pub(crate) struct MarkdownSink<W: Write> {
     out: W,
