@@ -53,7 +53,11 @@ fn bash_completions_parse_and_every_shell_gets_a_script() {
     for shell in ["zsh", "fish", "elvish", "powershell"] {
         let output = sandbox.run(&["completions", shell]);
         assert_exit(&output, 0);
-        assert!(stdout(&output).contains("prune"), "{shell}: {}", describe(&output));
+        assert!(
+            stdout(&output).contains("prune"),
+            "{shell}: {}",
+            describe(&output)
+        );
     }
     let unknown = sandbox.run(&["completions", "tcsh"]);
     assert_exit(&unknown, 2);
@@ -83,8 +87,10 @@ fn the_man_page_is_roff_with_every_subcommand() {
     for line in page.lines().filter(|l| l.starts_with('.')) {
         let request = line[1..].split_whitespace().next().unwrap_or("");
         assert!(
-            ["TH", "SH", "SS", "TP", "PP", "B", "br", "ie", "el", "RS", "RE", "IP", "TQ"]
-                .contains(&request),
+            [
+                "TH", "SH", "SS", "TP", "PP", "B", "br", "ie", "el", "RS", "RE", "IP", "TQ"
+            ]
+            .contains(&request),
             "unexpected roff request: {line}"
         );
     }
@@ -114,7 +120,10 @@ fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
         if let Some(value) = probe() {
             return value;
         }
-        assert!(std::time::Instant::now() < deadline, "gave up waiting for {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(25));
     }
 }
@@ -134,7 +143,10 @@ fn ids_in(list: &Value) -> Vec<String> {
 fn prune_removes_finished_trees_and_never_a_running_pod() {
     let sandbox = Sandbox::new();
     for _ in 0..2 {
-        assert_exit(&sandbox.run_within(&["run", "-p", "demo", "look around"], LIMIT), 0);
+        assert_exit(
+            &sandbox.run_within(&["run", "-p", "demo", "look around"], LIMIT),
+            0,
+        );
     }
     let finished = pod_ids(&sandbox);
     assert_eq!(finished.len(), 4, "two demo parents and their children");
@@ -153,12 +165,19 @@ fn prune_removes_finished_trees_and_never_a_running_pod() {
     assert_eq!(ids_in(&plan["removed"]), finished, "{plan:#}");
     assert_eq!(ids_in(&plan["kept"]), vec![running.clone()], "{plan:#}");
     assert!(
-        plan["kept"][0]["reason"].as_str().unwrap().starts_with("running"),
+        plan["kept"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("running"),
         "{plan:#}"
     );
     assert_eq!(pod_ids(&sandbox).len(), 5, "a dry run removes nothing");
     let dry_text = sandbox.run(&["prune", "--dry-run"]);
-    assert!(stdout(&dry_text).contains("would remove 4 pod(s), kept 1"), "{}", describe(&dry_text));
+    assert!(
+        stdout(&dry_text).contains("would remove 4 pod(s), kept 1"),
+        "{}",
+        describe(&dry_text)
+    );
 
     let pruned = sandbox.run(&["prune"]);
     assert_exit(&pruned, 0);
@@ -168,7 +187,10 @@ fn prune_removes_finished_trees_and_never_a_running_pod() {
     }
     assert!(text.contains(&format!("kept {running}")), "{text}");
     assert_eq!(pod_ids(&sandbox), vec![running.clone()]);
-    assert!(support::process_running(holder.pid()), "the running pod is untouched");
+    assert!(
+        support::process_running(holder.pid()),
+        "the running pod is untouched"
+    );
 
     // `rm` refuses it too, and removes nothing.
     let refused = sandbox.run(&["rm", &running]);
@@ -193,7 +215,10 @@ fn prune_removes_finished_trees_and_never_a_running_pod() {
 fn prune_keep_and_older_than_spare_the_newest_trees() {
     let sandbox = Sandbox::new();
     for _ in 0..2 {
-        assert_exit(&sandbox.run_within(&["run", "-p", "demo", "look around"], LIMIT), 0);
+        assert_exit(
+            &sandbox.run_within(&["run", "-p", "demo", "look around"], LIMIT),
+            0,
+        );
     }
     let all = pod_ids(&sandbox);
     let young = sandbox.run(&["prune", "--older-than", "1h", "--json"]);
@@ -215,7 +240,10 @@ fn prune_keep_and_older_than_spare_the_newest_trees() {
 #[test]
 fn rm_removes_a_tree_only_with_tree() {
     let sandbox = Sandbox::new();
-    assert_exit(&sandbox.run_within(&["run", "-p", "demo", "look around"], LIMIT), 0);
+    assert_exit(
+        &sandbox.run_within(&["run", "-p", "demo", "look around"], LIMIT),
+        0,
+    );
     let all = pod_ids(&sandbox);
     let parent = all
         .iter()
@@ -243,7 +271,10 @@ fn ls_keeps_its_columns_aligned_with_a_long_name() {
     let sandbox = Sandbox::new();
     let long = "n".repeat(100);
     assert_exit(
-        &sandbox.run_within(&["run", "-p", "demo", "--name", &long, "look around"], LIMIT),
+        &sandbox.run_within(
+            &["run", "-p", "demo", "--name", &long, "look around"],
+            LIMIT,
+        ),
         0,
     );
     let output = sandbox.run(&["ls"]);
@@ -265,7 +296,12 @@ fn ls_keeps_its_columns_aligned_with_a_long_name() {
     assert!(!text.contains(&long), "{text}");
     // The whole name stays in the JSON.
     let json = stdout_json(&sandbox.run(&["ls", "--json"]));
-    assert!(json.as_array().unwrap().iter().any(|p| p["name"] == long.as_str()));
+    assert!(
+        json.as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == long.as_str())
+    );
 }
 
 fn only_pod(sandbox: &Sandbox) -> PathBuf {
@@ -291,18 +327,32 @@ fn trace_text_is_lines_for_people_even_with_raw_frames() {
             stream(sse(&text_events(&["it ", "says ", "hello"], false))),
         ],
     );
-    assert_exit(&sandbox.run_within(&["run", "-p", "solo", "read it"], LIMIT), 0);
+    assert_exit(
+        &sandbox.run_within(&["run", "-p", "solo", "read it"], LIMIT),
+        0,
+    );
     let pod = id_of(&only_pod(&sandbox));
     for args in [vec!["trace", &pod], vec!["trace", &pod, "--follow"]] {
         let output = sandbox.run_within(&args, LIMIT);
         assert_exit(&output, 0);
         let text = stdout(&output);
-        assert!(text.contains("raw_sse response.output_text.delta"), "{text}");
-        assert!(text.contains("tool_call_end #0 path=\"notes.txt\""), "{text}");
-        assert!(text.contains("usage") || text.contains("completed (end_turn)"), "{text}");
+        assert!(
+            text.contains("raw_sse response.output_text.delta"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tool_call_end #0 path=\"notes.txt\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("usage") || text.contains("completed (end_turn)"),
+            "{text}"
+        );
         for line in text.lines() {
             assert!(
-                !line.contains("{\"") && !line.contains("{\\\"") && !line.trim_start().starts_with('{'),
+                !line.contains("{\"")
+                    && !line.contains("{\\\"")
+                    && !line.trim_start().starts_with('{'),
                 "JSON in the text output: {line}"
             );
         }

@@ -143,14 +143,20 @@ fn log_tells_the_conversation_run_by_run() {
             &spawned_good,
             &spawned_bad,
             "tool wait_pod pod_id=\"bad-kid\" (call_wait_bad): ok",
-            &format!("reasoning: {} characters (--reasoning shows it)", THOUGHT.len()),
+            &format!(
+                "reasoning: {} characters (--reasoning shows it)",
+                THOUGHT.len()
+            ),
             "assistant: One child failed.",
             "end: completed (end_turn): the model ended its turn",
             "usage: ",
         ],
     );
     assert!(!text.contains(THOUGHT), "reasoning is collapsed:\n{text}");
-    assert!(!text.contains("=== pod good-kid"), "no children without --tree");
+    assert!(
+        !text.contains("=== pod good-kid"),
+        "no children without --tree"
+    );
 
     let full = text_of(&t.sandbox, &["log", "boss", "--reasoning"]);
     assert!(full.contains(&format!("reasoning: {THOUGHT}")), "{full}");
@@ -167,9 +173,14 @@ fn log_tells_the_conversation_run_by_run() {
         ],
     );
     let json = stdout_json(&t.sandbox.run(&["log", "bad-kid", "--json"]));
-    let message = json["pods"][0]["runs"][0]["error"]["message"].as_str().unwrap();
+    let message = json["pods"][0]["runs"][0]["error"]["message"]
+        .as_str()
+        .unwrap();
     assert!(!message.is_empty());
-    assert!(failed.contains(message), "the error's message is shown:\n{failed}");
+    assert!(
+        failed.contains(message),
+        "the error's message is shown:\n{failed}"
+    );
 }
 
 #[test]
@@ -190,7 +201,10 @@ fn log_json_has_every_item_in_order() {
     assert_eq!(run["trigger"], "cli");
     assert_eq!(run["outcome"], "completed");
     assert_eq!(run["stop_reason"], "end_turn");
-    assert!(run["usage"]["requests_recorded"].as_u64().unwrap() >= 6, "{run:#}");
+    assert!(
+        run["usage"]["requests_recorded"].as_u64().unwrap() >= 6,
+        "{run:#}"
+    );
     let items = run["items"].as_array().unwrap();
     let kinds: Vec<&str> = items.iter().map(|i| i["kind"].as_str().unwrap()).collect();
     assert_eq!(
@@ -218,7 +232,13 @@ fn log_json_has_every_item_in_order() {
     assert_eq!(read["arguments"], json!({"path": "notes.txt"}));
     assert_eq!(read["outcome"], "ok");
     assert_eq!(read["side_effect"], "read_only");
-    assert!(read["result"].as_str().unwrap().contains("line one\nline two"), "{read:#}");
+    assert!(
+        read["result"]
+            .as_str()
+            .unwrap()
+            .contains("line one\nline two"),
+        "{read:#}"
+    );
     assert_eq!(
         read["result_chars"].as_u64().unwrap() as usize,
         read["result"].as_str().unwrap().chars().count()
@@ -230,7 +250,10 @@ fn log_json_has_every_item_in_order() {
         .collect();
     assert_eq!(spawned, [t.good.as_str(), t.bad.as_str()]);
     // Each spawn follows the tool call that made it.
-    let spawn_at = items.iter().position(|i| i["call_id"] == "call_good" && i["kind"] == "tool_call").unwrap();
+    let spawn_at = items
+        .iter()
+        .position(|i| i["call_id"] == "call_good" && i["kind"] == "tool_call")
+        .unwrap();
     assert_eq!(items[spawn_at + 1]["kind"], "child_spawned");
     assert_eq!(items[spawn_at + 1]["call_id"], "call_good");
     let last = items.iter().rfind(|i| i["kind"] == "assistant").unwrap();
@@ -276,7 +299,10 @@ fn log_of_an_unknown_pod_is_a_usage_error() {
     let output = sandbox.run(&["log", "nobody"]);
     assert_exit(&output, 2);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("nobody") && stderr.contains("pods ls"), "{stderr}");
+    assert!(
+        stderr.contains("nobody") && stderr.contains("pods ls"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -319,14 +345,28 @@ fn the_markdown_export_has_the_transcript_and_sanitize_keeps_only_counts() {
     assert!(!text.contains('\u{1b}'), "control characters are escaped");
     assert!(!text.contains(THOUGHT), "reasoning is collapsed");
 
-    let sanitized = t
-        .sandbox
-        .run(&["export", "boss", "--tree", "--format", "markdown", "--sanitize"]);
+    let sanitized = t.sandbox.run(&[
+        "export",
+        "boss",
+        "--tree",
+        "--format",
+        "markdown",
+        "--sanitize",
+    ]);
     assert_exit(&sanitized, 0);
     let text = String::from_utf8(sanitized.stdout).unwrap();
     assert!(!text.contains("#### Transcript"), "{text}");
-    for needle in ["delegate", "line one", "hello from good", "One child failed", &message] {
-        assert!(!text.contains(needle), "`{needle}` is left out under --sanitize:\n{text}");
+    for needle in [
+        "delegate",
+        "line one",
+        "hello from good",
+        "One child failed",
+        &message,
+    ] {
+        assert!(
+            !text.contains(needle),
+            "`{needle}` is left out under --sanitize:\n{text}"
+        );
     }
     in_order(
         &text,

@@ -72,7 +72,10 @@ fn every_tour_command_exits_0_twice_in_one_home() {
     let home = home.to_str().unwrap();
     for round in 1..=2 {
         for command in &commands {
-            assert_eq!(command[0], "pods", "every tour command runs pods: {command:?}");
+            assert_eq!(
+                command[0], "pods",
+                "every tour command runs pods: {command:?}"
+            );
             let mut args = vec!["--home", home];
             args.extend(command[1..].iter().map(String::as_str));
             let output = sandbox.run_within(&args, LIMIT);
@@ -86,7 +89,9 @@ fn every_tour_command_exits_0_twice_in_one_home() {
         }
     }
     // The home is the one the tour named: both demo trees are in it.
-    let pods = std::fs::read_dir(sandbox.root().join("tour-home/pods")).unwrap().count();
+    let pods = std::fs::read_dir(sandbox.root().join("tour-home/pods"))
+        .unwrap()
+        .count();
     assert_eq!(pods, 4);
 }
 

@@ -62,8 +62,9 @@ pub fn render_markdown_with_logs(
     home: &std::path::Path,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
-    let mut sink = MarkdownSink::new(out, Spool::Memory(Vec::new()))
-        .with_transcripts(Transcripts::of(home, doc.redaction.mode == RedactionMode::Sanitized));
+    let mut sink = MarkdownSink::new(out, Spool::Memory(Vec::new())).with_transcripts(
+        Transcripts::of(home, doc.redaction.mode == RedactionMode::Sanitized),
+    );
     feed(doc, &mut sink).map_err(|e| match e {
         ExportError::Render(e) => e,
         other => std::io::Error::other(other),
@@ -338,7 +339,10 @@ pub(crate) fn md_transcript(
             let text = pod_core::error_chain(&error);
             return match transcripts {
                 // The error names paths and text from the logs: not under --sanitize.
-                Transcripts::Counts(_) => writeln!(out, "Transcript left out (sanitized); its log could not be read."),
+                Transcripts::Counts(_) => writeln!(
+                    out,
+                    "Transcript left out (sanitized); its log could not be read."
+                ),
                 _ => writeln!(out, "Transcript unavailable: {}", printable(&text)),
             };
         }

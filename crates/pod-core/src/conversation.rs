@@ -322,9 +322,9 @@ fn apply(run: &mut RunTranscript, body: LogBody) {
 
 /// The tool-call item of this run with `call_id` that has no recorded end yet.
 fn find_call<'a>(run: &'a mut RunTranscript, call_id: &str) -> Option<&'a mut Item> {
-    run.items.iter_mut().rev().find(|item| {
-        matches!(item, Item::ToolCall { call_id: id, outcome: None, .. } if id == call_id)
-    })
+    run.items.iter_mut().rev().find(
+        |item| matches!(item, Item::ToolCall { call_id: id, outcome: None, .. } if id == call_id),
+    )
 }
 
 fn arguments_value(arguments: &str) -> Value {

@@ -585,7 +585,10 @@ impl PodHome {
     /// `root` and its descendants in this home, each pod's descendants before it.
     fn subtree<'a>(all: &'a [Listed], root: &'a Listed) -> Vec<&'a Listed> {
         let mut out = Vec::new();
-        for child in all.iter().filter(|c| c.parent() == Some(root.dir.id.as_str())) {
+        for child in all
+            .iter()
+            .filter(|c| c.parent() == Some(root.dir.id.as_str()))
+        {
             out.extend(Self::subtree(all, child));
         }
         out.push(root);
@@ -625,7 +628,9 @@ impl PodHome {
                 Ok(info) if pod_is_live(&pod.dir, info) => {
                     return Err(RemoveError::Running {
                         id: pod.dir.id.clone(),
-                        pid: info.pid.map_or_else(|| "not yet recorded".into(), |p| p.to_string()),
+                        pid: info
+                            .pid
+                            .map_or_else(|| "not yet recorded".into(), |p| p.to_string()),
                     });
                 }
                 Ok(_) => {}
@@ -658,9 +663,8 @@ impl PodHome {
                 let created = root.info.as_ref().ok().map(|i| i.created.as_str())?;
                 let age = humantime::parse_rfc3339_weak(created).ok()?.elapsed().ok();
                 // An unknown age is not old enough.
-                age.is_none_or(|age| age < limit).then(|| {
-                    format!("newer than {}", humantime::format_duration(limit))
-                })
+                age.is_none_or(|age| age < limit)
+                    .then(|| format!("newer than {}", humantime::format_duration(limit)))
             });
             let reason = if index < rule.keep {
                 Some(format!("among the newest {} tree(s) kept", rule.keep))

@@ -59,11 +59,7 @@ fn visible(command: &clap::Command) -> impl Iterator<Item = &clap::Command> {
 }
 
 /// A `SUBCOMMANDS` section entry: `pods run` with its usage, description and options.
-fn render_subcommand(
-    page: &mut Vec<u8>,
-    parent: &str,
-    sub: &clap::Command,
-) -> std::io::Result<()> {
+fn render_subcommand(page: &mut Vec<u8>, parent: &str, sub: &clap::Command) -> std::io::Result<()> {
     let name = format!("{parent} {}", sub.get_name());
     writeln!(page, ".SS \"{}\"", roff(&name))?;
     let mut usage_of = sub.clone().bin_name(name.clone());
@@ -84,7 +80,12 @@ fn render_subcommand(
         }
         let value = arg
             .get_value_names()
-            .map(|v| v.iter().map(|n| format!("<{n}>")).collect::<Vec<_>>().join(" "))
+            .map(|v| {
+                v.iter()
+                    .map(|n| format!("<{n}>"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
             .unwrap_or_default();
         let label = match (names.is_empty(), arg.get_action().takes_values()) {
             (true, _) => value,

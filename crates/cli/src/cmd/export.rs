@@ -15,7 +15,9 @@ use crate::failure::{CmdResult, Exit, Failure};
 use crate::global::GlobalArgs;
 
 /// Export what happened to a pod's runs: outcomes, incident chains (who or what interrupted a
-/// run), crash evidence, retry safety and log integrity, as one versioned document.
+/// run), crash evidence, retry safety and log integrity, as one versioned document. The
+/// Markdown report adds each pod's transcript (as `pods log` shows it; under `--sanitize` only
+/// its counts).
 ///
 /// Works on any pod — running, stopped, failed or crashed — from its files alone. The export
 /// refuses (exit 1, nothing written) if the document would contain the value of an API key

@@ -531,7 +531,11 @@ pub fn prune(global: &GlobalArgs, args: PruneArgs) -> CmdResult {
         }));
         return Ok(Exit::Success);
     }
-    let verb = if args.dry_run { "would remove" } else { "removed" };
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
     let mut out = std::io::stdout().lock();
     for pod in &plan.remove {
         let _ = writeln!(out, "{verb} {}", pod_words(pod));
@@ -549,7 +553,11 @@ pub fn prune(global: &GlobalArgs, args: PruneArgs) -> CmdResult {
         "{verb} {} pod(s), kept {}{}",
         plan.remove.len(),
         plan.keep.len(),
-        if args.dry_run { " (dry run: nothing was removed)" } else { "" }
+        if args.dry_run {
+            " (dry run: nothing was removed)"
+        } else {
+            ""
+        }
     );
     Ok(Exit::Success)
 }

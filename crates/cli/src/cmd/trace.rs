@@ -310,7 +310,11 @@ fn describe_event(event: &StreamEvent) -> String {
             format!("tool_call_start {} ({})", start.name, start.call_id)
         }
         StreamEvent::ToolCallEnd(end) => {
-            format!("tool_call_end #{} {}", end.index, arguments_words(&end.arguments))
+            format!(
+                "tool_call_end #{} {}",
+                end.index,
+                arguments_words(&end.arguments)
+            )
         }
         StreamEvent::ToolCallDelta(delta) => format!(
             "tool_call_delta #{} ({} bytes of arguments)",
@@ -343,7 +347,14 @@ fn describe_event(event: &StreamEvent) -> String {
                 .iter()
                 .filter_map(|(name, n)| n.map(|n| format!("{name} {n}")))
                 .collect();
-            format!("usage {}", if words.is_empty() { "(no counts)".into() } else { words.join(", ") })
+            format!(
+                "usage {}",
+                if words.is_empty() {
+                    "(no counts)".into()
+                } else {
+                    words.join(", ")
+                }
+            )
         }
         StreamEvent::TextDelta(delta) => format!("text_delta {:?}", delta.text),
         StreamEvent::ReasoningDelta(delta) => format!(
@@ -369,7 +380,10 @@ fn describe_event(event: &StreamEvent) -> String {
 /// The `type` of a JSON data frame (data-only streams name their events there).
 fn frame_type(data: &str) -> Option<&str> {
     let start = data.find("\"type\"")?;
-    let rest = data[start + 6..].trim_start().strip_prefix(':')?.trim_start();
+    let rest = data[start + 6..]
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start();
     let rest = rest.strip_prefix('"')?;
     rest.find('"').map(|end| &rest[..end])
 }
@@ -390,6 +404,9 @@ pub(crate) fn arguments_words(arguments: &str) -> String {
             })
             .collect::<Vec<_>>()
             .join(" "),
-        _ => format!("({} bytes of arguments, not a JSON object)", arguments.len()),
+        _ => format!(
+            "({} bytes of arguments, not a JSON object)",
+            arguments.len()
+        ),
     }
 }
