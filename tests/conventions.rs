@@ -292,7 +292,7 @@ fn ls_keeps_its_columns_aligned_with_a_long_name() {
             );
         }
     }
-    assert!(text.contains(&format!("{}…", "n".repeat(31))), "{text}");
+    assert!(text.contains(&format!("{}… ", "n".repeat(39))), "{text}");
     assert!(!text.contains(&long), "{text}");
     // The whole name stays in the JSON.
     let json = stdout_json(&sandbox.run(&["ls", "--json"]));

@@ -11,8 +11,8 @@ use pod_core::printable;
 /// as `completed (max_tokens, truncated)` (or its other stop reason).
 ///
 /// Names are not unique: where a command takes a name in place of an id, the newest pod with
-/// that name is meant (`pods ls` shows the ids of older ones). Names longer than 32 and
-/// profiles longer than 20 characters end in `…` in the table (`--json` has them whole).
+/// that name is meant (`pods ls` shows the ids of older ones). Names longer than 40 and
+/// profiles longer than 24 characters end in `…` in the table (`--json` has them whole).
 #[derive(Debug, Args)]
 pub struct LsArgs {
     /// Print one JSON array instead of a table: each pod with `parent_id`, `state`, `last_run`
@@ -124,8 +124,8 @@ pub fn ls(global: &GlobalArgs, args: LsArgs) -> CmdResult {
 }
 
 /// The widest a NAME and a PROFILE cell get; longer ones end in `…`. Ids are never cut.
-const NAME_WIDTH: usize = 32;
-const PROFILE_WIDTH: usize = 20;
+const NAME_WIDTH: usize = 40;
+const PROFILE_WIDTH: usize = 24;
 
 /// One row of the `ls` table, its cells already printable.
 struct Row {
@@ -145,8 +145,8 @@ fn tree_rows(
     let last = pod.last_run().map_or_else(|| "-".to_owned(), run_words);
     rows.push(Row {
         id: format!("{}{}", "  ".repeat(depth), printable(&pod.info.id)),
-        name: cut(&printable(&pod.info.name), NAME_WIDTH),
-        profile: cut(&printable(&pod.info.profile), PROFILE_WIDTH),
+        name: cut(&pod.info.name, NAME_WIDTH),
+        profile: cut(&pod.info.profile, PROFILE_WIDTH),
         state: pod.shown_state(),
         last: printable(&last).into_owned(),
     });
@@ -158,12 +158,24 @@ fn tree_rows(
     }
 }
 
-/// `text` cut to at most `width` characters, the last one `…` when it was cut.
+/// `text` as printable, cut to at most `width` characters, the last one `…` when it was cut.
+/// An escaped control character (`\u{1b}`) is kept whole or left out whole.
 fn cut(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_owned();
+    let shown = printable(text);
+    if shown.chars().count() <= width {
+        return shown.into_owned();
     }
-    let mut kept: String = text.chars().take(width.saturating_sub(1)).collect();
+    let mut kept = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let piece = printable(c.encode_utf8(&mut [0; 4])).into_owned();
+        let len = piece.chars().count();
+        if used + len > width.saturating_sub(1) {
+            break;
+        }
+        used += len;
+        kept.push_str(&piece);
+    }
     kept.push('…');
     kept
 }
@@ -570,4 +582,19 @@ fn pod_words(pod: &pod_core::PodRef) -> String {
         printable(pod.name.as_deref().unwrap_or("name unknown")),
         pod.state
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut;
+
+    #[test]
+    fn cut_keeps_short_text_and_escapes_whole() {
+        assert_eq!(cut("short", 10), "short");
+        assert_eq!(cut("exactly10!", 10), "exactly10!");
+        assert_eq!(cut("abcdefghijk", 5), "abcd…");
+        // `\u{1b}` is six characters: it does not fit in what is left, so it goes whole.
+        assert_eq!(cut("ab\u{1b}cdefgh", 6), "ab…");
+        assert_eq!(cut("ab\u{1b}cdefgh", 9), "ab\\u{1b}…");
+    }
 }
