@@ -363,3 +363,42 @@ fn trace_text_is_lines_for_people_even_with_raw_frames() {
     let entries = support::stdout_json_lines(&json);
     assert!(entries.iter().any(|e| e["kind"] == "raw_sse"));
 }
+
+#[test]
+fn trace_follow_prints_lines_for_people_until_the_pod_stops() {
+    let sandbox = Sandbox::new();
+    profile(
+        &sandbox,
+        "holder",
+        "[agent]\ntools = []\n\n[session]\nrecord_event_trace = true\ntrace_raw_sse = true\n",
+        vec![support::responses::text_response(
+            &["hold ", "the ", "line ", "please"],
+            false,
+            Some((3, 60_000)),
+        )],
+    );
+    let _holder = sandbox.spawn(&["run", "-p", "holder", "hold"], "holder");
+    let pod = wait_for("the holder pod to stream", || {
+        let id = pod_ids(&sandbox).pop()?;
+        let trace = std::fs::read_dir(sandbox.home().join("pods").join(&id).join("sessions"))
+            .ok()?
+            .filter_map(Result::ok)
+            .find(|e| e.file_name().to_string_lossy().ends_with(".trace.jsonl"))?;
+        let text = std::fs::read_to_string(trace.path()).ok()?;
+        text.contains("\"raw_sse\"").then_some(id)
+    });
+    let mut follow = sandbox.spawn(&["trace", &pod, "--follow"], "follow");
+    assert_exit(&sandbox.run_within(&["stop", &pod], LIMIT), 0);
+    let output = follow.finish(LIMIT);
+    assert_exit(&output, 0);
+    let text = stdout(&output);
+    // What the stop wrote after the stall, rendered as it came.
+    assert!(text.contains("run_end interrupted"), "{text}");
+    assert!(text.contains("raw_sse response.created"), "{text}");
+    for line in text.lines() {
+        assert!(
+            !line.contains("{\"") && !line.contains("{\\\"") && !line.trim_start().starts_with('{'),
+            "JSON in the text output: {line}"
+        );
+    }
+}

@@ -141,6 +141,14 @@ pub fn run(global: &GlobalArgs, args: TraceArgs) -> CmdResult {
 fn follow(dir: &pod_core::PodDir, path: &Path, mut seen: usize, json: bool) {
     loop {
         std::thread::sleep(Duration::from_millis(200));
+        // Asked before reading: once the pod is seen gone, this read has its last entries.
+        // A pod whose process is gone (crashed) writes nothing more, whatever pod.json says.
+        let running = dir.read_info().is_ok_and(|info| {
+            matches!(info.state, PodState::Running | PodState::Idle)
+                && info
+                    .pid
+                    .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+        });
         if let Ok((entries, _)) = TraceReader::read_all(path) {
             let mut out = std::io::stdout().lock();
             for entry in entries.iter().skip(seen) {
@@ -153,13 +161,6 @@ fn follow(dir: &pod_core::PodDir, path: &Path, mut seen: usize, json: bool) {
             let _ = out.flush();
             seen = seen.max(entries.len());
         }
-        // A pod whose process is gone (crashed) writes nothing more, whatever pod.json says.
-        let running = dir.read_info().is_ok_and(|info| {
-            matches!(info.state, PodState::Running | PodState::Idle)
-                && info
-                    .pid
-                    .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
-        });
         if !running {
             return;
         }
