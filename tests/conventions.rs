@@ -232,6 +232,27 @@ fn prune_keep_and_older_than_spare_the_newest_trees() {
     assert_eq!(ids_in(&stdout_json(&kept)["removed"]), all[..2].to_vec());
     assert_eq!(pod_ids(&sandbox), all[2..].to_vec());
 
+    // A pod whose state cannot be read may be running: it stays, with the reason.
+    let broken = "01a00000-0000-7000-8000-000000000001";
+    sandbox.write(&format!("home/pods/{broken}/pod.json"), "{not json");
+    let plan = stdout_json(&sandbox.run(&["prune", "--json"]));
+    assert_eq!(ids_in(&plan["kept"]), vec![broken.to_owned()], "{plan:#}");
+    assert!(
+        plan["kept"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("pod.json unreadable"),
+        "{plan:#}"
+    );
+    assert_eq!(pod_ids(&sandbox), vec![broken.to_owned()]);
+    let refused = sandbox.run(&["rm", broken]);
+    assert_exit(&refused, 1);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("pod.json"),
+        "{}",
+        describe(&refused)
+    );
+
     let bad = sandbox.run(&["prune", "--older-than", "soon"]);
     assert_exit(&bad, 2);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--older-than"));
