@@ -1248,7 +1248,7 @@ fn offline_demo_spawns_a_child_whose_failure_the_trace_explains() {
     let shown = String::from_utf8_lossy(&trace.stdout).into_owned();
     assert!(shown.contains("failed request"), "{shown}");
     let started_at = shown
-        .find(r#""type":"started""#)
+        .find(" started response ")
         .unwrap_or_else(|| panic!("the started event is shown:\n{shown}"));
     let text_at = shown
         .find("text (")

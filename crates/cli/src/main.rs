@@ -9,7 +9,7 @@ mod global;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::global::GlobalArgs;
 
@@ -37,8 +37,14 @@ enum Command {
     Ls(cmd::pods::LsArgs),
     /// Show one pod: identity, manifest summary, runs.
     Show(cmd::pods::ShowArgs),
+    /// Print a pod's conversation, run by run (with --tree its descendants' too).
+    Log(cmd::log::LogArgs),
     /// Stop a pod (and with --tree its descendants), recording the stop's origin.
     Stop(cmd::pods::StopArgs),
+    /// Remove a pod that is not running (and with --tree its descendants) from the home.
+    Rm(cmd::pods::RmArgs),
+    /// Remove finished pod trees from the home (--older-than, --keep, --dry-run).
+    Prune(cmd::pods::PruneArgs),
     /// Start a new run in an existing pod.
     Resume(cmd::run::ResumeArgs),
     /// Render a pod's trace sidecars: stream events and lifecycle markers.
@@ -53,6 +59,10 @@ enum Command {
     Provider(cmd::provider::ProviderCommand),
     /// Check the environment: home directory, profiles, API key variables.
     Doctor(cmd::doctor::DoctorArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(cmd::docs::CompletionsArgs),
+    /// Print the man page, every command included (roff; e.g. `pods man > pods.1`).
+    Man(cmd::docs::ManArgs),
     /// Serve one pod from its pod directory (used by a parent pod to launch a child).
     #[command(hide = true)]
     Serve(cmd::run::ServeArgs),
@@ -67,13 +77,18 @@ fn main() -> ExitCode {
         Command::Run(args) => cmd::run::run(&cli.global, args),
         Command::Ls(args) => cmd::pods::ls(&cli.global, args),
         Command::Show(args) => cmd::pods::show(&cli.global, args),
+        Command::Log(args) => cmd::log::run(&cli.global, args),
         Command::Stop(args) => cmd::pods::stop(&cli.global, args),
+        Command::Rm(args) => cmd::pods::rm(&cli.global, args),
+        Command::Prune(args) => cmd::pods::prune(&cli.global, args),
         Command::Resume(args) => cmd::run::resume(&cli.global, args),
         Command::Trace(args) => cmd::trace::run(&cli.global, args),
         Command::Export(args) => cmd::export::run(&cli.global, args),
         Command::Profile(command) => cmd::profile::run(&cli.global, command),
         Command::Provider(command) => cmd::provider::run(&cli.global, command),
         Command::Doctor(args) => cmd::doctor::run(&cli.global, args),
+        Command::Completions(args) => cmd::docs::completions(Cli::command(), args),
+        Command::Man(_) => cmd::docs::man(Cli::command()),
         Command::Serve(args) => cmd::run::serve(&cli.global, args),
     };
     match result {

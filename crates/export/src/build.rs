@@ -29,7 +29,9 @@ use crate::scan::{
     PhaseLite, RunAcc, SegmentScan, Terminal, empty_integrity, preview, scan_segment,
     side_effect_name,
 };
-use crate::stream::{CollectSink, DocHead, DocTail, JsonSink, MarkdownSink, Sink, Spool};
+use crate::stream::{
+    CollectSink, DocHead, DocTail, JsonSink, MarkdownSink, Sink, Spool, Transcripts,
+};
 
 /// What to export.
 #[derive(Debug, Clone)]
@@ -196,7 +198,9 @@ impl ExportPlan {
             Format::Json => self.run_beside(&mut JsonSink::new(&mut guard), checked, progress)?,
             Format::Markdown => {
                 let spool = Spool::file().map_err(ExportError::Render)?;
-                let mut sink = MarkdownSink::new(&mut guard, spool);
+                // A sanitized export keeps no conversation text: only its counts.
+                let transcripts = Transcripts::of(&self.request.home, self.request.sanitize);
+                let mut sink = MarkdownSink::new(&mut guard, spool).with_transcripts(transcripts);
                 self.run_beside(&mut sink, checked, progress)?
             }
         };
@@ -487,10 +491,14 @@ fn resolve(
         return Ok(query.to_owned());
     }
     let by_prefix: Vec<&String> = all.keys().filter(|id| id.starts_with(query)).collect();
+    // Names need not be unique: the newest pod with the name is meant, as everywhere (ids are
+    // time-ordered and `all` is sorted by id).
     let by_name: Vec<&String> = all
         .values()
         .filter(|p| p.name.as_deref() == Some(query))
         .map(|p| &p.id)
+        .next_back()
+        .into_iter()
         .collect();
     let matches = if by_prefix.is_empty() {
         by_name

@@ -50,5 +50,5 @@ pub use redact::{
     DEFAULT_KEY_ENVS, GUARD_CHUNK, MIN_SECRET_LEN, Secret, SecretGuard, check_secrets,
     key_env_names, merge_recorded, sanitize, secrets_from, secrets_recorded,
 };
-pub use render::{Format, render_checked, render_json, render_markdown};
+pub use render::{Format, render_checked, render_json, render_markdown, render_markdown_with_logs};
 pub use upgrade::upgrade;

@@ -5,7 +5,7 @@
 //! process that started after the segment was opened cannot be its owner. No `unsafe` needed.
 //! Where `/proc` is not available the answer is [`Liveness::Unknown`], stated as such.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Liveness {
@@ -15,8 +15,6 @@ pub(crate) enum Liveness {
     Unknown(String),
 }
 
-/// Clock ticks per second of `/proc/<pid>/stat` times (`USER_HZ`, 100 on every Linux ABI).
-const USER_HZ: u64 = 100;
 /// A process that started this long after the segment's first entry is not its owner.
 const REUSE_SLACK: Duration = Duration::from_secs(2);
 
@@ -37,13 +35,9 @@ pub(crate) fn owner_liveness(pid: u32, segment_started: Option<&str>) -> Livenes
     if fields.first() == Some(&"Z") || fields.first() == Some(&"X") {
         return Liveness::Gone(format!("process {pid} has exited (zombie)"));
     }
-    let (Some(start_ticks), Some(boot)) = (
-        fields.get(19).and_then(|s| s.parse::<u64>().ok()),
-        boot_time(),
-    ) else {
+    let Some(started) = pod_core::home::process_started(pid) else {
         return Liveness::Alive;
     };
-    let started = boot + Duration::from_millis(start_ticks * 1000 / USER_HZ);
     let segment = segment_started.and_then(|ts| humantime::parse_rfc3339_weak(ts).ok());
     match segment {
         Some(segment) if started > segment + REUSE_SLACK => Liveness::Gone(format!(
@@ -53,20 +47,10 @@ pub(crate) fn owner_liveness(pid: u32, segment_started: Option<&str>) -> Livenes
     }
 }
 
-fn boot_time() -> Option<SystemTime> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let secs = stat
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
-        .parse::<u64>()
-        .ok()?;
-    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::SystemTime;
 
     #[test]
     fn this_process_is_alive_as_owner_of_a_segment_started_now() {

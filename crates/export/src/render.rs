@@ -4,11 +4,13 @@
 use std::io::Write;
 
 use crate::document::{
-    ChainLink, ExportDocument, Incident, LogIntegrity, OriginDoc, Redaction, RunDoc, UnreadablePod,
+    ChainLink, ExportDocument, Incident, LogIntegrity, OriginDoc, Redaction, RedactionMode, RunDoc,
+    UnreadablePod,
 };
 use crate::error::ExportError;
 use crate::redact::{Secret, check_secrets};
-use crate::stream::{DocHead, MarkdownSink, Spool, feed};
+use crate::stream::{DocHead, MarkdownSink, Spool, Transcripts, feed};
+use pod_core::conversation::{Conversation, Item, read_conversation};
 use pod_core::printable;
 
 /// Output formats.
@@ -46,6 +48,23 @@ pub fn render_checked(
 /// A readable report: the pod tree, each incident's summary and chain, a runs table per pod.
 pub fn render_markdown(doc: &ExportDocument, out: &mut dyn Write) -> std::io::Result<()> {
     let mut sink = MarkdownSink::new(out, Spool::Memory(Vec::new()));
+    feed(doc, &mut sink).map_err(|e| match e {
+        ExportError::Render(e) => e,
+        other => std::io::Error::other(other),
+    })
+}
+
+/// [`render_markdown`] of a document exported from the pods home at `home`, with each pod's
+/// transcript read from its session logs (only their counts for a sanitized document), as
+/// `pods export --format markdown` writes it.
+pub fn render_markdown_with_logs(
+    doc: &ExportDocument,
+    home: &std::path::Path,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let mut sink = MarkdownSink::new(out, Spool::Memory(Vec::new())).with_transcripts(
+        Transcripts::of(home, doc.redaction.mode == RedactionMode::Sanitized),
+    );
     feed(doc, &mut sink).map_err(|e| match e {
         ExportError::Render(e) => e,
         other => std::io::Error::other(other),
@@ -220,9 +239,12 @@ pub(crate) fn md_runs_table_head(out: &mut dyn Write) -> std::io::Result<()> {
 
 pub(crate) fn md_run_row(out: &mut dyn Write, run: &RunDoc) -> std::io::Result<()> {
     let detail = if let Some(e) = &run.error {
+        // The message always: it is what says what went wrong (sanitized like all free text
+        // under --sanitize).
+        let message = e.message.as_deref().unwrap_or("(no message recorded)");
         match &e.code {
-            Some(code) => format!("{} ({code})", e.class),
-            None => e.class.clone(),
+            Some(code) => format!("{} ({code}): {message}", e.class),
+            None => format!("{}: {message}", e.class),
         }
     } else if let Some(i) = &run.interrupt {
         match &i.action {
@@ -285,6 +307,190 @@ pub(crate) fn md_run_row(out: &mut dyn Write, run: &RunDoc) -> std::io::Result<(
         tokens,
         retry
     )
+}
+
+/// Tool-result lines a transcript shows; the rest is counted.
+const TRANSCRIPT_RESULT_LINES: usize = 12;
+
+/// One pod's transcript after its runs table: the conversation in full, or under `--sanitize`
+/// only its counts, or a note that a document holds none.
+pub(crate) fn md_transcript(
+    out: &mut dyn Write,
+    transcripts: &Transcripts,
+    pod_id: &str,
+) -> std::io::Result<()> {
+    let dir = match transcripts {
+        Transcripts::Full(pods) | Transcripts::Counts(pods) => {
+            pod_core::PodDir::open(&pods.join(pod_id))
+        }
+        Transcripts::Unavailable => {
+            writeln!(out)?;
+            writeln!(
+                out,
+                "Transcript: not available (rendered from an export document, which holds none)."
+            )?;
+            return Ok(());
+        }
+    };
+    writeln!(out)?;
+    let conversation = match read_conversation(&dir) {
+        Ok(conversation) => conversation,
+        Err(error) => {
+            let text = pod_core::error_chain(&error);
+            return match transcripts {
+                // The error names paths and text from the logs: not under --sanitize.
+                Transcripts::Counts(_) => writeln!(
+                    out,
+                    "Transcript left out (sanitized); its log could not be read."
+                ),
+                _ => writeln!(out, "Transcript unavailable: {}", printable(&text)),
+            };
+        }
+    };
+    if let Transcripts::Counts(_) = transcripts {
+        return md_transcript_counts(out, &conversation);
+    }
+    writeln!(out, "#### Transcript")?;
+    for problem in &conversation.problems {
+        writeln!(out)?;
+        writeln!(out, "Log problem: {}", printable(problem))?;
+    }
+    for run in &conversation.runs {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "**Run `{}`** ({}, {})",
+            printable(&run.run_id),
+            run.trigger,
+            printable(&run.started)
+        )?;
+        writeln!(out)?;
+        quote(out, "User", &run.input)?;
+        for item in &run.items {
+            match item {
+                Item::Assistant {
+                    text, reasoning, ..
+                } => {
+                    if !reasoning.is_empty() {
+                        writeln!(
+                            out,
+                            "_Reasoning: {} characters (`pods log --reasoning` shows it)._",
+                            reasoning.chars().count()
+                        )?;
+                        writeln!(out)?;
+                    }
+                    if !text.is_empty() {
+                        quote(out, "Assistant", text)?;
+                    }
+                }
+                Item::ToolCall {
+                    tool,
+                    arguments,
+                    outcome,
+                    result,
+                    result_chars,
+                    ..
+                } => {
+                    let outcome = outcome
+                        .and_then(|o| serde_json::to_value(o).ok())
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_else(|| "no result recorded".into());
+                    writeln!(
+                        out,
+                        "Tool `{}` {}: {outcome}",
+                        printable(tool).replace('`', "'"),
+                        printable(&arguments.to_string())
+                    )?;
+                    writeln!(out)?;
+                    // An indented code block: nothing in a result can end it early.
+                    let lines: Vec<&str> = result.lines().collect();
+                    for line in lines.iter().take(TRANSCRIPT_RESULT_LINES) {
+                        writeln!(out, "    {}", printable(line))?;
+                    }
+                    let shown: usize = lines
+                        .iter()
+                        .take(TRANSCRIPT_RESULT_LINES)
+                        .map(|l| l.chars().count() + 1)
+                        .sum();
+                    if shown < *result_chars {
+                        writeln!(out, "    … ({result_chars} characters in all)")?;
+                    }
+                    if !lines.is_empty() {
+                        writeln!(out)?;
+                    }
+                }
+                Item::ChildSpawned {
+                    child_pod_id,
+                    profile,
+                    ..
+                } => {
+                    writeln!(
+                        out,
+                        "Child spawned: `{}` (profile {}).",
+                        printable(child_pod_id),
+                        printable(profile)
+                    )?;
+                    writeln!(out)?;
+                }
+                Item::ChildExited {
+                    child_pod_id,
+                    exit_code,
+                    signal,
+                    ..
+                } => {
+                    let how = match (exit_code, signal) {
+                        (Some(code), _) => format!("exit code {code}"),
+                        (None, Some(signal)) => format!("signal {signal}"),
+                        (None, None) => "no exit status".into(),
+                    };
+                    writeln!(out, "Child exited: `{}` ({how}).", printable(child_pod_id))?;
+                    writeln!(out)?;
+                }
+            }
+        }
+        let mut end = format!("End: {}", run.outcome);
+        if let Some(stop) = &run.stop {
+            end.push_str(&format!(" ({}): {}", stop.stop_reason, stop.stop_statement));
+        } else if let Some(reason) = &run.reason {
+            end.push_str(&format!(" ({reason})"));
+        }
+        if let Some(error) = &run.error {
+            end.push_str(&format!("; error {}: {}", error.class, error.message));
+        }
+        let stop = if end.ends_with('.') { "" } else { "." };
+        writeln!(out, "{}{stop}", printable(&end))?;
+        writeln!(out)?;
+        writeln!(out, "Usage: {}.", run.usage.describe())?;
+    }
+    Ok(())
+}
+
+/// Under `--sanitize`: what the transcript holds, counted, without any of its text.
+fn md_transcript_counts(out: &mut dyn Write, conversation: &Conversation) -> std::io::Result<()> {
+    let items = || conversation.runs.iter().flat_map(|r| &r.items);
+    let messages = items()
+        .filter(|i| matches!(i, Item::Assistant { .. }))
+        .count();
+    let calls = items()
+        .filter(|i| matches!(i, Item::ToolCall { .. }))
+        .count();
+    let children = items()
+        .filter(|i| matches!(i, Item::ChildSpawned { .. }))
+        .count();
+    writeln!(
+        out,
+        "Transcript left out (sanitized): {} run(s), {messages} assistant message(s), {calls} tool call(s), {children} child pod(s) spawned.",
+        conversation.runs.len()
+    )
+}
+
+/// `text` as a blockquote headed by `who`, control characters escaped.
+fn quote(out: &mut dyn Write, who: &str, text: &str) -> std::io::Result<()> {
+    writeln!(out, "> **{who}:**")?;
+    for line in text.lines() {
+        writeln!(out, "> {}", printable(line))?;
+    }
+    writeln!(out)
 }
 
 fn yes_no(b: bool) -> &'static str {

@@ -421,6 +421,29 @@ struct PodLine {
     runs: u64,
 }
 
+/// Where the Markdown report's per-pod transcripts come from.
+#[derive(Debug, Clone)]
+pub(crate) enum Transcripts {
+    /// Read from each pod's session logs below this `pods/` directory.
+    Full(std::path::PathBuf),
+    /// Sanitized export: the transcript is left out; only its counts are read from the logs.
+    Counts(std::path::PathBuf),
+    /// Rendered from a document, not from pods: there are no logs to read.
+    Unavailable,
+}
+
+impl Transcripts {
+    /// The transcripts of the pods home at `home`: in full, or only counted when `sanitized`.
+    pub(crate) fn of(home: &std::path::Path, sanitized: bool) -> Transcripts {
+        let pods = home.join("pods");
+        if sanitized {
+            Transcripts::Counts(pods)
+        } else {
+            Transcripts::Full(pods)
+        }
+    }
+}
+
 /// The Markdown report, written piece by piece.
 pub(crate) struct MarkdownSink<W: Write> {
     out: W,
@@ -428,6 +451,7 @@ pub(crate) struct MarkdownSink<W: Write> {
     head: Option<DocHead>,
     pods: Vec<PodLine>,
     runs: u64,
+    transcripts: Transcripts,
 }
 
 impl<W: Write> MarkdownSink<W> {
@@ -438,7 +462,13 @@ impl<W: Write> MarkdownSink<W> {
             head: None,
             pods: Vec::new(),
             runs: 0,
+            transcripts: Transcripts::Unavailable,
         }
+    }
+
+    pub(crate) fn with_transcripts(mut self, transcripts: Transcripts) -> Self {
+        self.transcripts = transcripts;
+        self
     }
 }
 
@@ -481,6 +511,8 @@ impl<W: Write> Sink for MarkdownSink<W> {
         }
         if let Some(pod) = self.pods.last_mut() {
             pod.runs = self.runs;
+            render::md_transcript(self.spool.writer(), &self.transcripts, &pod.id)
+                .map_err(render_err)?;
         }
         Ok(())
     }

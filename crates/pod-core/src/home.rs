@@ -420,6 +420,308 @@ pub fn sync_dir(dir: &Path) -> Result<(), CoreError> {
         .map_err(CoreError::io("sync directory", dir))
 }
 
+/// A pod named in what `rm` and `prune` removed, would remove or kept.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PodRef {
+    pub id: String,
+    /// `None` when `pod.json` is unreadable.
+    pub name: Option<String>,
+    /// The state `pod.json` records (`unknown` when unreadable).
+    pub state: String,
+    /// Why it was kept, for pods left in place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Why a pod cannot be removed.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoveError {
+    #[error("pod {id} is running (pid {pid}): stop it first (`pods stop {id}`)")]
+    Running { id: String, pid: String },
+    #[error(
+        "pod {id} has {count} child pod(s) ({children}): remove them with it (`--tree`) or first"
+    )]
+    HasChildren {
+        id: String,
+        count: usize,
+        children: String,
+    },
+    #[error(transparent)]
+    Core(#[from] CoreError),
+}
+
+/// What `prune` removes (or would remove) and what it keeps.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PrunePlan {
+    /// Pods to remove, each tree's children before its root.
+    pub remove: Vec<PodRef>,
+    /// Pods kept, with the reason (running, too new, among the newest `--keep`, unreadable).
+    pub keep: Vec<PodRef>,
+}
+
+/// What `prune` may remove: trees of finished pods (`older_than` their root's creation,
+/// beyond the newest `keep` trees). Nothing of a tree is removed while one of its pods may
+/// still be running.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PruneRule {
+    pub older_than: Option<std::time::Duration>,
+    pub keep: usize,
+}
+
+/// A pod `pods run` created less than this long ago and that has no process yet is being set
+/// up; it counts as running.
+const STARTING_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether a pod's process may still use its directory. `Running` and `Idle` pods are live
+/// while their pid names a live process that started before the pod's newest session log was
+/// last written (a later process only reuses the pid); a `Created` pod without a process is
+/// live for a minute after its creation (its launcher is still setting it up). When that
+/// cannot be told, the pod counts as live.
+pub fn pod_is_live(dir: &PodDir, info: &PodInfo) -> bool {
+    match (info.state, info.pid) {
+        (PodState::Running | PodState::Idle | PodState::Created, Some(pid)) => {
+            crate::summary::process_alive(pid) && !pid_reused(dir, pid)
+        }
+        (PodState::Created, None) => humantime::parse_rfc3339_weak(&info.created)
+            .ok()
+            .and_then(|created| created.elapsed().ok())
+            .is_none_or(|age| age < STARTING_GRACE),
+        (PodState::Running | PodState::Idle, None) => false,
+        (PodState::Stopped | PodState::Failed, _) => false,
+    }
+}
+
+/// Whether process `pid` started after the pod's newest session log was last written, so it
+/// cannot be the pod's process. `false` when either time is unknown.
+fn pid_reused(dir: &PodDir, pid: u32) -> bool {
+    const SLACK: std::time::Duration = std::time::Duration::from_secs(2);
+    let written = dir
+        .segments()
+        .ok()
+        .and_then(|s| s.last().cloned())
+        .and_then(|s| std::fs::metadata(&s.log).ok())
+        .and_then(|m| m.modified().ok());
+    match (written, process_started(pid)) {
+        (Some(written), Some(started)) => started > written + SLACK,
+        _ => false,
+    }
+}
+
+/// When process `pid` started, from `/proc/<pid>/stat` (field 22, in clock ticks since boot);
+/// `None` when `/proc` does not say. The pid-reuse guard of every liveness check.
+pub fn process_started(pid: u32) -> Option<std::time::SystemTime> {
+    const USER_HZ: u64 = 100;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let ticks: u64 = rest.split_whitespace().nth(19)?.parse().ok()?;
+    let boot: u64 = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(
+        std::time::SystemTime::UNIX_EPOCH
+            + std::time::Duration::from_secs(boot)
+            + std::time::Duration::from_millis(ticks * 1000 / USER_HZ),
+    )
+}
+
+fn state_word(state: PodState) -> String {
+    serde_json::to_value(state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// One pod directory with its `pod.json` as read (an error when unreadable).
+struct Listed {
+    dir: PodDir,
+    info: Result<PodInfo, CoreError>,
+}
+
+impl Listed {
+    fn parent(&self) -> Option<&str> {
+        self.info.as_ref().ok().and_then(|i| i.parent_id.as_deref())
+    }
+
+    fn to_ref(&self, reason: Option<String>) -> PodRef {
+        PodRef {
+            id: self.dir.id.clone(),
+            name: self.info.as_ref().ok().map(|i| i.name.clone()),
+            state: self
+                .info
+                .as_ref()
+                .map_or_else(|_| "unknown".into(), |i| state_word(i.state)),
+            reason,
+        }
+    }
+
+    /// Why this pod must stay, if it must.
+    fn held(&self) -> Option<String> {
+        match &self.info {
+            Ok(info) if pod_is_live(&self.dir, info) => Some(format!(
+                "running{}",
+                info.pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+            )),
+            Ok(_) => None,
+            Err(error) => Some(format!("pod.json unreadable: {error}")),
+        }
+    }
+}
+
+impl PodHome {
+    fn listed(&self) -> Result<Vec<Listed>, CoreError> {
+        Ok(self
+            .pod_dirs()?
+            .into_iter()
+            .map(|dir| {
+                let info = dir.read_info();
+                Listed { dir, info }
+            })
+            .collect())
+    }
+
+    /// `root` and its descendants in this home, each pod's descendants before it.
+    fn subtree<'a>(all: &'a [Listed], root: &'a Listed) -> Vec<&'a Listed> {
+        let mut out = Vec::new();
+        for child in all
+            .iter()
+            .filter(|c| c.parent() == Some(root.dir.id.as_str()))
+        {
+            out.extend(Self::subtree(all, child));
+        }
+        out.push(root);
+        out
+    }
+
+    /// Remove pod `dir` (with `tree`, and its descendants). Refused, removing nothing, when a
+    /// pod to remove may be running, or when the pod has children and `tree` is false.
+    pub fn remove(&self, dir: &PodDir, tree: bool) -> Result<Vec<PodRef>, RemoveError> {
+        let all = self.listed()?;
+        let Some(root) = all.iter().find(|l| l.dir == *dir) else {
+            return Err(CoreError::PodNotFound {
+                query: dir.id.clone(),
+                home: self.root.clone(),
+            }
+            .into());
+        };
+        let children: Vec<&str> = all
+            .iter()
+            .filter(|c| c.parent() == Some(dir.id.as_str()))
+            .map(|c| c.dir.id.as_str())
+            .collect();
+        if !tree && !children.is_empty() {
+            return Err(RemoveError::HasChildren {
+                id: dir.id.clone(),
+                count: children.len(),
+                children: children.join(", "),
+            });
+        }
+        let doomed = if tree {
+            Self::subtree(&all, root)
+        } else {
+            vec![root]
+        };
+        for pod in &doomed {
+            match &pod.info {
+                Ok(info) if pod_is_live(&pod.dir, info) => {
+                    return Err(RemoveError::Running {
+                        id: pod.dir.id.clone(),
+                        pid: info
+                            .pid
+                            .map_or_else(|| "not yet recorded".into(), |p| p.to_string()),
+                    });
+                }
+                Ok(_) => {}
+                // A pod whose state cannot be read may be running: keep it.
+                Err(_) => pod.dir.read_info().map(drop)?,
+            }
+        }
+        let mut removed = Vec::new();
+        for pod in doomed {
+            remove_pod_dir(&pod.dir)?;
+            removed.push(pod.to_ref(None));
+        }
+        Ok(removed)
+    }
+
+    /// What `prune` with `rule` would remove and keep; nothing is removed.
+    pub fn plan_prune(&self, rule: PruneRule) -> Result<PrunePlan, CoreError> {
+        let all = self.listed()?;
+        let ids: Vec<&str> = all.iter().map(|l| l.dir.id.as_str()).collect();
+        // Roots, newest first (ids are time-ordered; `all` is oldest first).
+        let roots: Vec<&Listed> = all
+            .iter()
+            .rev()
+            .filter(|l| l.parent().is_none_or(|p| !ids.contains(&p)))
+            .collect();
+        let mut plan = PrunePlan::default();
+        for (index, root) in roots.into_iter().enumerate() {
+            let tree = Self::subtree(&all, root);
+            let young = rule.older_than.and_then(|limit| {
+                let created = root.info.as_ref().ok().map(|i| i.created.as_str())?;
+                let age = humantime::parse_rfc3339_weak(created).ok()?.elapsed().ok();
+                // An unknown age is not old enough.
+                age.is_none_or(|age| age < limit)
+                    .then(|| format!("newer than {}", humantime::format_duration(limit)))
+            });
+            let reason = if index < rule.keep {
+                Some(format!("among the newest {} tree(s) kept", rule.keep))
+            } else if let Some(young) = young {
+                Some(young)
+            } else {
+                tree.iter().find_map(|pod| {
+                    pod.held().map(|why| {
+                        if pod.dir == root.dir {
+                            why
+                        } else {
+                            format!("pod {} in its tree is {why}", pod.dir.id)
+                        }
+                    })
+                })
+            };
+            match reason {
+                Some(reason) => plan
+                    .keep
+                    .extend(tree.iter().map(|pod| pod.to_ref(Some(reason.clone())))),
+                None => plan.remove.extend(tree.iter().map(|pod| pod.to_ref(None))),
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Remove what [`PodHome::plan_prune`] plans, checking each pod's liveness again right
+    /// before removing it; a pod that started meanwhile moves to `keep`.
+    pub fn prune(&self, rule: PruneRule) -> Result<PrunePlan, CoreError> {
+        let mut plan = self.plan_prune(rule)?;
+        let mut removed = Vec::new();
+        for pod in std::mem::take(&mut plan.remove) {
+            let dir = PodDir::open(&self.pods_dir().join(&pod.id));
+            let listed = Listed {
+                info: dir.read_info(),
+                dir: dir.clone(),
+            };
+            if let Some(why) = listed.held() {
+                plan.keep.push(PodRef {
+                    reason: Some(why),
+                    ..pod
+                });
+                continue;
+            }
+            remove_pod_dir(&dir)?;
+            removed.push(pod);
+        }
+        plan.remove = removed;
+        Ok(plan)
+    }
+}
+
+fn remove_pod_dir(dir: &PodDir) -> Result<(), CoreError> {
+    std::fs::remove_dir_all(&dir.path).map_err(CoreError::io("remove pod directory", &dir.path))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -581,5 +883,70 @@ mod tests {
         std::fs::write(pod.info_path(), "{not json").unwrap();
         let error = pod.read_info().unwrap_err();
         assert!(error.to_string().contains("pod.json"), "{error}");
+    }
+}
+
+#[cfg(test)]
+mod liveness_tests {
+    use super::*;
+
+    fn pod(home: &PodHome, state: PodState, pid: Option<u32>, created: &str) -> (PodDir, PodInfo) {
+        let dir = home
+            .create_pod(Some("p"), "demo", None)
+            .expect("create pod");
+        let info = dir
+            .update_info(|info| {
+                info.state = state;
+                info.pid = pid;
+                info.created = created.to_owned();
+            })
+            .expect("write pod.json");
+        (dir, info)
+    }
+
+    #[test]
+    fn a_live_pid_counts_only_when_it_started_before_the_log_was_written() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let home = PodHome::at(tmp.path());
+        let now = crate::lifecycle::now_rfc3339();
+        let me = Some(std::process::id());
+        let (dir, info) = pod(&home, PodState::Running, me, &now);
+        assert!(
+            pod_is_live(&dir, &info),
+            "no log yet: this process may own it"
+        );
+        let log = dir.segment_log_path("01a00000-0000-7000-8000-000000000001");
+        std::fs::write(&log, b"").expect("write log");
+        assert!(
+            pod_is_live(&dir, &info),
+            "written now, by a process already running"
+        );
+        // A log last written long before this process started: the pid was reused.
+        let file = std::fs::File::options()
+            .write(true)
+            .open(&log)
+            .expect("open");
+        file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000))
+            .expect("set mtime");
+        assert!(!pod_is_live(&dir, &info));
+        let (stopped, info) = pod(&home, PodState::Stopped, me, &now);
+        assert!(!pod_is_live(&stopped, &info));
+    }
+
+    #[test]
+    fn a_created_pod_without_a_process_is_live_only_while_it_is_being_set_up() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let home = PodHome::at(tmp.path());
+        let (fresh, info) = pod(
+            &home,
+            PodState::Created,
+            None,
+            &crate::lifecycle::now_rfc3339(),
+        );
+        assert!(pod_is_live(&fresh, &info));
+        let (old, info) = pod(&home, PodState::Created, None, "2020-01-01T00:00:00.000Z");
+        assert!(!pod_is_live(&old, &info));
+        let (unknown, info) = pod(&home, PodState::Created, None, "not a time");
+        assert!(pod_is_live(&unknown, &info), "an unknown age is not old");
     }
 }

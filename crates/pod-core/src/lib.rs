@@ -25,6 +25,7 @@
 
 pub mod control;
 mod control_handle;
+pub mod conversation;
 pub mod error;
 pub mod home;
 pub mod host;
@@ -43,7 +44,9 @@ pub mod tools;
 
 pub use control_handle::RunControl;
 pub use error::{CoreError, error_chain};
-pub use home::{PodDir, PodHome, SegmentFiles, write_atomic};
+pub use home::{
+    PodDir, PodHome, PodRef, PrunePlan, PruneRule, RemoveError, SegmentFiles, write_atomic,
+};
 pub use lifecycle::{new_id, now_rfc3339};
 pub use model::{ModelConnection, api_key_var, builtin_cassette, wire_scheme};
 pub use runtime::{

@@ -15,7 +15,9 @@ use crate::failure::{CmdResult, Exit, Failure};
 use crate::global::GlobalArgs;
 
 /// Export what happened to a pod's runs: outcomes, incident chains (who or what interrupted a
-/// run), crash evidence, retry safety and log integrity, as one versioned document.
+/// run), crash evidence, retry safety and log integrity, as one versioned document. The
+/// Markdown report adds each pod's transcript (as `pods log` shows it; under `--sanitize` only
+/// its counts).
 ///
 /// Works on any pod — running, stopped, failed or crashed — from its files alone. The export
 /// refuses (exit 1, nothing written) if the document would contain the value of an API key
@@ -29,7 +31,7 @@ use crate::global::GlobalArgs;
 ///   pods export --upgrade old-export.json
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The pod: its id, a unique prefix of its id, or its name.
+    /// The pod: its id, a unique prefix of its id, or its name (the newest pod with that name).
     #[arg(required_unless_present = "upgrade", conflicts_with = "upgrade")]
     pod: Option<String>,
 

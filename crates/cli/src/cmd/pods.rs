@@ -11,7 +11,8 @@ use pod_core::printable;
 /// as `completed (max_tokens, truncated)` (or its other stop reason).
 ///
 /// Names are not unique: where a command takes a name in place of an id, the newest pod with
-/// that name is meant (`pods ls` shows the ids of older ones).
+/// that name is meant (`pods ls` shows the ids of older ones). Names longer than 40 and
+/// profiles longer than 24 characters end in `…` in the table (`--json` has them whole).
 #[derive(Debug, Args)]
 pub struct LsArgs {
     /// Print one JSON array instead of a table: each pod with `parent_id`, `state`, `last_run`
@@ -100,24 +101,116 @@ pub fn ls(global: &GlobalArgs, args: LsArgs) -> CmdResult {
         out::stderr(&format!("no pods in {}\n", home.root().display()));
         return Ok(Exit::Success);
     }
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "{:<40} {:<24} {:<10} {:<10} LAST RUN",
-        "ID", "NAME", "PROFILE", "STATE"
-    );
     let ids: Vec<&str> = summaries.iter().map(|s| s.info.id.as_str()).collect();
     // Roots: no parent, or a parent that is not in this home.
-    let roots = summaries.iter().filter(|s| {
-        s.info
-            .parent_id
-            .as_deref()
-            .is_none_or(|p| !ids.contains(&p))
-    });
+    let roots: Vec<&pod_core::PodSummary> = summaries
+        .iter()
+        .filter(|s| {
+            s.info
+                .parent_id
+                .as_deref()
+                .is_none_or(|p| !ids.contains(&p))
+        })
+        .collect();
+    let mut rows = Vec::new();
     for root in roots {
-        print_tree(&mut out, &summaries, root, 0);
+        tree_rows(&mut rows, &summaries, root, 0);
+    }
+    let mut out = std::io::stdout().lock();
+    for line in table(&rows) {
+        let _ = writeln!(out, "{line}");
     }
     Ok(Exit::Success)
+}
+
+/// The widest a NAME and a PROFILE cell get; longer ones end in `…`. Ids are never cut.
+const NAME_WIDTH: usize = 40;
+const PROFILE_WIDTH: usize = 24;
+
+/// One row of the `ls` table, its cells already printable.
+struct Row {
+    id: String,
+    name: String,
+    profile: String,
+    state: String,
+    last: String,
+}
+
+fn tree_rows(
+    rows: &mut Vec<Row>,
+    all: &[pod_core::PodSummary],
+    pod: &pod_core::PodSummary,
+    depth: usize,
+) {
+    let last = pod.last_run().map_or_else(|| "-".to_owned(), run_words);
+    rows.push(Row {
+        id: format!("{}{}", "  ".repeat(depth), printable(&pod.info.id)),
+        name: cut(&pod.info.name, NAME_WIDTH),
+        profile: cut(&pod.info.profile, PROFILE_WIDTH),
+        state: pod.shown_state(),
+        last: printable(&last).into_owned(),
+    });
+    for child in all
+        .iter()
+        .filter(|c| c.info.parent_id.as_deref() == Some(pod.info.id.as_str()))
+    {
+        tree_rows(rows, all, child, depth + 1);
+    }
+}
+
+/// `text` as printable, cut to at most `width` characters, the last one `…` when it was cut.
+/// An escaped control character (`\u{1b}`) is kept whole or left out whole.
+fn cut(text: &str, width: usize) -> String {
+    let shown = printable(text);
+    if shown.chars().count() <= width {
+        return shown.into_owned();
+    }
+    let mut kept = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let piece = printable(c.encode_utf8(&mut [0; 4])).into_owned();
+        let len = piece.chars().count();
+        if used + len > width.saturating_sub(1) {
+            break;
+        }
+        used += len;
+        kept.push_str(&piece);
+    }
+    kept.push('…');
+    kept
+}
+
+/// The table's lines: each column as wide as its widest cell (names and profiles are cut
+/// first), so every column starts at the same character on every line.
+fn table(rows: &[Row]) -> Vec<String> {
+    let width = |header: &str, cell: fn(&Row) -> &str| {
+        rows.iter()
+            .map(|r| cell(r).chars().count())
+            .chain([header.chars().count()])
+            .max()
+            .unwrap_or(0)
+    };
+    let widths = [
+        width("ID", |r| &r.id),
+        width("NAME", |r| &r.name),
+        width("PROFILE", |r| &r.profile),
+        width("STATE", |r| &r.state),
+    ];
+    let line = |cells: [&str; 5]| {
+        let mut line = String::new();
+        for (cell, w) in cells.iter().zip(widths) {
+            line.push_str(cell);
+            line.push_str(&" ".repeat(w - cell.chars().count() + 1));
+        }
+        line.push_str(cells[4]);
+        line
+    };
+    let mut lines = vec![line(["ID", "NAME", "PROFILE", "STATE", "LAST RUN"])];
+    lines.extend(
+        rows.iter()
+            .map(|r| line([&r.id, &r.name, &r.profile, &r.state, &r.last])),
+    );
+    lines
 }
 
 /// A run's outcome in a few words: `completed`, `completed (max_tokens, truncated)`,
@@ -138,30 +231,6 @@ fn run_words(run: &pod_core::RunSummary) -> String {
         }
         (None, Some(reason)) => format!("{} ({reason})", run.outcome),
         (None, None) => run.outcome.clone(),
-    }
-}
-
-fn print_tree(
-    out: &mut impl Write,
-    all: &[pod_core::PodSummary],
-    pod: &pod_core::PodSummary,
-    depth: usize,
-) {
-    let last = pod.last_run().map_or_else(|| "-".to_owned(), run_words);
-    let id = format!("{}{}", "  ".repeat(depth), printable(&pod.info.id));
-    let _ = writeln!(
-        out,
-        "{id:<40} {:<24} {:<10} {:<10} {}",
-        printable(&pod.info.name),
-        printable(&pod.info.profile),
-        pod.shown_state(),
-        printable(&last)
-    );
-    for child in all
-        .iter()
-        .filter(|c| c.info.parent_id.as_deref() == Some(pod.info.id.as_str()))
-    {
-        print_tree(out, all, child, depth + 1);
     }
 }
 
@@ -393,4 +462,139 @@ fn stop_command_line(args: &StopArgs) -> String {
         line.push_str(&format!(" --reason {reason:?}"));
     }
     line
+}
+
+/// Remove a pod's directory (its pod.json, manifest, session logs and traces) from the home.
+/// A pod that may be running is never removed: stop it first. A pod with children is removed
+/// only with `--tree`, which removes its descendants too (all or nothing).
+///
+/// Exits 0 when removed, 1 when a pod to remove is running, 2 for an unknown pod or a pod with
+/// children without `--tree`.
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Pod id, unique id prefix, or name (see `pods ls`).
+    #[arg(value_name = "POD")]
+    pub pod: String,
+    /// Also remove every descendant of the pod.
+    #[arg(long)]
+    pub tree: bool,
+    /// Print the removed pods as a JSON array (`id`, `name`, `state`) on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Remove finished pod trees from the home: a tree (a root pod and its descendants) goes as a
+/// whole, and only when none of its pods may be running. Without options every finished tree
+/// is removed; `--older-than` and `--keep` narrow that. Each removed pod is listed (with
+/// `--dry-run`: each pod that would be), then each kept one with the reason.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Remove only trees whose root was created longer ago than this (e.g. `7d`, `12h`, `30m`).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub older_than: Option<std::time::Duration>,
+    /// Keep the N newest trees whatever their age.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep: usize,
+    /// Say what would be removed, and remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print `{"dry_run", "removed", "kept"}` as JSON on stdout (each pod with `id`, `name`,
+    /// `state`, and for kept ones `reason`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn rm(global: &GlobalArgs, args: RmArgs) -> CmdResult {
+    let home = pod_core::PodHome::resolve(global.home.as_deref()).map_err(Failure::usage)?;
+    let dir = home
+        .find(&args.pod)
+        .map_err(|e| Failure::usage(e).with_hint("`pods ls` lists the pods in this home"))?;
+    let removed = home.remove(&dir, args.tree).map_err(|error| match error {
+        pod_core::RemoveError::Running { .. } => Failure::run_failed(error),
+        pod_core::RemoveError::HasChildren { .. } => Failure::usage(error),
+        pod_core::RemoveError::Core(error) => Failure::run_failed(error),
+    })?;
+    if args.json {
+        print_json(&serde_json::to_value(&removed).map_err(Failure::run_failed)?);
+    }
+    for pod in &removed {
+        out::stderr(&format!("removed {}\n", pod_words(pod)));
+    }
+    Ok(Exit::Success)
+}
+
+pub fn prune(global: &GlobalArgs, args: PruneArgs) -> CmdResult {
+    let home = pod_core::PodHome::resolve(global.home.as_deref()).map_err(Failure::usage)?;
+    let rule = pod_core::PruneRule {
+        older_than: args.older_than,
+        keep: args.keep,
+    };
+    let plan = if args.dry_run {
+        home.plan_prune(rule)
+    } else {
+        home.prune(rule)
+    }
+    .map_err(Failure::run_failed)?;
+    if args.json {
+        print_json(&serde_json::json!({
+            "dry_run": args.dry_run,
+            "removed": plan.remove,
+            "kept": plan.keep,
+        }));
+        return Ok(Exit::Success);
+    }
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    let mut out = std::io::stdout().lock();
+    for pod in &plan.remove {
+        let _ = writeln!(out, "{verb} {}", pod_words(pod));
+    }
+    for pod in &plan.keep {
+        let _ = writeln!(
+            out,
+            "kept {}: {}",
+            pod_words(pod),
+            printable(pod.reason.as_deref().unwrap_or("-"))
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{verb} {} pod(s), kept {}{}",
+        plan.remove.len(),
+        plan.keep.len(),
+        if args.dry_run {
+            " (dry run: nothing was removed)"
+        } else {
+            ""
+        }
+    );
+    Ok(Exit::Success)
+}
+
+/// `ID (NAME, STATE)` for what rm and prune report.
+fn pod_words(pod: &pod_core::PodRef) -> String {
+    format!(
+        "{} ({}, {})",
+        printable(&pod.id),
+        printable(pod.name.as_deref().unwrap_or("name unknown")),
+        pod.state
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut;
+
+    #[test]
+    fn cut_keeps_short_text_and_escapes_whole() {
+        assert_eq!(cut("short", 10), "short");
+        assert_eq!(cut("exactly10!", 10), "exactly10!");
+        assert_eq!(cut("abcdefghijk", 5), "abcd…");
+        // `\u{1b}` is six characters: it does not fit in what is left, so it goes whole.
+        assert_eq!(cut("ab\u{1b}cdefgh", 6), "ab…");
+        assert_eq!(cut("ab\u{1b}cdefgh", 9), "ab\\u{1b}…");
+    }
 }

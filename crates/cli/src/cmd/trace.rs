@@ -141,6 +141,14 @@ pub fn run(global: &GlobalArgs, args: TraceArgs) -> CmdResult {
 fn follow(dir: &pod_core::PodDir, path: &Path, mut seen: usize, json: bool) {
     loop {
         std::thread::sleep(Duration::from_millis(200));
+        // Asked before reading: once the pod is seen gone, this read has its last entries.
+        // A pod whose process is gone (crashed) writes nothing more, whatever pod.json says.
+        let running = dir.read_info().is_ok_and(|info| {
+            matches!(info.state, PodState::Running | PodState::Idle)
+                && info
+                    .pid
+                    .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+        });
         if let Ok((entries, _)) = TraceReader::read_all(path) {
             let mut out = std::io::stdout().lock();
             for entry in entries.iter().skip(seen) {
@@ -153,13 +161,6 @@ fn follow(dir: &pod_core::PodDir, path: &Path, mut seen: usize, json: bool) {
             let _ = out.flush();
             seen = seen.max(entries.len());
         }
-        // A pod whose process is gone (crashed) writes nothing more, whatever pod.json says.
-        let running = dir.read_info().is_ok_and(|info| {
-            matches!(info.state, PodState::Running | PodState::Idle)
-                && info
-                    .pid
-                    .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
-        });
         if !running {
             return;
         }
@@ -235,16 +236,17 @@ fn describe(entry: &TraceEntry) -> String {
     match &entry.body {
         TraceBody::Lifecycle(marker) => describe_marker(marker),
         TraceBody::Stream { event } => describe_event(event),
+        // A person reads what the frame was, not its payload: `--json` keeps the frame whole.
         TraceBody::RawSse(frame) => format!(
-            "raw_sse {}{} bytes{}: {:?}",
+            "raw_sse {}{} bytes{}",
             frame
                 .event
                 .as_deref()
-                .map(|e| format!("event={e} "))
+                .or_else(|| frame_type(&frame.data))
+                .map(|e| format!("{e} "))
                 .unwrap_or_default(),
             frame.original_len,
             if frame.truncated { " (truncated)" } else { "" },
-            frame.data
         ),
         TraceBody::Shed { count } => {
             format!("SHED: {count} trace entries were lost here (writer queue full)")
@@ -308,12 +310,104 @@ fn describe_event(event: &StreamEvent) -> String {
         StreamEvent::ToolCallStart(start) => {
             format!("tool_call_start {} ({})", start.name, start.call_id)
         }
-        StreamEvent::ToolCallEnd(end) => format!("tool_call_end #{} {}", end.index, end.arguments),
-        StreamEvent::Completed(done) => format!("completed ({:?})", done.stop_reason),
-        StreamEvent::Unhandled(u) => format!(
-            "unhandled event={} ({} bytes): {:?}",
-            u.event, u.original_len, u.preview
+        StreamEvent::ToolCallEnd(end) => {
+            format!(
+                "tool_call_end #{} {}",
+                end.index,
+                arguments_words(&end.arguments)
+            )
+        }
+        StreamEvent::ToolCallDelta(delta) => format!(
+            "tool_call_delta #{} ({} bytes of arguments)",
+            delta.index,
+            delta.arguments.len()
         ),
-        other => serde_json::to_string(other).unwrap_or_else(|_| other.kind().to_owned()),
+        StreamEvent::Completed(done) => format!("completed ({})", done.stop_reason.name()),
+        StreamEvent::Incomplete(incomplete) => format!("incomplete ({})", incomplete.reason),
+        StreamEvent::Started(started) => format!(
+            "started{}{}",
+            started
+                .response_id
+                .as_deref()
+                .map(|id| format!(" response {id}"))
+                .unwrap_or_default(),
+            started
+                .model
+                .as_deref()
+                .map(|m| format!(" model {m}"))
+                .unwrap_or_default()
+        ),
+        StreamEvent::Usage(usage) => {
+            let counts = [
+                ("input", usage.input_tokens),
+                ("output", usage.output_tokens),
+                ("cached input", usage.cached_input_tokens),
+                ("reasoning", usage.reasoning_tokens),
+            ];
+            let words: Vec<String> = counts
+                .iter()
+                .filter_map(|(name, n)| n.map(|n| format!("{name} {n}")))
+                .collect();
+            format!(
+                "usage {}",
+                if words.is_empty() {
+                    "(no counts)".into()
+                } else {
+                    words.join(", ")
+                }
+            )
+        }
+        StreamEvent::TextDelta(delta) => format!("text_delta {:?}", delta.text),
+        StreamEvent::ReasoningDelta(delta) => format!(
+            "reasoning_delta ({}) {}",
+            serde_json::to_value(delta.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            if delta.text.is_empty() {
+                "(no text)".to_owned()
+            } else {
+                format!("{:?}", delta.text)
+            }
+        ),
+        StreamEvent::Unhandled(u) => format!(
+            "unhandled event={} ({} bytes; `--json` shows its start)",
+            u.event, u.original_len
+        ),
+        other => format!("{} (`--json` shows it)", other.kind()),
+    }
+}
+
+/// The `type` of a JSON data frame (data-only streams name their events there).
+fn frame_type(data: &str) -> Option<&str> {
+    let start = data.find("\"type\"")?;
+    let rest = data[start + 6..]
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start();
+    let rest = rest.strip_prefix('"')?;
+    rest.find('"').map(|end| &rest[..end])
+}
+
+/// A tool call's JSON arguments as `key=value` words; arguments that are not a JSON object are
+/// shown by size only (the entry itself is in `--json`).
+pub(crate) fn arguments_words(arguments: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(arguments) {
+        Ok(serde_json::Value::Object(map)) if map.is_empty() => "(no arguments)".into(),
+        Ok(serde_json::Value::Object(map)) => map
+            .iter()
+            .map(|(key, value)| match value {
+                serde_json::Value::String(text) => format!("{key}={text:?}"),
+                serde_json::Value::Object(_) | serde_json::Value::Array(_) => {
+                    format!("{key}=({} bytes)", value.to_string().len())
+                }
+                scalar => format!("{key}={scalar}"),
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => format!(
+            "({} bytes of arguments, not a JSON object)",
+            arguments.len()
+        ),
     }
 }

@@ -1,0 +1,332 @@
+//! A pod's conversation read back from its session logs, run by run: the input, what the model
+//! said (text and reasoning), each tool call with its arguments and a bounded result, the
+//! children it spawned, and how each run ended (stop reason or error, usage). `pods log`
+//! presents it; its JSON shape is documented in `docs/LOG.md`.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::CoreError;
+use crate::home::{PodDir, PodHome};
+use crate::record::{LogBody, RunTrigger, SideEffectClass, ToolOutcome};
+use crate::session_log::{LogProblem, read_segment};
+use crate::summary::{StopFacts, UsageTotals};
+
+/// The version of the shape [`Conversation`] serializes to (`docs/LOG.md`).
+pub const LOG_SHAPE_VERSION: u32 = 1;
+
+/// The most characters of a tool result a transcript keeps; `result_chars` tells the whole.
+pub const RESULT_MAX_CHARS: usize = 2000;
+
+/// One pod's conversation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Conversation {
+    pub pod_id: String,
+    pub name: String,
+    pub profile: String,
+    pub parent_id: Option<String>,
+    /// Levels below the pod the transcript was asked for (0 for that pod).
+    pub depth: usize,
+    pub runs: Vec<RunTranscript>,
+    /// Log problems (a torn last line, a gap in `seq`), each with its file and line.
+    pub problems: Vec<String>,
+}
+
+/// One run, in the order things happened.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunTranscript {
+    pub run_id: String,
+    pub segment_id: String,
+    pub started: String,
+    /// `cli`, `control_request` or `parent_pod`.
+    pub trigger: String,
+    pub input: String,
+    pub items: Vec<Item>,
+    /// `completed`, `errored`, `interrupted`, or `unfinished` (no terminal entry).
+    pub outcome: String,
+    /// For completed runs: why the model stopped (`stop_reason`, `stop_raw`, `truncated`,
+    /// `stop_statement`).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<StopFacts>,
+    /// For completed runs the completion reason (`end_turn`, `max_turns`, …); for interrupted
+    /// ones the interruption's (`stopped`, `cancelled`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<RunError>,
+    pub usage: UsageTotals,
+}
+
+/// Why a run errored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunError {
+    pub class: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    pub message: String,
+}
+
+/// One step of a run; `kind` in JSON.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Item {
+    /// A model turn's message.
+    Assistant {
+        turn: u32,
+        text: String,
+        /// The reasoning text as recorded (empty when the model gave none).
+        reasoning: String,
+    },
+    /// A tool call, from its start (or its rejection) to its result.
+    ToolCall {
+        call_id: String,
+        tool: String,
+        /// `None` for a rejected call (it never ran).
+        side_effect: Option<SideEffectClass>,
+        /// The arguments as parsed JSON, or the raw string when they were not JSON.
+        arguments: Value,
+        /// `ok`, `error`, `rejected`, or `None` while it has no recorded end.
+        outcome: Option<ToolOutcome>,
+        /// The start of what the model was given back, at most [`RESULT_MAX_CHARS`].
+        result: String,
+        /// Characters of the whole recorded result.
+        result_chars: usize,
+    },
+    /// A child pod this run spawned.
+    ChildSpawned {
+        call_id: String,
+        child_pod_id: String,
+        profile: String,
+    },
+    /// A child's process ended.
+    ChildExited {
+        child_pod_id: String,
+        exit_code: Option<i32>,
+        signal: Option<i32>,
+        expected: bool,
+    },
+}
+
+/// The conversation of the pod in `dir`.
+pub fn read_conversation(dir: &PodDir) -> Result<Conversation, CoreError> {
+    let info = dir.read_info()?;
+    let mut runs: Vec<RunTranscript> = Vec::new();
+    let mut problems = Vec::new();
+    for segment in dir.segments()? {
+        let read = read_segment(&segment.log)?;
+        problems.extend(read.problems.iter().map(LogProblem::to_string));
+        for entry in read.entries {
+            if let LogBody::RunStarted(run) = &entry.body {
+                runs.push(RunTranscript {
+                    run_id: run.run_id.clone(),
+                    segment_id: segment.segment_id.clone(),
+                    started: entry.ts.clone(),
+                    trigger: trigger_name(&run.trigger).to_owned(),
+                    input: run.input.clone(),
+                    items: Vec::new(),
+                    outcome: "unfinished".into(),
+                    stop: None,
+                    reason: None,
+                    error: None,
+                    usage: UsageTotals::default(),
+                });
+                continue;
+            }
+            // Entries outside a run (a lifecycle action between runs) are not conversation.
+            let Some(run) = runs.last_mut() else {
+                continue;
+            };
+            apply(run, entry.body);
+        }
+    }
+    Ok(Conversation {
+        pod_id: info.id,
+        name: info.name,
+        profile: info.profile,
+        parent_id: info.parent_id,
+        depth: 0,
+        runs,
+        problems,
+    })
+}
+
+/// The conversation of `dir` and, after it, each of its descendants' (depth first, children in
+/// the order they were spawned; children the log does not name come last, oldest first).
+pub fn read_conversation_tree(
+    home: &PodHome,
+    dir: &PodDir,
+) -> Result<Vec<Conversation>, CoreError> {
+    let all = home.pod_dirs()?;
+    let mut out = Vec::new();
+    push_tree(&all, dir, 0, &mut out)?;
+    Ok(out)
+}
+
+fn push_tree(
+    all: &[PodDir],
+    dir: &PodDir,
+    depth: usize,
+    out: &mut Vec<Conversation>,
+) -> Result<(), CoreError> {
+    let mut conversation = read_conversation(dir)?;
+    conversation.depth = depth;
+    let spawned: Vec<String> = conversation
+        .runs
+        .iter()
+        .flat_map(|r| &r.items)
+        .filter_map(|item| match item {
+            Item::ChildSpawned { child_pod_id, .. } => Some(child_pod_id.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut children: Vec<&PodDir> = all
+        .iter()
+        .filter(|d| {
+            d.read_info()
+                .is_ok_and(|i| i.parent_id.as_deref() == Some(dir.id()))
+        })
+        .collect();
+    // Spawn order first; `all` (ids, time-ordered) breaks ties for the unnamed.
+    children.sort_by_key(|d| {
+        spawned
+            .iter()
+            .position(|id| id == d.id())
+            .unwrap_or(usize::MAX)
+    });
+    out.push(conversation);
+    for child in children {
+        push_tree(all, child, depth + 1, out)?;
+    }
+    Ok(())
+}
+
+fn trigger_name(trigger: &RunTrigger) -> &'static str {
+    match trigger {
+        RunTrigger::Cli => "cli",
+        RunTrigger::ControlRequest { .. } => "control_request",
+        RunTrigger::ParentPod { .. } => "parent_pod",
+    }
+}
+
+fn apply(run: &mut RunTranscript, body: LogBody) {
+    match body {
+        LogBody::AssistantMessage(message) => {
+            let requested = message.tool_calls;
+            run.items.push(Item::Assistant {
+                turn: message.turn,
+                text: message.text,
+                reasoning: message.reasoning,
+            });
+            // Calls the model asked for, in its order; a started or rejected entry fills each.
+            for call in requested {
+                run.items.push(Item::ToolCall {
+                    call_id: call.call_id,
+                    tool: call.tool,
+                    side_effect: None,
+                    arguments: arguments_value(&call.arguments),
+                    outcome: None,
+                    result: String::new(),
+                    result_chars: 0,
+                });
+            }
+        }
+        LogBody::ToolCallStarted(started) => match find_call(run, &started.call_id) {
+            Some(Item::ToolCall {
+                side_effect,
+                arguments,
+                ..
+            }) => {
+                *side_effect = Some(started.side_effect);
+                *arguments = started.input;
+            }
+            _ => run.items.push(Item::ToolCall {
+                call_id: started.call_id,
+                tool: started.tool,
+                side_effect: Some(started.side_effect),
+                arguments: started.input,
+                outcome: None,
+                result: String::new(),
+                result_chars: 0,
+            }),
+        },
+        LogBody::ToolCallFinished(finished) => {
+            let chars = finished.output.chars().count();
+            let kept: String = finished.output.chars().take(RESULT_MAX_CHARS).collect();
+            match find_call(run, &finished.call_id) {
+                Some(Item::ToolCall {
+                    outcome,
+                    result,
+                    result_chars,
+                    side_effect,
+                    ..
+                }) => {
+                    *outcome = Some(finished.outcome);
+                    *result = kept;
+                    *result_chars = chars;
+                    if finished.outcome != ToolOutcome::Rejected {
+                        side_effect.get_or_insert(finished.side_effect);
+                    }
+                }
+                _ => run.items.push(Item::ToolCall {
+                    call_id: finished.call_id,
+                    tool: finished.tool,
+                    side_effect: (finished.outcome != ToolOutcome::Rejected)
+                        .then_some(finished.side_effect),
+                    arguments: Value::Null,
+                    outcome: Some(finished.outcome),
+                    result: kept,
+                    result_chars: chars,
+                }),
+            }
+        }
+        LogBody::ChildSpawned(child) => run.items.push(Item::ChildSpawned {
+            call_id: child.call_id,
+            child_pod_id: child.child_pod_id,
+            profile: child.profile,
+        }),
+        LogBody::ChildExited(child) => run.items.push(Item::ChildExited {
+            child_pod_id: child.child_pod_id,
+            exit_code: child.exit_code,
+            signal: child.signal,
+            expected: child.expected,
+        }),
+        LogBody::ProviderRequestFinished(finished) if finished.run_id == run.run_id => {
+            run.usage.add(finished.usage.as_ref());
+        }
+        LogBody::RunCompleted(done) if done.run_id == run.run_id => {
+            run.outcome = "completed".into();
+            run.reason = Some(done.reason);
+            run.stop = Some(StopFacts::of(done.stop_reason.as_ref()));
+        }
+        LogBody::RunErrored(failed) if failed.run_id == run.run_id => {
+            run.outcome = "errored".into();
+            run.error = Some(RunError {
+                class: serde_json::to_value(failed.error.class)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_else(|| "unknown".into()),
+                code: failed.error.code,
+                http_status: failed.error.http_status,
+                message: failed.error.message,
+            });
+        }
+        LogBody::RunInterrupted(stopped) if stopped.run_id == run.run_id => {
+            run.outcome = "interrupted".into();
+            run.reason = Some(stopped.reason);
+        }
+        _ => {}
+    }
+}
+
+/// The tool-call item of this run with `call_id` that has no recorded end yet.
+fn find_call<'a>(run: &'a mut RunTranscript, call_id: &str) -> Option<&'a mut Item> {
+    run.items.iter_mut().rev().find(
+        |item| matches!(item, Item::ToolCall { call_id: id, outcome: None, .. } if id == call_id),
+    )
+}
+
+fn arguments_value(arguments: &str) -> Value {
+    serde_json::from_str(arguments).unwrap_or_else(|_| Value::String(arguments.to_owned()))
+}
