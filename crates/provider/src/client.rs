@@ -53,7 +53,8 @@ impl Client {
     /// Check the configuration and build the HTTP client.
     pub fn new(config: ClientConfig) -> Result<Client, ProviderError> {
         let adapter = adapter_for(config.scheme);
-        let url = adapter.url(&config.base_url);
+        // Any model name will do to check the base URL.
+        let url = adapter.url(&config.base_url, "model");
         match reqwest::Url::parse(&url) {
             Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
             _ => {
@@ -109,7 +110,7 @@ impl Client {
         observer: Option<Arc<dyn StreamObserver>>,
     ) -> EventStream {
         let adapter = self.inner.adapter;
-        let url = adapter.url(&self.inner.config.base_url);
+        let url = adapter.url(&self.inner.config.base_url, &request.model);
         let body = serde_json::to_vec(&adapter.body(request)).map(Bytes::from);
         let mut driver = Driver {
             inner: self.inner.clone(),

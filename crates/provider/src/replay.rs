@@ -498,6 +498,8 @@ pub fn sse_body(events: &[(&str, serde_json::Value)]) -> String {
 pub struct ReceivedRequest {
     pub method: String,
     pub path: String,
+    /// The query string without `?`; empty when there is none.
+    pub query: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
@@ -639,6 +641,7 @@ async fn serve(
 ) -> Result<Response<ReplayBody>, Infallible> {
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or_default().to_string();
     let headers = req
         .headers()
         .iter()
@@ -662,6 +665,7 @@ async fn serve(
         r.push(ReceivedRequest {
             method,
             path,
+            query,
             headers,
             body,
         });
