@@ -52,13 +52,16 @@ impl std::fmt::Debug for ModelConnection {
     }
 }
 
-/// The API key variable the manifest uses: `model.api_key_env`, else the scheme's convention
-/// (`None` for replay without an explicit variable).
+/// The API key variable the manifest uses: `model.api_key_env`, else the scheme's convention:
+/// the first of its variables that is set, else its first (Gemini: `GEMINI_API_KEY`, then
+/// `GOOGLE_API_KEY`). `None` for replay without an explicit variable.
 pub fn api_key_var(manifest: &Manifest) -> Option<String> {
     if let Some(name) = &manifest.model.api_key_env {
         return Some(name.clone());
     }
-    wire_scheme(manifest.model.scheme).map(|s| s.default_api_key_env().to_owned())
+    let names = wire_scheme(manifest.model.scheme)?.api_key_envs();
+    let set = names.iter().find(|n| std::env::var_os(n).is_some());
+    Some(set.unwrap_or(&names[0]).to_string())
 }
 
 fn wire_scheme(scheme: Scheme) -> Option<WireScheme> {
@@ -66,6 +69,7 @@ fn wire_scheme(scheme: Scheme) -> Option<WireScheme> {
         Scheme::OpenaiResponses => Some(WireScheme::OpenaiResponses),
         Scheme::OpenaiChat => Some(WireScheme::OpenaiChat),
         Scheme::AnthropicMessages => Some(WireScheme::AnthropicMessages),
+        Scheme::Gemini => Some(WireScheme::Gemini),
         Scheme::Replay => None,
     }
 }

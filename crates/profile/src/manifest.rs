@@ -27,6 +27,7 @@ pub enum Scheme {
     OpenaiResponses,
     OpenaiChat,
     AnthropicMessages,
+    Gemini,
     /// Serve recorded responses from `model.cassette` over a loopback HTTP server; the cassette
     /// names the wire scheme it speaks.
     Replay,
@@ -38,6 +39,7 @@ impl Scheme {
             Scheme::OpenaiResponses => "openai-responses",
             Scheme::OpenaiChat => "openai-chat",
             Scheme::AnthropicMessages => "anthropic-messages",
+            Scheme::Gemini => "gemini",
             Scheme::Replay => "replay",
         }
     }

@@ -39,7 +39,7 @@ pub enum ProviderCommand {
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// Wire scheme: openai-responses, openai-chat or anthropic-messages. Required for a capture
+    /// Wire scheme: openai-responses, openai-chat, anthropic-messages or gemini. Required for a capture
     /// or SSE body; a cassette names its own (given here, it must match).
     #[arg(long, value_name = "SCHEME")]
     scheme: Option<String>,
@@ -60,11 +60,8 @@ pub fn run(_global: &GlobalArgs, command: ProviderCommand) -> CmdResult {
 fn parse_scheme(name: &str) -> Result<WireScheme, Failure> {
     WireScheme::parse(name).ok_or_else(|| {
         let known: Vec<&str> = WireScheme::ALL.iter().map(|s| s.as_str()).collect();
-        let mut hint = format!("use one of: {}", known.join(", "));
-        if name.starts_with("gemini") {
-            hint.push_str(" (the gemini scheme is not handled yet)");
-        }
-        Failure::usage(format!("unknown wire scheme `{name}`")).with_hint(hint)
+        Failure::usage(format!("unknown wire scheme `{name}`"))
+            .with_hint(format!("use one of: {}", known.join(", ")))
     })
 }
 
@@ -87,7 +84,9 @@ fn replay_cassette(args: &ReplayArgs) -> Result<Cassette, Failure> {
                 Failure::usage(format!(
                     "{file} is a capture or SSE body, which does not say its wire scheme"
                 ))
-                .with_hint("give it with --scheme openai-responses|openai-chat|anthropic-messages")
+                .with_hint(
+                    "give it with --scheme openai-responses|openai-chat|anthropic-messages|gemini",
+                )
             })?;
             Ok(Cassette::new(scheme, vec![*response]))
         }
