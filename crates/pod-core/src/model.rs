@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pod_profile::{Manifest, Scheme};
+use pod_profile::{Auth, Manifest, Scheme};
 use pod_provider::{ApiKey, Cassette, Client, ClientConfig, ReplayServer, RetryPolicy, WireScheme};
 
 use crate::error::CoreError;
@@ -54,8 +54,11 @@ impl std::fmt::Debug for ModelConnection {
 
 /// The API key variable the manifest uses: `model.api_key_env`, else the scheme's convention:
 /// the first of its variables that is set, else its first (Gemini: `GEMINI_API_KEY`, then
-/// `GOOGLE_API_KEY`). `None` for replay without an explicit variable.
+/// `GOOGLE_API_KEY`). `None` for replay without an explicit variable and for `auth = "none"`.
 pub fn api_key_var(manifest: &Manifest) -> Option<String> {
+    if manifest.model.auth == Auth::None {
+        return None;
+    }
     if let Some(name) = &manifest.model.api_key_env {
         return Some(name.clone());
     }
@@ -86,7 +89,7 @@ impl ModelConnection {
         let api_key = key_var.as_deref().and_then(ApiKey::from_env);
         let (scheme, base_url, replay) = match wire_scheme(model.scheme) {
             Some(scheme) => {
-                if api_key.is_none() {
+                if api_key.is_none() && model.auth != Auth::None {
                     let var = key_var.unwrap_or_default();
                     return Err(CoreError::Config {
                         message: format!(
