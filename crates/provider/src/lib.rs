@@ -115,15 +115,18 @@ mod secret;
 pub mod sse;
 
 pub use classify::{classify, from_error_json, from_http, retry_after_ms};
-pub use client::{Client, EventStream};
+pub use client::{BROKE_OFF, Client, EventStream};
 pub use config::{ClientConfig, RetryPolicy};
 pub use decode::{StreamDecoder, decode_body};
 pub use error::{ErrorClass, ProviderError, ReplayError};
 pub use event::StreamEvent;
-pub use observe::{Milestone, RawFrame, RequestInfo, StreamObserver};
+pub use observe::{
+    Milestone, RawFrame, RawResponse, RequestInfo, StreamObserver, replayable_headers,
+};
 pub use replay::{
-    Cassette, CassetteResponse, HttpCapture, KeepaliveAfterEvents, PauseAfterEvents,
-    ReceivedRequest, ReplayFile, ReplayServer, load_replay_file, parse_http_capture, sse_body,
+    CASSETTE_VERSION, Cassette, CassetteResponse, HttpCapture, KeepaliveAfterEvents,
+    PauseAfterEvents, ReceivedRequest, ReplayFile, ReplayServer, load_replay_file,
+    parse_http_capture, sse_body,
 };
 pub use request::{Message, ModelRequest, ToolCall, ToolSpec};
 pub use scheme::WireScheme;
