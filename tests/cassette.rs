@@ -156,13 +156,8 @@ fn a_field_run_becomes_a_cassette_that_replays_the_same_events_retry_and_error()
 
     let out_file = sandbox.work().join("field-cassette.json");
     let id = field.file_name().unwrap().to_string_lossy().into_owned();
-    let out = sandbox.run(&[
-        "provider",
-        "cassette",
-        &id,
-        "-o",
-        out_file.to_str().unwrap(),
-    ]);
+    // A bare file name is written in the working directory.
+    let out = sandbox.run(&["provider", "cassette", &id, "-o", "field-cassette.json"]);
     assert_exit(&out, 0);
     let text = std::fs::read_to_string(&out_file).unwrap();
     let cassette: Value = serde_json::from_str(&text).unwrap();
@@ -266,4 +261,50 @@ fn without_raw_capture_the_command_says_what_is_missing_and_how_to_record_it() {
     let printed = sandbox.write("work/printed.json", &String::from_utf8_lossy(&out.stdout));
     let out = sandbox.run(&["provider", "replay", printed.to_str().unwrap()]);
     assert_exit(&out, 1);
+}
+
+#[test]
+fn a_child_that_failed_mid_stream_in_a_tree_replays_from_its_cassette() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.run(&[
+        "run",
+        "-p",
+        "demo",
+        "--set",
+        "session.record_event_trace=true",
+        "--set",
+        "session.trace_raw_sse=true",
+        "look around",
+    ]);
+    assert_exit(&out, 0);
+    let out = sandbox.run(&["provider", "cassette", "demo-reviewer", "-o", "child.json"]);
+    assert_exit(&out, 0);
+    let child = pods_in(&sandbox)
+        .into_iter()
+        .find(|p| {
+            let info: Value =
+                serde_json::from_str(&std::fs::read_to_string(p.join("pod.json")).unwrap())
+                    .unwrap();
+            info["name"] == "demo-reviewer"
+        })
+        .unwrap();
+    let cassette = sandbox.work().join("child.json");
+    replay_profile(
+        &sandbox,
+        "child-again",
+        &cassette,
+        "record_event_trace = true",
+    );
+    let again = run_new_pod(&sandbox, "child-again", 1);
+    let before = replayable_facts(&trace_entries(&child));
+    assert!(
+        before
+            .iter()
+            .any(|f| f[1] == "error" && f[2] == "context_length_exceeded"),
+        "{before:#?}"
+    );
+    assert_eq!(replayable_facts(&trace_entries(&again)), before);
+    let (a, b) = (run_errored(&child), run_errored(&again));
+    assert_eq!(a["error"]["class"], "context_length_exceeded");
+    assert_eq!(b["error"], a["error"]);
 }

@@ -41,7 +41,7 @@ pub struct RawResponse {
 }
 
 /// The headers of a response worth serving again: no cookies, nothing naming a key, token,
-/// secret or auth, and no framing headers (the body is served de-chunked and decoded).
+/// secret or auth, no framing headers (the body is served de-chunked and decoded), no `date`.
 pub fn replayable_headers<'a>(
     headers: impl Iterator<Item = (&'a str, &'a [u8])>,
 ) -> Vec<(String, String)> {
@@ -53,6 +53,8 @@ pub fn replayable_headers<'a>(
         "content-encoding",
         "cookie",
         "set-cookie",
+        // When it was served, not what: a replay has its own.
+        "date",
     ];
     headers
         .filter_map(|(name, value)| {
