@@ -320,9 +320,15 @@ impl GeminiDecoder {
                 }));
             }
             (_, Some(items)) if self.partial.is_some() => {
-                let p = self.partial.as_mut().expect("checked");
-                for item in items {
-                    apply_partial(&mut p.args, item);
+                if let Some(p) = self.partial.as_mut() {
+                    for item in items {
+                        if !apply_partial(&mut p.args, item) {
+                            out.push(unhandled(
+                                "part.functionCall.partialArgs",
+                                &item.to_string(),
+                            ));
+                        }
+                    }
                 }
                 if !more {
                     self.close_partial(out);
@@ -348,28 +354,35 @@ fn opaque(choice: u32, signature: String) -> StreamEvent {
 }
 
 /// Apply one Vertex `partialArgs` item: a string value is appended (strings arrive in pieces),
-/// any other value set, at its `jsonPath` (`$.a.b[0]`).
-fn apply_partial(args: &mut Value, item: &Value) {
-    let Some(path) = item.get("jsonPath").and_then(Value::as_str) else {
-        return;
+/// any other value set, at its `jsonPath` (`$.a.b[0]`). `false` for an item that cannot be
+/// placed (no path, no value, an array index past the next free one).
+fn apply_partial(args: &mut Value, item: &Value) -> bool {
+    let Some(slot) = item
+        .get("jsonPath")
+        .and_then(Value::as_str)
+        .and_then(|path| slot_at(args, path))
+    else {
+        return false;
     };
-    let slot = slot_at(args, path);
     if let Some(s) = item.get("stringValue").and_then(Value::as_str) {
         match slot {
             Value::String(prev) => prev.push_str(s),
             other => *other = json!(s),
         }
-    } else if let Some(v) = item.get("numberValue") {
-        *slot = v.clone();
-    } else if let Some(v) = item.get("boolValue") {
+    } else if let Some(v) = item.get("numberValue").or_else(|| item.get("boolValue")) {
         *slot = v.clone();
     } else if item.get("nullValue").is_some() {
         *slot = Value::Null;
+    } else {
+        return false;
     }
+    true
 }
 
-/// The value at `path`, created (as objects, arrays and nulls) where missing.
-fn slot_at<'a>(root: &'a mut Value, path: &str) -> &'a mut Value {
+/// The value at `path`, created (as objects, arrays and nulls) where missing. Arrays fill in
+/// order, so an index may be at most the array's length: a stream cannot make one grow
+/// without bound.
+fn slot_at<'a>(root: &'a mut Value, path: &str) -> Option<&'a mut Value> {
     let mut cur = root;
     let rest = path.strip_prefix('$').unwrap_or(path);
     for seg in rest.split('.').filter(|s| !s.is_empty()) {
@@ -381,27 +394,29 @@ fn slot_at<'a>(root: &'a mut Value, path: &str) -> &'a mut Value {
             if !cur.is_object() {
                 *cur = json!({});
             }
-            cur = cur
-                .as_object_mut()
-                .expect("made an object")
-                .entry(key)
-                .or_insert(Value::Null);
+            cur = match cur {
+                Value::Object(map) => map.entry(key).or_insert(Value::Null),
+                _ => return None,
+            };
         }
-        for ix in indexes
-            .split(['[', ']'])
-            .filter_map(|s| s.parse::<usize>().ok())
-        {
+        for ix in indexes.split(['[', ']']).filter(|s| !s.is_empty()) {
+            let ix: usize = ix.parse().ok()?;
             if !cur.is_array() {
                 *cur = json!([]);
             }
-            let arr = cur.as_array_mut().expect("made an array");
-            while arr.len() <= ix {
+            let Value::Array(arr) = cur else {
+                return None;
+            };
+            if ix > arr.len() {
+                return None;
+            }
+            if ix == arr.len() {
                 arr.push(Value::Null);
             }
             cur = &mut arr[ix];
         }
     }
-    cur
+    Some(cur)
 }
 
 fn usage(u: &Value) -> Option<Usage> {

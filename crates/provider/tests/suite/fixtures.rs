@@ -1318,3 +1318,38 @@ fn no_adapter_produces_the_legacy_incomplete_event() {
         serde_json::from_str(r#"{"type":"incomplete","reason":"max_output_tokens"}"#).unwrap();
     assert_eq!(old.kind(), "incomplete");
 }
+
+#[test]
+fn gemini_streamed_arguments_fill_nested_paths_and_refuse_far_indexes() {
+    let call = |f: Value| {
+        format!(
+            "data: {}\r\n\r\n",
+            json!({"candidates": [{"content": {"role": "model", "parts": [{"functionCall": f}]}}]})
+        )
+    };
+    let body = [
+        call(json!({"name": "plan", "willContinue": true})),
+        call(json!({"partialArgs": [
+            {"jsonPath": "$.steps[0].title", "stringValue": "fi", "willContinue": true},
+        ], "willContinue": true})),
+        call(json!({"partialArgs": [
+            {"jsonPath": "$.steps[0].title", "stringValue": "rst"},
+            {"jsonPath": "$.steps[1]", "numberValue": 2},
+            {"jsonPath": "$.done", "boolValue": false},
+            {"jsonPath": "$.steps[99999999]", "numberValue": 1},
+        ], "willContinue": true})),
+        call(json!({})),
+        format!(
+            "data: {}\r\n\r\n",
+            json!({"candidates": [{"content": {"role": "model", "parts": []}, "finishReason": "STOP"}]})
+        ),
+    ]
+    .concat();
+    let f = facts(&decode_body(G, body.as_bytes(), 0, CAP));
+    assert_eq!(
+        args(&f, 0),
+        json!({"steps": [{"title": "first"}, 2], "done": false})
+    );
+    assert_eq!(f.unhandled, vec!["part.functionCall.partialArgs"]);
+    assert_eq!(completed(&f), StopReason::ToolCalls);
+}
