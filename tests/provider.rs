@@ -144,13 +144,39 @@ fn replay_truncated_stream_is_stream_closed_before_completion() {
 }
 
 #[test]
+fn replay_reads_a_gemini_stream_with_its_tool_call() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.run(&[
+        "provider",
+        "replay",
+        "--scheme",
+        "gemini",
+        "--json",
+        &fixture("gemini/function-call-thought-signature.sse"),
+    ]);
+    assert_exit(&out, 0);
+    let events = stdout_json_lines(&out);
+    let end = events
+        .iter()
+        .find(|e| e["type"] == "tool_call_end")
+        .expect("a tool call");
+    assert_eq!(end["arguments"], "{}");
+    assert_eq!(
+        events.last().unwrap()["stop_reason"]["reason"],
+        "tool_calls"
+    );
+}
+
+#[test]
 fn replay_bad_usage_exits_2() {
     let sandbox = Sandbox::new();
-    let out = sandbox.run(&["provider", "replay", "--scheme", "gemini", "x.sse"]);
+    let out = sandbox.run(&["provider", "replay", "--scheme", "gemeni", "x.sse"]);
     assert_exit(&out, 2);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("unknown wire scheme `gemini`") && stderr.contains("openai-chat"),
+        stderr.contains("unknown wire scheme `gemeni`")
+            && stderr.contains("openai-chat")
+            && stderr.contains("gemini"),
         "{stderr}"
     );
 

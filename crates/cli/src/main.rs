@@ -54,7 +54,7 @@ enum Command {
     /// Inspect and validate profiles and the manifests they resolve to.
     #[command(subcommand)]
     Profile(cmd::profile::ProfileCommand),
-    /// Provider tools: run recorded streams through the real adapters.
+    /// Provider tools: run recorded streams through the real adapters, turn traced runs into cassettes.
     #[command(subcommand)]
     Provider(cmd::provider::ProviderCommand),
     /// Check the environment: home directory, profiles, API key variables.

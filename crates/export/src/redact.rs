@@ -31,6 +31,7 @@ pub const DEFAULT_KEY_ENVS: &[&str] = &[
     "ANTHROPIC_API_KEY",
     "OPENROUTER_API_KEY",
     "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
 ];
 
 /// Values shorter than this are not searched for: they would match ordinary text and no real

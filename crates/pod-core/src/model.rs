@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pod_profile::{Manifest, Scheme};
+use pod_profile::{Auth, Manifest, Scheme};
 use pod_provider::{ApiKey, Cassette, Client, ClientConfig, ReplayServer, RetryPolicy, WireScheme};
 
 use crate::error::CoreError;
@@ -52,13 +52,19 @@ impl std::fmt::Debug for ModelConnection {
     }
 }
 
-/// The API key variable the manifest uses: `model.api_key_env`, else the scheme's convention
-/// (`None` for replay without an explicit variable).
+/// The API key variable the manifest uses: `model.api_key_env`, else the scheme's convention:
+/// the first of its variables that is set, else its first (Gemini: `GEMINI_API_KEY`, then
+/// `GOOGLE_API_KEY`). `None` for replay without an explicit variable and for `auth = "none"`.
 pub fn api_key_var(manifest: &Manifest) -> Option<String> {
+    if manifest.model.auth == Auth::None {
+        return None;
+    }
     if let Some(name) = &manifest.model.api_key_env {
         return Some(name.clone());
     }
-    wire_scheme(manifest.model.scheme).map(|s| s.default_api_key_env().to_owned())
+    let names = wire_scheme(manifest.model.scheme)?.api_key_envs();
+    let set = names.iter().find(|n| std::env::var_os(n).is_some());
+    Some(set.unwrap_or(&names[0]).to_string())
 }
 
 /// The wire scheme a manifest scheme speaks (`None` for replay: its cassette names one).
@@ -67,6 +73,7 @@ pub fn wire_scheme(scheme: Scheme) -> Option<WireScheme> {
         Scheme::OpenaiResponses => Some(WireScheme::OpenaiResponses),
         Scheme::OpenaiChat => Some(WireScheme::OpenaiChat),
         Scheme::AnthropicMessages => Some(WireScheme::AnthropicMessages),
+        Scheme::Gemini => Some(WireScheme::Gemini),
         Scheme::Replay => None,
     }
 }
@@ -83,7 +90,7 @@ impl ModelConnection {
         let api_key = key_var.as_deref().and_then(ApiKey::from_env);
         let (scheme, base_url, replay) = match wire_scheme(model.scheme) {
             Some(scheme) => {
-                if api_key.is_none() {
+                if api_key.is_none() && model.auth != Auth::None {
                     let var = key_var.unwrap_or_default();
                     return Err(CoreError::Config {
                         message: format!(

@@ -19,10 +19,13 @@ use serde_json::Value;
 use pod_profile::Manifest;
 use pod_provider::event::{StopReason, Usage};
 use pod_provider::{
-    Message, Milestone, ModelRequest, ProviderError, RawFrame, RequestInfo, StreamEvent,
-    StreamObserver, ToolCall,
+    Message, Milestone, ModelRequest, ProviderError, RawFrame, RawResponse, RequestInfo,
+    StreamEvent, StreamObserver, ToolCall,
 };
-use pod_trace::{Marker, PendingEntry, RawSseFrame, TRACE_FORMAT_VERSION, TraceBody, TraceHandle};
+use pod_trace::{
+    Marker, PendingEntry, RawResponseHead, RawSseFrame, TRACE_FORMAT_VERSION, TraceBody,
+    TraceHandle,
+};
 
 use crate::control_handle::RunControl;
 use crate::error::{CoreError, error_chain};
@@ -1036,6 +1039,19 @@ impl StreamObserver for Tap {
         self.record_for(
             attempt,
             TraceBody::RawSse(RawSseFrame::bounded(event, &frame.data, self.max_frame)),
+        );
+    }
+
+    fn on_raw_response(&self, attempt: u32, response: &RawResponse) {
+        self.record_for(
+            attempt,
+            TraceBody::RawResponse(RawResponseHead::bounded(
+                response.scheme,
+                response.status,
+                response.headers.clone(),
+                response.body.as_deref(),
+                self.max_frame,
+            )),
         );
     }
 }

@@ -107,6 +107,7 @@ pub const POLICIES: &[(&str, InheritPolicy)] = &[
         InheritPolicy::InheritUnlessChildSets,
     ),
     ("model.api_key_env", InheritPolicy::ModelGroup),
+    ("model.auth", InheritPolicy::ModelGroup),
     ("model.base_url", InheritPolicy::ModelGroup),
     ("model.cassette", InheritPolicy::ModelGroup),
     ("model.max_output_tokens", InheritPolicy::ModelGroup),

@@ -39,7 +39,8 @@
 //! **Validation** ([`validate`], run by every resolution) refuses values that would only fail
 //! at run time, naming the key and where it was set: a replay `model.cassette` that is not a
 //! regular file, a `model.api_key_env` that is not a variable name (empty, `A=B`, other
-//! characters), a `model.base_url` that is not an http(s) URL. Credentials in `model.base_url`
+//! characters), a `model.base_url` that is not an http(s) URL, `model.auth = "none"` (a provider
+//! that takes no key) together with a `model.api_key_env`. Credentials in `model.base_url`
 //! (`user:password@`, a query such as `?key=`) are refused, not stripped, so they never reach
 //! `manifest.toml`; the error does not repeat them.
 //!
@@ -87,5 +88,7 @@ pub use files::{
     MANIFEST_FILE, PROVENANCE_FILE, manifest_digest, manifest_toml, read_manifest_files,
     reread_manifest_files, write_manifest_files,
 };
-pub use manifest::{Manifest, Provenance, ProvenanceMap, ResolvedManifest, Scheme, SourceKind};
+pub use manifest::{
+    Auth, Manifest, Provenance, ProvenanceMap, ResolvedManifest, Scheme, SourceKind,
+};
 pub use resolve::{Explanation, LayerValue, Overrides, Resolution, explain, validate};

@@ -27,6 +27,7 @@ pub enum Scheme {
     OpenaiResponses,
     OpenaiChat,
     AnthropicMessages,
+    Gemini,
     /// Serve recorded responses from `model.cassette` over a loopback HTTP server; the cassette
     /// names the wire scheme it speaks.
     Replay,
@@ -38,8 +39,27 @@ impl Scheme {
             Scheme::OpenaiResponses => "openai-responses",
             Scheme::OpenaiChat => "openai-chat",
             Scheme::AnthropicMessages => "anthropic-messages",
+            Scheme::Gemini => "gemini",
             Scheme::Replay => "replay",
         }
+    }
+}
+
+/// Whether a pod authenticates to its provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Auth {
+    /// An API key is required: read from `model.api_key_env` (else the scheme's variable) and
+    /// sent the scheme's way.
+    #[default]
+    Key,
+    /// No key: none is read, required or sent (Ollama, llama.cpp's server, vLLM, …).
+    None,
+}
+
+impl Auth {
+    pub fn is_key(&self) -> bool {
+        *self == Auth::Key
     }
 }
 
@@ -54,6 +74,9 @@ pub struct ModelSection {
     /// Name of the environment variable holding the API key (never the key itself).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key_env: Option<String>,
+    /// `"none"`: the provider takes no key (a local server); none is read or sent.
+    #[serde(skip_serializing_if = "Auth::is_key")]
+    pub auth: Auth,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -72,6 +95,7 @@ impl Default for ModelSection {
             model: "gpt-4.1-mini".to_owned(),
             base_url: None,
             api_key_env: None,
+            auth: Auth::Key,
             temperature: None,
             max_output_tokens: None,
             cassette: None,

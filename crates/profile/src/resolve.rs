@@ -11,7 +11,9 @@ use serde::Serialize;
 
 use crate::discovery::{Catalog, Origin, ProfileSource};
 use crate::error::ProfileError;
-use crate::manifest::{Manifest, Provenance, ProvenanceMap, ResolvedManifest, Scheme, SourceKind};
+use crate::manifest::{
+    Auth, Manifest, Provenance, ProvenanceMap, ResolvedManifest, Scheme, SourceKind,
+};
 use crate::schema::{self, Leaves};
 
 /// What the command line and the environment add on top of the files.
@@ -694,6 +696,14 @@ pub fn validate(resolved: &ResolvedManifest) -> Result<(), ProfileError> {
                 );
             }
         }
+    }
+    if m.model.auth == Auth::None && m.model.api_key_env.is_some() {
+        return fail(
+            "model.auth",
+            "is \"none\" but model.api_key_env names a key variable; remove one of them \
+             (auth = \"none\" sends no key)"
+                .to_owned(),
+        );
     }
     if let Some(var) = m.model.api_key_env.as_deref()
         && let Err(why) = check_env_name(var)

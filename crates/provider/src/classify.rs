@@ -103,7 +103,17 @@ pub fn from_error_json(value: &Value, status: Option<u16>) -> ProviderError {
         message = format!("{message}: {raw}");
     }
     let status_for_class = status.or(numeric_code);
-    let class = classify(code.as_deref(), &message, status_for_class);
+    let retry_delay = gemini_retry_delay(inner);
+    let class = match gemini_reason(inner) {
+        // Gemini says "exceeded your current quota" for per-minute limits too; a RetryInfo
+        // delay means waiting helps, so it is a rate limit, not an exhausted quota.
+        _ if code.as_deref() == Some("RESOURCE_EXHAUSTED") && retry_delay.is_some() => {
+            ErrorClass::RateLimited
+        }
+        // A bad key arrives as 400 INVALID_ARGUMENT with this reason.
+        Some("API_KEY_INVALID") => ErrorClass::Auth,
+        _ => classify(code.as_deref(), &message, status_for_class),
+    };
     let mut e = ProviderError::new(class, &message);
     e.code = code;
     e.http_status = status;
@@ -112,7 +122,7 @@ pub fn from_error_json(value: &Value, status: Option<u16>) -> ProviderError {
         .and_then(Value::as_str)
         .filter(|id| !id.contains("..."))
         .map(str::to_string);
-    e.retry_after_ms = gemini_retry_delay(inner);
+    e.retry_after_ms = retry_delay;
     e
 }
 
@@ -122,6 +132,14 @@ fn str_or_num(v: Option<&Value>) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
+}
+
+/// The `reason` of Gemini's `google.rpc.ErrorInfo` detail, e.g. `API_KEY_INVALID`.
+fn gemini_reason(inner: &Value) -> Option<&str> {
+    let details = inner.get("details")?.as_array()?;
+    details
+        .iter()
+        .find_map(|d| d.get("reason").and_then(Value::as_str))
 }
 
 /// Gemini's `google.rpc.RetryInfo` detail: `"retryDelay": "12s"`.

@@ -18,7 +18,9 @@ use crate::config::ClientConfig;
 use crate::decode::StreamDecoder;
 use crate::error::{ErrorClass, ProviderError};
 use crate::event::StreamEvent;
-use crate::observe::{Milestone, RawFrame, RequestInfo, StreamObserver};
+use crate::observe::{
+    Milestone, RawFrame, RawResponse, RequestInfo, StreamObserver, replayable_headers,
+};
 use crate::redact::{StreamKey, StreamScrubber, display_url, scrub};
 use crate::request::ModelRequest;
 use crate::secret::ApiKey;
@@ -26,6 +28,10 @@ use crate::sse::Frame;
 
 /// The most of an error response body that is read for classification.
 const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// How the message of an error starts when the connection broke mid-body (as opposed to a body
+/// that ended cleanly but early): what a cassette rebuilt from a trace replays as a disconnect.
+pub const BROKE_OFF: &str = "the response stream broke off before it completed";
 
 /// A provider client for one scheme and endpoint. Cheap to clone.
 #[derive(Clone)]
@@ -53,7 +59,8 @@ impl Client {
     /// Check the configuration and build the HTTP client.
     pub fn new(config: ClientConfig) -> Result<Client, ProviderError> {
         let adapter = adapter_for(config.scheme);
-        let url = adapter.url(&config.base_url);
+        // Any model name will do to check the base URL.
+        let url = adapter.url(&config.base_url, "model");
         match reqwest::Url::parse(&url) {
             Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
             _ => {
@@ -109,7 +116,7 @@ impl Client {
         observer: Option<Arc<dyn StreamObserver>>,
     ) -> EventStream {
         let adapter = self.inner.adapter;
-        let url = adapter.url(&self.inner.config.base_url);
+        let url = adapter.url(&self.inner.config.base_url, &request.model);
         let body = serde_json::to_vec(&adapter.body(request)).map(Bytes::from);
         let mut driver = Driver {
             inner: self.inner.clone(),
@@ -336,6 +343,28 @@ impl Driver {
         }
     }
 
+    /// Hand the response head (and a non-stream body) to an observer that wants raw frames.
+    fn raw_response(
+        &self,
+        status: u16,
+        headers: Option<Vec<(String, String)>>,
+        body: Option<&[u8]>,
+    ) {
+        let (Some(o), Some(headers)) = (&self.observer, headers) else {
+            return;
+        };
+        let secret = self.inner.config.api_key.as_ref().map(ApiKey::expose);
+        o.on_raw_response(
+            self.attempt,
+            &RawResponse {
+                scheme: self.inner.config.scheme,
+                status,
+                headers,
+                body: body.map(|b| scrub(&String::from_utf8_lossy(b), secret).into_owned()),
+            },
+        );
+    }
+
     fn milestone(&self, m: &Milestone) {
         if let Some(o) = &self.observer {
             o.on_milestone(self.attempt, m);
@@ -416,9 +445,18 @@ impl Driver {
         };
         let status = response.status().as_u16();
         self.milestone(&Milestone::HeadersReceived { status });
+        let raw_head = self.raw.then(|| {
+            replayable_headers(
+                response
+                    .headers()
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_bytes())),
+            )
+        });
         if !response.status().is_success() {
             let headers = response.headers().clone();
             let body = read_bounded(response, deadline).await;
+            self.raw_response(status, raw_head, Some(&body));
             let e = classify::from_http(status, &headers, &body);
             self.milestone(&Milestone::OpenError {
                 status: Some(status),
@@ -436,6 +474,7 @@ impl Driver {
         if is_json {
             let headers = response.headers().clone();
             let body = read_bounded(response, deadline).await;
+            self.raw_response(status, raw_head, Some(&body));
             let mut e = match serde_json::from_slice::<serde_json::Value>(&body) {
                 Ok(v) if v.get("error").is_some() => classify::from_http(status, &headers, &body),
                 _ => ProviderError::new(
@@ -457,6 +496,7 @@ impl Driver {
             self.pending.push_back(StreamEvent::Error(e));
             return;
         }
+        self.raw_response(status, raw_head, None);
         self.live = Some(Live {
             body: Box::pin(response.bytes_stream()),
             decoder: StreamDecoder::new(
@@ -558,10 +598,7 @@ impl Driver {
             }
             Ok(Some(Err(err))) => {
                 // Whatever the HTTP framing, a body that breaks off is a stream that ended early.
-                let mut e = classify::transport(
-                    "the response stream broke off before it completed",
-                    &err.without_url(),
-                );
+                let mut e = classify::transport(BROKE_OFF, &err.without_url());
                 e.class = ErrorClass::StreamClosedBeforeCompletion;
                 e.retryable = e.class.is_retryable();
                 scratch.push(StreamEvent::Error(e));

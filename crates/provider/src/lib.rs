@@ -1,7 +1,7 @@
 //! Streaming from LLM providers: one normalized event stream whatever the wire scheme.
 //!
 //! This crate owns the HTTP + SSE client ([`Client`]), the per-scheme adapters
-//! ([`adapter`]: OpenAI Responses, OpenAI Chat Completions, Anthropic Messages), the
+//! ([`adapter`]: OpenAI Responses, OpenAI Chat Completions, Anthropic Messages, Gemini), the
 //! normalized [`StreamEvent`], the error taxonomy ([`ProviderError`], [`ErrorClass`]), the retry
 //! policy, the observation tap ([`StreamObserver`]) and the [`ReplayServer`] that serves recorded
 //! responses over loopback. It leaves manifests, session logs, traces and the agent loop to other
@@ -44,21 +44,24 @@
 //!
 //! Stop reasons: every normal end is `completed` with a normalized [`event::StopReason`]:
 //! `end_turn`, `tool_calls`, `max_tokens` (Chat `length`, Anthropic `max_tokens`, Responses
-//! incomplete for `max_output_tokens`), `refusal`, `content_filter` (Chat `content_filter`,
-//! Responses incomplete for `content_filter`), `incomplete` with the provider's reason (Responses
+//! incomplete for `max_output_tokens`, Gemini `MAX_TOKENS`), `refusal`, `content_filter` (Chat
+//! `content_filter`, Responses incomplete for `content_filter`, Gemini `SAFETY`, `RECITATION`,
+//! `BLOCKLIST`, `PROHIBITED_CONTENT`, `SPII`, `IMAGE_SAFETY` and a blocked prompt), `incomplete` with the provider's reason (Responses
 //! incomplete for another reason, Anthropic `pause_turn`) and `other` with the raw wording. In
 //! multi-choice Chat streams every delta carries its `choice`; the terminal `completed` reports
 //! choice 0.
 //!
 //! Usage: [`event::Usage`] means the same on every scheme; `input_tokens` is the whole prompt,
-//! cached part included (Anthropic's own `input_tokens` excludes it and is normalized).
+//! cached part included (Anthropic's own `input_tokens` excludes it and is normalized), and
+//! `output_tokens` everything generated, reasoning included (Gemini's `candidatesTokenCount`
+//! excludes its `thoughtsTokenCount`; the two are added).
 //!
 //! # Requests, adapters, observation
 //!
 //! A [`ModelRequest`] (instructions, [`Message`]s, [`ToolSpec`]s, limits) is provider-neutral;
 //! each scheme's [`adapter::Adapter`] turns it into its wire body and headers and hands out an
 //! [`adapter::Decoder`] that maps SSE frames to events with per-stream state. Adding a scheme
-//! (Gemini) means one more adapter module; the transport ([`Client`]: HTTP, framing, timeouts,
+//! means one more adapter module; the transport ([`Client`]: HTTP, framing, timeouts,
 //! retries) does not change. [`StreamDecoder`] runs framing + decoding without transport, for
 //! tools and tests.
 //!
@@ -112,15 +115,18 @@ mod secret;
 pub mod sse;
 
 pub use classify::{classify, from_error_json, from_http, retry_after_ms};
-pub use client::{Client, EventStream};
+pub use client::{BROKE_OFF, Client, EventStream};
 pub use config::{ClientConfig, RetryPolicy};
 pub use decode::{StreamDecoder, decode_body};
 pub use error::{ErrorClass, ProviderError, ReplayError};
 pub use event::StreamEvent;
-pub use observe::{Milestone, RawFrame, RequestInfo, StreamObserver};
+pub use observe::{
+    Milestone, RawFrame, RawResponse, RequestInfo, StreamObserver, replayable_headers,
+};
 pub use replay::{
-    Cassette, CassetteResponse, HttpCapture, KeepaliveAfterEvents, PauseAfterEvents,
-    ReceivedRequest, ReplayFile, ReplayServer, load_replay_file, parse_http_capture, sse_body,
+    CASSETTE_VERSION, Cassette, CassetteResponse, HttpCapture, KeepaliveAfterEvents,
+    PauseAfterEvents, ReceivedRequest, ReplayFile, ReplayServer, load_replay_file,
+    parse_http_capture, sse_body,
 };
 pub use request::{Message, ModelRequest, ToolCall, ToolSpec};
 pub use scheme::WireScheme;

@@ -23,6 +23,51 @@ pub trait StreamObserver: Send + Sync {
     }
     /// One SSE frame as framed from the wire, before the adapter reads it.
     fn on_raw_frame(&self, _attempt: u32, _frame: &RawFrame) {}
+    /// The response head of attempt `attempt`, and for a response that is not a stream (an
+    /// error status, a JSON body) its body. Only called when raw frames are wanted.
+    fn on_raw_response(&self, _attempt: u32, _response: &RawResponse) {}
+}
+
+/// A response as received, enough to serve it again: status, headers without anything that
+/// authenticates (see [`replayable_headers`]), and the body of a non-stream response (the API
+/// key scrubbed). A stream's body is its raw frames.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RawResponse {
+    pub scheme: WireScheme,
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+/// The headers of a response worth serving again: no cookies, nothing naming a key, token,
+/// secret or auth, no framing headers (the body is served de-chunked and decoded), no `date`.
+pub fn replayable_headers<'a>(
+    headers: impl Iterator<Item = (&'a str, &'a [u8])>,
+) -> Vec<(String, String)> {
+    const FRAMING: &[&str] = &[
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "content-encoding",
+        "cookie",
+        "set-cookie",
+        // When it was served, not what: a replay has its own.
+        "date",
+    ];
+    headers
+        .filter_map(|(name, value)| {
+            let name = name.to_ascii_lowercase();
+            let secretish = ["key", "token", "secret", "auth", "cookie", "session"]
+                .iter()
+                .any(|w| name.contains(w));
+            if secretish || FRAMING.contains(&name.as_str()) {
+                return None;
+            }
+            Some((name, String::from_utf8_lossy(value).into_owned()))
+        })
+        .collect()
 }
 
 /// What was sent, without content or headers.

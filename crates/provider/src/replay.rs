@@ -27,9 +27,16 @@ const SECRET_HEADERS: &[&str] = &["authorization", "x-api-key", "api-key", "x-go
 /// An ordered list of recorded responses, served one per request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cassette {
+    /// The cassette format version ([`CASSETTE_VERSION`]); cassettes written before it was
+    /// introduced have none and read as version 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
     pub scheme: WireScheme,
     pub responses: Vec<CassetteResponse>,
 }
+
+/// The newest cassette format this build reads and the one it writes.
+pub const CASSETTE_VERSION: u32 = 1;
 
 /// One recorded response and the faults to inject while serving it.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -186,7 +193,11 @@ impl CassetteResponse {
 
 impl Cassette {
     pub fn new(scheme: WireScheme, responses: Vec<CassetteResponse>) -> Cassette {
-        Cassette { scheme, responses }
+        Cassette {
+            version: None,
+            scheme,
+            responses,
+        }
     }
 
     /// Read a cassette file; `body_file` paths are relative to its directory.
@@ -210,6 +221,17 @@ impl Cassette {
                 path: origin.to_path_buf(),
                 message: e.to_string(),
             })?;
+        if let Some(v) = cassette.version
+            && v > CASSETTE_VERSION
+        {
+            return Err(ReplayError::InvalidCassette {
+                path: origin.to_path_buf(),
+                message: format!(
+                    "`version` {v} is newer than this pods reads (up to {CASSETTE_VERSION}); \
+                     replay it with a newer pods"
+                ),
+            });
+        }
         for (i, r) in cassette.responses.iter_mut().enumerate() {
             let Some(file) = r.body_file.clone() else {
                 continue;
@@ -498,6 +520,8 @@ pub fn sse_body(events: &[(&str, serde_json::Value)]) -> String {
 pub struct ReceivedRequest {
     pub method: String,
     pub path: String,
+    /// The query string without `?`; empty when there is none.
+    pub query: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
@@ -639,6 +663,7 @@ async fn serve(
 ) -> Result<Response<ReplayBody>, Infallible> {
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or_default().to_string();
     let headers = req
         .headers()
         .iter()
@@ -662,6 +687,7 @@ async fn serve(
         r.push(ReceivedRequest {
             method,
             path,
+            query,
             headers,
             body,
         });

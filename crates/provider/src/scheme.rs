@@ -13,14 +13,17 @@ pub enum WireScheme {
     OpenaiChat,
     /// Anthropic Messages: `POST {base}/v1/messages`.
     AnthropicMessages,
+    /// Google Gemini: `POST {base}/models/{model}:streamGenerateContent?alt=sse`.
+    Gemini,
 }
 
 impl WireScheme {
     /// Every scheme, in declaration order.
-    pub const ALL: [WireScheme; 3] = [
+    pub const ALL: [WireScheme; 4] = [
         WireScheme::OpenaiResponses,
         WireScheme::OpenaiChat,
         WireScheme::AnthropicMessages,
+        WireScheme::Gemini,
     ];
 
     /// The kebab-case name used in manifests and on the command line.
@@ -29,6 +32,7 @@ impl WireScheme {
             WireScheme::OpenaiResponses => "openai-responses",
             WireScheme::OpenaiChat => "openai-chat",
             WireScheme::AnthropicMessages => "anthropic-messages",
+            WireScheme::Gemini => "gemini",
         }
     }
 
@@ -42,14 +46,22 @@ impl WireScheme {
         match self {
             WireScheme::OpenaiResponses | WireScheme::OpenaiChat => "https://api.openai.com/v1",
             WireScheme::AnthropicMessages => "https://api.anthropic.com",
+            WireScheme::Gemini => "https://generativelanguage.googleapis.com/v1beta",
         }
     }
 
     /// The environment variable that conventionally holds the API key.
     pub fn default_api_key_env(self) -> &'static str {
+        self.api_key_envs()[0]
+    }
+
+    /// Every variable that conventionally holds the API key, in the order they are tried
+    /// (Gemini: `GEMINI_API_KEY`, then `GOOGLE_API_KEY`).
+    pub fn api_key_envs(self) -> &'static [&'static str] {
         match self {
-            WireScheme::OpenaiResponses | WireScheme::OpenaiChat => "OPENAI_API_KEY",
-            WireScheme::AnthropicMessages => "ANTHROPIC_API_KEY",
+            WireScheme::OpenaiResponses | WireScheme::OpenaiChat => &["OPENAI_API_KEY"],
+            WireScheme::AnthropicMessages => &["ANTHROPIC_API_KEY"],
+            WireScheme::Gemini => &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
         }
     }
 }

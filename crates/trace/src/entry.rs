@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use pod_provider::{ErrorClass, ProviderError, StreamEvent};
+use pod_provider::{ErrorClass, ProviderError, StreamEvent, WireScheme};
 
 /// Version of the trace format written by this build.
 pub const TRACE_FORMAT_VERSION: u32 = 1;
@@ -41,6 +41,9 @@ pub enum TraceBody {
     Stream { event: StreamEvent },
     /// One raw SSE frame (only with `session.trace_raw_sse`), bounded.
     RawSse(RawSseFrame),
+    /// A provider response head (only with `session.trace_raw_sse`), before the attempt's raw
+    /// frames: enough, with them, to serve the response again (`pods provider cassette`).
+    RawResponse(RawResponseHead),
     /// The writer's queue was full and `count` entries were lost before this point.
     Shed { count: u64 },
 }
@@ -147,6 +150,46 @@ impl RawSseFrame {
             data: data[..end].to_owned(),
             original_len,
             truncated: end < original_len,
+        }
+    }
+}
+
+/// A response head: status, headers without cookies or anything that authenticates, and the
+/// body of a response that is not a stream (an HTTP error), cut like a raw frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RawResponseHead {
+    pub scheme: WireScheme,
+    pub status: u16,
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+impl RawResponseHead {
+    /// Keep at most `max_bytes` of `body`, cut on a character boundary.
+    pub fn bounded(
+        scheme: WireScheme,
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Option<&str>,
+        max_bytes: usize,
+    ) -> RawResponseHead {
+        let (body, truncated) = match body {
+            Some(b) => {
+                let cut = RawSseFrame::bounded(None, b, max_bytes);
+                (Some(cut.data), cut.truncated)
+            }
+            None => (None, false),
+        };
+        RawResponseHead {
+            scheme,
+            status,
+            headers,
+            body,
+            truncated,
         }
     }
 }

@@ -25,11 +25,13 @@ pub mod scrub;
 mod writer;
 
 pub use entry::{
-    Marker, PendingEntry, RawSseFrame, TRACE_FORMAT_VERSION, TraceBody, TraceEntry, redact_url,
+    Marker, PendingEntry, RawResponseHead, RawSseFrame, TRACE_FORMAT_VERSION, TraceBody,
+    TraceEntry, redact_url,
 };
 pub use error::TraceError;
 pub use reader::{
-    FailedRequest, LineRead, MAX_LINE_BYTES, TimelineItem, TraceLine, TraceReader, failed_requests,
-    file_kind, is_failure, open_regular, read_line_bounded, read_regular, timeline,
+    CassetteGap, FailedRequest, FieldCassette, LineRead, MAX_LINE_BYTES, TimelineItem, TraceLine,
+    TraceReader, cassette_from_trace, failed_requests, file_kind, is_failure, open_regular,
+    read_line_bounded, read_regular, timeline,
 };
 pub use writer::{MemorySink, TraceHandle, TraceSink, TraceStats};

@@ -334,6 +334,225 @@ pub fn failed_requests(entries: &[TraceEntry]) -> Vec<FailedRequest> {
     failures
 }
 
+/// Why a trace cannot become a cassette.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CassetteGap {
+    /// No run in the trace (or none with the id asked for).
+    NoRun { wanted: Option<String> },
+    /// The run's responses were not captured: the trace was recorded without
+    /// `session.trace_raw_sse = true` (or by a pods that did not record response heads).
+    NoRawCapture {
+        run_id: String,
+        frames_without_heads: bool,
+    },
+    /// A frame or body was cut at `session.trace_max_frame_bytes`.
+    Truncated { seq: u64, original_len: usize },
+    /// The writer lost entries of the run (queue full), so a response would be served short.
+    Shed { seq: u64, count: u64 },
+}
+
+impl std::fmt::Display for CassetteGap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CassetteGap::NoRun { wanted: Some(id) } => write!(f, "the trace has no run `{id}`"),
+            CassetteGap::NoRun { wanted: None } => f.write_str("the trace records no run"),
+            CassetteGap::NoRawCapture {
+                run_id,
+                frames_without_heads: false,
+            } => write!(
+                f,
+                "run {run_id} was traced without raw capture: the provider responses \
+                 (status, headers, raw SSE frames) are not in the trace"
+            ),
+            CassetteGap::NoRawCapture { run_id, .. } => write!(
+                f,
+                "run {run_id} has raw SSE frames but no response heads (status and headers): \
+                 it was recorded by an older pods"
+            ),
+            CassetteGap::Truncated { seq, original_len } => write!(
+                f,
+                "trace entry {seq} holds a frame cut short ({original_len} bytes recorded only \
+                 in part, session.trace_max_frame_bytes)"
+            ),
+            CassetteGap::Shed { seq, count } => write!(
+                f,
+                "the trace lost {count} entries at entry {seq} (writer queue full), so a \
+                 response would be replayed short"
+            ),
+        }
+    }
+}
+
+/// A cassette rebuilt from a traced run, with what could not be carried over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldCassette {
+    pub run_id: String,
+    pub cassette: pod_provider::Cassette,
+    /// Attempts that are not in the cassette and why (for people).
+    pub notes: Vec<String>,
+}
+
+/// How long a replayed stream stalls where the recorded one hit its idle timeout: longer than
+/// any timeout a pod is configured with, so the replaying client times out as the original did.
+const STALL_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// Rebuild the provider responses of one run (`run`: an id or unique prefix; the last run of
+/// the trace when `None`) as a cassette, in the order they were received, failed attempts
+/// included: each `raw_response` head with the raw SSE frames of its attempt as the body (or
+/// the recorded body of a non-stream response). An attempt that timed out idle stalls there.
+pub fn cassette_from_trace(
+    entries: &[TraceEntry],
+    run: Option<&str>,
+) -> Result<FieldCassette, CassetteGap> {
+    let mut runs: Vec<&str> = Vec::new();
+    for e in entries {
+        if let Some(id) = e.run_id.as_deref()
+            && !runs.contains(&id)
+        {
+            runs.push(id);
+        }
+    }
+    let run_id = match run {
+        Some(wanted) => {
+            let matching: Vec<&str> = runs
+                .iter()
+                .copied()
+                .filter(|id| *id == wanted || id.starts_with(wanted))
+                .collect();
+            match matching.as_slice() {
+                [one] => *one,
+                _ if runs.contains(&wanted) => wanted,
+                _ => {
+                    return Err(CassetteGap::NoRun {
+                        wanted: Some(wanted.to_owned()),
+                    });
+                }
+            }
+        }
+        None => *runs.last().ok_or(CassetteGap::NoRun { wanted: None })?,
+    };
+    struct Building {
+        key: (Option<u32>, Option<u32>),
+        response: pod_provider::CassetteResponse,
+        body: String,
+        events: usize,
+    }
+    let mut scheme = None;
+    let mut built: Vec<Building> = Vec::new();
+    let mut notes = Vec::new();
+    let mut frames_without_heads = false;
+    for e in entries
+        .iter()
+        .filter(|e| e.run_id.as_deref() == Some(run_id))
+    {
+        let key = (e.turn, e.attempt);
+        let current = built.last_mut().filter(|b| b.key == key);
+        match &e.body {
+            TraceBody::RawResponse(head) => {
+                if head.truncated {
+                    return Err(CassetteGap::Truncated {
+                        seq: e.seq,
+                        original_len: head.body.as_ref().map_or(0, String::len),
+                    });
+                }
+                scheme.get_or_insert(head.scheme);
+                let mut response = pod_provider::CassetteResponse {
+                    status: head.status,
+                    ..Default::default()
+                };
+                for (name, value) in &head.headers {
+                    response.headers.insert(name.clone(), value.clone());
+                }
+                built.push(Building {
+                    key,
+                    response,
+                    body: head.body.clone().unwrap_or_default(),
+                    events: 0,
+                });
+            }
+            TraceBody::RawSse(frame) => {
+                if frame.truncated {
+                    return Err(CassetteGap::Truncated {
+                        seq: e.seq,
+                        original_len: frame.original_len,
+                    });
+                }
+                let Some(b) = current else {
+                    frames_without_heads = true;
+                    continue;
+                };
+                if let Some(event) = &frame.event {
+                    b.body.push_str("event: ");
+                    b.body.push_str(event);
+                    b.body.push('\n');
+                }
+                for line in frame.data.split('\n') {
+                    b.body.push_str("data: ");
+                    b.body.push_str(line);
+                    b.body.push('\n');
+                }
+                b.body.push('\n');
+                b.events += 1;
+            }
+            // A connection that broke mid-body is served as one that breaks there.
+            TraceBody::Stream {
+                event: StreamEvent::Error(err),
+            } if err.class == pod_provider::ErrorClass::StreamClosedBeforeCompletion
+                && err.message.starts_with(pod_provider::BROKE_OFF) =>
+            {
+                if let Some(b) = current {
+                    b.response.disconnect_after_events = Some(b.events);
+                }
+            }
+            TraceBody::Lifecycle(Marker::IdleTimeout) => {
+                if let Some(b) = current {
+                    b.response.pause_after_events = Some(pod_provider::PauseAfterEvents {
+                        events: b.events,
+                        ms: STALL_MS,
+                    });
+                }
+            }
+            TraceBody::Lifecycle(Marker::StreamOpenError {
+                http_status: None,
+                class,
+            }) if current.is_none() => notes.push(format!(
+                "turn {} attempt {} failed before any response ({}); a cassette cannot replay \
+                 that, so it is left out",
+                e.turn.unwrap_or(0),
+                e.attempt.unwrap_or(0),
+                class.as_str()
+            )),
+            TraceBody::Shed { count } => {
+                return Err(CassetteGap::Shed {
+                    seq: e.seq,
+                    count: *count,
+                });
+            }
+            _ => {}
+        }
+    }
+    let Some(scheme) = scheme else {
+        return Err(CassetteGap::NoRawCapture {
+            run_id: run_id.to_owned(),
+            frames_without_heads,
+        });
+    };
+    let responses = built
+        .into_iter()
+        .map(|b| pod_provider::CassetteResponse {
+            body: Some(b.body),
+            ..b.response
+        })
+        .collect();
+    let mut cassette = pod_provider::Cassette::new(scheme, responses);
+    cassette.version = Some(pod_provider::CASSETTE_VERSION);
+    Ok(FieldCassette {
+        run_id: run_id.to_owned(),
+        cassette,
+        notes,
+    })
+}
+
 #[cfg(test)]
 mod bounded_tests {
     use super::*;
@@ -380,5 +599,153 @@ mod bounded_tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(text.contains("character device"), "{text}");
+    }
+}
+
+#[cfg(test)]
+mod cassette_tests {
+    use super::*;
+    use crate::entry::{RawResponseHead, RawSseFrame};
+    use pod_provider::{ErrorClass, ProviderError, WireScheme};
+
+    fn entry(seq: u64, run: &str, attempt: u32, body: TraceBody) -> TraceEntry {
+        TraceEntry {
+            seq,
+            ts: String::new(),
+            run_id: Some(run.to_owned()),
+            turn: Some(1),
+            attempt: Some(attempt),
+            body,
+        }
+    }
+
+    fn head(status: u16, body: Option<&str>) -> TraceBody {
+        TraceBody::RawResponse(RawResponseHead::bounded(
+            WireScheme::Gemini,
+            status,
+            vec![("retry-after".into(), "2".into())],
+            body,
+            1024,
+        ))
+    }
+
+    fn frame(event: Option<&str>, data: &str, max: usize) -> TraceBody {
+        TraceBody::RawSse(RawSseFrame::bounded(event.map(str::to_owned), data, max))
+    }
+
+    #[test]
+    fn attempts_become_responses_in_order_with_breaks_and_stalls() {
+        let broke = ProviderError::new(
+            ErrorClass::StreamClosedBeforeCompletion,
+            format!("{}: unexpected EOF", pod_provider::BROKE_OFF),
+        );
+        let entries = vec![
+            entry(1, "old-run", 1, head(200, None)),
+            entry(2, "run-b", 1, head(429, Some("{\"error\":{}}"))),
+            entry(3, "run-b", 2, head(200, None)),
+            entry(
+                4,
+                "run-b",
+                2,
+                frame(Some("message"), "{\"a\":1}\n{\"b\":2}", 1024),
+            ),
+            entry(5, "run-b", 2, frame(None, "{\"c\":3}", 1024)),
+            entry(6, "run-b", 2, TraceBody::Lifecycle(Marker::IdleTimeout)),
+            entry(7, "run-b", 3, head(200, None)),
+            entry(8, "run-b", 3, frame(None, "{}", 1024)),
+            entry(
+                9,
+                "run-b",
+                3,
+                TraceBody::Stream {
+                    event: StreamEvent::Error(broke),
+                },
+            ),
+            entry(
+                10,
+                "run-b",
+                4,
+                TraceBody::Lifecycle(Marker::StreamOpenError {
+                    http_status: None,
+                    class: ErrorClass::Transport,
+                }),
+            ),
+        ];
+        let built = cassette_from_trace(&entries, None).unwrap();
+        assert_eq!(built.run_id, "run-b", "the last run by default");
+        let c = &built.cassette;
+        assert_eq!((c.version, c.scheme), (Some(1), WireScheme::Gemini));
+        assert_eq!(c.responses.len(), 3);
+        assert_eq!(c.responses[0].status, 429);
+        assert_eq!(c.responses[0].body.as_deref(), Some("{\"error\":{}}"));
+        assert_eq!(
+            c.responses[0]
+                .headers
+                .get("retry-after")
+                .map(String::as_str),
+            Some("2")
+        );
+        assert_eq!(
+            c.responses[1].body.as_deref(),
+            Some("event: message\ndata: {\"a\":1}\ndata: {\"b\":2}\n\ndata: {\"c\":3}\n\n")
+        );
+        assert_eq!(
+            c.responses[1].pause_after_events.map(|p| p.events),
+            Some(2),
+            "stalls where the idle timeout hit"
+        );
+        assert_eq!(c.responses[2].disconnect_after_events, Some(1));
+        assert_eq!(built.notes.len(), 1, "{:?}", built.notes);
+        assert!(built.notes[0].contains("transport"), "{:?}", built.notes);
+
+        let old = cassette_from_trace(&entries, Some("old")).unwrap();
+        assert_eq!(
+            (old.run_id.as_str(), old.cassette.responses.len()),
+            ("old-run", 1)
+        );
+        assert_eq!(
+            cassette_from_trace(&entries, Some("nope")),
+            Err(CassetteGap::NoRun {
+                wanted: Some("nope".into())
+            })
+        );
+    }
+
+    #[test]
+    fn what_a_cassette_cannot_be_built_from_is_named() {
+        let cut = vec![
+            entry(1, "r", 1, head(200, None)),
+            entry(2, "r", 1, frame(None, "0123456789", 4)),
+        ];
+        assert_eq!(
+            cassette_from_trace(&cut, None),
+            Err(CassetteGap::Truncated {
+                seq: 2,
+                original_len: 10
+            })
+        );
+        let shed = vec![
+            entry(1, "r", 1, head(200, None)),
+            entry(2, "r", 1, TraceBody::Shed { count: 5 }),
+        ];
+        assert_eq!(
+            cassette_from_trace(&shed, None),
+            Err(CassetteGap::Shed { seq: 2, count: 5 })
+        );
+        let no_raw = vec![entry(
+            1,
+            "r",
+            1,
+            TraceBody::Lifecycle(Marker::StreamOpenOk { http_status: 200 }),
+        )];
+        let gap = cassette_from_trace(&no_raw, None).unwrap_err();
+        assert!(gap.to_string().contains("without raw capture"), "{gap}");
+        let frames_only = vec![entry(1, "r", 1, frame(None, "{}", 64))];
+        let gap = cassette_from_trace(&frames_only, None).unwrap_err();
+        assert!(gap.to_string().contains("older pods"), "{gap}");
+        assert_eq!(
+            cassette_from_trace(&[], None),
+            Err(CassetteGap::NoRun { wanted: None })
+        );
     }
 }

@@ -35,11 +35,41 @@ pub enum ProviderCommand {
     ///
     /// Example: pods provider replay --scheme anthropic-messages --json stream.sse
     Replay(ReplayArgs),
+    /// Build a cassette from a pod's trace, to replay a run offline.
+    ///
+    /// The pod must have run with `session.record_event_trace = true` and
+    /// `session.trace_raw_sse = true`: then its trace holds every provider response of the run —
+    /// status, headers (without cookies or anything that authenticates) and raw body, failed
+    /// attempts included. The cassette serves them in the order they came, so a pod with
+    /// `model.scheme = "replay"` and `model.cassette` set to it sees the same events, the same
+    /// errors and the same retries. Attempts that failed before any response (connect errors)
+    /// cannot be served and are named on stderr. The format is described in
+    /// crates/provider/CAPTURES.md.
+    ///
+    /// Exit codes: 0 written; 1 the trace could not be read or the file written; 2 bad usage,
+    /// or the trace lacks what a cassette needs (the message says what and how to record it).
+    ///
+    /// Example: pods provider cassette my-pod -o field.json
+    Cassette(CassetteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CassetteArgs {
+    /// Pod id, unique id prefix, or name (see `pods ls`).
+    #[arg(value_name = "POD")]
+    pod: String,
+    /// The run to rebuild (id or unique prefix, as in `pods show`); the pod's last run if not
+    /// given.
+    #[arg(long, value_name = "RUN")]
+    run: Option<String>,
+    /// Write the cassette to FILE (atomically, private to you) instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// Wire scheme: openai-responses, openai-chat or anthropic-messages. Required for a capture
+    /// Wire scheme: openai-responses, openai-chat, anthropic-messages or gemini. Required for a capture
     /// or SSE body; a cassette names its own (given here, it must match).
     #[arg(long, value_name = "SCHEME")]
     scheme: Option<String>,
@@ -51,20 +81,100 @@ pub struct ReplayArgs {
     file: PathBuf,
 }
 
-pub fn run(_global: &GlobalArgs, command: ProviderCommand) -> CmdResult {
+pub fn run(global: &GlobalArgs, command: ProviderCommand) -> CmdResult {
     match command {
         ProviderCommand::Replay(args) => replay(args),
+        ProviderCommand::Cassette(args) => cassette(global, args),
     }
+}
+
+const RECORD_HINT: &str = "record the run again with `--set session.record_event_trace=true --set \
+                           session.trace_raw_sse=true` (or a profile setting both)";
+
+fn cassette(global: &GlobalArgs, args: CassetteArgs) -> CmdResult {
+    let home = pod_core::PodHome::resolve(global.home.as_deref()).map_err(Failure::usage)?;
+    let dir = home
+        .find(&args.pod)
+        .map_err(|e| Failure::usage(e).with_hint("`pods ls` lists the pods in this home"))?;
+    let segments = dir.segments().map_err(Failure::run_failed)?;
+    let mut entries = Vec::new();
+    for path in segments.iter().filter_map(|s| s.trace.as_ref()) {
+        let (read, problems) =
+            pod_trace::TraceReader::read_all(path).map_err(Failure::run_failed)?;
+        for problem in &problems {
+            if let pod_trace::TraceLine::Unreadable { line, error, .. } = problem {
+                out::stderr(&format!(
+                    "warning: {}:{line}: unreadable line left out ({error})\n",
+                    path.display()
+                ));
+            }
+        }
+        entries.extend(read);
+    }
+    if entries.is_empty() {
+        return Err(Failure::usage(format!(
+            "pod {} has no trace: tracing was off (session.record_event_trace = false)",
+            dir.id()
+        ))
+        .with_hint(RECORD_HINT));
+    }
+    let built = pod_trace::cassette_from_trace(&entries, args.run.as_deref()).map_err(|gap| {
+        let hint = match &gap {
+            pod_trace::CassetteGap::NoRun { .. } => {
+                "`pods show POD` lists the pod's runs".to_owned()
+            }
+            pod_trace::CassetteGap::Truncated { .. } => {
+                format!("{RECORD_HINT}, and a larger `session.trace_max_frame_bytes`")
+            }
+            _ => RECORD_HINT.to_owned(),
+        };
+        Failure::usage(format!(
+            "cannot build a cassette from pod {}: {gap}",
+            dir.id()
+        ))
+        .with_hint(hint)
+    })?;
+    for note in &built.notes {
+        out::stderr(&format!("note: {note}\n"));
+    }
+    let mut json = serde_json::to_string_pretty(&built.cassette)
+        .map_err(|e| Failure::run_failed(format!("cannot serialize the cassette: {e}")))?;
+    json.push('\n');
+    match &args.output {
+        Some(path) => {
+            // A bare file name has an empty parent; the write syncs the directory it is in.
+            let path = &std::env::current_dir()
+                .map_err(|e| {
+                    Failure::run_failed(format!("cannot read the working directory: {e}"))
+                })?
+                .join(path);
+            pod_core::write_atomic(path, json.as_bytes()).map_err(Failure::run_failed)?;
+            out::stderr(&format!(
+                "wrote {} ({} responses of run {}); replay it with model.scheme = \"replay\" and \
+                 model.cassette = \"{}\"\n",
+                path.display(),
+                built.cassette.responses.len(),
+                built.run_id,
+                path.display()
+            ));
+        }
+        None => {
+            if !out::stdout(&json) {
+                return Err(
+                    Failure::run_failed("stdout is closed; the cassette was not written")
+                        .with_hint("write it to a file with -o FILE"),
+                );
+            }
+        }
+    }
+    Ok(Exit::Success)
 }
 
 fn parse_scheme(name: &str) -> Result<WireScheme, Failure> {
     WireScheme::parse(name).ok_or_else(|| {
         let known: Vec<&str> = WireScheme::ALL.iter().map(|s| s.as_str()).collect();
-        let mut hint = format!("use one of: {}", known.join(", "));
-        if name.starts_with("gemini") {
-            hint.push_str(" (the gemini scheme is not handled yet)");
-        }
-        Failure::usage(format!("unknown wire scheme `{name}`")).with_hint(hint)
+        Failure::usage(format!("unknown wire scheme `{name}`"))
+            .with_hint(format!("use one of: {}", known.join(", ")))
     })
 }
 
@@ -87,7 +197,9 @@ fn replay_cassette(args: &ReplayArgs) -> Result<Cassette, Failure> {
                 Failure::usage(format!(
                     "{file} is a capture or SSE body, which does not say its wire scheme"
                 ))
-                .with_hint("give it with --scheme openai-responses|openai-chat|anthropic-messages")
+                .with_hint(
+                    "give it with --scheme openai-responses|openai-chat|anthropic-messages|gemini",
+                )
             })?;
             Ok(Cassette::new(scheme, vec![*response]))
         }

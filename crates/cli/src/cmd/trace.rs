@@ -248,6 +248,19 @@ fn describe(entry: &TraceEntry) -> String {
             frame.original_len,
             if frame.truncated { " (truncated)" } else { "" },
         ),
+        TraceBody::RawResponse(head) => format!(
+            "raw_response {} {} {} headers{}",
+            head.scheme,
+            head.status,
+            head.headers.len(),
+            head.body
+                .as_deref()
+                .map(|b| format!(
+                    ", body{}: {b:?}",
+                    if head.truncated { " (truncated)" } else { "" }
+                ))
+                .unwrap_or_default()
+        ),
         TraceBody::Shed { count } => {
             format!("SHED: {count} trace entries were lost here (writer queue full)")
         }

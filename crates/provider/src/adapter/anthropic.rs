@@ -41,7 +41,7 @@ impl Adapter for Anthropic {
         WireScheme::AnthropicMessages
     }
 
-    fn url(&self, base_url: &str) -> String {
+    fn url(&self, base_url: &str, _model: &str) -> String {
         join_url(base_url, "v1/messages")
     }
 

@@ -35,7 +35,7 @@ impl Adapter for Chat {
         WireScheme::OpenaiChat
     }
 
-    fn url(&self, base_url: &str) -> String {
+    fn url(&self, base_url: &str, _model: &str) -> String {
         join_url(base_url, "chat/completions")
     }
 

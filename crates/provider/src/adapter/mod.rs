@@ -5,6 +5,7 @@
 
 pub mod anthropic;
 pub mod chat;
+pub mod gemini;
 pub mod responses;
 
 use serde_json::Value;
@@ -20,8 +21,9 @@ use crate::sse::Frame;
 /// How one wire scheme builds requests and reads streams.
 pub trait Adapter: Send + Sync {
     fn scheme(&self) -> WireScheme;
-    /// The request URL for this base URL (e.g. `{base}/responses`).
-    fn url(&self, base_url: &str) -> String;
+    /// The request URL for this base URL and model (e.g. `{base}/responses`; Gemini names the
+    /// model in the path).
+    fn url(&self, base_url: &str, model: &str) -> String;
     /// Auth and protocol headers. Values containing the key are marked sensitive by the client.
     fn headers(&self, api_key: Option<&ApiKey>) -> Vec<(&'static str, String)>;
     /// The JSON request body (always with streaming on).
@@ -46,6 +48,7 @@ pub fn adapter_for(scheme: WireScheme) -> &'static dyn Adapter {
         WireScheme::OpenaiResponses => &responses::Responses,
         WireScheme::OpenaiChat => &chat::Chat,
         WireScheme::AnthropicMessages => &anthropic::Anthropic,
+        WireScheme::Gemini => &gemini::Gemini,
     }
 }
 

@@ -36,7 +36,7 @@ impl Adapter for Responses {
         WireScheme::OpenaiResponses
     }
 
-    fn url(&self, base_url: &str) -> String {
+    fn url(&self, base_url: &str, _model: &str) -> String {
         join_url(base_url, "responses")
     }
 

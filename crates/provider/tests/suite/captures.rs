@@ -156,3 +156,98 @@ fn a_cassette_file_is_recognised_as_a_cassette() {
         "{err}"
     );
 }
+
+#[test]
+fn cassette_versions_old_ones_load_and_newer_ones_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let sse = serde_json::to_string(&body()).unwrap();
+    for (name, version) in [("none.json", ""), ("one.json", "\"version\": 1,")] {
+        let path = write(
+            &dir,
+            name,
+            format!("{{{version} \"scheme\": \"openai-responses\", \"responses\": [{{\"body\": {sse}}}]}}")
+                .as_bytes(),
+        );
+        let c = Cassette::load(&path).unwrap();
+        assert_eq!(c.responses.len(), 1, "{name}");
+    }
+    let path = write(
+        &dir,
+        "two.json",
+        b"{\"version\": 2, \"scheme\": \"openai-responses\", \"responses\": []}",
+    );
+    let err = Cassette::load(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("two.json") && err.contains("`version` 2") && err.contains("up to 1"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn raw_capture_sees_each_response_head_and_error_body_without_secrets() {
+    use pod_provider::{ApiKey, RawResponse, StreamObserver};
+    use std::sync::{Arc, Mutex};
+    #[derive(Default)]
+    struct Heads(Mutex<Vec<RawResponse>>);
+    impl StreamObserver for Heads {
+        fn wants_raw_frames(&self) -> bool {
+            true
+        }
+        fn on_raw_response(&self, _attempt: u32, r: &RawResponse) {
+            self.0.lock().unwrap().push(r.clone());
+        }
+    }
+    let key = "sk-raw-capture-key-123456";
+    let server = ReplayServer::start(Cassette::new(
+        R,
+        vec![
+            CassetteResponse::error(
+                429,
+                format!("{{\"error\":{{\"code\":\"rate_limit_exceeded\",\"message\":\"key {key} is slow\"}}}}"),
+            )
+            .with_header("retry-after-ms", "1")
+            .with_header("set-cookie", "sid=1")
+            .with_header("x-api-key-echo", key)
+            .with_header("x-request-id", "req_7"),
+            CassetteResponse::sse(body()),
+        ],
+    ))
+    .unwrap();
+    let mut cfg = ClientConfig::new(R).with_base_url(server.base_url());
+    cfg.api_key = Some(ApiKey::new(key));
+    cfg.retry = RetryPolicy {
+        max_attempts: 2,
+        ..RetryPolicy::default()
+    };
+    let client = Client::new(cfg).unwrap();
+    let heads = Arc::new(Heads::default());
+    let request = ModelRequest {
+        model: "m".into(),
+        ..ModelRequest::default()
+    };
+    let events: Vec<StreamEvent> = client
+        .stream(&request, Some(heads.clone() as Arc<dyn StreamObserver>))
+        .collect()
+        .await;
+    assert!(matches!(events.last(), Some(StreamEvent::Completed(_))));
+    let heads = heads.0.lock().unwrap();
+    assert_eq!(heads.len(), 2);
+    assert_eq!((heads[0].status, heads[1].status), (429, 200));
+    let names: Vec<&str> = heads[0].headers.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(
+        names.contains(&"retry-after-ms") && names.contains(&"x-request-id"),
+        "{names:?}"
+    );
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("cookie") || n.contains("key")),
+        "{names:?}"
+    );
+    let error_body = heads[0].body.as_deref().unwrap();
+    assert!(
+        error_body.contains("rate_limit_exceeded") && !error_body.contains(key),
+        "{error_body}"
+    );
+    assert_eq!(heads[1].body, None, "a stream's body is its frames");
+}

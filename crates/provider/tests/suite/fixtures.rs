@@ -1,17 +1,18 @@
 //! Every recorded fixture through its adapter: the facts that matter, and the same result
 //! whatever the network chunking. Expected values were read from the fixture files.
 
-use pod_provider::event::{StopReason, Usage};
+use pod_provider::event::{ReasoningKind, StopReason, Usage};
 use pod_provider::{
     ErrorClass, StreamDecoder, StreamEvent, WireScheme, decode_body, from_error_json,
 };
 use serde_json::{Value, json};
 
-use crate::{CAP, Facts, facts, read};
+use crate::{CAP, Facts, decode, facts, read};
 
 const R: WireScheme = WireScheme::OpenaiResponses;
 const C: WireScheme = WireScheme::OpenaiChat;
 const A: WireScheme = WireScheme::AnthropicMessages;
+const G: WireScheme = WireScheme::Gemini;
 
 fn usage(input: u64, output: u64, cached: Option<u64>, reasoning: Option<u64>) -> Option<Usage> {
     Some(Usage {
@@ -593,6 +594,314 @@ fn synthetic_anthropic_cases() {
     assert_eq!(error(&f).class, ErrorClass::MalformedStream);
 }
 
+// ---------------------------------------------------------------- Gemini
+
+#[test]
+fn gemini_text_usage_and_stop() {
+    let f = check(G, "gemini/text.sse");
+    assert_eq!(f.text, "The capital of France is Paris.\n");
+    assert_eq!(f.started, 1);
+    // Usage is repeated in every chunk; the last one is reported, once.
+    assert_eq!(f.usage, usage(13, 8, None, None));
+    assert_eq!(completed(&f), StopReason::EndTurn);
+    assert!(f.unhandled.is_empty(), "{:?}", f.unhandled);
+    let started = decode(G, "gemini/text.sse")
+        .into_iter()
+        .find_map(|e| match e {
+            StreamEvent::Started(s) => Some(s),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        (started.response_id.as_deref(), started.model.as_deref()),
+        (
+            Some("w1peaMz6INOvnvgPgYfPiQY"),
+            Some("gemini-2.0-flash-exp")
+        )
+    );
+}
+
+#[test]
+fn gemini_thought_parts_are_reasoning_and_thoughts_count_as_output() {
+    let f = check(G, "gemini/thinking-parts.sse");
+    assert!(
+        f.reasoning.starts_with("**Clarifying User Goals**"),
+        "{}",
+        f.reasoning
+    );
+    assert!(!f.text.contains("Clarifying"), "thoughts are not text");
+    assert!(
+        f.text.starts_with("This is a great question!"),
+        "{}",
+        f.text
+    );
+    assert!(
+        f.text
+            .ends_with("Always assume a driver might not see you.")
+    );
+    assert_eq!(f.signatures, 1, "the thoughtSignature is kept to send back");
+    // candidatesTokenCount 469 + thoughtsTokenCount 787.
+    assert_eq!(f.usage, usage(34, 469 + 787, None, Some(787)));
+    assert_eq!(completed(&f), StopReason::EndTurn);
+    let kinds: Vec<ReasoningKind> = decode(G, "gemini/thinking-parts.sse")
+        .into_iter()
+        .filter_map(|e| match e {
+            StreamEvent::ReasoningDelta(r) => Some(r.kind),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kinds.first(), Some(&ReasoningKind::Summary));
+}
+
+#[test]
+fn gemini_function_call_whole_with_signature_and_made_up_id() {
+    let f = check(G, "gemini/function-call-thought-signature.sse");
+    assert_eq!(f.calls.len(), 1);
+    let (index, name, id, arguments) = &f.calls[0];
+    assert_eq!((*index, name.as_str()), (0, "get_country"));
+    assert_eq!(id, "pods-call-QUVVadTSNJ6_qtsPvN7J8Q0-0");
+    assert_eq!(arguments, "{}");
+    assert_eq!(f.signatures, 1);
+    assert_eq!(f.text, "");
+    assert_eq!(f.usage, usage(29, 10 + 202, None, Some(202)));
+    assert_eq!(completed(&f), StopReason::ToolCalls);
+    // A call with args and an id of its own, and a second call in the same stream.
+    let body = concat!(
+        "data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[",
+        "{\"functionCall\":{\"id\":\"fc_1\",\"name\":\"read_file\",\"args\":{\"path\":\"a.txt\"}}},",
+        "{\"functionCall\":{\"name\":\"list_dir\",\"args\":{\"path\":\".\"}}}]},",
+        "\"finishReason\":\"STOP\"}]}\r\n\r\n"
+    );
+    let f = facts(&decode_body(G, body.as_bytes(), 0, CAP));
+    assert_eq!(f.calls[0].2, "fc_1");
+    assert_eq!(args(&f, 0), json!({"path": "a.txt"}));
+    assert_eq!(
+        f.calls[1].2, "pods-call-1",
+        "no response id: the index alone"
+    );
+    assert_eq!((f.calls[1].0, args(&f, 1)), (1, json!({"path": "."})));
+    assert_eq!(completed(&f), StopReason::ToolCalls);
+}
+
+#[test]
+fn gemini_vertex_streamed_arguments_are_assembled() {
+    let f = check(G, "gemini/vertex-partial-args.sse");
+    assert_eq!(f.calls.len(), 2);
+    assert_eq!(f.calls[0].1, "getWeather");
+    assert_eq!(args(&f, 0), json!({"location": "Boston"}));
+    assert_eq!(args(&f, 1), json!({"location": "San Francisco"}));
+    assert_ne!(f.calls[0].2, f.calls[1].2, "call ids are unique");
+    assert_eq!(f.signatures, 1);
+    // Only the last chunk carries token counts; the others' `trafficType` is not usage.
+    assert_eq!(f.usage, usage(26, 23 + 132, None, Some(132)));
+    assert_eq!(completed(&f), StopReason::ToolCalls);
+    assert!(f.unhandled.is_empty(), "{:?}", f.unhandled);
+}
+
+#[test]
+fn gemini_max_tokens_and_code_execution_parts() {
+    let f = check(G, "gemini/max-tokens.sse");
+    assert_eq!(completed(&f), StopReason::MaxTokens);
+    assert_eq!(
+        f.usage,
+        Some(Usage {
+            input_tokens: Some(10),
+            ..Usage::default()
+        }),
+        "no output count said is None, not zero"
+    );
+
+    let f = check(G, "gemini/code-execution.sse");
+    assert_eq!(
+        f.text,
+        "The result of $65465 - 6544 \\times 65464 - 6 + 1.02255$ is **-428,330,955.97745**."
+    );
+    assert_eq!(
+        f.unhandled,
+        vec!["part.executableCode", "part.codeExecutionResult"],
+        "parts without an event are reported, not dropped"
+    );
+    // promptTokenCount 147 + toolUsePromptTokenCount 360 in, 108 + 168 thoughts out: the
+    // response's totalTokenCount 783.
+    assert_eq!(f.usage, usage(147 + 360, 108 + 168, None, Some(168)));
+    assert_eq!(completed(&f), StopReason::EndTurn);
+}
+
+#[test]
+fn gemini_synthetic_midstream_error_and_missing_finish() {
+    let f = check(G, "synthetic/gemini/midstream-error.sse");
+    assert_eq!(f.text, "The");
+    let e = error(&f);
+    assert_eq!(
+        (e.class, e.code.as_deref(), e.retryable),
+        (ErrorClass::Overloaded, Some("UNAVAILABLE"), true)
+    );
+    assert_eq!(
+        e.message,
+        "The model is overloaded. Please try again later."
+    );
+    assert_eq!(
+        f.usage.and_then(|u| u.input_tokens),
+        Some(15),
+        "usage seen before the error is reported"
+    );
+
+    let f = check(G, "synthetic/gemini/no-finish-reason.sse");
+    assert_eq!(f.text, "The capital of France");
+    assert_eq!(error(&f).class, ErrorClass::StreamClosedBeforeCompletion);
+}
+
+/// One Gemini chunk with `candidate` as its only candidate.
+fn gemini_chunk(candidate: Value) -> String {
+    format!(
+        "data: {}\r\n\r\n",
+        json!({"candidates": [candidate], "responseId": "r1"})
+    )
+}
+
+#[test]
+fn gemini_finish_reasons_are_normalized() {
+    for (raw, expected) in [
+        ("STOP", StopReason::EndTurn),
+        ("MAX_TOKENS", StopReason::MaxTokens),
+        ("SAFETY", StopReason::ContentFilter),
+        ("RECITATION", StopReason::ContentFilter),
+        ("BLOCKLIST", StopReason::ContentFilter),
+        ("PROHIBITED_CONTENT", StopReason::ContentFilter),
+        ("SPII", StopReason::ContentFilter),
+        (
+            "MALFORMED_FUNCTION_CALL",
+            StopReason::Other {
+                raw: "MALFORMED_FUNCTION_CALL".into(),
+            },
+        ),
+        (
+            "OTHER",
+            StopReason::Other {
+                raw: "OTHER".into(),
+            },
+        ),
+    ] {
+        let body = gemini_chunk(json!({
+            "content": {"role": "model", "parts": [{"text": "x"}]},
+            "finishReason": raw,
+        }));
+        let f = facts(&decode_body(G, body.as_bytes(), 0, CAP));
+        assert_eq!(completed(&f), expected, "{raw}");
+    }
+    // A blocked prompt has no candidate, only the feedback.
+    let body = "data: {\"promptFeedback\":{\"blockReason\":\"SAFETY\"},\"usageMetadata\":{\"promptTokenCount\":7}}\r\n\r\n";
+    let f = facts(&decode_body(G, body.as_bytes(), 0, CAP));
+    assert_eq!(completed(&f), StopReason::ContentFilter);
+    assert_eq!(f.usage.and_then(|u| u.input_tokens), Some(7));
+}
+
+#[test]
+fn gemini_cached_tokens_unknown_parts_and_unknown_chunks() {
+    let body = format!(
+        "{}data: {}\r\n\r\n",
+        gemini_chunk(json!({
+            "content": {"role": "model", "parts": [
+                {"text": "hi"},
+                {"inlineData": {"mimeType": "image/png", "data": "AAAA"}},
+            ]},
+            "finishReason": "STOP",
+        })),
+        json!({"usageMetadata": {
+            "promptTokenCount": 100,
+            "cachedContentTokenCount": 60,
+            "candidatesTokenCount": 5,
+        }, "somethingNew": 1})
+    );
+    let f = facts(&decode_body(G, body.as_bytes(), 0, CAP));
+    assert_eq!(f.text, "hi");
+    assert_eq!(f.unhandled, vec!["part.inlineData"]);
+    assert_eq!(
+        f.usage,
+        usage(100, 5, Some(60), None),
+        "cached tokens are part of the prompt count"
+    );
+    let body = "data: {\"responseId\":\"r\",\"somethingNew\":{}}\r\n\r\n";
+    let f = facts(&decode_body(G, body.as_bytes(), 0, CAP));
+    assert_eq!(f.unhandled, vec!["data"]);
+    assert_eq!(error(&f).class, ErrorClass::StreamClosedBeforeCompletion);
+    let f = facts(&decode_body(G, b"data: {\"candidates\": [\r\n\r\n", 0, CAP));
+    assert_eq!(error(&f).class, ErrorClass::MalformedStream);
+}
+
+#[test]
+fn gemini_error_bodies_classify() {
+    use pod_provider::from_http;
+    let h = reqwest::header::HeaderMap::new();
+    let e = from_http(429, &h, &read("errors/gemini-429-resource_exhausted.json"));
+    assert_eq!(
+        (e.class, e.retry_after_ms, e.retryable),
+        (ErrorClass::RateLimited, Some(34_400), true),
+        "a RetryInfo delay makes \"exceeded your current quota\" a rate limit"
+    );
+    let e = from_http(404, &h, &read("errors/gemini-404-not_found.json"));
+    assert_eq!(e.class, ErrorClass::NotFound);
+    for (status, code, message, class) in [
+        (
+            400,
+            "INVALID_ARGUMENT",
+            "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).",
+            ErrorClass::ContextLengthExceeded,
+        ),
+        (
+            400,
+            "INVALID_ARGUMENT",
+            "Invalid JSON payload received.",
+            ErrorClass::InvalidRequest,
+        ),
+        (
+            429,
+            "RESOURCE_EXHAUSTED",
+            "Resource has been exhausted (e.g. check quota).",
+            ErrorClass::QuotaExceeded,
+        ),
+        (
+            403,
+            "PERMISSION_DENIED",
+            "Method doesn't allow unregistered callers.",
+            ErrorClass::Permission,
+        ),
+        (
+            401,
+            "UNAUTHENTICATED",
+            "Request had invalid authentication credentials.",
+            ErrorClass::Auth,
+        ),
+        (
+            503,
+            "UNAVAILABLE",
+            "The model is overloaded.",
+            ErrorClass::Overloaded,
+        ),
+        (
+            500,
+            "INTERNAL",
+            "An internal error has occurred.",
+            ErrorClass::ServerError,
+        ),
+    ] {
+        let body = json!({"error": {"code": status, "message": message, "status": code}});
+        let e = from_http(status, &h, body.to_string().as_bytes());
+        assert_eq!(
+            (e.class, e.code.as_deref()),
+            (class, Some(code)),
+            "{message}"
+        );
+    }
+    let bad_key = json!({"error": {"code": 400, "status": "INVALID_ARGUMENT",
+        "message": "API key not valid. Please pass a valid API key.",
+        "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}]}});
+    assert_eq!(
+        from_http(400, &h, bad_key.to_string().as_bytes()).class,
+        ErrorClass::Auth
+    );
+}
+
 /// The adapter each fixture folder is decoded with; `None` for a folder no adapter reads.
 fn scheme_of(rel: &str) -> Option<WireScheme> {
     let dir = rel.strip_prefix("synthetic/").unwrap_or(rel);
@@ -600,6 +909,7 @@ fn scheme_of(rel: &str) -> Option<WireScheme> {
         "openai-responses" | "framing" => Some(R),
         "openai-chat" => Some(C),
         "anthropic" => Some(A),
+        "gemini" => Some(G),
         _ => None,
     }
 }
@@ -633,10 +943,8 @@ const DOCUMENTATION: &[&str] = &[
 ];
 
 #[test]
-fn only_the_gemini_fixtures_have_no_adapter() {
-    // No Gemini scheme yet. A new fixture folder without an adapter fails here until it is
-    // listed (with the reason in the fixture README) or an adapter reads it.
-    assert!(WireScheme::parse("gemini").is_none());
+fn every_fixture_folder_has_an_adapter() {
+    // A new fixture folder without an adapter fails here until an adapter reads it.
     let unread: Vec<String> = fixture_files()
         .into_iter()
         .filter(|rel| {
@@ -645,19 +953,7 @@ fn only_the_gemini_fixtures_have_no_adapter() {
                 && scheme_of(rel).is_none()
         })
         .collect();
-    assert_eq!(
-        unread,
-        [
-            "gemini/code-execution.sse",
-            "gemini/function-call-thought-signature.sse",
-            "gemini/max-tokens.sse",
-            "gemini/text.sse",
-            "gemini/thinking-parts.sse",
-            "gemini/vertex-partial-args.sse",
-            "synthetic/gemini/midstream-error.sse",
-            "synthetic/gemini/no-finish-reason.sse",
-        ]
-    );
+    assert_eq!(unread, Vec::<String>::new());
 }
 
 #[test]
@@ -1021,4 +1317,39 @@ fn no_adapter_produces_the_legacy_incomplete_event() {
     let old: StreamEvent =
         serde_json::from_str(r#"{"type":"incomplete","reason":"max_output_tokens"}"#).unwrap();
     assert_eq!(old.kind(), "incomplete");
+}
+
+#[test]
+fn gemini_streamed_arguments_fill_nested_paths_and_refuse_far_indexes() {
+    let call = |f: Value| {
+        format!(
+            "data: {}\r\n\r\n",
+            json!({"candidates": [{"content": {"role": "model", "parts": [{"functionCall": f}]}}]})
+        )
+    };
+    let body = [
+        call(json!({"name": "plan", "willContinue": true})),
+        call(json!({"partialArgs": [
+            {"jsonPath": "$.steps[0].title", "stringValue": "fi", "willContinue": true},
+        ], "willContinue": true})),
+        call(json!({"partialArgs": [
+            {"jsonPath": "$.steps[0].title", "stringValue": "rst"},
+            {"jsonPath": "$.steps[1]", "numberValue": 2},
+            {"jsonPath": "$.done", "boolValue": false},
+            {"jsonPath": "$.steps[99999999]", "numberValue": 1},
+        ], "willContinue": true})),
+        call(json!({})),
+        format!(
+            "data: {}\r\n\r\n",
+            json!({"candidates": [{"content": {"role": "model", "parts": []}, "finishReason": "STOP"}]})
+        ),
+    ]
+    .concat();
+    let f = facts(&decode_body(G, body.as_bytes(), 0, CAP));
+    assert_eq!(
+        args(&f, 0),
+        json!({"steps": [{"title": "first"}, 2], "done": false})
+    );
+    assert_eq!(f.unhandled, vec!["part.functionCall.partialArgs"]);
+    assert_eq!(completed(&f), StopReason::ToolCalls);
 }

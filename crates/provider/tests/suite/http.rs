@@ -655,7 +655,7 @@ fn recorded_error_bodies_classify() {
         (
             "gemini-429-resource_exhausted.json",
             429,
-            ErrorClass::QuotaExceeded,
+            ErrorClass::RateLimited,
             Some("RESOURCE_EXHAUSTED"),
         ),
         (

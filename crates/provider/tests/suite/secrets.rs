@@ -118,3 +118,54 @@ async fn text_that_only_starts_like_the_key_is_passed_on_unchanged() {
         .await;
     assert_eq!(facts(&events).text, "prefix sk-proj-And more");
 }
+
+#[tokio::test]
+async fn a_gemini_key_echoed_in_text_thoughts_and_whole_call_arguments_is_scrubbed() {
+    let key = "AIzaSyEchoedGeminiKey0123456789";
+    let (a, b) = key.split_at(11);
+    let part = |p: serde_json::Value, finish: Option<&str>| {
+        let mut c = json!({"content": {"role": "model", "parts": [p]}});
+        if let Some(f) = finish {
+            c["finishReason"] = json!(f);
+        }
+        format!(
+            "data: {}\r\n\r\n",
+            json!({"candidates": [c], "responseId": "r"})
+        )
+    };
+    let body = [
+        part(
+            json!({"text": format!("mulling {key}"), "thought": true}),
+            None,
+        ),
+        part(json!({"text": format!("the key is {a}")}), None),
+        part(json!({"text": format!("{b}.")}), None),
+        part(
+            json!({"functionCall": {"name": "use", "args": {"token": key}}}),
+            Some("STOP"),
+        ),
+    ]
+    .concat();
+    let server = ReplayServer::start(Cassette::new(
+        WireScheme::Gemini,
+        vec![CassetteResponse::sse(body)],
+    ))
+    .unwrap();
+    let config = ClientConfig::new(WireScheme::Gemini)
+        .with_base_url(server.base_url())
+        .with_api_key(Some(ApiKey::new(key)));
+    let request = ModelRequest {
+        model: "gemini-2.5-flash".into(),
+        ..ModelRequest::default()
+    };
+    let events: Vec<StreamEvent> = Client::new(config)
+        .unwrap()
+        .stream(&request, None)
+        .collect()
+        .await;
+    assert!(!serde_json::to_string(&events).unwrap().contains(key));
+    let f = facts(&events);
+    assert_eq!(f.text, "the key is [redacted].");
+    assert_eq!(f.reasoning, "mulling [redacted]");
+    assert_eq!(f.calls[0].3, "{\"token\":\"[redacted]\"}");
+}
