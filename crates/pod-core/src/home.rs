@@ -385,7 +385,11 @@ fn hex(bytes: &[u8]) -> String {
 /// Write `bytes` to `path` atomically: a temp file in the same directory, fsync, rename, then
 /// fsync the directory. The file is private to the user (0600).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CoreError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    // A bare file name has the empty path as its parent: that is the current directory.
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

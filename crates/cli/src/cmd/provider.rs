@@ -142,13 +142,11 @@ fn cassette(global: &GlobalArgs, args: CassetteArgs) -> CmdResult {
     json.push('\n');
     match &args.output {
         Some(path) => {
-            // A bare file name has an empty parent; the write syncs the directory it is in.
-            let path = &std::env::current_dir()
-                .map_err(|e| {
-                    Failure::run_failed(format!("cannot read the working directory: {e}"))
-                })?
-                .join(path);
             pod_core::write_atomic(path, json.as_bytes()).map_err(Failure::run_failed)?;
+            // Named absolutely, so the cassette line works from any directory.
+            let path = &std::env::current_dir()
+                .map(|cwd| cwd.join(path))
+                .unwrap_or_else(|_| path.clone());
             out::stderr(&format!(
                 "wrote {} ({} responses of run {}); replay it with model.scheme = \"replay\" and \
                  model.cassette = \"{}\"\n",
