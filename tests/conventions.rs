@@ -29,6 +29,8 @@ fn subcommands(sandbox: &Sandbox) -> Vec<String> {
     list.lines()
         .skip(1)
         .take_while(|l| l.starts_with("  "))
+        // A wrapped description continues deeper in; only command lines start at two spaces.
+        .filter(|l| !l.starts_with("   "))
         .filter_map(|l| l.split_whitespace().next())
         .filter(|name| *name != "help")
         .map(str::to_owned)

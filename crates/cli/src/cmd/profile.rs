@@ -396,8 +396,9 @@ fn validate(catalog: &Catalog, args: ValidateArgs) -> CmdResult {
 }
 
 /// Fill `model.base_url` and `model.api_key_env` left unset with what a run of this scheme
-/// uses (its endpoint, its key variable), with provenance `scheme_default`: what is shown is
-/// what a run would do. Replay has no such defaults (its cassette is served on loopback).
+/// uses (its endpoint, its key variable unless `auth = "none"`), with provenance
+/// `scheme_default`: what is shown is what a run would do. Replay has no such defaults (its
+/// cassette is served on loopback).
 fn with_scheme_defaults(resolved: &mut ResolvedManifest) {
     let model = &mut resolved.manifest.model;
     let Some(scheme) = pod_core::wire_scheme(model.scheme) else {
@@ -422,11 +423,14 @@ fn with_scheme_defaults(resolved: &mut ResolvedManifest) {
         "model.base_url",
         scheme.default_base_url(),
     );
-    fill(
-        &mut model.api_key_env,
-        "model.api_key_env",
-        scheme.default_api_key_env(),
-    );
+    // With `auth = "none"` no key variable is read, so none is shown.
+    if model.auth == pod_profile::Auth::Key {
+        fill(
+            &mut model.api_key_env,
+            "model.api_key_env",
+            scheme.default_api_key_env(),
+        );
+    }
 }
 
 /// A provenance for people: "set by profiles/debug.toml:5 (extended by coder.toml)",
