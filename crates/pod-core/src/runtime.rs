@@ -53,6 +53,9 @@ pub trait RunObserver: Send + Sync {
     /// A model turn ended: its assistant message is in the log.
     fn on_turn_end(&self, _run_id: &str, _turn: u32) {}
     fn on_text(&self, _text: &str) {}
+    /// The stream handed over all it decoded from one network read and now waits for the
+    /// next: text gathered since the last call can be written out as one piece.
+    fn on_read_drained(&self) {}
     fn on_reasoning(&self, _text: &str) {}
     fn on_tool_call(&self, _tool: &str, _input: &Value) {}
     fn on_tool_result(&self, _tool: &str, _ok: bool, _output: &str) {}
@@ -415,6 +418,7 @@ impl Pod {
                 model: self.model.model.clone(),
                 sent_at: Mutex::new(None),
                 observer: observer.clone(),
+                batch: Mutex::new(Vec::new()),
             });
             let streamed = self
                 .stream_turn(&request, &tap, phase, observer.as_ref())
@@ -627,6 +631,7 @@ impl Pod {
                 break;
             }
         }
+        tap.send_batch();
         out.calls = open.into_iter().map(|(_, call)| call).collect();
         out
     }
@@ -881,7 +886,12 @@ struct Tap {
     model: String,
     sent_at: Mutex<Option<Instant>>,
     observer: Arc<dyn RunObserver>,
+    /// Trace entries gathered since the last network read: queued as one batch.
+    batch: Mutex<Vec<PendingEntry>>,
 }
+
+/// The most trace entries a [`Tap`] gathers before queueing them, drained read or not.
+const TRACE_BATCH: usize = 1024;
 
 impl Tap {
     fn record(&self, body: TraceBody) {
@@ -890,16 +900,34 @@ impl Tap {
 
     fn record_for(&self, attempt: u32, body: TraceBody) {
         if let Some(trace) = &self.trace {
-            trace.record(
-                PendingEntry::now(body)
-                    .run(self.run_id.clone())
-                    .request(self.turn, attempt),
-            );
+            let entry = PendingEntry::now(body)
+                .run(self.run_id.clone())
+                .request(self.turn, attempt);
+            if let Ok(mut batch) = self.batch.lock() {
+                batch.push(entry);
+                if batch.len() >= TRACE_BATCH {
+                    trace.record_batch(&mut batch);
+                }
+            }
+        }
+    }
+
+    /// Queue the gathered trace entries.
+    fn send_batch(&self) {
+        if let (Some(trace), Ok(mut batch)) = (&self.trace, self.batch.lock()) {
+            trace.record_batch(&mut batch);
         }
     }
 
     fn take_log_error(&self) -> Option<CoreError> {
         self.log_error.lock().ok().and_then(|mut e| e.take())
+    }
+}
+
+impl Drop for Tap {
+    /// A stream dropped midway still queues what it gathered.
+    fn drop(&mut self) {
+        self.send_batch();
     }
 }
 
@@ -976,6 +1004,11 @@ impl StreamObserver for Tap {
 
     fn wants_raw_frames(&self) -> bool {
         self.raw && self.trace.is_some()
+    }
+
+    fn on_read_drained(&self) {
+        self.send_batch();
+        self.observer.on_read_drained();
     }
 
     fn on_raw_frame(&self, attempt: u32, frame: &RawFrame) {

@@ -23,6 +23,10 @@ pub trait StreamObserver: Send + Sync {
     }
     /// One SSE frame as framed from the wire, before the adapter reads it.
     fn on_raw_frame(&self, _attempt: u32, _frame: &RawFrame) {}
+    /// Every event decoded from the last network read has been handed out, and the stream is
+    /// about to wait for the next read: the moment to pass on what was gathered per read (one
+    /// terminal write, one trace batch) rather than per event.
+    fn on_read_drained(&self) {}
 }
 
 /// What was sent, without content or headers.

@@ -514,7 +514,13 @@ struct RunFailed {
 
 /// Streams text to stdout; spinner, tool calls and retries to stderr. Writes go through
 /// [`out`], so a closed stdout or stderr never stops the run.
+///
+/// Text is gathered and written once per network read (when the stream says the read is
+/// drained), not once per delta: it still appears as it arrives, at a write per read. Whatever
+/// is gathered goes out before anything is written to stderr, so the two stay in order.
 struct Terminal {
+    /// Text not yet written to stdout.
+    text: std::sync::Mutex<String>,
     waiting: Arc<AtomicBool>,
     spinner: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     wrote_text: AtomicBool,
@@ -544,6 +550,7 @@ impl Terminal {
             })
         });
         Terminal {
+            text: std::sync::Mutex::new(String::new()),
             waiting,
             spinner: std::sync::Mutex::new(spinner),
             wrote_text: AtomicBool::new(false),
@@ -566,9 +573,21 @@ impl Terminal {
         self.saw_reasoning.load(Ordering::Relaxed)
     }
 
+    /// Write the gathered text to stdout.
+    fn flush_text(&self) {
+        if let Ok(mut text) = self.text.lock()
+            && !text.is_empty()
+        {
+            // A closed stdout (e.g. `| head`) must not stop the run; the log keeps the text.
+            out::stdout(&pod_trace::scrub::scrub(&text));
+            text.clear();
+        }
+    }
+
     /// End the streamed text with a newline.
     fn finish(&self) {
         self.stop_spinner();
+        self.flush_text();
         if self.wrote_text.load(Ordering::Relaxed)
             && !self.ends_with_newline.load(Ordering::Relaxed)
         {
@@ -582,6 +601,7 @@ impl Terminal {
     }
 
     fn break_line(&self) {
+        self.flush_text();
         if !self.ends_with_newline.swap(true, Ordering::Relaxed) {
             out::stdout("\n");
         }
@@ -598,11 +618,28 @@ impl RunObserver for Terminal {
             return;
         }
         self.stop_spinner();
-        // A closed stdout (e.g. `| head`) must not stop the run; the log keeps the text.
-        out::stdout(&pod_trace::scrub::scrub(text));
+        let gathered = match self.text.lock() {
+            Ok(mut gathered) => {
+                gathered.push_str(text);
+                gathered.len()
+            }
+            Err(_) => 0,
+        };
         self.wrote_text.store(true, Ordering::Relaxed);
         self.ends_with_newline
             .store(text.ends_with('\n'), Ordering::Relaxed);
+        // A stream that never reports a drained read still writes in bounded pieces.
+        if gathered >= TEXT_FLUSH_BYTES {
+            self.flush_text();
+        }
+    }
+
+    fn on_read_drained(&self) {
+        self.flush_text();
+    }
+
+    fn on_turn_end(&self, _run_id: &str, _turn: u32) {
+        self.flush_text();
     }
 
     fn on_reasoning(&self, text: &str) {
@@ -624,6 +661,7 @@ impl RunObserver for Terminal {
     }
 
     fn on_tool_result(&self, tool: &str, ok: bool, output: &str) {
+        self.flush_text();
         let tool = pod_core::printable(tool);
         let lines = output.lines().count();
         if ok {
@@ -642,6 +680,7 @@ impl RunObserver for Terminal {
     }
 
     fn on_retry(&self, attempt: u32, delay: Duration, cause: &ProviderError) {
+        self.flush_text();
         out::stderr(&format!(
             "attempt {attempt} failed ({}); retrying in {} ms\n",
             cause.class,
@@ -649,6 +688,9 @@ impl RunObserver for Terminal {
         ));
     }
 }
+
+/// The most text [`Terminal`] gathers before writing it out, drained read or not.
+const TEXT_FLUSH_BYTES: usize = 64 * 1024;
 
 /// `text` cut to at most `max` bytes (on a character boundary), with `…` when cut.
 fn bounded(text: &str, max: usize) -> String {
