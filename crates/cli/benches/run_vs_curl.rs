@@ -1,6 +1,7 @@
 //! The whole `pods run` against `curl` on the same stream. Run with
 //! `cargo bench -p pod-cli --bench run_vs_curl` (`-- --runs N` for more runs, `-- --strace` to
 //! also count the write syscalls of one run per mode when `strace` is installed;
+//! `-- --set KEY=VALUE` passes a manifest override to every `pods run`;
 //! `PODS_BENCH_BIN=path/to/pods` measures another build of `pods`).
 //!
 //! A loopback server (in this file: a plain TCP listener answering every request with the same
@@ -270,7 +271,7 @@ impl Sandbox {
         Sandbox { dir }
     }
 
-    fn pods(&self, profile: &str) -> Command {
+    fn pods(&self, profile: &str, sets: &[String]) -> Command {
         let mut cmd = Command::new(pods_bin());
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("PODS_") {
@@ -283,7 +284,11 @@ impl Sandbox {
             .env("NO_COLOR", "1")
             .env_remove("RUST_LOG")
             .current_dir(self.dir.path().join("work"))
-            .args(["run", "-p", profile, "go"]);
+            .args(["run", "-p", profile]);
+        for set in sets {
+            cmd.arg("--set").arg(set);
+        }
+        cmd.arg("go");
         cmd
     }
 
@@ -358,18 +363,22 @@ fn shed(stderr: &str) -> u64 {
 struct Options {
     runs: usize,
     strace: bool,
+    /// `--set KEY=VALUE` arguments for every `pods run`.
+    sets: Vec<String>,
 }
 
 fn options() -> Options {
     let mut o = Options {
         runs: 5,
         strace: false,
+        sets: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--runs" => o.runs = args.next().and_then(|n| n.parse().ok()).unwrap_or(5).max(1),
             "--strace" => o.strace = true,
+            "--set" => o.sets.extend(args.next()),
             _ => {} // `cargo bench` passes `--bench`
         }
     }
@@ -400,7 +409,7 @@ fn bench_scheme(o: &Options, scheme: &str, path: &str, body: &str, text_bytes: u
                 None => curl(port, path),
                 Some(p) => {
                     sandbox.clear_home();
-                    sandbox.pods(p)
+                    sandbox.pods(p, &o.sets)
                 }
             };
             let s = measure(cmd);
@@ -444,7 +453,7 @@ fn bench_scheme(o: &Options, scheme: &str, path: &str, body: &str, text_bytes: u
     if o.strace {
         for (name, profile) in &modes[1..] {
             sandbox.clear_home();
-            match count_writes(&sandbox.pods(profile.unwrap())) {
+            match count_writes(&sandbox.pods(profile.unwrap(), &o.sets)) {
                 Some(n) => println!("  {name:<20} {n} write syscalls (strace -f, all threads)"),
                 None => println!("  {name:<20} write syscalls not counted (no strace?)"),
             }

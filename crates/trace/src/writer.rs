@@ -291,23 +291,23 @@ impl WriterState {
     /// fields (the body always serializes as a JSON object; its opening brace is dropped). Same
     /// shape as [`crate::TraceEntry`], without `#[serde(flatten)]`'s generic path.
     fn encode(&mut self, entry: &PendingEntry) -> std::io::Result<()> {
-        use std::io::Write as _;
         self.line.clear();
-        write!(
-            self.line,
-            "{{\"seq\":{},\"ts\":\"{}\"",
-            self.seq + 1,
-            self.last_ts.1
-        )?;
+        self.line.extend_from_slice(b"{\"seq\":");
+        push_decimal(&mut self.line, self.seq + 1);
+        self.line.extend_from_slice(b",\"ts\":\"");
+        self.line.extend_from_slice(self.last_ts.1.as_bytes());
+        self.line.push(b'"');
         if let Some(run_id) = &entry.run_id {
             self.line.extend_from_slice(b",\"run_id\":");
             serde_json::to_writer(&mut self.line, &**run_id)?;
         }
         if let Some(turn) = entry.turn {
-            write!(self.line, ",\"turn\":{turn}")?;
+            self.line.extend_from_slice(b",\"turn\":");
+            push_decimal(&mut self.line, u64::from(turn));
         }
         if let Some(attempt) = entry.attempt {
-            write!(self.line, ",\"attempt\":{attempt}")?;
+            self.line.extend_from_slice(b",\"attempt\":");
+            push_decimal(&mut self.line, u64::from(attempt));
         }
         let body_start = self.line.len();
         serde_json::to_writer(&mut self.line, &entry.body)?;
@@ -359,6 +359,21 @@ impl WriterState {
     }
 }
 
+/// `n` in decimal, without the formatting machinery (it runs for every line).
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 /// Keep a handle's sink alive for tests that inspect what was written.
 #[doc(hidden)]
 #[derive(Clone, Default)]
@@ -387,6 +402,43 @@ impl TraceSink for MemorySink {
 mod tests {
     use super::*;
     use crate::entry::Marker;
+
+    #[test]
+    fn decimals_are_written_like_display() {
+        for n in [0, 7, 10, 99, 100, 1_234_567, u64::MAX] {
+            let mut out = b"x".to_vec();
+            push_decimal(&mut out, n);
+            assert_eq!(out, format!("x{n}").into_bytes());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_does_not_fit_is_shed_whole_and_counted() {
+        let bytes = Arc::new(Mutex::new(Vec::new()));
+        let trace =
+            TraceHandle::from_writer(Path::new("mem"), Box::new(MemorySink(bytes.clone())), 4);
+        let marker = |name: &str| {
+            PendingEntry::now(TraceBody::Lifecycle(Marker::Other {
+                name: name.into(),
+                detail: String::new(),
+            }))
+        };
+        let mut big: Vec<PendingEntry> = (0..5).map(|i| marker(&format!("big{i}"))).collect();
+        trace.record_batch(&mut big);
+        assert!(big.is_empty());
+        let mut small = vec![marker("a"), marker("b")];
+        trace.record_batch(&mut small);
+        let stats = trace.sync().await.unwrap_or_default();
+        assert_eq!(stats.shed, 5);
+        let text = String::from_utf8(bytes.lock().map(|b| b.clone()).unwrap_or_default())
+            .unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        // The shed marker comes first (before the next entry written), then the batch that fit.
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].contains("\"shed\"") && lines[0].contains("\"count\":5"), "{text}");
+        assert!(lines[1].contains("\"a\"") && lines[2].contains("\"b\""), "{text}");
+        assert!(!text.contains("big"), "{text}");
+    }
 
     #[tokio::test]
     async fn no_line_the_writer_writes_holds_a_registered_secret() {
