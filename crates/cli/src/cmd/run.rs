@@ -689,8 +689,9 @@ impl RunObserver for Terminal {
     }
 }
 
-/// The most text [`Terminal`] gathers before writing it out, drained read or not.
-const TEXT_FLUSH_BYTES: usize = 64 * 1024;
+/// The most text [`Terminal`] gathers before writing it out, drained read or not: more than one
+/// network read decodes to (the client reads at most a few hundred KB at a time).
+const TEXT_FLUSH_BYTES: usize = 1 << 20;
 
 /// `text` cut to at most `max` bytes (on a character boundary), with `…` when cut.
 fn bounded(text: &str, max: usize) -> String {
