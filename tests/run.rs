@@ -252,7 +252,40 @@ fn streamed_text_and_tool_lines_keep_their_order_on_one_terminal() {
     };
     assert!(at("Reading the notes.") < at("→ read_file"), "{both}");
     assert!(at("→ read_file") < at("← read_file"), "{both}");
-    assert!(at("← read_file") < at("The notes say to remember the milk."), "{both}");
+    assert!(
+        at("← read_file") < at("The notes say to remember the milk."),
+        "{both}"
+    );
+}
+
+#[test]
+fn text_is_on_stdout_while_the_stream_is_still_going() {
+    let sandbox = Sandbox::new();
+    // The role chunk and two words, then the stream stops for 30 s (within the idle timeout).
+    let mut response = sse(text_stream("Hello there, world."));
+    response["pause_after_events"] = json!({"events": 3, "ms": 30_000});
+    replay_profile(&sandbox, "paused", vec![response], "");
+    let run = sandbox.spawn(&["run", "-p", "paused", "greet me"], "paused");
+    let out = sandbox.root().join("paused.out");
+    // A safety deadline, not a timing assertion: text held back until the stream ends would
+    // only show after the pause.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let stdout = std::fs::read_to_string(&out).unwrap_or_default();
+        if stdout.contains("Hello there, ") {
+            assert!(!stdout.contains("world."), "{stdout}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the text before the pause never reached stdout: {stdout:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        support::process_running(run.pid()),
+        "pods ended before the stream did"
+    );
 }
 
 #[test]

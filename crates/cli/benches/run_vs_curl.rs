@@ -413,7 +413,11 @@ fn bench_scheme(o: &Options, scheme: &str, path: &str, body: &str, text_bytes: u
                 }
             };
             let s = measure(cmd);
-            assert_eq!(s.status, 0, "{}: exit {}: {}", modes[i].0, s.status, s.stderr);
+            assert_eq!(
+                s.status, 0,
+                "{}: exit {}: {}",
+                modes[i].0, s.status, s.stderr
+            );
             if profile.is_some() {
                 // The text and the newline that ends it.
                 assert_eq!(s.stdout_bytes, text_bytes + 1, "{}", s.stderr);
@@ -432,7 +436,11 @@ fn bench_scheme(o: &Options, scheme: &str, path: &str, body: &str, text_bytes: u
         let wall = median(samples[i].iter().map(|s| s.wall).collect());
         let cpu = median(samples[i].iter().map(|s| s.cpu).collect());
         let rss = samples[i].iter().map(|s| s.max_rss_kb).max().unwrap_or(0);
-        let shed_max = samples[i].iter().map(|s| shed(&s.stderr)).max().unwrap_or(0);
+        let shed_max = samples[i]
+            .iter()
+            .map(|s| shed(&s.stderr))
+            .max()
+            .unwrap_or(0);
         println!(
             "  {:<20} {:>7.3}s {:>7.3}s {:>9.2} {:>8.2} {:>9.2} {:>9.2} {:>7.1}{}",
             name,
@@ -467,7 +475,13 @@ fn main() {
     let text_bytes: usize = (0..DELTAS).map(|i| WORDS[i % WORDS.len()].len()).sum();
     bench_scheme(&o, "openai-responses", "responses", &responses, text_bytes);
     drop(responses);
-    bench_scheme(&o, "openai-chat", "chat/completions", &chat_stream(), text_bytes);
+    bench_scheme(
+        &o,
+        "openai-chat",
+        "chat/completions",
+        &chat_stream(),
+        text_bytes,
+    );
     bench_scheme(
         &o,
         "anthropic-messages",

@@ -1118,6 +1118,10 @@ impl RunObserver for Watched {
         self.inner.on_text(text);
     }
 
+    fn on_read_drained(&self) {
+        self.inner.on_read_drained();
+    }
+
     fn on_reasoning(&self, text: &str) {
         self.progress.touch();
         self.progress

@@ -999,6 +999,8 @@ impl StreamObserver for Tap {
                 cause: cause.clone(),
             }),
         );
+        // The wait comes next: what led to it is in the trace meanwhile.
+        self.send_batch();
         self.observer.on_retry(attempt, delay, cause);
     }
 

@@ -435,8 +435,14 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         // The shed marker comes first (before the next entry written), then the batch that fit.
         assert_eq!(lines.len(), 3, "{text}");
-        assert!(lines[0].contains("\"shed\"") && lines[0].contains("\"count\":5"), "{text}");
-        assert!(lines[1].contains("\"a\"") && lines[2].contains("\"b\""), "{text}");
+        assert!(
+            lines[0].contains("\"shed\"") && lines[0].contains("\"count\":5"),
+            "{text}"
+        );
+        assert!(
+            lines[1].contains("\"a\"") && lines[2].contains("\"b\""),
+            "{text}"
+        );
         assert!(!text.contains("big"), "{text}");
     }
 
