@@ -148,6 +148,8 @@ struct Sample {
 /// rusage (CPU time). Peak RSS comes from GNU `time` when it is installed: a child forked from
 /// this process starts with this process's resident set as its high-water mark (the streams
 /// held here), while one forked from `time` starts from `time`'s.
+// Reaped by `wait4` below, not `Child::wait`, to get the child's own rusage.
+#[allow(clippy::zombie_processes)]
 fn measure(cmd: Command) -> Sample {
     let rss_file = std::env::temp_dir().join(format!("pods-bench-rss-{}", std::process::id()));
     let timed = Path::new("/usr/bin/time").exists();
