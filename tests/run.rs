@@ -216,6 +216,79 @@ fn completed_run_with_a_tool_call_is_fully_recorded() {
 }
 
 #[test]
+fn streamed_text_and_tool_lines_keep_their_order_on_one_terminal() {
+    let sandbox = Sandbox::new();
+    sandbox.write("work/notes.txt", "remember the milk\n");
+    replay_profile(
+        &sandbox,
+        "reader",
+        vec![
+            sse(tool_call_stream(
+                "Reading the notes.",
+                "call_1",
+                "read_file",
+                r#"{"path":"notes.txt"}"#,
+            )),
+            sse(text_stream("The notes say to remember the milk.")),
+        ],
+        "",
+    );
+    // stdout and stderr into one file, as on a terminal: text is gathered per network read, so
+    // it must be written out before any line on stderr that follows it.
+    let out = sandbox.root().join("both.txt");
+    let file = std::fs::File::create(&out).unwrap();
+    let status = sandbox
+        .pods()
+        .args(["run", "-p", "reader", "what do my notes say?"])
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .status()
+        .unwrap();
+    let both = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(status.code(), Some(0), "{both}");
+    let at = |needle: &str| {
+        both.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} missing from:\n{both}"))
+    };
+    assert!(at("Reading the notes.") < at("→ read_file"), "{both}");
+    assert!(at("→ read_file") < at("← read_file"), "{both}");
+    assert!(
+        at("← read_file") < at("The notes say to remember the milk."),
+        "{both}"
+    );
+}
+
+#[test]
+fn text_is_on_stdout_while_the_stream_is_still_going() {
+    let sandbox = Sandbox::new();
+    // The role chunk and two words, then the stream stops for 30 s (within the idle timeout).
+    let mut response = sse(text_stream("Hello there, world."));
+    response["pause_after_events"] = json!({"events": 3, "ms": 30_000});
+    replay_profile(&sandbox, "paused", vec![response], "");
+    let run = sandbox.spawn(&["run", "-p", "paused", "greet me"], "paused");
+    let out = sandbox.root().join("paused.out");
+    // A safety deadline, not a timing assertion: text held back until the stream ends would
+    // only show after the pause.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let stdout = std::fs::read_to_string(&out).unwrap_or_default();
+        if stdout.contains("Hello there, ") {
+            assert!(!stdout.contains("world."), "{stdout}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the text before the pause never reached stdout: {stdout:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        support::process_running(run.pid()),
+        "pods ended before the stream did"
+    );
+}
+
+#[test]
 fn a_tool_path_outside_the_scope_is_an_error_the_model_sees() {
     let sandbox = Sandbox::new();
     sandbox.write("secret.txt", "top secret\n");

@@ -1118,15 +1118,15 @@ impl RunObserver for Watched {
         self.inner.on_text(text);
     }
 
+    fn on_read_drained(&self) {
+        self.inner.on_read_drained();
+    }
+
     fn on_reasoning(&self, text: &str) {
         self.progress.touch();
         self.progress
             .update_phase(|phase| phase.provider_progress_seen = true);
         self.inner.on_reasoning(text);
-    }
-
-    fn on_stream_pause(&self) {
-        self.inner.on_stream_pause();
     }
 
     fn on_request_finished(&self, turn: u32, usage: Option<&pod_provider::event::Usage>) {

@@ -57,10 +57,10 @@ pub trait RunObserver: Send + Sync {
     /// A model turn ended: its assistant message is in the log.
     fn on_turn_end(&self, _run_id: &str, _turn: u32) {}
     fn on_text(&self, _text: &str) {}
+    /// The stream handed over all it decoded from one network read and now waits for the
+    /// next: text gathered since the last call can be written out as one piece.
+    fn on_read_drained(&self) {}
     fn on_reasoning(&self, _text: &str) {}
-    /// The provider client has no further stream event ready: it waits on the network. The
-    /// deltas delivered since the last pause arrived together (a presenter may batch them).
-    fn on_stream_pause(&self) {}
     /// A model request ended (its `provider_request_finished` is in the log) with this usage.
     fn on_request_finished(&self, _turn: u32, _usage: Option<&Usage>) {}
     /// A tool call started (`tool_call_started` is in the log). A call that cannot run is
@@ -445,6 +445,7 @@ impl Pod {
                 model: self.model.model.clone(),
                 sent_at: Mutex::new(None),
                 observer: observer.clone(),
+                batch: Mutex::new(Vec::new()),
             });
             let streamed = self
                 .stream_turn(&request, &tap, phase, observer.as_ref())
@@ -576,7 +577,8 @@ impl Pod {
         let mut open: Vec<(u32, ToolCall)> = Vec::new();
         loop {
             // An event the client already has is taken at once; only when it must wait on the
-            // network does the observer hear of a pause (and interruption get its chance).
+            // network does interruption get its chance (the client tells the observer when a
+            // read is drained, which is when presenters write what they gathered).
             let ready = if self.control.governing().is_some() {
                 None
             } else {
@@ -585,7 +587,6 @@ impl Pod {
             let event = match ready {
                 Some(event) => event,
                 None => {
-                    observer.on_stream_pause();
                     tokio::select! {
                         biased;
                         () = self.control.interrupted() => {
@@ -672,6 +673,7 @@ impl Pod {
                 break;
             }
         }
+        tap.send_batch();
         out.calls = open.into_iter().map(|(_, call)| call).collect();
         out
     }
@@ -937,7 +939,12 @@ struct Tap {
     model: String,
     sent_at: Mutex<Option<Instant>>,
     observer: Arc<dyn RunObserver>,
+    /// Trace entries gathered since the last network read: queued as one batch.
+    batch: Mutex<Vec<PendingEntry>>,
 }
+
+/// The most trace entries a [`Tap`] gathers before queueing them, drained read or not.
+const TRACE_BATCH: usize = 1024;
 
 impl Tap {
     fn record(&self, body: TraceBody) {
@@ -946,16 +953,34 @@ impl Tap {
 
     fn record_for(&self, attempt: u32, body: TraceBody) {
         if let Some(trace) = &self.trace {
-            trace.record(
-                PendingEntry::now(body)
-                    .run(self.run_id.clone())
-                    .request(self.turn, attempt),
-            );
+            let entry = PendingEntry::now(body)
+                .run(self.run_id.clone())
+                .request(self.turn, attempt);
+            if let Ok(mut batch) = self.batch.lock() {
+                batch.push(entry);
+                if batch.len() >= TRACE_BATCH {
+                    trace.record_batch(&mut batch);
+                }
+            }
+        }
+    }
+
+    /// Queue the gathered trace entries.
+    fn send_batch(&self) {
+        if let (Some(trace), Ok(mut batch)) = (&self.trace, self.batch.lock()) {
+            trace.record_batch(&mut batch);
         }
     }
 
     fn take_log_error(&self) -> Option<CoreError> {
         self.log_error.lock().ok().and_then(|mut e| e.take())
+    }
+}
+
+impl Drop for Tap {
+    /// A stream dropped midway still queues what it gathered.
+    fn drop(&mut self) {
+        self.send_batch();
     }
 }
 
@@ -1027,11 +1052,18 @@ impl StreamObserver for Tap {
                 cause: cause.clone(),
             }),
         );
+        // The wait comes next: what led to it is in the trace meanwhile.
+        self.send_batch();
         self.observer.on_retry(attempt, delay, cause);
     }
 
     fn wants_raw_frames(&self) -> bool {
         self.raw && self.trace.is_some()
+    }
+
+    fn on_read_drained(&self) {
+        self.send_batch();
+        self.observer.on_read_drained();
     }
 
     fn on_raw_frame(&self, attempt: u32, frame: &RawFrame) {

@@ -167,7 +167,9 @@ impl Default for SessionSection {
             record_event_trace: false,
             trace_raw_sse: false,
             trace_max_frame_bytes: 16 * 1024,
-            trace_queue_capacity: 8192,
+            // A burst of 200,000 deltas arriving at once stays within it while the writer
+            // thread catches up.
+            trace_queue_capacity: 65536,
         }
     }
 }

@@ -513,6 +513,10 @@ impl Driver {
     }
 
     async fn read(&mut self) {
+        // Everything decoded so far has been handed out.
+        if let Some(o) = &self.observer {
+            o.on_read_drained();
+        }
         let Some(live) = self.live.as_mut() else {
             return;
         };

@@ -26,6 +26,10 @@ pub trait StreamObserver: Send + Sync {
     /// The response head of attempt `attempt`, and for a response that is not a stream (an
     /// error status, a JSON body) its body. Only called when raw frames are wanted.
     fn on_raw_response(&self, _attempt: u32, _response: &RawResponse) {}
+    /// Every event decoded from the last network read has been handed out, and the stream is
+    /// about to wait for the next read: the moment to pass on what was gathered per read (one
+    /// terminal write, one trace batch) rather than per event.
+    fn on_read_drained(&self) {}
 }
 
 /// A response as received, enough to serve it again: status, headers without anything that

@@ -1,7 +1,9 @@
 //! The sidecar writer: a bounded queue to a dedicated writer thread.
 //!
-//! The stream's hot path only ever calls [`TraceHandle::record`], which never blocks: it puts the
-//! entry on a bounded queue, and when the queue is full it counts the entry as shed. The writer
+//! The stream's hot path only ever calls [`TraceHandle::record`] or
+//! [`TraceHandle::record_batch`], which never block: they put the entries on a queue bounded in
+//! entries (not in sends, so a batch of a whole network read costs one send and one wake-up of
+//! the writer), and when the queue is full they count the entries as shed. The writer
 //! thread writes a `shed` marker with that count before the next entry it writes (and at every
 //! flush or sync), so a loss is always visible in the file. [`TraceHandle::flush`] and
 //! [`TraceHandle::sync`] go through the same queue, so they see every entry recorded before them.
@@ -9,7 +11,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
@@ -28,12 +30,16 @@ pub struct TraceStats {
 
 enum Command {
     Entry(PendingEntry),
+    Batch(Vec<PendingEntry>),
     Flush,
     Sync(oneshot::Sender<Result<TraceStats, TraceError>>),
 }
 
 struct Shared {
     path: PathBuf,
+    /// Entries queued and not yet written; at most `capacity`.
+    queued: AtomicUsize,
+    capacity: usize,
     /// Entries shed since the writer last wrote a shed marker.
     shed_pending: AtomicU64,
     shed_total: AtomicU64,
@@ -43,7 +49,8 @@ struct Shared {
 /// dropped and the queue is drained.
 #[derive(Clone)]
 pub struct TraceHandle {
-    tx: mpsc::Sender<Command>,
+    /// Unbounded as a channel: `Shared::queued` bounds it in entries.
+    tx: mpsc::UnboundedSender<Command>,
     shared: Arc<Shared>,
 }
 
@@ -75,9 +82,11 @@ impl TraceHandle {
     /// Start a writer thread over any sink (tests inject failing sinks). `path` names the sink
     /// in errors.
     pub fn from_writer(path: &Path, sink: Box<dyn TraceSink>, capacity: usize) -> TraceHandle {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             path: path.to_owned(),
+            queued: AtomicUsize::new(0),
+            capacity: capacity.max(1),
             shed_pending: AtomicU64::new(0),
             shed_total: AtomicU64::new(0),
         });
@@ -106,16 +115,58 @@ impl TraceHandle {
 
     /// Queue an entry without ever blocking; a full queue sheds it (and counts it).
     pub fn record(&self, entry: PendingEntry) {
-        if self.tx.try_send(Command::Entry(entry)).is_err() {
-            self.shared.shed_pending.fetch_add(1, Ordering::Relaxed);
-            self.shared.shed_total.fetch_add(1, Ordering::Relaxed);
+        if self.reserve(1) && self.tx.send(Command::Entry(entry)).is_err() {
+            self.unreserve_shed(1);
         }
     }
 
-    /// Ask the writer to flush its buffer to the file (not to disk). Waits for queue space.
+    /// Queue `entries` (taken, in order) as one piece without ever blocking; when they do not
+    /// all fit in the queue, all of them are shed (and counted).
+    pub fn record_batch(&self, entries: &mut Vec<PendingEntry>) {
+        let n = entries.len();
+        if n == 0 {
+            return;
+        }
+        if !self.reserve(n) {
+            entries.clear();
+            return;
+        }
+        if self
+            .tx
+            .send(Command::Batch(std::mem::take(entries)))
+            .is_err()
+        {
+            self.unreserve_shed(n);
+        }
+    }
+
+    /// Take `n` places in the queue, or count `n` entries shed.
+    fn reserve(&self, n: usize) -> bool {
+        let shared = &*self.shared;
+        let before = shared.queued.fetch_add(n, Ordering::AcqRel);
+        if before.saturating_add(n) > shared.capacity {
+            self.unreserve_shed(n);
+            return false;
+        }
+        true
+    }
+
+    /// Give back `n` places that will not be written, counting the entries shed.
+    fn unreserve_shed(&self, n: usize) {
+        self.shared.queued.fetch_sub(n, Ordering::AcqRel);
+        self.shed(n);
+    }
+
+    fn shed(&self, n: usize) {
+        let n = n as u64;
+        self.shared.shed_pending.fetch_add(n, Ordering::Relaxed);
+        self.shared.shed_total.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Ask the writer to flush its buffer to the file (not to disk).
     pub async fn flush(&self) {
         // A gone writer is reported by the next `sync`.
-        let _ = self.tx.send(Command::Flush).await;
+        let _ = self.tx.send(Command::Flush);
     }
 
     /// Write everything queued so far and sync the file to disk; reports any write failure
@@ -125,10 +176,7 @@ impl TraceHandle {
         let gone = || TraceError::WriterGone {
             path: self.shared.path.clone(),
         };
-        self.tx
-            .send(Command::Sync(reply))
-            .await
-            .map_err(|_| gone())?;
+        self.tx.send(Command::Sync(reply)).map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
     }
 
@@ -163,7 +211,7 @@ struct WriterState {
 }
 
 impl WriterState {
-    fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+    fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
         loop {
             let command = match rx.try_recv() {
                 Ok(command) => command,
@@ -185,7 +233,17 @@ impl WriterState {
             };
             self.write_shed_marker();
             match command {
-                Command::Entry(entry) => self.write(entry),
+                Command::Entry(entry) => {
+                    self.write(entry);
+                    self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+                }
+                Command::Batch(entries) => {
+                    let n = entries.len();
+                    for entry in entries {
+                        self.write(entry);
+                    }
+                    self.shared.queued.fetch_sub(n, Ordering::AcqRel);
+                }
                 Command::Flush => {
                     if let Err(error) = self.out.flush() {
                         self.fail(error);
@@ -233,23 +291,23 @@ impl WriterState {
     /// fields (the body always serializes as a JSON object; its opening brace is dropped). Same
     /// shape as [`crate::TraceEntry`], without `#[serde(flatten)]`'s generic path.
     fn encode(&mut self, entry: &PendingEntry) -> std::io::Result<()> {
-        use std::io::Write as _;
         self.line.clear();
-        write!(
-            self.line,
-            "{{\"seq\":{},\"ts\":\"{}\"",
-            self.seq + 1,
-            self.last_ts.1
-        )?;
+        self.line.extend_from_slice(b"{\"seq\":");
+        push_decimal(&mut self.line, self.seq + 1);
+        self.line.extend_from_slice(b",\"ts\":\"");
+        self.line.extend_from_slice(self.last_ts.1.as_bytes());
+        self.line.push(b'"');
         if let Some(run_id) = &entry.run_id {
             self.line.extend_from_slice(b",\"run_id\":");
             serde_json::to_writer(&mut self.line, &**run_id)?;
         }
         if let Some(turn) = entry.turn {
-            write!(self.line, ",\"turn\":{turn}")?;
+            self.line.extend_from_slice(b",\"turn\":");
+            push_decimal(&mut self.line, u64::from(turn));
         }
         if let Some(attempt) = entry.attempt {
-            write!(self.line, ",\"attempt\":{attempt}")?;
+            self.line.extend_from_slice(b",\"attempt\":");
+            push_decimal(&mut self.line, u64::from(attempt));
         }
         let body_start = self.line.len();
         serde_json::to_writer(&mut self.line, &entry.body)?;
@@ -301,6 +359,21 @@ impl WriterState {
     }
 }
 
+/// `n` in decimal, without the formatting machinery (it runs for every line).
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 /// Keep a handle's sink alive for tests that inspect what was written.
 #[doc(hidden)]
 #[derive(Clone, Default)]
@@ -329,6 +402,49 @@ impl TraceSink for MemorySink {
 mod tests {
     use super::*;
     use crate::entry::Marker;
+
+    #[test]
+    fn decimals_are_written_like_display() {
+        for n in [0, 7, 10, 99, 100, 1_234_567, u64::MAX] {
+            let mut out = b"x".to_vec();
+            push_decimal(&mut out, n);
+            assert_eq!(out, format!("x{n}").into_bytes());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_does_not_fit_is_shed_whole_and_counted() {
+        let bytes = Arc::new(Mutex::new(Vec::new()));
+        let trace =
+            TraceHandle::from_writer(Path::new("mem"), Box::new(MemorySink(bytes.clone())), 4);
+        let marker = |name: &str| {
+            PendingEntry::now(TraceBody::Lifecycle(Marker::Other {
+                name: name.into(),
+                detail: String::new(),
+            }))
+        };
+        let mut big: Vec<PendingEntry> = (0..5).map(|i| marker(&format!("big{i}"))).collect();
+        trace.record_batch(&mut big);
+        assert!(big.is_empty());
+        let mut small = vec![marker("a"), marker("b")];
+        trace.record_batch(&mut small);
+        let stats = trace.sync().await.unwrap_or_default();
+        assert_eq!(stats.shed, 5);
+        let text = String::from_utf8(bytes.lock().map(|b| b.clone()).unwrap_or_default())
+            .unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        // The shed marker comes first (before the next entry written), then the batch that fit.
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(
+            lines[0].contains("\"shed\"") && lines[0].contains("\"count\":5"),
+            "{text}"
+        );
+        assert!(
+            lines[1].contains("\"a\"") && lines[2].contains("\"b\""),
+            "{text}"
+        );
+        assert!(!text.contains("big"), "{text}");
+    }
 
     #[tokio::test]
     async fn no_line_the_writer_writes_holds_a_registered_secret() {

@@ -726,7 +726,13 @@ struct RunFailed {
 
 /// Streams text to stdout; spinner, tool calls and retries to stderr. Writes go through
 /// [`out`], so a closed stdout or stderr never stops the run.
+///
+/// Text is gathered and written once per network read (when the stream says the read is
+/// drained), not once per delta: it still appears as it arrives, at a write per read. Whatever
+/// is gathered goes out before anything is written to stderr, so the two stay in order.
 struct Terminal {
+    /// Text not yet written to stdout.
+    text: std::sync::Mutex<String>,
     waiting: Arc<AtomicBool>,
     spinner: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     wrote_text: AtomicBool,
@@ -737,6 +743,7 @@ struct Terminal {
 impl Terminal {
     fn new() -> Terminal {
         Terminal {
+            text: std::sync::Mutex::new(String::new()),
             waiting: Arc::new(AtomicBool::new(true)),
             spinner: std::sync::Mutex::new(None),
             wrote_text: AtomicBool::new(false),
@@ -784,9 +791,21 @@ impl Terminal {
         self.saw_reasoning.load(Ordering::Relaxed)
     }
 
+    /// Write the gathered text to stdout.
+    fn flush_text(&self) {
+        if let Ok(mut text) = self.text.lock()
+            && !text.is_empty()
+        {
+            // A closed stdout (e.g. `| head`) must not stop the run; the log keeps the text.
+            out::stdout(&pod_trace::scrub::scrub(&text));
+            text.clear();
+        }
+    }
+
     /// End the streamed text with a newline.
     fn finish(&self) {
         self.stop_spinner();
+        self.flush_text();
         if self.wrote_text.load(Ordering::Relaxed)
             && !self.ends_with_newline.load(Ordering::Relaxed)
         {
@@ -800,6 +819,7 @@ impl Terminal {
     }
 
     fn break_line(&self) {
+        self.flush_text();
         if !self.ends_with_newline.swap(true, Ordering::Relaxed) {
             out::stdout("\n");
         }
@@ -816,11 +836,28 @@ impl RunObserver for Terminal {
             return;
         }
         self.stop_spinner();
-        // A closed stdout (e.g. `| head`) must not stop the run; the log keeps the text.
-        out::stdout(&pod_trace::scrub::scrub(text));
+        let gathered = match self.text.lock() {
+            Ok(mut gathered) => {
+                gathered.push_str(text);
+                gathered.len()
+            }
+            Err(_) => 0,
+        };
         self.wrote_text.store(true, Ordering::Relaxed);
         self.ends_with_newline
             .store(text.ends_with('\n'), Ordering::Relaxed);
+        // A stream that never reports a drained read still writes in bounded pieces.
+        if gathered >= TEXT_FLUSH_BYTES {
+            self.flush_text();
+        }
+    }
+
+    fn on_read_drained(&self) {
+        self.flush_text();
+    }
+
+    fn on_turn_end(&self, _run_id: &str, _turn: u32) {
+        self.flush_text();
     }
 
     fn on_reasoning(&self, text: &str) {
@@ -855,6 +892,7 @@ impl RunObserver for Terminal {
         outcome: ToolOutcome,
         output: &str,
     ) {
+        self.flush_text();
         let tool = pod_core::printable(tool);
         let lines = output.lines().count();
         if outcome == ToolOutcome::Ok {
@@ -873,6 +911,7 @@ impl RunObserver for Terminal {
     }
 
     fn on_retry(&self, attempt: u32, delay: Duration, cause: &ProviderError) {
+        self.flush_text();
         out::stderr(&format!(
             "attempt {attempt} failed ({}); retrying in {} ms\n",
             cause.class,
@@ -1054,7 +1093,7 @@ impl RunObserver for JsonLines {
         self.delta(true, text);
     }
 
-    fn on_stream_pause(&self) {
+    fn on_read_drained(&self) {
         self.flush();
     }
 
@@ -1130,6 +1169,9 @@ impl RunObserver for JsonLines {
         });
     }
 }
+/// The most text [`Terminal`] gathers before writing it out, drained read or not: more than one
+/// network read decodes to (the client reads at most a few hundred KB at a time).
+const TEXT_FLUSH_BYTES: usize = 1 << 20;
 
 /// `text` cut to at most `max` bytes (on a character boundary), with `…` when cut.
 fn bounded(text: &str, max: usize) -> String {
