@@ -222,24 +222,6 @@ impl Tool for ReadFile {
     }
 }
 
-/// What kind of file a non-regular path is, for the model.
-fn file_kind(file_type: std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if file_type.is_dir() {
-        "a directory"
-    } else if file_type.is_fifo() {
-        "a named pipe (FIFO)"
-    } else if file_type.is_socket() {
-        "a socket"
-    } else if file_type.is_char_device() {
-        "a character device"
-    } else if file_type.is_block_device() {
-        "a block device"
-    } else {
-        "not a regular file"
-    }
-}
-
 /// Open `path` (already checked against the scope) for reading or for writing (created and
 /// truncated), refusing anything that is not a regular file: opening a FIFO or a device could
 /// block the pod or never end. The file is opened non-blocking, so a FIFO swapped in after the
@@ -254,7 +236,7 @@ async fn open_regular(
     let refuse = |file_type: std::fs::FileType| {
         ToolError(format!(
             "{requested}: {} — only regular files can be {}",
-            file_kind(file_type),
+            pod_trace::file_kind(file_type),
             match access {
                 Access::Read => "read",
                 Access::Write => "written",
