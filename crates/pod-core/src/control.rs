@@ -686,9 +686,11 @@ impl ControlServer {
         })
     }
 
-    /// Stop taking requests and give the replies already owed up to `grace` to reach their
-    /// clients, so that a pod ending right after answering (a `cancel` that ends `pods run`)
-    /// still delivers the answer. Requests not yet taken are answered `not_running`.
+    /// Stop taking requests and give the replies already owed, and the events published but
+    /// not yet written to every subscriber, up to `grace` to reach their clients, so that a pod
+    /// ending right after answering (a `cancel` that ends `pods run`) still delivers the answer
+    /// and its last events (`run_ended`, `exiting`). Requests not yet taken are answered
+    /// `not_running`.
     pub async fn close(mut self, grace: std::time::Duration) {
         self.accept_task.abort();
         self.incoming.close();
@@ -696,7 +698,10 @@ impl ControlServer {
             request.respond(Err(ReplyError::new("not_running", "the pod is ending")));
         }
         let deadline = tokio::time::Instant::now() + grace;
-        while self.in_flight.outstanding() > 0 && tokio::time::Instant::now() < deadline {
+        // The broadcast keeps an event until every subscriber has taken it.
+        while (self.in_flight.outstanding() > 0 || !self.events.is_empty())
+            && tokio::time::Instant::now() < deadline
+        {
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
     }
@@ -1043,6 +1048,9 @@ async fn handle_line(line: &[u8], connection: &Connection<'_>, answers: Owed) {
     if call == Call::Subscribe {
         // Subscribe before replying so no event published after the reply is missed.
         let mut rx = events.subscribe();
+        // Each event taken for this subscriber is owed until written, like a reply: an ending
+        // pod's `close` waits for it (see `ControlServer::close`).
+        let in_flight = InFlight(answers.0.clone());
         send_line(
             out,
             &WireReply::from_result(id, Ok(serde_json::json!({"subscribed": true}))),
@@ -1057,10 +1065,11 @@ async fn handle_line(line: &[u8], connection: &Connection<'_>, answers: Owed) {
                     Err(broadcast::error::RecvError::Lagged(missed)) => PodEvent::Lagged { missed },
                     Err(broadcast::error::RecvError::Closed) => break,
                 };
+                let owed = in_flight.owe();
                 let Ok(line) = serde_json::to_string(&event) else {
                     continue;
                 };
-                if out.send((line, None)).await.is_err() {
+                if out.send((line, Some(owed))).await.is_err() {
                     break;
                 }
             }
@@ -1688,6 +1697,60 @@ mod tests {
         let reply: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{line:?}"));
         assert_eq!(reply["id"], "r-last");
         assert_eq!(reply["ok"], true, "{reply}");
+    }
+
+    #[test]
+    fn events_published_just_before_the_server_closes_still_reach_a_subscriber() {
+        use std::io::{BufRead, Write};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let server = runtime
+            .block_on(ControlServer::bind(dir.path()))
+            .expect("bind");
+        let path = server.path().to_owned();
+        let (subscribed_tx, subscribed) = oneshot::channel();
+        let client = std::thread::spawn(move || {
+            let mut stream = std::os::unix::net::UnixStream::connect(&path).expect("connect");
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .expect("timeout");
+            writeln!(
+                stream,
+                r#"{{"id": "s", "client": {{"type": "other", "name": "t"}}, "method": "subscribe"}}"#
+            )
+            .expect("write");
+            let mut lines = std::io::BufReader::new(&stream).lines();
+            let reply = lines.next().expect("reply").expect("read");
+            let _ = subscribed_tx.send(());
+            let mut seen = vec![reply];
+            seen.extend(lines.map_while(Result::ok));
+            seen
+        });
+        runtime.block_on(async move {
+            subscribed.await.expect("subscribed");
+            for run_id in ["r1", "r2"] {
+                server.publish(PodEvent::RunStarted {
+                    run_id: run_id.into(),
+                    request_id: None,
+                });
+            }
+            // Nothing has run the subscriber's task yet: only close's wait lets it write.
+            server.close(std::time::Duration::from_secs(5)).await;
+        });
+        drop(runtime);
+        let seen = client.join().expect("client");
+        let runs: Vec<Value> = seen[1..]
+            .iter()
+            .map(|line| serde_json::from_str::<Value>(line).expect("json")["run_id"].clone())
+            .collect();
+        assert_eq!(
+            runs,
+            [serde_json::json!("r1"), serde_json::json!("r2")],
+            "{seen:?}"
+        );
     }
 
     #[tokio::test]
