@@ -48,7 +48,9 @@ pub use home::{
     PodDir, PodHome, PodRef, PrunePlan, PruneRule, RemoveError, SegmentFiles, write_atomic,
 };
 pub use lifecycle::{new_id, now_rfc3339};
-pub use model::{ModelConnection, api_key_var, builtin_cassette, wire_scheme};
+pub use model::{
+    ModelConnection, api_key_var, builtin_cassette, wire_scheme, with_scheme_defaults,
+};
 pub use runtime::{
     Pod, PodOptions, Quiet, RunInput, RunObserver, RunOutcome, RunReport, history_from_segments,
 };

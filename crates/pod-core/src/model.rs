@@ -67,6 +67,44 @@ pub fn api_key_var(manifest: &Manifest) -> Option<String> {
     Some(set.unwrap_or(&names[0]).to_string())
 }
 
+/// Fill `model.base_url` and `model.api_key_env` left unset with what a run of this scheme
+/// uses (its endpoint, its key variable unless `auth = "none"`), with provenance
+/// `scheme_default`: what is shown is what a run would do. Replay has no such defaults (its
+/// cassette is served on loopback).
+pub fn with_scheme_defaults(resolved: &mut pod_profile::ResolvedManifest) {
+    let model = &mut resolved.manifest.model;
+    let Some(scheme) = wire_scheme(model.scheme) else {
+        return;
+    };
+    let name = model.scheme.as_str();
+    let mut fill = |slot: &mut Option<String>, key: &str, value: &str| {
+        if slot.is_none() {
+            *slot = Some(value.to_owned());
+            resolved.provenance.insert(
+                key.to_owned(),
+                pod_profile::Provenance {
+                    kind: pod_profile::SourceKind::SchemeDefault,
+                    detail: format!("scheme default of {name}"),
+                    from: None,
+                },
+            );
+        }
+    };
+    fill(
+        &mut model.base_url,
+        "model.base_url",
+        scheme.default_base_url(),
+    );
+    // With `auth = "none"` no key variable is read, so none is shown.
+    if model.auth == Auth::Key {
+        fill(
+            &mut model.api_key_env,
+            "model.api_key_env",
+            scheme.default_api_key_env(),
+        );
+    }
+}
+
 /// The wire scheme a manifest scheme speaks (`None` for replay: its cassette names one).
 pub fn wire_scheme(scheme: Scheme) -> Option<WireScheme> {
     match scheme {

@@ -225,7 +225,7 @@ fn show(catalog: &Catalog, args: ShowArgs) -> CmdResult {
     let mut resolved = catalog
         .resolve(&args.name, &overrides(&args.set))
         .map_err(config_failure)?;
-    with_scheme_defaults(&mut resolved);
+    pod_core::with_scheme_defaults(&mut resolved);
     if args.json {
         return emit(&to_json(&resolved)?);
     }
@@ -236,7 +236,7 @@ fn explain(catalog: &Catalog, args: ExplainArgs) -> CmdResult {
     let mut resolution = catalog
         .resolve_with_history(&args.name, &overrides(&args.set))
         .map_err(config_failure)?;
-    with_scheme_defaults(&mut resolution.resolved);
+    pod_core::with_scheme_defaults(&mut resolution.resolved);
     let explanation = pod_profile::explain(&resolution, &args.key).map_err(config_failure)?;
     if args.json {
         return emit(&to_json(&explanation)?);
@@ -393,44 +393,6 @@ fn validate(catalog: &Catalog, args: ValidateArgs) -> CmdResult {
         )));
     }
     Ok(Exit::Success)
-}
-
-/// Fill `model.base_url` and `model.api_key_env` left unset with what a run of this scheme
-/// uses (its endpoint, its key variable unless `auth = "none"`), with provenance
-/// `scheme_default`: what is shown is what a run would do. Replay has no such defaults (its
-/// cassette is served on loopback).
-fn with_scheme_defaults(resolved: &mut ResolvedManifest) {
-    let model = &mut resolved.manifest.model;
-    let Some(scheme) = pod_core::wire_scheme(model.scheme) else {
-        return;
-    };
-    let name = model.scheme.as_str();
-    let mut fill = |slot: &mut Option<String>, key: &str, value: &str| {
-        if slot.is_none() {
-            *slot = Some(value.to_owned());
-            resolved.provenance.insert(
-                key.to_owned(),
-                Provenance {
-                    kind: SourceKind::SchemeDefault,
-                    detail: format!("scheme default of {name}"),
-                    from: None,
-                },
-            );
-        }
-    };
-    fill(
-        &mut model.base_url,
-        "model.base_url",
-        scheme.default_base_url(),
-    );
-    // With `auth = "none"` no key variable is read, so none is shown.
-    if model.auth == pod_profile::Auth::Key {
-        fill(
-            &mut model.api_key_env,
-            "model.api_key_env",
-            scheme.default_api_key_env(),
-        );
-    }
 }
 
 /// A provenance for people: "set by profiles/debug.toml:5 (extended by coder.toml)",
