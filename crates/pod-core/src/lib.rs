@@ -31,8 +31,6 @@ pub mod home;
 pub mod host;
 pub mod lifecycle;
 pub mod model;
-pub mod record;
-pub mod run_events;
 pub mod runtime;
 pub mod scope;
 pub mod secrets;
@@ -41,6 +39,9 @@ pub mod spawn_tools;
 pub mod summary;
 pub mod supervisor;
 pub mod tools;
+
+/// The session log's records and the `run --json` events: formats owned by `pod-protocol`.
+pub use pod_protocol::{record, run_events};
 
 pub use control_handle::RunControl;
 pub use error::{CoreError, error_chain};

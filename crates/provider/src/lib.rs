@@ -105,12 +105,10 @@ mod client;
 mod config;
 mod decode;
 pub mod error;
-pub mod event;
 mod observe;
 mod redact;
 pub mod replay;
 mod request;
-mod scheme;
 mod secret;
 pub mod sse;
 
@@ -119,15 +117,17 @@ pub use client::{BROKE_OFF, Client, EventStream};
 pub use config::{ClientConfig, RetryPolicy};
 pub use decode::{StreamDecoder, decode_body};
 pub use error::{ErrorClass, ProviderError, ReplayError};
-pub use event::StreamEvent;
 pub use observe::{
     Milestone, RawFrame, RawResponse, RequestInfo, StreamObserver, replayable_headers,
 };
+/// The normalized stream event (its format is `pod_protocol::event`).
+pub use pod_protocol::event;
+use pod_protocol::scheme;
+pub use pod_protocol::{StreamEvent, WireScheme};
 pub use replay::{
     CASSETTE_VERSION, Cassette, CassetteResponse, HttpCapture, KeepaliveAfterEvents,
     PauseAfterEvents, ReceivedRequest, ReplayFile, ReplayServer, load_replay_file,
     parse_http_capture, sse_body,
 };
 pub use request::{Message, ModelRequest, ToolCall, ToolSpec};
-pub use scheme::WireScheme;
 pub use secret::ApiKey;

@@ -1,64 +1,6 @@
 //! Bounding and secret-stripping of provider messages.
 
-use crate::error::ERROR_MESSAGE_MAX_BYTES;
-
-const REDACTED: &str = "[redacted]";
-
-/// Strip `secret`, `Bearer …` tokens and `sk-…` keys, then bound to
-/// [`ERROR_MESSAGE_MAX_BYTES`] on a char boundary.
-pub(crate) fn clean_message(message: &str, secret: Option<&str>) -> String {
-    let mut s = scrub(message, secret).into_owned();
-    s = redact_after(&s, "sk-", |c| {
-        c.is_ascii_alphanumeric() || c == '-' || c == '_'
-    });
-    truncate(&mut s, ERROR_MESSAGE_MAX_BYTES);
-    s
-}
-
-/// Strip the configured key `secret` and `Bearer …` tokens from provider data that is passed on
-/// as it came (raw SSE frames, previews of unhandled events); everything else stays as it is.
-pub(crate) fn scrub<'a>(text: &'a str, secret: Option<&str>) -> std::borrow::Cow<'a, str> {
-    use std::borrow::Cow;
-    let mut out = Cow::Borrowed(text);
-    if let Some(k) = secret.filter(|k| k.len() >= 4)
-        && out.contains(k)
-    {
-        out = Cow::Owned(out.replace(k, REDACTED));
-    }
-    if out.contains("Bearer ") {
-        out = Cow::Owned(redact_after(&out, "Bearer ", |c| {
-            !c.is_whitespace() && c != '"'
-        }));
-    }
-    out
-}
-
-/// Replace the run of `keep` chars following each `marker` with `[redacted]` (marker kept for
-/// `Bearer `, dropped for key prefixes so no part of a key survives).
-fn redact_after(s: &str, marker: &str, keep: impl Fn(char) -> bool) -> String {
-    if !s.contains(marker) {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find(marker) {
-        let after = &rest[i + marker.len()..];
-        let run = after.find(|c: char| !keep(c)).unwrap_or(after.len());
-        if run == 0 || (after[..run] == *REDACTED) {
-            out.push_str(&rest[..i + marker.len()]);
-            rest = after;
-            continue;
-        }
-        out.push_str(&rest[..i]);
-        if marker == "Bearer " {
-            out.push_str(marker);
-        }
-        out.push_str(REDACTED);
-        rest = &after[run..];
-    }
-    out.push_str(rest);
-    out
-}
+pub(crate) use pod_protocol::text::{REDACTED, clean_message, scrub};
 
 /// A URL as it may be shown in logs, errors and debug output: without userinfo
 /// (`user:password@`), query string or fragment, which can carry credentials. Works on text that
@@ -83,29 +25,9 @@ pub(crate) fn display_url(url: &str) -> String {
     out
 }
 
-/// Cut `s` to at most `max` bytes on a char boundary, marking the cut with `…`.
-pub(crate) fn truncate(s: &mut String, max: usize) {
-    if s.len() <= max {
-        return;
-    }
-    let mut cut = max.saturating_sub('…'.len_utf8());
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    s.truncate(cut);
-    s.push('…');
-}
-
 /// The first `max` bytes of `s` on a char boundary.
 pub(crate) fn preview(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut cut = max;
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    s[..cut].to_string()
+    pod_protocol::text::cut_at_char_boundary(s, max).to_owned()
 }
 
 /// Strips secrets from streamed text whose pieces arrive one delta at a time: a secret split

@@ -1,10 +1,22 @@
-//! The wire schemes this crate speaks.
+//! The provider wire schemes: the names manifests, traces and cassettes use for them.
 
 use serde::{Deserialize, Serialize};
 
 /// A provider wire protocol. One adapter module per scheme.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum WireScheme {
     /// OpenAI Responses API: `POST {base}/responses`.
     OpenaiResponses,
@@ -19,26 +31,16 @@ pub enum WireScheme {
 
 impl WireScheme {
     /// Every scheme, in declaration order.
-    pub const ALL: [WireScheme; 4] = [
-        WireScheme::OpenaiResponses,
-        WireScheme::OpenaiChat,
-        WireScheme::AnthropicMessages,
-        WireScheme::Gemini,
-    ];
+    pub const ALL: &'static [WireScheme] = <WireScheme as strum::VariantArray>::VARIANTS;
 
     /// The kebab-case name used in manifests and on the command line.
     pub fn as_str(self) -> &'static str {
-        match self {
-            WireScheme::OpenaiResponses => "openai-responses",
-            WireScheme::OpenaiChat => "openai-chat",
-            WireScheme::AnthropicMessages => "anthropic-messages",
-            WireScheme::Gemini => "gemini",
-        }
+        self.into()
     }
 
     /// Parse a kebab-case name; `None` for anything else.
     pub fn parse(name: &str) -> Option<WireScheme> {
-        WireScheme::ALL.into_iter().find(|s| s.as_str() == name)
+        WireScheme::ALL.iter().copied().find(|s| s.as_str() == name)
     }
 
     /// The provider's public endpoint root.

@@ -9,8 +9,9 @@ use crate::error::ProviderError;
 /// Serialized with `type` as the tag in snake_case, e.g. `{"type":"text_delta","text":"Hi"}`.
 /// The set is closed for matching inside this workspace but marked `non_exhaustive` so new kinds
 /// (e.g. for Gemini) can be added without breaking downstream crates.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 #[non_exhaustive]
 pub enum StreamEvent {
     /// The provider accepted the request and started a response.
@@ -55,19 +56,7 @@ impl StreamEvent {
 
     /// The `type` tag of this event as it appears in JSON.
     pub fn kind(&self) -> &'static str {
-        match self {
-            StreamEvent::Started(_) => "started",
-            StreamEvent::TextDelta(_) => "text_delta",
-            StreamEvent::ReasoningDelta(_) => "reasoning_delta",
-            StreamEvent::ToolCallStart(_) => "tool_call_start",
-            StreamEvent::ToolCallDelta(_) => "tool_call_delta",
-            StreamEvent::ToolCallEnd(_) => "tool_call_end",
-            StreamEvent::Usage(_) => "usage",
-            StreamEvent::Completed(_) => "completed",
-            StreamEvent::Incomplete(_) => "incomplete",
-            StreamEvent::Error(_) => "error",
-            StreamEvent::Unhandled(_) => "unhandled",
-        }
+        self.into()
     }
 }
 
@@ -165,8 +154,9 @@ pub struct Usage {
 ///
 /// Only `EndTurn` and `ToolCalls` are clean finishes; every other reason means the answer may be
 /// cut short or withheld and is reported as such (see [`StopReason::is_truncated`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(tag = "reason", rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum StopReason {
     /// The model ended its turn.
     EndTurn,
@@ -188,15 +178,7 @@ pub enum StopReason {
 impl StopReason {
     /// The snake_case name of the reason, as in JSON.
     pub fn name(&self) -> &'static str {
-        match self {
-            StopReason::EndTurn => "end_turn",
-            StopReason::ToolCalls => "tool_calls",
-            StopReason::MaxTokens => "max_tokens",
-            StopReason::Refusal => "refusal",
-            StopReason::ContentFilter => "content_filter",
-            StopReason::Incomplete { .. } => "incomplete",
-            StopReason::Other { .. } => "other",
-        }
+        self.into()
     }
 
     /// Whether the answer is not a clean finish (cut, filtered, refused or of unknown cause).

@@ -1,15 +1,15 @@
 //! On-disk record types: the session log's entries, lifecycle actions with their origins, and
-//! the pod identity file. These shapes are a file format read by `pod-export` (including files
-//! written by older versions), so fields are only ever added, and every added field is optional
-//! on read.
+//! the pod identity file. These shapes are a file format read back by `pods ls`, `show`, `log`
+//! and the export (including files written by older versions), so fields are only ever added,
+//! and every added field is optional on read.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use std::collections::BTreeMap;
 
-use pod_provider::ProviderError;
-pub use pod_provider::event::{StopReason, Usage};
+use crate::error::ProviderError;
+pub use crate::event::{StopReason, Usage};
 
 /// Version of the session log format written by this build (in `segment_started`).
 pub const LOG_FORMAT_VERSION: u32 = 1;
@@ -26,8 +26,9 @@ pub struct LogEntry {
 }
 
 /// What a session log entry records; the `kind` tag in JSON.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 #[non_exhaustive]
 pub enum LogBody {
     SegmentStarted(SegmentStarted),
@@ -63,8 +64,9 @@ pub struct SegmentStarted {
 }
 
 /// What started a run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum RunTrigger {
     /// A prompt from the command line (`pods run`, `pods resume`).
     Cli,
@@ -144,8 +146,22 @@ pub struct RequestedToolCall {
 }
 
 /// What a tool may do to the world; drives retry safety.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum SideEffectClass {
     ReadOnly,
     LocalWrite,
@@ -162,8 +178,19 @@ pub struct ToolCallStarted {
     pub input: Value,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ToolOutcome {
     Ok,
     /// The tool failed; the error text went back to the model.
@@ -260,8 +287,20 @@ pub struct RunPhase {
     pub side_effects_started: Vec<SideEffectClass>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ToolExecutionPhase {
     #[default]
     NotStarted,
@@ -292,8 +331,20 @@ pub struct LifecycleAction {
     pub caused_by: Option<CausedBy>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum LifecycleKind {
     Cancel,
     Stop,
@@ -308,8 +359,9 @@ pub enum LifecycleKind {
 }
 
 /// Who or what started a lifecycle action.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Origin {
     /// A `pods` command line.
     Cli { command: String, request_id: String },
@@ -392,12 +444,47 @@ pub struct PodInfo {
     pub work_dir: Option<std::path::PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum PodState {
     Created,
     Running,
     Idle,
     Stopped,
     Failed,
+}
+
+/// The names these records use in JSON (their serde tags and values), for code that shows or
+/// matches them without serializing. Derived beside serde's names; a test checks they agree.
+macro_rules! names {
+    ($($ty:ty => $doc:literal $fn:ident;)*) => {$(
+        impl $ty {
+            #[doc = $doc]
+            pub fn $fn(&self) -> &'static str {
+                self.into()
+            }
+        }
+    )*};
+}
+
+names! {
+    LogBody => "The entry's `kind` tag." kind;
+    RunTrigger => "The trigger's `type` tag." kind;
+    Origin => "The origin's `type` tag." kind;
+    SideEffectClass => "The class as in JSON (`read_only`, …)." as_str;
+    ToolOutcome => "The outcome as in JSON (`ok`, `error`, `rejected`)." as_str;
+    ToolExecutionPhase => "The phase as in JSON (`not_started`, …)." as_str;
+    LifecycleKind => "The kind as in JSON (`stop_tree`, …)." as_str;
+    PodState => "The state as in JSON (`running`, …)." as_str;
 }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::record::{SideEffectClass, ToolOutcome};
+use crate::report::UsageTotals;
 
 /// The `format` of the first line.
 pub const RUN_EVENTS_FORMAT: &str = "pods-run-events";
@@ -20,8 +21,9 @@ pub const RUN_EVENTS_VERSION: u32 = 1;
 pub const TOOL_PREVIEW_MAX_BYTES: usize = 1024;
 
 /// One line of the stream.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum RunEvent {
     /// The pod is hosted and about to run. Always the first line.
     PodStarted {
@@ -110,7 +112,7 @@ pub enum RunEvent {
         turns: Option<u32>,
         error: Option<RunEventError>,
         /// Token usage summed over the run's requests (`null` fields: not reported).
-        usage: Option<crate::summary::UsageTotals>,
+        usage: Option<UsageTotals>,
         /// The exit code the process ends with.
         exit_code: i32,
     },
@@ -119,19 +121,7 @@ pub enum RunEvent {
 impl RunEvent {
     /// The `kind` tag of this event.
     pub fn kind(&self) -> &'static str {
-        match self {
-            RunEvent::PodStarted { .. } => "pod_started",
-            RunEvent::RunStarted { .. } => "run_started",
-            RunEvent::Text { .. } => "text",
-            RunEvent::Reasoning { .. } => "reasoning",
-            RunEvent::ToolCallStarted { .. } => "tool_call_started",
-            RunEvent::ToolCallFinished { .. } => "tool_call_finished",
-            RunEvent::ChildSpawned { .. } => "child_spawned",
-            RunEvent::ChildExited { .. } => "child_exited",
-            RunEvent::RetryScheduled { .. } => "retry_scheduled",
-            RunEvent::Usage { .. } => "usage",
-            RunEvent::RunEnded { .. } => "run_ended",
-        }
+        self.into()
     }
 }
 
@@ -148,14 +138,8 @@ pub struct RunEventError {
 
 /// At most `max` bytes of `text` (on a character boundary) and whether it was cut.
 pub fn preview(text: &str, max: usize) -> (String, bool) {
-    if text.len() <= max {
-        return (text.to_owned(), false);
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    (text[..end].to_owned(), true)
+    let kept = crate::text::cut_at_char_boundary(text, max);
+    (kept.to_owned(), kept.len() < text.len())
 }
 
 #[cfg(test)]

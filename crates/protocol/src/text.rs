@@ -1,0 +1,150 @@
+//! Text as the formats carry it: bounded on a character boundary, stripped of credentials, and
+//! escaped for a terminal. Every crate that cuts or cleans text for a record uses these, so a
+//! record means the same whoever wrote it.
+
+use std::borrow::Cow;
+
+use crate::error::ERROR_MESSAGE_MAX_BYTES;
+
+/// What a secret is replaced with wherever it is stripped.
+pub const REDACTED: &str = "[redacted]";
+
+/// The longest prefix of `text` that is at most `max` bytes and ends on a character boundary.
+pub fn cut_at_char_boundary(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Cut `text` to at most `max` bytes on a character boundary, marking the cut with `…` (which
+/// counts towards `max`).
+pub fn truncate_marked(text: &mut String, max: usize) {
+    if text.len() <= max {
+        return;
+    }
+    let kept = cut_at_char_boundary(text, max.saturating_sub('…'.len_utf8())).len();
+    text.truncate(kept);
+    text.push('…');
+}
+
+/// `text` with every control character (ESC, CR, BEL, …, and DEL and the C1 range) written as
+/// an escape (`\u{1b}`), so that names and other text from models or files cannot move the cursor,
+/// recolour or rewrite a terminal. Used by every human-facing listing.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Strip `secret`, `Bearer …` tokens and `sk-…` keys, then bound to
+/// [`ERROR_MESSAGE_MAX_BYTES`] on a char boundary: what an error message may hold.
+pub fn clean_message(message: &str, secret: Option<&str>) -> String {
+    let mut s = scrub(message, secret).into_owned();
+    s = redact_after(&s, "sk-", |c| {
+        c.is_ascii_alphanumeric() || c == '-' || c == '_'
+    });
+    truncate_marked(&mut s, ERROR_MESSAGE_MAX_BYTES);
+    s
+}
+
+/// Strip the configured key `secret` and `Bearer …` tokens from provider data that is passed on
+/// as it came (raw SSE frames, previews of unhandled events); everything else stays as it is.
+pub fn scrub<'a>(text: &'a str, secret: Option<&str>) -> Cow<'a, str> {
+    let mut out = Cow::Borrowed(text);
+    if let Some(k) = secret.filter(|k| k.len() >= 4)
+        && out.contains(k)
+    {
+        out = Cow::Owned(out.replace(k, REDACTED));
+    }
+    if out.contains("Bearer ") {
+        out = Cow::Owned(redact_after(&out, "Bearer ", |c| {
+            !c.is_whitespace() && c != '"'
+        }));
+    }
+    out
+}
+
+/// Replace the run of `keep` chars following each `marker` with `[redacted]` (marker kept for
+/// `Bearer `, dropped for key prefixes so no part of a key survives).
+fn redact_after(s: &str, marker: &str, keep: impl Fn(char) -> bool) -> String {
+    if !s.contains(marker) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find(marker) {
+        let after = &rest[i + marker.len()..];
+        let run = after.find(|c: char| !keep(c)).unwrap_or(after.len());
+        if run == 0 || (after[..run] == *REDACTED) {
+            out.push_str(&rest[..i + marker.len()]);
+            rest = after;
+            continue;
+        }
+        out.push_str(&rest[..i]);
+        if marker == "Bearer " {
+            out.push_str(marker);
+        }
+        out.push_str(REDACTED);
+        rest = &after[run..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_never_splits_a_character() {
+        assert_eq!(cut_at_char_boundary("aé€b", 3), "aé");
+        assert_eq!(cut_at_char_boundary("aé€b", 2), "a");
+        assert_eq!(cut_at_char_boundary("abc", 10), "abc");
+        assert_eq!(cut_at_char_boundary("€", 0), "");
+    }
+
+    #[test]
+    fn a_marked_cut_fits_its_bound_with_the_mark() {
+        let mut text = "héllo world".to_owned();
+        truncate_marked(&mut text, 6);
+        assert_eq!(text, "hé…");
+        assert!(text.len() <= 6);
+        let mut short = "hi".to_owned();
+        truncate_marked(&mut short, 6);
+        assert_eq!(short, "hi");
+    }
+
+    #[test]
+    fn control_characters_are_escaped_and_plain_text_borrowed() {
+        assert_eq!(printable("a\u{1b}[2Jb\r"), "a\\u{1b}[2Jb\\u{d}");
+        assert!(matches!(printable("plain"), Cow::Borrowed("plain")));
+    }
+
+    #[test]
+    fn messages_lose_keys_bearer_tokens_and_the_configured_secret() {
+        let cleaned = clean_message(
+            "bad key sk-abc_123 with Bearer tok.en and my-secret-value",
+            Some("my-secret-value"),
+        );
+        assert_eq!(
+            cleaned,
+            "bad key [redacted] with Bearer [redacted] and [redacted]"
+        );
+        let long = "x".repeat(ERROR_MESSAGE_MAX_BYTES * 2);
+        assert!(clean_message(&long, None).len() <= ERROR_MESSAGE_MAX_BYTES);
+    }
+}
