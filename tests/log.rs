@@ -189,7 +189,7 @@ fn log_json_has_every_item_in_order() {
     let output = t.sandbox.run(&["log", &t.parent, "--json"]);
     assert_exit(&output, 0);
     let doc = stdout_json(&output);
-    assert_eq!(doc["version"], 1);
+    assert_eq!(doc["version"], 2);
     let pods = doc["pods"].as_array().unwrap();
     assert_eq!(pods.len(), 1);
     assert_eq!(pods[0]["pod_id"], t.parent.as_str());

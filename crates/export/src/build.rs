@@ -110,11 +110,12 @@ pub fn prepare(request: &ExportRequest) -> Result<ExportPlan, ExportError> {
         .find(|(path, _)| path.parent().and_then(Path::file_name) == Some(request.pod.as_ref()))
     {
         // The pod asked for is the unreadable one: that is an error, not a footnote.
-        let text =
-            pod_core::home::read_capped(path, 1 << 20).map_err(|source| ExportError::ReadFile {
+        let text = pod_home::files::read_regular(path, 1 << 20).map_err(|source| {
+            ExportError::ReadFile {
                 path: path.clone(),
                 source,
-            })?;
+            }
+        })?;
         let source = serde_json::from_slice::<Value>(&text)
             .err()
             .unwrap_or_else(|| serde::de::Error::custom("not a pod.json object"));
@@ -442,7 +443,7 @@ fn load_pods(pods_dir: &Path) -> Result<LoadedPods, ExportError> {
         if !path.exists() {
             continue;
         }
-        let value = match pod_core::home::read_capped(&path, 1 << 20) {
+        let value = match pod_home::files::read_regular(&path, 1 << 20) {
             Ok(text) => match serde_json::from_slice::<Value>(&text) {
                 Ok(value) if value.is_object() => value,
                 Ok(_) => {
@@ -762,7 +763,7 @@ fn pod_doc(pod: &PodEntry, all: &BTreeMap<String, PodEntry>) -> PodDoc {
     let name = need(&pod.name, "pod.json:name");
     let profile = need(&pod.profile, "pod.json:profile");
     // Read only if regular (a FIFO would block the export) and of a sane size.
-    let small = |name: &str| pod_core::home::read_capped(&pod.dir.join(name), 16 << 20);
+    let small = |name: &str| pod_home::files::read_regular(&pod.dir.join(name), 16 << 20);
     let text = small("manifest.toml").and_then(|bytes| {
         String::from_utf8(bytes)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
@@ -795,7 +796,7 @@ fn pod_doc(pod: &PodEntry, all: &BTreeMap<String, PodEntry>) -> PodDoc {
     };
     // One answer with `pods ls`: a `running` pod whose process is gone crashed.
     let state = match pod.state.as_deref() {
-        Some("running") if !pod.pid.is_some_and(pod_core::summary::process_alive) => {
+        Some("running") if !pod.pid.is_some_and(pod_home::liveness::process_alive) => {
             Some("crashed".to_owned())
         }
         _ => pod.state.clone(),

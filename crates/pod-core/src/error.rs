@@ -20,15 +20,6 @@ pub enum CoreError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("no pods home: set PODS_HOME or pass --home (neither XDG_STATE_HOME nor HOME is set)")]
-    NoHome,
-    #[error("no pod matches `{query}` in {}", home.display())]
-    PodNotFound { query: String, home: PathBuf },
-    #[error("`{query}` matches several pods: {}", candidates.join(", "))]
-    AmbiguousPod {
-        query: String,
-        candidates: Vec<String>,
-    },
     #[error("could not write session log {}; the run cannot continue without its record", path.display())]
     LogWrite {
         path: PathBuf,
@@ -51,6 +42,8 @@ pub enum CoreError {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+    #[error(transparent)]
+    Home(#[from] pod_home::HomeError),
     #[error(transparent)]
     Trace(#[from] pod_trace::TraceError),
     #[error(transparent)]

@@ -805,7 +805,7 @@ async fn pod_task(
             info.state = PodState::Failed;
             info.pid = None;
         });
-        result = result.and(marked.map(|_| ()));
+        result = result.and(marked.map(|_| ()).map_err(CoreError::from));
     }
     let _ = closed.send(result);
 }

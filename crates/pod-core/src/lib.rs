@@ -25,7 +25,6 @@
 
 pub mod control;
 mod control_handle;
-pub mod conversation;
 pub mod error;
 pub mod home;
 pub mod host;
@@ -36,30 +35,33 @@ pub mod scope;
 pub mod secrets;
 pub mod session_log;
 pub mod spawn_tools;
-pub mod summary;
 pub mod supervisor;
 pub mod tools;
 
+/// What ls, show and log read back from a pod's files: owned by `pod-home`.
+pub use pod_home::{conversation, summary};
 /// The session log's records and the `run --json` events: formats owned by `pod-protocol`.
 pub use pod_protocol::{record, run_events};
 
 pub use control_handle::RunControl;
 pub use error::{CoreError, error_chain};
 pub use home::{
-    PodDir, PodHome, PodRef, PrunePlan, PruneRule, RemoveError, SegmentFiles, write_atomic,
+    PodDir, PodHome, PodRef, PrunePlan, PruneRule, RemoveError, SegmentFiles, vouch_manifest,
+    write_atomic,
 };
 pub use lifecycle::{new_id, now_rfc3339};
 pub use model::{
     ModelConnection, api_key_var, builtin_cassette, wire_scheme, with_scheme_defaults,
 };
+pub use pod_home::summary::{
+    PodSummary, RunSummary, SegmentSummary, StopFacts, UsageTotals, summarize,
+};
+pub use pod_protocol::text::printable;
 pub use runtime::{
     Pod, PodOptions, Quiet, RunInput, RunObserver, RunOutcome, RunReport, history_from_segments,
 };
 pub use scope::{Access, Scope};
 pub use session_log::{
     LogItem, LogProblem, LogReader, LogSink, SegmentRead, SessionLog, read_segment,
-};
-pub use summary::{
-    PodSummary, RunSummary, SegmentSummary, StopFacts, UsageTotals, printable, summarize,
 };
 pub use tools::{Tool, ToolContext, ToolError, ToolFuture, ToolRegistry};

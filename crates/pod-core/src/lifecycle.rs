@@ -10,7 +10,7 @@
 //! first wins. Later actions are not lost: each is still recorded as a `lifecycle_action` entry.
 
 use std::sync::OnceLock;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use crate::record::{LifecycleAction, LifecycleKind, Origin};
 
@@ -28,10 +28,7 @@ pub fn mono_ms() -> u64 {
     u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Current wall-clock time, RFC 3339 with milliseconds, UTC.
-pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
-}
+pub use pod_home::now_rfc3339;
 
 /// A fresh UUIDv7 as text (action ids, request ids).
 pub fn new_id() -> String {

@@ -74,6 +74,8 @@ fn protected_roots(work_dir: &Path) -> Vec<PathBuf> {
         let protected = PROTECTED.lock().unwrap_or_else(|e| e.into_inner());
         (protected.homes.clone(), protected.dirs.clone())
     };
+    // Every home this process opened, registered by `pod-home` as it opens them.
+    let homes: Vec<PathBuf> = homes.into_iter().chain(pod_home::opened_homes()).collect();
     let mut roots: Vec<PathBuf> = Vec::new();
     let mut add = |path: &Path| {
         let root = canonical_or_normal(path, Path::new("/"));

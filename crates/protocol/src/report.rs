@@ -100,3 +100,39 @@ impl StopFacts {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_totals_sum_what_was_reported_and_count_what_was_not() {
+        let mut totals = UsageTotals::default();
+        totals.add(Some(&Usage {
+            input_tokens: Some(100),
+            output_tokens: Some(10),
+            cached_input_tokens: Some(80),
+            reasoning_tokens: None,
+        }));
+        totals.add(None);
+        totals.add(Some(&Usage {
+            input_tokens: Some(26),
+            output_tokens: Some(2),
+            cached_input_tokens: None,
+            reasoning_tokens: None,
+        }));
+        assert_eq!(totals.input_tokens, Some(126));
+        assert_eq!(totals.cached_input_tokens, Some(80));
+        assert_eq!(
+            totals.reasoning_tokens, None,
+            "never reported: unknown, not 0"
+        );
+        assert_eq!(totals.requests_recorded, 3);
+        assert_eq!(totals.requests_with_usage, 2);
+        assert!(
+            totals.describe().ends_with("; 1 reported no usage"),
+            "{}",
+            totals.describe()
+        );
+    }
+}

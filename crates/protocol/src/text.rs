@@ -147,4 +147,38 @@ mod tests {
         let long = "x".repeat(ERROR_MESSAGE_MAX_BYTES * 2);
         assert!(clean_message(&long, None).len() <= ERROR_MESSAGE_MAX_BYTES);
     }
+
+    #[test]
+    fn strips_key_bearer_and_sk_patterns() {
+        let m = clean_message(
+            "bad key sk-proj-AbC123_xyz given in Authorization: Bearer tok.en-99 and MYSECRETKEY",
+            Some("MYSECRETKEY"),
+        );
+        assert!(!m.contains("AbC123"), "{m}");
+        assert!(!m.contains("tok.en-99"), "{m}");
+        assert!(!m.contains("MYSECRETKEY"), "{m}");
+        assert!(m.contains("Bearer [redacted]"), "{m}");
+    }
+
+    #[test]
+    fn scrub_strips_the_key_and_bearer_tokens_and_keeps_everything_else() {
+        let data = r#"{"echo":"k3y-abcdef","auth":"Bearer tok123","note":"risk-free sk-like"}"#;
+        let s = scrub(data, Some("k3y-abcdef"));
+        assert_eq!(
+            s,
+            r#"{"echo":"[redacted]","auth":"Bearer [redacted]","note":"risk-free sk-like"}"#
+        );
+        assert!(matches!(
+            scrub("nothing to hide", Some("k3y-abcdef")),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
+    fn bounds_on_char_boundary() {
+        let long = "é".repeat(ERROR_MESSAGE_MAX_BYTES);
+        let m = clean_message(&long, None);
+        assert!(m.len() <= ERROR_MESSAGE_MAX_BYTES);
+        assert!(m.ends_with('…'));
+    }
 }

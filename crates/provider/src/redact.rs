@@ -131,32 +131,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn strips_key_bearer_and_sk_patterns() {
-        let m = clean_message(
-            "bad key sk-proj-AbC123_xyz given in Authorization: Bearer tok.en-99 and MYSECRETKEY",
-            Some("MYSECRETKEY"),
-        );
-        assert!(!m.contains("AbC123"), "{m}");
-        assert!(!m.contains("tok.en-99"), "{m}");
-        assert!(!m.contains("MYSECRETKEY"), "{m}");
-        assert!(m.contains("Bearer [redacted]"), "{m}");
-    }
-
-    #[test]
-    fn scrub_strips_the_key_and_bearer_tokens_and_keeps_everything_else() {
-        let data = r#"{"echo":"k3y-abcdef","auth":"Bearer tok123","note":"risk-free sk-like"}"#;
-        let s = scrub(data, Some("k3y-abcdef"));
-        assert_eq!(
-            s,
-            r#"{"echo":"[redacted]","auth":"Bearer [redacted]","note":"risk-free sk-like"}"#
-        );
-        assert!(matches!(
-            scrub("nothing to hide", Some("k3y-abcdef")),
-            std::borrow::Cow::Borrowed(_)
-        ));
-    }
-
-    #[test]
     fn display_url_drops_userinfo_query_and_fragment() {
         let cases = [
             (
@@ -176,14 +150,6 @@ mod tests {
         for (input, shown) in cases {
             assert_eq!(display_url(input), shown, "{input}");
         }
-    }
-
-    #[test]
-    fn bounds_on_char_boundary() {
-        let long = "é".repeat(ERROR_MESSAGE_MAX_BYTES);
-        let m = clean_message(&long, None);
-        assert!(m.len() <= ERROR_MESSAGE_MAX_BYTES);
-        assert!(m.ends_with('…'));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::global::GlobalArgs;
 /// ids), and how the run ended: stop reason, or the error's class and message, and token usage.
 /// Control characters are shown escaped (`\u{1b}`).
 ///
-/// With `--json`: one document `{"version": 1, "pods": [...]}`, each pod with its runs and
+/// With `--json`: one document `{"version": 2, "pods": [...]}`, each pod with its runs and
 /// their items in order (the shape is described in docs/LOG.md).
 #[derive(Debug, Args)]
 pub struct LogArgs {

@@ -214,7 +214,8 @@ fn table(rows: &[Row]) -> Vec<String> {
 }
 
 /// A run's outcome in a few words: `completed`, `completed (max_tokens, truncated)`,
-/// `completed (stop reason unknown)`, `errored (rate_limited)`, `interrupted (stopped)`.
+/// `completed (stop reason unknown)`, `provider_error (rate_limited)`, `interrupted (stopped)`,
+/// `crashed`.
 fn run_words(run: &pod_core::RunSummary) -> String {
     if let Some(class) = &run.error_class {
         return format!("{} ({class})", run.outcome);
@@ -226,11 +227,11 @@ fn run_words(run: &pod_core::RunSummary) -> String {
                 (Some(true), _) => format!("{} ({}, truncated)", run.outcome, stop.stop_reason),
                 (None, _) => format!("{} (stop reason unknown)", run.outcome),
                 (Some(false), Some(turns)) => format!("{} ({turns})", run.outcome),
-                (Some(false), None) => run.outcome.clone(),
+                (Some(false), None) => run.outcome.to_string(),
             }
         }
         (None, Some(reason)) => format!("{} ({reason})", run.outcome),
-        (None, None) => run.outcome.clone(),
+        (None, None) => run.outcome.to_string(),
     }
 }
 
@@ -512,7 +513,7 @@ pub fn rm(global: &GlobalArgs, args: RmArgs) -> CmdResult {
     let removed = home.remove(&dir, args.tree).map_err(|error| match error {
         pod_core::RemoveError::Running { .. } => Failure::run_failed(error),
         pod_core::RemoveError::HasChildren { .. } => Failure::usage(error),
-        pod_core::RemoveError::Core(error) => Failure::run_failed(error),
+        pod_core::RemoveError::Home(error) => Failure::run_failed(error),
     })?;
     if args.json {
         print_json(&serde_json::to_value(&removed).map_err(Failure::run_failed)?);

@@ -239,7 +239,7 @@ pub fn resume(global: &GlobalArgs, args: ResumeArgs) -> CmdResult {
         );
     }
     let resolved = pod_profile::read_manifest_files(dir.path()).map_err(profile_failure)?;
-    dir.vouch_manifest(&resolved.manifest)
+    pod_core::vouch_manifest(&dir, &resolved.manifest)
         .map_err(|e| Failure::usage(e).with_hint(MANIFEST_EDITED_HINT))?;
     let work_dir = pod_work_dir(&dir, info.work_dir.as_deref())?;
     let prompt = prompt.unwrap_or_else(|| CONTINUE_PROMPT.to_owned());
@@ -1200,7 +1200,7 @@ pub fn serve(global: &GlobalArgs, args: ServeArgs) -> CmdResult {
     let dir = PodDir::open(&args.pod_dir);
     let info = dir.read_info().map_err(Failure::usage)?;
     let resolved = pod_profile::read_manifest_files(dir.path()).map_err(profile_failure)?;
-    dir.vouch_manifest(&resolved.manifest)
+    pod_core::vouch_manifest(&dir, &resolved.manifest)
         .map_err(|e| Failure::usage(e).with_hint(MANIFEST_EDITED_HINT))?;
     let cwd = pod_work_dir(&dir, info.work_dir.as_deref())?;
     // The pod dir is `<home>/pods/<id>`; children go next to it.

@@ -6,14 +6,17 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::error::CoreError;
-use crate::home::{PodDir, PodHome};
-use crate::record::{LogBody, RunTrigger, SideEffectClass, ToolOutcome};
-use crate::session_log::{LogProblem, read_segment};
-use crate::summary::{StopFacts, UsageTotals};
+use pod_protocol::record::{LogBody, SideEffectClass, ToolOutcome};
+use pod_protocol::report::{StopFacts, UsageTotals};
+
+use crate::error::HomeError;
+use crate::index::PodIndex;
+use crate::layout::{PodDir, PodHome};
+use crate::log_read::{LogProblem, read_segment};
+use crate::runs::{RunOutcome, SegmentOwner};
 
 /// The version of the shape [`Conversation`] serializes to (`docs/LOG.md`).
-pub const LOG_SHAPE_VERSION: u32 = 1;
+pub const LOG_SHAPE_VERSION: u32 = 2;
 
 /// The most characters of a tool result a transcript keeps; `result_chars` tells the whole.
 pub const RESULT_MAX_CHARS: usize = 2000;
@@ -42,8 +45,9 @@ pub struct RunTranscript {
     pub trigger: String,
     pub input: String,
     pub items: Vec<Item>,
-    /// `completed`, `errored`, `interrupted`, or `unfinished` (no terminal entry).
-    pub outcome: String,
+    /// `completed`, `provider_error`, `interrupted`, `crashed` or `running` (see
+    /// [`RunOutcome`]).
+    pub outcome: RunOutcome,
     /// For completed runs: why the model stopped (`stop_reason`, `stop_raw`, `truncated`,
     /// `stop_statement`).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
@@ -110,23 +114,33 @@ pub enum Item {
 }
 
 /// The conversation of the pod in `dir`.
-pub fn read_conversation(dir: &PodDir) -> Result<Conversation, CoreError> {
+pub fn read_conversation(dir: &PodDir) -> Result<Conversation, HomeError> {
     let info = dir.read_info()?;
     let mut runs: Vec<RunTranscript> = Vec::new();
     let mut problems = Vec::new();
-    for segment in dir.segments()? {
+    let files = dir.segments()?;
+    let last = files.len().saturating_sub(1);
+    for (number, segment) in files.into_iter().enumerate() {
         let read = read_segment(&segment.log)?;
         problems.extend(read.problems.iter().map(LogProblem::to_string));
+        let first_run = runs.len();
+        let mut ended: Vec<String> = Vec::new();
+        let mut owner = SegmentOwner {
+            later_segment: number < last,
+            ..SegmentOwner::default()
+        };
         for entry in read.entries {
+            owner.observe(&entry.ts, &entry.body);
             if let LogBody::RunStarted(run) = &entry.body {
                 runs.push(RunTranscript {
                     run_id: run.run_id.clone(),
                     segment_id: segment.segment_id.clone(),
                     started: entry.ts.clone(),
-                    trigger: trigger_name(&run.trigger).to_owned(),
+                    trigger: run.trigger.kind().to_owned(),
                     input: run.input.clone(),
                     items: Vec::new(),
-                    outcome: "unfinished".into(),
+                    // Decided below, with the segment read.
+                    outcome: RunOutcome::Running,
                     stop: None,
                     reason: None,
                     error: None,
@@ -138,7 +152,15 @@ pub fn read_conversation(dir: &PodDir) -> Result<Conversation, CoreError> {
             let Some(run) = runs.last_mut() else {
                 continue;
             };
+            if RunOutcome::of_terminal(&entry.body).is_some() {
+                ended.push(run.run_id.clone());
+            }
             apply(run, entry.body);
+        }
+        for run in &mut runs[first_run..] {
+            if !ended.contains(&run.run_id) {
+                run.outcome = RunOutcome::unfinished(&owner.liveness(info.pid));
+            }
         }
     }
     Ok(Conversation {
@@ -157,19 +179,19 @@ pub fn read_conversation(dir: &PodDir) -> Result<Conversation, CoreError> {
 pub fn read_conversation_tree(
     home: &PodHome,
     dir: &PodDir,
-) -> Result<Vec<Conversation>, CoreError> {
-    let all = home.pod_dirs()?;
+) -> Result<Vec<Conversation>, HomeError> {
+    let index = PodIndex::load(home)?;
     let mut out = Vec::new();
-    push_tree(&all, dir, 0, &mut out)?;
+    push_tree(&index, dir, 0, &mut out)?;
     Ok(out)
 }
 
 fn push_tree(
-    all: &[PodDir],
+    index: &PodIndex,
     dir: &PodDir,
     depth: usize,
     out: &mut Vec<Conversation>,
-) -> Result<(), CoreError> {
+) -> Result<(), HomeError> {
     let mut conversation = read_conversation(dir)?;
     conversation.depth = depth;
     let spawned: Vec<String> = conversation
@@ -181,33 +203,25 @@ fn push_tree(
             _ => None,
         })
         .collect();
-    let mut children: Vec<&PodDir> = all
-        .iter()
-        .filter(|d| {
-            d.read_info()
-                .is_ok_and(|i| i.parent_id.as_deref() == Some(dir.id()))
-        })
-        .collect();
-    // Spawn order first; `all` (ids, time-ordered) breaks ties for the unnamed.
-    children.sort_by_key(|d| {
+    let mut children = index.children(dir.id());
+    // Spawn order first; ids (time-ordered) break ties for the unnamed.
+    children.sort_by_key(|id| {
         spawned
             .iter()
-            .position(|id| id == d.id())
+            .position(|spawned| spawned == id)
             .unwrap_or(usize::MAX)
     });
     out.push(conversation);
     for child in children {
-        push_tree(all, child, depth + 1, out)?;
+        // Records whose parents loop would recurse forever.
+        if out.iter().any(|c| c.pod_id == child) {
+            continue;
+        }
+        if let Some(pod) = index.get(child) {
+            push_tree(index, &pod.dir, depth + 1, out)?;
+        }
     }
     Ok(())
-}
-
-fn trigger_name(trigger: &RunTrigger) -> &'static str {
-    match trigger {
-        RunTrigger::Cli => "cli",
-        RunTrigger::ControlRequest { .. } => "control_request",
-        RunTrigger::ParentPod { .. } => "parent_pod",
-    }
 }
 
 fn apply(run: &mut RunTranscript, body: LogBody) {
@@ -296,24 +310,21 @@ fn apply(run: &mut RunTranscript, body: LogBody) {
             run.usage.add(finished.usage.as_ref());
         }
         LogBody::RunCompleted(done) if done.run_id == run.run_id => {
-            run.outcome = "completed".into();
+            run.outcome = RunOutcome::Completed;
             run.reason = Some(done.reason);
             run.stop = Some(StopFacts::of(done.stop_reason.as_ref()));
         }
         LogBody::RunErrored(failed) if failed.run_id == run.run_id => {
-            run.outcome = "errored".into();
+            run.outcome = RunOutcome::ProviderError;
             run.error = Some(RunError {
-                class: serde_json::to_value(failed.error.class)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_else(|| "unknown".into()),
+                class: failed.error.class.as_str().to_owned(),
                 code: failed.error.code,
                 http_status: failed.error.http_status,
                 message: failed.error.message,
             });
         }
         LogBody::RunInterrupted(stopped) if stopped.run_id == run.run_id => {
-            run.outcome = "interrupted".into();
+            run.outcome = RunOutcome::Interrupted;
             run.reason = Some(stopped.reason);
         }
         _ => {}

@@ -5,33 +5,18 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use pod_provider::ErrorClass;
+use pod_protocol::ErrorClass;
+use pod_protocol::record::{LogBody, PodInfo, PodState, ToolOutcome};
+pub use pod_protocol::report::{StopFacts, UsageTotals};
 
-use crate::error::CoreError;
-use crate::home::PodDir;
-use crate::record::{LogBody, PodInfo, PodState, ToolOutcome};
-use crate::session_log::{LogProblem, read_segment};
+use crate::error::HomeError;
+use crate::layout::PodDir;
+use crate::liveness::process_alive;
+use crate::log_read::{LogProblem, read_segment};
+use crate::runs::{RunOutcome, SegmentOwner};
 
 /// The hint given wherever unhandled stream events are counted but their contents were not kept.
 pub const UNHANDLED_TRACE_HINT: &str = "turn on session.record_event_trace (e.g. `--set session.record_event_trace=true`) to keep their contents in the trace";
-
-pub use pod_protocol::report::{StopFacts, UsageTotals};
-
-pub use pod_protocol::text::printable;
-
-/// Whether process `pid` is alive: it exists and is not a zombie. The one check `ls`, `show`
-/// and the export's pod state share.
-pub fn process_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat
-                .rfind(')')
-                .and_then(|i| stat[i + 1..].split_whitespace().next());
-            !matches!(state, Some("Z" | "X"))
-        }
-        Err(_) => false,
-    }
-}
 
 /// The state to show for a pod whose `pod.json` says `state` with `pid`: a `running` pod whose
 /// process is gone is `crashed`.
@@ -39,14 +24,7 @@ pub fn shown_state(state: PodState, pid: Option<u32>) -> String {
     if state == PodState::Running && !pid.is_some_and(process_alive) {
         return "crashed".into();
     }
-    state_name(state)
-}
-
-fn state_name(state: PodState) -> String {
-    serde_json::to_value(state)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| "unknown".into())
+    state.as_str().to_owned()
 }
 
 /// One run as read back from a session log.
@@ -56,8 +34,9 @@ pub struct RunSummary {
     pub segment_id: String,
     pub started: String,
     pub input: String,
-    /// `completed`, `errored`, `interrupted`, or `unfinished` (no terminal entry).
-    pub outcome: String,
+    /// `completed`, `provider_error`, `interrupted`, `crashed` or `running` (see
+    /// [`RunOutcome`]).
+    pub outcome: RunOutcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_class: Option<ErrorClass>,
     /// Completion reason (`end_turn`, `max_turns`, …) or interruption reason.
@@ -113,21 +92,30 @@ impl PodSummary {
     pub fn shown_state(&self) -> String {
         match (self.info.state, self.process_alive) {
             (PodState::Running, Some(false)) => "crashed".into(),
-            (state, _) => state_name(state),
+            (state, _) => state.as_str().to_owned(),
         }
     }
 }
 
 /// Read a pod's summary from its directory.
-pub fn summarize(dir: &PodDir) -> Result<PodSummary, CoreError> {
+pub fn summarize(dir: &PodDir) -> Result<PodSummary, HomeError> {
     let info = dir.read_info()?;
     let process_alive =
         (info.state == PodState::Running).then(|| info.pid.is_some_and(process_alive));
     let mut segments = Vec::new();
     let mut runs: Vec<RunSummary> = Vec::new();
-    for segment in dir.segments()? {
+    let files = dir.segments()?;
+    let last = files.len().saturating_sub(1);
+    for (number, segment) in files.into_iter().enumerate() {
         let read = read_segment(&segment.log)?;
+        let first_run = runs.len();
+        let mut ended: Vec<String> = Vec::new();
+        let mut owner = SegmentOwner {
+            later_segment: number < last,
+            ..SegmentOwner::default()
+        };
         for entry in read.entries {
+            owner.observe(&entry.ts, &entry.body);
             let current = runs.last_mut();
             match entry.body {
                 LogBody::RunStarted(run) => runs.push(RunSummary {
@@ -135,7 +123,8 @@ pub fn summarize(dir: &PodDir) -> Result<PodSummary, CoreError> {
                     segment_id: segment.segment_id.clone(),
                     started: entry.ts,
                     input: run.input,
-                    outcome: "unfinished".into(),
+                    // Decided below, with the segment read.
+                    outcome: RunOutcome::Running,
                     error_class: None,
                     reason: None,
                     stop: None,
@@ -172,24 +161,32 @@ pub fn summarize(dir: &PodDir) -> Result<PodSummary, CoreError> {
                 }
                 LogBody::RunCompleted(done) => {
                     if let Some(run) = current.filter(|r| r.run_id == done.run_id) {
-                        run.outcome = "completed".into();
+                        run.outcome = RunOutcome::Completed;
+                        ended.push(run.run_id.clone());
                         run.reason = Some(done.reason);
                         run.stop = Some(StopFacts::of(done.stop_reason.as_ref()));
                     }
                 }
                 LogBody::RunErrored(failed) => {
                     if let Some(run) = current.filter(|r| r.run_id == failed.run_id) {
-                        run.outcome = "errored".into();
+                        run.outcome = RunOutcome::ProviderError;
+                        ended.push(run.run_id.clone());
                         run.error_class = Some(failed.error.class);
                     }
                 }
                 LogBody::RunInterrupted(stopped) => {
                     if let Some(run) = current.filter(|r| r.run_id == stopped.run_id) {
-                        run.outcome = "interrupted".into();
+                        run.outcome = RunOutcome::Interrupted;
+                        ended.push(run.run_id.clone());
                         run.reason = Some(stopped.reason);
                     }
                 }
                 _ => {}
+            }
+        }
+        for run in &mut runs[first_run..] {
+            if !ended.contains(&run.run_id) {
+                run.outcome = RunOutcome::unfinished(&owner.liveness(info.pid));
             }
         }
         segments.push(SegmentSummary {
@@ -206,52 +203,4 @@ pub fn summarize(dir: &PodDir) -> Result<PodSummary, CoreError> {
         segments,
         runs,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn printable_escapes_every_control_character_and_keeps_the_rest() {
-        assert!(matches!(
-            printable("plain name ü"),
-            Cow::Borrowed("plain name ü")
-        ));
-        assert_eq!(
-            printable("a\u{1b}[2Jb\u{7}c\u{9b}d\ne\u{7f}"),
-            "a\\u{1b}[2Jb\\u{7}c\\u{9b}d\\u{a}e\\u{7f}"
-        );
-    }
-
-    #[test]
-    fn usage_totals_sum_what_was_reported_and_count_what_was_not() {
-        let mut totals = UsageTotals::default();
-        totals.add(Some(&Usage {
-            input_tokens: Some(100),
-            output_tokens: Some(10),
-            cached_input_tokens: Some(80),
-            reasoning_tokens: None,
-        }));
-        totals.add(None);
-        totals.add(Some(&Usage {
-            input_tokens: Some(26),
-            output_tokens: Some(2),
-            cached_input_tokens: None,
-            reasoning_tokens: None,
-        }));
-        assert_eq!(totals.input_tokens, Some(126));
-        assert_eq!(totals.cached_input_tokens, Some(80));
-        assert_eq!(
-            totals.reasoning_tokens, None,
-            "never reported: unknown, not 0"
-        );
-        assert_eq!(totals.requests_recorded, 3);
-        assert_eq!(totals.requests_with_usage, 2);
-        assert!(
-            totals.describe().ends_with("; 1 reported no usage"),
-            "{}",
-            totals.describe()
-        );
-    }
 }

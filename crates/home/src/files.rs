@@ -1,0 +1,167 @@
+//! Reading and writing files of a pod home safely: a reader never blocks on a FIFO or device
+//! and never holds more than a bound of one line; a writer replaces a file atomically.
+
+use std::fs::File;
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::HomeError;
+
+/// Longest line a reader keeps; a longer one is reported unreadable without being held in
+/// memory (a log that is a symlink to an endless source, or one giant line, cannot grow a
+/// reader without bound).
+pub const MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
+
+/// What kind of file a non-regular file is, for an error message.
+pub fn file_kind(file_type: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Open `path` for reading only if it is a regular file, symlinks followed: a FIFO, socket or
+/// device in a pod directory would block a reader forever or never end. The open itself is
+/// non-blocking (a FIFO cannot hold it), and the type is checked on the opened file, so a
+/// file swapped in between cannot slip through. A refusal is an `InvalidInput` error saying
+/// what the file is.
+pub fn open_regular(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let file_type = file.metadata()?.file_type();
+    if !file_type.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{}, not a regular file", file_kind(file_type)),
+        ));
+    }
+    Ok(file)
+}
+
+/// Read the whole regular file `path` (see [`open_regular`]), refusing one larger than `max`
+/// bytes.
+pub fn read_regular(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = open_regular(path)?;
+    let mut bytes = Vec::new();
+    file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {max} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// How one line was read by [`read_line_bounded`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineRead {
+    /// Bytes the line took in the file, line end included.
+    pub bytes: u64,
+    /// It ended with `\n` (not cut off by the end of the file).
+    pub terminated: bool,
+    /// It was longer than the bound; nothing of it was kept.
+    pub oversized: bool,
+}
+
+/// Read one line into `buf`, keeping at most `max` bytes of it (a longer line is consumed and
+/// reported `oversized`, with `buf` empty); `None` at the end of the file.
+pub fn read_line_bounded(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Option<LineRead>> {
+    let mut read = LineRead {
+        bytes: 0,
+        terminated: false,
+        oversized: false,
+    };
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok((read.bytes > 0).then_some(read));
+        }
+        let (chunk, done) = match memchr::memchr(b'\n', available) {
+            Some(i) => (&available[..=i], true),
+            None => (available, false),
+        };
+        if !read.oversized && buf.len().saturating_add(chunk.len()) <= max {
+            buf.extend_from_slice(chunk);
+        } else {
+            read.oversized = true;
+            buf.clear();
+        }
+        let used = chunk.len();
+        read.bytes = read.bytes.saturating_add(used as u64);
+        reader.consume(used);
+        if done {
+            read.terminated = true;
+            return Ok(Some(read));
+        }
+    }
+}
+
+/// Write `bytes` to `path` atomically: a temp file in the same directory, fsync, rename, then
+/// fsync the directory. The file is private to the user (0600).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), HomeError> {
+    // A bare file name has the empty path as its parent: that is the current directory.
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // Unique per process and per call: two writers of one file (threads of a process, or two
+    // processes) never share a temporary file.
+    static SERIAL: AtomicU64 = AtomicU64::new(0);
+    let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{file_name}.{}.{serial}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?
+        };
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(error) = result {
+        // Best effort: the original file is untouched either way.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(HomeError::io("write", path)(error));
+    }
+    sync_dir(dir)
+}
+
+/// Make a directory's entries (new or renamed files) durable.
+pub fn sync_dir(dir: &Path) -> Result<(), HomeError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(HomeError::io("sync directory", dir))
+}

@@ -1,0 +1,103 @@
+#![allow(clippy::unwrap_used)]
+
+use pod_protocol::record::*;
+use strum::VariantArray;
+
+use super::*;
+
+#[test]
+fn terminal_entries_name_their_outcome_and_others_none() {
+    let completed = LogBody::RunCompleted(RunCompleted {
+        run_id: "r".into(),
+        turns: 1,
+        text: String::new(),
+        reason: "end_turn".into(),
+        stop_reason: None,
+    });
+    let interrupted = LogBody::RunInterrupted(RunInterrupted {
+        run_id: "r".into(),
+        reason: "stopped".into(),
+        action: None,
+        phase: RunPhase::default(),
+    });
+    let closed = LogBody::SegmentClosed(SegmentClosed {
+        reason: "completed".into(),
+    });
+    assert_eq!(
+        RunOutcome::of_terminal(&completed),
+        Some(RunOutcome::Completed)
+    );
+    assert_eq!(
+        RunOutcome::of_terminal(&interrupted),
+        Some(RunOutcome::Interrupted)
+    );
+    assert_eq!(RunOutcome::of_terminal(&closed), None);
+}
+
+#[test]
+fn an_unfinished_run_is_running_only_while_its_owner_is_known_alive() {
+    assert_eq!(
+        RunOutcome::unfinished(&Liveness::Alive),
+        RunOutcome::Running
+    );
+    assert_eq!(
+        RunOutcome::unfinished(&Liveness::Gone("x".into())),
+        RunOutcome::Crashed
+    );
+    assert_eq!(
+        RunOutcome::unfinished(&Liveness::Unknown("x".into())),
+        RunOutcome::Crashed
+    );
+}
+
+#[test]
+fn a_segment_owner_is_judged_by_its_records_before_its_pid() {
+    let me = std::process::id();
+    let mut owner = SegmentOwner::default();
+    assert!(matches!(owner.liveness(None), Liveness::Unknown(_)));
+    assert_eq!(
+        owner.liveness(Some(me)),
+        Liveness::Alive,
+        "pod.json's pid stands in"
+    );
+    owner.observe(
+        &crate::now_rfc3339(),
+        &LogBody::SegmentStarted(SegmentStarted {
+            pod_id: "p".into(),
+            segment_id: "s".into(),
+            profile: "demo".into(),
+            manifest_digest: "sha256:0".into(),
+            pid: me,
+            format_version: 1,
+            writer: "test".into(),
+        }),
+    );
+    assert_eq!(owner.liveness(None), Liveness::Alive);
+    let later = SegmentOwner {
+        later_segment: true,
+        ..owner.clone()
+    };
+    assert!(matches!(later.liveness(None), Liveness::Gone(why) if why.contains("later segment")));
+    owner.observe(
+        "2026-01-01T00:00:00.000Z",
+        &LogBody::SegmentClosed(SegmentClosed {
+            reason: "stopped".into(),
+        }),
+    );
+    assert!(
+        matches!(owner.liveness(None), Liveness::Gone(why) if why.contains("closed (stopped)"))
+    );
+    // A segment started long ago by a pid this process now holds: reused.
+    let mut old = SegmentOwner::default();
+    old.pid = Some(me);
+    old.started_at = Some("2001-01-01T00:00:00.000Z".into());
+    assert!(matches!(old.liveness(None), Liveness::Gone(why) if why.contains("reused")));
+}
+
+#[test]
+fn outcome_names_are_their_json_names() {
+    for outcome in RunOutcome::VARIANTS {
+        let json = serde_json::to_value(outcome).unwrap();
+        assert_eq!(json.as_str().unwrap(), outcome.as_str());
+    }
+}
