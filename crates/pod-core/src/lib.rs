@@ -1,8 +1,8 @@
 //! `pod-core`: the pod. It owns the pods home and pod directories ([`PodHome`], [`PodDir`]),
 //! the durable session log ([`SessionLog`], [`LogReader`]), the run state machine and agent loop
 //! ([`Pod`]), tools confined to the manifest's scope ([`Tool`], [`ToolRegistry`], [`Scope`]),
-//! interruption by lifecycle actions ([`RunControl`], [`lifecycle`]), child supervision
-//! ([`supervisor`]) and the control socket ([`control`]). Resolving profiles is `pod-profile`'s
+//! interruption by lifecycle actions ([`RunControl`], [`lifecycle`]), child pods
+//! ([`children`]) and the control socket ([`control`]). Resolving profiles is `pod-profile`'s
 //! job, talking to providers `pod-provider`'s, writing the trace sidecar `pod-trace`'s;
 //! presenting anything is the CLI's.
 //!
@@ -23,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod children;
 pub mod control;
 mod control_handle;
 pub mod conversation;
@@ -30,6 +31,7 @@ pub mod error;
 pub mod home;
 pub mod host;
 pub mod lifecycle;
+mod lock;
 pub mod model;
 pub mod record;
 pub mod run_events;
@@ -37,10 +39,12 @@ pub mod runtime;
 pub mod scope;
 pub mod secrets;
 pub mod session_log;
-pub mod spawn_tools;
 pub mod summary;
-pub mod supervisor;
 pub mod tools;
+
+// The module names `children` replaced, kept until their last users move to `children`.
+pub use children as spawn_tools;
+pub use children as supervisor;
 
 pub use control_handle::RunControl;
 pub use error::{CoreError, error_chain};
