@@ -29,8 +29,13 @@
 //! request carrying a `caused_by` link, is believed only when the peer's credentials
 //! (`SO_PEERCRED`) show the process `pod.json`'s `parent_id` names: same uid, and the pid the
 //! parent's own `pod.json` records. Otherwise the action's origin is recorded as
-//! [`Origin::Unverified`] with the claim, the peer's pid and uid and what did not match, and a
-//! run it starts gets a `control_request` trigger saying the claim is unverified.
+//! [`Origin::Unverified`](crate::record::Origin::Unverified) with the claim, the peer's pid and
+//! uid and what did not match, and a run it starts gets a `control_request` trigger saying the
+//! claim is unverified.
+//!
+//! The parts: `wire` holds the messages (data only), `location` where the socket lives,
+//! `server` binds it and serves connections, `incoming` is a request as the pod receives it
+//! (with the claim checks), and `client` is the other end.
 
 mod client;
 mod incoming;
