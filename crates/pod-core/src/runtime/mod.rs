@@ -266,12 +266,12 @@ impl Pod {
         &self.segment_id
     }
 
-    /// The session log, shared: lifecycle and child-supervision code append through it.
     /// The filesystem scope this pod's tools are confined to (resolved against its work dir).
     pub fn scope(&self) -> &Arc<Scope> {
         &self.scope
     }
 
+    /// The session log, shared: lifecycle and child-supervision code append through it.
     pub fn log(&self) -> &SessionLog {
         &self.log
     }
