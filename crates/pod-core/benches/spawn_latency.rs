@@ -12,8 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pod_core::PodHome;
-use pod_core::spawn_tools::{Children, ProfileChildFactory, SpawnArgs};
-use pod_core::supervisor::Launcher;
+use pod_core::children::{Children, Launcher, ProfileChildFactory, SpawnArgs};
 use pod_profile::{Catalog, Discovery, Overrides};
 
 const SPAWNS: usize = 40;

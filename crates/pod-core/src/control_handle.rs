@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 use crate::lifecycle::{ActionResolver, Offered};
+use pod_home::locked;
 use crate::record::LifecycleAction;
 
 /// A cloneable handle to interrupt a pod's runs. Overlapping actions resolve to the nearest one
@@ -41,20 +42,14 @@ impl RunControl {
 
     /// Interrupt the active (or next) run with `action`.
     pub fn interrupt(&self, action: LifecycleAction) -> Offered {
-        let offered = match self.inner.resolver.lock() {
-            Ok(mut resolver) => resolver.offer(action),
-            Err(poisoned) => poisoned.into_inner().offer(action),
-        };
+        let offered = locked(&self.inner.resolver).offer(action);
         self.inner.signal.send_replace(true);
         offered
     }
 
     /// The action that governs the interruption, if any.
     pub fn governing(&self) -> Option<LifecycleAction> {
-        match self.inner.resolver.lock() {
-            Ok(resolver) => resolver.governing().cloned(),
-            Err(poisoned) => poisoned.into_inner().governing().cloned(),
-        }
+        locked(&self.inner.resolver).governing().cloned()
     }
 
     /// Resolves once an action has been offered.
@@ -67,9 +62,6 @@ impl RunControl {
     /// Take the governing action and re-arm (called once the interrupted run is recorded).
     pub(crate) fn take(&self) -> Option<LifecycleAction> {
         self.inner.signal.send_replace(false);
-        match self.inner.resolver.lock() {
-            Ok(mut resolver) => resolver.take(),
-            Err(poisoned) => poisoned.into_inner().take(),
-        }
+        locked(&self.inner.resolver).take()
     }
 }

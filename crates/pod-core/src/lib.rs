@@ -1,8 +1,8 @@
 //! `pod-core`: the pod. It owns the pods home and pod directories ([`PodHome`], [`PodDir`]),
 //! the durable session log ([`SessionLog`], [`LogReader`]), the run state machine and agent loop
 //! ([`Pod`]), tools confined to the manifest's scope ([`Tool`], [`ToolRegistry`], [`Scope`]),
-//! interruption by lifecycle actions ([`RunControl`], [`lifecycle`]), child supervision
-//! ([`supervisor`]) and the control socket ([`control`]). Resolving profiles is `pod-profile`'s
+//! interruption by lifecycle actions ([`RunControl`], [`lifecycle`]), child pods
+//! ([`children`]) and the control socket ([`control`]). Resolving profiles is `pod-profile`'s
 //! job, talking to providers `pod-provider`'s, writing the trace sidecar `pod-trace`'s;
 //! presenting anything is the CLI's.
 //!
@@ -23,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod children;
 pub mod control;
 mod control_handle;
 pub mod error;
@@ -34,14 +35,16 @@ pub mod runtime;
 pub mod scope;
 pub mod secrets;
 pub mod session_log;
-pub mod spawn_tools;
-pub mod supervisor;
 pub mod tools;
 
 /// What ls, show and log read back from a pod's files: owned by `pod-home`.
 pub use pod_home::{conversation, summary};
 /// The session log's records and the `run --json` events: formats owned by `pod-protocol`.
 pub use pod_protocol::{record, run_events};
+
+// The module names `children` replaced, kept until their last users move to `children`.
+pub use children as spawn_tools;
+pub use children as supervisor;
 
 pub use control_handle::RunControl;
 pub use error::{CoreError, error_chain};

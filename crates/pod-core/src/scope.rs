@@ -37,7 +37,7 @@ fn register(list: impl FnOnce(&mut Protected) -> &mut Vec<PathBuf>, path: &Path)
     let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
     let path = normalize(&path);
     // A poisoned lock still holds a usable list: registering only ever pushes.
-    let mut protected = PROTECTED.lock().unwrap_or_else(|e| e.into_inner());
+    let mut protected = pod_home::locked(&PROTECTED);
     let list = list(&mut protected);
     if !list.contains(&path) {
         list.push(path);
@@ -71,7 +71,7 @@ pub fn protect_discovery(discovery: &pod_profile::Discovery) {
 /// The canonical protected roots for a scope whose working directory is `work_dir`.
 fn protected_roots(work_dir: &Path) -> Vec<PathBuf> {
     let (homes, dirs) = {
-        let protected = PROTECTED.lock().unwrap_or_else(|e| e.into_inner());
+        let protected = pod_home::locked(&PROTECTED);
         (protected.homes.clone(), protected.dirs.clone())
     };
     // Every home this process opened, registered by `pod-home` as it opens them.

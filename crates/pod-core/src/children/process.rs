@@ -24,92 +24,14 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{oneshot, watch};
 
+use super::ChildError;
+use pod_home::locked;
+
 /// Environment variable that replaces the `pods` executable used to launch children.
 pub const CHILD_EXE_ENV: &str = "PODS_CHILD_EXE";
 
 /// Bytes of a child's stderr kept for error messages.
 const STDERR_TAIL_BYTES: usize = 4096;
-
-/// Errors of child supervision, the control socket and the spawn tools.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ChildError {
-    #[error("cannot create control socket {path}")]
-    Socket {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("no usable directory for control sockets: {detail}")]
-    SocketDir { detail: String },
-    #[error("control socket {path} is served by another live process")]
-    SocketInUse { path: PathBuf },
-    #[error("pod is not running (no answer on {path})")]
-    NotRunning {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("pod did not answer on {path} within {waited_ms} ms (is its process stopped or hung?)")]
-    Unanswered { path: PathBuf, waited_ms: u64 },
-    #[error("control connection {path} closed before the reply")]
-    Disconnected {
-        path: PathBuf,
-        #[source]
-        source: Option<std::io::Error>,
-    },
-    #[error("unreadable control traffic on {path}: {message}")]
-    Protocol { path: PathBuf, message: String },
-    #[error("pod refused `{method}` ({code}): {message}")]
-    Refused {
-        method: &'static str,
-        code: String,
-        message: String,
-    },
-    #[error("cannot find the pods executable to launch a child")]
-    CurrentExe(#[source] std::io::Error),
-    #[error("cannot launch child pod {pod_id} with {exe}")]
-    Launch {
-        pod_id: String,
-        exe: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(
-        "child pod {pod_id} did not report ready within {timeout_ms} ms{}",
-        tail_suffix(stderr_tail)
-    )]
-    NotReady {
-        pod_id: String,
-        timeout_ms: u64,
-        stderr_tail: String,
-    },
-    #[error(
-        "child pod {pod_id} exited before it was ready ({status}){}",
-        tail_suffix(stderr_tail)
-    )]
-    ExitedBeforeReady {
-        pod_id: String,
-        status: String,
-        stderr_tail: String,
-    },
-    #[error("cannot write {path}")]
-    PodFile {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    SpawnRefused(String),
-}
-
-fn tail_suffix(tail: &str) -> String {
-    if tail.trim().is_empty() {
-        "; its stderr was empty".to_owned()
-    } else {
-        format!("; last lines of its stderr:\n{}", tail.trim_end())
-    }
-}
 
 /// The readiness line a child prints on stdout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,7 +83,7 @@ pub struct StderrTail(Arc<Mutex<VecDeque<u8>>>);
 
 impl StderrTail {
     fn push(&self, bytes: &[u8]) {
-        let mut buf = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut buf = locked(&self.0);
         buf.extend(bytes);
         let excess = buf.len().saturating_sub(STDERR_TAIL_BYTES);
         buf.drain(..excess);
@@ -169,7 +91,7 @@ impl StderrTail {
 
     /// The tail as text, starting at a line boundary when one is in the buffer.
     pub fn text(&self) -> String {
-        let buf = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let buf = locked(&self.0);
         let bytes: Vec<u8> = buf.iter().copied().collect();
         let text = String::from_utf8_lossy(&bytes).into_owned();
         if bytes.len() >= STDERR_TAIL_BYTES
@@ -321,10 +243,7 @@ async fn settle_tail() {
 /// killed too. `child` must not have been reaped yet: its pid is then still taken, so the group
 /// id cannot belong to anyone else.
 fn kill_group(child: &mut Child) {
-    if let Some(group) = child
-        .id()
-        .and_then(|pid| i32::try_from(pid).ok())
-        .and_then(rustix::process::Pid::from_raw)
+    if let Some(group) = child.id().and_then(signal_target)
         && let Err(error) =
             rustix::process::kill_process_group(group, rustix::process::Signal::KILL)
     {
@@ -332,6 +251,13 @@ fn kill_group(child: &mut Child) {
         tracing::debug!(pid = group.as_raw_nonzero().get(), %error, "kill of the child's process group failed");
     }
     let _ = child.start_kill();
+}
+
+/// `pid` as the target of a signal; `None` for 0, which would mean the caller's own group.
+fn signal_target(pid: u32) -> Option<rustix::process::Pid> {
+    i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
 }
 
 async fn rollback(mut child: Child, pod_id: &str, what: &str, tail: &StderrTail) -> ChildError {
@@ -468,216 +394,5 @@ pub async fn watch_parent() {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn script(dir: &Path, body: &str) -> PathBuf {
-        use std::os::unix::fs::PermissionsExt;
-        let path = dir.join("fake-pods");
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write script");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        path
-    }
-
-    fn alive(pid: u32) -> bool {
-        // `kill -0` through the shell: no unsafe code needed.
-        std::process::Command::new("kill")
-            .args(["-0", &pid.to_string()])
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-    }
-
-    #[tokio::test]
-    async fn ready_line_completes_handshake_and_stdin_close_ends_child() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        // A child that announces itself and then waits for its parent to go away.
-        let exe = script(
-            dir.path(),
-            r#"echo "noise before ready"
-echo "{\"ready\":{\"pod_id\":\"p1\",\"pid\":$$}}"
-cat >/dev/null
-echo "parent gone" >&2
-exit 3"#,
-        );
-        let mut child = Launcher::with_exe(exe)
-            .launch("p1", dir.path(), Duration::from_secs(5))
-            .await
-            .expect("ready");
-        assert!(child.exit_info().is_none());
-        child.release();
-        let info = child.wait().await;
-        assert_eq!(info.code, Some(3));
-        settle_tail().await;
-        assert!(child.stderr_tail().contains("parent gone"));
-    }
-
-    #[tokio::test]
-    async fn child_that_never_becomes_ready_is_killed_and_reaped() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let exe = script(
-            dir.path(),
-            r#"echo "loading something slow" >&2
-echo $$ > "$3/pid"
-exec sleep 30"#,
-        );
-        let started = std::time::Instant::now();
-        let err = Launcher::with_exe(exe)
-            .launch("p2", dir.path(), Duration::from_millis(300))
-            .await
-            .expect_err("not ready");
-        assert!(started.elapsed() < Duration::from_secs(5));
-        assert!(
-            matches!(
-                err,
-                ChildError::NotReady {
-                    timeout_ms: 300,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
-        assert!(err.to_string().contains("loading something slow"), "{err}");
-        let pid: u32 = std::fs::read_to_string(dir.path().join("pid"))
-            .expect("pid file")
-            .trim()
-            .parse()
-            .expect("pid");
-        assert!(!alive(pid), "child {pid} still running");
-    }
-
-    /// Whether `pid` is running; a zombie (ended, waiting to be reaped by whoever inherited it)
-    /// has ended.
-    fn running(pid: u32) -> bool {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Ok(stat) => stat
-                .rfind(')')
-                .and_then(|end| stat[end + 1..].trim_start().chars().next())
-                .is_some_and(|state| state != 'Z' && state != 'X'),
-            Err(_) => false,
-        }
-    }
-
-    fn read_pid(path: &Path) -> u32 {
-        std::fs::read_to_string(path)
-            .expect("pid file")
-            .trim()
-            .parse()
-            .expect("pid")
-    }
-
-    /// Wait (at most a generous safety deadline) for `pid` to end.
-    async fn ended(pid: u32) -> bool {
-        for _ in 0..500 {
-            if !running(pid) {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        false
-    }
-
-    /// A background `sleep` the script starts, in the script's process group; its pid goes to
-    /// `$3/started` (`$3` is the pod directory).
-    const STARTS_A_PROCESS: &str =
-        "sleep 30 </dev/null >/dev/null 2>&1 &\necho $! > \"$3/started\"";
-
-    /// Fail when `pid` outlives the rollback (killing it first, so no test leaves it behind).
-    async fn assert_gone_after_rollback(pid: u32) {
-        let ended_in_time = ended(pid).await;
-        if !ended_in_time {
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-        }
-        assert!(ended_in_time, "process {pid} outlived the rollback");
-    }
-
-    #[tokio::test]
-    async fn never_ready_child_is_killed_with_what_it_started() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let exe = script(
-            dir.path(),
-            &format!("{STARTS_A_PROCESS}\necho $$ > \"$3/pid\"\nexec sleep 30"),
-        );
-        let err = Launcher::with_exe(exe)
-            .launch("p6", dir.path(), Duration::from_millis(300))
-            .await
-            .expect_err("not ready");
-        assert!(matches!(err, ChildError::NotReady { .. }), "{err}");
-        assert_gone_after_rollback(read_pid(&dir.path().join("started"))).await;
-        assert!(!running(read_pid(&dir.path().join("pid"))));
-    }
-
-    #[tokio::test]
-    async fn child_that_exits_before_ready_takes_what_it_started_along() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let exe = script(
-            dir.path(),
-            &format!("{STARTS_A_PROCESS}\necho 'error: bad manifest' >&2\nexit 2"),
-        );
-        let err = Launcher::with_exe(exe)
-            .launch("p7", dir.path(), Duration::from_secs(5))
-            .await
-            .expect_err("exits");
-        assert!(matches!(err, ChildError::ExitedBeforeReady { .. }), "{err}");
-        assert_gone_after_rollback(read_pid(&dir.path().join("started"))).await;
-    }
-
-    #[tokio::test]
-    async fn child_that_exits_early_reports_status_and_stderr() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let exe = script(dir.path(), "echo 'error: bad manifest' >&2\nexit 2");
-        let err = Launcher::with_exe(exe)
-            .launch("p3", dir.path(), Duration::from_secs(5))
-            .await
-            .expect_err("exits");
-        let text = err.to_string();
-        assert!(matches!(err, ChildError::ExitedBeforeReady { .. }));
-        assert!(text.contains("exit code 2"), "{text}");
-        assert!(text.contains("error: bad manifest"), "{text}");
-    }
-
-    #[tokio::test]
-    async fn missing_executable_is_a_launch_error_naming_it() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let exe = dir.path().join("no-such-pods");
-        let err = Launcher::with_exe(&exe)
-            .launch("p4", dir.path(), Duration::from_secs(1))
-            .await
-            .expect_err("no exe");
-        assert!(matches!(err, ChildError::Launch { .. }));
-        assert!(err.to_string().contains("no-such-pods"));
-    }
-
-    #[tokio::test]
-    async fn kill_reports_signal() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let exe = script(
-            dir.path(),
-            r#"echo "{\"ready\":{\"pod_id\":\"p5\",\"pid\":$$}}"
-exec sleep 30"#,
-        );
-        let mut child = Launcher::with_exe(exe)
-            .launch("p5", dir.path(), Duration::from_secs(5))
-            .await
-            .expect("ready");
-        let info = child.kill().await;
-        assert_eq!(info.signal, Some(9));
-        assert_eq!(info.code, None);
-        assert!(!alive(child.pid));
-    }
-
-    #[test]
-    fn stderr_tail_keeps_only_the_last_bytes_from_a_line_start() {
-        let tail = StderrTail::default();
-        for i in 0..1000 {
-            tail.push(format!("line {i}\n").as_bytes());
-        }
-        let text = tail.text();
-        assert!(text.len() <= STDERR_TAIL_BYTES);
-        assert!(text.starts_with("line "), "{text:.20}");
-        assert!(text.ends_with("line 999\n"));
-    }
-}
+#[path = "process_tests.rs"]
+mod tests;
