@@ -1222,7 +1222,7 @@ fn offline_demo_spawns_a_child_whose_failure_the_trace_explains() {
     assert_eq!(parent["parent_id"], Value::Null);
     assert_eq!(child["parent_id"], parent["id"], "{listed:#}");
     assert_eq!(parent["last_run"]["outcome"], "completed");
-    assert_eq!(child["last_run"]["outcome"], "errored", "{listed:#}");
+    assert_eq!(child["last_run"]["outcome"], "provider_error", "{listed:#}");
     assert_eq!(child["last_run"]["error_class"], "context_length_exceeded");
     let parent_id = parent["id"].as_str().unwrap();
     let child_id = child["id"].as_str().unwrap();

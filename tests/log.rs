@@ -167,7 +167,7 @@ fn log_tells_the_conversation_run_by_run() {
         &[
             &format!("child of {}", t.parent),
             "user: read everything",
-            "end: errored",
+            "end: provider_error",
             "error: context_length_exceeded",
             ": ",
         ],
@@ -274,7 +274,7 @@ fn log_tree_puts_children_after_their_parent_in_spawn_order() {
     assert_eq!(pods[1]["runs"][0]["trigger"], "parent_pod");
     assert_eq!(pods[1]["runs"][0]["outcome"], "completed");
     let failed = &pods[2]["runs"][0];
-    assert_eq!(failed["outcome"], "errored");
+    assert_eq!(failed["outcome"], "provider_error");
     assert_eq!(failed["error"]["class"], "context_length_exceeded");
     assert!(failed.get("stop_reason").is_none(), "{failed:#}");
 
@@ -339,7 +339,7 @@ fn the_markdown_export_has_the_transcript_and_sanitize_keeps_only_counts() {
             // The runs table states the failed run's message, and so does the transcript.
             &format!("context_length_exceeded (context_length_exceeded): {message}"),
             "#### Transcript",
-            &format!("End: errored; error context_length_exceeded: {message}"),
+            &format!("End: provider_error; error context_length_exceeded: {message}"),
         ],
     );
     assert!(!text.contains('\u{1b}'), "control characters are escaped");

@@ -906,7 +906,7 @@ fn a_session_log_write_failure_fails_the_run_loudly() {
     assert_exit(&show, 0);
     let json = stdout_json(&show);
     assert_eq!(json["runs"][0]["input"], "say a lot");
-    assert_eq!(json["runs"][0]["outcome"], "unfinished");
+    assert_eq!(json["runs"][0]["outcome"], "crashed");
 }
 
 // ---------------------------------------------------------------------------------------------

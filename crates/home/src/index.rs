@@ -209,7 +209,7 @@ impl PodIndex {
     /// The ids of `id`'s ancestors, from the root of its tree down to its parent.
     pub fn ancestors(&self, id: &str) -> Vec<String> {
         let mut chain = Vec::new();
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::from([id.to_owned()]);
         let mut current = self.get(id).and_then(PodRecord::parent_id);
         while let Some(parent) = current {
             if !seen.insert(parent.to_owned()) {

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 use crate::lifecycle::{ActionResolver, Offered};
-use pod_home::locked;
 use crate::record::LifecycleAction;
+use pod_home::locked;
 
 /// A cloneable handle to interrupt a pod's runs. Overlapping actions resolve to the nearest one
 /// ([`ActionResolver`]). An action offered while no run is active interrupts the next run as

@@ -102,20 +102,6 @@ pub fn interrupt_reason(kind: LifecycleKind) -> &'static str {
     }
 }
 
-/// The kind's name as written in records and on the control socket (`stop_tree`, …).
-pub fn kind_name(kind: LifecycleKind) -> &'static str {
-    match kind {
-        LifecycleKind::Cancel => "cancel",
-        LifecycleKind::Stop => "stop",
-        LifecycleKind::StopTree => "stop_tree",
-        LifecycleKind::Shutdown => "shutdown",
-        LifecycleKind::ParentExit => "parent_exit",
-        LifecycleKind::Reload => "reload",
-        LifecycleKind::Watchdog => "watchdog",
-        LifecycleKind::Kill => "kill",
-    }
-}
-
 /// Distance of an action from the pod it reached: 0 when addressed to the pod, 1 when cascaded.
 fn distance(action: &LifecycleAction) -> u8 {
     u8::from(action.caused_by.is_some())

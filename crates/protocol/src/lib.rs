@@ -1,13 +1,14 @@
 //! `pod-protocol` owns every format that crosses a process or a file, as data: the session log's
 //! records ([`record`]), the normalized provider stream event ([`event`]) and error ([`error`]),
-//! the wire scheme names ([`scheme`]), trace sidecar entries ([`trace`]), the `run --json` event
-//! stream ([`run_events`]), what a run's records add up to ([`report`]), and the text rules
+//! the wire scheme names ([`scheme`]), trace sidecar entries ([`trace`]), the control socket's
+//! messages ([`control`]), the `run --json` event stream ([`run_events`]), what a run's records add up to ([`report`]), and the text rules
 //! every record follows ([`text`]). It holds no I/O and no runtime: the crates that write, send
 //! and read these shapes depend on it, and on nothing of each other's for them.
 //!
 //! Names of kinds, classes and tags come from the derives once (serde for JSON, strum for the
 //! same names as `&'static str`); a test checks the two agree for every variant.
 
+pub mod control;
 pub mod error;
 pub mod event;
 pub mod record;

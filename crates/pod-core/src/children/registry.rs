@@ -12,10 +12,10 @@ use crate::control::{
     ActionParams, Call, ClientInfo, ControlClient, PodEvent, RunParams, RunResult,
 };
 use crate::error::error_chain;
-use pod_home::locked;
 use crate::record::{
     CausedBy, ChildExited, LifecycleAction, LifecycleActionRecorded, LifecycleKind, LogBody, Origin,
 };
+use pod_home::locked;
 
 /// One run a parent asked a child for.
 #[derive(Debug, Clone)]
@@ -308,8 +308,8 @@ impl Children {
                 let call = Call::Action(kind, params);
                 let told = format!(
                     "{} (cascade of this pod's {} action {})",
-                    crate::lifecycle::kind_name(kind),
-                    crate::lifecycle::kind_name(link.kind),
+                    kind.as_str(),
+                    link.kind.as_str(),
                     link.action_id
                 );
                 self.end_child(child, &client, &call, &told, Some(link))

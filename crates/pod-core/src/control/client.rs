@@ -14,8 +14,8 @@ use super::location::locate_socket;
 use super::wire::{ActionParams, Call, ClientInfo, PodEvent, WireReply, WireRequest};
 use crate::children::ChildError;
 use crate::lifecycle::new_id;
-use pod_home::locked;
 use crate::record::{LifecycleAction, LifecycleKind};
+use pod_home::locked;
 
 /// A connection to a pod's control socket, for the CLI and for parent pods. Replies are matched
 /// to requests by id; events (after [`ControlClient::subscribe`]) arrive on

@@ -33,7 +33,8 @@
 //! uid and what did not match, and a run it starts gets a `control_request` trigger saying the
 //! claim is unverified.
 //!
-//! The parts: `wire` holds the messages (data only), `location` where the socket lives,
+//! The parts: the messages are `pod_protocol::control` (data only), `location` is where the
+//! socket lives,
 //! `server` binds it and serves connections, `incoming` is a request as the pod receives it
 //! (with the claim checks), and `client` is the other end.
 
@@ -41,7 +42,8 @@ mod client;
 mod incoming;
 mod location;
 mod server;
-mod wire;
+
+use pod_protocol::control as wire;
 
 pub use client::{ControlClient, StopOutcome, stop_pod};
 pub use incoming::{Incoming, Unverified};

@@ -10,9 +10,9 @@ use pod_trace::{Marker, PendingEntry, RawResponseHead, RawSseFrame, TraceBody, T
 
 use super::{Pod, RunObserver};
 use crate::error::CoreError;
-use pod_home::locked;
 use crate::record::{LogBody, ProviderRequestStarted};
 use crate::session_log::SessionLog;
+use pod_home::locked;
 
 /// The stream observer of one model request: trace markers, raw frames, retry notices and the
 /// `provider_request_started` entries of retried attempts.

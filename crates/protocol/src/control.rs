@@ -1,12 +1,12 @@
-//! The messages that cross the control socket: requests (who sends them, which method with
-//! which parameters), replies and events. Data only; the server and the client move them.
+//! The messages that cross a pod's control socket (JSON Lines both ways): requests (who sends
+//! them, which method with which parameters), replies and events. Data only; `pod-core`'s
+//! server and client move them.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use pod_provider::ProviderError;
-use pod_provider::event::StopReason;
-
+use crate::error::ProviderError;
+use crate::event::StopReason;
 use crate::record::{CausedBy, LifecycleAction, LifecycleKind};
 
 /// Who sent a request.
@@ -79,14 +79,14 @@ impl Call {
     pub fn method(&self) -> &'static str {
         match self {
             Call::Run(_) => "run",
-            Call::Action(kind, _) => crate::lifecycle::kind_name(*kind),
+            Call::Action(kind, _) => kind.as_str(),
             Call::Status => "status",
             Call::Subscribe => "subscribe",
         }
     }
 
     /// The `params` object of a request for this call.
-    pub(super) fn params(&self) -> Value {
+    pub fn params(&self) -> Value {
         match self {
             Call::Run(p) => serde_json::to_value(p).unwrap_or(Value::Null),
             Call::Action(_, p) => serde_json::to_value(p).unwrap_or(Value::Null),
@@ -192,7 +192,8 @@ pub enum PodEvent {
     },
 }
 
-pub(super) fn bad_request(message: impl Into<String>) -> ReplyError {
+/// A `bad_request` error with `message`.
+pub fn bad_request(message: impl Into<String>) -> ReplyError {
     ReplyError::new("bad_request", message)
 }
 
@@ -216,7 +217,7 @@ impl ReplyError {
 /// A request line as read, every field optional so that a line missing one gets an error reply
 /// naming it.
 #[derive(Debug, Serialize, Deserialize)]
-pub(super) struct WireRequest {
+pub struct WireRequest {
     pub id: Option<String>,
     pub client: Option<ClientInfo>,
     pub method: Option<String>,
@@ -226,7 +227,7 @@ pub(super) struct WireRequest {
 
 /// A reply line: `result` when `ok`, else `error`.
 #[derive(Debug, Serialize, Deserialize)]
-pub(super) struct WireReply {
+pub struct WireReply {
     pub id: Option<String>,
     pub ok: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
