@@ -391,3 +391,7 @@ fn origin_doc(origin: &Origin) -> OriginDoc {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "mapping_tests.rs"]
+mod tests;
