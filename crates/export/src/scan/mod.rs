@@ -656,4 +656,6 @@ pub(crate) fn preview(text: &str) -> String {
 }
 
 #[cfg(test)]
+mod lite_tests;
+#[cfg(test)]
 mod tests;

@@ -57,21 +57,21 @@ pub(crate) struct PhaseLite {
 /// A terminal entry with every field optional. Sub-objects are kept as JSON values and read field
 /// by field, so a missing or mistyped field is reported, never defaulted.
 #[derive(Deserialize)]
-struct TerminalLite {
+pub(super) struct TerminalLite {
     #[serde(default)]
-    seq: Option<Value>,
+    pub(super) seq: Option<Value>,
     #[serde(default)]
-    ts: Option<Value>,
+    pub(super) ts: Option<Value>,
     #[serde(default)]
-    run_id: Option<Value>,
+    pub(super) run_id: Option<Value>,
     #[serde(default)]
-    reason: Option<Value>,
+    pub(super) reason: Option<Value>,
     #[serde(default)]
-    action: Option<Value>,
+    pub(super) action: Option<Value>,
     #[serde(default)]
-    phase: Option<Value>,
+    pub(super) phase: Option<Value>,
     #[serde(default)]
-    error: Option<Value>,
+    pub(super) error: Option<Value>,
 }
 
 impl SegmentScan {
@@ -159,7 +159,7 @@ impl SegmentScan {
 }
 
 /// The `phase` object of a terminal entry, field by field.
-fn read_phase(phase: Option<&Value>, missing: &mut Vec<String>) -> PhaseLite {
+pub(super) fn read_phase(phase: Option<&Value>, missing: &mut Vec<String>) -> PhaseLite {
     let empty = serde_json::Map::new();
     let phase = match phase {
         Some(Value::Object(p)) => p,
@@ -199,7 +199,10 @@ fn read_phase(phase: Option<&Value>, missing: &mut Vec<String>) -> PhaseLite {
 /// The `error` object of a `run_errored` entry. `code`, `http_status` and
 /// `provider_request_id` are omitted by every writer when there is none, so their absence is
 /// not a missing fact; `class`, `retryable` and `message` are always written.
-fn read_error(error: &serde_json::Map<String, Value>, missing: &mut Vec<String>) -> ErrorLite {
+pub(super) fn read_error(
+    error: &serde_json::Map<String, Value>,
+    missing: &mut Vec<String>,
+) -> ErrorLite {
     let text = |key: &str| error.get(key).and_then(Value::as_str).map(preview);
     let class = error.get("class").and_then(name);
     if class.is_none() {
