@@ -256,7 +256,7 @@ pub const GUARD_CHUNK: usize = 256 * 1024;
 /// A writer that searches everything written through it for the secrets' values (raw and
 /// JSON-escaped) before passing it on, chunk by chunk. A value that straddles two chunks is
 /// found: the last (longest value − 1) bytes of each chunk are searched again with the next.
-/// On a match the write fails with an error that [`ExportError::from_io`] turns into
+/// On a match the write fails with an error that the export turns into
 /// [`ExportError::SecretInOutput`]; what was passed on before must then be discarded — the
 /// guard only ever writes to a place that is not the final destination.
 pub struct SecretGuard<W: Write> {

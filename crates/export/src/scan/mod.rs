@@ -13,6 +13,9 @@
 //! the full record types — except terminal entries (`run_errored`, `run_interrupted`), which are
 //! read into lenient local shapes so that a field an older writer left out is reported missing
 //! instead of making the whole entry unreadable.
+//!
+//! The line reader and the `kind` prefilter are in `lines`; the lenient reading of terminal
+//! entries is in `terminal`.
 
 mod lines;
 mod terminal;

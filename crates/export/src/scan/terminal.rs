@@ -13,7 +13,7 @@ use super::lines::top_level_str;
 use super::{NAME_MAX, ScanState, SegmentScan, preview};
 
 /// How a run ended, as written. Every fact of a terminal entry is optional here: what the entry
-/// lacks is in [`RunAcc::terminal_missing`].
+/// lacks is in [`super::RunAcc::terminal_missing`].
 #[derive(Debug)]
 pub(crate) enum Terminal {
     Completed {
