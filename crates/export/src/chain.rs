@@ -3,10 +3,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::build::action_doc;
 use crate::document::{
     ActionDoc, Cause, ChainLink, ChildExit, Incident, OriginDoc, Outcome, RunDoc, UnreadableEntry,
 };
+use crate::mapping::action_doc;
 use crate::scan::SegmentScan;
 
 /// Every lifecycle action recorded in the logs read, by action id, with the pod whose log

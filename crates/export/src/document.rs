@@ -1,7 +1,7 @@
 //! The export document: its own serde types, separate from the on-disk record types, so that the
 //! session-log format and the export schema can evolve independently.
 //!
-//! Schema history (see [`crate::upgrade`]):
+//! Schema history (see [`crate::upgrade()`]):
 //! - **1**: the first shape of the document: pods with runs (outcome, times, error, interrupt)
 //!   and incidents with a cause and a summary. It had no phase, retry safety, chains,
 //!   `missing_provenance`, integrity or redaction sections.

@@ -30,22 +30,24 @@
 //! # Ok::<(), pod_export::ExportError>(())
 //! ```
 
-mod build;
 mod chain;
 pub mod document;
 mod error;
 mod liveness;
+mod mapping;
 mod output;
+mod plan;
 mod redact;
 mod render;
+mod retry;
 mod scan;
 mod stream;
 mod upgrade;
 
-pub use build::{ExportPlan, ExportRequest, ExportStats, Progress, export, prepare, tool_info};
 pub use document::{ExportDocument, FORMAT_NAME, SCHEMA_VERSION};
 pub use error::ExportError;
 pub use output::{write_file_atomically, write_stdout_checked};
+pub use plan::{ExportPlan, ExportRequest, ExportStats, Progress, export, prepare, tool_info};
 pub use redact::{
     DEFAULT_KEY_ENVS, GUARD_CHUNK, MIN_SECRET_LEN, Secret, SecretGuard, check_secrets,
     key_env_names, merge_recorded, sanitize, secrets_from, secrets_recorded,

@@ -13,10 +13,16 @@
 //! the full record types — except terminal entries (`run_errored`, `run_interrupted`), which are
 //! read into lenient local shapes so that a field an older writer left out is reported missing
 //! instead of making the whole entry unreadable.
+//!
+//! The line reader and the `kind` prefilter are in `lines`; the lenient reading of terminal
+//! entries is in `terminal`.
+
+mod lines;
+mod terminal;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::Path;
 
 use memchr::memmem;
@@ -26,8 +32,8 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use pod_core::record::{
-    ChildExited, LifecycleAction, LifecycleActionRecorded, LogBody, LogEntry, RunTrigger,
-    SegmentStarted, SideEffectClass,
+    ChildExited, LifecycleActionRecorded, LogBody, LogEntry, RunTrigger, SegmentStarted,
+    SideEffectClass,
 };
 
 use pod_core::UsageTotals;
@@ -35,8 +41,9 @@ use pod_core::record::StopReason;
 
 use crate::document::{LogIntegrity, SeqGap, ToolCallDoc, UnreadableEntry};
 
-/// Longest line kept; longer ones are counted as unparseable without being held in memory.
-const MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
+use lines::{find_kind, read_line, trim_line};
+pub(crate) use terminal::{PhaseLite, Terminal};
+
 /// Gap and bad-line lists keep this many entries (the counts are exact).
 const LIST_CAP: usize = 100;
 /// Characters of a prompt, final text, other free text or tool input kept in the document.
@@ -62,48 +69,6 @@ pub(crate) struct SegmentScan {
     pub last_kind: Option<String>,
     pub last_ts: Option<String>,
     pub integrity: LogIntegrity,
-}
-
-/// How a run ended, as written. Every fact of a terminal entry is optional here: what the entry
-/// lacks is in [`RunAcc::terminal_missing`].
-#[derive(Debug)]
-pub(crate) enum Terminal {
-    Completed {
-        text: String,
-        /// `None` when the entry predates stop reasons.
-        stop_reason: Option<StopReason>,
-    },
-    Errored {
-        /// `None` when the entry has no `error` object.
-        error: Option<ErrorLite>,
-        phase: PhaseLite,
-    },
-    Interrupted {
-        reason: Option<String>,
-        /// `None` when the entry records no action or an action this build cannot read.
-        action: Option<LifecycleAction>,
-        phase: PhaseLite,
-    },
-}
-
-/// The structured provider error of a `run_errored` entry, each field as found.
-#[derive(Debug, Default)]
-pub(crate) struct ErrorLite {
-    pub class: Option<String>,
-    pub code: Option<String>,
-    pub http_status: Option<u16>,
-    pub provider_request_id: Option<String>,
-    pub retryable: Option<bool>,
-    pub message: Option<String>,
-}
-
-/// The `phase` of a terminal entry, each field as found (`None`: absent or unreadable).
-#[derive(Debug, Default)]
-pub(crate) struct PhaseLite {
-    pub provider_progress_seen: Option<bool>,
-    pub visible_output_seen: Option<bool>,
-    pub tool_execution: Option<String>,
-    pub side_effects_started: Option<Vec<String>>,
 }
 
 /// One run as accumulated from its entries.
@@ -226,26 +191,6 @@ struct ToolStartedLite<'a> {
     side_effect: SideEffectClass,
     #[serde(borrow)]
     input: &'a RawValue,
-}
-
-/// A terminal entry with every field optional. Sub-objects are kept as JSON values and read field
-/// by field, so a missing or mistyped field is reported, never defaulted.
-#[derive(Deserialize)]
-struct TerminalLite {
-    #[serde(default)]
-    seq: Option<Value>,
-    #[serde(default)]
-    ts: Option<Value>,
-    #[serde(default)]
-    run_id: Option<Value>,
-    #[serde(default)]
-    reason: Option<Value>,
-    #[serde(default)]
-    action: Option<Value>,
-    #[serde(default)]
-    phase: Option<Value>,
-    #[serde(default)]
-    error: Option<Value>,
 }
 
 /// Longest kind-like name (class, phase, side-effect class) kept as written.
@@ -388,41 +333,6 @@ impl RunAcc {
     /// Has a terminal entry, readable or not: nothing later in the log changes its summary.
     pub(crate) fn is_final(&self) -> bool {
         self.terminal.is_some() || self.unreadable_terminal.is_some()
-    }
-}
-
-/// Read one line into `buf` (without keeping more than [`MAX_LINE_BYTES`]); `None` at EOF.
-fn read_line(
-    reader: &mut impl BufRead,
-    buf: &mut Vec<u8>,
-) -> std::io::Result<Option<pod_core::home::LineRead>> {
-    pod_core::home::read_line_bounded(reader, buf, MAX_LINE_BYTES)
-}
-
-fn trim_line(line: &[u8]) -> &[u8] {
-    let mut end = line.len();
-    while end > 0 && matches!(line[end - 1], b'\n' | b'\r' | b' ' | b'\t') {
-        end -= 1;
-    }
-    &line[..end]
-}
-
-#[derive(Deserialize)]
-struct KindOnly {
-    kind: String,
-}
-
-/// The entry's own (top-level) `kind`. The line's structure is walked up to that key, so a
-/// `"kind"` nested in a value is never taken for it; the writer puts `kind` third, so the walk
-/// is short. When the walk cannot tell (the kind has escapes, or the line breaks before it), the
-/// whole line is parsed.
-fn find_kind(line: &[u8]) -> Option<Cow<'_, str>> {
-    match walk_top_level(line, b"kind") {
-        Walk::Found(kind) => std::str::from_utf8(kind).ok().map(Cow::Borrowed),
-        Walk::Absent => None,
-        Walk::Unsure => serde_json::from_slice::<KindOnly>(line)
-            .ok()
-            .map(|k| Cow::Owned(k.kind)),
     }
 }
 
@@ -642,88 +552,6 @@ impl SegmentScan {
         }
     }
 
-    /// Read a terminal entry leniently: every absent or unreadable fact goes to the run's
-    /// `terminal_missing`. A line that is not JSON at all is still attributed to its run when the
-    /// run id can be found in it, so the run shows an unreadable terminal entry instead of none.
-    fn handle_terminal(
-        &mut self,
-        state: &mut ScanState,
-        line: &[u8],
-        kind: &str,
-        line_no: u64,
-        torn: bool,
-    ) -> bool {
-        let lite = match serde_json::from_slice::<TerminalLite>(line) {
-            Ok(lite) => lite,
-            Err(error) => {
-                if let Some(run_id) = top_level_str(line, "run_id") {
-                    let run_id = run_id.to_owned();
-                    let run = self.run_mut(state, &run_id);
-                    run.unreadable_terminal.get_or_insert(UnreadableEntry {
-                        line: line_no,
-                        kind: kind.to_owned(),
-                        torn,
-                        error: parse_error_words(&error),
-                    });
-                }
-                return false;
-            }
-        };
-        let Some(Value::String(run_id)) = lite.run_id else {
-            return false;
-        };
-        let ts = match lite.ts {
-            Some(Value::String(ts)) => Some(ts),
-            _ => None,
-        };
-        match lite.seq.as_ref().and_then(Value::as_u64) {
-            Some(seq) => self.note_entry(seq, kind, ts.as_deref()),
-            None => {
-                // Counted, but a missing sequence number cannot be checked for gaps.
-                self.integrity.entries += 1;
-                self.last_kind = Some(kind.to_owned());
-                if let Some(ts) = &ts {
-                    self.last_ts = Some(ts.clone());
-                }
-            }
-        }
-        let mut missing = Vec::new();
-        let phase = read_phase(lite.phase.as_ref(), &mut missing);
-        let terminal = if kind == "run_errored" {
-            let error = match lite.error {
-                Some(Value::Object(error)) => Some(read_error(&error, &mut missing)),
-                _ => {
-                    missing.push("error".to_owned());
-                    None
-                }
-            };
-            Terminal::Errored { error, phase }
-        } else {
-            let reason = match lite.reason {
-                Some(Value::String(r)) => Some(preview(&r)),
-                _ => {
-                    missing.push("interrupt.reason".to_owned());
-                    None
-                }
-            };
-            // An absent action is reported by the summary (`interrupt.action`); one that is
-            // present but unreadable is the same unknown.
-            let action = lite
-                .action
-                .and_then(|a| serde_json::from_value::<LifecycleAction>(a).ok());
-            Terminal::Interrupted {
-                reason,
-                action,
-                phase,
-            }
-        };
-        let run = self.run_mut(state, &run_id);
-        run.ended_at = ts;
-        run.terminal = Some(terminal);
-        run.terminal_missing = missing;
-        true
-    }
-
     fn handle_entry(&mut self, state: &mut ScanState, entry: LogEntry) {
         let LogEntry { seq, ts, body } = entry;
         let kind = kind_name(&body);
@@ -830,365 +658,7 @@ pub(crate) fn preview(text: &str) -> String {
     }
 }
 
-/// The `phase` object of a terminal entry, field by field.
-fn read_phase(phase: Option<&Value>, missing: &mut Vec<String>) -> PhaseLite {
-    let empty = serde_json::Map::new();
-    let phase = match phase {
-        Some(Value::Object(p)) => p,
-        _ => &empty,
-    };
-    let mut flag = |key: &str| match phase.get(key) {
-        Some(Value::Bool(b)) => Some(*b),
-        _ => {
-            missing.push(format!("phase.{key}"));
-            None
-        }
-    };
-    let provider_progress_seen = flag("provider_progress_seen");
-    let visible_output_seen = flag("visible_output_seen");
-    let tool_execution = match phase.get("tool_execution").and_then(name) {
-        Some(t) => Some(t),
-        None => {
-            missing.push("phase.tool_execution".to_owned());
-            None
-        }
-    };
-    let side_effects_started = match phase.get("side_effects_started") {
-        Some(Value::Array(items)) => items.iter().map(name).collect::<Option<Vec<_>>>(),
-        _ => None,
-    };
-    if side_effects_started.is_none() {
-        missing.push("phase.side_effects_started".to_owned());
-    }
-    PhaseLite {
-        provider_progress_seen,
-        visible_output_seen,
-        tool_execution,
-        side_effects_started,
-    }
-}
-
-/// The `error` object of a `run_errored` entry. `code`, `http_status` and
-/// `provider_request_id` are omitted by every writer when there is none, so their absence is
-/// not a missing fact; `class`, `retryable` and `message` are always written.
-fn read_error(error: &serde_json::Map<String, Value>, missing: &mut Vec<String>) -> ErrorLite {
-    let text = |key: &str| error.get(key).and_then(Value::as_str).map(preview);
-    let class = error.get("class").and_then(name);
-    if class.is_none() {
-        missing.push("error.class".to_owned());
-    }
-    let retryable = error.get("retryable").and_then(Value::as_bool);
-    if retryable.is_none() {
-        missing.push("error.retryable".to_owned());
-    }
-    let message = text("message");
-    if message.is_none() {
-        missing.push("error.message".to_owned());
-    }
-    ErrorLite {
-        class,
-        code: error.get("code").and_then(name),
-        http_status: error
-            .get("http_status")
-            .and_then(Value::as_u64)
-            .and_then(|s| u16::try_from(s).ok()),
-        provider_request_id: text("provider_request_id"),
-        retryable,
-        message,
-    }
-}
-
-/// A short name-like string (a class or a kind), as written; longer values are not names.
-fn name(value: &Value) -> Option<String> {
-    value
-        .as_str()
-        .filter(|s| s.len() <= NAME_MAX)
-        .map(str::to_owned)
-}
-
-/// Why a line is not JSON, without quoting any of it.
-fn parse_error_words(error: &serde_json::Error) -> String {
-    let what = match error.classify() {
-        serde_json::error::Category::Eof => "the line ends before the entry does",
-        serde_json::error::Category::Syntax => "not valid JSON",
-        serde_json::error::Category::Data => "a field has the wrong type",
-        serde_json::error::Category::Io => "read error",
-    };
-    format!("{what} (column {})", error.column())
-}
-
-/// The string value of the top-level `key` of the JSON object in `line`, found by walking the
-/// line's structure (nesting and strings) without parsing it, so it also works on a damaged or
-/// torn line up to the damage. `None` when the key is not found before the line ends or breaks,
-/// when its value is not a string, or when that string has escapes.
-pub(crate) fn top_level_str<'a>(line: &'a [u8], key: &str) -> Option<&'a str> {
-    match walk_top_level(line, key.as_bytes()) {
-        Walk::Found(value) => std::str::from_utf8(value).ok(),
-        Walk::Absent | Walk::Unsure => None,
-    }
-}
-
-/// What [`walk_top_level`] found.
-#[derive(Debug, PartialEq, Eq)]
-enum Walk<'a> {
-    /// The key's string value (raw bytes, no escapes).
-    Found(&'a [u8]),
-    /// The whole line was walked: it is an object without that key as a string.
-    Absent,
-    /// The line is damaged or the value has escapes: only a full parse can tell.
-    Unsure,
-}
-
-fn walk_top_level<'a>(line: &'a [u8], key: &[u8]) -> Walk<'a> {
-    let mut i = 0;
-    let mut depth = 0usize;
-    // At depth 1: the next string is a key.
-    let mut at_key = false;
-    // At depth 1: the last key was `key` and its value comes next.
-    let mut want_value = false;
-    while i < line.len() {
-        match line[i] {
-            b' ' | b'\t' | b'\r' | b'\n' | b':' => i += 1,
-            b'"' => {
-                let start = i + 1;
-                let mut j = start;
-                let mut escaped = false;
-                let end = loop {
-                    match memchr::memchr2(b'"', b'\\', &line[j..]) {
-                        None => return Walk::Unsure,
-                        Some(k) if line[j + k] == b'\\' => {
-                            escaped = true;
-                            j += k + 2;
-                            if j > line.len() {
-                                return Walk::Unsure;
-                            }
-                        }
-                        Some(k) => break j + k,
-                    }
-                };
-                let text = &line[start..end];
-                if depth == 1 && at_key {
-                    at_key = false;
-                    want_value = !escaped && text == key;
-                } else if depth == 1 && want_value {
-                    return if escaped {
-                        Walk::Unsure
-                    } else {
-                        Walk::Found(text)
-                    };
-                }
-                i = end + 1;
-            }
-            c @ (b'{' | b'[') => {
-                if depth == 0 && c != b'{' {
-                    return Walk::Absent;
-                }
-                if depth == 1 && want_value {
-                    return Walk::Absent;
-                }
-                depth += 1;
-                at_key = depth == 1;
-                i += 1;
-            }
-            b'}' | b']' => {
-                if depth == 0 {
-                    return Walk::Unsure;
-                }
-                depth -= 1;
-                if depth == 0 {
-                    return Walk::Absent;
-                }
-                i += 1;
-            }
-            b',' => {
-                if depth == 1 {
-                    if want_value {
-                        return Walk::Unsure;
-                    }
-                    at_key = true;
-                }
-                i += 1;
-            }
-            _ => {
-                if depth == 0 {
-                    return Walk::Absent;
-                }
-                if depth == 1 && want_value {
-                    // A number, `true`, `false` or `null`: not a string.
-                    return Walk::Absent;
-                }
-                i += 1;
-            }
-        }
-    }
-    Walk::Unsure
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn walk_finds_only_top_level_keys() {
-        let line = br#"{"seq":1,"input":{"kind":"nested"},"kind":"top"}"#;
-        assert_eq!(walk_top_level(line, b"kind"), Walk::Found(b"top"));
-        let line = br#"{"a":["kind","x"],"b":"kind","kind":"top"}"#;
-        assert_eq!(walk_top_level(line, b"kind"), Walk::Found(b"top"));
-        let line = br#"{"text":"he said "kind":"x"","kind":"top"}"#;
-        assert_eq!(walk_top_level(line, b"kind"), Walk::Found(b"top"));
-    }
-
-    #[test]
-    fn walk_says_absent_only_when_the_whole_object_was_seen() {
-        assert_eq!(
-            walk_top_level(br#"{"x":{"kind":"nested"}}"#, b"kind"),
-            Walk::Absent
-        );
-        assert_eq!(walk_top_level(br#"{"kind":3}"#, b"kind"), Walk::Absent);
-        assert_eq!(walk_top_level(br#"["kind"]"#, b"kind"), Walk::Absent);
-        // Cut off before the key, or the value has an escape: only a parse can tell.
-        assert_eq!(
-            walk_top_level(br#"{"seq":1,"ts":"2026"#, b"kind"),
-            Walk::Unsure
-        );
-        assert_eq!(
-            walk_top_level(br#"{"kind":"run\u005fstarted"}"#, b"kind"),
-            Walk::Unsure
-        );
-        // Cut off after it: still found.
-        assert_eq!(
-            walk_top_level(
-                br#"{"seq":9,"kind":"run_errored","run_id":"r1","err"#,
-                b"run_id"
-            ),
-            Walk::Found(b"r1")
-        );
-    }
-
-    fn entry(seq: u64, body: pod_core::record::LogBody) -> String {
-        let entry = LogEntry {
-            seq,
-            ts: "2026-11-23T01:02:03.456Z".into(),
-            body,
-        };
-        serde_json::to_string(&entry).unwrap() + "\n"
-    }
-
-    fn started(run_id: &str) -> pod_core::record::LogBody {
-        pod_core::record::LogBody::RunStarted(pod_core::record::RunStarted {
-            run_id: run_id.into(),
-            trigger: RunTrigger::Cli,
-            request_id: None,
-            input: "hi".into(),
-        })
-    }
-
-    fn completed(run_id: &str) -> pod_core::record::LogBody {
-        pod_core::record::LogBody::RunCompleted(pod_core::record::RunCompleted {
-            run_id: run_id.into(),
-            turns: 1,
-            text: "done".into(),
-            reason: "end_turn".into(),
-            stop_reason: Some(pod_core::record::StopReason::EndTurn),
-        })
-    }
-
-    /// Scan `log`; returns the runs in the order handed out, each with the number of lines read
-    /// when it was, and the runs left open at the end.
-    fn scan_text(log: &str) -> (Vec<(String, u64)>, Vec<String>) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.jsonl");
-        std::fs::write(&path, log).unwrap();
-        let mut handed = Vec::new();
-        let scan = scan_segment::<()>(
-            "p",
-            &path,
-            "s".into(),
-            "s".into(),
-            false,
-            false,
-            &mut |seg, run| {
-                handed.push((run.run_id, seg.integrity.lines));
-                Ok(())
-            },
-        )
-        .unwrap();
-        (handed, scan.runs.into_iter().map(|r| r.run_id).collect())
-    }
-
-    #[test]
-    fn a_final_run_is_handed_out_when_the_next_one_starts_not_at_the_end() {
-        let log = [
-            entry(1, started("r1")),
-            entry(2, completed("r1")),
-            entry(3, started("r2")),
-            entry(4, completed("r2")),
-            entry(5, started("r3")),
-            entry(6, completed("r3")),
-        ]
-        .concat();
-        let (handed, open) = scan_text(&log);
-        assert_eq!(handed, vec![("r1".to_owned(), 3), ("r2".to_owned(), 5)]);
-        // The last one is final too, but its log might still say more about it.
-        assert_eq!(open, vec!["r3".to_owned()]);
-    }
-
-    #[test]
-    fn an_open_run_holds_back_the_runs_after_it_so_the_order_is_kept() {
-        let log = [
-            entry(1, started("r1")),
-            entry(2, started("r2")),
-            entry(3, completed("r2")),
-            entry(4, started("r3")),
-            entry(5, completed("r1")),
-            entry(6, started("r4")),
-            entry(7, started("r5")),
-        ]
-        .concat();
-        let (handed, open) = scan_text(&log);
-        let order: Vec<&str> = handed.iter().map(|(id, _)| id.as_str()).collect();
-        // r1 ends at line 5; r2 and r3 wait behind it and then go in their order.
-        assert_eq!(order, ["r1", "r2"]);
-        assert_eq!(handed[0].1, 6);
-        assert_eq!(open, ["r3", "r4", "r5"]);
-    }
-
-    #[test]
-    fn a_probe_stops_at_segment_started() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.jsonl");
-        let seg = pod_core::record::LogBody::SegmentStarted(SegmentStarted {
-            pod_id: "p".into(),
-            segment_id: "s".into(),
-            profile: "coder".into(),
-            manifest_digest: "sha256:00".into(),
-            pid: 1,
-            format_version: pod_core::record::LOG_FORMAT_VERSION,
-            writer: "test".into(),
-        });
-        std::fs::write(&path, [entry(1, seg), entry(2, started("r1"))].concat()).unwrap();
-        let scan = scan_segment::<()>(
-            "p",
-            &path,
-            "s".into(),
-            "s".into(),
-            false,
-            true,
-            &mut |_, _| Ok(()),
-        )
-        .unwrap();
-        assert!(scan.started.is_some());
-        assert_eq!(scan.integrity.lines, 1);
-        assert!(scan.is_a_segment());
-    }
-
-    #[test]
-    fn find_kind_falls_back_to_a_full_parse() {
-        assert_eq!(
-            find_kind(br#"{"kind":"run\u005fstarted"}"#).as_deref(),
-            Some("run_started")
-        );
-        assert_eq!(find_kind(br#"{"x":{"kind":"nested"}}"#), None);
-        assert_eq!(find_kind(b"not json"), None);
-    }
-}
+mod lite_tests;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,205 @@
+//! The line reader of the scan: one log line at a time into a reused buffer, never holding
+//! more than [`MAX_LINE_BYTES`] of it, and an entry's top-level `kind` found by walking the
+//! start of the line instead of parsing it.
+
+use std::borrow::Cow;
+use std::io::BufRead;
+
+use serde::Deserialize;
+
+/// Longest line kept; longer ones are counted as unparseable without being held in memory.
+const MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Read one line into `buf` (without keeping more than [`MAX_LINE_BYTES`]); `None` at EOF.
+pub(super) fn read_line(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Option<pod_core::home::LineRead>> {
+    pod_core::home::read_line_bounded(reader, buf, MAX_LINE_BYTES)
+}
+
+pub(super) fn trim_line(line: &[u8]) -> &[u8] {
+    let mut end = line.len();
+    while end > 0 && matches!(line[end - 1], b'\n' | b'\r' | b' ' | b'\t') {
+        end -= 1;
+    }
+    &line[..end]
+}
+
+#[derive(Deserialize)]
+struct KindOnly {
+    kind: String,
+}
+
+/// The entry's own (top-level) `kind`. The line's structure is walked up to that key, so a
+/// `"kind"` nested in a value is never taken for it; the writer puts `kind` third, so the walk
+/// is short. When the walk cannot tell (the kind has escapes, or the line breaks before it), the
+/// whole line is parsed.
+pub(super) fn find_kind(line: &[u8]) -> Option<Cow<'_, str>> {
+    match walk_top_level(line, b"kind") {
+        Walk::Found(kind) => std::str::from_utf8(kind).ok().map(Cow::Borrowed),
+        Walk::Absent => None,
+        Walk::Unsure => serde_json::from_slice::<KindOnly>(line)
+            .ok()
+            .map(|k| Cow::Owned(k.kind)),
+    }
+}
+
+/// The string value of the top-level `key` of the JSON object in `line`, found by walking the
+/// line's structure (nesting and strings) without parsing it, so it also works on a damaged or
+/// torn line up to the damage. `None` when the key is not found before the line ends or breaks,
+/// when its value is not a string, or when that string has escapes.
+pub(super) fn top_level_str<'a>(line: &'a [u8], key: &str) -> Option<&'a str> {
+    match walk_top_level(line, key.as_bytes()) {
+        Walk::Found(value) => std::str::from_utf8(value).ok(),
+        Walk::Absent | Walk::Unsure => None,
+    }
+}
+
+/// What [`walk_top_level`] found.
+#[derive(Debug, PartialEq, Eq)]
+enum Walk<'a> {
+    /// The key's string value (raw bytes, no escapes).
+    Found(&'a [u8]),
+    /// The whole line was walked: it is an object without that key as a string.
+    Absent,
+    /// The line is damaged or the value has escapes: only a full parse can tell.
+    Unsure,
+}
+
+fn walk_top_level<'a>(line: &'a [u8], key: &[u8]) -> Walk<'a> {
+    let mut i = 0;
+    let mut depth = 0usize;
+    // At depth 1: the next string is a key.
+    let mut at_key = false;
+    // At depth 1: the last key was `key` and its value comes next.
+    let mut want_value = false;
+    while i < line.len() {
+        match line[i] {
+            b' ' | b'\t' | b'\r' | b'\n' | b':' => i += 1,
+            b'"' => {
+                let start = i + 1;
+                let mut j = start;
+                let mut escaped = false;
+                let end = loop {
+                    match memchr::memchr2(b'"', b'\\', &line[j..]) {
+                        None => return Walk::Unsure,
+                        Some(k) if line[j + k] == b'\\' => {
+                            escaped = true;
+                            j += k + 2;
+                            if j > line.len() {
+                                return Walk::Unsure;
+                            }
+                        }
+                        Some(k) => break j + k,
+                    }
+                };
+                let text = &line[start..end];
+                if depth == 1 && at_key {
+                    at_key = false;
+                    want_value = !escaped && text == key;
+                } else if depth == 1 && want_value {
+                    return if escaped {
+                        Walk::Unsure
+                    } else {
+                        Walk::Found(text)
+                    };
+                }
+                i = end + 1;
+            }
+            c @ (b'{' | b'[') => {
+                if depth == 0 && c != b'{' {
+                    return Walk::Absent;
+                }
+                if depth == 1 && want_value {
+                    return Walk::Absent;
+                }
+                depth += 1;
+                at_key = depth == 1;
+                i += 1;
+            }
+            b'}' | b']' => {
+                if depth == 0 {
+                    return Walk::Unsure;
+                }
+                depth -= 1;
+                if depth == 0 {
+                    return Walk::Absent;
+                }
+                i += 1;
+            }
+            b',' => {
+                if depth == 1 {
+                    if want_value {
+                        return Walk::Unsure;
+                    }
+                    at_key = true;
+                }
+                i += 1;
+            }
+            _ => {
+                if depth == 0 {
+                    return Walk::Absent;
+                }
+                if depth == 1 && want_value {
+                    // A number, `true`, `false` or `null`: not a string.
+                    return Walk::Absent;
+                }
+                i += 1;
+            }
+        }
+    }
+    Walk::Unsure
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walk_finds_only_top_level_keys() {
+        let line = br#"{"seq":1,"input":{"kind":"nested"},"kind":"top"}"#;
+        assert_eq!(walk_top_level(line, b"kind"), Walk::Found(b"top"));
+        let line = br#"{"a":["kind","x"],"b":"kind","kind":"top"}"#;
+        assert_eq!(walk_top_level(line, b"kind"), Walk::Found(b"top"));
+        let line = br#"{"text":"he said "kind":"x"","kind":"top"}"#;
+        assert_eq!(walk_top_level(line, b"kind"), Walk::Found(b"top"));
+    }
+
+    #[test]
+    fn walk_says_absent_only_when_the_whole_object_was_seen() {
+        assert_eq!(
+            walk_top_level(br#"{"x":{"kind":"nested"}}"#, b"kind"),
+            Walk::Absent
+        );
+        assert_eq!(walk_top_level(br#"{"kind":3}"#, b"kind"), Walk::Absent);
+        assert_eq!(walk_top_level(br#"["kind"]"#, b"kind"), Walk::Absent);
+        // Cut off before the key, or the value has an escape: only a parse can tell.
+        assert_eq!(
+            walk_top_level(br#"{"seq":1,"ts":"2026"#, b"kind"),
+            Walk::Unsure
+        );
+        assert_eq!(
+            walk_top_level(br#"{"kind":"run\u005fstarted"}"#, b"kind"),
+            Walk::Unsure
+        );
+        // Cut off after it: still found.
+        assert_eq!(
+            walk_top_level(
+                br#"{"seq":9,"kind":"run_errored","run_id":"r1","err"#,
+                b"run_id"
+            ),
+            Walk::Found(b"r1")
+        );
+    }
+
+    #[test]
+    fn find_kind_falls_back_to_a_full_parse() {
+        assert_eq!(
+            find_kind(br#"{"kind":"run\u005fstarted"}"#).as_deref(),
+            Some("run_started")
+        );
+        assert_eq!(find_kind(br#"{"x":{"kind":"nested"}}"#), None);
+        assert_eq!(find_kind(b"not json"), None);
+    }
+}
