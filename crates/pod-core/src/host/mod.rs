@@ -2,9 +2,10 @@
 //! command line), lifecycle actions from the socket, signals and parent death, and the pod's
 //! children, until the pod is told to end.
 //!
-//! The pod itself runs on its own task; the host loop only routes. Every lifecycle action that
+//! The pod itself runs on its own task ([`pod_task`]); the host loop ([`host_loop`]) only
+//! routes, one handler per event (control calls in [`requests`]). Every lifecycle action that
 //! reaches the pod is recorded (`lifecycle_action`) and, when a run is active, interrupts it
-//! through the pod's [`RunControl`] (which resolves overlapping actions to the nearest). Actions
+//! through the pod's [`RunControl`](crate::RunControl) (which resolves overlapping actions to the nearest). Actions
 //! that end the pod cascade to its live children with a `caused_by` link, and name those
 //! children (and their live descendants) in `affects`.
 //!
@@ -12,7 +13,8 @@
 //! the pod task failing (a panic, or the task ending without reporting), which ends the active
 //! run as `run_interrupted` by a `shutdown` action with a `runtime` origin naming the failure
 //! and marks the pod failed ([`HostAbort::TaskFailed`]); and a second SIGINT/SIGTERM/SIGHUP
-//! while the pod is already ending, which stops waiting for it ([`HostAbort::Forced`]).
+//! while the pod is already ending, which stops waiting for it ([`HostAbort::Forced`]). Both
+//! are in [`forced`].
 //!
 //! Ending is bounded: children told to end get `limits.shutdown_grace_ms` to answer and exit,
 //! then their process groups are killed, each kill recorded as a `kill` action
@@ -53,7 +55,8 @@ pub struct HostOptions {
 pub struct HostEnd {
     /// The action that ended the pod, when one did.
     pub action: Option<LifecycleAction>,
-    /// The report of the run given to [`Host::run_once`], when it ran to a recorded end.
+    /// The report of the command-line run ([`crate::launch::Launched::run_once`]), when it ran
+    /// to a recorded end.
     pub first_run: Option<RunReport>,
     /// Set when hosting ended without the pod task ending normally.
     pub abort: Option<HostAbort>,

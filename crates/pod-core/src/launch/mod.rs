@@ -3,8 +3,8 @@
 //! its control socket and, for a pod its parent spawned, announce readiness ([`ReadyLine`]).
 //! A step that fails undoes what the launch did: a started segment is closed as `failed`, and
 //! the directory of a pod the launch created is removed, so no half-made pod stays in the home.
-//! The launched pod is then hosted ([`crate::host`]) for one command-line run
-//! ([`Launched::run_once`]) or until it is told to end ([`Launched::serve`]).
+//! The launched pod is then hosted for one command-line run ([`Launched::run_once`]) or until
+//! it is told to end ([`Launched::serve`]).
 
 mod children;
 mod ready;
@@ -44,7 +44,7 @@ pub struct Launch {
 
 /// Where the pod to launch comes from.
 pub enum PodSource {
-    /// A new pod in `home` from `profile`, named `name` (default: PROFILE-<id tail>).
+    /// A new pod in `home` from `profile`, named `name` (default: `PROFILE-<id tail>`).
     New {
         home: PodHome,
         name: Option<String>,
@@ -106,6 +106,7 @@ impl std::error::Error for LaunchError {
 }
 
 impl Launch {
+    /// Launch the pod; a failed launch leaves nothing of it running.
     pub async fn start(self) -> Result<Launched, LaunchError> {
         crate::lifecycle::start_process_clock();
         let Launch {
@@ -200,7 +201,8 @@ impl Launched {
         self.host().run_once(input, observer).await
     }
 
-    /// Serve requests until a lifecycle action ends the pod.
+    /// Serve requests until a lifecycle action ends the pod (or, hosted for a parent, until
+    /// the parent is gone).
     pub async fn serve(self) -> Result<HostEnd, CoreError> {
         self.host().serve().await
     }

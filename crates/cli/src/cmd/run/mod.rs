@@ -12,13 +12,14 @@ mod terminal;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Args;
 
-use pod_core::launch::{Launch, LaunchError, PodSource};
+use pod_core::launch::{ChildSetup, Launch, LaunchError, PodSource};
 use pod_core::record::RunTrigger;
 use pod_core::run_events::{self, RunEvent};
-use pod_core::{CoreError, PodDir, PodHome, RunInput};
+use pod_core::{CoreError, PodDir, PodHome, RunInput, RunObserver};
 use pod_profile::{Catalog, Discovery, Overrides, ResolvedManifest};
 
 use crate::failure::{CmdResult, Failure, out};
@@ -122,7 +123,7 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> CmdResult {
         .map_err(profile_failure)?;
     let launcher = child_launcher(global)?;
     let presenter = Presenter::new(args.json);
-    let children = pod_core::launch::ChildSetup {
+    let children = ChildSetup {
         catalog,
         resolved: resolved.clone(),
         home: home.clone(),
@@ -205,18 +206,45 @@ fn profile_failure(error: pod_profile::ProfileError) -> Failure {
     }
 }
 
+/// What an existing pod needs for children, when its manifest allows any: the profiles as seen
+/// from its working directory, and this executable to launch them.
+fn existing_pod_children(
+    global: &GlobalArgs,
+    work_dir: &std::path::Path,
+    resolved: &ResolvedManifest,
+    home: PodHome,
+    observer: Arc<dyn RunObserver>,
+) -> Result<Option<ChildSetup>, Failure> {
+    if resolved.manifest.spawn.allowed_profiles.is_empty() {
+        return Ok(None);
+    }
+    let catalog = Catalog::discover(&Discovery {
+        cwd: work_dir.to_owned(),
+        user_config_dir: Discovery::user_config_dir_from_env(),
+        profile_dirs: global.profile_dirs.clone(),
+    })
+    .map_err(profile_failure)?;
+    Ok(Some(ChildSetup {
+        catalog,
+        resolved: resolved.clone(),
+        home,
+        launcher: child_launcher(global)?,
+        observer,
+    }))
+}
+
 /// Launch the pod, run one prompt in it in the foreground, and turn the outcome into an exit
 /// code.
 async fn foreground(launch: Launch, prompt: String, presenter: &Presenter) -> CmdResult {
     let resumed = matches!(launch.pod, PodSource::Existing(_));
-    let manifest = launch.resolved.clone();
+    let key_var = pod_core::api_key_var(&launch.resolved.manifest);
     // The pod is hosted: its control socket serves `pods stop` and the like while the run goes
     // on, SIGINT/SIGTERM/SIGHUP stop it and its children (origin `signal`), and children it spawned
     // are stopped when it ends.
     let launched = launch
         .start()
         .await
-        .map_err(|error| launch_failure(error, &manifest))?;
+        .map_err(|error| launch_failure(error, key_var))?;
     let info = launched.info().clone();
     let pod_id = info.id.clone();
     out::stderr(&format!(
@@ -250,13 +278,14 @@ async fn foreground(launch: Launch, prompt: String, presenter: &Presenter) -> Cm
     result
 }
 
-/// A launch that failed: a model that cannot be used as configured is a usage error (with
-/// what to set), anything later a failed run (naming a pod directory left behind).
-fn launch_failure(error: LaunchError, resolved: &ResolvedManifest) -> Failure {
+/// A launch that failed: a model that cannot be used as configured is a usage error (naming
+/// `key_var`, the API key variable, when the key is missing), anything later a failed run
+/// (naming a pod directory left behind).
+fn launch_failure(error: LaunchError, key_var: Option<String>) -> Failure {
     match error {
         LaunchError::Connect(error) => match &error {
             CoreError::Config { message, .. } if message.starts_with("no API key") => {
-                let var = pod_core::api_key_var(&resolved.manifest).unwrap_or_default();
+                let var = key_var.unwrap_or_default();
                 Failure::usage(error).with_hint(format!(
                     "export {var}=… or set model.api_key_env to the variable holding your key; `pods run -p demo …` works without one"
                 ))

@@ -4,12 +4,11 @@ use clap::Args;
 
 use pod_core::launch::{Launch, PodSource};
 use pod_core::{PodDir, PodHome};
-use pod_profile::{Catalog, Discovery};
 
 use super::prompt::{check_prompt, read_stdin_prompt};
 use super::{
-    MANIFEST_EDITED_HINT, Presenter, child_launcher, current_dir, finish_runtime, foreground,
-    pod_work_dir, profile_failure, runtime,
+    MANIFEST_EDITED_HINT, Presenter, current_dir, existing_pod_children, finish_runtime,
+    foreground, pod_work_dir, profile_failure, runtime,
 };
 use crate::failure::{CmdResult, Failure, out};
 use crate::global::GlobalArgs;
@@ -86,23 +85,7 @@ pub fn resume(global: &GlobalArgs, args: ResumeArgs) -> CmdResult {
     let presenter = Presenter::new(args.json);
     // The same pod: its scope resolves against its own working directory, and it gets its
     // child tools back when its manifest allows children.
-    let children = if resolved.manifest.spawn.allowed_profiles.is_empty() {
-        None
-    } else {
-        let catalog = Catalog::discover(&Discovery {
-            cwd: work_dir.clone(),
-            user_config_dir: Discovery::user_config_dir_from_env(),
-            profile_dirs: global.profile_dirs.clone(),
-        })
-        .map_err(profile_failure)?;
-        Some(pod_core::launch::ChildSetup {
-            catalog,
-            resolved: resolved.clone(),
-            home,
-            launcher: child_launcher(global)?,
-            observer: presenter.observer(),
-        })
-    };
+    let children = existing_pod_children(global, &work_dir, &resolved, home, presenter.observer())?;
     let launch = Launch {
         pod: PodSource::Existing(dir),
         resolved,

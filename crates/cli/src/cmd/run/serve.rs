@@ -7,11 +7,10 @@ use clap::Args;
 
 use pod_core::launch::{HostAbort, Launch, PodSource};
 use pod_core::{PodDir, PodHome};
-use pod_profile::{Catalog, Discovery};
 
 use super::outcome::PodFailed;
 use super::{
-    MANIFEST_EDITED_HINT, child_launcher, finish_runtime, launch_failure, pod_work_dir,
+    MANIFEST_EDITED_HINT, existing_pod_children, finish_runtime, launch_failure, pod_work_dir,
     profile_failure, runtime,
 };
 use crate::failure::{CmdResult, Exit, Failure};
@@ -47,29 +46,14 @@ pub fn serve(global: &GlobalArgs, args: ServeArgs) -> CmdResult {
                 args.pod_dir.display()
             ))
         })?;
-    let children = if resolved.manifest.spawn.allowed_profiles.is_empty() {
-        None
-    } else {
-        let catalog = Catalog::discover(&Discovery {
-            cwd: cwd.clone(),
-            user_config_dir: Discovery::user_config_dir_from_env(),
-            profile_dirs: global.profile_dirs.clone(),
-        })
-        .map_err(profile_failure)?;
-        Some(pod_core::launch::ChildSetup {
-            catalog,
-            resolved: resolved.clone(),
-            home,
-            launcher: child_launcher(global)?,
-            // A served pod's parent hears of its children through the control socket.
-            observer: Arc::new(pod_core::Quiet),
-        })
-    };
+    // A served pod's parent hears of its children through the control socket.
+    let children = existing_pod_children(global, &cwd, &resolved, home, Arc::new(pod_core::Quiet))?;
+    let key_var = pod_core::api_key_var(&resolved.manifest);
     let runtime = runtime()?;
     let result = runtime.block_on(async {
         let launch = Launch {
             pod: PodSource::Existing(dir),
-            resolved: resolved.clone(),
+            resolved,
             work_dir: cwd,
             children,
             for_parent: true,
@@ -77,7 +61,7 @@ pub fn serve(global: &GlobalArgs, args: ServeArgs) -> CmdResult {
         let launched = launch
             .start()
             .await
-            .map_err(|error| launch_failure(error, &resolved))?;
+            .map_err(|error| launch_failure(error, key_var))?;
         let end = launched.serve().await.map_err(Failure::run_failed)?;
         tracing::debug!(action = ?end.action.as_ref().map(|a| a.kind), "pod served");
         match end.abort {
