@@ -66,8 +66,8 @@ enum Event {
     Task(Option<Ended>),
 }
 
-/// How waiting for the ending pod task ended.
-enum Wound {
+/// How letting the ending pod go ended.
+enum Release {
     /// The task sent the result of closing its segment (`None`: it ended without sending one).
     Closed(Option<Result<(), CoreError>>),
     /// A signal arrived while the pod was ending: stop waiting for it.
@@ -161,13 +161,13 @@ impl HostLoop {
 
     /// Host the pod until it has ended.
     pub(super) async fn run(mut self) -> Result<HostEnd, CoreError> {
-        let wound = match self.serve_until_ending().await {
-            Some(signal) => Wound::Forced(signal),
+        let release = match self.serve_until_ending().await {
+            Some(signal) => Release::Forced(signal),
             None => self.let_pod_end().await,
         };
-        match wound {
-            Wound::Forced(signal) => Ok(self.end_forced(signal).await),
-            Wound::Closed(closed) => self.end_closed(closed).await,
+        match release {
+            Release::Forced(signal) => Ok(self.end_forced(signal).await),
+            Release::Closed(closed) => self.end_closed(closed).await,
         }
     }
 
@@ -354,7 +354,7 @@ impl HostLoop {
 
     /// The pod is ending: let the cascade reach the children and the pod task close its
     /// segment. A signal now stops waiting.
-    async fn let_pod_end(&mut self) -> Wound {
+    async fn let_pod_end(&mut self) -> Release {
         let cascade = self
             .ending
             .as_mut()
@@ -379,8 +379,8 @@ impl HostLoop {
             closing.await
         };
         tokio::select! {
-            result = finish => Wound::Closed(result.ok()),
-            Some(signal) = self.signals.next() => Wound::Forced(signal),
+            result = finish => Release::Closed(result.ok()),
+            Some(signal) = self.signals.next() => Release::Forced(signal),
         }
     }
 
