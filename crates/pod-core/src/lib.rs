@@ -43,10 +43,6 @@ pub use pod_home::{conversation, summary};
 /// The session log's records and the `run --json` events: formats owned by `pod-protocol`.
 pub use pod_protocol::{record, run_events};
 
-// The module names `children` replaced, kept until their last users move to `children`.
-pub use children as spawn_tools;
-pub use children as supervisor;
-
 pub use control_handle::RunControl;
 pub use error::{CoreError, error_chain};
 pub use home::{

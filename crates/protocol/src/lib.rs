@@ -1,7 +1,7 @@
 //! `pod-protocol` owns every format that crosses a process or a file, as data: the session log's
 //! records ([`record`]), the normalized provider stream event ([`event`]) and error ([`error`]),
 //! the wire scheme names ([`scheme`]), trace sidecar entries ([`trace`]), the control socket's
-//! messages ([`control`]), the `run --json` event stream ([`run_events`]), what a run's records add up to ([`report`]), and the text rules
+//! messages ([`control`]) and the readiness line a spawned pod prints ([`ready`]), the `run --json` event stream ([`run_events`]), what a run's records add up to ([`report`]), and the text rules
 //! every record follows ([`text`]). It holds no I/O and no runtime: the crates that write, send
 //! and read these shapes depend on it, and on nothing of each other's for them.
 //!
@@ -11,6 +11,7 @@
 pub mod control;
 pub mod error;
 pub mod event;
+pub mod ready;
 pub mod record;
 pub mod report;
 pub mod run_events;

@@ -415,7 +415,7 @@ pub fn stop(global: &GlobalArgs, args: StopArgs) -> CmdResult {
     let outcome = match outcome {
         Ok(outcome) => outcome,
         // Not a usage error: the command was right, the pod just has nothing to stop.
-        Err(pod_core::supervisor::ChildError::NotRunning { .. }) => {
+        Err(pod_core::children::ChildError::NotRunning { .. }) => {
             let state = pod_core::summarize(&dir)
                 .map(|s| s.shown_state())
                 .unwrap_or_else(|_| "unknown".into());

@@ -110,11 +110,12 @@ pub fn prepare(request: &ExportRequest) -> Result<ExportPlan, ExportError> {
         .find(|(path, _)| path.parent().and_then(Path::file_name) == Some(request.pod.as_ref()))
     {
         // The pod asked for is the unreadable one: that is an error, not a footnote.
-        let text =
-            pod_home::files::read_regular(path, 1 << 20).map_err(|source| ExportError::ReadFile {
+        let text = pod_home::files::read_regular(path, 1 << 20).map_err(|source| {
+            ExportError::ReadFile {
                 path: path.clone(),
                 source,
-            })?;
+            }
+        })?;
         let source = serde_json::from_slice::<Value>(&text)
             .err()
             .unwrap_or_else(|| serde::de::Error::custom("not a pod.json object"));

@@ -28,9 +28,7 @@ use crate::record::LogBody;
 
 pub use error::ChildError;
 pub use factory::{ChildFactory, PreparedChild, ProfileChildFactory, SpawnArgs};
-pub use process::{
-    CHILD_EXE_ENV, ChildProcess, ExitInfo, Launcher, Ready, ReadyLine, StderrTail, watch_parent,
-};
+pub use process::{CHILD_EXE_ENV, ChildProcess, ExitInfo, Launcher, StderrTail, watch_parent};
 pub use tools::{ChildTool, SPAWN_TOOLS, ToolReply};
 
 use registry::LiveChild;

@@ -19,6 +19,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use pod_protocol::ready::ReadyLine;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
@@ -32,33 +33,6 @@ pub const CHILD_EXE_ENV: &str = "PODS_CHILD_EXE";
 
 /// Bytes of a child's stderr kept for error messages.
 const STDERR_TAIL_BYTES: usize = 4096;
-
-/// The readiness line a child prints on stdout.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReadyLine {
-    pub ready: Ready,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Ready {
-    pub pod_id: String,
-    pub pid: u32,
-}
-
-impl ReadyLine {
-    /// The line a child prints (with its newline).
-    pub fn render(pod_id: &str) -> String {
-        let line = ReadyLine {
-            ready: Ready {
-                pod_id: pod_id.to_owned(),
-                pid: std::process::id(),
-            },
-        };
-        let mut text = serde_json::to_string(&line).unwrap_or_default();
-        text.push('\n');
-        text
-    }
-}
 
 /// How a child process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,8 +164,8 @@ impl Launcher {
         let mut lines = BufReader::new(stdout).lines();
         let handshake = tokio::time::timeout(ready_timeout, async {
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Ok(ready) = serde_json::from_str::<ReadyLine>(&line) {
-                    return Some(ready.ready);
+                if let Some(ready) = ReadyLine::parse(&line) {
+                    return Some(ready);
                 }
                 tracing::debug!(pod_id, line = %line, "child stdout before ready");
             }

@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
+use crate::children::Children;
 use crate::error_chain;
 use crate::home::{PodDir, PodHome};
 use crate::lifecycle::ends_pod;
 use crate::record::{LifecycleKind, PodState};
-use crate::spawn_tools::Children;
 
 /// The pods an action of `kind` addressed to `pod_id` affects: the pod itself, and when the
 /// action ends the pod (its children are then stopped with it), the live descendants known now

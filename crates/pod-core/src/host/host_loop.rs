@@ -128,7 +128,7 @@ impl HostLoop {
         let (closed_tx, closed) = oneshot::channel();
         let task = tokio::spawn(pod_task(pod, job_rx, done_tx, closed_tx, ctx.clone()));
         let parent_gone: Pin<Box<dyn Future<Output = ()> + Send>> = if options.watch_parent {
-            Box::pin(crate::supervisor::watch_parent())
+            Box::pin(crate::children::watch_parent())
         } else {
             Box::pin(std::future::pending())
         };

@@ -18,7 +18,7 @@
 //!
 //! Ending is bounded: children told to end get `limits.shutdown_grace_ms` to answer and exit,
 //! then their process groups are killed, each kill recorded as a `kill` action
-//! (`end_child` in [`crate::spawn_tools`]).
+//! (`end_child` in [`crate::children`]).
 
 mod affected;
 mod forced;
@@ -31,10 +31,10 @@ mod signals;
 use std::sync::Arc;
 
 use crate::CoreError;
+use crate::children::Children;
 use crate::control::ControlServer;
 use crate::record::LifecycleAction;
 use crate::runtime::{Pod, Quiet, RunInput, RunObserver, RunReport};
-use crate::spawn_tools::Children;
 use host_loop::HostLoop;
 
 /// What the host listens to besides the control socket.

@@ -9,10 +9,10 @@ use tokio::sync::{mpsc, oneshot};
 use super::affected::affected;
 use super::forced::record_task_failure;
 use super::progress::Progress;
+use crate::children::Children;
 use crate::home::PodDir;
 use crate::record::{LifecycleAction, LifecycleKind, PodState};
 use crate::runtime::{Pod, RunInput, RunObserver, RunReport};
-use crate::spawn_tools::Children;
 use crate::{CoreError, error_chain};
 
 pub(super) struct Job {
@@ -160,7 +160,7 @@ pub(super) async fn pod_task(
 async fn reload(pod: Pod, work_dir: &std::path::Path) -> Result<Pod, CoreError> {
     let dir = pod.dir().clone();
     let control = pod.control().clone();
-    let extra: Vec<Arc<dyn crate::tools::Tool>> = crate::spawn_tools::SPAWN_TOOLS
+    let extra: Vec<Arc<dyn crate::tools::Tool>> = crate::children::SPAWN_TOOLS
         .iter()
         .filter_map(|(name, _)| pod.tools().get(name).cloned())
         .collect();

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::children::Children;
 use crate::record::LogBody;
 use crate::runtime::{Pod, RunObserver};
-use crate::spawn_tools::Children;
 
 /// What a pod needs to spawn children: where profiles are, its own resolved manifest, the home
 /// its children's directories go in, and how to launch them.
@@ -13,7 +13,7 @@ pub struct ChildSetup {
     pub catalog: pod_profile::Catalog,
     pub resolved: pod_profile::ResolvedManifest,
     pub home: crate::home::PodHome,
-    pub launcher: crate::supervisor::Launcher,
+    pub launcher: crate::children::Launcher,
     /// Hears of each child spawned and exited, as the session log records it.
     pub observer: Arc<dyn RunObserver>,
 }
@@ -30,7 +30,7 @@ pub(super) fn attach_children(pod: &mut Pod, setup: ChildSetup) -> Option<Arc<Ch
     let pod_id = pod.id().to_owned();
     let log = pod.log().clone();
     let observer = setup.observer;
-    let recorder: crate::spawn_tools::Recorder = Arc::new(move |body| {
+    let recorder: crate::children::Recorder = Arc::new(move |body| {
         match &body {
             LogBody::ChildSpawned(child) => observer.on_child_spawned(child),
             LogBody::ChildExited(child) => observer.on_child_exited(child),
@@ -40,7 +40,7 @@ pub(super) fn attach_children(pod: &mut Pod, setup: ChildSetup) -> Option<Arc<Ch
             tracing::error!(%error, "cannot record child supervision entry");
         }
     });
-    let factory = crate::spawn_tools::ProfileChildFactory {
+    let factory = crate::children::ProfileChildFactory {
         catalog: setup.catalog,
         parent: setup.resolved,
         parent_pod_id: pod_id.clone(),
@@ -59,7 +59,7 @@ pub(super) fn attach_children(pod: &mut Pod, setup: ChildSetup) -> Option<Arc<Ch
         recorder,
         grace,
     ));
-    for tool in crate::spawn_tools::ChildTool::all(&children) {
+    for tool in crate::children::ChildTool::all(&children) {
         pod.register_tool(tool);
     }
     Some(children)

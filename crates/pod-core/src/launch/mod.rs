@@ -14,19 +14,19 @@ use std::sync::Arc;
 
 use pod_profile::ResolvedManifest;
 
+use crate::children::ChildError;
+use crate::children::Children;
 use crate::control::ControlServer;
 use crate::home::{PodDir, PodHome};
 use crate::host::{Host, HostOptions};
 use crate::model::ModelConnection;
 use crate::record::PodInfo;
 use crate::runtime::{Pod, PodOptions, RunInput, RunObserver};
-use crate::spawn_tools::Children;
-use crate::supervisor::ChildError;
 use crate::{CoreError, RunControl, error_chain};
 
 pub use crate::host::{HostAbort, HostEnd};
 pub use children::ChildSetup;
-pub use ready::{Ready, ReadyLine};
+pub use pod_protocol::ready::{Ready, ReadyLine};
 
 /// A pod to launch and what it runs with.
 pub struct Launch {
@@ -156,7 +156,7 @@ impl Launch {
             Ok(info) => info,
             Err(error) => return Err(undo.close(pod, CoreError::from(error)).await),
         };
-        if for_parent && let Err(error) = ReadyLine::new(&info.id).announce() {
+        if for_parent && let Err(error) = ready::announce(&ReadyLine::new(&info.id)) {
             return Err(undo.close(pod, StartError::Ready(error)).await);
         }
         Ok(Launched {

@@ -308,8 +308,8 @@ fn launch_failure(error: LaunchError, key_var: Option<String>) -> Failure {
 
 /// The launcher for this process's children: the same `pods` executable (or `PODS_CHILD_EXE`),
 /// handed the same `--profile-dir`s.
-fn child_launcher(global: &GlobalArgs) -> Result<pod_core::supervisor::Launcher, Failure> {
-    let launcher = pod_core::supervisor::Launcher::from_env().map_err(Failure::run_failed)?;
+fn child_launcher(global: &GlobalArgs) -> Result<pod_core::children::Launcher, Failure> {
+    let launcher = pod_core::children::Launcher::from_env().map_err(Failure::run_failed)?;
     let mut args: Vec<std::ffi::OsString> = Vec::new();
     for dir in &global.profile_dirs {
         let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
