@@ -1,6 +1,6 @@
 //! Layering: defaults < user config < project config < profile chain (base first) < env <
 //! `--set` < options of their own (`-m/--model`), with per-leaf provenance and the history
-//! `explain` shows. Each source becomes a [`layer`]; the merged manifest is then checked by
+//! `explain` shows. Each source becomes a `layer`; the merged manifest is then checked by
 //! [`validate`](validate()).
 
 mod layer;
