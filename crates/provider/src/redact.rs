@@ -60,29 +60,6 @@ fn redact_after(s: &str, marker: &str, keep: impl Fn(char) -> bool) -> String {
     out
 }
 
-/// A URL as it may be shown in logs, errors and debug output: without userinfo
-/// (`user:password@`), query string or fragment, which can carry credentials. Works on text that
-/// does not parse as a URL too.
-pub(crate) fn display_url(url: &str) -> String {
-    let end = url.find(['?', '#']).unwrap_or(url.len());
-    let url = &url[..end];
-    let (scheme, rest) = match url.find("://") {
-        Some(i) => url.split_at(i + 3),
-        None => ("", url),
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    let host = match authority.rfind('@') {
-        Some(i) => &authority[i + 1..],
-        None => authority,
-    };
-    let mut out = String::with_capacity(url.len());
-    out.push_str(scheme);
-    out.push_str(host);
-    out.push_str(path);
-    out
-}
-
 /// Cut `s` to at most `max` bytes on a char boundary, marking the cut with `…`.
 pub(crate) fn truncate(s: &mut String, max: usize) {
     if s.len() <= max {
@@ -232,28 +209,6 @@ mod tests {
             scrub("nothing to hide", Some("k3y-abcdef")),
             std::borrow::Cow::Borrowed(_)
         ));
-    }
-
-    #[test]
-    fn display_url_drops_userinfo_query_and_fragment() {
-        let cases = [
-            (
-                "https://user:pa55@proxy.example:8443/v1?key=SECRET#frag",
-                "https://proxy.example:8443/v1",
-            ),
-            (
-                "http://127.0.0.1:9/v1/responses",
-                "http://127.0.0.1:9/v1/responses",
-            ),
-            ("https://tok@host", "https://host"),
-            ("https://host/a@b/c?x=1", "https://host/a@b/c"),
-            ("not a url?token=SECRET", "not a url"),
-            ("user:pw@host/v1", "host/v1"),
-            ("", ""),
-        ];
-        for (input, shown) in cases {
-            assert_eq!(display_url(input), shown, "{input}");
-        }
     }
 
     #[test]
