@@ -21,8 +21,9 @@ use crate::event::StreamEvent;
 use crate::observe::{
     Milestone, RawFrame, RawResponse, RequestInfo, StreamObserver, replayable_headers,
 };
-use crate::redact::{StreamKey, StreamScrubber, display_url, scrub};
+use crate::redact::{StreamKey, StreamScrubber, scrub};
 use crate::request::ModelRequest;
+use crate::safe_url::DisplaySafeUrl;
 use crate::secret::ApiKey;
 use crate::sse::Frame;
 
@@ -60,7 +61,7 @@ impl Client {
     pub fn new(config: ClientConfig) -> Result<Client, ProviderError> {
         let adapter = adapter_for(config.scheme);
         // Any model name will do to check the base URL.
-        let url = adapter.url(&config.base_url, "model");
+        let url = adapter.url(config.base_url.expose(), "model");
         match reqwest::Url::parse(&url) {
             Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
             _ => {
@@ -68,7 +69,7 @@ impl Client {
                     ErrorClass::InvalidRequest,
                     format!(
                         "base URL `{}` is not an http(s) URL; set model.base_url to e.g. `{}`",
-                        display_url(&config.base_url),
+                        config.base_url,
                         config.scheme.default_base_url()
                     ),
                 ));
@@ -116,11 +117,11 @@ impl Client {
         observer: Option<Arc<dyn StreamObserver>>,
     ) -> EventStream {
         let adapter = self.inner.adapter;
-        let url = adapter.url(&self.inner.config.base_url, &request.model);
+        let url =
+            DisplaySafeUrl::new(adapter.url(self.inner.config.base_url.expose(), &request.model));
         let body = serde_json::to_vec(&adapter.body(request)).map(Bytes::from);
         let mut driver = Driver {
             inner: self.inner.clone(),
-            shown_url: display_url(&url),
             url,
             body: Bytes::new(),
             message_count: request.messages.len(),
@@ -207,9 +208,8 @@ struct Live {
 
 struct Driver {
     inner: Arc<Inner>,
-    url: String,
-    /// `url` without userinfo, query or fragment: the only form logs, observers and errors see.
-    shown_url: String,
+    /// Logs, observers and errors see it without userinfo, query or fragment.
+    url: DisplaySafeUrl,
     body: Bytes,
     message_count: usize,
     tool_count: usize,
@@ -393,7 +393,7 @@ impl Driver {
             o.on_request_built(&RequestInfo {
                 attempt: self.attempt,
                 scheme: self.inner.config.scheme,
-                url: self.shown_url.clone(),
+                url: self.url.to_string(),
                 body_bytes: self.body.len(),
                 message_count: self.message_count,
                 tool_count: self.tool_count,
@@ -402,11 +402,11 @@ impl Driver {
         let send = self
             .inner
             .http
-            .post(&self.url)
+            .post(self.url.expose())
             .headers(self.inner.headers.clone())
             .body(self.body.clone())
             .send();
-        tracing::debug!(attempt = self.attempt, url = %self.shown_url, bytes = self.body.len(), "provider request sent");
+        tracing::debug!(attempt = self.attempt, url = %self.url, bytes = self.body.len(), "provider request sent");
         self.milestone(&Milestone::RequestSent);
         let first_event_timeout = self.inner.config.first_event_timeout;
         let deadline = deadline_after(started, first_event_timeout);
@@ -431,7 +431,7 @@ impl Driver {
             }
             Ok(Err(err)) => {
                 let e = classify::transport(
-                    &format!("sending the request to {}", self.shown_url),
+                    &format!("sending the request to {}", self.url),
                     &err.without_url(),
                 );
                 self.milestone(&Milestone::OpenError {

@@ -3,7 +3,7 @@
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
-use crate::redact::display_url;
+use crate::safe_url::DisplaySafeUrl;
 use crate::scheme::WireScheme;
 use crate::secret::ApiKey;
 
@@ -13,11 +13,11 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 128 * 1024 * 1024;
 /// How a [`crate::Client`] talks to one provider.
 ///
 /// `Debug` shows the base URL without userinfo, query or fragment, and never the key.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ClientConfig {
     pub scheme: WireScheme,
     /// Endpoint root, e.g. `https://api.openai.com/v1`; the scheme appends its path.
-    pub base_url: String,
+    pub base_url: DisplaySafeUrl,
     pub api_key: Option<ApiKey>,
     /// How long to wait, from sending the request, for the first SSE event.
     pub first_event_timeout: Duration,
@@ -42,7 +42,7 @@ impl ClientConfig {
     pub fn new(scheme: WireScheme) -> ClientConfig {
         ClientConfig {
             scheme,
-            base_url: scheme.default_base_url().to_string(),
+            base_url: DisplaySafeUrl::new(scheme.default_base_url()),
             api_key: None,
             first_event_timeout: Duration::from_secs(120),
             idle_timeout: Duration::from_secs(300),
@@ -54,29 +54,13 @@ impl ClientConfig {
     }
 
     pub fn with_base_url(mut self, base_url: impl Into<String>) -> ClientConfig {
-        self.base_url = base_url.into();
+        self.base_url = DisplaySafeUrl::new(base_url);
         self
     }
 
     pub fn with_api_key(mut self, key: Option<ApiKey>) -> ClientConfig {
         self.api_key = key;
         self
-    }
-}
-
-impl std::fmt::Debug for ClientConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientConfig")
-            .field("scheme", &self.scheme)
-            .field("base_url", &display_url(&self.base_url))
-            .field("api_key", &self.api_key)
-            .field("first_event_timeout", &self.first_event_timeout)
-            .field("idle_timeout", &self.idle_timeout)
-            .field("retry", &self.retry)
-            .field("max_event_bytes", &self.max_event_bytes)
-            .field("max_response_bytes", &self.max_response_bytes)
-            .field("max_response_time", &self.max_response_time)
-            .finish()
     }
 }
 

@@ -72,8 +72,9 @@
 //!
 //! The idle timeout runs from the last decoded event, the first-event timeout from sending the
 //! request: keep-alives (SSE comments, blank lines, empty `data:` lines, Anthropic `ping`, Chat
-//! chunks with empty `choices` and nothing else) satisfy neither, nor do usage-only reports. URLs in logs, observer data, errors and `Debug` output never carry userinfo, a query
-//! string or a fragment.
+//! chunks with empty `choices` and nothing else) satisfy neither, nor do usage-only reports.
+//! URLs in logs, observer data, errors and `Debug` output are shown through [`DisplaySafeUrl`],
+//! so they never carry userinfo, a query string or a fragment.
 //!
 //! The API key is an [`ApiKey`]: it prints as `[redacted]`, is sent as a sensitive header, and
 //! is stripped (with `Bearer …` and `sk-…` patterns) from every error message. Its value is also
@@ -109,6 +110,7 @@ mod observe;
 mod redact;
 pub mod replay;
 mod request;
+mod safe_url;
 mod secret;
 pub mod sse;
 
@@ -130,4 +132,5 @@ pub use replay::{
     parse_http_capture, sse_body,
 };
 pub use request::{Message, ModelRequest, ToolCall, ToolSpec};
+pub use safe_url::DisplaySafeUrl;
 pub use secret::ApiKey;

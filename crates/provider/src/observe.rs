@@ -79,7 +79,8 @@ pub fn replayable_headers<'a>(
 pub struct RequestInfo {
     pub attempt: u32,
     pub scheme: WireScheme,
-    /// The request URL without its query string.
+    /// The request URL as [`DisplaySafeUrl`](crate::DisplaySafeUrl) shows it: without
+    /// userinfo, query string or fragment.
     pub url: String,
     pub body_bytes: usize,
     pub message_count: usize,

@@ -1,29 +1,7 @@
-//! Bounding and secret-stripping of provider messages.
+//! Secret-stripping of provider text: messages and raw data by `pod_protocol::text`, streamed
+//! output by [`StreamScrubber`].
 
 pub(crate) use pod_protocol::text::{REDACTED, clean_message, scrub};
-
-/// A URL as it may be shown in logs, errors and debug output: without userinfo
-/// (`user:password@`), query string or fragment, which can carry credentials. Works on text that
-/// does not parse as a URL too.
-pub(crate) fn display_url(url: &str) -> String {
-    let end = url.find(['?', '#']).unwrap_or(url.len());
-    let url = &url[..end];
-    let (scheme, rest) = match url.find("://") {
-        Some(i) => url.split_at(i + 3),
-        None => ("", url),
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    let host = match authority.rfind('@') {
-        Some(i) => &authority[i + 1..],
-        None => authority,
-    };
-    let mut out = String::with_capacity(url.len());
-    out.push_str(scheme);
-    out.push_str(host);
-    out.push_str(path);
-    out
-}
 
 /// The first `max` bytes of `s` on a char boundary.
 pub(crate) fn preview(s: &str, max: usize) -> String {
@@ -127,66 +105,5 @@ impl StreamScrubber {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn display_url_drops_userinfo_query_and_fragment() {
-        let cases = [
-            (
-                "https://user:pa55@proxy.example:8443/v1?key=SECRET#frag",
-                "https://proxy.example:8443/v1",
-            ),
-            (
-                "http://127.0.0.1:9/v1/responses",
-                "http://127.0.0.1:9/v1/responses",
-            ),
-            ("https://tok@host", "https://host"),
-            ("https://host/a@b/c?x=1", "https://host/a@b/c"),
-            ("not a url?token=SECRET", "not a url"),
-            ("user:pw@host/v1", "host/v1"),
-            ("", ""),
-        ];
-        for (input, shown) in cases {
-            assert_eq!(display_url(input), shown, "{input}");
-        }
-    }
-
-    #[test]
-    fn stream_scrubber_removes_a_key_split_into_three_pieces_anywhere() {
-        for key in ["sk-ant-api03-XyZ", "k3y-without-prefix"] {
-            let text = format!("a {key} b {key}");
-            for i in 0..=text.len() {
-                for j in i..=text.len() {
-                    let mut s = StreamScrubber::new([key]);
-                    let mut out = String::new();
-                    for piece in [&text[..i], &text[i..j], &text[j..]] {
-                        out += &s.push(StreamKey::Text(0), piece);
-                    }
-                    for (_, rest) in s.flush() {
-                        out += &rest;
-                    }
-                    assert_eq!(out, "a [redacted] b [redacted]", "{key} at {i},{j}");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn stream_scrubber_holds_back_only_a_proper_prefix_of_the_key() {
-        let mut s = StreamScrubber::new(["secret-value"]);
-        assert_eq!(s.push(StreamKey::Text(0), "say secr"), "say ");
-        assert_eq!(s.push(StreamKey::Text(0), "et-val"), "");
-        assert_eq!(s.push(StreamKey::Text(0), "idated"), "secret-validated");
-        // Streams are apart: held text of one is not mixed into another.
-        assert_eq!(s.push(StreamKey::Arguments(0, 1), "secret-"), "");
-        assert_eq!(s.push(StreamKey::Text(0), "x"), "x");
-        assert_eq!(
-            s.take(StreamKey::Arguments(0, 1)).as_deref(),
-            Some("secret-")
-        );
-        assert!(s.flush().is_empty());
-        // Too short to be a key: not treated as one.
-        assert!(!StreamScrubber::new(["abc"]).is_active());
-    }
-}
+#[path = "redact_tests.rs"]
+mod tests;

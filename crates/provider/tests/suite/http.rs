@@ -457,7 +457,7 @@ async fn slow_first_event_times_out_then_retry_succeeds() {
         ms: 3000,
     });
     let server = ReplayServer::start(Cassette::new(R, vec![slow])).unwrap();
-    cfg.base_url = server.base_url();
+    cfg.base_url = server.base_url().into();
     cfg.retry = RetryPolicy::none();
     let events = run(&Client::new(cfg).unwrap(), None).await;
     let e = last_error(&events);
