@@ -26,7 +26,7 @@ mod writer;
 
 pub use entry::{
     Marker, PendingEntry, RawResponseHead, RawSseFrame, TRACE_FORMAT_VERSION, TraceBody,
-    TraceEntry, redact_url,
+    TraceEntry,
 };
 pub use error::TraceError;
 pub use reader::{

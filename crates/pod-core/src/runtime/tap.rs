@@ -120,7 +120,7 @@ impl StreamObserver for Tap {
         self.record_for(
             info.attempt,
             TraceBody::Lifecycle(Marker::RequestBuilt {
-                endpoint: pod_trace::redact_url(&info.url),
+                endpoint: info.url.clone(),
                 body_bytes: info.body_bytes,
                 messages: info.message_count,
                 tools: info.tool_count,
