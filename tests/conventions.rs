@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use support::responses::{holder_profile, profile, sse, stream, text_events, tool_call_response};
+use support::cassettes::{sse, stream};
+use support::responses::{holder_profile, profile, text_events, tool_call_response};
 use support::{Sandbox, assert_exit, describe, stdout_json};
 
 const LIMIT: Duration = Duration::from_secs(60);

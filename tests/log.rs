@@ -10,7 +10,8 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use support::responses::{profile, sse, stream, text_events, text_response, tool_call_response};
+use support::cassettes::{sse, stream};
+use support::responses::{profile, text_events, text_response, tool_call_response};
 use support::{Sandbox, assert_exit, describe, stdout_json};
 
 const TOOLS: &str = r#"["read_file", "spawn_pod", "wait_pod"]"#;

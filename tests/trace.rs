@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use support::responses::{profile, sse, stream, text_events};
+use support::cassettes::{sse, stream};
+use support::responses::{profile, text_events};
 use support::{Sandbox, assert_exit, describe, read_json_lines};
 
 const LIMIT: Duration = Duration::from_secs(60);

@@ -1,0 +1,75 @@
+//! The pod directories of a pods home, read the way the tests check them.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+/// Every entry of `home`'s `pods` directory, sorted; none when it does not exist yet.
+pub fn pod_dirs(home: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = match std::fs::read_dir(home.join("pods")) {
+        Ok(listing) => listing
+            .map(|e| e.expect("read pods directory").path())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    dirs.sort();
+    dirs
+}
+
+/// The one pod directory of `home`; the test fails if there is not exactly one.
+#[track_caller]
+pub fn only_pod(home: &Path) -> PathBuf {
+    let dirs = pod_dirs(home);
+    assert_eq!(dirs.len(), 1, "expected one pod: {dirs:?}");
+    dirs.into_iter().next().expect("one pod")
+}
+
+/// A pod's `pod.json`.
+#[track_caller]
+pub fn pod_info(dir: &Path) -> Value {
+    let path = dir.join("pod.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The pod of `home` that has no parent, once its `pod.json` exists.
+pub fn root_pod(home: &Path) -> Option<PathBuf> {
+    pod_dirs(home)
+        .into_iter()
+        .find(|d| d.join("pod.json").exists() && pod_info(d).get("parent_id").is_none())
+}
+
+/// The pods of `home` whose `pod.json` names `parent` as their parent.
+pub fn children_of(home: &Path, parent: &Path) -> Vec<PathBuf> {
+    let id = id_of(parent);
+    pod_dirs(home)
+        .into_iter()
+        .filter(|d| d.join("pod.json").exists() && pod_info(d)["parent_id"] == json!(id))
+        .collect()
+}
+
+/// A pod's id: the name of its directory.
+pub fn id_of(dir: &Path) -> String {
+    dir.file_name()
+        .expect("a pod directory has a name")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Every file under `dir`, at any depth.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let listing = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for entry in listing {
+            let path = entry.expect("read directory entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
