@@ -27,6 +27,11 @@ pub fn usage(prompt: u64, completion: u64, details: Option<(Value, Value)>) -> S
 
 /// A Chat text answer, one delta per word, ending with `finish`, then `usage`.
 pub fn text(words: &[&str], finish: &str, usage: Option<String>) -> Value {
+    stream(text_body(words, finish, usage))
+}
+
+/// The SSE body of [`text`].
+pub fn text_body(words: &[&str], finish: &str, usage: Option<String>) -> String {
     let mut body = chunk(json!({"role": "assistant", "content": ""}), None);
     for word in words {
         body.push_str(&chunk(json!({"content": word}), None));
@@ -34,7 +39,7 @@ pub fn text(words: &[&str], finish: &str, usage: Option<String>) -> Value {
     body.push_str(&chunk(json!({}), Some(finish)));
     body.push_str(&usage.unwrap_or_default());
     body.push_str("data: [DONE]\n\n");
-    stream(body)
+    body
 }
 
 /// A Chat turn that says `text`, then calls `tool` with the argument text `arguments`, exactly
@@ -46,6 +51,17 @@ pub fn tool_call(
     arguments: &str,
     usage: Option<String>,
 ) -> Value {
+    stream(tool_call_body(text, call_id, tool, arguments, usage))
+}
+
+/// The SSE body of [`tool_call`].
+pub fn tool_call_body(
+    text: &str,
+    call_id: &str,
+    tool: &str,
+    arguments: &str,
+    usage: Option<String>,
+) -> String {
     let mut body = chunk(json!({"role": "assistant", "content": text}), None);
     body.push_str(&chunk(
         json!({"tool_calls": [{"index": 0, "id": call_id, "type": "function",
@@ -59,5 +75,5 @@ pub fn tool_call(
     body.push_str(&chunk(json!({}), Some("tool_calls")));
     body.push_str(&usage.unwrap_or_default());
     body.push_str("data: [DONE]\n\n");
-    stream(body)
+    body
 }

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Every entry of `home`'s `pods` directory, sorted; none when it does not exist yet.
 pub fn pod_dirs(home: &Path) -> Vec<PathBuf> {
@@ -32,20 +32,28 @@ pub fn pod_info(dir: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The pod of `home` that has no parent, once its `pod.json` exists.
-pub fn root_pod(home: &Path) -> Option<PathBuf> {
+/// The pods of `home` whose `pod.json` names `parent` as their parent (`None`: the pods that
+/// have none); a pod whose `pod.json` is not written yet is not one of them.
+pub fn pods_with_parent(home: &Path, parent: Option<&str>) -> Vec<PathBuf> {
     pod_dirs(home)
         .into_iter()
-        .find(|d| d.join("pod.json").exists() && pod_info(d).get("parent_id").is_none())
+        .filter(|dir| {
+            std::fs::read_to_string(dir.join("pod.json"))
+                .ok()
+                .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+                .is_some_and(|info| info["parent_id"].as_str() == parent)
+        })
+        .collect()
 }
 
-/// The pods of `home` whose `pod.json` names `parent` as their parent.
+/// The first pod of `home` that has no parent, once its `pod.json` exists.
+pub fn root_pod(home: &Path) -> Option<PathBuf> {
+    pods_with_parent(home, None).into_iter().next()
+}
+
+/// The pods of `home` whose parent is `parent`.
 pub fn children_of(home: &Path, parent: &Path) -> Vec<PathBuf> {
-    let id = id_of(parent);
-    pod_dirs(home)
-        .into_iter()
-        .filter(|d| d.join("pod.json").exists() && pod_info(d)["parent_id"] == json!(id))
-        .collect()
+    pods_with_parent(home, Some(&id_of(parent)))
 }
 
 /// A pod's id: the name of its directory.
