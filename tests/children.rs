@@ -17,7 +17,9 @@ use serde_json::{Value, json};
 use support::control::{control_request, wait_streaming};
 use support::live::{start_solo, start_tree};
 use support::logs::{entries_so_far, trace_logs};
-use support::responses::{profile, text_response, tool_call_response, truncated_text_response};
+use support::responses::{
+    answering_profile, profile, text_response, tool_call_response, truncated_text_response,
+};
 use support::{
     Background, Sandbox, assert_exit, describe, home, id_of, of_kind, pod_info, signal, wait_until,
 };
@@ -230,12 +232,7 @@ fn spawn_tool_error(sandbox: &Sandbox, spawn_args: Value, extra: &str) -> (PathB
             text_response(&["ok"], false, None),
         ],
     );
-    profile(
-        sandbox,
-        "child",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["hi"], false, None)],
-    );
+    answering_profile(sandbox, "child", &["hi"]);
     let output = sandbox.run(&["run", "-p", "parent", "try to spawn"]);
     assert_exit(&output, 0);
     let parent = sandbox.root_pod().unwrap();
@@ -306,12 +303,7 @@ fn depth_limit_refuses_spawn() {
         .unwrap()
         .replace("max_depth = 2", "max_depth = 0");
     std::fs::write(&path, text).unwrap();
-    profile(
-        &sandbox,
-        "child",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["hi"], false, None)],
-    );
+    answering_profile(&sandbox, "child", &["hi"]);
     let output = sandbox.run(&["run", "-p", "parent", "try to spawn"]);
     assert_exit(&output, 0);
     let parent = sandbox.root_pod().unwrap();
@@ -355,12 +347,7 @@ fn spawn_rolls_back_when_the_child_never_becomes_ready() {
             text_response(&["ok"], false, None),
         ],
     );
-    profile(
-        &sandbox,
-        "child",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["hi"], false, None)],
-    );
+    answering_profile(&sandbox, "child", &["hi"]);
     let output = sandbox
         .pods()
         .env("PODS_CHILD_EXE", &fake)
@@ -504,12 +491,7 @@ fn uuid_version(text: &str) -> Option<u32> {
 #[test]
 fn pods_stop_of_a_pod_that_is_not_running_is_a_clear_error() {
     let sandbox = Sandbox::new();
-    profile(
-        &sandbox,
-        "solo",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["hi"], false, None)],
-    );
+    answering_profile(&sandbox, "solo", &["hi"]);
     let run = sandbox.run(&["run", "-p", "solo", "hello"]);
     assert_exit(&run, 0);
     let dir = sandbox.root_pod().unwrap();
@@ -816,11 +798,7 @@ fn killed_child_leaves_crash_evidence_and_parent_records_the_loss() {
     let sandbox = Sandbox::new();
     let (mut proc, parent, kids) = tree(&sandbox);
     // Child "a" is the one the parent waits on.
-    let a = kids
-        .iter()
-        .find(|k| pod_info(k)["name"] == "a")
-        .unwrap()
-        .clone();
+    let a = home::named(&kids, "a");
     let a_id = id_of(&a);
     let a_pid = of_kind(&entries_so_far(&parent), "child_spawned")
         .iter()
@@ -1105,12 +1083,7 @@ fn grandchild_is_refused_when_the_child_has_no_depth_left() {
             text_response(&["could ", "not ", "delegate"], false, None),
         ],
     );
-    profile(
-        &sandbox,
-        "grandkid",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["hi"], false, None)],
-    );
+    answering_profile(&sandbox, "grandkid", &["hi"]);
     let output = sandbox.run_within(
         &["run", "-p", "parent", "delegate twice"],
         Duration::from_secs(60),
@@ -1165,12 +1138,7 @@ fn a_second_live_child_is_refused_by_max_children() {
             text_response(&["only ", "one"], false, None),
         ],
     );
-    profile(
-        &sandbox,
-        "child",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["hi"], false, None)],
-    );
+    answering_profile(&sandbox, "child", &["hi"]);
     let output = sandbox.run_within(
         &["run", "-p", "parent", "spawn two"],
         Duration::from_secs(60),
@@ -1402,12 +1370,7 @@ fn child_inherits_raw_sse_capture_and_its_frame_bound() {
         ],
     );
     let long = "x".repeat(1000);
-    profile(
-        &sandbox,
-        "child",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["short ", &long], false, None)],
-    );
+    answering_profile(&sandbox, "child", &["short ", &long]);
     let output = sandbox.run_within(
         &["run", "-p", "parent", "capture frames"],
         Duration::from_secs(60),
@@ -1514,12 +1477,7 @@ fn control_sockets_work_from_a_home_longer_than_the_socket_path_limit() {
     );
 
     // A full run in the long home.
-    profile(
-        &sandbox,
-        "solo",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["all ", "good"], false, None)],
-    );
+    answering_profile(&sandbox, "solo", &["all ", "good"]);
     let run = pods_in(&sandbox, &home)
         .args(["run", "-p", "solo", "hello"])
         .output()
@@ -1641,11 +1599,7 @@ fn a_forged_parent_claim_is_recorded_as_unverified_and_the_real_cascade_is_verif
     let sandbox = Sandbox::new();
     let (mut proc, parent, kids) = tree(&sandbox);
     let parent_id = id_of(&parent);
-    let b = kids
-        .iter()
-        .find(|k| pod_info(k)["name"] == "b")
-        .unwrap()
-        .clone();
+    let b = home::named(&kids, "b");
     // This test process claims to be b's parent, with a cascade link to a made-up action.
     let reply = control_request(
         &b,
@@ -1732,11 +1686,7 @@ fn one_sigterm_ends_a_parent_whose_child_is_frozen_and_records_the_kill() {
         &sandbox.home(),
         "[limits]\nshutdown_grace_ms = 1000\n",
     );
-    let a = kids
-        .iter()
-        .find(|k| pod_info(k)["name"] == "a")
-        .unwrap()
-        .clone();
+    let a = home::named(&kids, "a");
     let a_id = id_of(&a);
     let a_pid = pod_info(&a)["pid"].as_u64().unwrap() as u32;
     let _guard = KillOnDrop(a_pid);

@@ -16,13 +16,14 @@ use support::control::{control_request, wait_streaming};
 use support::live::{start_solo, start_tree};
 use support::logs::{entries_so_far, session_logs};
 use support::{
-    Background, Sandbox, assert_exit, describe, id_of, pod_info, signal, stdout_json, wait_until,
+    Background, Sandbox, assert_exit, describe, home, id_of, pod_info, signal, stdout_json,
+    wait_until,
 };
 
 // ---------------------------------------------------------------------------------------------
 // Cassettes (OpenAI Responses wire format) and profiles
 
-use support::responses::{profile, tool_call_response};
+use support::responses::{answering_profile, profile, tool_call_response};
 
 /// A streamed text answer; `fail` ends it with a context-length `response.failed`; `pause`
 /// holds the stream after that many events (for a minute, longer than any test waits).
@@ -125,12 +126,7 @@ fn link_types(incident: &Value) -> Vec<&str> {
 #[test]
 fn completed_run_exports_as_completed_with_progress_only_on_stderr() {
     let sandbox = Sandbox::new();
-    profile(
-        &sandbox,
-        "solo",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["Hello ", "there."], false, None)],
-    );
+    answering_profile(&sandbox, "solo", &["Hello ", "there."]);
     let run = sandbox.run(&["run", "-p", "solo", "greet me"]);
     assert_exit(&run, 0);
     let dir = sandbox.root_pod().unwrap();
@@ -504,12 +500,7 @@ fn retry_safety_after_a_write_is_unsafe() {
 #[test]
 fn torn_log_is_reported_and_runs_before_it_are_kept() {
     let sandbox = Sandbox::new();
-    profile(
-        &sandbox,
-        "solo",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["fine"], false, None)],
-    );
+    answering_profile(&sandbox, "solo", &["fine"]);
     assert_exit(&sandbox.run(&["run", "-p", "solo", "go"]), 0);
     let dir = sandbox.root_pod().unwrap();
     let log = &session_logs(&dir)[0];
@@ -529,12 +520,7 @@ fn torn_log_is_reported_and_runs_before_it_are_kept() {
 #[test]
 fn an_unreadable_log_is_reported_on_stderr_and_in_integrity_and_the_rest_exported() {
     let sandbox = Sandbox::new();
-    profile(
-        &sandbox,
-        "solo",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["fine"], false, None)],
-    );
+    answering_profile(&sandbox, "solo", &["fine"]);
     assert_exit(&sandbox.run(&["run", "-p", "solo", "go"]), 0);
     let dir = sandbox.root_pod().unwrap();
     // Sorts after the real segment (UUIDv7 ids start with a digit).
@@ -616,12 +602,7 @@ fn sanitized_export_contains_no_prompt_output_tool_input_or_path() {
             text_response(&["done"], false, None),
         ],
     );
-    profile(
-        &sandbox,
-        "quick",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["pelican-", "answer"], false, None)],
-    );
+    answering_profile(&sandbox, "quick", &["pelican-", "answer"]);
     profile(
         &sandbox,
         "holder",
@@ -636,12 +617,7 @@ fn sanitized_export_contains_no_prompt_output_tool_input_or_path() {
         let kids = sandbox.children_of(&parent);
         (kids.len() == 2).then_some(kids)
     });
-    let named = |name: &str| {
-        kids.iter()
-            .find(|k| pod_info(k)["name"] == json!(name))
-            .unwrap()
-            .clone()
-    };
+    let named = |name: &str| home::named(&kids, name);
     let (quick, holder) = (named("quick"), named("holder"));
     wait_until("the quick child's answer", Duration::from_secs(15), || {
         log_kinds(&quick)
@@ -746,12 +722,7 @@ fn sanitized_export_contains_no_prompt_output_tool_input_or_path() {
 fn export_refuses_to_write_a_configured_key_value() {
     let sandbox = Sandbox::new();
     let key = "sk-export-test-0123456789abcdef";
-    profile(
-        &sandbox,
-        "solo",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["ok"], false, None)],
-    );
+    answering_profile(&sandbox, "solo", &["ok"]);
     assert_exit(
         &sandbox.run(&["run", "-p", "solo", &format!("my key is {key}")]),
         0,
@@ -845,12 +816,7 @@ fn unknown_pod_and_missing_home_are_usage_errors() {
 #[test]
 fn an_unwritable_output_file_fails_naming_it_and_leaves_nothing_behind() {
     let sandbox = Sandbox::new();
-    profile(
-        &sandbox,
-        "solo",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["ok"], false, None)],
-    );
+    answering_profile(&sandbox, "solo", &["ok"]);
     assert_exit(&sandbox.run(&["run", "-p", "solo", "go"]), 0);
     let dir = sandbox.root_pod().unwrap();
     let missing_dir = sandbox.root().join("no-such-dir");
@@ -919,11 +885,7 @@ fn watchdog_and_reload_export_their_kinds_and_origins() {
 fn a_child_killed_mid_run_carries_the_loss_its_parent_recorded() {
     let sandbox = Sandbox::new();
     let (mut proc, parent, kids) = tree(&sandbox);
-    let a = kids
-        .iter()
-        .find(|k| pod_info(k)["name"] == "a")
-        .unwrap()
-        .clone();
+    let a = home::named(&kids, "a");
     let a_pid: u32 = wait_until("a's pid", Duration::from_secs(5), || {
         pod_info(&a)["pid"].as_u64().map(|p| p as u32)
     });

@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use support::cassettes::{sse, stream};
-use support::responses::{profile, text_events, text_response, tool_call_response};
+use support::responses::{
+    answering_profile, profile, text_events, text_response, tool_call_response,
+};
 use support::{Sandbox, assert_exit, describe, id_of, pod_info, stdout_json};
 
 const TOOLS: &str = r#"["read_file", "spawn_pod", "wait_pod"]"#;
@@ -73,12 +75,7 @@ fn tree() -> Tree {
             answer_with_reasoning(),
         ],
     );
-    profile(
-        &sandbox,
-        "good",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["hello ", "from ", "good"], false, None)],
-    );
+    answering_profile(&sandbox, "good", &["hello ", "from ", "good"]);
     profile(
         &sandbox,
         "bad",

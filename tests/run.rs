@@ -865,18 +865,13 @@ fn blocked_writing_stdout(pid: u32) -> bool {
 
 #[test]
 fn a_second_signal_ends_a_pod_stuck_writing_its_output() {
-    use support::responses::{profile, text_response};
+    use support::responses::answering_profile;
     let sandbox = Sandbox::new();
     // More text than any pipe holds, streamed to a stdout nobody reads: the pod blocks in the
     // write and cannot notice the first signal.
     let word = format!("{} ", "x".repeat(128 * 1024));
     let words: Vec<&str> = std::iter::repeat_n(word.as_str(), 16).collect();
-    profile(
-        &sandbox,
-        "flood",
-        "[agent]\ntools = []\n",
-        vec![text_response(&words, false, None)],
-    );
+    answering_profile(&sandbox, "flood", &words);
     let child = sandbox
         .pods()
         .args(["run", "-p", "flood", "say a lot"])

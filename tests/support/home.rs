@@ -56,6 +56,15 @@ pub fn children_of(home: &Path, parent: &Path) -> Vec<PathBuf> {
     pods_with_parent(home, Some(&id_of(parent)))
 }
 
+/// The pod among `dirs` named `name`; the test fails if there is none.
+#[track_caller]
+pub fn named(dirs: &[PathBuf], name: &str) -> PathBuf {
+    dirs.iter()
+        .find(|dir| pod_info(dir)["name"] == name)
+        .unwrap_or_else(|| panic!("no pod named {name} among {dirs:?}"))
+        .clone()
+}
+
 /// A pod's id: the name of its directory.
 pub fn id_of(dir: &Path) -> String {
     dir.file_name()

@@ -132,6 +132,16 @@ pub fn holder_profile(sandbox: &Sandbox) {
     );
 }
 
+/// Project profile `name`: a pod with no tools whose one answer is `words`.
+pub fn answering_profile(sandbox: &Sandbox, name: &str, words: &[&str]) {
+    profile(
+        sandbox,
+        name,
+        "[agent]\ntools = []\n",
+        vec![text_response(words, false, None)],
+    );
+}
+
 /// A cassette of OpenAI Responses `responses`.
 pub fn cassette(responses: Vec<Value>) -> String {
     crate::support::cassettes::cassette("openai-responses", responses)
