@@ -4,16 +4,21 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-/// Every entry of `home`'s `pods` directory, sorted; none when it does not exist yet.
-pub fn pod_dirs(home: &Path) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = match std::fs::read_dir(home.join("pods")) {
+/// Every entry of `dir`, sorted; none when it does not exist (yet).
+pub fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
+    let mut entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(listing) => listing
-            .map(|e| e.expect("read pods directory").path())
+            .map(|e| e.expect("read directory entry").path())
             .collect(),
         Err(_) => Vec::new(),
     };
-    dirs.sort();
-    dirs
+    entries.sort();
+    entries
+}
+
+/// Every entry of `home`'s `pods` directory, sorted; none when it does not exist yet.
+pub fn pod_dirs(home: &Path) -> Vec<PathBuf> {
+    sorted_entries(&home.join("pods"))
 }
 
 /// The one pod directory of `home`; the test fails if there is not exactly one.

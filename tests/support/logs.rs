@@ -4,18 +4,15 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-/// The files in `pod`'s `sessions` directory whose names end with `suffix`, sorted (segments
-/// are named so that the oldest sorts first); none while the directory does not exist.
+use crate::support::home::sorted_entries;
+
+/// The files in `pod`'s `sessions` directory whose names `keep` accepts, sorted (segments are
+/// named so that the oldest sorts first); none while the directory does not exist.
 fn session_files(pod: &Path, keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(pod.join("sessions")) {
-        Ok(listing) => listing
-            .map(|e| e.expect("read sessions directory").path())
-            .filter(|p| keep(&p.to_string_lossy()))
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    files.sort();
-    files
+    sorted_entries(&pod.join("sessions"))
+        .into_iter()
+        .filter(|p| keep(&p.to_string_lossy()))
+        .collect()
 }
 
 /// `pod`'s session log segments, oldest first (none before the pod wrote any).
