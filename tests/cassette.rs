@@ -9,7 +9,8 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
-use support::{Sandbox, assert_exit, describe};
+use support::logs::trace_entries;
+use support::{Sandbox, assert_exit, describe, log_entries, of_kind};
 
 fn chunk(delta: Value, finish: Option<&str>) -> String {
     let c = json!({"id": "chatcmpl-9", "model": "m",
@@ -59,36 +60,18 @@ fn replay_profile(sandbox: &Sandbox, name: &str, cassette: &Path, session: &str)
     );
 }
 
-fn pods_in(sandbox: &Sandbox) -> Vec<PathBuf> {
-    let mut pods: Vec<PathBuf> = std::fs::read_dir(sandbox.home().join("pods"))
-        .map(|d| d.map(|e| e.unwrap().path()).collect())
-        .unwrap_or_default();
-    pods.sort();
-    pods
-}
-
 /// Run `profile` and return its new pod directory.
 fn run_new_pod(sandbox: &Sandbox, profile: &str, exit: i32) -> PathBuf {
-    let before = pods_in(sandbox);
+    let before = sandbox.pod_dirs();
     let out = sandbox.run(&["run", "-p", profile, "what do my notes say?"]);
     assert_exit(&out, exit);
-    let new: Vec<PathBuf> = pods_in(sandbox)
+    let new: Vec<PathBuf> = sandbox
+        .pod_dirs()
         .into_iter()
         .filter(|p| !before.contains(p))
         .collect();
     assert_eq!(new.len(), 1, "{}", describe(&out));
     new[0].clone()
-}
-
-fn trace_entries(pod: &Path) -> Vec<Value> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(pod.join("sessions")).unwrap() {
-        let p = e.unwrap().path();
-        if p.to_string_lossy().ends_with(".trace.jsonl") {
-            out.extend(support::read_json_lines(&p));
-        }
-    }
-    out
 }
 
 /// What the runtime received, attempt by attempt: every stream event (errors by class and
@@ -128,18 +111,10 @@ fn replayable_facts(trace: &[Value]) -> Vec<Value> {
 }
 
 fn run_errored(pod: &Path) -> Value {
-    for e in std::fs::read_dir(pod.join("sessions")).unwrap() {
-        let p = e.unwrap().path();
-        let name = p.to_string_lossy().into_owned();
-        if name.ends_with(".jsonl") && !name.ends_with(".trace.jsonl") {
-            for entry in support::read_json_lines(&p) {
-                if entry["kind"] == "run_errored" {
-                    return entry;
-                }
-            }
-        }
-    }
-    panic!("no run_errored in {}", pod.display());
+    of_kind(&log_entries(pod), "run_errored")
+        .first()
+        .map(|entry| (*entry).clone())
+        .unwrap_or_else(|| panic!("no run_errored in {}", pod.display()))
 }
 
 #[test]
@@ -279,7 +254,8 @@ fn a_child_that_failed_mid_stream_in_a_tree_replays_from_its_cassette() {
     assert_exit(&out, 0);
     let out = sandbox.run(&["provider", "cassette", "demo-reviewer", "-o", "child.json"]);
     assert_exit(&out, 0);
-    let child = pods_in(&sandbox)
+    let child = sandbox
+        .pod_dirs()
         .into_iter()
         .find(|p| {
             let info: Value =

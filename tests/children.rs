@@ -9,13 +9,20 @@ mod support;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use support::responses::{profile, text_response, tool_call_response, truncated_text_response};
-use support::{Sandbox, assert_exit, describe};
+use support::control::{control_request, wait_streaming};
+use support::live::{start_solo, start_tree};
+use support::logs::{entries_so_far, trace_logs};
+use support::responses::{
+    answering_profile, profile, text_response, tool_call_response, truncated_text_response,
+};
+use support::{
+    Background, Sandbox, assert_exit, describe, home, id_of, of_kind, pod_info, signal, wait_until,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Cassettes (OpenAI Responses wire format, built by `support::responses`)
@@ -47,185 +54,7 @@ fn parent_profile_with_limits(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Processes and files
-
-/// A `pods` process that is killed and reaped when dropped.
-struct Proc {
-    child: Option<Child>,
-    out: PathBuf,
-    err: PathBuf,
-}
-
-impl Proc {
-    fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
-    }
-
-    /// Wait for the process to exit (at most `limit`) and return its exit code.
-    fn wait(&mut self, limit: Duration) -> Option<i32> {
-        let deadline = Instant::now() + limit;
-        let child = self.child.as_mut().unwrap();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status.code();
-            }
-            if Instant::now() > deadline {
-                panic!("pods did not exit in {limit:?}\n{}", self.output());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn output(&self) -> String {
-        format!(
-            "--- stdout ---\n{}\n--- stderr ---\n{}",
-            std::fs::read_to_string(&self.out).unwrap_or_default(),
-            std::fs::read_to_string(&self.err).unwrap_or_default()
-        )
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn spawn_pods(sandbox: &Sandbox, args: &[&str], tag: &str) -> Proc {
-    spawn_command(sandbox, sandbox.pods(), args, tag)
-}
-
-/// `cmd ARGS…` (a `pods` command) in the background, its output in files named after `tag`.
-fn spawn_command(
-    sandbox: &Sandbox,
-    mut cmd: std::process::Command,
-    args: &[&str],
-    tag: &str,
-) -> Proc {
-    let out = sandbox.root().join(format!("{tag}.out"));
-    let err = sandbox.root().join(format!("{tag}.err"));
-    let child = cmd
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .unwrap();
-    Proc {
-        child: Some(child),
-        out,
-        err,
-    }
-}
-
-fn wait_until<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        if Instant::now() > deadline {
-            panic!("timed out after {limit:?} waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-fn pod_dirs(sandbox: &Sandbox) -> Vec<PathBuf> {
-    pod_dirs_in(&sandbox.home())
-}
-
-fn pod_dirs_in(home: &Path) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = match std::fs::read_dir(home.join("pods")) {
-        Ok(listing) => listing.map(|e| e.unwrap().path()).collect(),
-        Err(_) => Vec::new(),
-    };
-    dirs.sort();
-    dirs
-}
-
-fn pod_info(dir: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("pod.json")).unwrap()).unwrap()
-}
-
-fn root_pod(sandbox: &Sandbox) -> Option<PathBuf> {
-    root_pod_in(&sandbox.home())
-}
-
-fn root_pod_in(home: &Path) -> Option<PathBuf> {
-    pod_dirs_in(home)
-        .into_iter()
-        .find(|d| d.join("pod.json").exists() && pod_info(d).get("parent_id").is_none())
-}
-
-fn children_of(sandbox: &Sandbox, parent: &Path) -> Vec<PathBuf> {
-    children_in(&sandbox.home(), parent)
-}
-
-fn children_in(home: &Path, parent: &Path) -> Vec<PathBuf> {
-    let id = parent.file_name().unwrap().to_str().unwrap().to_owned();
-    pod_dirs_in(home)
-        .into_iter()
-        .filter(|d| d.join("pod.json").exists() && pod_info(d)["parent_id"] == json!(id))
-        .collect()
-}
-
-fn id_of(dir: &Path) -> String {
-    dir.file_name().unwrap().to_str().unwrap().to_owned()
-}
-
-/// Every session-log entry of a pod, segments in order.
-fn log_entries(dir: &Path) -> Vec<Value> {
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir.join("sessions")) {
-        Ok(listing) => listing
-            .map(|e| e.unwrap().path())
-            .filter(|p| {
-                let name = p.file_name().unwrap().to_str().unwrap();
-                name.ends_with(".jsonl") && !name.ends_with(".trace.jsonl")
-            })
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-fn entries_of<'a>(entries: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    entries.iter().filter(|e| e["kind"] == kind).collect()
-}
-
-fn trace_files(dir: &Path) -> Vec<PathBuf> {
-    match std::fs::read_dir(dir.join("sessions")) {
-        Ok(listing) => listing
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.to_str().unwrap().ends_with(".trace.jsonl"))
-            .collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
-/// The pod's run is streaming: its provider request started and its socket is up.
-fn wait_streaming(dir: &Path) {
-    wait_until("a streaming run", Duration::from_secs(15), || {
-        let entries = log_entries(dir);
-        let started = !entries_of(&entries, "provider_request_started").is_empty();
-        (started && dir.join("control.sock").exists()).then_some(())
-    });
-    // The events before the pause arrive at once; give them a moment to be consumed.
-    std::thread::sleep(Duration::from_millis(300));
-}
+// Processes and log entries
 
 fn alive(pid: u32) -> bool {
     std::process::Command::new("kill")
@@ -244,16 +73,8 @@ fn assert_gone(pid: u32) {
     );
 }
 
-fn signal(pid: u32, sig: &str) {
-    let status = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 fn child_pids(entries: &[Value]) -> Vec<u32> {
-    entries_of(entries, "child_spawned")
+    of_kind(entries, "child_spawned")
         .iter()
         .map(|e| e["pid"].as_u64().unwrap() as u32)
         .collect()
@@ -261,7 +82,7 @@ fn child_pids(entries: &[Value]) -> Vec<u32> {
 
 /// The last run's terminal entry (`run_completed`, `run_errored` or `run_interrupted`).
 fn last_terminal(entries: &[Value]) -> Option<&Value> {
-    let last_run = entries_of(entries, "run_started").last()?["run_id"].clone();
+    let last_run = of_kind(entries, "run_started").last()?["run_id"].clone();
     entries.iter().find(|e| {
         e["run_id"] == last_run
             && matches!(
@@ -270,19 +91,6 @@ fn last_terminal(entries: &[Value]) -> Option<&Value> {
             )
     })
 }
-
-/// Send one request on a pod's control socket and read its reply.
-fn control_request(dir: &Path, request: Value) -> Value {
-    let mut stream = UnixStream::connect(dir.join("control.sock")).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    writeln!(stream, "{request}").unwrap();
-    let mut line = String::new();
-    BufReader::new(&stream).read_line(&mut line).unwrap();
-    serde_json::from_str(&line).unwrap()
-}
-
 // ---------------------------------------------------------------------------------------------
 // The seed scenario
 
@@ -314,9 +122,10 @@ fn seed_scenario(
         )],
     );
     let output = sandbox.run(&["run", "-p", "parent", "delegate the review"]);
-    let parent =
-        root_pod(sandbox).unwrap_or_else(|| panic!("no parent pod\n{}", describe(&output)));
-    let kids = children_of(sandbox, &parent);
+    let parent = sandbox
+        .root_pod()
+        .unwrap_or_else(|| panic!("no parent pod\n{}", describe(&output)));
+    let kids = sandbox.children_of(&parent);
     assert_eq!(kids.len(), 1, "{}", describe(&output));
     (parent, kids[0].clone(), output)
 }
@@ -348,13 +157,13 @@ fn seed_scenario_child_inherits_tracing_and_parent_gets_structured_error() {
     );
 
     // The child's log has the structured error; its trace holds it and the events before it.
-    let child_log = log_entries(&child);
-    let errored = entries_of(&child_log, "run_errored");
+    let child_log = entries_so_far(&child);
+    let errored = of_kind(&child_log, "run_errored");
     assert_eq!(errored.len(), 1, "{child_log:#?}");
     assert_eq!(errored[0]["error"]["class"], "context_length_exceeded");
     let child_info = pod_info(&child);
     assert_eq!(child_info["parent_id"], json!(id_of(&parent)));
-    let traces = trace_files(&child);
+    let traces = trace_logs(&child);
     assert_eq!(traces.len(), 1, "one child trace sidecar");
     let trace = std::fs::read_to_string(&traces[0]).unwrap();
     assert!(trace.contains("context_length_exceeded"), "error in trace");
@@ -365,8 +174,8 @@ fn seed_scenario_child_inherits_tracing_and_parent_gets_structured_error() {
     assert!(delta_at < error_at, "events before the error come first");
 
     // The parent's wait_pod got that structured error back.
-    let parent_log = log_entries(&parent);
-    let waits: Vec<&Value> = entries_of(&parent_log, "tool_call_finished")
+    let parent_log = entries_so_far(&parent);
+    let waits: Vec<&Value> = of_kind(&parent_log, "tool_call_finished")
         .into_iter()
         .filter(|e| e["tool"] == "wait_pod")
         .collect();
@@ -377,15 +186,15 @@ fn seed_scenario_child_inherits_tracing_and_parent_gets_structured_error() {
         result["error"]["class"], "context_length_exceeded",
         "{result}"
     );
-    let spawned = entries_of(&parent_log, "child_spawned");
+    let spawned = of_kind(&parent_log, "child_spawned");
     assert_eq!(spawned.len(), 1);
     assert_eq!(spawned[0]["child_pod_id"], json!(id_of(&child)));
     assert_eq!(
-        entries_of(&parent_log, "tool_call_started")[0]["side_effect"],
+        of_kind(&parent_log, "tool_call_started")[0]["side_effect"],
         "spawn"
     );
     // The parent stopped its child on exit: an expected exit, and no process left.
-    let exited = entries_of(&parent_log, "child_exited");
+    let exited = of_kind(&parent_log, "child_exited");
     assert_eq!(exited.len(), 1, "{parent_log:#?}");
     assert_eq!(exited[0]["expected"], true);
     assert_gone(spawned[0]["pid"].as_u64().unwrap() as u32);
@@ -403,8 +212,8 @@ fn seed_scenario_child_that_switches_tracing_off_has_no_sidecar() {
         manifest.contains("record_event_trace = false"),
         "{manifest}"
     );
-    assert!(trace_files(&child).is_empty(), "no child trace sidecar");
-    let errored = entries_of(&log_entries(&child), "run_errored")
+    assert!(trace_logs(&child).is_empty(), "no child trace sidecar");
+    let errored = of_kind(&entries_so_far(&child), "run_errored")
         .into_iter()
         .cloned()
         .collect::<Vec<_>>();
@@ -423,20 +232,15 @@ fn spawn_tool_error(sandbox: &Sandbox, spawn_args: Value, extra: &str) -> (PathB
             text_response(&["ok"], false, None),
         ],
     );
-    profile(
-        sandbox,
-        "child",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["hi"], false, None)],
-    );
+    answering_profile(sandbox, "child", &["hi"]);
     let output = sandbox.run(&["run", "-p", "parent", "try to spawn"]);
     assert_exit(&output, 0);
-    let parent = root_pod(sandbox).unwrap();
-    let entries = log_entries(&parent);
-    let finished = entries_of(&entries, "tool_call_finished");
+    let parent = sandbox.root_pod().unwrap();
+    let entries = entries_so_far(&parent);
+    let finished = of_kind(&entries, "tool_call_finished");
     assert_eq!(finished.len(), 1, "{entries:#?}");
     assert_eq!(finished[0]["outcome"], "error", "{:#}", finished[0]);
-    assert!(entries_of(&entries, "child_spawned").is_empty());
+    assert!(of_kind(&entries, "child_spawned").is_empty());
     (parent, finished[0]["output"].as_str().unwrap().to_owned())
 }
 
@@ -452,8 +256,8 @@ fn scope_escalation_is_refused_and_leaves_no_child() {
         error.contains("`../outside` is wider than the parent's scope"),
         "{error}"
     );
-    assert!(children_of(&sandbox, &parent).is_empty());
-    assert_eq!(pod_dirs(&sandbox).len(), 1, "only the parent's directory");
+    assert!(sandbox.children_of(&parent).is_empty());
+    assert_eq!(sandbox.pod_dirs().len(), 1, "only the parent's directory");
 }
 
 #[test]
@@ -473,8 +277,8 @@ fn scope_escalation_through_a_symlink_is_refused() {
         error.contains("wider than the parent's") && error.contains("outside the parent's scope"),
         "{error}"
     );
-    assert!(children_of(&sandbox, &parent).is_empty());
-    assert_eq!(pod_dirs(&sandbox).len(), 1, "only the parent's directory");
+    assert!(sandbox.children_of(&parent).is_empty());
+    assert_eq!(sandbox.pod_dirs().len(), 1, "only the parent's directory");
 }
 
 #[test]
@@ -499,21 +303,16 @@ fn depth_limit_refuses_spawn() {
         .unwrap()
         .replace("max_depth = 2", "max_depth = 0");
     std::fs::write(&path, text).unwrap();
-    profile(
-        &sandbox,
-        "child",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["hi"], false, None)],
-    );
+    answering_profile(&sandbox, "child", &["hi"]);
     let output = sandbox.run(&["run", "-p", "parent", "try to spawn"]);
     assert_exit(&output, 0);
-    let parent = root_pod(&sandbox).unwrap();
-    let entries = log_entries(&parent);
-    let finished = entries_of(&entries, "tool_call_finished");
+    let parent = sandbox.root_pod().unwrap();
+    let entries = entries_so_far(&parent);
+    let finished = of_kind(&entries, "tool_call_finished");
     assert_eq!(finished[0]["outcome"], "error");
     let error = finished[0]["output"].as_str().unwrap();
     assert!(error.contains("depth"), "{error}");
-    assert_eq!(pod_dirs(&sandbox).len(), 1);
+    assert_eq!(sandbox.pod_dirs().len(), 1);
 }
 
 #[test]
@@ -522,7 +321,7 @@ fn child_not_in_allowed_profiles_is_refused() {
     let (_parent, error) =
         spawn_tool_error(&sandbox, json!({"profile": "stranger", "task": "x"}), "");
     assert!(error.contains("allowed_profiles"), "{error}");
-    assert_eq!(pod_dirs(&sandbox).len(), 1);
+    assert_eq!(sandbox.pod_dirs().len(), 1);
 }
 
 #[test]
@@ -548,12 +347,7 @@ fn spawn_rolls_back_when_the_child_never_becomes_ready() {
             text_response(&["ok"], false, None),
         ],
     );
-    profile(
-        &sandbox,
-        "child",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["hi"], false, None)],
-    );
+    answering_profile(&sandbox, "child", &["hi"]);
     let output = sandbox
         .pods()
         .env("PODS_CHILD_EXE", &fake)
@@ -561,9 +355,9 @@ fn spawn_rolls_back_when_the_child_never_becomes_ready() {
         .output()
         .unwrap();
     assert_exit(&output, 0);
-    let parent = root_pod(&sandbox).unwrap();
-    let entries = log_entries(&parent);
-    let finished = entries_of(&entries, "tool_call_finished");
+    let parent = sandbox.root_pod().unwrap();
+    let entries = entries_so_far(&parent);
+    let finished = of_kind(&entries, "tool_call_finished");
     assert_eq!(finished[0]["outcome"], "error", "{entries:#?}");
     let error = finished[0]["output"].as_str().unwrap();
     assert!(
@@ -575,11 +369,11 @@ fn spawn_rolls_back_when_the_child_never_becomes_ready() {
         "stderr tail: {error}"
     );
     assert_eq!(
-        pod_dirs(&sandbox).len(),
+        sandbox.pod_dirs().len(),
         1,
         "the child's directory was removed"
     );
-    assert!(entries_of(&entries, "child_spawned").is_empty());
+    assert!(of_kind(&entries, "child_spawned").is_empty());
     let pid: u32 = std::fs::read_to_string(sandbox.root().join("fake.pid"))
         .unwrap()
         .trim()
@@ -600,7 +394,7 @@ fn spawn_rolls_back_when_the_child_never_becomes_ready() {
     );
 }
 
-/// Kills a process not started through [`Proc`] (one a child started) when dropped.
+/// Kills a process not started through [`Background`] (one a child started) when dropped.
 struct KillOnDrop(u32);
 
 impl Drop for KillOnDrop {
@@ -617,11 +411,11 @@ impl Drop for KillOnDrop {
 // ---------------------------------------------------------------------------------------------
 // Lifecycle actions interrupting a streaming run
 
-fn holding_pod(sandbox: &Sandbox) -> (Proc, PathBuf) {
+fn holding_pod(sandbox: &Sandbox) -> (Background, PathBuf) {
     holding_pod_with(sandbox, "")
 }
 
-fn holding_pod_with(sandbox: &Sandbox, extra: &str) -> (Proc, PathBuf) {
+fn holding_pod_with(sandbox: &Sandbox, extra: &str) -> (Background, PathBuf) {
     profile(
         sandbox,
         "solo",
@@ -632,14 +426,11 @@ fn holding_pod_with(sandbox: &Sandbox, extra: &str) -> (Proc, PathBuf) {
             HOLD,
         )],
     );
-    let proc = spawn_pods(sandbox, &["run", "-p", "solo", "hold on"], "solo");
-    let dir = wait_until("the pod dir", Duration::from_secs(10), || root_pod(sandbox));
-    wait_streaming(&dir);
-    (proc, dir)
+    start_solo(sandbox, "hold on")
 }
 
 fn interrupted(dir: &Path) -> Value {
-    let entries = log_entries(dir);
+    let entries = entries_so_far(dir);
     let terminal = last_terminal(&entries)
         .unwrap_or_else(|| panic!("no terminal entry: {entries:#?}"))
         .clone();
@@ -675,7 +466,7 @@ fn pods_stop_interrupts_with_cli_origin() {
     let request_id = action["origin"]["request_id"].as_str().unwrap();
     assert_eq!(uuid_version(request_id), Some(7));
     assert_eq!(printed["action"]["action_id"], action["action_id"]);
-    let recorded = entries_of(&log_entries(&dir), "lifecycle_action")
+    let recorded = of_kind(&entries_so_far(&dir), "lifecycle_action")
         .into_iter()
         .cloned()
         .collect::<Vec<_>>();
@@ -700,15 +491,10 @@ fn uuid_version(text: &str) -> Option<u32> {
 #[test]
 fn pods_stop_of_a_pod_that_is_not_running_is_a_clear_error() {
     let sandbox = Sandbox::new();
-    profile(
-        &sandbox,
-        "solo",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["hi"], false, None)],
-    );
+    answering_profile(&sandbox, "solo", &["hi"]);
     let run = sandbox.run(&["run", "-p", "solo", "hello"]);
     assert_exit(&run, 0);
-    let dir = root_pod(&sandbox).unwrap();
+    let dir = sandbox.root_pod().unwrap();
     let output = sandbox.run(&["stop", &id_of(&dir)]);
     assert_exit(&output, 1);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -834,14 +620,14 @@ fn reload_over_the_control_socket_interrupts_with_reload_kind() {
         terminal["action"]["origin"],
         json!({"type": "cli", "command": "test reload", "request_id": "req-reload-1"})
     );
-    let entries = log_entries(&dir);
-    let segments = entries_of(&entries, "segment_started");
+    let entries = entries_so_far(&dir);
+    let segments = of_kind(&entries, "segment_started");
     assert_eq!(segments.len(), 2, "{entries:#?}");
     assert_ne!(
         segments[0]["manifest_digest"],
         segments[1]["manifest_digest"]
     );
-    let closed = entries_of(&entries, "segment_closed");
+    let closed = of_kind(&entries, "segment_closed");
     assert_eq!(closed[0]["reason"], "reloaded");
     // The edited value's source is unknown now, not the profile's it no longer matches.
     let provenance: Value =
@@ -895,31 +681,15 @@ fn sigterm_shuts_down_with_signal_origin() {
 // Trees: cascades, parent exit, loss
 
 /// A parent that spawns two holding children and then waits on the first.
-fn tree(sandbox: &Sandbox) -> (Proc, PathBuf, Vec<PathBuf>) {
+fn tree(sandbox: &Sandbox) -> (Background, PathBuf, Vec<PathBuf>) {
     tree_in(sandbox, &sandbox.home(), "")
 }
 
 /// [`tree`] in the pods home `home`, with `extra` in the parent's profile.
-fn tree_in(sandbox: &Sandbox, home: &Path, extra: &str) -> (Proc, PathBuf, Vec<PathBuf>) {
+fn tree_in(sandbox: &Sandbox, home: &Path, extra: &str) -> (Background, PathBuf, Vec<PathBuf>) {
     parent_profile(sandbox, extra, support::responses::spawn_two_holders());
     support::responses::holder_profile(sandbox);
-    let proc = spawn_command(
-        sandbox,
-        pods_in(sandbox, home),
-        &["run", "-p", "parent", "build a tree"],
-        "parent",
-    );
-    let parent = wait_until("the parent dir", Duration::from_secs(10), || {
-        root_pod_in(home)
-    });
-    let kids = wait_until("two children", Duration::from_secs(20), || {
-        let kids = children_in(home, &parent);
-        (kids.len() == 2).then_some(kids)
-    });
-    for kid in &kids {
-        wait_streaming(kid);
-    }
-    (proc, parent, kids)
+    start_tree(sandbox, pods_in(sandbox, home), home)
 }
 
 /// A `pods` command in this sandbox using the pods home `home`.
@@ -936,8 +706,8 @@ fn stop_tree_cascades_to_both_children_linked_to_one_action() {
     let output = sandbox.run(&["stop", &id_of(&parent), "--tree", "--reason", "wrap up"]);
     assert_exit(&output, 0);
     proc.wait(Duration::from_secs(20));
-    let parent_log = log_entries(&parent);
-    let parent_action = entries_of(&parent_log, "lifecycle_action")
+    let parent_log = entries_so_far(&parent);
+    let parent_action = of_kind(&parent_log, "lifecycle_action")
         .into_iter()
         .find(|e| e["action"]["kind"] == "stop_tree")
         .unwrap_or_else(|| panic!("{parent_log:#?}"))["action"]
@@ -961,7 +731,7 @@ fn stop_tree_cascades_to_both_children_linked_to_one_action() {
         );
         assert_eq!(t["action"]["origin"]["type"], "control_request");
     }
-    let exited = entries_of(&parent_log, "child_exited");
+    let exited = of_kind(&parent_log, "child_exited");
     assert_eq!(exited.len(), 2, "{parent_log:#?}");
     assert!(exited.iter().all(|e| e["expected"] == true));
     for pid in child_pids(&parent_log) {
@@ -980,7 +750,7 @@ fn sigint_to_pods_run_stops_the_tree_with_signal_origin() {
         "{}",
         proc.output()
     );
-    let parent_log = log_entries(&parent);
+    let parent_log = entries_so_far(&parent);
     let terminal = last_terminal(&parent_log).unwrap().clone();
     assert_eq!(terminal["action"]["kind"], "shutdown");
     assert_eq!(
@@ -1004,7 +774,7 @@ fn sigint_to_pods_run_stops_the_tree_with_signal_origin() {
 fn killed_parent_makes_children_stop_with_parent_exit() {
     let sandbox = Sandbox::new();
     let (mut proc, parent, kids) = tree(&sandbox);
-    let pids = child_pids(&log_entries(&parent));
+    let pids = child_pids(&entries_so_far(&parent));
     signal(proc.pid(), "-KILL");
     proc.wait(Duration::from_secs(10));
     for pid in &pids {
@@ -1020,7 +790,7 @@ fn killed_parent_makes_children_stop_with_parent_exit() {
         );
     }
     // The parent itself was killed: its last run has no terminal entry.
-    assert!(last_terminal(&log_entries(&parent)).is_none());
+    assert!(last_terminal(&entries_so_far(&parent)).is_none());
 }
 
 #[test]
@@ -1028,13 +798,9 @@ fn killed_child_leaves_crash_evidence_and_parent_records_the_loss() {
     let sandbox = Sandbox::new();
     let (mut proc, parent, kids) = tree(&sandbox);
     // Child "a" is the one the parent waits on.
-    let a = kids
-        .iter()
-        .find(|k| pod_info(k)["name"] == "a")
-        .unwrap()
-        .clone();
+    let a = home::named(&kids, "a");
     let a_id = id_of(&a);
-    let a_pid = entries_of(&log_entries(&parent), "child_spawned")
+    let a_pid = of_kind(&entries_so_far(&parent), "child_spawned")
         .iter()
         .find(|e| e["child_pod_id"] == json!(a_id))
         .unwrap()["pid"]
@@ -1049,14 +815,14 @@ fn killed_child_leaves_crash_evidence_and_parent_records_the_loss() {
         "{}",
         proc.output()
     );
-    let a_log = log_entries(&a);
-    assert!(!entries_of(&a_log, "run_started").is_empty());
+    let a_log = entries_so_far(&a);
+    assert!(!of_kind(&a_log, "run_started").is_empty());
     assert!(
         last_terminal(&a_log).is_none(),
         "no terminal entry: {a_log:#?}"
     );
-    let parent_log = log_entries(&parent);
-    let lost = entries_of(&parent_log, "child_exited")
+    let parent_log = entries_so_far(&parent);
+    let lost = of_kind(&parent_log, "child_exited")
         .into_iter()
         .find(|e| e["child_pod_id"] == json!(a_id))
         .unwrap_or_else(|| panic!("{parent_log:#?}"))
@@ -1066,7 +832,7 @@ fn killed_child_leaves_crash_evidence_and_parent_records_the_loss() {
     let a_info = pod_info(&a);
     assert_eq!(a_info["state"], "failed", "{a_info}");
     assert!(a_info.get("pid").is_none(), "{a_info}");
-    let wait = entries_of(&parent_log, "tool_call_finished")
+    let wait = of_kind(&parent_log, "tool_call_finished")
         .into_iter()
         .find(|e| e["tool"] == "wait_pod")
         .unwrap()
@@ -1117,10 +883,10 @@ fn send_list_and_stop_a_child_through_the_tools() {
     );
     let output = sandbox.run(&["run", "-p", "parent", "use a child twice"]);
     assert_exit(&output, 0);
-    let parent = root_pod(&sandbox).unwrap();
-    let child = children_of(&sandbox, &parent).pop().unwrap();
-    let parent_log = log_entries(&parent);
-    let outputs: Vec<(String, Value)> = entries_of(&parent_log, "tool_call_finished")
+    let parent = sandbox.root_pod().unwrap();
+    let child = sandbox.children_of(&parent).pop().unwrap();
+    let parent_log = entries_so_far(&parent);
+    let outputs: Vec<(String, Value)> = of_kind(&parent_log, "tool_call_finished")
         .iter()
         .map(|e| {
             assert_eq!(e["outcome"], "ok", "{e:#}");
@@ -1148,13 +914,13 @@ fn send_list_and_stop_a_child_through_the_tools() {
     );
     assert_eq!(by_call("call_stop")["exit"], "exit code 0");
 
-    let child_log = log_entries(&child);
-    let runs = entries_of(&child_log, "run_started");
+    let child_log = entries_so_far(&child);
+    let runs = of_kind(&child_log, "run_started");
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[0]["trigger"]["type"], "parent_pod");
     assert_eq!(runs[0]["trigger"]["tool_call_id"], "call_spawn");
     assert_eq!(runs[1]["trigger"]["tool_call_id"], "call_send");
-    let stop = entries_of(&child_log, "lifecycle_action")
+    let stop = of_kind(&child_log, "lifecycle_action")
         .into_iter()
         .find(|e| e["action"]["kind"] == "stop")
         .unwrap_or_else(|| panic!("{child_log:#?}"))
@@ -1164,7 +930,7 @@ fn send_list_and_stop_a_child_through_the_tools() {
         json!({"type": "parent_pod", "parent_pod_id": id_of(&parent), "tool_call_id": "call_stop"})
     );
     assert_eq!(stop["action"]["reason"], "no more work");
-    let exited = entries_of(&parent_log, "child_exited");
+    let exited = of_kind(&parent_log, "child_exited");
     assert_eq!(exited.len(), 1);
     assert_eq!(exited[0]["expected"], true);
     assert_eq!(pod_info(&child)["state"], "stopped");
@@ -1279,7 +1045,7 @@ fn offline_demo_spawns_a_child_whose_failure_the_trace_explains() {
             .contains("demo.toml"),
         "the parent's own source: {key}"
     );
-    assert_eq!(trace_files(&child_dir).len(), 1);
+    assert_eq!(trace_logs(&child_dir).len(), 1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1317,42 +1083,37 @@ fn grandchild_is_refused_when_the_child_has_no_depth_left() {
             text_response(&["could ", "not ", "delegate"], false, None),
         ],
     );
-    profile(
-        &sandbox,
-        "grandkid",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["hi"], false, None)],
-    );
+    answering_profile(&sandbox, "grandkid", &["hi"]);
     let output = sandbox.run_within(
         &["run", "-p", "parent", "delegate twice"],
         Duration::from_secs(60),
     );
     assert_exit(&output, 0);
-    let parent = root_pod(&sandbox).unwrap();
-    let kids = children_of(&sandbox, &parent);
+    let parent = sandbox.root_pod().unwrap();
+    let kids = sandbox.children_of(&parent);
     assert_eq!(kids.len(), 1, "{}", describe(&output));
     let child = &kids[0];
     let manifest = std::fs::read_to_string(child.join("manifest.toml")).unwrap();
     assert!(manifest.contains("max_depth = 0"), "{manifest}");
 
     // The child's spawn_pod was refused, and the refusal went back to its model.
-    let child_log = log_entries(child);
-    let finished = entries_of(&child_log, "tool_call_finished");
+    let child_log = entries_so_far(child);
+    let finished = of_kind(&child_log, "tool_call_finished");
     assert_eq!(finished.len(), 1, "{child_log:#?}");
     assert_eq!(finished[0]["call_id"], "call_grand");
     assert_eq!(finished[0]["outcome"], "error", "{:#}", finished[0]);
     let error = finished[0]["output"].as_str().unwrap();
     assert!(error.contains("spawn.max_depth is 0"), "{error}");
-    assert!(entries_of(&child_log, "child_spawned").is_empty());
+    assert!(of_kind(&child_log, "child_spawned").is_empty());
     assert_eq!(
-        entries_of(&child_log, "provider_request_started").len(),
+        of_kind(&child_log, "provider_request_started").len(),
         2,
         "the model was asked again with the refusal: {child_log:#?}"
     );
     let terminal = last_terminal(&child_log).unwrap();
     assert_eq!(terminal["kind"], "run_completed", "{terminal:#}");
     assert_eq!(terminal["text"], "could not delegate");
-    assert_eq!(pod_dirs(&sandbox).len(), 2, "no grandchild directory");
+    assert_eq!(sandbox.pod_dirs().len(), 2, "no grandchild directory");
 }
 
 #[test]
@@ -1377,20 +1138,15 @@ fn a_second_live_child_is_refused_by_max_children() {
             text_response(&["only ", "one"], false, None),
         ],
     );
-    profile(
-        &sandbox,
-        "child",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["hi"], false, None)],
-    );
+    answering_profile(&sandbox, "child", &["hi"]);
     let output = sandbox.run_within(
         &["run", "-p", "parent", "spawn two"],
         Duration::from_secs(60),
     );
     assert_exit(&output, 0);
-    let parent = root_pod(&sandbox).unwrap();
-    let entries = log_entries(&parent);
-    let finished = entries_of(&entries, "tool_call_finished");
+    let parent = sandbox.root_pod().unwrap();
+    let entries = entries_so_far(&parent);
+    let finished = of_kind(&entries, "tool_call_finished");
     assert_eq!(finished.len(), 2, "{entries:#?}");
     assert_eq!(finished[0]["call_id"], "call_one");
     assert_eq!(finished[0]["outcome"], "ok", "{:#}", finished[0]);
@@ -1401,9 +1157,9 @@ fn a_second_live_child_is_refused_by_max_children() {
         error.contains("1 children are live and spawn.max_children is 1"),
         "{error}"
     );
-    assert_eq!(entries_of(&entries, "child_spawned").len(), 1);
-    assert_eq!(pod_dirs(&sandbox).len(), 2, "no second child directory");
-    let kids = children_of(&sandbox, &parent);
+    assert_eq!(of_kind(&entries, "child_spawned").len(), 1);
+    assert_eq!(sandbox.pod_dirs().len(), 2, "no second child directory");
+    let kids = sandbox.children_of(&parent);
     assert_eq!(kids.len(), 1);
     assert_eq!(pod_info(&kids[0])["name"], "one");
     for pid in child_pids(&entries) {
@@ -1482,7 +1238,7 @@ fn cancel_then_stop_in_quick_succession_reports_the_first_action() {
     assert_eq!(action["reason"], "first");
     assert_eq!(action["origin"]["request_id"], "req-cancel");
     assert_eq!(terminal["reason"], "cancelled");
-    let recorded = entries_of(&log_entries(&dir), "lifecycle_action")
+    let recorded = of_kind(&entries_so_far(&dir), "lifecycle_action")
         .into_iter()
         .cloned()
         .collect::<Vec<_>>();
@@ -1502,8 +1258,8 @@ fn cancel_then_stop_in_quick_succession_reports_the_first_action() {
 fn direct_stop_of_a_child_during_the_parents_stop_tree_reports_the_nearest_action() {
     let sandbox = Sandbox::new();
     let (mut proc, parent, kids) = tree(&sandbox);
-    let parent_log = log_entries(&parent);
-    let spawned = entries_of(&parent_log, "child_spawned");
+    let parent_log = entries_so_far(&parent);
+    let spawned = of_kind(&parent_log, "child_spawned");
     let pid_of = |dir: &PathBuf| {
         spawned
             .iter()
@@ -1544,7 +1300,7 @@ fn direct_stop_of_a_child_during_the_parents_stop_tree_reports_the_nearest_actio
     );
     // The cascade reached "b"; the parent sent it to "a" at the same time.
     wait_until("the cascade to reach b", Duration::from_secs(20), || {
-        last_terminal(&log_entries(b)).map(|_| ())
+        last_terminal(&entries_so_far(b)).map(|_| ())
     });
     drop(frozen);
     let reply = read_reply(&mut BufReader::new(direct)).expect("a reply to the direct stop");
@@ -1555,8 +1311,8 @@ fn direct_stop_of_a_child_during_the_parents_stop_tree_reports_the_nearest_actio
     let tree_action = support::stdout_json(&stopped)["action"].clone();
     proc.wait(Duration::from_secs(30));
 
-    let a_log = log_entries(a);
-    let recorded = entries_of(&a_log, "lifecycle_action");
+    let a_log = entries_so_far(a);
+    let recorded = of_kind(&a_log, "lifecycle_action");
     let direct_entry = recorded
         .iter()
         .find(|e| e["action"]["action_id"] == direct_id)
@@ -1614,19 +1370,14 @@ fn child_inherits_raw_sse_capture_and_its_frame_bound() {
         ],
     );
     let long = "x".repeat(1000);
-    profile(
-        &sandbox,
-        "child",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["short ", &long], false, None)],
-    );
+    answering_profile(&sandbox, "child", &["short ", &long]);
     let output = sandbox.run_within(
         &["run", "-p", "parent", "capture frames"],
         Duration::from_secs(60),
     );
     assert_exit(&output, 0);
-    let parent = root_pod(&sandbox).unwrap();
-    let child = children_of(&sandbox, &parent).pop().unwrap();
+    let parent = sandbox.root_pod().unwrap();
+    let child = sandbox.children_of(&parent).pop().unwrap();
     let manifest = std::fs::read_to_string(child.join("manifest.toml")).unwrap();
     assert!(manifest.contains("trace_raw_sse = true"), "{manifest}");
     assert!(
@@ -1634,7 +1385,7 @@ fn child_inherits_raw_sse_capture_and_its_frame_bound() {
         "{manifest}"
     );
 
-    let traces = trace_files(&child);
+    let traces = trace_logs(&child);
     assert_eq!(traces.len(), 1);
     let trace = support::read_json_lines(&traces[0]);
     let raw: Vec<&Value> = trace.iter().filter(|e| e["kind"] == "raw_sse").collect();
@@ -1667,10 +1418,10 @@ fn child_inherits_raw_sse_capture_and_its_frame_bound() {
         text.contains(&format!("\"{long}\"")),
         "normalized delta is whole"
     );
-    let terminal = last_terminal(&log_entries(&child)).unwrap().clone();
+    let terminal = last_terminal(&entries_so_far(&child)).unwrap().clone();
     assert_eq!(terminal["text"], json!(format!("short {long}")));
     // The parent's own frames are captured too.
-    let parent_traces = trace_files(&parent);
+    let parent_traces = trace_logs(&parent);
     assert!(
         support::read_json_lines(&parent_traces[0])
             .iter()
@@ -1726,20 +1477,15 @@ fn control_sockets_work_from_a_home_longer_than_the_socket_path_limit() {
     );
 
     // A full run in the long home.
-    profile(
-        &sandbox,
-        "solo",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["all ", "good"], false, None)],
-    );
+    answering_profile(&sandbox, "solo", &["all ", "good"]);
     let run = pods_in(&sandbox, &home)
         .args(["run", "-p", "solo", "hello"])
         .output()
         .unwrap();
     assert_exit(&run, 0);
     assert!(String::from_utf8_lossy(&run.stdout).contains("all good"));
-    let solo = root_pod_in(&home).unwrap();
-    let solo_log = log_entries(&solo);
+    let solo = home::root_pod(&home).unwrap();
+    let solo_log = entries_so_far(&solo);
     assert_eq!(
         last_terminal(&solo_log).unwrap()["kind"],
         "run_completed",
@@ -1776,8 +1522,8 @@ fn control_sockets_work_from_a_home_longer_than_the_socket_path_limit() {
         "{}",
         proc.output()
     );
-    let parent_log = log_entries(&parent);
-    let action = entries_of(&parent_log, "lifecycle_action")
+    let parent_log = entries_so_far(&parent);
+    let action = of_kind(&parent_log, "lifecycle_action")
         .into_iter()
         .find(|e| e["action"]["kind"] == "stop_tree")
         .unwrap_or_else(|| panic!("{parent_log:#?}"))["action"]
@@ -1853,11 +1599,7 @@ fn a_forged_parent_claim_is_recorded_as_unverified_and_the_real_cascade_is_verif
     let sandbox = Sandbox::new();
     let (mut proc, parent, kids) = tree(&sandbox);
     let parent_id = id_of(&parent);
-    let b = kids
-        .iter()
-        .find(|k| pod_info(k)["name"] == "b")
-        .unwrap()
-        .clone();
+    let b = home::named(&kids, "b");
     // This test process claims to be b's parent, with a cascade link to a made-up action.
     let reply = control_request(
         &b,
@@ -1867,7 +1609,7 @@ fn a_forged_parent_claim_is_recorded_as_unverified_and_the_real_cascade_is_verif
     );
     assert_eq!(reply["ok"], true, "{reply}");
     let recorded = wait_until("the forged action", Duration::from_secs(10), || {
-        entries_of(&log_entries(&b), "lifecycle_action")
+        of_kind(&entries_so_far(&b), "lifecycle_action")
             .into_iter()
             .find(|e| e["action"]["reason"] == "forged")
             .cloned()
@@ -1893,7 +1635,7 @@ fn a_forged_parent_claim_is_recorded_as_unverified_and_the_real_cascade_is_verif
     );
     // b's cancelled run says so too; the export states the origin as a claim.
     wait_until("b's run to end", Duration::from_secs(10), || {
-        last_terminal(&log_entries(&b)).cloned()
+        last_terminal(&entries_so_far(&b)).cloned()
     });
     let cancelled = interrupted(&b);
     assert_eq!(cancelled["action"]["origin"]["type"], "unverified");
@@ -1915,16 +1657,16 @@ fn a_forged_parent_claim_is_recorded_as_unverified_and_the_real_cascade_is_verif
         "{}",
         proc.output()
     );
-    let shutdown = entries_of(&log_entries(&parent), "lifecycle_action")
+    let shutdown = of_kind(&entries_so_far(&parent), "lifecycle_action")
         .into_iter()
         .find(|e| e["action"]["kind"] == "shutdown")
         .unwrap()["action"]
         .clone();
     for kid in &kids {
-        let cascaded = entries_of(&log_entries(kid), "lifecycle_action")
+        let cascaded = of_kind(&entries_so_far(kid), "lifecycle_action")
             .into_iter()
             .find(|e| e["action"]["kind"] == "shutdown")
-            .unwrap_or_else(|| panic!("{:#?}", log_entries(kid)))["action"]
+            .unwrap_or_else(|| panic!("{:#?}", entries_so_far(kid)))["action"]
             .clone();
         assert_eq!(
             cascaded["origin"],
@@ -1944,11 +1686,7 @@ fn one_sigterm_ends_a_parent_whose_child_is_frozen_and_records_the_kill() {
         &sandbox.home(),
         "[limits]\nshutdown_grace_ms = 1000\n",
     );
-    let a = kids
-        .iter()
-        .find(|k| pod_info(k)["name"] == "a")
-        .unwrap()
-        .clone();
+    let a = home::named(&kids, "a");
     let a_id = id_of(&a);
     let a_pid = pod_info(&a)["pid"].as_u64().unwrap() as u32;
     let _guard = KillOnDrop(a_pid);
@@ -1966,8 +1704,8 @@ fn one_sigterm_ends_a_parent_whose_child_is_frozen_and_records_the_kill() {
         sent.elapsed().as_millis()
     );
     assert_gone(a_pid);
-    let parent_log = log_entries(&parent);
-    let actions = entries_of(&parent_log, "lifecycle_action");
+    let parent_log = entries_so_far(&parent);
+    let actions = of_kind(&parent_log, "lifecycle_action");
     let shutdown = actions
         .iter()
         .find(|e| e["action"]["kind"] == "shutdown")
@@ -1998,7 +1736,7 @@ fn one_sigterm_ends_a_parent_whose_child_is_frozen_and_records_the_kill() {
     assert!(detail.contains("process group was killed"), "{detail}");
     assert_eq!(kill["caused_by"]["action_id"], shutdown["action_id"]);
     assert_eq!(kill["caused_by"]["pod_id"], json!(id_of(&parent)));
-    let exits = entries_of(&parent_log, "child_exited");
+    let exits = of_kind(&parent_log, "child_exited");
     let a_exit = exits
         .iter()
         .find(|e| e["child_pod_id"] == json!(a_id))
@@ -2053,8 +1791,8 @@ fn sighup_ends_a_running_pod_like_sigterm_with_signal_origin() {
         terminal["action"]["origin"],
         json!({"type": "signal", "signal": "SIGHUP"})
     );
-    let entries = log_entries(&dir);
-    let recorded = entries_of(&entries, "lifecycle_action");
+    let entries = entries_so_far(&dir);
+    let recorded = of_kind(&entries, "lifecycle_action");
     assert!(
         recorded
             .iter()
@@ -2088,9 +1826,9 @@ fn a_pod_started_under_nohup_keeps_ignoring_sighup() {
         };
     }
     cmd.current_dir(base.get_current_dir().unwrap());
-    let mut proc = spawn_command(&sandbox, cmd, &["run", "-p", "solo", "hold on"], "nohup");
+    let mut proc = sandbox.spawn_command(cmd, &["run", "-p", "solo", "hold on"], "nohup");
     let dir = wait_until("the pod dir", Duration::from_secs(10), || {
-        root_pod(&sandbox)
+        sandbox.root_pod()
     });
     wait_streaming(&dir);
     signal(proc.pid(), "-HUP");
@@ -2106,9 +1844,9 @@ fn a_pod_started_under_nohup_keeps_ignoring_sighup() {
     let terminal = interrupted(&dir);
     assert_eq!(terminal["action"]["kind"], "stop", "{terminal:#}");
     assert_eq!(terminal["action"]["origin"]["type"], "cli");
-    let entries = log_entries(&dir);
+    let entries = entries_so_far(&dir);
     assert!(
-        entries_of(&entries, "lifecycle_action")
+        of_kind(&entries, "lifecycle_action")
             .iter()
             .all(|e| e["action"]["origin"]["signal"] != "SIGHUP"),
         "{entries:#?}"
@@ -2151,15 +1889,15 @@ fn a_frozen_grandchild_is_killed_by_its_parent_before_the_top_pod_kills_that_par
         ],
     );
     support::responses::holder_profile(&sandbox);
-    let mut proc = spawn_pods(&sandbox, &["run", "-p", "parent", "go deep"], "parent");
+    let mut proc = sandbox.spawn(&["run", "-p", "parent", "go deep"], "parent");
     let parent = wait_until("the parent dir", Duration::from_secs(10), || {
-        root_pod(&sandbox)
+        sandbox.root_pod()
     });
     let mid = wait_until("the middle pod", Duration::from_secs(20), || {
-        children_of(&sandbox, &parent).into_iter().next()
+        sandbox.children_of(&parent).into_iter().next()
     });
     let g = wait_until("the grandchild", Duration::from_secs(20), || {
-        children_of(&sandbox, &mid).into_iter().next()
+        sandbox.children_of(&mid).into_iter().next()
     });
     wait_streaming(&g);
     let g_pid = pod_info(&g)["pid"].as_u64().unwrap() as u32;
@@ -2174,15 +1912,15 @@ fn a_frozen_grandchild_is_killed_by_its_parent_before_the_top_pod_kills_that_par
     );
     assert_gone(g_pid);
     // The middle pod answered and killed its frozen child itself; nobody killed the middle pod.
-    let parent_log = log_entries(&parent);
+    let parent_log = entries_so_far(&parent);
     assert!(
-        entries_of(&parent_log, "lifecycle_action")
+        of_kind(&parent_log, "lifecycle_action")
             .iter()
             .all(|e| e["action"]["kind"] != "kill"),
         "{parent_log:#?}"
     );
-    let mid_log = log_entries(&mid);
-    let kill = entries_of(&mid_log, "lifecycle_action")
+    let mid_log = entries_so_far(&mid);
+    let kill = of_kind(&mid_log, "lifecycle_action")
         .into_iter()
         .find(|e| e["action"]["kind"] == "kill")
         .unwrap_or_else(|| panic!("{mid_log:#?}"))["action"]
@@ -2194,7 +1932,7 @@ fn a_frozen_grandchild_is_killed_by_its_parent_before_the_top_pod_kills_that_par
         kill["caused_by"]["action_id"],
         mid_end["action"]["action_id"]
     );
-    let mid_exit = entries_of(&parent_log, "child_exited")
+    let mid_exit = of_kind(&parent_log, "child_exited")
         .into_iter()
         .find(|e| e["child_pod_id"] == json!(id_of(&mid)))
         .unwrap_or_else(|| panic!("{parent_log:#?}"))

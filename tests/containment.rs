@@ -13,59 +13,13 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use support::responses::{cassette, text_response, tool_call_response};
-use support::{Sandbox, assert_exit, describe, read_json_lines};
-
-/// Write profile `name` into `dir` (a profile directory below the sandbox root), replaying
-/// `responses`, with `body` after its `[model]` section.
-fn profile_in(sandbox: &Sandbox, dir: &str, name: &str, body: &str, responses: Vec<Value>) {
-    sandbox.write(&format!("{dir}/{name}.json"), &cassette(responses));
-    sandbox.write(
-        &format!("{dir}/{name}.toml"),
-        &format!(
-            "[model]\nscheme = \"replay\"\nmodel = \"test-replay\"\ncassette = \"{name}.json\"\n\n{body}"
-        ),
-    );
-}
+use support::responses::{cassette, profile_in, text_response, tool_call_response};
+use support::{Sandbox, assert_exit, describe, id_of, log_entries, walk};
 
 /// Replace what profile `name` in `dir` replays from now on (the manifest names the cassette
 /// file, not its content).
 fn recast(sandbox: &Sandbox, dir: &str, name: &str, responses: Vec<Value>) {
     sandbox.write(&format!("{dir}/{name}.json"), &cassette(responses));
-}
-
-fn pods_dirs(sandbox: &Sandbox) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(sandbox.home().join("pods"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    dirs
-}
-
-fn only_pod(sandbox: &Sandbox) -> PathBuf {
-    let dirs = pods_dirs(sandbox);
-    assert_eq!(dirs.len(), 1, "{dirs:?}");
-    dirs.into_iter().next().unwrap()
-}
-
-fn id_of(pod: &Path) -> String {
-    pod.file_name().unwrap().to_string_lossy().into_owned()
-}
-
-/// Every session log entry of `pod`, oldest segment first.
-fn log_entries(pod: &Path) -> Vec<Value> {
-    let mut logs: Vec<PathBuf> = std::fs::read_dir(pod.join("sessions"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.to_string_lossy();
-            name.ends_with(".jsonl") && !name.ends_with(".trace.jsonl")
-        })
-        .collect();
-    logs.sort();
-    logs.iter().flat_map(|l| read_json_lines(l)).collect()
 }
 
 /// The `tool_call_finished` entries of `pod` for `tool`.
@@ -74,23 +28,6 @@ fn tool_results(pod: &Path, tool: &str) -> Vec<Value> {
         .into_iter()
         .filter(|e| e["kind"] == "tool_call_finished" && e["tool"] == tool)
         .collect()
-}
-
-/// Every file under `dir`.
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                files.push(path);
-            }
-        }
-    }
-    files
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -117,7 +54,7 @@ fn a_pod_cannot_write_its_own_manifest_or_read_profiles_even_when_its_scope_hold
         .output()
         .unwrap();
     assert_exit(&first, 0);
-    let pod = only_pod(&sandbox);
+    let pod = sandbox.only_pod();
     let id = id_of(&pod);
     let manifest_before = std::fs::read(pod.join("manifest.toml")).unwrap();
     std::os::unix::fs::symlink(sandbox.home(), sandbox.root().join("link")).unwrap();
@@ -193,7 +130,7 @@ fn an_edited_manifest_makes_resume_and_serve_refuse_naming_the_file() {
         vec![text_response(&["ready"], false, None)],
     );
     assert_exit(&sandbox.run(&["run", "-p", "plain", "hello"]), 0);
-    let pod = only_pod(&sandbox);
+    let pod = sandbox.only_pod();
     // Reformatting is not an edit: the pod still resumes.
     let manifest = pod.join("manifest.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();
@@ -257,7 +194,7 @@ fn resume_from_another_directory_keeps_the_original_working_directory_and_scope(
         vec![text_response(&["ready"], false, None)],
     );
     assert_exit(&sandbox.run(&["run", "-p", "reader", "hello"]), 0);
-    let pod = only_pod(&sandbox);
+    let pod = sandbox.only_pod();
     let info: Value =
         serde_json::from_slice(&std::fs::read(pod.join("pod.json")).unwrap()).unwrap();
     assert_eq!(
@@ -316,7 +253,7 @@ fn a_pod_that_never_recorded_its_working_directory_resumes_and_records_it() {
         vec![text_response(&["ready"], false, None)],
     );
     assert_exit(&sandbox.run(&["run", "-p", "old", "hello"]), 0);
-    let pod = only_pod(&sandbox);
+    let pod = sandbox.only_pod();
     // As written by a version before the working directory was recorded.
     let mut info: Value =
         serde_json::from_slice(&std::fs::read(pod.join("pod.json")).unwrap()).unwrap();
@@ -356,7 +293,7 @@ fn spawn_pod_works_after_resume() {
         vec![text_response(&["kid ", "done"], false, None)],
     );
     assert_exit(&sandbox.run(&["run", "-p", "parent", "hello"]), 0);
-    let parent = only_pod(&sandbox);
+    let parent = sandbox.only_pod();
     recast(
         &sandbox,
         dir,
@@ -384,7 +321,8 @@ fn spawn_pod_works_after_resume() {
     let waited = tool_results(&parent, "wait_pod");
     assert_eq!(waited[0]["outcome"], "ok", "{}", waited[0]);
     assert!(waited[0]["output"].as_str().unwrap().contains("kid done"));
-    let kid = pods_dirs(&sandbox)
+    let kid = sandbox
+        .pod_dirs()
         .into_iter()
         .find(|p| *p != parent)
         .unwrap();
@@ -480,7 +418,7 @@ fn an_echoed_key_reaches_no_file_and_no_export_even_from_a_shell_without_it() {
             "{}",
             describe(&run)
         );
-        let pod = only_pod(&sandbox);
+        let pod = sandbox.only_pod();
         // The tool read the key and wrote it out: both were scrubbed before anyone saw them.
         let read = &tool_results(&pod, "read_file")[0];
         assert_eq!(read["outcome"], "ok");
@@ -612,7 +550,7 @@ fn finished_pod(sandbox: &Sandbox) -> (PathBuf, PathBuf) {
         &sandbox.run(&["run", "-p", "plain", "--name", "p", "hello"]),
         0,
     );
-    let pod = only_pod(sandbox);
+    let pod = sandbox.only_pod();
     let log = std::fs::read_dir(pod.join("sessions"))
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -6,25 +6,21 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use support::responses::{holder_profile, profile, sse, stream, text_events, tool_call_response};
-use support::{Sandbox, assert_exit, describe, stdout_json};
+use support::cassettes::{sse, stream};
+use support::responses::{holder_profile, profile, text_events, tool_call_response};
+use support::{Sandbox, assert_exit, describe, id_of, stdout_json, stdout_text, wait_until};
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn stdout(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 /// The visible subcommands `pods --help` lists.
 fn subcommands(sandbox: &Sandbox) -> Vec<String> {
     let help = sandbox.run(&["--help"]);
     assert_exit(&help, 0);
-    let text = stdout(&help);
+    let text = stdout_text(&help);
     let list = text.split("Commands:").nth(1).unwrap();
     list.lines()
         .skip(1)
@@ -42,7 +38,7 @@ fn bash_completions_parse_and_every_shell_gets_a_script() {
     let sandbox = Sandbox::new();
     let bash = sandbox.run(&["completions", "bash"]);
     assert_exit(&bash, 0);
-    let script = sandbox.write("pods.bash", &stdout(&bash));
+    let script = sandbox.write("pods.bash", &stdout_text(&bash));
     let check = std::process::Command::new("bash")
         .arg("-n")
         .arg(&script)
@@ -50,13 +46,16 @@ fn bash_completions_parse_and_every_shell_gets_a_script() {
         .unwrap();
     assert!(check.status.success(), "bash -n: {}", describe(&check));
     for command in subcommands(&sandbox) {
-        assert!(stdout(&bash).contains(&command), "bash completes {command}");
+        assert!(
+            stdout_text(&bash).contains(&command),
+            "bash completes {command}"
+        );
     }
     for shell in ["zsh", "fish", "elvish", "powershell"] {
         let output = sandbox.run(&["completions", shell]);
         assert_exit(&output, 0);
         assert!(
-            stdout(&output).contains("prune"),
+            stdout_text(&output).contains("prune"),
             "{shell}: {}",
             describe(&output)
         );
@@ -71,7 +70,7 @@ fn the_man_page_is_roff_with_every_subcommand() {
     let sandbox = Sandbox::new();
     let output = sandbox.run(&["man"]);
     assert_exit(&output, 0);
-    let page = stdout(&output);
+    let page = stdout_text(&output);
     assert!(page.contains(".TH pods 1"), "{page}");
     assert!(page.contains(".SH COMMANDS"), "{page}");
     let commands = subcommands(&sandbox);
@@ -115,21 +114,6 @@ fn pod_json(sandbox: &Sandbox, id: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// Poll `probe` until it gives a value; `limit` is a safety deadline.
-fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = std::time::Instant::now() + LIMIT;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "gave up waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
 fn ids_in(list: &Value) -> Vec<String> {
     let mut ids: Vec<String> = list
         .as_array()
@@ -154,7 +138,7 @@ fn prune_removes_finished_trees_and_never_a_running_pod() {
     assert_eq!(finished.len(), 4, "two demo parents and their children");
     holder_profile(&sandbox);
     let mut holder = sandbox.spawn(&["run", "-p", "holder", "hold"], "holder");
-    let running = wait_for("the holder pod to run", || {
+    let running = wait_until("the holder pod to run", LIMIT, || {
         pod_ids(&sandbox)
             .into_iter()
             .find(|id| !finished.contains(id) && pod_json(&sandbox, id)["state"] == "running")
@@ -176,14 +160,14 @@ fn prune_removes_finished_trees_and_never_a_running_pod() {
     assert_eq!(pod_ids(&sandbox).len(), 5, "a dry run removes nothing");
     let dry_text = sandbox.run(&["prune", "--dry-run"]);
     assert!(
-        stdout(&dry_text).contains("would remove 4 pod(s), kept 1"),
+        stdout_text(&dry_text).contains("would remove 4 pod(s), kept 1"),
         "{}",
         describe(&dry_text)
     );
 
     let pruned = sandbox.run(&["prune"]);
     assert_exit(&pruned, 0);
-    let text = stdout(&pruned);
+    let text = stdout_text(&pruned);
     for id in &finished {
         assert!(text.contains(&format!("removed {id}")), "{text}");
     }
@@ -302,7 +286,7 @@ fn ls_keeps_its_columns_aligned_with_a_long_name() {
     );
     let output = sandbox.run(&["ls"]);
     assert_exit(&output, 0);
-    let text = stdout(&output);
+    let text = stdout_text(&output);
     let lines: Vec<Vec<char>> = text.lines().map(|l| l.chars().collect()).collect();
     assert_eq!(lines.len(), 3, "{text}");
     let header: String = lines[0].iter().collect();
@@ -327,16 +311,6 @@ fn ls_keeps_its_columns_aligned_with_a_long_name() {
     );
 }
 
-fn only_pod(sandbox: &Sandbox) -> PathBuf {
-    let ids = pod_ids(sandbox);
-    assert_eq!(ids.len(), 1, "{ids:?}");
-    sandbox.home().join("pods").join(&ids[0])
-}
-
-fn id_of(pod: &Path) -> String {
-    pod.file_name().unwrap().to_string_lossy().into_owned()
-}
-
 #[test]
 fn trace_text_is_lines_for_people_even_with_raw_frames() {
     let sandbox = Sandbox::new();
@@ -354,11 +328,11 @@ fn trace_text_is_lines_for_people_even_with_raw_frames() {
         &sandbox.run_within(&["run", "-p", "solo", "read it"], LIMIT),
         0,
     );
-    let pod = id_of(&only_pod(&sandbox));
+    let pod = id_of(&sandbox.only_pod());
     for args in [vec!["trace", &pod], vec!["trace", &pod, "--follow"]] {
         let output = sandbox.run_within(&args, LIMIT);
         assert_exit(&output, 0);
-        let text = stdout(&output);
+        let text = stdout_text(&output);
         assert!(
             text.contains("raw_sse response.output_text.delta"),
             "{text}"
@@ -401,7 +375,7 @@ fn trace_follow_prints_lines_for_people_until_the_pod_stops() {
         )],
     );
     let _holder = sandbox.spawn(&["run", "-p", "holder", "hold"], "holder");
-    let pod = wait_for("the holder pod to stream", || {
+    let pod = wait_until("the holder pod to stream", LIMIT, || {
         let id = pod_ids(&sandbox).pop()?;
         let trace = std::fs::read_dir(sandbox.home().join("pods").join(&id).join("sessions"))
             .ok()?
@@ -414,7 +388,7 @@ fn trace_follow_prints_lines_for_people_until_the_pod_stops() {
     assert_exit(&sandbox.run_within(&["stop", &pod], LIMIT), 0);
     let output = follow.finish(LIMIT);
     assert_exit(&output, 0);
-    let text = stdout(&output);
+    let text = stdout_text(&output);
     // What the stop wrote after the stall, rendered as it came.
     assert!(text.contains("run_end interrupted"), "{text}");
     assert!(text.contains("raw_sse response.created"), "{text}");

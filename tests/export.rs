@@ -6,20 +6,24 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use support::{Sandbox, assert_exit, describe, stdout_json};
+use support::control::{control_request, wait_streaming};
+use support::live::{start_solo, start_tree};
+use support::logs::{entries_so_far, session_logs};
+use support::{
+    Background, Sandbox, assert_exit, describe, home, id_of, pod_info, signal, stdout_json,
+    wait_until,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Cassettes (OpenAI Responses wire format) and profiles
 
-use support::responses::{profile, tool_call_response};
+use support::responses::{answering_profile, profile, tool_call_response};
 
 /// A streamed text answer; `fail` ends it with a context-length `response.failed`; `pause`
 /// holds the stream after that many events (for a minute, longer than any test waits).
@@ -30,190 +34,34 @@ fn text_response(words: &[&str], fail: bool, pause: Option<usize>) -> Value {
 const PARENT_TOOLS: &str = r#"["spawn_pod", "wait_pod", "send_to_pod", "stop_pod", "list_pods"]"#;
 
 // ---------------------------------------------------------------------------------------------
-// Processes and pod directories
+// Running pods and their logs
 
-/// A `pods` process killed and reaped when dropped.
-struct Proc {
-    child: Option<Child>,
-    out: PathBuf,
-    err: PathBuf,
-}
-
-impl Proc {
-    fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
-    }
-
-    fn wait(&mut self, limit: Duration) -> Option<i32> {
-        let deadline = Instant::now() + limit;
-        let child = self.child.as_mut().unwrap();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status.code();
-            }
-            if Instant::now() > deadline {
-                panic!("pods did not exit in {limit:?}\n{}", self.output());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn output(&self) -> String {
-        format!(
-            "--- stdout ---\n{}\n--- stderr ---\n{}",
-            std::fs::read_to_string(&self.out).unwrap_or_default(),
-            std::fs::read_to_string(&self.err).unwrap_or_default()
-        )
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn spawn_pods(sandbox: &Sandbox, args: &[&str], tag: &str) -> Proc {
-    let out = sandbox.root().join(format!("{tag}.out"));
-    let err = sandbox.root().join(format!("{tag}.err"));
-    let child = sandbox
-        .pods()
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .unwrap();
-    Proc {
-        child: Some(child),
-        out,
-        err,
-    }
-}
-
-fn wait_until<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        if Instant::now() > deadline {
-            panic!("timed out after {limit:?} waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-fn pod_dirs(sandbox: &Sandbox) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = match std::fs::read_dir(sandbox.home().join("pods")) {
-        Ok(listing) => listing.map(|e| e.unwrap().path()).collect(),
-        Err(_) => Vec::new(),
-    };
-    dirs.sort();
-    dirs
-}
-
-fn pod_info(dir: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("pod.json")).unwrap()).unwrap()
-}
-
-fn root_pod(sandbox: &Sandbox) -> Option<PathBuf> {
-    pod_dirs(sandbox)
-        .into_iter()
-        .find(|d| d.join("pod.json").exists() && pod_info(d).get("parent_id").is_none())
-}
-
-fn children_of(sandbox: &Sandbox, parent: &Path) -> Vec<PathBuf> {
-    let id = id_of(parent);
-    pod_dirs(sandbox)
-        .into_iter()
-        .filter(|d| d.join("pod.json").exists() && pod_info(d)["parent_id"] == json!(id))
-        .collect()
-}
-
-fn id_of(dir: &Path) -> String {
-    dir.file_name().unwrap().to_str().unwrap().to_owned()
-}
-
-fn log_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir.join("sessions")) {
-        Ok(listing) => listing
-            .map(|e| e.unwrap().path())
-            .filter(|p| {
-                let name = p.file_name().unwrap().to_str().unwrap();
-                name.ends_with(".jsonl") && !name.ends_with(".trace.jsonl")
-            })
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    files.sort();
-    files
-}
-
+/// The kind of every entry in `dir`'s logs so far.
 fn log_kinds(dir: &Path) -> Vec<String> {
-    log_files(dir)
+    entries_so_far(dir)
         .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .map(|e| e["kind"].as_str().unwrap_or_default().to_owned())
-                .collect::<Vec<_>>()
-        })
+        .map(|e| e["kind"].as_str().unwrap_or_default().to_owned())
         .collect()
-}
-
-/// The pod's run is streaming: its provider request started and its socket is up.
-fn wait_streaming(dir: &Path) {
-    wait_until("a streaming run", Duration::from_secs(15), || {
-        let started = log_kinds(dir)
-            .iter()
-            .any(|k| k == "provider_request_started");
-        (started && dir.join("control.sock").exists()).then_some(())
-    });
-    // The events before the pause arrive at once; give them a moment to be consumed.
-    std::thread::sleep(Duration::from_millis(300));
-}
-
-fn signal(pid: u32, sig: &str) {
-    let status = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-fn control_request(dir: &Path, request: Value) -> Value {
-    let mut stream = UnixStream::connect(dir.join("control.sock")).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    writeln!(stream, "{request}").unwrap();
-    let mut line = String::new();
-    BufReader::new(&stream).read_line(&mut line).unwrap();
-    serde_json::from_str(&line).unwrap()
 }
 
 /// A pod whose one run streams `words`, pausing after `pause` events.
-fn holding_pod(sandbox: &Sandbox, words: &[&str], pause: usize, prompt: &str) -> (Proc, PathBuf) {
+fn holding_pod(
+    sandbox: &Sandbox,
+    words: &[&str],
+    pause: usize,
+    prompt: &str,
+) -> (Background, PathBuf) {
     profile(
         sandbox,
         "solo",
         "[agent]\ntools = []\n",
         vec![text_response(words, false, Some(pause))],
     );
-    let proc = spawn_pods(sandbox, &["run", "-p", "solo", prompt], "solo");
-    let dir = wait_until("the pod dir", Duration::from_secs(10), || root_pod(sandbox));
-    wait_streaming(&dir);
-    (proc, dir)
+    start_solo(sandbox, prompt)
 }
 
 /// A parent that spawns two holding children and waits on the first.
-fn tree(sandbox: &Sandbox) -> (Proc, PathBuf, Vec<PathBuf>) {
+fn tree(sandbox: &Sandbox) -> (Background, PathBuf, Vec<PathBuf>) {
     profile(
         sandbox,
         "parent",
@@ -223,18 +71,7 @@ fn tree(sandbox: &Sandbox) -> (Proc, PathBuf, Vec<PathBuf>) {
         support::responses::spawn_two_holders(),
     );
     support::responses::holder_profile(sandbox);
-    let proc = spawn_pods(sandbox, &["run", "-p", "parent", "build a tree"], "parent");
-    let parent = wait_until("the parent dir", Duration::from_secs(10), || {
-        root_pod(sandbox)
-    });
-    let kids = wait_until("two children", Duration::from_secs(20), || {
-        let kids = children_of(sandbox, &parent);
-        (kids.len() == 2).then_some(kids)
-    });
-    for kid in &kids {
-        wait_streaming(kid);
-    }
-    (proc, parent, kids)
+    start_tree(sandbox, sandbox.pods(), &sandbox.home())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -289,15 +126,10 @@ fn link_types(incident: &Value) -> Vec<&str> {
 #[test]
 fn completed_run_exports_as_completed_with_progress_only_on_stderr() {
     let sandbox = Sandbox::new();
-    profile(
-        &sandbox,
-        "solo",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["Hello ", "there."], false, None)],
-    );
+    answering_profile(&sandbox, "solo", &["Hello ", "there."]);
     let run = sandbox.run(&["run", "-p", "solo", "greet me"]);
     assert_exit(&run, 0);
-    let dir = root_pod(&sandbox).unwrap();
+    let dir = sandbox.root_pod().unwrap();
     let output = sandbox.run(&["export", &id_of(&dir)]);
     assert_exit(&output, 0);
     let doc = stdout_json(&output);
@@ -335,7 +167,7 @@ fn provider_error_exports_class_and_code_with_the_sidecar_noted() {
     );
     let run = sandbox.run(&["run", "-p", "solo", "read everything"]);
     assert_exit(&run, 1);
-    let dir = root_pod(&sandbox).unwrap();
+    let dir = sandbox.root_pod().unwrap();
     let doc = export_json(&sandbox, &[&id_of(&dir)]);
     let run = runs(&doc)[0];
     assert_eq!(run["outcome"], "provider_error", "{doc:#}");
@@ -634,9 +466,9 @@ fn retry_safety_after_a_write_is_unsafe() {
             text_response(&["wrote ", "it"], false, Some(2)),
         ],
     );
-    let mut proc = spawn_pods(&sandbox, &["run", "-p", "writer", "write notes"], "w");
+    let mut proc = sandbox.spawn(&["run", "-p", "writer", "write notes"], "w");
     let dir = wait_until("the pod dir", Duration::from_secs(10), || {
-        root_pod(&sandbox)
+        sandbox.root_pod()
     });
     wait_until("the write to finish", Duration::from_secs(15), || {
         let kinds = log_kinds(&dir);
@@ -668,15 +500,10 @@ fn retry_safety_after_a_write_is_unsafe() {
 #[test]
 fn torn_log_is_reported_and_runs_before_it_are_kept() {
     let sandbox = Sandbox::new();
-    profile(
-        &sandbox,
-        "solo",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["fine"], false, None)],
-    );
+    answering_profile(&sandbox, "solo", &["fine"]);
     assert_exit(&sandbox.run(&["run", "-p", "solo", "go"]), 0);
-    let dir = root_pod(&sandbox).unwrap();
-    let log = &log_files(&dir)[0];
+    let dir = sandbox.root_pod().unwrap();
+    let log = &session_logs(&dir)[0];
     let mut file = std::fs::OpenOptions::new().append(true).open(log).unwrap();
     file.write_all(b"{\"seq\":99,\"ts\":\"2026-11-23T01:02:03.456Z\",\"kind\":\"run_st")
         .unwrap();
@@ -693,14 +520,9 @@ fn torn_log_is_reported_and_runs_before_it_are_kept() {
 #[test]
 fn an_unreadable_log_is_reported_on_stderr_and_in_integrity_and_the_rest_exported() {
     let sandbox = Sandbox::new();
-    profile(
-        &sandbox,
-        "solo",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["fine"], false, None)],
-    );
+    answering_profile(&sandbox, "solo", &["fine"]);
     assert_exit(&sandbox.run(&["run", "-p", "solo", "go"]), 0);
-    let dir = root_pod(&sandbox).unwrap();
+    let dir = sandbox.root_pod().unwrap();
     // Sorts after the real segment (UUIDv7 ids start with a digit).
     std::fs::create_dir(dir.join("sessions/x.jsonl")).unwrap();
     let output = sandbox.run(&["export", &id_of(&dir)]);
@@ -727,7 +549,7 @@ fn an_unreadable_log_is_reported_on_stderr_and_in_integrity_and_the_rest_exporte
 /// The tool calls started in `dir`'s logs that have not finished: `(tool, input)`.
 fn tools_started_unfinished(dir: &Path) -> Vec<(String, Value)> {
     let mut open: Vec<(String, String, Value)> = Vec::new();
-    for file in log_files(dir) {
+    for file in session_logs(dir) {
         for line in std::fs::read_to_string(file).unwrap().lines() {
             let Ok(entry) = serde_json::from_str::<Value>(line) else {
                 continue;
@@ -780,32 +602,22 @@ fn sanitized_export_contains_no_prompt_output_tool_input_or_path() {
             text_response(&["done"], false, None),
         ],
     );
-    profile(
-        &sandbox,
-        "quick",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["pelican-", "answer"], false, None)],
-    );
+    answering_profile(&sandbox, "quick", &["pelican-", "answer"]);
     profile(
         &sandbox,
         "holder",
         "[agent]\ntools = []\n",
         vec![text_response(&["hold ", "the ", "line"], false, Some(3))],
     );
-    let mut proc = spawn_pods(&sandbox, &["run", "-p", "parent", "flamingo-prompt"], "p");
+    let mut proc = sandbox.spawn(&["run", "-p", "parent", "flamingo-prompt"], "p");
     let parent = wait_until("the parent dir", Duration::from_secs(10), || {
-        root_pod(&sandbox)
+        sandbox.root_pod()
     });
     let kids = wait_until("two children", Duration::from_secs(20), || {
-        let kids = children_of(&sandbox, &parent);
+        let kids = sandbox.children_of(&parent);
         (kids.len() == 2).then_some(kids)
     });
-    let named = |name: &str| {
-        kids.iter()
-            .find(|k| pod_info(k)["name"] == json!(name))
-            .unwrap()
-            .clone()
-    };
+    let named = |name: &str| home::named(&kids, name);
     let (quick, holder) = (named("quick"), named("holder"));
     wait_until("the quick child's answer", Duration::from_secs(15), || {
         log_kinds(&quick)
@@ -910,17 +722,12 @@ fn sanitized_export_contains_no_prompt_output_tool_input_or_path() {
 fn export_refuses_to_write_a_configured_key_value() {
     let sandbox = Sandbox::new();
     let key = "sk-export-test-0123456789abcdef";
-    profile(
-        &sandbox,
-        "solo",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["ok"], false, None)],
-    );
+    answering_profile(&sandbox, "solo", &["ok"]);
     assert_exit(
         &sandbox.run(&["run", "-p", "solo", &format!("my key is {key}")]),
         0,
     );
-    let dir = root_pod(&sandbox).unwrap();
+    let dir = sandbox.root_pod().unwrap();
     let out = sandbox.root().join("leak.json");
     let output = sandbox
         .pods()
@@ -1009,14 +816,9 @@ fn unknown_pod_and_missing_home_are_usage_errors() {
 #[test]
 fn an_unwritable_output_file_fails_naming_it_and_leaves_nothing_behind() {
     let sandbox = Sandbox::new();
-    profile(
-        &sandbox,
-        "solo",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["ok"], false, None)],
-    );
+    answering_profile(&sandbox, "solo", &["ok"]);
     assert_exit(&sandbox.run(&["run", "-p", "solo", "go"]), 0);
-    let dir = root_pod(&sandbox).unwrap();
+    let dir = sandbox.root_pod().unwrap();
     let missing_dir = sandbox.root().join("no-such-dir");
     let target = missing_dir.join("out.json");
     let output = sandbox.run(&["export", &id_of(&dir), "-o", target.to_str().unwrap()]);
@@ -1051,9 +853,9 @@ fn watchdog_and_reload_export_their_kinds_and_origins() {
         "[agent]\ntools = []\n\n[limits]\nwatchdog_ms = 400\n",
         vec![text_response(&["one ", "two"], false, Some(3))],
     );
-    let mut proc = spawn_pods(&sandbox, &["run", "-p", "solo", "hold on"], "dog");
+    let mut proc = sandbox.spawn(&["run", "-p", "solo", "hold on"], "dog");
     proc.wait(Duration::from_secs(15));
-    let dir = root_pod(&sandbox).unwrap();
+    let dir = sandbox.root_pod().unwrap();
     let doc = export_json(&sandbox, &[&id_of(&dir)]);
     let incident = incident_of(&doc, &runs(&doc)[0]["run_id"]);
     assert_eq!(incident["chain"][2]["kind"], "watchdog", "{doc:#}");
@@ -1083,11 +885,7 @@ fn watchdog_and_reload_export_their_kinds_and_origins() {
 fn a_child_killed_mid_run_carries_the_loss_its_parent_recorded() {
     let sandbox = Sandbox::new();
     let (mut proc, parent, kids) = tree(&sandbox);
-    let a = kids
-        .iter()
-        .find(|k| pod_info(k)["name"] == "a")
-        .unwrap()
-        .clone();
+    let a = home::named(&kids, "a");
     let a_pid: u32 = wait_until("a's pid", Duration::from_secs(5), || {
         pod_info(&a)["pid"].as_u64().map(|p| p as u32)
     });

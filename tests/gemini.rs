@@ -6,9 +6,10 @@
 
 mod support;
 
-use pod_provider::{Cassette, CassetteResponse, ReceivedRequest, ReplayServer, WireScheme};
+use pod_provider::{Cassette, CassetteResponse, ReceivedRequest, WireScheme};
 use serde_json::{Value, json};
-use support::{Sandbox, assert_exit, describe};
+use support::replay_server::serve;
+use support::{Sandbox, assert_exit, describe, log_entries, walk};
 
 /// One Gemini SSE chunk (Gemini separates events with CRLF CRLF).
 fn chunk(parts: Value, finish: Option<&str>, usage: Value) -> String {
@@ -70,17 +71,10 @@ fn run_gemini(
     env: &[(&str, &str)],
     cassette: Cassette,
 ) -> (std::process::Output, Vec<ReceivedRequest>, Sandbox) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = runtime
-        .block_on(async { ReplayServer::start(cassette) })
-        .unwrap();
+    let served = serve(cassette);
     let sandbox = Sandbox::new();
     sandbox.write("work/notes.txt", "remember the milk\n");
-    gemini_profile(&sandbox, &server.base_url());
+    gemini_profile(&sandbox, &served.server.base_url());
     let mut cmd = sandbox.pods();
     cmd.env_remove("GEMINI_API_KEY")
         .env_remove("GOOGLE_API_KEY");
@@ -91,27 +85,9 @@ fn run_gemini(
         .args(["run", "-p", "gem", "what do my notes say?"])
         .output()
         .unwrap();
-    let received = server.received();
-    drop(server);
+    let received = served.server.received();
+    drop(served);
     (output, received, sandbox)
-}
-
-fn log_entries(sandbox: &Sandbox) -> Vec<Value> {
-    let pods: Vec<_> = std::fs::read_dir(sandbox.home().join("pods"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(pods.len(), 1);
-    let sessions = pods[0].join("sessions");
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(sessions).unwrap() {
-        let p = e.unwrap().path();
-        let name = p.to_string_lossy();
-        if name.ends_with(".jsonl") && !name.ends_with(".trace.jsonl") {
-            out.extend(support::read_json_lines(&p));
-        }
-    }
-    out
 }
 
 #[test]
@@ -167,7 +143,7 @@ fn a_gemini_pod_calls_a_tool_and_sends_the_result_back_as_a_function_response() 
         "{second}"
     );
 
-    let log = log_entries(&sandbox);
+    let log = log_entries(&sandbox.only_pod());
     let finished: Vec<&Value> = log
         .iter()
         .filter(|e| e["kind"] == "provider_request_finished")
@@ -200,19 +176,6 @@ fn a_gemini_pod_calls_a_tool_and_sends_the_result_back_as_a_function_response() 
             entry.display()
         );
     }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]

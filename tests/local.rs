@@ -6,8 +6,9 @@
 
 mod support;
 
-use pod_provider::{Cassette, CassetteResponse, ReplayServer, WireScheme};
+use pod_provider::{Cassette, CassetteResponse, WireScheme};
 use serde_json::json;
+use support::replay_server::serve;
 use support::{Sandbox, assert_exit, describe, stdout_json};
 
 #[test]
@@ -59,21 +60,13 @@ fn chat_answer(text: &str) -> String {
 
 #[test]
 fn a_run_on_a_local_server_profile_sends_no_authorization_header() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = runtime
-        .block_on(async {
-            ReplayServer::start(Cassette::new(
-                WireScheme::OpenaiChat,
-                vec![CassetteResponse::sse(chat_answer(
-                    "Hello from the local model.",
-                ))],
-            ))
-        })
-        .unwrap();
+    let served = serve(Cassette::new(
+        WireScheme::OpenaiChat,
+        vec![CassetteResponse::sse(chat_answer(
+            "Hello from the local model.",
+        ))],
+    ));
+    let server = &served.server;
     let sandbox = Sandbox::new();
     let base = format!("model.base_url={}/v1", server.base_url());
     // A key in the environment is not sent either: the profile says there is none.

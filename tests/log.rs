@@ -10,8 +10,11 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use support::responses::{profile, sse, stream, text_events, text_response, tool_call_response};
-use support::{Sandbox, assert_exit, describe, stdout_json};
+use support::cassettes::{sse, stream};
+use support::responses::{
+    answering_profile, profile, text_events, text_response, tool_call_response,
+};
+use support::{Sandbox, assert_exit, describe, id_of, pod_info, stdout_json};
 
 const TOOLS: &str = r#"["read_file", "spawn_pod", "wait_pod"]"#;
 const THOUGHT: &str = "Both children answered; sum up.";
@@ -37,18 +40,13 @@ struct Tree {
 }
 
 fn pod_named(sandbox: &Sandbox, name: &str) -> String {
-    let found: Vec<PathBuf> = std::fs::read_dir(sandbox.home().join("pods"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|dir| {
-            let info: Value =
-                serde_json::from_str(&std::fs::read_to_string(dir.join("pod.json")).unwrap())
-                    .unwrap();
-            info["name"] == name
-        })
+    let found: Vec<PathBuf> = sandbox
+        .pod_dirs()
+        .into_iter()
+        .filter(|dir| pod_info(dir)["name"] == name)
         .collect();
     assert_eq!(found.len(), 1, "one pod named {name}");
-    found[0].file_name().unwrap().to_string_lossy().into_owned()
+    id_of(&found[0])
 }
 
 fn tree() -> Tree {
@@ -77,12 +75,7 @@ fn tree() -> Tree {
             answer_with_reasoning(),
         ],
     );
-    profile(
-        &sandbox,
-        "good",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["hello ", "from ", "good"], false, None)],
-    );
+    answering_profile(&sandbox, "good", &["hello ", "from ", "good"]);
     profile(
         &sandbox,
         "bad",

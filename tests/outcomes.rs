@@ -12,69 +12,30 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Sandbox, assert_exit, describe, stdout_json};
+use support::cassettes::{scheme_profile, sse, stream};
+use support::{
+    Sandbox, assert_exit, chat, describe, id_of, log_entries, of_kind, responses, stderr_text,
+    stdout_json,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Wire shapes
 
-fn sse_response(body: String) -> Value {
-    json!({"status": 200, "headers": {"content-type": "text/event-stream"}, "body": body})
-}
-
-/// One OpenAI Chat Completions chunk as an SSE frame.
-fn chat_chunk(delta: Value, finish: Option<&str>) -> String {
-    let body = json!({"id": "chatcmpl-t", "object": "chat.completion.chunk", "model": "m",
-                      "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
-    format!("data: {body}\n\n")
-}
-
-/// The final usage chunk of a Chat stream (`stream_options.include_usage`).
+/// The final usage chunk of a Chat stream, with cached prompt and reasoning tokens.
 fn chat_usage(prompt: u64, cached: u64, completion: u64, reasoning: u64) -> String {
-    let body = json!({"id": "chatcmpl-t", "object": "chat.completion.chunk", "model": "m",
-        "choices": [],
-        "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                  "total_tokens": prompt + completion,
-                  "prompt_tokens_details": {"cached_tokens": cached},
-                  "completion_tokens_details": {"reasoning_tokens": reasoning}}});
-    format!("data: {body}\n\n")
-}
-
-/// A Chat text answer ending with `finish`, then `usage`.
-fn chat_text(words: &[&str], finish: &str, usage: Option<String>) -> Value {
-    let mut body = chat_chunk(json!({"role": "assistant", "content": ""}), None);
-    for word in words {
-        body.push_str(&chat_chunk(json!({"content": word}), None));
-    }
-    body.push_str(&chat_chunk(json!({}), Some(finish)));
-    body.push_str(&usage.unwrap_or_default());
-    body.push_str("data: [DONE]\n\n");
-    sse_response(body)
+    chat::usage(
+        prompt,
+        completion,
+        Some((
+            json!({"cached_tokens": cached}),
+            json!({"reasoning_tokens": reasoning}),
+        )),
+    )
 }
 
 /// A Chat turn that calls `tool` with the argument text `arguments`, exactly as given.
 fn chat_tool_call(call_id: &str, tool: &str, arguments: &str, usage: Option<String>) -> Value {
-    let mut body = chat_chunk(json!({"role": "assistant", "content": ""}), None);
-    body.push_str(&chat_chunk(
-        json!({"tool_calls": [{"index": 0, "id": call_id, "type": "function",
-                               "function": {"name": tool, "arguments": ""}}]}),
-        None,
-    ));
-    body.push_str(&chat_chunk(
-        json!({"tool_calls": [{"index": 0, "function": {"arguments": arguments}}]}),
-        None,
-    ));
-    body.push_str(&chat_chunk(json!({}), Some("tool_calls")));
-    body.push_str(&usage.unwrap_or_default());
-    body.push_str("data: [DONE]\n\n");
-    sse_response(body)
-}
-
-/// Named SSE events, one per value (its `type`).
-fn named_sse(events: &[Value]) -> String {
-    events
-        .iter()
-        .map(|e| format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap()))
-        .collect()
+    chat::tool_call("", call_id, tool, arguments, usage)
 }
 
 /// An Anthropic Messages text answer ending with `stop_reason`.
@@ -96,114 +57,16 @@ fn anthropic_text(words: &[&str], stop_reason: &str) -> Value {
         "delta": {"stop_reason": stop_reason, "stop_sequence": null},
         "usage": {"output_tokens": 7}}));
     events.push(json!({"type": "message_stop"}));
-    sse_response(named_sse(&events))
-}
-
-fn responses_shell(status: &str) -> Value {
-    json!({"id": "resp_t", "object": "response", "created_at": 1767225600, "status": status,
-           "error": null, "model": "m", "output": []})
+    stream(sse(&events))
 }
 
 /// An OpenAI Responses text answer; `end` is the terminal event (its `response` is filled in).
 fn responses_text(words: &[&str], end: Value, extra: &[Value]) -> Value {
-    let mut events = vec![
-        json!({"type": "response.created", "response": responses_shell("in_progress")}),
-        json!({"type": "response.output_item.added", "output_index": 0,
-               "item": {"id": "msg_1", "type": "message", "role": "assistant",
-                        "status": "in_progress", "content": []}}),
-    ];
-    events.extend(extra.iter().cloned());
-    for word in words {
-        events.push(
-            json!({"type": "response.output_text.delta", "item_id": "msg_1",
-                           "output_index": 0, "content_index": 0, "delta": word}),
-        );
-    }
-    events.push(end);
-    sse_response(named_sse(&events))
-}
-
-fn responses_completed(usage: Value) -> Value {
-    let mut response = responses_shell("completed");
-    response["usage"] = usage;
-    json!({"type": "response.completed", "response": response})
-}
-
-/// A Responses turn calling `tool` with `args`.
-fn responses_tool_call(call_id: &str, tool: &str, args: Value) -> Value {
-    let args = args.to_string();
-    let item = json!({"type": "function_call", "id": format!("fc_{call_id}"), "call_id": call_id,
-                      "name": tool, "arguments": "", "status": "in_progress"});
-    let mut done = item.clone();
-    done["arguments"] = json!(args);
-    done["status"] = json!("completed");
-    sse_response(named_sse(&[
-        json!({"type": "response.created", "response": responses_shell("in_progress")}),
-        json!({"type": "response.output_item.added", "output_index": 0, "item": item}),
-        json!({"type": "response.function_call_arguments.delta",
-               "item_id": format!("fc_{call_id}"), "output_index": 0, "delta": args}),
-        json!({"type": "response.output_item.done", "output_index": 0, "item": done}),
-        json!({"type": "response.completed", "response": responses_shell("completed")}),
-    ]))
-}
-
-/// Project profile `name` replaying `responses` in `scheme`; `body` goes after `[model]`.
-fn profile(sandbox: &Sandbox, name: &str, scheme: &str, body: &str, responses: Vec<Value>) {
-    let cassette = json!({"scheme": scheme, "responses": responses});
-    sandbox.write(
-        &format!("work/.pods/profiles/{name}.json"),
-        &serde_json::to_string_pretty(&cassette).unwrap(),
-    );
-    sandbox.write(
-        &format!("work/.pods/profiles/{name}.toml"),
-        &format!(
-            "[model]\nscheme = \"replay\"\nmodel = \"m\"\ncassette = \"{name}.json\"\n\n{body}\n"
-        ),
-    );
+    stream(sse(&responses::text_events_ending(words, extra, end)))
 }
 
 // ---------------------------------------------------------------------------------------------
 // Reading back
-
-fn pod_dirs(sandbox: &Sandbox) -> Vec<PathBuf> {
-    let mut pods: Vec<PathBuf> = std::fs::read_dir(sandbox.home().join("pods"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    pods.sort();
-    pods
-}
-
-fn only_pod(sandbox: &Sandbox) -> PathBuf {
-    let pods = pod_dirs(sandbox);
-    assert_eq!(pods.len(), 1, "{pods:?}");
-    pods.into_iter().next().unwrap()
-}
-
-fn id_of(pod: &Path) -> String {
-    pod.file_name().unwrap().to_string_lossy().into_owned()
-}
-
-fn log_entries(pod: &Path) -> Vec<Value> {
-    let mut entries = Vec::new();
-    let mut logs: Vec<PathBuf> = std::fs::read_dir(pod.join("sessions"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.to_string_lossy();
-            name.ends_with(".jsonl") && !name.ends_with(".trace.jsonl")
-        })
-        .collect();
-    logs.sort();
-    for log in logs {
-        entries.extend(support::read_json_lines(&log));
-    }
-    entries
-}
-
-fn of_kind<'a>(entries: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    entries.iter().filter(|e| e["kind"] == kind).collect()
-}
 
 fn has_trace(pod: &Path) -> bool {
     std::fs::read_dir(pod.join("sessions")).unwrap().any(|e| {
@@ -226,10 +89,6 @@ fn export_markdown(sandbox: &Sandbox, pod: &str) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-fn stderr(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
 // ---------------------------------------------------------------------------------------------
 // 1. Stop reasons
 
@@ -238,7 +97,7 @@ fn a_truncated_answer_is_recorded_shown_and_exported_as_such_on_every_scheme() {
     let cases = [
         (
             "openai-chat",
-            chat_text(&["The ", "answer ", "is"], "length", None),
+            chat::text(&["The ", "answer ", "is"], "length", None),
         ),
         (
             "anthropic-messages",
@@ -257,11 +116,11 @@ fn a_truncated_answer_is_recorded_shown_and_exported_as_such_on_every_scheme() {
     ];
     for (scheme, response) in cases {
         let sandbox = Sandbox::new();
-        profile(&sandbox, "cut", scheme, "", vec![response]);
+        scheme_profile(&sandbox, "cut", scheme, "", vec![response]);
         let run = sandbox.run(&["run", "-p", "cut", "explain"]);
         // Exit 1: scripts tell a cut answer from a clean finish.
         assert_exit(&run, 1);
-        let err = stderr(&run);
+        let err = stderr_text(&run);
         assert!(
             err.contains("the answer was cut at the output-token limit")
                 && err.contains("max_tokens"),
@@ -273,7 +132,7 @@ fn a_truncated_answer_is_recorded_shown_and_exported_as_such_on_every_scheme() {
             "The answer is",
             "{scheme}: the text that came is still shown"
         );
-        let pod = only_pod(&sandbox);
+        let pod = sandbox.only_pod();
         let id = id_of(&pod);
         let entries = log_entries(&pod);
         let done = of_kind(&entries, "run_completed");
@@ -335,31 +194,31 @@ fn a_truncated_answer_is_recorded_shown_and_exported_as_such_on_every_scheme() {
 #[test]
 fn a_content_filter_end_is_not_a_clean_finish_and_a_clean_end_is() {
     let sandbox = Sandbox::new();
-    profile(
+    scheme_profile(
         &sandbox,
         "filtered",
         "openai-chat",
         "",
-        vec![chat_text(&["Some"], "content_filter", None)],
+        vec![chat::text(&["Some"], "content_filter", None)],
     );
-    profile(
+    scheme_profile(
         &sandbox,
         "clean",
         "openai-chat",
         "",
-        vec![chat_text(&["All ", "done"], "stop", None)],
+        vec![chat::text(&["All ", "done"], "stop", None)],
     );
     let filtered = sandbox.run(&["run", "-p", "filtered", "--name", "f", "go"]);
     assert_exit(&filtered, 1);
     assert!(
-        stderr(&filtered).contains("content filter"),
+        stderr_text(&filtered).contains("content filter"),
         "{}",
         describe(&filtered)
     );
     let clean = sandbox.run(&["run", "-p", "clean", "--name", "c", "go"]);
     assert_exit(&clean, 0);
     assert!(
-        !stderr(&clean).contains("incomplete"),
+        !stderr_text(&clean).contains("incomplete"),
         "{}",
         describe(&clean)
     );
@@ -383,15 +242,15 @@ fn a_content_filter_end_is_not_a_clean_finish_and_a_clean_end_is() {
 #[test]
 fn an_older_log_without_a_stop_reason_reads_as_unknown_never_as_end_turn() {
     let sandbox = Sandbox::new();
-    profile(
+    scheme_profile(
         &sandbox,
         "clean",
         "openai-chat",
         "",
-        vec![chat_text(&["hi"], "stop", None)],
+        vec![chat::text(&["hi"], "stop", None)],
     );
     assert_exit(&sandbox.run(&["run", "-p", "clean", "go"]), 0);
-    let pod = only_pod(&sandbox);
+    let pod = sandbox.only_pod();
     // Rewrite the log as a build before stop reasons wrote it.
     let log = std::fs::read_dir(pod.join("sessions"))
         .unwrap()
@@ -434,7 +293,7 @@ fn an_older_log_without_a_stop_reason_reads_as_unknown_never_as_end_turn() {
 #[test]
 fn an_answer_that_is_all_reasoning_prints_a_notice() {
     let sandbox = Sandbox::new();
-    let reasoning = sse_response(named_sse(&[
+    let reasoning = stream(sse(&[
         json!({"type": "message_start", "message": {"id": "msg_t", "type": "message",
             "role": "assistant", "model": "m", "content": [], "stop_reason": null,
             "usage": {"input_tokens": 5, "output_tokens": 1}}}),
@@ -449,7 +308,7 @@ fn an_answer_that_is_all_reasoning_prints_a_notice() {
                "usage": {"output_tokens": 9}}),
         json!({"type": "message_stop"}),
     ]));
-    profile(
+    scheme_profile(
         &sandbox,
         "thinker",
         "anthropic-messages",
@@ -459,7 +318,7 @@ fn an_answer_that_is_all_reasoning_prints_a_notice() {
     let run = sandbox.run(&["run", "-p", "thinker", "go"]);
     assert_exit(&run, 0);
     assert!(
-        stderr(&run).contains("the answer is all reasoning and no text"),
+        stderr_text(&run).contains("the answer is all reasoning and no text"),
         "{}",
         describe(&run)
     );
@@ -472,7 +331,7 @@ fn an_answer_that_is_all_reasoning_prints_a_notice() {
 fn usage_is_recorded_per_request_and_summed_per_run_with_tracing_off() {
     let sandbox = Sandbox::new();
     sandbox.write("work/notes.txt", "milk\n");
-    profile(
+    scheme_profile(
         &sandbox,
         "counted",
         "openai-chat",
@@ -484,19 +343,19 @@ fn usage_is_recorded_per_request_and_summed_per_run_with_tracing_off() {
                 r#"{"path": "notes.txt"}"#,
                 Some(chat_usage(100, 80, 10, 3)),
             ),
-            chat_text(&["done"], "stop", Some(chat_usage(326, 314, 12, 0))),
+            chat::text(&["done"], "stop", Some(chat_usage(326, 314, 12, 0))),
         ],
     );
     let run = sandbox.run(&["run", "-p", "counted", "read it"]);
     assert_exit(&run, 0);
     assert!(
-        stderr(&run).contains(
+        stderr_text(&run).contains(
             "usage: input 426 tokens (394 cached), output 22, reasoning 3, over 2 request(s)"
         ),
         "{}",
         describe(&run)
     );
-    let pod = only_pod(&sandbox);
+    let pod = sandbox.only_pod();
     assert!(!has_trace(&pod), "tracing is off");
     let entries = log_entries(&pod);
     let finished = of_kind(&entries, "provider_request_finished");
@@ -540,20 +399,20 @@ fn usage_is_recorded_per_request_and_summed_per_run_with_tracing_off() {
 #[test]
 fn usage_of_the_responses_and_anthropic_schemes_reaches_the_record() {
     let sandbox = Sandbox::new();
-    profile(
+    scheme_profile(
         &sandbox,
         "resp",
         "openai-responses",
         "",
         vec![responses_text(
             &["hi"],
-            responses_completed(json!({"input_tokens": 326, "output_tokens": 12,
+            responses::completed(json!({"input_tokens": 326, "output_tokens": 12,
                 "input_tokens_details": {"cached_tokens": 314},
                 "output_tokens_details": {"reasoning_tokens": 4}})),
             &[],
         )],
     );
-    profile(
+    scheme_profile(
         &sandbox,
         "anth",
         "anthropic-messages",
@@ -586,26 +445,26 @@ fn usage_of_the_responses_and_anthropic_schemes_reaches_the_record() {
 fn unhandled_stream_events_are_counted_in_the_log_with_tracing_off() {
     let sandbox = Sandbox::new();
     let odd = json!({"type": "response.vendor_heartbeat", "beat": 1});
-    profile(
+    scheme_profile(
         &sandbox,
         "odd",
         "openai-responses",
         "",
         vec![responses_text(
             &["hi"],
-            responses_completed(json!({"input_tokens": 3, "output_tokens": 1})),
+            responses::completed(json!({"input_tokens": 3, "output_tokens": 1})),
             &[odd.clone(), odd],
         )],
     );
     let run = sandbox.run(&["run", "-p", "odd", "go"]);
     assert_exit(&run, 0);
-    let err = stderr(&run);
+    let err = stderr_text(&run);
     assert!(
         err.contains("response.vendor_heartbeat ×2") && err.contains("session.record_event_trace"),
         "{}",
         describe(&run)
     );
-    let pod = only_pod(&sandbox);
+    let pod = sandbox.only_pod();
     assert!(!has_trace(&pod));
     let entries = log_entries(&pod);
     let finished = of_kind(&entries, "provider_request_finished");
@@ -645,7 +504,7 @@ fn a_write_file_call_with_unparseable_arguments_never_counts_as_started() {
     let failure = json!({"status": 400, "headers": {"content-type": "application/json"},
         "body": json!({"error": {"message": "bad request", "type": "invalid_request_error",
                                  "code": null}}).to_string()});
-    profile(
+    scheme_profile(
         &sandbox,
         "writer",
         "openai-chat",
@@ -663,12 +522,12 @@ fn a_write_file_call_with_unparseable_arguments_never_counts_as_started() {
     let run = sandbox.run(&["run", "-p", "writer", "write it"]);
     assert_exit(&run, 1);
     assert!(
-        stderr(&run).contains("← write_file: error: the arguments are not valid JSON"),
+        stderr_text(&run).contains("← write_file: error: the arguments are not valid JSON"),
         "{}",
         describe(&run)
     );
     assert!(!sandbox.work().join("out.txt").exists());
-    let pod = only_pod(&sandbox);
+    let pod = sandbox.only_pod();
     let entries = log_entries(&pod);
     assert!(
         of_kind(&entries, "tool_call_started").is_empty(),
@@ -704,25 +563,25 @@ fn a_write_file_call_with_unparseable_arguments_never_counts_as_started() {
 #[test]
 fn trace_errors_json_prints_only_the_failed_requests() {
     let sandbox = Sandbox::new();
-    let mut failing = chat_chunk(json!({"role": "assistant", "content": "Hal"}), None);
+    let mut failing = chat::chunk(json!({"role": "assistant", "content": "Hal"}), None);
     failing.push_str(&format!(
         "data: {}\n\n",
         json!({"error": {"message": "too long", "type": "invalid_request_error",
                          "code": "context_length_exceeded"}})
     ));
-    profile(
+    scheme_profile(
         &sandbox,
         "flaky",
         "openai-chat",
         "[agent]\ntools = [\"list_dir\"]\n\n[session]\nrecord_event_trace = true\n",
         vec![
             chat_tool_call("call_l", "list_dir", r#"{"path": "."}"#, None),
-            sse_response(failing),
+            stream(failing),
         ],
     );
     let run = sandbox.run(&["run", "-p", "flaky", "go"]);
     assert_exit(&run, 1);
-    let id = id_of(&only_pod(&sandbox));
+    let id = id_of(&sandbox.only_pod());
     let all = support::stdout_json_lines(&sandbox.run(&["trace", &id, "--json"]));
     let errors_out = sandbox.run(&["trace", &id, "--errors", "--json"]);
     assert_exit(&errors_out, 0);
@@ -792,7 +651,7 @@ fn rust_log_output_into_a_pipe_has_no_colour() {
         }
         let output = command.output().unwrap();
         assert_exit(&output, 0);
-        let err = stderr(&output);
+        let err = stderr_text(&output);
         assert!(
             err.contains("TRACE") || err.contains("DEBUG"),
             "RUST_LOG=trace logs something: {err}"
@@ -814,7 +673,7 @@ fn stopping_a_pod_that_is_not_running_exits_1_saying_so() {
     let stop = sandbox.run(&["stop", "done"]);
     assert_exit(&stop, 1);
     assert!(
-        stderr(&stop).contains("is not running (state stopped): there is nothing to stop"),
+        stderr_text(&stop).contains("is not running (state stopped): there is nothing to stop"),
         "{}",
         describe(&stop)
     );
@@ -859,12 +718,12 @@ fn after_kill_9_ls_and_export_both_say_crashed() {
     let sandbox = Sandbox::new();
     let paused = responses_text(
         &["one ", "two ", "three ", "four"],
-        responses_completed(json!({"input_tokens": 1, "output_tokens": 1})),
+        responses::completed(json!({"input_tokens": 1, "output_tokens": 1})),
         &[],
     );
     let mut paused = paused;
     paused["pause_after_events"] = json!({"events": 3, "ms": 60_000});
-    profile(&sandbox, "slow", "openai-responses", "", vec![paused]);
+    scheme_profile(&sandbox, "slow", "openai-responses", "", vec![paused]);
     let mut run = sandbox.spawn(&["run", "-p", "slow", "--name", "slow", "go"], "slow");
     let pid = run.pid();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -916,32 +775,32 @@ fn after_kill_9_ls_and_export_both_say_crashed() {
 fn a_model_chosen_child_name_with_escape_sequences_is_escaped_everywhere() {
     let sandbox = Sandbox::new();
     let evil = "ev\u{1b}]0;pwned\u{7}il\u{1b}[2J\u{1b}[31m";
-    profile(
+    scheme_profile(
         &sandbox,
         "quick",
         "openai-responses",
         "[agent]\ntools = []\n",
         vec![responses_text(
             &["ok"],
-            responses_completed(json!({"input_tokens": 1, "output_tokens": 1})),
+            responses::completed(json!({"input_tokens": 1, "output_tokens": 1})),
             &[],
         )],
     );
-    profile(
+    scheme_profile(
         &sandbox,
         "boss",
         "openai-responses",
         "[agent]\ntools = [\"spawn_pod\", \"wait_pod\"]\n\n[spawn]\nallowed_profiles = [\"quick\"]\n\n[session]\nrecord_event_trace = true\n",
         vec![
-            responses_tool_call(
+            responses::tool_call_response(
                 "call_s",
                 "spawn_pod",
                 json!({"profile": "quick", "task": "say ok", "name": evil}),
             ),
-            responses_tool_call("call_w", "wait_pod", json!({"pod_id": evil})),
+            responses::tool_call_response("call_w", "wait_pod", json!({"pod_id": evil})),
             responses_text(
                 &["done"],
-                responses_completed(json!({"input_tokens": 1, "output_tokens": 1})),
+                responses::completed(json!({"input_tokens": 1, "output_tokens": 1})),
                 &[],
             ),
         ],
@@ -1012,22 +871,22 @@ fn parallel_calls_keyed_by_item_id_run_apart_and_the_pod_goes_on_and_resumes() {
     sandbox.write("work/in.txt", "the input\n");
     // llama.cpp's llama-server: two parallel calls with no `output_index`, the second one's
     // done item carrying empty arguments (its deltas hold them).
-    let calls = sse_response(provider_fixture(
+    let calls = stream(provider_fixture(
         "synthetic/openai-responses/compat-llamacpp-parallel-calls-item-id.sse",
     ));
-    profile(
+    scheme_profile(
         &sandbox,
         "llama",
         "openai-responses",
         "[agent]\ntools = [\"read_file\", \"write_file\"]\n\n[scope]\nallow = [\".\"]\n",
         vec![
             calls,
-            responses_text(&["both ", "done"], responses_completed(json!(null)), &[]),
+            responses_text(&["both ", "done"], responses::completed(json!(null)), &[]),
         ],
     );
     let run = sandbox.run(&["run", "-p", "llama", "read and write"]);
     assert_exit(&run, 0);
-    let pod = only_pod(&sandbox);
+    let pod = sandbox.only_pod();
     let entries = log_entries(&pod);
     // Two calls, each with its own arguments, each run with them.
     let message = of_kind(&entries, "assistant_message");
@@ -1071,23 +930,23 @@ fn parallel_calls_keyed_by_item_id_run_apart_and_the_pod_goes_on_and_resumes() {
 #[test]
 fn a_responses_completed_event_with_status_incomplete_is_a_truncated_run() {
     let sandbox = Sandbox::new();
-    profile(
+    scheme_profile(
         &sandbox,
         "cut",
         "openai-responses",
         "[agent]\ntools = []\n",
-        vec![sse_response(provider_fixture(
+        vec![stream(provider_fixture(
             "synthetic/openai-responses/completed-status-incomplete-max-output.sse",
         ))],
     );
     let run = sandbox.run(&["run", "-p", "cut", "say a lot"]);
     assert_exit(&run, 1);
     assert!(
-        stderr(&run).contains("cut at the output-token limit"),
+        stderr_text(&run).contains("cut at the output-token limit"),
         "{}",
         describe(&run)
     );
-    let pod = only_pod(&sandbox);
+    let pod = sandbox.only_pod();
     let entries = log_entries(&pod);
     let completed = of_kind(&entries, "run_completed");
     assert_eq!(completed[0]["stop_reason"]["reason"], "max_tokens");

@@ -5,11 +5,7 @@
 
 mod support;
 
-use support::{Sandbox, assert_exit, stdout_json};
-
-fn stderr(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use support::{Sandbox, assert_exit, stderr_text, stdout_json};
 
 #[test]
 fn list_shows_builtins_and_what_a_project_profile_shadows() {
@@ -137,9 +133,9 @@ fn explain_answers_value_and_source() {
     let output = sandbox.run(&["profile", "explain", "coder", "session.record_event_trac"]);
     assert_exit(&output, 2);
     assert!(
-        stderr(&output).contains("did you mean `session.record_event_trace`"),
+        stderr_text(&output).contains("did you mean `session.record_event_trace`"),
         "{}",
-        stderr(&output)
+        stderr_text(&output)
     );
 }
 
@@ -194,7 +190,7 @@ fn child_errors_exit_2_with_a_hint() {
     let sandbox = Sandbox::new();
     let output = sandbox.run(&["profile", "child", "coder", "debug"]);
     assert_exit(&output, 2);
-    let err = stderr(&output);
+    let err = stderr_text(&output);
     assert!(
         err.contains("error: profile `debug` is not in the parent's spawn.allowed_profiles"),
         "{err}"
@@ -211,9 +207,9 @@ fn child_errors_exit_2_with_a_hint() {
     ]);
     assert_exit(&output, 2);
     assert!(
-        stderr(&output).contains("`../elsewhere`"),
+        stderr_text(&output).contains("`../elsewhere`"),
         "{}",
-        stderr(&output)
+        stderr_text(&output)
     );
 
     let output = sandbox.run(&[
@@ -226,9 +222,9 @@ fn child_errors_exit_2_with_a_hint() {
     ]);
     assert_exit(&output, 2);
     assert!(
-        stderr(&output).contains("parent may not spawn: max_depth 0"),
+        stderr_text(&output).contains("parent may not spawn: max_depth 0"),
         "{}",
-        stderr(&output)
+        stderr_text(&output)
     );
 
     let output = sandbox.run(&[
@@ -241,9 +237,9 @@ fn child_errors_exit_2_with_a_hint() {
     ]);
     assert_exit(&output, 2);
     assert!(
-        stderr(&output).contains("may not override `model.model`"),
+        stderr_text(&output).contains("may not override `model.model`"),
         "{}",
-        stderr(&output)
+        stderr_text(&output)
     );
 }
 
@@ -265,7 +261,7 @@ fn validate_reports_file_key_and_line_and_exits_2() {
 
     let output = sandbox.run(&["profile", "validate"]);
     assert_exit(&output, 2);
-    let err = stderr(&output);
+    let err = stderr_text(&output);
     assert!(
         err.contains(&format!("{}:2: unknown key `session.record_event_trac` (did you mean `session.record_event_trace`?)", typo.display())),
         "{err}"
@@ -313,7 +309,7 @@ fn an_unreadable_profile_fails_only_the_commands_that_use_it() {
     // Using it names the file and why it could not be read.
     let output = sandbox.run(&["profile", "show", "latin1"]);
     assert_exit(&output, 2);
-    let err = stderr(&output);
+    let err = stderr_text(&output);
     assert!(
         err.contains(&format!("cannot read {}", bad.display())),
         "{err}"
@@ -354,7 +350,7 @@ fn profile_dir_flag_wins_and_missing_profile_exits_2() {
 
     let output = sandbox.run(&["profile", "show", "debgu"]);
     assert_exit(&output, 2);
-    let err = stderr(&output);
+    let err = stderr_text(&output);
     assert!(
         err.contains("error: no profile named `debgu` (did you mean `debug`?)"),
         "{err}"
@@ -364,7 +360,7 @@ fn profile_dir_flag_wins_and_missing_profile_exits_2() {
 
     let output = sandbox.run(&["--profile-dir", "/nonexistent-pods-dir", "profile", "list"]);
     assert_exit(&output, 2);
-    assert!(stderr(&output).contains("/nonexistent-pods-dir"));
+    assert!(stderr_text(&output).contains("/nonexistent-pods-dir"));
 }
 
 #[test]

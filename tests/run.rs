@@ -8,114 +8,42 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
-use support::{Sandbox, assert_exit, describe, stdout_json};
-
-/// One OpenAI Chat Completions stream chunk as an SSE frame.
-fn chunk(delta: Value, finish: Option<&str>) -> String {
-    let body = json!({
-        "id": "chatcmpl-test",
-        "object": "chat.completion.chunk",
-        "model": "test-model",
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    });
-    format!("data: {body}\n\n")
-}
+use support::cassettes::{PROJECT_PROFILES, cassette, replay_profile_in, stream};
+use support::logs::{
+    entries_so_far, kinds, only_segment, only_trace, parse_json_lines, session_logs, trace_logs,
+};
+use support::{
+    Background, Sandbox, assert_exit, chat, describe, home, id_of, pod_info, signal, stdout_json,
+    wait_until, walk,
+};
 
 /// A streamed text answer, one delta per word, ending the turn.
 fn text_stream(text: &str) -> String {
-    let mut body = chunk(json!({"role": "assistant", "content": ""}), None);
-    for word in text.split_inclusive(' ') {
-        body.push_str(&chunk(json!({"content": word}), None));
-    }
-    body.push_str(&chunk(json!({}), Some("stop")));
-    body.push_str("data: [DONE]\n\n");
-    body
-}
-
-/// Text, then one tool call.
-fn tool_call_stream(text: &str, call_id: &str, tool: &str, arguments: &str) -> String {
-    let mut body = chunk(json!({"role": "assistant", "content": text}), None);
-    body.push_str(&chunk(
-        json!({"tool_calls": [{"index": 0, "id": call_id, "type": "function", "function": {"name": tool, "arguments": ""}}]}),
-        None,
-    ));
-    body.push_str(&chunk(
-        json!({"tool_calls": [{"index": 0, "function": {"arguments": arguments}}]}),
-        None,
-    ));
-    body.push_str(&chunk(json!({}), Some("tool_calls")));
-    body.push_str("data: [DONE]\n\n");
-    body
-}
-
-fn sse(body: String) -> Value {
-    json!({"status": 200, "headers": {"content-type": "text/event-stream"}, "body": body})
+    let words: Vec<&str> = text.split_inclusive(' ').collect();
+    chat::text_body(&words, "stop", None)
 }
 
 /// Write a cassette and a project profile `NAME` replaying it; extra TOML lines go into the
 /// profile (e.g. a `[session]` section).
 fn replay_profile(sandbox: &Sandbox, name: &str, responses: Vec<Value>, extra: &str) {
-    let cassette = json!({"scheme": "openai-chat", "responses": responses});
-    sandbox.write(
-        &format!("work/.pods/profiles/{name}.json"),
-        &serde_json::to_string_pretty(&cassette).unwrap(),
-    );
-    sandbox.write(
-        &format!("work/.pods/profiles/{name}.toml"),
-        &format!(
-            "[model]\nscheme = \"replay\"\nmodel = \"test-model\"\ncassette = \"{name}.json\"\n\n[limits]\nmax_attempts = 3\n\n{extra}\n"
-        ),
+    replay_profile_in(
+        sandbox,
+        PROJECT_PROFILES,
+        name,
+        "test-model",
+        &cassette("openai-chat", responses),
+        &format!("[limits]\nmax_attempts = 3\n\n{extra}"),
     );
 }
 
-fn only_pod(sandbox: &Sandbox) -> PathBuf {
-    let pods: Vec<PathBuf> = std::fs::read_dir(sandbox.home().join("pods"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(pods.len(), 1, "expected one pod: {pods:?}");
-    pods.into_iter().next().unwrap()
-}
-
-fn files_in(dir: &Path, suffix: &str) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(suffix))
-        .collect();
-    files.sort();
-    files
-}
-
-/// The session log entries of the pod's only segment.
+/// The session log entries of the pod's only segment, every line JSON.
 fn log_entries(pod: &Path) -> Vec<Value> {
-    let logs: Vec<PathBuf> = files_in(&pod.join("sessions"), ".jsonl")
-        .into_iter()
-        .filter(|p| !p.to_string_lossy().ends_with(".trace.jsonl"))
-        .collect();
-    assert_eq!(logs.len(), 1, "{logs:?}");
-    read_lines(&logs[0])
+    parse_json_lines(&only_segment(pod))
 }
 
+/// The entries of the pod's only trace sidecar, every line JSON.
 fn trace_entries(pod: &Path) -> Vec<Value> {
-    let traces = files_in(&pod.join("sessions"), ".trace.jsonl");
-    assert_eq!(traces.len(), 1, "{traces:?}");
-    read_lines(&traces[0])
-}
-
-fn read_lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn kinds(entries: &[Value]) -> Vec<&str> {
-    entries
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect()
+    parse_json_lines(&only_trace(pod))
 }
 
 #[test]
@@ -126,13 +54,14 @@ fn completed_run_with_a_tool_call_is_fully_recorded() {
         &sandbox,
         "reader",
         vec![
-            sse(tool_call_stream(
+            chat::tool_call(
                 "Reading the notes.",
                 "call_1",
                 "read_file",
                 r#"{"path":"notes.txt"}"#,
-            )),
-            sse(text_stream("The notes say to remember the milk.")),
+                None,
+            ),
+            stream(text_stream("The notes say to remember the milk.")),
         ],
         "",
     );
@@ -156,7 +85,7 @@ fn completed_run_with_a_tool_call_is_fully_recorded() {
         describe(&output)
     );
 
-    let pod = only_pod(&sandbox);
+    let pod = sandbox.only_pod();
     for file in ["pod.json", "manifest.toml", "provenance.json"] {
         assert!(pod.join(file).is_file(), "{file} missing");
     }
@@ -206,7 +135,7 @@ fn completed_run_with_a_tool_call_is_fully_recorded() {
             .starts_with("sha256:")
     );
     // Tracing is off by default: no sidecar at all.
-    assert!(files_in(&pod.join("sessions"), ".trace.jsonl").is_empty());
+    assert!(trace_logs(&pod).is_empty());
 
     let ls = sandbox.run(&["ls", "--json"]);
     assert_exit(&ls, 0);
@@ -223,13 +152,14 @@ fn streamed_text_and_tool_lines_keep_their_order_on_one_terminal() {
         &sandbox,
         "reader",
         vec![
-            sse(tool_call_stream(
+            chat::tool_call(
                 "Reading the notes.",
                 "call_1",
                 "read_file",
                 r#"{"path":"notes.txt"}"#,
-            )),
-            sse(text_stream("The notes say to remember the milk.")),
+                None,
+            ),
+            stream(text_stream("The notes say to remember the milk.")),
         ],
         "",
     );
@@ -262,7 +192,7 @@ fn streamed_text_and_tool_lines_keep_their_order_on_one_terminal() {
 fn text_is_on_stdout_while_the_stream_is_still_going() {
     let sandbox = Sandbox::new();
     // The role chunk and two words, then the stream stops for 30 s (within the idle timeout).
-    let mut response = sse(text_stream("Hello there, world."));
+    let mut response = stream(text_stream("Hello there, world."));
     response["pause_after_events"] = json!({"events": 3, "ms": 30_000});
     replay_profile(&sandbox, "paused", vec![response], "");
     let run = sandbox.spawn(&["run", "-p", "paused", "greet me"], "paused");
@@ -296,19 +226,20 @@ fn a_tool_path_outside_the_scope_is_an_error_the_model_sees() {
         &sandbox,
         "escape",
         vec![
-            sse(tool_call_stream(
+            chat::tool_call(
                 "",
                 "call_1",
                 "read_file",
                 r#"{"path":"../secret.txt"}"#,
-            )),
-            sse(text_stream("I may not read that.")),
+                None,
+            ),
+            stream(text_stream("I may not read that.")),
         ],
         "",
     );
     let output = sandbox.run(&["run", "-p", "escape", "read ../secret.txt"]);
     assert_exit(&output, 0);
-    let log = log_entries(&only_pod(&sandbox));
+    let log = log_entries(&sandbox.only_pod());
     let finished = log
         .iter()
         .find(|e| e["kind"] == "tool_call_finished")
@@ -327,8 +258,8 @@ fn a_tool_path_outside_the_scope_is_an_error_the_model_sees() {
 #[test]
 fn mid_stream_context_length_exceeded_is_run_errored_with_the_trace_before_it() {
     let sandbox = Sandbox::new();
-    let mut body = chunk(json!({"role": "assistant", "content": "Partial "}), None);
-    body.push_str(&chunk(json!({"content": "answer "}), None));
+    let mut body = chat::chunk(json!({"role": "assistant", "content": "Partial "}), None);
+    body.push_str(&chat::chunk(json!({"content": "answer "}), None));
     let error = json!({"error": {
         "message": "This model's maximum context length is 8192 tokens. However, your messages resulted in 8227 tokens.",
         "type": "invalid_request_error",
@@ -339,7 +270,7 @@ fn mid_stream_context_length_exceeded_is_run_errored_with_the_trace_before_it() 
     replay_profile(
         &sandbox,
         "overflow",
-        vec![sse(body)],
+        vec![stream(body)],
         "[session]\nrecord_event_trace = true\n",
     );
     let output = sandbox.run(&["run", "-p", "overflow", "summarize everything"]);
@@ -356,7 +287,7 @@ fn mid_stream_context_length_exceeded_is_run_errored_with_the_trace_before_it() 
         describe(&output)
     );
 
-    let pod = only_pod(&sandbox);
+    let pod = sandbox.only_pod();
     let log = log_entries(&pod);
     let errored = log.iter().find(|e| e["kind"] == "run_errored").unwrap();
     assert_eq!(errored["error"]["class"], "context_length_exceeded");
@@ -431,13 +362,13 @@ fn rate_limited_then_success_leaves_retry_markers_in_the_trace() {
     replay_profile(
         &sandbox,
         "limited",
-        vec![limited, sse(text_stream("Worked on the second try."))],
+        vec![limited, stream(text_stream("Worked on the second try."))],
         "[session]\nrecord_event_trace = true\n",
     );
     let output = sandbox.run(&["run", "-p", "limited", "hello"]);
     assert_exit(&output, 0);
     assert!(String::from_utf8_lossy(&output.stdout).contains("Worked on the second try."));
-    let pod = only_pod(&sandbox);
+    let pod = sandbox.only_pod();
     let trace = trace_entries(&pod);
     let retry = trace
         .iter()
@@ -471,7 +402,7 @@ fn tracing_off_writes_no_sidecar_and_trace_says_so() {
     replay_profile(
         &sandbox,
         "quiet",
-        vec![sse(text_stream("Hi."))],
+        vec![stream(text_stream("Hi."))],
         "[session]\nrecord_event_trace = true\n",
     );
     let output = sandbox.run(&[
@@ -485,8 +416,8 @@ fn tracing_off_writes_no_sidecar_and_trace_says_so() {
         "hello",
     ]);
     assert_exit(&output, 0);
-    let pod = only_pod(&sandbox);
-    let sessions: Vec<PathBuf> = files_in(&pod.join("sessions"), "");
+    let pod = sandbox.only_pod();
+    let sessions: Vec<PathBuf> = walk(&pod.join("sessions"));
     assert_eq!(sessions.len(), 1, "only the log: {sessions:?}");
     assert!(!sessions[0].to_string_lossy().contains(".trace."));
     let trace = sandbox.run(&["trace", "hush"]);
@@ -503,13 +434,13 @@ fn tracing_off_writes_no_sidecar_and_trace_says_so() {
 #[test]
 fn a_torn_final_log_line_is_reported_and_nothing_before_it_is_lost() {
     let sandbox = Sandbox::new();
-    replay_profile(&sandbox, "torn", vec![sse(text_stream("All done."))], "");
+    replay_profile(&sandbox, "torn", vec![stream(text_stream("All done."))], "");
     assert_exit(
         &sandbox.run(&["run", "-p", "torn", "--name", "t", "hello"]),
         0,
     );
-    let pod = only_pod(&sandbox);
-    let log_path = files_in(&pod.join("sessions"), ".jsonl").remove(0);
+    let pod = sandbox.only_pod();
+    let log_path = session_logs(&pod).remove(0);
     let before = std::fs::read_to_string(&log_path).unwrap();
     let whole_lines = before.lines().count();
     // A crash in the middle of writing one more entry.
@@ -587,8 +518,8 @@ fn a_key_echoed_inside_the_stream_never_reaches_the_trace_log_or_export() {
     let sandbox = Sandbox::new();
     // A delta field the adapter does not read (becomes `unhandled`), a frame carrying the key in
     // an auth header echo, then an in-stream error that quotes the key.
-    let mut body = chunk(json!({"role": "assistant", "content": "Hello "}), None);
-    body.push_str(&chunk(
+    let mut body = chat::chunk(json!({"role": "assistant", "content": "Hello "}), None);
+    body.push_str(&chat::chunk(
         json!({"audio": {"transcript": format!("key {KEY}")}}),
         None,
     ));
@@ -596,9 +527,9 @@ fn a_key_echoed_inside_the_stream_never_reaches_the_trace_log_or_export() {
         "data: {}\n\n",
         json!({"error": {"message": format!("upstream rejected Authorization: Bearer {KEY}"), "type": "server_error", "code": "server_error"}})
     ));
-    let output = run_keyed(&sandbox, vec![sse(body)], KEY);
+    let output = run_keyed(&sandbox, vec![stream(body)], KEY);
     assert_exit(&output, 1);
-    let pod = only_pod(&sandbox);
+    let pod = sandbox.only_pod();
     let trace = trace_entries(&pod);
     // The frames and the unhandled event were recorded, with the key taken out.
     let raw: Vec<&Value> = trace.iter().filter(|e| e["kind"] == "raw_sse").collect();
@@ -653,23 +584,6 @@ fn run_keyed(sandbox: &Sandbox, responses: Vec<Value>, key: &str) -> std::proces
         .args(["run", "-p", "keyed", "hello"])
         .output()
         .unwrap()
-}
-
-/// Every file under `dir`.
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                files.push(path);
-            }
-        }
-    }
-    files
 }
 
 #[test]
@@ -734,11 +648,9 @@ fn ctrl_c_cancels_the_run_and_records_the_signal() {
             .ok()
             .and_then(|mut d| d.next())
             .is_some_and(|pod| {
-                let sessions = pod.unwrap().path().join("sessions");
-                files_in(&sessions, ".jsonl").iter().any(|p| {
-                    p.to_string_lossy().ends_with(".trace.jsonl")
-                        && std::fs::read_to_string(p).is_ok_and(|t| t.contains("text_delta"))
-                })
+                trace_logs(&pod.unwrap().path())
+                    .iter()
+                    .any(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("text_delta")))
             });
         if streamed {
             break;
@@ -752,7 +664,7 @@ fn ctrl_c_cancels_the_run_and_records_the_signal() {
     assert!(status.success());
     let output = child.wait_with_output().unwrap();
     assert_exit(&output, 130);
-    let log = log_entries(&only_pod(&sandbox));
+    let log = log_entries(&sandbox.only_pod());
     let interrupted = log.iter().find(|e| e["kind"] == "run_interrupted").unwrap();
     // SIGINT to `pods run` ends the run (and with children, the whole tree): a `cancel` of the
     // run or a `shutdown` of the pod, always with the signal as origin.
@@ -771,7 +683,7 @@ fn resume_runs_again_in_a_new_segment_with_the_stored_manifest() {
     replay_profile(
         &sandbox,
         "again",
-        vec![sse(text_stream("First answer."))],
+        vec![stream(text_stream("First answer."))],
         "[session]\nrecord_event_trace = true\n",
     );
     assert_exit(
@@ -786,15 +698,12 @@ fn resume_runs_again_in_a_new_segment_with_the_stored_manifest() {
     let output = sandbox.run(&["resume", "r", "second"]);
     assert_exit(&output, 0);
     assert!(String::from_utf8_lossy(&output.stdout).contains("First answer."));
-    let pod = only_pod(&sandbox);
-    let logs: Vec<PathBuf> = files_in(&pod.join("sessions"), ".jsonl")
-        .into_iter()
-        .filter(|p| !p.to_string_lossy().ends_with(".trace.jsonl"))
-        .collect();
+    let pod = sandbox.only_pod();
+    let logs: Vec<PathBuf> = session_logs(&pod);
     assert_eq!(logs.len(), 2, "one segment per process: {logs:?}");
     let inputs: Vec<String> = logs
         .iter()
-        .flat_map(|l| read_lines(l))
+        .flat_map(|l| parse_json_lines(l))
         .filter(|e| e["kind"] == "run_started")
         .map(|e| e["input"].as_str().unwrap().to_owned())
         .collect();
@@ -870,7 +779,7 @@ fn a_session_log_write_failure_fails_the_run_loudly() {
     let sandbox = Sandbox::new();
     // One long answer: its `assistant_message` entry cannot fit under the file size limit.
     let long = "word ".repeat(4000);
-    replay_profile(&sandbox, "big", vec![sse(text_stream(&long))], "");
+    replay_profile(&sandbox, "big", vec![stream(text_stream(&long))], "");
     // `ulimit -f 16` (in 512-byte blocks: 8 KiB per file) with SIGXFSZ ignored, so a write past
     // the limit fails with EFBIG instead of killing the process.
     let command = sandbox.pods();
@@ -912,109 +821,6 @@ fn a_session_log_write_failure_fails_the_run_loudly() {
 // ---------------------------------------------------------------------------------------------
 // Output that goes nowhere, stuck pods, failures before the pod starts, and cascades
 
-/// A `pods` process with whatever pipes the test gave it; killed and reaped when dropped.
-struct Guarded {
-    child: Option<std::process::Child>,
-}
-
-impl Guarded {
-    fn new(child: std::process::Child) -> Guarded {
-        Guarded { child: Some(child) }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
-    }
-
-    /// Wait for the process to exit and return its exit code. `limit` is a safety deadline,
-    /// not a timing assertion: past it the process is killed and the test fails.
-    #[track_caller]
-    fn wait(&mut self, limit: std::time::Duration) -> Option<i32> {
-        let deadline = std::time::Instant::now() + limit;
-        let child = self.child.as_mut().unwrap();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status.code();
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("pods did not exit within {limit:?}");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Guarded {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Poll `probe` until it gives a value; `limit` is a safety deadline.
-#[track_caller]
-fn wait_for<T>(what: &str, limit: std::time::Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "gave up after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-}
-
-fn kill(pid: u32, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill {signal} {pid}");
-}
-
-/// Pod directories of the sandbox's home whose `pod.json` has `parent_id == parent`.
-fn pods_with_parent(sandbox: &Sandbox, parent: Option<&str>) -> Vec<PathBuf> {
-    let Ok(listing) = std::fs::read_dir(sandbox.home().join("pods")) else {
-        return Vec::new();
-    };
-    let mut dirs: Vec<PathBuf> = listing
-        .map(|e| e.unwrap().path())
-        .filter(|dir| {
-            std::fs::read_to_string(dir.join("pod.json"))
-                .ok()
-                .and_then(|text| serde_json::from_str::<Value>(&text).ok())
-                .is_some_and(|info| info["parent_id"].as_str() == parent)
-        })
-        .collect();
-    dirs.sort();
-    dirs
-}
-
-/// Every entry of every session segment of `pod` (a segment may be mid-write: unparseable
-/// lines are skipped).
-fn all_entries(pod: &Path) -> Vec<Value> {
-    files_in(&pod.join("sessions"), ".jsonl")
-        .into_iter()
-        .filter(|p| !p.to_string_lossy().ends_with(".trace.jsonl"))
-        .flat_map(|p| support::read_json_lines(&p))
-        .collect()
-}
-
-fn pod_json(pod: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(pod.join("pod.json")).unwrap()).unwrap()
-}
-
-fn id_of(pod: &Path) -> String {
-    pod.file_name().unwrap().to_string_lossy().into_owned()
-}
-
 #[test]
 fn closed_stdout_and_stderr_neither_crash_nor_hang_the_run() {
     let sandbox = Sandbox::new();
@@ -1029,16 +835,16 @@ fn closed_stdout_and_stderr_neither_crash_nor_hang_the_run() {
     // Nobody reads: both pipes are closed before the pod writes anything.
     drop(child.stdout.take());
     drop(child.stderr.take());
-    let mut proc = Guarded::new(child);
+    let mut proc = Background::adopt(child);
     let code = proc.wait(std::time::Duration::from_secs(60));
-    let root = pods_with_parent(&sandbox, None);
+    let root = home::pods_with_parent(&sandbox.home(), None);
     assert_eq!(root.len(), 1, "{root:?}");
-    let entries = all_entries(&root[0]);
+    let entries = entries_so_far(&root[0]);
     assert_eq!(code, Some(0), "{entries:#?}");
     let kinds = kinds(&entries);
     assert!(kinds.contains(&"run_completed"), "{kinds:?}");
     assert_eq!(kinds.last(), Some(&"segment_closed"), "{kinds:?}");
-    assert_eq!(pod_json(&root[0])["state"], "stopped");
+    assert_eq!(pod_info(&root[0])["state"], "stopped");
 }
 
 /// Whether a thread of process `pid` is blocked writing to its stdout (a pipe nobody reads).
@@ -1059,18 +865,13 @@ fn blocked_writing_stdout(pid: u32) -> bool {
 
 #[test]
 fn a_second_signal_ends_a_pod_stuck_writing_its_output() {
-    use support::responses::{profile, text_response};
+    use support::responses::answering_profile;
     let sandbox = Sandbox::new();
     // More text than any pipe holds, streamed to a stdout nobody reads: the pod blocks in the
     // write and cannot notice the first signal.
     let word = format!("{} ", "x".repeat(128 * 1024));
     let words: Vec<&str> = std::iter::repeat_n(word.as_str(), 16).collect();
-    profile(
-        &sandbox,
-        "flood",
-        "[agent]\ntools = []\n",
-        vec![text_response(&words, false, None)],
-    );
+    answering_profile(&sandbox, "flood", &words);
     let child = sandbox
         .pods()
         .args(["run", "-p", "flood", "say a lot"])
@@ -1079,20 +880,20 @@ fn a_second_signal_ends_a_pod_stuck_writing_its_output() {
         .stderr(std::fs::File::create(sandbox.root().join("flood.err")).unwrap())
         .spawn()
         .unwrap();
-    let mut proc = Guarded::new(child);
+    let mut proc = Background::adopt(child);
     let pid = proc.pid();
-    wait_for(
+    wait_until(
         "the pod to block writing to stdout",
         std::time::Duration::from_secs(30),
         || blocked_writing_stdout(pid).then_some(()),
     );
-    let pod = pods_with_parent(&sandbox, None).pop().unwrap();
-    kill(pid, "-INT");
-    let first = wait_for(
+    let pod = sandbox.root_pod().unwrap();
+    signal(pid, "-INT");
+    let first = wait_until(
         "the first SIGINT to be recorded",
         std::time::Duration::from_secs(30),
         || {
-            all_entries(&pod).into_iter().find(|e| {
+            entries_so_far(&pod).into_iter().find(|e| {
                 e["kind"] == "lifecycle_action" && e["action"]["origin"]["type"] == "signal"
             })
         },
@@ -1101,14 +902,14 @@ fn a_second_signal_ends_a_pod_stuck_writing_its_output() {
         support::process_running(pid),
         "the pod is stuck, so the first signal cannot end it"
     );
-    kill(pid, "-INT");
+    signal(pid, "-INT");
     let code = proc.wait(std::time::Duration::from_secs(30));
     let stderr = std::fs::read_to_string(sandbox.root().join("flood.err")).unwrap();
     assert_eq!(code, Some(130), "{stderr}");
     assert!(stderr.contains("stopped without waiting"), "{stderr}");
     // What could be recorded is: both signals, the run's interruption by the first (the one
     // that governs it), the segment's close, and the pod's state.
-    let entries = all_entries(&pod);
+    let entries = entries_so_far(&pod);
     let signals: Vec<&Value> = entries
         .iter()
         .filter(|e| e["kind"] == "lifecycle_action" && e["action"]["origin"]["type"] == "signal")
@@ -1130,7 +931,7 @@ fn a_second_signal_ends_a_pod_stuck_writing_its_output() {
     let last = entries.last().unwrap();
     assert_eq!(last["kind"], "segment_closed", "{last}");
     assert_eq!(last["reason"], "interrupted");
-    let info = pod_json(&pod);
+    let info = pod_info(&pod);
     assert_eq!(info["state"], "stopped");
     assert!(info.get("pid").is_none(), "{info}");
 }
@@ -1138,7 +939,7 @@ fn a_second_signal_ends_a_pod_stuck_writing_its_output() {
 #[test]
 fn a_pod_whose_control_socket_cannot_be_bound_leaves_no_directory() {
     let sandbox = Sandbox::new();
-    replay_profile(&sandbox, "quick", vec![sse(text_stream("Hello."))], "");
+    replay_profile(&sandbox, "quick", vec![stream(text_stream("Hello."))], "");
     // The runtime directory's `pods` is a file, not a directory: the pod directory is made,
     // then binding its socket fails.
     let runtime = sandbox.root().join("run");
@@ -1192,30 +993,30 @@ fn a_tree_wide_action_names_the_live_children_it_affects() {
     );
     holder_profile(&sandbox);
     let mut proc = sandbox.spawn(&["run", "-p", "parent", "build a tree"], "parent");
-    let parent = wait_for("the parent pod", std::time::Duration::from_secs(10), || {
-        pods_with_parent(&sandbox, None).pop()
+    let parent = wait_until("the parent pod", std::time::Duration::from_secs(10), || {
+        sandbox.root_pod()
     });
     let parent_id = id_of(&parent);
     // Both children are registered once the parent recorded their spawn.
-    wait_for(
+    wait_until(
         "two spawned children",
         std::time::Duration::from_secs(30),
         || {
-            let spawned = all_entries(&parent)
+            let spawned = entries_so_far(&parent)
                 .iter()
                 .filter(|e| e["kind"] == "child_spawned")
                 .count();
             (spawned == 2).then_some(())
         },
     );
-    let kids = pods_with_parent(&sandbox, Some(&parent_id));
+    let kids = sandbox.children_of(&parent);
     assert_eq!(kids.len(), 2, "{kids:?}");
     let stop = sandbox.run(&["stop", &parent_id, "--tree"]);
     assert_exit(&stop, 0);
     let ended = proc.finish(std::time::Duration::from_secs(30));
     assert_exit(&ended, 130);
 
-    let parent_log = all_entries(&parent);
+    let parent_log = entries_so_far(&parent);
     let action = parent_log
         .iter()
         .find(|e| e["kind"] == "lifecycle_action" && e["action"]["kind"] == "stop_tree")
@@ -1238,7 +1039,7 @@ fn a_tree_wide_action_names_the_live_children_it_affects() {
     );
     // Each child's own (cascaded) action names the child, which has no children of its own.
     for kid in &kids {
-        let entries = all_entries(kid);
+        let entries = entries_so_far(kid);
         let cascaded = entries
             .iter()
             .find(|e| e["kind"] == "run_interrupted")

@@ -9,12 +9,15 @@
 mod support;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Output, Stdio};
 
 use pod_core::run_events::{RUN_EVENTS_FORMAT, RUN_EVENTS_VERSION, RunEvent};
 use serde_json::{Value, json};
-use support::{Sandbox, assert_exit, describe, stdout_json};
+use support::cassettes::{scheme_profile, sse, stream};
+use support::{
+    Sandbox, assert_exit, chat, describe, log_entries, of_kind, pod_info, responses, stdout_json,
+};
 
 const FIXTURE: &str = include_str!("fixtures/run-json-demo.jsonl");
 const DOC: &str = include_str!("../docs/RUN-JSON.md");
@@ -123,32 +126,9 @@ fn run_with_stdin(sandbox: &Sandbox, args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn pod_dirs(sandbox: &Sandbox) -> Vec<PathBuf> {
-    let mut pods: Vec<PathBuf> = match std::fs::read_dir(sandbox.home().join("pods")) {
-        Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
-        Err(_) => Vec::new(),
-    };
-    pods.sort();
-    pods
-}
-
-fn pod_info(pod: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(pod.join("pod.json")).unwrap()).unwrap()
-}
-
 fn run_inputs(pod: &Path) -> Vec<String> {
-    let mut logs: Vec<PathBuf> = std::fs::read_dir(pod.join("sessions"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.to_string_lossy();
-            name.ends_with(".jsonl") && !name.ends_with(".trace.jsonl")
-        })
-        .collect();
-    logs.sort();
-    logs.iter()
-        .flat_map(|log| support::read_json_lines(log))
-        .filter(|e| e["kind"] == "run_started")
+    of_kind(&log_entries(pod), "run_started")
+        .iter()
         .map(|e| e["input"].as_str().unwrap().to_owned())
         .collect()
 }
@@ -156,53 +136,32 @@ fn run_inputs(pod: &Path) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 // Wire shapes, one per scheme: a turn calling list_dir, then a text answer with usage
 
-fn sse_response(body: String) -> Value {
-    json!({"status": 200, "headers": {"content-type": "text/event-stream"}, "body": body})
-}
-
-fn named_sse(events: &[Value]) -> String {
-    events
-        .iter()
-        .map(|e| format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap()))
-        .collect()
-}
-
-fn chat_chunk(delta: Value, finish: Option<&str>) -> String {
-    let body = json!({"id": "chatcmpl-t", "object": "chat.completion.chunk", "model": "m",
-                      "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
-    format!("data: {body}\n\n")
-}
-
 fn chat_usage(prompt: u64, completion: u64) -> String {
-    let body = json!({"id": "chatcmpl-t", "object": "chat.completion.chunk", "model": "m",
-        "choices": [],
-        "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                  "total_tokens": prompt + completion}});
-    format!("data: {body}\n\n")
+    chat::usage(prompt, completion, None)
 }
 
 fn chat_responses() -> Vec<Value> {
-    let mut call = chat_chunk(json!({"role": "assistant", "content": ""}), None);
-    call.push_str(&chat_chunk(
+    let mut call = chat::chunk(json!({"role": "assistant", "content": ""}), None);
+    call.push_str(&chat::chunk(
         json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
                                "function": {"name": "list_dir", "arguments": ""}}]}),
         None,
     ));
-    call.push_str(&chat_chunk(
+    call.push_str(&chat::chunk(
         json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"path\":\".\"}"}}]}),
         None,
     ));
-    call.push_str(&chat_chunk(json!({}), Some("tool_calls")));
+    call.push_str(&chat::chunk(json!({}), Some("tool_calls")));
     call.push_str(&chat_usage(40, 9));
     call.push_str("data: [DONE]\n\n");
-    let mut text = chat_chunk(json!({"role": "assistant", "content": ""}), None);
+    let mut text = chat::chunk(json!({"role": "assistant", "content": ""}), None);
     for word in ["All ", "done ", "here."] {
-        text.push_str(&chat_chunk(json!({"content": word}), None));
+        text.push_str(&chat::chunk(json!({"content": word}), None));
     }
-    text.push_str(&chat_chunk(json!({}), Some("stop")));
+    text.push_str(&chat::chunk(json!({}), Some("stop")));
     text.push_str(&chat_usage(60, 3));
     text.push_str("data: [DONE]\n\n");
-    vec![sse_response(call), sse_response(text)]
+    vec![stream(call), stream(text)]
 }
 
 fn anthropic_start(input_tokens: u64) -> Value {
@@ -239,71 +198,22 @@ fn anthropic_responses() -> Vec<Value> {
                "stop_sequence": null}, "usage": {"output_tokens": 3}}),
         json!({"type": "message_stop"}),
     ]);
-    vec![
-        sse_response(named_sse(&call)),
-        sse_response(named_sse(&text)),
-    ]
-}
-
-fn responses_shell(status: &str) -> Value {
-    json!({"id": "resp_t", "object": "response", "created_at": 1767225600, "status": status,
-           "error": null, "model": "m", "output": []})
+    vec![stream(sse(&call)), stream(sse(&text))]
 }
 
 fn responses_completed(input: u64, output: u64) -> Value {
-    let mut response = responses_shell("completed");
+    let mut response = responses::response_shell("completed");
     response["usage"] = json!({"input_tokens": input, "output_tokens": output,
                                "total_tokens": input + output});
     json!({"type": "response.completed", "response": response})
 }
 
 fn responses_responses() -> Vec<Value> {
-    let args = json!({"path": "."}).to_string();
-    let item = json!({"type": "function_call", "id": "fc_1", "call_id": "call_1",
-                      "name": "list_dir", "arguments": "", "status": "in_progress"});
-    let mut done = item.clone();
-    done["arguments"] = json!(args);
-    done["status"] = json!("completed");
-    let call = vec![
-        json!({"type": "response.created", "response": responses_shell("in_progress")}),
-        json!({"type": "response.output_item.added", "output_index": 0, "item": item}),
-        json!({"type": "response.function_call_arguments.delta", "item_id": "fc_1",
-               "output_index": 0, "delta": args}),
-        json!({"type": "response.output_item.done", "output_index": 0, "item": done}),
-        responses_completed(40, 9),
-    ];
-    let mut text = vec![
-        json!({"type": "response.created", "response": responses_shell("in_progress")}),
-        json!({"type": "response.output_item.added", "output_index": 0,
-               "item": {"id": "msg_1", "type": "message", "role": "assistant",
-                        "status": "in_progress", "content": []}}),
-    ];
-    for word in ["All ", "done ", "here."] {
-        text.push(
-            json!({"type": "response.output_text.delta", "item_id": "msg_1",
-                         "output_index": 0, "content_index": 0, "delta": word}),
-        );
-    }
-    text.push(responses_completed(60, 3));
-    vec![
-        sse_response(named_sse(&call)),
-        sse_response(named_sse(&text)),
-    ]
-}
-
-/// Project profile `name` replaying `responses` in `scheme`.
-fn profile(sandbox: &Sandbox, name: &str, scheme: &str, body: &str, responses: Vec<Value>) {
-    let cassette = json!({"scheme": scheme, "responses": responses});
-    sandbox.write(
-        &format!("work/.pods/profiles/{name}.json"),
-        &serde_json::to_string_pretty(&cassette).unwrap(),
-    );
-    sandbox.write(
-        &format!("work/.pods/profiles/{name}.toml"),
-        &format!(
-            "[model]\nscheme = \"replay\"\nmodel = \"m\"\ncassette = \"{name}.json\"\n\n{body}\n"
-        ),
-    );
+    let mut call = responses::tool_call_events("call_1", "list_dir", json!({"path": "."}));
+    call.push(responses_completed(40, 9));
+    let text =
+        responses::text_events_ending(&["All ", "done ", "here."], &[], responses_completed(60, 3));
+    vec![stream(sse(&call)), stream(sse(&text))]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -398,7 +308,7 @@ fn run_json_over_each_scheme_writes_the_documented_kinds_in_order_with_usage() {
     for (scheme, responses) in cases {
         let sandbox = Sandbox::new();
         sandbox.write("work/seen.txt", "x");
-        profile(&sandbox, "wire", scheme, "", responses);
+        scheme_profile(&sandbox, "wire", scheme, "", responses);
         let output = sandbox.run(&["run", "-p", "wire", "--json", "look"]);
         assert_exit(&output, 0);
         let events = events(&output);
@@ -711,7 +621,8 @@ fn the_prompt_comes_from_stdin_when_piped_or_given_as_a_dash() {
         "from a dash",
     );
     assert_exit(&dash, 0);
-    let mut inputs: Vec<String> = pod_dirs(&sandbox)
+    let mut inputs: Vec<String> = sandbox
+        .pod_dirs()
         .iter()
         .filter(|dir| pod_info(dir)["parent_id"].is_null())
         .flat_map(|dir| run_inputs(dir))
@@ -733,7 +644,7 @@ fn an_empty_prompt_is_refused_with_exit_2_and_no_pod() {
         assert!(stderr.contains("error: the prompt is empty"), "{stderr}");
         assert!(stderr.contains("hint:"), "{stderr}");
     }
-    assert!(pod_dirs(&sandbox).is_empty());
+    assert!(sandbox.pod_dirs().is_empty());
 }
 
 #[test]
@@ -744,7 +655,7 @@ fn a_prompt_on_stdin_over_the_limit_is_refused() {
     assert_exit(&output, 2);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("longer than 4 MiB"), "{stderr}");
-    assert!(pod_dirs(&sandbox).is_empty());
+    assert!(sandbox.pod_dirs().is_empty());
 }
 
 #[test]
@@ -778,7 +689,8 @@ fn dash_m_sets_the_model_with_command_line_provenance() {
         "hi",
     ]);
     assert_exit(&output, 0);
-    let pod = pod_dirs(&sandbox)
+    let pod = sandbox
+        .pod_dirs()
         .into_iter()
         .find(|dir| pod_info(dir)["parent_id"].is_null())
         .unwrap();
@@ -837,7 +749,8 @@ fn resume_last_resumes_the_newest_pod_of_this_directory() {
     assert_exit(&output, 0);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.starts_with("pod newer ("), "{stderr}");
-    let newer = pod_dirs(&sandbox)
+    let newer = sandbox
+        .pod_dirs()
         .into_iter()
         .find(|dir| pod_info(dir)["name"] == "newer")
         .unwrap();
@@ -870,7 +783,7 @@ fn resume_last_without_a_pod_here_says_so() {
 #[test]
 fn resume_prints_the_runs_token_usage_and_show_counts_it() {
     let sandbox = Sandbox::new();
-    profile(&sandbox, "wire", "openai-chat", "", chat_responses());
+    scheme_profile(&sandbox, "wire", "openai-chat", "", chat_responses());
     assert_exit(
         &sandbox.run(&["run", "-p", "wire", "--name", "w", "look"]),
         0,

@@ -10,49 +10,16 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use support::responses::{profile, sse, stream, text_events};
-use support::{Sandbox, assert_exit, describe, read_json_lines};
+use support::cassettes::{sse, stream};
+use support::logs::only_trace;
+use support::responses::{profile, text_events};
+use support::{Sandbox, assert_exit, describe, log_entries, of_kind, read_json_lines};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// The one pod directory in the sandbox's home.
-fn only_pod(sandbox: &Sandbox) -> PathBuf {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(sandbox.home().join("pods"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(dirs.len(), 1, "{dirs:?}");
-    dirs.pop().unwrap()
-}
-
-fn session_files(pod: &Path, trace: bool) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(pod.join("sessions"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_str().unwrap();
-            name.ends_with(".jsonl") && name.ends_with(".trace.jsonl") == trace
-        })
-        .collect();
-    files.sort();
-    files
-}
-
-fn log_entries(pod: &Path) -> Vec<Value> {
-    session_files(pod, false)
-        .iter()
-        .flat_map(|f| read_json_lines(f))
-        .collect()
-}
-
+/// The entries of the pod's one trace sidecar.
 fn trace_entries(pod: &Path) -> Vec<Value> {
-    let files = session_files(pod, true);
-    assert_eq!(files.len(), 1, "one trace sidecar: {files:?}");
-    read_json_lines(&files[0])
-}
-
-fn of_kind<'a>(entries: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    entries.iter().filter(|e| e["kind"] == kind).collect()
+    read_json_lines(&only_trace(pod))
 }
 
 fn marker_at(trace: &[Value], marker: &str) -> Option<usize> {
@@ -70,7 +37,7 @@ fn raw_sse_frames_are_written_only_when_switched_on() {
     profile(&sandbox, "solo", TRACING, vec![stream(body)]);
     let output = sandbox.run_within(&["run", "-p", "solo", "hello"], LIMIT);
     assert_exit(&output, 0);
-    let trace = trace_entries(&only_pod(&sandbox));
+    let trace = trace_entries(&sandbox.only_pod());
     assert!(!of_kind(&trace, "stream").is_empty(), "{trace:#?}");
     assert!(
         of_kind(&trace, "raw_sse").is_empty(),
@@ -92,7 +59,7 @@ fn top_level_raw_sse_frames_are_bounded_and_keep_their_length() {
     );
     let output = sandbox.run_within(&["run", "-p", "solo", "hello"], LIMIT);
     assert_exit(&output, 0);
-    let trace = trace_entries(&only_pod(&sandbox));
+    let trace = trace_entries(&sandbox.only_pod());
     let raw = of_kind(&trace, "raw_sse");
     // One raw entry per SSE frame the cassette sent, in order, with its event name.
     assert_eq!(raw.len(), events.len(), "{raw:#?}");
@@ -134,7 +101,7 @@ fn stalled_run(knob: (&str, Value)) -> (Sandbox, PathBuf, std::process::Output) 
         vec![response],
     );
     let output = sandbox.run_within(&["run", "-p", "solo", "wait for it"], LIMIT);
-    let pod = only_pod(&sandbox);
+    let pod = sandbox.only_pod();
     (sandbox, pod, output)
 }
 
