@@ -55,36 +55,6 @@ impl PendingEntry {
 }
 
 #[cfg(test)]
-    pub(crate) fn into_entry(self, seq: u64, ts: String) -> TraceEntry {
-        TraceEntry {
-            seq,
-            ts,
-            run_id: self.run_id.map(|id| id.to_string()),
-            turn: self.turn,
-            attempt: self.attempt,
-            body: self.body,
-        }
-    }
-}
-
-/// A URL reduced to what a trace may hold: scheme, host, port and path; no credentials, no
-/// query string, no fragment.
-pub fn redact_url(url: &str) -> String {
-    let cut = url.find(['?', '#']).unwrap_or(url.len());
-    let url = &url[..cut];
-    match url.find("://") {
-        Some(scheme_end) => {
-            let rest = &url[scheme_end + 3..];
-            let host_end = rest.find('/').unwrap_or(rest.len());
-            let authority = &rest[..host_end];
-            let host = authority.rsplit('@').next().unwrap_or(authority);
-            format!("{}://{}{}", &url[..scheme_end], host, &rest[host_end..])
-        }
-        None => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
 mod tests {
     use super::*;
 
