@@ -29,11 +29,11 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use pod_core::record::*;
 use pod_export::{
     ExportRequest, Format, Secret, export, prepare, render_checked, write_file_atomically,
 };
-use pod_provider::{ErrorClass, ProviderError};
+use pod_protocol::record::*;
+use pod_protocol::{ErrorClass, ProviderError};
 
 const PODS: usize = 8;
 
@@ -290,7 +290,7 @@ fn generate(home: &Path, target: u64, shape: Shape) -> u64 {
                         turns,
                         text: "done".into(),
                         reason: "end_turn".into(),
-                        stop_reason: Some(pod_core::record::StopReason::EndTurn),
+                        stop_reason: Some(pod_protocol::record::StopReason::EndTurn),
                     }),
                 );
             }
@@ -330,7 +330,7 @@ fn small_run(w: &mut Counting, put: &mut impl FnMut(&mut Counting, LogBody), run
             turns: 1,
             text: "Done: the file has 42 lines.".into(),
             reason: "end_turn".into(),
-            stop_reason: Some(pod_core::record::StopReason::EndTurn),
+            stop_reason: Some(pod_protocol::record::StopReason::EndTurn),
         }),
     );
 }

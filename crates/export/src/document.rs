@@ -137,29 +137,8 @@ pub struct SegmentDoc {
     pub closed: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Completed,
-    ProviderError,
-    Interrupted,
-    /// Started, no terminal entry, owner process gone.
-    Crashed,
-    /// Started, no terminal entry, owner process alive.
-    Running,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Completed => "completed",
-            Outcome::ProviderError => "provider_error",
-            Outcome::Interrupted => "interrupted",
-            Outcome::Crashed => "crashed",
-            Outcome::Running => "running",
-        }
-    }
-}
+/// A run's outcome: the one classifier `pods ls`, `show` and `log` use too.
+pub use pod_home::RunOutcome as Outcome;
 
 /// One run's summary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -15,6 +15,9 @@ pub enum ExportError {
     #[error("`{query}` matches more than one pod: {candidates}")]
     AmbiguousPod { query: String, candidates: String },
 
+    #[error(transparent)]
+    Home(pod_home::HomeError),
+
     #[error("could not read {path}")]
     ReadFile {
         path: PathBuf,

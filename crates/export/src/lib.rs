@@ -33,7 +33,6 @@
 mod chain;
 pub mod document;
 mod error;
-mod liveness;
 mod mapping;
 mod output;
 mod plan;

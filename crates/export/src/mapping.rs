@@ -2,7 +2,7 @@
 //! provider error, interrupt and its lifecycle action, crash evidence, and the facts the log
 //! does not hold), and a segment's.
 
-use pod_core::record::{
+use pod_protocol::record::{
     LifecycleAction, LifecycleKind, Origin, RunTrigger, ToolExecutionPhase, UnverifiedOrigin,
 };
 
@@ -10,9 +10,10 @@ use crate::document::{
     ActionDoc, ActionRef, CrashEvidence, ErrorDoc, InterruptDoc, OriginDoc, Outcome, PeerDoc,
     PhaseDoc, RunDoc, SegmentDoc, TriggerDoc, UsageDoc,
 };
-use crate::liveness::{Liveness, owner_liveness};
 use crate::retry::retry_safety;
 use crate::scan::{PhaseLite, RunAcc, SegmentScan, Terminal, preview, side_effect_name};
+use pod_home::Liveness;
+use pod_home::runs::{RunOutcome, SegmentOwner};
 
 pub(crate) fn segment_doc(seg: &SegmentScan) -> SegmentDoc {
     let started = seg.started.as_ref();
@@ -82,7 +83,7 @@ pub(crate) fn run_doc(
     };
     if let Some(Terminal::Completed { text, stop_reason }) = &mut acc.terminal {
         run.output = Some(std::mem::take(text));
-        let stop = pod_core::StopFacts::of(stop_reason.as_ref());
+        let stop = pod_protocol::report::StopFacts::of(stop_reason.as_ref());
         if stop_reason.is_none() {
             missing.push("stop_reason".to_owned());
         }
@@ -142,31 +143,20 @@ pub(crate) fn run_doc(
             run.phase = Some(derived_phase(acc));
         }
         None => {
-            let pid = seg.started.as_ref().map(|(s, _)| s.pid).or(pod_pid);
-            let started = seg.started.as_ref().map(|(_, ts)| ts.as_str());
-            let liveness = if later_segment {
-                Liveness::Gone("a later segment of this pod was started by another process".into())
-            } else if let Some(reason) = &seg.closed {
-                Liveness::Gone(format!(
-                    "the segment was closed ({reason}) without ending the run"
-                ))
-            } else if let Some(pid) = pid {
-                owner_liveness(pid, started)
-            } else {
-                Liveness::Unknown("no owner pid was recorded".into())
+            let owner = SegmentOwner {
+                pid: seg.started.as_ref().map(|(s, _)| s.pid),
+                started_at: seg.started.as_ref().map(|(_, ts)| ts.clone()),
+                closed: seg.closed.clone(),
+                later_segment,
             };
+            let pid = owner.pid.or(pod_pid);
+            let liveness = owner.liveness(pod_pid);
             run.phase = Some(derived_phase(acc));
+            run.outcome = RunOutcome::unfinished(&liveness);
             let (owner, detail) = match liveness {
-                Liveness::Alive => {
-                    run.outcome = Outcome::Running;
-                    ("alive".to_owned(), String::new())
-                }
-                Liveness::Gone(detail) => {
-                    run.outcome = Outcome::Crashed;
-                    ("gone".to_owned(), detail)
-                }
+                Liveness::Alive => ("alive".to_owned(), String::new()),
+                Liveness::Gone(detail) => ("gone".to_owned(), detail),
                 Liveness::Unknown(detail) => {
-                    run.outcome = Outcome::Crashed;
                     missing.push("crash.owner_liveness".to_owned());
                     ("unknown".to_owned(), detail)
                 }

@@ -1,6 +1,6 @@
 use serde_json::{Value, json};
 
-use pod_core::record::{CausedBy, PeerCred};
+use pod_protocol::record::{CausedBy, PeerCred};
 
 use super::*;
 use crate::document::RetryVerdict;

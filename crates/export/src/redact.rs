@@ -23,7 +23,7 @@ use crate::document::{
     RedactionMode, RunDoc,
 };
 use crate::error::ExportError;
-use pod_core::secrets::KeyPrint;
+use pod_home::keys::KeyPrint;
 
 /// Environment variables checked for key values even when no manifest names them.
 pub const DEFAULT_KEY_ENVS: &[&str] = &[
@@ -125,15 +125,14 @@ pub fn secrets_recorded(home: &std::path::Path) -> Result<Vec<Secret>, ExportErr
             path: pods.clone(),
             source,
         })?;
-        let path = entry.path().join(pod_core::secrets::KEYS_FILE);
-        let file =
-            pod_core::secrets::read_key_file(&path).map_err(|error| ExportError::ReadFile {
-                path: path.clone(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    pod_core::error_chain(&error),
-                ),
-            })?;
+        let path = entry.path().join(pod_home::keys::KEYS_FILE);
+        let file = pod_home::keys::read_key_file(&path).map_err(|error| ExportError::ReadFile {
+            path: path.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                pod_protocol::text::error_chain(&error),
+            ),
+        })?;
         for print in file.map(|f| f.keys).unwrap_or_default() {
             if seen.insert((print.salt.clone(), print.sha256.clone())) {
                 secrets.push(Secret::recorded(print));

@@ -10,8 +10,8 @@ use crate::document::{
 use crate::error::ExportError;
 use crate::redact::{Secret, check_secrets};
 use crate::stream::{DocHead, MarkdownSink, Spool, Transcripts, feed};
-use pod_core::conversation::{Conversation, Item, read_conversation};
-use pod_core::printable;
+use pod_home::conversation::{Conversation, Item, read_conversation};
+use pod_protocol::text::printable;
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,7 +270,7 @@ pub(crate) fn md_run_row(out: &mut dyn Write, run: &RunDoc) -> std::io::Result<(
             "{}unhandled stream events: {} (kept only in a trace; {})",
             if detail.is_empty() { "" } else { "; " },
             names.join(", "),
-            pod_core::summary::UNHANDLED_TRACE_HINT
+            pod_home::summary::UNHANDLED_TRACE_HINT
         ));
     }
     let tokens = match &run.usage {
@@ -321,7 +321,7 @@ pub(crate) fn md_transcript(
 ) -> std::io::Result<()> {
     let dir = match transcripts {
         Transcripts::Full(pods) | Transcripts::Counts(pods) => {
-            pod_core::PodDir::open(&pods.join(pod_id))
+            pod_home::PodDir::open(&pods.join(pod_id))
         }
         Transcripts::Unavailable => {
             writeln!(out)?;
@@ -336,7 +336,7 @@ pub(crate) fn md_transcript(
     let conversation = match read_conversation(&dir) {
         Ok(conversation) => conversation,
         Err(error) => {
-            let text = pod_core::error_chain(&error);
+            let text = pod_protocol::text::error_chain(&error);
             return match transcripts {
                 // The error names paths and text from the logs: not under --sanitize.
                 Transcripts::Counts(_) => writeln!(

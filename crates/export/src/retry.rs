@@ -1,7 +1,7 @@
 //! Whether a run is safe to run again, judged from its phase: the side-effect classes of the
 //! tool calls it started, and whether the user saw (or may have seen) its output.
 
-use pod_core::record::SideEffectClass;
+use pod_protocol::record::SideEffectClass;
 
 use crate::document::{PhaseDoc, RetrySafety, RetryVerdict};
 use crate::scan::side_effect_name;

@@ -7,12 +7,12 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use pod_core::record::{
-    CausedBy, LifecycleKind, Origin, PodState, SideEffectClass, ToolExecutionPhase,
-};
 use pod_export::document::{ChainLink, ExportDocument, OriginDoc, Outcome, RetryVerdict, RunDoc};
 use pod_export::{ExportError, ExportRequest, Format, Progress, Secret, export, render_checked};
-use pod_provider::ErrorClass;
+use pod_protocol::ErrorClass;
+use pod_protocol::record::{
+    CausedBy, LifecycleKind, Origin, PodState, SideEffectClass, ToolExecutionPhase,
+};
 
 const POD: &str = "0193a000-0000-7000-8000-000000000001";
 const CHILD: &str = "0193a000-0000-7000-8000-000000000002";

@@ -57,3 +57,47 @@ fn a_created_pod_without_a_process_is_live_only_while_it_is_being_set_up() {
     let (unknown, info) = pod(&home, PodState::Created, None, "not a time");
     assert!(pod_is_live(&unknown, &info), "an unknown age is not old");
 }
+
+#[test]
+fn this_process_is_alive_as_owner_of_records_written_now() {
+    let now = std::time::SystemTime::now();
+    assert_eq!(
+        owner_liveness(std::process::id(), Some(now)),
+        Liveness::Alive
+    );
+    assert!(process_alive(std::process::id()));
+}
+
+#[test]
+fn a_process_started_after_the_records_is_not_their_owner() {
+    let long_ago = humantime::parse_rfc3339("2001-01-01T00:00:00Z").unwrap();
+    assert!(matches!(
+        owner_liveness(std::process::id(), Some(long_ago)),
+        Liveness::Gone(reason) if reason.contains("reused")
+    ));
+}
+
+#[test]
+fn an_exited_process_is_gone() {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    assert!(matches!(owner_liveness(pid, None), Liveness::Gone(_)));
+    assert!(!process_alive(pid));
+}
+
+#[test]
+fn a_zombie_is_gone() {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    // Not reaped yet: wait until it is a zombie.
+    for _ in 0..200 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        if stat.contains(") Z") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(matches!(owner_liveness(pid, None), Liveness::Gone(r) if r.contains("zombie")));
+    child.wait().unwrap();
+}

@@ -71,15 +71,4 @@ impl CoreError {
     }
 }
 
-/// An error and its causes on one line (`outer: cause: root cause`), for tool outputs, log
-/// entries and tables.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use pod_protocol::text::error_chain;

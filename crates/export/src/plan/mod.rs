@@ -31,7 +31,8 @@ use crate::stream::{
 };
 
 use logs::scan_pod;
-use pods::{PodEntry, ancestors, load_pods, pod_doc, resolve};
+use pod_home::{PodHome, PodIndex};
+use pods::{PodEntry, load_pods, pod_doc, resolve};
 
 /// What to export.
 #[derive(Debug, Clone)]
@@ -85,6 +86,8 @@ pub struct ExportPlan {
     all: BTreeMap<String, PodEntry>,
     unreadable: Vec<(PathBuf, String)>,
     root: String,
+    /// The root's ancestors outside the export, from the top of its tree down.
+    ancestors: Vec<String>,
     selected: Vec<String>,
 }
 
@@ -104,13 +107,13 @@ pub fn prepare(request: &ExportRequest) -> Result<ExportPlan, ExportError> {
     if !pods_dir.is_dir() {
         return Err(ExportError::NoPodsDir { path: pods_dir });
     }
-    let (all, unreadable) = load_pods(&pods_dir)?;
-    if let Some((path, _)) = unreadable
-        .iter()
-        .find(|(path, _)| path.parent().and_then(Path::file_name) == Some(request.pod.as_ref()))
-    {
-        // The pod asked for is the unreadable one: that is an error, not a footnote.
-        let text = pod_home::files::read_regular(path, 1 << 20).map_err(|source| {
+    let index = PodIndex::load(&PodHome::at(&request.home)).map_err(ExportError::Home)?;
+    let (all, unreadable) = load_pods(&index);
+    let asked = resolve(&index, &request.pod)?;
+    if asked.fields.is_err() {
+        // The pod asked for is an unreadable one: that is an error, not a footnote.
+        let path = asked.dir.info_path();
+        let text = pod_home::files::read_regular(&path, 1 << 20).map_err(|source| {
             ExportError::ReadFile {
                 path: path.clone(),
                 source,
@@ -119,39 +122,24 @@ pub fn prepare(request: &ExportRequest) -> Result<ExportPlan, ExportError> {
         let source = serde_json::from_slice::<Value>(&text)
             .err()
             .unwrap_or_else(|| serde::de::Error::custom("not a pod.json object"));
-        return Err(ExportError::BadPodJson {
-            path: path.clone(),
-            source,
-        });
+        return Err(ExportError::BadPodJson { path, source });
     }
-    let root = resolve(&all, &request.pod, &request.home)?;
-    let mut selected = vec![root.clone()];
-    if request.tree {
-        let mut children: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for pod in all.values() {
-            if let Some(parent) = &pod.parent_id {
-                children.entry(parent.as_str()).or_default().push(&pod.id);
-            }
-        }
-        let mut i = 0;
-        while i < selected.len() {
-            if let Some(kids) = children.get(selected[i].as_str()) {
-                let mut kids: Vec<String> = kids.iter().map(|k| (*k).to_owned()).collect();
-                kids.sort();
-                for kid in kids {
-                    if !selected.contains(&kid) {
-                        selected.push(kid);
-                    }
-                }
-            }
-            i += 1;
-        }
-    }
+    let root = asked.id().to_owned();
+    let selected = if request.tree {
+        // Pods whose pod.json cannot be read are listed as unreadable, not exported.
+        let mut tree = index.tree(&root);
+        tree.retain(|id| all.contains_key(id));
+        tree
+    } else {
+        vec![root.clone()]
+    };
+    let ancestors = index.ancestors(&root);
     Ok(ExportPlan {
         request: request.clone(),
         all,
         unreadable,
         root,
+        ancestors,
         selected,
     })
 }
@@ -164,7 +152,7 @@ impl ExportPlan {
         let manifests: Vec<Value> = self
             .selected
             .iter()
-            .filter_map(|id| pod_doc(&self.all[id], &self.all).manifest)
+            .filter_map(|id| pod_doc(&self.all[id]).manifest)
             .collect();
         key_env_names_of(manifests.iter())
     }
@@ -223,6 +211,7 @@ impl ExportPlan {
             all,
             unreadable,
             root,
+            ancestors,
             selected,
         } = self;
         progress(Progress::Pods {
@@ -243,7 +232,7 @@ impl ExportPlan {
         // a cascade link may be missing because of it.
         let mut ancestor_index = ActionIndex::default();
         let mut ancestor_problems = Vec::new();
-        for ancestor in ancestors(&all, &root) {
+        for ancestor in ancestors {
             if let Some(pod) = all.get(&ancestor) {
                 let scan = scan_pod(pod, &mut |_| {}, &mut |_, _| Ok(()))?;
                 for seg in scan.segments {
@@ -269,7 +258,7 @@ impl ExportPlan {
         };
         for id in &selected {
             let pod = &all[id];
-            let mut head = pod_doc(pod, &all);
+            let mut head = pod_doc(pod);
             let name = head.name.clone();
             if let Some(r) = redactor.as_mut() {
                 r.pod_head(&mut head);

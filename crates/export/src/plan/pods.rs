@@ -2,10 +2,10 @@
 //! for found by id, prefix or name, its ancestors, and each pod's head in the document (its
 //! `pod.json` facts, manifest and provenance).
 
-use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
-use serde_json::Value;
+use pod_home::{HomeError, PodIndex, PodRecord};
 
 use crate::document::{PodDoc, ProvenanceDoc};
 use crate::error::ExportError;
@@ -21,126 +21,56 @@ pub(super) struct PodEntry {
     pub(super) created: Option<String>,
     pub(super) pid: Option<u32>,
     pub(super) state: Option<String>,
+    /// Ancestor ids from the root of its tree down to its parent.
+    pub(super) ancestors: Vec<String>,
 }
 
 /// Every readable `pod.json` under `pods/`, and the paths of unreadable ones with why.
 pub(super) type LoadedPods = (BTreeMap<String, PodEntry>, Vec<(PathBuf, String)>);
 
-pub(super) fn load_pods(pods_dir: &Path) -> Result<LoadedPods, ExportError> {
-    let read_dir = std::fs::read_dir(pods_dir).map_err(|source| ExportError::ReadFile {
-        path: pods_dir.to_path_buf(),
-        source,
-    })?;
+/// The home's pods as `pod-home` reads them (leniently), split into the readable ones and the
+/// `pod.json` files that could not be read.
+pub(super) fn load_pods(index: &PodIndex) -> LoadedPods {
     let mut pods = BTreeMap::new();
     let mut unreadable = Vec::new();
-    for entry in read_dir {
-        let entry = entry.map_err(|source| ExportError::ReadFile {
-            path: pods_dir.to_path_buf(),
-            source,
-        })?;
-        let dir = entry.path();
-        let path = dir.join("pod.json");
-        // Not a pod directory; a pod.json that is not a regular file is unreadable (below).
-        if !path.exists() {
-            continue;
-        }
-        let value = match pod_home::files::read_regular(&path, 1 << 20) {
-            Ok(text) => match serde_json::from_slice::<Value>(&text) {
-                Ok(value) if value.is_object() => value,
-                Ok(_) => {
-                    unreadable.push((path, "not a JSON object".to_owned()));
-                    continue;
-                }
-                Err(e) => {
-                    unreadable.push((path, e.to_string()));
-                    continue;
-                }
-            },
-            Err(e) => {
-                unreadable.push((path, e.to_string()));
-                continue;
+    for record in index.pods() {
+        match &record.fields {
+            Ok(fields) => {
+                let pod = PodEntry {
+                    dir: record.dir.path().to_owned(),
+                    id: record.id().to_owned(),
+                    name: fields.name.clone(),
+                    profile: fields.profile.clone(),
+                    parent_id: fields.parent_id.clone(),
+                    created: fields.created.clone(),
+                    pid: fields.pid,
+                    state: fields.state.clone(),
+                    ancestors: index.ancestors(record.id()),
+                };
+                pods.insert(pod.id.clone(), pod);
             }
-        };
-        let text_field = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
-        let dir_name = entry.file_name().to_string_lossy().into_owned();
-        let pod = PodEntry {
-            id: text_field("id").unwrap_or(dir_name),
-            name: text_field("name"),
-            profile: text_field("profile"),
-            parent_id: text_field("parent_id"),
-            created: text_field("created"),
-            pid: value
-                .get("pid")
-                .and_then(Value::as_u64)
-                .and_then(|p| u32::try_from(p).ok()),
-            state: text_field("state"),
-            dir,
-        };
-        pods.insert(pod.id.clone(), pod);
+            Err(error) => unreadable.push((record.dir.info_path(), error.clone())),
+        }
     }
     for (path, error) in &unreadable {
         tracing::warn!(path = %path.display(), %error, "skipping a pod with an unreadable pod.json");
     }
-    Ok((pods, unreadable))
+    (pods, unreadable)
 }
 
-pub(super) fn resolve(
-    all: &BTreeMap<String, PodEntry>,
-    query: &str,
-    home: &Path,
-) -> Result<String, ExportError> {
-    if all.contains_key(query) {
-        return Ok(query.to_owned());
-    }
-    let by_prefix: Vec<&String> = all.keys().filter(|id| id.starts_with(query)).collect();
-    // Names need not be unique: the newest pod with the name is meant, as everywhere (ids are
-    // time-ordered and `all` is sorted by id).
-    let by_name: Vec<&String> = all
-        .values()
-        .filter(|p| p.name.as_deref() == Some(query))
-        .map(|p| &p.id)
-        .next_back()
-        .into_iter()
-        .collect();
-    let matches = if by_prefix.is_empty() {
-        by_name
-    } else {
-        by_prefix
-    };
-    match matches.as_slice() {
-        [one] => Ok((*one).clone()),
-        [] => Err(ExportError::PodNotFound {
-            query: query.to_owned(),
-            home: home.to_path_buf(),
-        }),
-        many => Err(ExportError::AmbiguousPod {
-            query: query.to_owned(),
-            candidates: many
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        }),
-    }
+/// The pod `query` means (see [`PodIndex::find`]), as the export's error when there is none.
+pub(super) fn resolve<'a>(index: &'a PodIndex, query: &str) -> Result<&'a PodRecord, ExportError> {
+    index.find(query).map_err(|error| match error {
+        HomeError::PodNotFound { query, home } => ExportError::PodNotFound { query, home },
+        HomeError::AmbiguousPod { query, candidates } => ExportError::AmbiguousPod {
+            query,
+            candidates: candidates.join(", "),
+        },
+        other => ExportError::Home(other),
+    })
 }
 
-/// Ancestor ids from the root down to the parent.
-pub(super) fn ancestors(all: &BTreeMap<String, PodEntry>, id: &str) -> Vec<String> {
-    let mut chain = Vec::new();
-    let mut seen = HashSet::new();
-    let mut current = all.get(id).and_then(|p| p.parent_id.clone());
-    while let Some(parent) = current {
-        if !seen.insert(parent.clone()) {
-            break;
-        }
-        current = all.get(&parent).and_then(|p| p.parent_id.clone());
-        chain.push(parent);
-    }
-    chain.reverse();
-    chain
-}
-
-pub(super) fn pod_doc(pod: &PodEntry, all: &BTreeMap<String, PodEntry>) -> PodDoc {
+pub(super) fn pod_doc(pod: &PodEntry) -> PodDoc {
     let mut missing = Vec::new();
     let mut need = |value: &Option<String>, fact: &str| {
         if value.is_none() {
@@ -195,7 +125,7 @@ pub(super) fn pod_doc(pod: &PodEntry, all: &BTreeMap<String, PodEntry>) -> PodDo
         name,
         profile,
         parent_id: pod.parent_id.clone(),
-        ancestors: ancestors(all, &pod.id),
+        ancestors: pod.ancestors.clone(),
         created: pod.created.clone(),
         state,
         recorded_state,

@@ -14,8 +14,8 @@ const MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
 pub(super) fn read_line(
     reader: &mut impl BufRead,
     buf: &mut Vec<u8>,
-) -> std::io::Result<Option<pod_core::home::LineRead>> {
-    pod_core::home::read_line_bounded(reader, buf, MAX_LINE_BYTES)
+) -> std::io::Result<Option<pod_home::files::LineRead>> {
+    pod_home::files::read_line_bounded(reader, buf, MAX_LINE_BYTES)
 }
 
 pub(super) fn trim_line(line: &[u8]) -> &[u8] {

@@ -1,5 +1,5 @@
 //! The scan reads the frequent kinds into borrowed shapes (`*Lite`) instead of the
-//! `pod_core::record` types: these tests hold the two to the same reading, over a record of
+//! `pod_protocol::record` types: these tests hold the two to the same reading, over a record of
 //! every kind as this build writes it and every line of the older-format fixtures.
 
 use std::collections::BTreeSet;
@@ -7,13 +7,13 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use pod_core::record::{
+use pod_protocol::record::{
     CausedBy, ChildSpawned, LifecycleAction, LifecycleKind, LogBody, LogEntry, Origin,
     ProviderRequestFinished, ProviderRequestStarted, RequestedToolCall, RunCompleted, RunErrored,
     RunInterrupted, RunPhase, RunStarted, SegmentClosed, StopReason, ToolCallFinished,
     ToolCallStarted, ToolExecutionPhase, ToolOutcome, Usage,
 };
-use pod_provider::{ErrorClass, ProviderError};
+use pod_protocol::{ErrorClass, ProviderError};
 
 use super::lines::top_level_str;
 use super::terminal::{TerminalLite, read_error, read_phase};
@@ -60,7 +60,7 @@ fn current_records() -> Vec<String> {
             profile: "coder".into(),
             manifest_digest: "sha256:00".into(),
             pid: 7,
-            format_version: pod_core::record::LOG_FORMAT_VERSION,
+            format_version: pod_protocol::record::LOG_FORMAT_VERSION,
             writer: "pods 9".into(),
         }),
         LogBody::RunStarted(RunStarted {
@@ -94,7 +94,7 @@ fn current_records() -> Vec<String> {
             }),
             unhandled: [("ping".to_owned(), 2)].into_iter().collect(),
         }),
-        LogBody::AssistantMessage(pod_core::record::AssistantMessage {
+        LogBody::AssistantMessage(pod_protocol::record::AssistantMessage {
             run_id: run_id(),
             turn: 1,
             text: "calling \"ls\"".into(),

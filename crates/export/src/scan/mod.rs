@@ -31,13 +31,13 @@ use serde::de::IgnoredAny;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use pod_core::record::{
+use pod_protocol::record::{
     ChildExited, LifecycleActionRecorded, LogBody, LogEntry, RunTrigger, SegmentStarted,
     SideEffectClass,
 };
 
-use pod_core::UsageTotals;
-use pod_core::record::StopReason;
+use pod_protocol::record::StopReason;
+use pod_protocol::report::UsageTotals;
 
 use crate::document::{LogIntegrity, SeqGap, ToolCallDoc, UnreadableEntry};
 
@@ -147,7 +147,7 @@ struct RequestLite<'a> {
     attempt: Option<u32>,
 }
 
-/// `run_started`: the fields of [`pod_core::record::RunStarted`], strings borrowed.
+/// `run_started`: the fields of [`pod_protocol::record::RunStarted`], strings borrowed.
 #[derive(Deserialize)]
 struct RunStartedLite<'a> {
     seq: u64,
@@ -162,7 +162,7 @@ struct RunStartedLite<'a> {
     input: Cow<'a, str>,
 }
 
-/// `run_completed`: the fields of [`pod_core::record::RunCompleted`], strings borrowed.
+/// `run_completed`: the fields of [`pod_protocol::record::RunCompleted`], strings borrowed.
 #[derive(Deserialize)]
 struct RunCompletedLite<'a> {
     seq: u64,
@@ -264,7 +264,7 @@ pub(crate) fn scan_segment<E>(
         integrity: empty_integrity(pod_id, log_rel, trace_sidecar),
     };
     // Anything but a regular file (a FIFO, a device) would block or never end.
-    let file = match pod_core::home::open_regular(path) {
+    let file = match pod_home::files::open_regular(path) {
         Ok(file) => file,
         Err(error) => {
             scan.integrity.read_error = Some(format!("could not open the log: {error}"));

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use pod_core::record::{LifecycleAction, StopReason};
+use pod_protocol::record::{LifecycleAction, StopReason};
 
 use crate::document::UnreadableEntry;
 

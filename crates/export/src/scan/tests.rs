@@ -1,6 +1,6 @@
 use super::*;
 
-fn entry(seq: u64, body: pod_core::record::LogBody) -> String {
+fn entry(seq: u64, body: pod_protocol::record::LogBody) -> String {
     let entry = LogEntry {
         seq,
         ts: "2026-11-23T01:02:03.456Z".into(),
@@ -9,8 +9,8 @@ fn entry(seq: u64, body: pod_core::record::LogBody) -> String {
     serde_json::to_string(&entry).unwrap() + "\n"
 }
 
-fn started(run_id: &str) -> pod_core::record::LogBody {
-    pod_core::record::LogBody::RunStarted(pod_core::record::RunStarted {
+fn started(run_id: &str) -> pod_protocol::record::LogBody {
+    pod_protocol::record::LogBody::RunStarted(pod_protocol::record::RunStarted {
         run_id: run_id.into(),
         trigger: RunTrigger::Cli,
         request_id: None,
@@ -18,13 +18,13 @@ fn started(run_id: &str) -> pod_core::record::LogBody {
     })
 }
 
-fn completed(run_id: &str) -> pod_core::record::LogBody {
-    pod_core::record::LogBody::RunCompleted(pod_core::record::RunCompleted {
+fn completed(run_id: &str) -> pod_protocol::record::LogBody {
+    pod_protocol::record::LogBody::RunCompleted(pod_protocol::record::RunCompleted {
         run_id: run_id.into(),
         turns: 1,
         text: "done".into(),
         reason: "end_turn".into(),
-        stop_reason: Some(pod_core::record::StopReason::EndTurn),
+        stop_reason: Some(pod_protocol::record::StopReason::EndTurn),
     })
 }
 
@@ -92,13 +92,13 @@ fn an_open_run_holds_back_the_runs_after_it_so_the_order_is_kept() {
 fn a_probe_stops_at_segment_started() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.jsonl");
-    let seg = pod_core::record::LogBody::SegmentStarted(SegmentStarted {
+    let seg = pod_protocol::record::LogBody::SegmentStarted(SegmentStarted {
         pod_id: "p".into(),
         segment_id: "s".into(),
         profile: "coder".into(),
         manifest_digest: "sha256:00".into(),
         pid: 1,
-        format_version: pod_core::record::LOG_FORMAT_VERSION,
+        format_version: pod_protocol::record::LOG_FORMAT_VERSION,
         writer: "test".into(),
     });
     std::fs::write(&path, [entry(1, seg), entry(2, started("r1"))].concat()).unwrap();

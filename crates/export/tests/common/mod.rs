@@ -6,8 +6,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use pod_core::record::*;
-use pod_provider::{ErrorClass, ProviderError};
+use pod_protocol::record::*;
+use pod_protocol::{ErrorClass, ProviderError};
 
 pub struct Home {
     _temp: Option<tempfile::TempDir>,
@@ -220,7 +220,7 @@ impl Log {
             turns: 1,
             text: text.to_owned(),
             reason: "end_turn".to_owned(),
-            stop_reason: Some(pod_core::record::StopReason::EndTurn),
+            stop_reason: Some(pod_protocol::record::StopReason::EndTurn),
         }))
     }
 
