@@ -7,6 +7,8 @@ use std::io::{BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use pod_home::files::ReplaceError;
+
 use crate::error::ExportError;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -38,47 +40,19 @@ pub(crate) fn anonymous_file(dir: &Path) -> std::io::Result<File> {
 }
 
 /// Write a document to `path` with `write`: into a temporary file in the same directory,
-/// synced and renamed into place only when `write` succeeded. On any error the temporary file
-/// is removed and `path` is left as it was.
+/// synced and renamed into place only when `write` succeeded (`pod_home::files::replace_with`).
+/// On any error the temporary file is removed and `path` is left as it was.
 pub fn write_file_atomically<T>(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> Result<T, ExportError>,
 ) -> Result<T, ExportError> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "export".to_owned());
-    let tmp = dir.join(temp_name(&name));
-    let failed = |source: std::io::Error| ExportError::WriteFile {
-        path: path.to_path_buf(),
-        source,
-    };
-    // Private to the user: an export holds prompts, outputs and paths.
-    let file = {
-        use std::os::unix::fs::OpenOptionsExt;
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(failed)?
-    };
-    let result = (|| {
-        let mut out = BufWriter::with_capacity(1 << 20, file);
-        let value = write(&mut out)?;
-        let file = out.into_inner().map_err(|e| failed(e.into_error()))?;
-        file.sync_all().map_err(failed)?;
-        std::fs::rename(&tmp, path).map_err(failed)?;
-        Ok(value)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    pod_home::files::replace_with(path, write).map_err(|error| match error {
+        ReplaceError::Write(error) => error,
+        ReplaceError::Io(source) => ExportError::WriteFile {
+            path: path.to_path_buf(),
+            source,
+        },
+    })
 }
 
 /// Write a document to `out` (stdout) with `write`: into an unnamed temporary file in the

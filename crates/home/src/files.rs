@@ -120,9 +120,31 @@ pub fn read_line_bounded(
     }
 }
 
-/// Write `bytes` to `path` atomically: a temp file in the same directory, fsync, rename, then
-/// fsync the directory. The file is private to the user (0600).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), HomeError> {
+/// Why [`replace_with`] failed: the caller's writing, or the file system.
+#[derive(Debug)]
+pub enum ReplaceError<E> {
+    /// `write` failed; nothing was put in place.
+    Write(E),
+    /// Creating, syncing or renaming the file failed.
+    Io(std::io::Error),
+}
+
+/// A name in the same directory as `file_name`, unique per process and per call, so two
+/// writers of one file (threads of a process, or two processes) never share one.
+fn temp_name(file_name: &str) -> String {
+    static SERIAL: AtomicU64 = AtomicU64::new(0);
+    let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
+    format!(".{file_name}.{}.{serial}.tmp", std::process::id())
+}
+
+/// Replace `path` atomically with what `write` writes: into a new temporary file in the same
+/// directory (mode 0600: pod files and exports hold prompts and outputs), synced and renamed
+/// into place, then the directory synced, only when `write` succeeded. On any error the
+/// temporary file is removed and `path` is left as it was.
+pub fn replace_with<T, E>(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<T, E>,
+) -> Result<T, ReplaceError<E>> {
     // A bare file name has the empty path as its parent: that is the current directory.
     let dir = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
@@ -132,31 +154,45 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), HomeError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    // Unique per process and per call: two writers of one file (threads of a process, or two
-    // processes) never share a temporary file.
-    static SERIAL: AtomicU64 = AtomicU64::new(0);
-    let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
-    let tmp = dir.join(format!(".{file_name}.{}.{serial}.tmp", std::process::id()));
+    let tmp = dir.join(temp_name(&file_name));
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(ReplaceError::Io)?
+    };
     let result = (|| {
-        let mut file = {
-            use std::os::unix::fs::OpenOptionsExt;
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?
-        };
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let value = write(&mut out).map_err(ReplaceError::Write)?;
+        let file = out
+            .into_inner()
+            .map_err(|e| ReplaceError::Io(e.into_error()))?;
+        file.sync_all().map_err(ReplaceError::Io)?;
+        std::fs::rename(&tmp, path).map_err(ReplaceError::Io)?;
+        Ok(value)
     })();
-    if let Err(error) = result {
-        // Best effort: the original file is untouched either way.
+    if result.is_err() {
+        // Best effort: the temporary file is ours and useless now; `path` is untouched.
         let _ = std::fs::remove_file(&tmp);
-        return Err(HomeError::io("write", path)(error));
     }
-    sync_dir(dir)
+    let value = result?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(ReplaceError::Io)?;
+    Ok(value)
+}
+
+/// Replace `path` atomically with `bytes` (see [`replace_with`]).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), HomeError> {
+    replace_with(path, |out| out.write_all(bytes)).map_err(|error| {
+        let source = match error {
+            ReplaceError::Write(source) | ReplaceError::Io(source) => source,
+        };
+        HomeError::io("write", path)(source)
+    })
 }
 
 /// Make a directory's entries (new or renamed files) durable.

@@ -1,7 +1,7 @@
 //! Storing a materialized manifest in a pod directory: `manifest.toml` and `provenance.json`,
 //! each written atomically.
 
-use std::io::Write;
+use pod_home::files::ReplaceError;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
@@ -133,26 +133,13 @@ pub fn reread_manifest_files(
 
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), ProfileError> {
     let target = dir.join(name);
-    // Unique per process and call, so concurrent writers never share a temporary file.
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let temp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
-    let write_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| ProfileError::Write { path, source }
-    };
-    let result = (|| {
-        let mut file = std::fs::File::create(&temp).map_err(write_err(&temp))?;
-        file.write_all(bytes).map_err(write_err(&temp))?;
-        file.sync_all().map_err(write_err(&temp))?;
-        std::fs::rename(&temp, &target).map_err(write_err(&target))
-    })();
-    if result.is_err() {
-        // Best effort: the temporary file is ours and useless now; the error above is what matters.
-        let _ = std::fs::remove_file(&temp);
-    }
-    result?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(write_err(dir))
+    pod_home::files::replace_with(&target, |out| out.write_all(bytes)).map_err(|error| {
+        let source = match error {
+            ReplaceError::Write(source) | ReplaceError::Io(source) => source,
+        };
+        ProfileError::Write {
+            path: target.clone(),
+            source,
+        }
+    })
 }
