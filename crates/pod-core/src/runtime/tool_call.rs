@@ -152,12 +152,9 @@ impl Pod {
 }
 
 fn bounded(text: &str, max: usize) -> String {
-    if text.len() <= max {
+    let kept = pod_protocol::text::cut_at_char_boundary(text, max);
+    if kept.len() == text.len() {
         return text.to_owned();
     }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… [{} bytes total]", &text[..end], text.len())
+    format!("{kept}… [{} bytes total]", text.len())
 }

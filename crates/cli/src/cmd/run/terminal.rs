@@ -216,12 +216,9 @@ const TEXT_FLUSH_BYTES: usize = 1 << 20;
 
 /// `text` cut to at most `max` bytes (on a character boundary), with `…` when cut.
 fn bounded(text: &str, max: usize) -> String {
-    if text.len() <= max {
+    let kept = pod_protocol::text::cut_at_char_boundary(text, max);
+    if kept.len() == text.len() {
         return text.to_owned();
     }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
+    format!("{kept}…")
 }
