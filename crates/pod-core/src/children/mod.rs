@@ -28,8 +28,9 @@ use crate::record::LogBody;
 
 pub use error::ChildError;
 pub use factory::{ChildFactory, PreparedChild, ProfileChildFactory, SpawnArgs};
-pub use process::{CHILD_EXE_ENV, ChildProcess, ExitInfo, Launcher, StderrTail, watch_parent};
-pub use tools::{ChildTool, SPAWN_TOOLS, ToolReply};
+pub(crate) use process::watch_parent;
+pub use process::{CHILD_EXE_ENV, ChildProcess, ExitInfo, Launcher, StderrTail};
+pub(crate) use tools::{ChildTool, SPAWN_TOOLS};
 
 use registry::LiveChild;
 

@@ -64,7 +64,7 @@ impl StderrTail {
     }
 
     /// The tail as text, starting at a line boundary when one is in the buffer.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let buf = locked(&self.0);
         let bytes: Vec<u8> = buf.iter().copied().collect();
         let text = String::from_utf8_lossy(&bytes).into_owned();
@@ -345,7 +345,7 @@ impl ChildProcess {
 
 /// In a child: resolve when the parent is gone (EOF or error on stdin). Reads on a plain
 /// thread: blocking stdin reads never tie up the async runtime.
-pub async fn watch_parent() {
+pub(crate) async fn watch_parent() {
     let (tx, rx) = oneshot::channel::<()>();
     let spawned = std::thread::Builder::new()
         .name("parent-watch".into())

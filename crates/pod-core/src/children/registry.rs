@@ -71,7 +71,7 @@ impl Children {
     }
 
     /// Number of children whose process is still running.
-    pub fn live_count(&self) -> usize {
+    pub(crate) fn live_count(&self) -> usize {
         locked(&self.live)
             .iter()
             .filter(|c| c.view.borrow().exited.is_none())
@@ -143,7 +143,11 @@ impl Children {
 
     /// `wait_pod`: the result of the child's latest run (completed text, structured error,
     /// interruption), or its loss if the process ended first.
-    pub async fn wait(&self, pod_id: &str, timeout: Option<Duration>) -> Result<Value, ChildError> {
+    pub(crate) async fn wait(
+        &self,
+        pod_id: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Value, ChildError> {
         let child = self.find(pod_id)?;
         let mut view = child.view.clone();
         let settled = view.wait_for(|v| {
@@ -187,7 +191,7 @@ impl Children {
     }
 
     /// `send_to_pod`: start a new run in the child.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         pod_id: &str,
         call_id: &str,
@@ -250,7 +254,7 @@ impl Children {
     }
 
     /// `list_pods`: every child of this pod, live or ended.
-    pub fn list(&self) -> Value {
+    pub(crate) fn list(&self) -> Value {
         let children = locked(&self.live).clone();
         let items: Vec<Value> = children
             .iter()
@@ -284,7 +288,7 @@ impl Children {
     /// Cascade `cause` (an action on this pod) to every live child as `kind` with a `caused_by`
     /// link, then wait for each to exit; a child that does not answer and exit within the grace
     /// is killed (see `end_child`).
-    pub async fn cascade(&self, cause: &LifecycleAction, kind: LifecycleKind) {
+    pub(crate) async fn cascade(&self, cause: &LifecycleAction, kind: LifecycleKind) {
         let children: Vec<Arc<LiveChild>> = locked(&self.live)
             .iter()
             .filter(|c| c.view.borrow().exited.is_none())

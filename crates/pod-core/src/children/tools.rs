@@ -12,7 +12,7 @@ use crate::error::error_chain;
 use crate::record::SideEffectClass;
 
 /// Names of the tools this module provides, with their side-effect class.
-pub const SPAWN_TOOLS: &[(&str, SideEffectClass)] = &[
+pub(crate) const SPAWN_TOOLS: &[(&str, SideEffectClass)] = &[
     ("spawn_pod", SideEffectClass::Spawn),
     ("wait_pod", SideEffectClass::ReadOnly),
     ("send_to_pod", SideEffectClass::Spawn),
@@ -22,7 +22,7 @@ pub const SPAWN_TOOLS: &[(&str, SideEffectClass)] = &[
 
 /// What a tool gives back to the model: `ok` false marks the call as failed.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ToolReply {
+pub(crate) struct ToolReply {
     pub ok: bool,
     pub output: Value,
 }
@@ -42,7 +42,7 @@ impl ToolReply {
 
 impl Children {
     /// Run one of the [`SPAWN_TOOLS`] by name with its JSON arguments.
-    pub async fn call_tool(
+    pub(crate) async fn call_tool(
         &self,
         tool: &str,
         run_id: &str,
@@ -98,7 +98,7 @@ fn pod_arg(args: &Value) -> Result<String, ChildError> {
 }
 
 /// One of the child tools, backed by the pod's [`Children`].
-pub struct ChildTool {
+pub(crate) struct ChildTool {
     name: &'static str,
     side_effect: SideEffectClass,
     children: Arc<Children>,
@@ -106,7 +106,7 @@ pub struct ChildTool {
 
 impl ChildTool {
     /// All five child tools over one [`Children`].
-    pub fn all(children: &Arc<Children>) -> Vec<Arc<dyn crate::tools::Tool>> {
+    pub(crate) fn all(children: &Arc<Children>) -> Vec<Arc<dyn crate::tools::Tool>> {
         SPAWN_TOOLS
             .iter()
             .map(|(name, side_effect)| {

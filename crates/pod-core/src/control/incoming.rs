@@ -15,7 +15,7 @@ use crate::record::{CausedBy, LifecycleAction, Origin, PeerCred, RunTrigger, Unv
 
 /// One request handed to the pod that owns the socket; answer it with [`Incoming::respond`].
 #[derive(Debug)]
-pub struct Incoming {
+pub(crate) struct Incoming {
     pub request_id: String,
     /// Who the client says it is.
     pub client: ClientInfo,
@@ -29,20 +29,20 @@ pub struct Incoming {
 /// A claim the server could not verify: who the peer is according to the kernel, and why the
 /// claim does not fit the pod's records.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unverified {
+pub(crate) struct Unverified {
     pub peer: PeerCred,
     pub why: String,
 }
 
 impl Incoming {
-    pub fn respond(self, result: Result<Value, ReplyError>) {
+    pub(crate) fn respond(self, result: Result<Value, ReplyError>) {
         // The client may have gone away; nothing to tell it then.
         let _ = self.reply.send(result);
     }
 
     /// Who started a lifecycle action requested by this call: what the client says, or, when
     /// that claim did not check out, [`Origin::Unverified`] holding it.
-    pub fn origin(&self) -> Origin {
+    pub(crate) fn origin(&self) -> Origin {
         let claimed = self.claimed_origin();
         match &self.unverified {
             None => claimed,
@@ -87,7 +87,7 @@ impl Incoming {
     /// `affects` lists the pods it reaches: the addressed pod first, then (for an action that
     /// ends it) its live descendants. A `caused_by` in the params makes it a cascade of an
     /// ancestor's action.
-    pub fn action(&self, affects: Vec<String>) -> Option<LifecycleAction> {
+    pub(crate) fn action(&self, affects: Vec<String>) -> Option<LifecycleAction> {
         let Call::Action(kind, params) = &self.call else {
             return None;
         };
@@ -103,7 +103,7 @@ impl Incoming {
 
     /// The run trigger for a `run` request. A claim that did not check out is a control
     /// request whose client text says so.
-    pub fn trigger(&self) -> RunTrigger {
+    pub(crate) fn trigger(&self) -> RunTrigger {
         if let Some(unverified) = &self.unverified {
             let peer = match unverified.peer.pid {
                 Some(pid) => format!("peer pid {pid}"),
@@ -142,7 +142,12 @@ pub(super) struct Verifier {
 impl Verifier {
     /// `None` when there is nothing to doubt: the client names no other pod as its own
     /// identity and sends no `caused_by` link, or it is this pod's parent process.
-    pub fn check(&self, client: &ClientInfo, call: &Call, peer: &PeerCred) -> Option<Unverified> {
+    pub(crate) fn check(
+        &self,
+        client: &ClientInfo,
+        call: &Call,
+        peer: &PeerCred,
+    ) -> Option<Unverified> {
         let caused_by = match call {
             Call::Action(_, params) => params.caused_by.as_ref(),
             _ => None,

@@ -46,12 +46,12 @@ mod server;
 use pod_protocol::control as wire;
 
 pub use client::{ControlClient, StopOutcome, stop_pod};
-pub use incoming::{Incoming, Unverified};
+pub(crate) use incoming::Incoming;
 pub use location::{
     CONTROL_SOCKET, MAX_SOCKET_NAME, MAX_SOCKET_PATH, check_socket_dir, locate_socket, socket_dir,
     socket_name,
 };
-pub use server::ControlServer;
+pub(crate) use server::ControlServer;
 pub use wire::{ActionParams, Call, ClientInfo, PodEvent, ReplyError, RunParams, RunResult};
 
 /// The client the tests speak as: a command line.

@@ -25,7 +25,7 @@ const MAX_LINE_BYTES: usize = 1024 * 1024;
 /// A bound control socket. Requests arrive on [`ControlServer::incoming`]; events sent with
 /// [`ControlServer::publish`] go to every subscriber. The socket file and the pod directory's
 /// link to it are removed on drop.
-pub struct ControlServer {
+pub(crate) struct ControlServer {
     pub incoming: mpsc::Receiver<Incoming>,
     events: broadcast::Sender<PodEvent>,
     path: PathBuf,
@@ -67,7 +67,7 @@ impl ControlServer {
     /// Bind the socket of the pod in `pod_dir` in the socket directory (mode 0600) and point
     /// `control.sock` in `pod_dir` at it. A stale socket left by a dead process is replaced; a
     /// socket that still answers means another process serves this pod.
-    pub async fn bind(pod_dir: &Path) -> Result<ControlServer, ChildError> {
+    pub(crate) async fn bind(pod_dir: &Path) -> Result<ControlServer, ChildError> {
         let link = pod_dir.join(CONTROL_SOCKET);
         let dir = socket_dir()?;
         sweep_stale(&dir, STALE_AFTER).await;
@@ -132,7 +132,7 @@ impl ControlServer {
     /// ending right after answering (a `cancel` that ends `pods run`) still delivers the answer
     /// and its last events (`run_ended`, `exiting`). Requests not yet taken are answered
     /// `not_running`.
-    pub async fn close(mut self, grace: std::time::Duration) {
+    pub(crate) async fn close(mut self, grace: std::time::Duration) {
         self.accept_task.abort();
         self.incoming.close();
         while let Ok(request) = self.incoming.try_recv() {
@@ -147,17 +147,19 @@ impl ControlServer {
         }
     }
 
-    pub fn path(&self) -> &Path {
+    /// Where the socket was bound (tests check where that is).
+    #[cfg(test)]
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Send an event to every current subscriber (none is fine).
-    pub fn publish(&self, event: PodEvent) {
+    pub(crate) fn publish(&self, event: PodEvent) {
         let _ = self.events.send(event);
     }
 
     /// A sender for publishing from other tasks.
-    pub fn publisher(&self) -> broadcast::Sender<PodEvent> {
+    pub(crate) fn publisher(&self) -> broadcast::Sender<PodEvent> {
         self.events.clone()
     }
 }
