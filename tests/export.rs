@@ -915,3 +915,160 @@ fn a_child_killed_mid_run_carries_the_loss_its_parent_recorded() {
     );
     assert_eq!(runs_of(&doc, &id_of(&parent))[0]["outcome"], "completed");
 }
+
+// ---------------------------------------------------------------------------------------------
+// One answer about every run: `ls`, `show` and the export classify runs the same way
+
+/// One session-log line of `body` (an object with its `kind`), numbered `seq`.
+fn log_line(seq: u64, ts: &str, body: Value) -> String {
+    let mut line = json!({"seq": seq, "ts": ts});
+    line.as_object_mut()
+        .unwrap()
+        .extend(body.as_object().unwrap().clone());
+    format!("{line}\n")
+}
+
+/// A pod directory written by hand: `pod.json` and one segment log of `bodies`, whose
+/// `segment_started` names `owner` as the owning process.
+fn hand_made_pod(home: &Path, id: &str, name: &str, owner: u32, bodies: &[Value]) -> PathBuf {
+    let dir = home.join("pods").join(id);
+    std::fs::create_dir_all(dir.join("sessions")).unwrap();
+    let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    let info = json!({
+        "id": id, "name": name, "profile": "demo", "created": now,
+        "state": "running", "pid": owner,
+    });
+    std::fs::write(dir.join("pod.json"), info.to_string()).unwrap();
+    let mut log = log_line(
+        1,
+        &now,
+        json!({
+            "kind": "segment_started", "pod_id": id, "segment_id": format!("{id}-s1"),
+            "profile": "demo", "manifest_digest": "sha256:00", "pid": owner,
+            "format_version": 1, "writer": "test",
+        }),
+    );
+    for (n, body) in bodies.iter().enumerate() {
+        log.push_str(&log_line(n as u64 + 2, &now, body.clone()));
+    }
+    std::fs::write(dir.join("sessions").join(format!("{id}-s1.jsonl")), log).unwrap();
+    dir
+}
+
+fn run_started(run_id: &str) -> Value {
+    json!({"kind": "run_started", "run_id": run_id, "trigger": {"type": "cli"}, "input": run_id})
+}
+
+fn phase() -> Value {
+    json!({"provider_progress_seen": true, "visible_output_seen": false,
+           "tool_execution": "not_started", "side_effects_started": []})
+}
+
+/// Each run's outcome by run id, from `runs` (objects with `run_id` and `outcome`).
+fn outcomes(runs: &Value) -> Vec<(String, String)> {
+    runs.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["run_id"].as_str().unwrap().to_owned(),
+                r["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn ls_show_and_the_export_give_every_run_the_same_outcome() {
+    let sandbox = Sandbox::new();
+    let home = sandbox.home();
+    // A process that has ended owns the first pod's segment: its unfinished run crashed.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id();
+    gone.wait().unwrap();
+    // A live process (started before the segment below) owns the second pod's.
+    // Killed and reaped when the guard drops.
+    let alive = Background::adopt(
+        std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(20));
+    let action = json!({
+        "action_id": "a1", "kind": "stop", "started_at": "2026-01-01T00:00:00.000Z",
+        "started_mono_ms": 5, "affects": ["01a00000-0000-7000-8000-0000000000a1"],
+        "origin": {"type": "cli", "command": "pods stop", "request_id": "q1"},
+    });
+    let finished = hand_made_pod(
+        &home,
+        "01a00000-0000-7000-8000-0000000000a1",
+        "finished",
+        gone_pid,
+        &[
+            run_started("r-completed"),
+            json!({"kind": "run_completed", "run_id": "r-completed", "turns": 1, "text": "hi",
+                   "reason": "end_turn", "stop_reason": {"reason": "end_turn"}}),
+            run_started("r-error"),
+            json!({"kind": "run_errored", "run_id": "r-error", "phase": phase(),
+                   "error": {"class": "context_length_exceeded", "retryable": false,
+                             "message": "too long"}}),
+            run_started("r-interrupted"),
+            json!({"kind": "run_interrupted", "run_id": "r-interrupted", "reason": "stopped",
+                   "action": action, "phase": phase()}),
+            run_started("r-crashed"),
+        ],
+    );
+    hand_made_pod(
+        &home,
+        "01a00000-0000-7000-8000-0000000000b2",
+        "live",
+        alive.pid(),
+        &[run_started("r-running")],
+    );
+    let expected = [
+        ("r-completed", "completed"),
+        ("r-error", "provider_error"),
+        ("r-interrupted", "interrupted"),
+        ("r-crashed", "crashed"),
+        ("r-running", "running"),
+    ]
+    .map(|(run, outcome)| (run.to_owned(), outcome.to_owned()));
+
+    let mut shown = Vec::new();
+    let mut exported = Vec::new();
+    for name in ["finished", "live"] {
+        let show = sandbox.run(&["show", name, "--json"]);
+        assert_exit(&show, 0);
+        shown.extend(outcomes(&stdout_json(&show)["runs"]));
+        let export = sandbox.run(&["export", name]);
+        assert_exit(&export, 0);
+        exported.extend(outcomes(&stdout_json(&export)["pods"][0]["runs"]));
+    }
+    assert_eq!(shown, expected, "pods show");
+    assert_eq!(exported, expected, "pods export");
+
+    let ls = sandbox.run(&["ls", "--json"]);
+    assert_exit(&ls, 0);
+    let last: Vec<(String, String)> = stdout_json(&ls)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pod| {
+            (
+                pod["last_run"]["run_id"].as_str().unwrap().to_owned(),
+                pod["last_run"]["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        last,
+        vec![expected[3].clone(), expected[4].clone()],
+        "pods ls"
+    );
+    assert_eq!(
+        pod_info(&finished)["state"],
+        "running",
+        "the record is left as it was"
+    );
+}

@@ -88,9 +88,11 @@ fn a_segment_owner_is_judged_by_its_records_before_its_pid() {
         matches!(owner.liveness(None), Liveness::Gone(why) if why.contains("closed (stopped)"))
     );
     // A segment started long ago by a pid this process now holds: reused.
-    let mut old = SegmentOwner::default();
-    old.pid = Some(me);
-    old.started_at = Some("2001-01-01T00:00:00.000Z".into());
+    let old = SegmentOwner {
+        pid: Some(me),
+        started_at: Some("2001-01-01T00:00:00.000Z".into()),
+        ..SegmentOwner::default()
+    };
     assert!(matches!(old.liveness(None), Liveness::Gone(why) if why.contains("reused")));
 }
 

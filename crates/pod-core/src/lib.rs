@@ -1,10 +1,11 @@
-//! `pod-core`: the pod. It owns the pods home and pod directories ([`PodHome`], [`PodDir`]),
-//! the durable session log ([`SessionLog`], [`LogReader`]), the run state machine and agent loop
-//! ([`Pod`]), tools confined to the manifest's scope ([`Tool`], [`ToolRegistry`], [`Scope`]),
-//! interruption by lifecycle actions ([`RunControl`], [`lifecycle`]), child pods
-//! ([`children`]) and the control socket ([`control`]). Resolving profiles is `pod-profile`'s
-//! job, talking to providers `pod-provider`'s, writing the trace sidecar `pod-trace`'s;
-//! presenting anything is the CLI's.
+//! `pod-core`: the running pod. It owns the durable session log's writer ([`SessionLog`]), the
+//! run state machine and agent loop ([`Pod`]), tools confined to the manifest's scope ([`Tool`],
+//! [`ToolRegistry`], [`Scope`]), interruption by lifecycle actions ([`RunControl`],
+//! [`lifecycle`]), child pods ([`children`]), the control socket ([`control`]) and launching a
+//! hosted pod ([`launch`]). The pods home on disk and reading it back are `pod-home`'s
+//! (re-exported here where a running pod uses them), the formats `pod-protocol`'s, resolving
+//! profiles `pod-profile`'s, talking to providers `pod-provider`'s, writing the trace sidecar
+//! `pod-trace`'s; presenting anything is the CLI's.
 //!
 //! ```no_run
 //! # async fn demo(manifest: pod_profile::Manifest) -> Result<(), pod_core::CoreError> {
