@@ -3,7 +3,7 @@
 //! does not hold), and a segment's.
 
 use pod_protocol::record::{
-    LifecycleAction, LifecycleKind, Origin, RunTrigger, ToolExecutionPhase, UnverifiedOrigin,
+    LifecycleAction, Origin, RunTrigger, ToolExecutionPhase, UnverifiedOrigin,
 };
 
 use crate::document::{
@@ -11,7 +11,7 @@ use crate::document::{
     PhaseDoc, RunDoc, SegmentDoc, TriggerDoc, UsageDoc,
 };
 use crate::retry::retry_safety;
-use crate::scan::{PhaseLite, RunAcc, SegmentScan, Terminal, preview, side_effect_name};
+use crate::scan::{PhaseLite, RunAcc, SegmentScan, Terminal, preview};
 use pod_home::Liveness;
 use pod_home::runs::{RunOutcome, SegmentOwner};
 
@@ -267,21 +267,13 @@ fn derived_phase(acc: &RunAcc) -> PhaseDoc {
         source: "derived".to_owned(),
         provider_progress_seen: progress,
         visible_output_seen: visible,
-        tool_execution: tool_phase_name(tool_execution).to_owned(),
+        tool_execution: tool_execution.as_str().to_owned(),
         side_effects_started: Some(
             acc.side_effects
                 .iter()
-                .map(|c| side_effect_name(*c).to_owned())
+                .map(|c| c.as_str().to_owned())
                 .collect(),
         ),
-    }
-}
-
-fn tool_phase_name(phase: ToolExecutionPhase) -> &'static str {
-    match phase {
-        ToolExecutionPhase::NotStarted => "not_started",
-        ToolExecutionPhase::Started => "started",
-        ToolExecutionPhase::Completed => "completed",
     }
 }
 
@@ -301,23 +293,10 @@ fn trigger_doc(trigger: &RunTrigger) -> TriggerDoc {
     }
 }
 
-pub(crate) fn kind_name(kind: LifecycleKind) -> &'static str {
-    match kind {
-        LifecycleKind::Cancel => "cancel",
-        LifecycleKind::Stop => "stop",
-        LifecycleKind::StopTree => "stop_tree",
-        LifecycleKind::Shutdown => "shutdown",
-        LifecycleKind::ParentExit => "parent_exit",
-        LifecycleKind::Reload => "reload",
-        LifecycleKind::Watchdog => "watchdog",
-        LifecycleKind::Kill => "kill",
-    }
-}
-
 pub(crate) fn action_doc(action: &LifecycleAction) -> ActionDoc {
     ActionDoc {
         action_id: action.action_id.clone(),
-        kind: kind_name(action.kind).to_owned(),
+        kind: action.kind.as_str().to_owned(),
         started_at: action.started_at.clone(),
         affects: action.affects.clone(),
         origin: origin_doc(&action.origin),
@@ -325,7 +304,7 @@ pub(crate) fn action_doc(action: &LifecycleAction) -> ActionDoc {
         caused_by: action.caused_by.as_ref().map(|c| ActionRef {
             pod_id: c.pod_id.clone(),
             action_id: c.action_id.clone(),
-            kind: kind_name(c.kind).to_owned(),
+            kind: c.kind.as_str().to_owned(),
         }),
     }
 }
@@ -370,7 +349,7 @@ fn origin_doc(origin: &Origin) -> OriginDoc {
                 claimed_caused_by: claimed_caused_by.map(|c| ActionRef {
                     pod_id: c.pod_id,
                     action_id: c.action_id,
-                    kind: kind_name(c.kind).to_owned(),
+                    kind: c.kind.as_str().to_owned(),
                 }),
                 peer: PeerDoc {
                     pid: peer.pid,

@@ -1,6 +1,6 @@
 use serde_json::{Value, json};
 
-use pod_protocol::record::{CausedBy, PeerCred};
+use pod_protocol::record::{CausedBy, LifecycleKind, PeerCred};
 
 use super::*;
 use crate::document::RetryVerdict;
@@ -493,22 +493,6 @@ fn free_text_in_origins_and_triggers_is_cut_to_a_preview() {
     assert!(client.len() < crate::scan::PREVIEW_CHARS + 30);
 }
 
-#[test]
-fn names_are_those_the_log_writes() {
-    use LifecycleKind::*;
-    for kind in [
-        Cancel, Stop, StopTree, Shutdown, ParentExit, Reload, Watchdog, Kill,
-    ] {
-        assert_eq!(json!(kind_name(kind)), serde_json::to_value(kind).unwrap());
-    }
-    use ToolExecutionPhase::*;
-    for phase in [NotStarted, Started, Completed] {
-        assert_eq!(
-            json!(tool_phase_name(phase)),
-            serde_json::to_value(phase).unwrap()
-        );
-    }
-}
 
 #[test]
 fn a_run_left_open_before_a_later_segment_crashed_with_its_tool_in_flight() {

@@ -4,12 +4,11 @@
 use pod_protocol::record::SideEffectClass;
 
 use crate::document::{PhaseDoc, RetrySafety, RetryVerdict};
-use crate::scan::side_effect_name;
 
 /// What a retry of the run would repeat: a side effect beyond reading is unsafe to repeat;
 /// output the user may have seen makes it the user's call; otherwise it is safe.
 pub(crate) fn retry_safety(phase: &PhaseDoc) -> RetrySafety {
-    let read_only = side_effect_name(SideEffectClass::ReadOnly);
+    let read_only = SideEffectClass::ReadOnly.as_str();
     if let Some(effects) = &phase.side_effects_started {
         let writes: Vec<&str> = effects
             .iter()

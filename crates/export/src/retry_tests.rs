@@ -43,7 +43,7 @@ fn every_side_effect_beyond_reading_is_unsafe_and_named() {
         SideEffectClass::Process,
         SideEffectClass::Spawn,
     ] {
-        let name = side_effect_name(class);
+        let name = class.as_str();
         let (verdict, reason) = verdict(&phase("recorded", Some(false), Some(&[name])));
         assert_eq!(verdict, RetryVerdict::Unsafe, "{name}");
         assert_eq!(

@@ -296,7 +296,7 @@ fn agree(line: &str) -> Option<(String, bool, bool)> {
     if let Ok(entry) = &owned {
         let written = serde_json::to_value(entry).unwrap()["kind"].clone();
         assert_eq!(kind.as_deref(), written.as_str(), "{line}");
-        assert_eq!(json!(super::kind_name(&entry.body)), written, "{line}");
+        assert_eq!(json!(entry.body.kind()), written, "{line}");
     }
     let kind = kind?;
     if let (Ok(entry), "run_errored" | "run_interrupted") = (&owned, &*kind) {

@@ -196,23 +196,8 @@ struct ToolStartedLite<'a> {
 /// Longest kind-like name (class, phase, side-effect class) kept as written.
 const NAME_MAX: usize = 64;
 
-/// Kinds of `LogBody` this build understands.
-const KNOWN_KINDS: &[&str] = &[
-    "segment_started",
-    "run_started",
-    "provider_request_started",
-    "provider_request_finished",
-    "assistant_message",
-    "tool_call_started",
-    "tool_call_finished",
-    "lifecycle_action",
-    "child_spawned",
-    "child_exited",
-    "run_completed",
-    "run_errored",
-    "run_interrupted",
-    "segment_closed",
-];
+/// Kinds of `LogBody` this build understands, as serde names them.
+const KNOWN_KINDS: &[&str] = <LogBody as strum::VariantNames>::VARIANTS;
 
 /// A [`LogIntegrity`] with nothing read yet.
 pub(crate) fn empty_integrity(pod_id: &str, log: String, trace_sidecar: bool) -> LogIntegrity {
@@ -497,7 +482,7 @@ impl SegmentScan {
                 run.in_flight.push(ToolCallDoc {
                     call_id: m.call_id,
                     tool: m.tool,
-                    side_effect: side_effect_name(m.side_effect).to_owned(),
+                    side_effect: m.side_effect.as_str().to_owned(),
                     input,
                     input_bytes,
                     input_truncated,
@@ -554,7 +539,7 @@ impl SegmentScan {
 
     fn handle_entry(&mut self, state: &mut ScanState, entry: LogEntry) {
         let LogEntry { seq, ts, body } = entry;
-        let kind = kind_name(&body);
+        let kind = body.kind();
         self.note_entry(seq, kind, Some(&ts));
         match body {
             LogBody::SegmentStarted(mut s) => {
@@ -603,35 +588,6 @@ impl SegmentScan {
             // terminal (errored, interrupted) entries take their own paths in `handle_line`.
             _ => {}
         }
-    }
-}
-
-fn kind_name(body: &LogBody) -> &'static str {
-    match body {
-        LogBody::SegmentStarted(_) => "segment_started",
-        LogBody::RunStarted(_) => "run_started",
-        LogBody::ProviderRequestStarted(_) => "provider_request_started",
-        LogBody::ProviderRequestFinished(_) => "provider_request_finished",
-        LogBody::AssistantMessage(_) => "assistant_message",
-        LogBody::ToolCallStarted(_) => "tool_call_started",
-        LogBody::ToolCallFinished(_) => "tool_call_finished",
-        LogBody::LifecycleAction(_) => "lifecycle_action",
-        LogBody::ChildSpawned(_) => "child_spawned",
-        LogBody::ChildExited(_) => "child_exited",
-        LogBody::RunCompleted(_) => "run_completed",
-        LogBody::RunErrored(_) => "run_errored",
-        LogBody::RunInterrupted(_) => "run_interrupted",
-        LogBody::SegmentClosed(_) => "segment_closed",
-        _ => "unknown",
-    }
-}
-
-pub(crate) fn side_effect_name(class: SideEffectClass) -> &'static str {
-    match class {
-        SideEffectClass::ReadOnly => "read_only",
-        SideEffectClass::LocalWrite => "local_write",
-        SideEffectClass::Process => "process",
-        SideEffectClass::Spawn => "spawn",
     }
 }
 
