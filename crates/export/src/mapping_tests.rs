@@ -493,7 +493,6 @@ fn free_text_in_origins_and_triggers_is_cut_to_a_preview() {
     assert!(client.len() < crate::scan::PREVIEW_CHARS + 30);
 }
 
-
 #[test]
 fn a_run_left_open_before_a_later_segment_crashed_with_its_tool_in_flight() {
     let run = run_of(

@@ -1,5 +1,5 @@
 //! `pod-protocol` owns every format that crosses a process or a file, as data: the session log's
-//! records ([`record`]), the normalized provider stream event ([`event`]) and error ([`error`]),
+//! records ([`record`]) with borrowed readings of the frequent ones ([`borrowed`]), the normalized provider stream event ([`event`]) and error ([`error`]),
 //! the wire scheme names ([`scheme`]), trace sidecar entries ([`trace`]), the control socket's
 //! messages ([`control`]) and the readiness line a spawned pod prints ([`ready`]), the `run --json` event stream ([`run_events`]), what a run's records add up to ([`report`]), and the text rules
 //! every record follows ([`text`]). It holds no I/O and no runtime: the crates that write, send
@@ -8,6 +8,7 @@
 //! Names of kinds, classes and tags come from the derives once (serde for JSON, strum for the
 //! same names as `&'static str`); a test checks the two agree for every variant.
 
+pub mod borrowed;
 pub mod control;
 pub mod error;
 pub mod event;

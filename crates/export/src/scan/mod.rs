@@ -20,14 +20,11 @@
 mod lines;
 mod terminal;
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::BufReader;
 use std::path::Path;
 
 use memchr::memmem;
-use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -36,7 +33,6 @@ use pod_protocol::record::{
     SideEffectClass,
 };
 
-use pod_protocol::record::StopReason;
 use pod_protocol::report::UsageTotals;
 
 use crate::document::{LogIntegrity, SeqGap, ToolCallDoc, UnreadableEntry};
@@ -108,90 +104,10 @@ pub(crate) struct RunAcc {
     pub actions_seen: Vec<String>,
 }
 
-#[derive(Deserialize)]
-struct SeqOnly {
-    seq: u64,
-}
-
-#[derive(Deserialize)]
-struct AssistantLite<'a> {
-    seq: u64,
-    #[serde(borrow)]
-    run_id: Cow<'a, str>,
-    /// Skipped without unescaping; emptiness is read from the raw line.
-    #[allow(dead_code)]
-    text: IgnoredAny,
-}
-
-#[derive(Deserialize)]
-struct ToolFinishedLite<'a> {
-    seq: u64,
-    #[serde(borrow)]
-    run_id: Cow<'a, str>,
-    #[serde(borrow)]
-    call_id: Cow<'a, str>,
-    #[allow(dead_code)]
-    output: IgnoredAny,
-    #[serde(default, borrow)]
-    outcome: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct RequestLite<'a> {
-    seq: u64,
-    #[serde(borrow)]
-    run_id: Cow<'a, str>,
-    #[serde(borrow)]
-    model: Cow<'a, str>,
-    #[serde(default)]
-    attempt: Option<u32>,
-}
-
-/// `run_started`: the fields of [`pod_protocol::record::RunStarted`], strings borrowed.
-#[derive(Deserialize)]
-struct RunStartedLite<'a> {
-    seq: u64,
-    #[serde(borrow)]
-    ts: Cow<'a, str>,
-    #[serde(borrow)]
-    run_id: Cow<'a, str>,
-    trigger: RunTrigger,
-    #[serde(default)]
-    request_id: Option<String>,
-    #[serde(borrow)]
-    input: Cow<'a, str>,
-}
-
-/// `run_completed`: the fields of [`pod_protocol::record::RunCompleted`], strings borrowed.
-#[derive(Deserialize)]
-struct RunCompletedLite<'a> {
-    seq: u64,
-    #[serde(borrow)]
-    ts: Cow<'a, str>,
-    #[serde(borrow)]
-    run_id: Cow<'a, str>,
-    #[allow(dead_code)]
-    turns: u32,
-    #[serde(borrow)]
-    text: Cow<'a, str>,
-    #[serde(borrow)]
-    #[allow(dead_code)]
-    reason: Cow<'a, str>,
-    #[serde(default)]
-    stop_reason: Option<StopReason>,
-}
-
-#[derive(Deserialize)]
-struct ToolStartedLite<'a> {
-    seq: u64,
-    #[serde(borrow)]
-    run_id: Cow<'a, str>,
-    call_id: String,
-    tool: String,
-    side_effect: SideEffectClass,
-    #[serde(borrow)]
-    input: &'a RawValue,
-}
+use pod_protocol::borrowed::{
+    AssistantLite, RequestLite, RunCompletedLite, RunStartedLite, SeqOnly, ToolFinishedLite,
+    ToolStartedLite,
+};
 
 /// Longest kind-like name (class, phase, side-effect class) kept as written.
 const NAME_MAX: usize = 64;

@@ -1,0 +1,127 @@
+//! Every borrowed shape reads a record this build writes with the same facts as its owned type.
+
+#![allow(clippy::unwrap_used)]
+
+use serde_json::json;
+
+use super::*;
+use crate::record::*;
+
+/// The line a session log holds for `body` at `seq`.
+fn line(seq: u64, body: LogBody) -> String {
+    serde_json::to_string(&LogEntry {
+        seq,
+        ts: "2026-01-01T00:00:00.000Z".into(),
+        body,
+    })
+    .unwrap()
+}
+
+#[test]
+fn run_records_read_the_same_borrowed() {
+    let started = RunStarted {
+        run_id: "r\"1".into(),
+        trigger: RunTrigger::ControlRequest {
+            client: "cli".into(),
+        },
+        request_id: Some("q".into()),
+        input: "say \"hi\"\n".into(),
+    };
+    let text = line(2, LogBody::RunStarted(started.clone()));
+    let lite: RunStartedLite = serde_json::from_str(&text).unwrap();
+    assert_eq!(lite.seq, 2);
+    assert_eq!(lite.ts, "2026-01-01T00:00:00.000Z");
+    assert_eq!(lite.run_id, started.run_id);
+    assert_eq!(lite.trigger, started.trigger);
+    assert_eq!(lite.request_id, started.request_id);
+    assert_eq!(lite.input, started.input, "escapes are undone");
+
+    let completed = RunCompleted {
+        run_id: "r1".into(),
+        turns: 3,
+        text: "done".into(),
+        reason: "max_tokens".into(),
+        stop_reason: Some(StopReason::MaxTokens),
+    };
+    let text = line(9, LogBody::RunCompleted(completed.clone()));
+    let lite: RunCompletedLite = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (
+            lite.seq,
+            &*lite.run_id,
+            lite.turns,
+            &*lite.text,
+            &*lite.reason
+        ),
+        (9, "r1", 3, "done", "max_tokens")
+    );
+    assert_eq!(lite.stop_reason, completed.stop_reason);
+}
+
+#[test]
+fn request_and_message_records_read_the_same_borrowed() {
+    let request = ProviderRequestStarted {
+        run_id: "r1".into(),
+        turn: 1,
+        attempt: 2,
+        scheme: "openai-chat".into(),
+        model: "m".into(),
+    };
+    let text = line(3, LogBody::ProviderRequestStarted(request));
+    let lite: RequestLite = serde_json::from_str(&text).unwrap();
+    assert_eq!((lite.seq, &*lite.run_id, &*lite.model), (3, "r1", "m"));
+    assert_eq!(lite.attempt, Some(2));
+
+    let message = AssistantMessage {
+        run_id: "r1".into(),
+        turn: 1,
+        text: "a long answer".into(),
+        reasoning: String::new(),
+        tool_calls: Vec::new(),
+    };
+    let text = line(4, LogBody::AssistantMessage(message));
+    let lite: AssistantLite = serde_json::from_str(&text).unwrap();
+    assert_eq!((lite.seq, &*lite.run_id), (4, "r1"));
+    let seq: SeqOnly = serde_json::from_str(&line(
+        5,
+        LogBody::SegmentClosed(SegmentClosed {
+            reason: "completed".into(),
+        }),
+    ))
+    .unwrap();
+    assert_eq!(seq.seq, 5);
+}
+
+#[test]
+fn tool_records_read_the_same_borrowed() {
+    let input = json!({"path": "a b.txt", "n": [1, 2]});
+    let started = ToolCallStarted {
+        run_id: "r1".into(),
+        call_id: "c1".into(),
+        tool: "read_file".into(),
+        side_effect: SideEffectClass::LocalWrite,
+        input: input.clone(),
+    };
+    let text = line(6, LogBody::ToolCallStarted(started));
+    let lite: ToolStartedLite = serde_json::from_str(&text).unwrap();
+    assert_eq!((lite.seq, &*lite.run_id), (6, "r1"));
+    assert_eq!((&*lite.call_id, &*lite.tool), ("c1", "read_file"));
+    assert_eq!(lite.side_effect, SideEffectClass::LocalWrite);
+    let raw: serde_json::Value = serde_json::from_str(lite.input.get()).unwrap();
+    assert_eq!(raw, input, "the input's JSON text is the input");
+
+    for outcome in [ToolOutcome::Ok, ToolOutcome::Error, ToolOutcome::Rejected] {
+        let finished = ToolCallFinished {
+            run_id: "r1".into(),
+            call_id: "c1".into(),
+            tool: "read_file".into(),
+            side_effect: SideEffectClass::ReadOnly,
+            outcome,
+            output: "x".repeat(100),
+        };
+        let text = line(7, LogBody::ToolCallFinished(finished));
+        let lite: ToolFinishedLite = serde_json::from_str(&text).unwrap();
+        assert_eq!((lite.seq, &*lite.run_id, &*lite.call_id), (7, "r1", "c1"));
+        assert_eq!(lite.outcome.as_deref(), Some(outcome.as_str()));
+    }
+}
