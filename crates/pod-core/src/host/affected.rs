@@ -7,7 +7,8 @@ use crate::children::Children;
 use crate::error_chain;
 use crate::home::{PodDir, PodHome};
 use crate::lifecycle::ends_pod;
-use crate::record::{LifecycleKind, PodState};
+use crate::record::LifecycleKind;
+use pod_home::PodIndex;
 
 /// The pods an action of `kind` addressed to `pod_id` affects: the pod itself, and when the
 /// action ends the pod (its children are then stopped with it), the live descendants known now
@@ -52,35 +53,14 @@ fn live_descendants(dir: &PodDir, children: &Option<Arc<Children>>) -> Vec<Strin
     }
 }
 
-/// `direct` (live children) followed by every live pod in `home` descending from one of them.
+/// `direct` (live children) followed by every live pod in `home` descending from one of them
+/// ([`PodIndex::live_below`]).
 pub(super) fn descendants_below(home: &PodHome, direct: Vec<String>) -> Vec<String> {
-    let pods: Vec<crate::record::PodInfo> = match home.pod_dirs() {
-        Ok(dirs) => dirs.iter().filter_map(|d| d.read_info().ok()).collect(),
+    match PodIndex::load(home) {
+        Ok(index) => index.live_below(direct),
         Err(error) => {
             tracing::warn!(error = %error_chain(&error), "cannot list pods for descendants");
-            Vec::new()
-        }
-    };
-    let mut found = direct.clone();
-    let mut frontier = direct;
-    while let Some(parent) = frontier.pop() {
-        for pod in &pods {
-            if pod.parent_id.as_deref() == Some(parent.as_str())
-                && process_alive(pod)
-                && !found.contains(&pod.id)
-            {
-                found.push(pod.id.clone());
-                frontier.push(pod.id.clone());
-            }
+            direct
         }
     }
-    found
-}
-
-/// Whether `pod.json` says the pod runs and its process still exists.
-fn process_alive(pod: &crate::record::PodInfo) -> bool {
-    matches!(pod.state, PodState::Running | PodState::Idle)
-        && pod
-            .pid
-            .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
 }

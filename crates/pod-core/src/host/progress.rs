@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
+use pod_home::locked;
+
 use crate::control::PodEvent;
 use crate::lifecycle::mono_ms;
 use crate::record::{RunPhase, SideEffectClass, ToolExecutionPhase};
@@ -23,10 +25,6 @@ pub(super) struct Progress {
     phase: std::sync::Mutex<RunPhase>,
     /// Side-effect class of each tool the pod offers.
     tools: std::sync::Mutex<HashMap<String, SideEffectClass>>,
-}
-
-fn locked<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Progress {
