@@ -19,9 +19,23 @@ pub struct Manifest {
     pub limits: LimitsSection,
 }
 
-/// The wire scheme a pod talks to its provider with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+/// The wire scheme a pod talks to its provider with: one of the provider wire schemes
+/// (`pod_protocol::WireScheme`), or `replay`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    Default,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Scheme {
     #[default]
     OpenaiResponses,
@@ -34,14 +48,9 @@ pub enum Scheme {
 }
 
 impl Scheme {
+    /// The name as in manifests (`openai-chat`, …).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Scheme::OpenaiResponses => "openai-responses",
-            Scheme::OpenaiChat => "openai-chat",
-            Scheme::AnthropicMessages => "anthropic-messages",
-            Scheme::Gemini => "gemini",
-            Scheme::Replay => "replay",
-        }
+        self.into()
     }
 }
 
@@ -290,4 +299,19 @@ pub type ProvenanceMap = BTreeMap<String, Provenance>;
 pub struct ResolvedManifest {
     pub manifest: Manifest,
     pub provenance: ProvenanceMap,
+}
+
+#[cfg(test)]
+mod scheme_names {
+    use strum::VariantArray;
+
+    use super::Scheme;
+
+    #[test]
+    fn every_scheme_is_named_as_manifests_write_it() {
+        for scheme in Scheme::VARIANTS {
+            let written = toml::Value::try_from(scheme).map(|v| v.as_str().map(str::to_owned));
+            assert_eq!(written.ok().flatten().as_deref(), Some(scheme.as_str()));
+        }
+    }
 }
