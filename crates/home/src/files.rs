@@ -201,3 +201,7 @@ pub fn sync_dir(dir: &Path) -> Result<(), HomeError> {
         .and_then(|d| d.sync_all())
         .map_err(HomeError::io("sync directory", dir))
 }
+
+#[cfg(test)]
+#[path = "files_tests.rs"]
+mod tests;

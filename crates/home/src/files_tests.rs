@@ -1,0 +1,49 @@
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use super::*;
+
+#[test]
+fn a_line_over_the_bound_is_consumed_without_being_kept() {
+    let text = format!("{}\nshort\ntail", "x".repeat(1000));
+    let mut reader = std::io::BufReader::with_capacity(16, text.as_bytes());
+    let mut buf = Vec::new();
+    let long = read_line_bounded(&mut reader, &mut buf, 100).unwrap_or(None);
+    assert_eq!(
+        long,
+        Some(LineRead {
+            bytes: 1001,
+            terminated: true,
+            oversized: true
+        })
+    );
+    assert!(buf.is_empty());
+    let short = read_line_bounded(&mut reader, &mut buf, 100).unwrap_or(None);
+    assert_eq!(short.map(|r| r.oversized), Some(false));
+    assert_eq!(buf, b"short\n");
+    buf.clear();
+    let tail = read_line_bounded(&mut reader, &mut buf, 100).unwrap_or(None);
+    assert_eq!(tail.map(|r| r.terminated), Some(false));
+    assert_eq!(buf, b"tail");
+    buf.clear();
+    assert_eq!(
+        read_line_bounded(&mut reader, &mut buf, 100).unwrap_or(None),
+        None
+    );
+}
+
+#[test]
+fn only_regular_files_are_opened() {
+    let dir = std::env::temp_dir();
+    let text = open_regular(&dir)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(text.contains("a directory, not a regular file"), "{text}");
+    let text = open_regular(Path::new("/dev/null"))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(text.contains("character device"), "{text}");
+}
