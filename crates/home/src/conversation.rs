@@ -13,7 +13,7 @@ use crate::error::HomeError;
 use crate::index::PodIndex;
 use crate::layout::{PodDir, PodHome};
 use crate::log_read::{LogProblem, read_segment};
-use crate::runs::{RunOutcome, SegmentOwner};
+use crate::runs::{RunOutcome, SegmentRuns};
 
 /// The version of the shape [`Conversation`] serializes to (`docs/LOG.md`).
 pub const LOG_SHAPE_VERSION: u32 = 2;
@@ -124,13 +124,9 @@ pub fn read_conversation(dir: &PodDir) -> Result<Conversation, HomeError> {
         let read = read_segment(&segment.log)?;
         problems.extend(read.problems.iter().map(LogProblem::to_string));
         let first_run = runs.len();
-        let mut ended: Vec<String> = Vec::new();
-        let mut owner = SegmentOwner {
-            later_segment: number < last,
-            ..SegmentOwner::default()
-        };
+        let mut segment_runs = SegmentRuns::new(number < last);
         for entry in read.entries {
-            owner.observe(&entry.ts, &entry.body);
+            segment_runs.observe(&entry.ts, &entry.body);
             if let LogBody::RunStarted(run) = &entry.body {
                 runs.push(RunTranscript {
                     run_id: run.run_id.clone(),
@@ -152,14 +148,11 @@ pub fn read_conversation(dir: &PodDir) -> Result<Conversation, HomeError> {
             let Some(run) = runs.last_mut() else {
                 continue;
             };
-            if RunOutcome::of_terminal(&entry.body).is_some() {
-                ended.push(run.run_id.clone());
-            }
             apply(run, entry.body);
         }
         for run in &mut runs[first_run..] {
-            if !ended.contains(&run.run_id) {
-                run.outcome = RunOutcome::unfinished(&owner.liveness(info.pid));
+            if let Some(outcome) = segment_runs.unfinished(&run.run_id, info.pid) {
+                run.outcome = outcome;
             }
         }
     }

@@ -119,6 +119,48 @@ impl SegmentOwner {
     }
 }
 
+/// The runs of one segment as a reader goes through it: who owns the segment and which runs
+/// wrote their terminal entry, so that once the segment is read the runs it left unfinished get
+/// their outcome ([`SegmentRuns::unfinished`]).
+#[derive(Debug, Clone, Default)]
+pub struct SegmentRuns {
+    owner: SegmentOwner,
+    ended: Vec<String>,
+}
+
+impl SegmentRuns {
+    /// A segment about to be read; `later_segment` when the pod has a newer one.
+    pub fn new(later_segment: bool) -> SegmentRuns {
+        SegmentRuns {
+            owner: SegmentOwner {
+                later_segment,
+                ..SegmentOwner::default()
+            },
+            ended: Vec::new(),
+        }
+    }
+
+    /// Take note of one entry of the segment.
+    pub fn observe(&mut self, ts: &str, body: &LogBody) {
+        self.owner.observe(ts, body);
+        let ended = match body {
+            LogBody::RunCompleted(done) => &done.run_id,
+            LogBody::RunErrored(failed) => &failed.run_id,
+            LogBody::RunInterrupted(stopped) => &stopped.run_id,
+            _ => return,
+        };
+        self.ended.push(ended.clone());
+    }
+
+    /// The outcome of `run_id` if it is one of this segment's runs without a terminal entry
+    /// (`pod_pid` from `pod.json` stands in for an owner the segment did not record); `None`
+    /// for a run that ended.
+    pub fn unfinished(&self, run_id: &str, pod_pid: Option<u32>) -> Option<RunOutcome> {
+        (!self.ended.iter().any(|id| id == run_id))
+            .then(|| RunOutcome::unfinished(&self.owner.liveness(pod_pid)))
+    }
+}
+
 #[cfg(test)]
 #[path = "runs_tests.rs"]
 mod tests;

@@ -103,3 +103,27 @@ fn outcome_names_are_their_json_names() {
         assert_eq!(json.as_str().unwrap(), outcome.as_str());
     }
 }
+
+#[test]
+fn a_segment_classifies_only_the_runs_it_left_unfinished() {
+    let mut segment = SegmentRuns::new(true);
+    segment.observe(
+        "2026-01-01T00:00:00.000Z",
+        &LogBody::RunErrored(RunErrored {
+            run_id: "ended".into(),
+            error: pod_protocol::ProviderError::new(pod_protocol::ErrorClass::Auth, "no"),
+            phase: RunPhase::default(),
+        }),
+    );
+    assert_eq!(segment.unfinished("ended", None), None);
+    assert_eq!(
+        segment.unfinished("open", Some(std::process::id())),
+        Some(RunOutcome::Crashed),
+        "a later segment took the pod over, whoever is alive"
+    );
+    let current = SegmentRuns::new(false);
+    assert_eq!(
+        current.unfinished("open", Some(std::process::id())),
+        Some(RunOutcome::Running)
+    );
+}

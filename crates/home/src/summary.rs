@@ -13,7 +13,7 @@ use crate::error::HomeError;
 use crate::layout::PodDir;
 use crate::liveness::process_alive;
 use crate::log_read::{LogProblem, read_segment};
-use crate::runs::{RunOutcome, SegmentOwner};
+use crate::runs::{RunOutcome, SegmentRuns};
 
 /// The hint given wherever unhandled stream events are counted but their contents were not kept.
 pub const UNHANDLED_TRACE_HINT: &str = "turn on session.record_event_trace (e.g. `--set session.record_event_trace=true`) to keep their contents in the trace";
@@ -109,13 +109,9 @@ pub fn summarize(dir: &PodDir) -> Result<PodSummary, HomeError> {
     for (number, segment) in files.into_iter().enumerate() {
         let read = read_segment(&segment.log)?;
         let first_run = runs.len();
-        let mut ended: Vec<String> = Vec::new();
-        let mut owner = SegmentOwner {
-            later_segment: number < last,
-            ..SegmentOwner::default()
-        };
+        let mut segment_runs = SegmentRuns::new(number < last);
         for entry in read.entries {
-            owner.observe(&entry.ts, &entry.body);
+            segment_runs.observe(&entry.ts, &entry.body);
             let current = runs.last_mut();
             match entry.body {
                 LogBody::RunStarted(run) => runs.push(RunSummary {
@@ -162,7 +158,6 @@ pub fn summarize(dir: &PodDir) -> Result<PodSummary, HomeError> {
                 LogBody::RunCompleted(done) => {
                     if let Some(run) = current.filter(|r| r.run_id == done.run_id) {
                         run.outcome = RunOutcome::Completed;
-                        ended.push(run.run_id.clone());
                         run.reason = Some(done.reason);
                         run.stop = Some(StopFacts::of(done.stop_reason.as_ref()));
                     }
@@ -170,14 +165,12 @@ pub fn summarize(dir: &PodDir) -> Result<PodSummary, HomeError> {
                 LogBody::RunErrored(failed) => {
                     if let Some(run) = current.filter(|r| r.run_id == failed.run_id) {
                         run.outcome = RunOutcome::ProviderError;
-                        ended.push(run.run_id.clone());
                         run.error_class = Some(failed.error.class);
                     }
                 }
                 LogBody::RunInterrupted(stopped) => {
                     if let Some(run) = current.filter(|r| r.run_id == stopped.run_id) {
                         run.outcome = RunOutcome::Interrupted;
-                        ended.push(run.run_id.clone());
                         run.reason = Some(stopped.reason);
                     }
                 }
@@ -185,8 +178,8 @@ pub fn summarize(dir: &PodDir) -> Result<PodSummary, HomeError> {
             }
         }
         for run in &mut runs[first_run..] {
-            if !ended.contains(&run.run_id) {
-                run.outcome = RunOutcome::unfinished(&owner.liveness(info.pid));
+            if let Some(outcome) = segment_runs.unfinished(&run.run_id, info.pid) {
+                run.outcome = outcome;
             }
         }
         segments.push(SegmentSummary {
