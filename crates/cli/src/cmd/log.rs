@@ -1,4 +1,4 @@
-//! `pods log`: a pod's conversation, run by run (read by `pod_core::conversation`).
+//! `pods log`: a pod's conversation, run by run (read by `pod_home::conversation`).
 
 use std::io::Write;
 
