@@ -109,6 +109,16 @@ fn pod_ids(sandbox: &Sandbox) -> Vec<String> {
     ids
 }
 
+/// `pod.json` of pod `id`, or `null` while it is not written yet (a pod being created has its
+/// directory before its `pod.json`): for probes that poll.
+fn pod_json_so_far(sandbox: &Sandbox, id: &str) -> Value {
+    let path = sandbox.home().join("pods").join(id).join("pod.json");
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or(Value::Null)
+}
+
 fn pod_json(sandbox: &Sandbox, id: &str) -> Value {
     let path = sandbox.home().join("pods").join(id).join("pod.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -139,9 +149,9 @@ fn prune_removes_finished_trees_and_never_a_running_pod() {
     holder_profile(&sandbox);
     let mut holder = sandbox.spawn(&["run", "-p", "holder", "hold"], "holder");
     let running = wait_until("the holder pod to run", LIMIT, || {
-        pod_ids(&sandbox)
-            .into_iter()
-            .find(|id| !finished.contains(id) && pod_json(&sandbox, id)["state"] == "running")
+        pod_ids(&sandbox).into_iter().find(|id| {
+            !finished.contains(id) && pod_json_so_far(&sandbox, id)["state"] == "running"
+        })
     });
 
     let dry = sandbox.run(&["prune", "--dry-run", "--json"]);

@@ -132,6 +132,8 @@ impl Default for AgentSection {
                 "read_file".to_owned(),
                 "list_dir".to_owned(),
                 "write_file".to_owned(),
+                "edit_file".to_owned(),
+                "search".to_owned(),
             ],
         }
     }

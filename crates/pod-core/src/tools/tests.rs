@@ -1,3 +1,5 @@
+use serde_json::json;
+
 use super::*;
 use pod_profile::manifest::ScopeSection;
 
@@ -38,7 +40,10 @@ async fn builtin_tools_work_inside_scope_and_refuse_outside() {
     std::fs::write(tmp.path().join("secret.txt"), "nope").unwrap();
     let ctx = ctx(&work);
     let tools = ToolRegistry::builtin(&Manifest::default().agent.tools);
-    assert_eq!(tools.names(), vec!["list_dir", "read_file", "write_file"]);
+    assert_eq!(
+        tools.names(),
+        vec!["edit_file", "list_dir", "read_file", "search", "write_file"]
+    );
     let read = tools.get("read_file").unwrap();
     assert_eq!(
         read.call(&ctx, json!({"path": "a.txt"})).await.unwrap(),
@@ -213,4 +218,74 @@ async fn read_file_reads_only_up_to_its_bound() {
         "[truncated: {READ_FILE_MAX_BYTES} of {} bytes shown]",
         READ_FILE_MAX_BYTES + 10
     )));
+}
+
+#[test]
+fn an_exact_replacement_needs_one_occurrence_unless_all_are_asked_for() {
+    use super::files::{Edited, replace_exact};
+    assert_eq!(
+        replace_exact("a b a", "b", "c", false),
+        Ok(Edited {
+            text: "a c a".into(),
+            replaced: 1
+        })
+    );
+    let ambiguous = replace_exact("a b a", "a", "x", false).unwrap_err();
+    assert!(ambiguous.contains("occurs 2 times"), "{ambiguous}");
+    assert_eq!(
+        replace_exact("a b a", "a", "x", true).unwrap().text,
+        "x b x"
+    );
+    let missing = replace_exact("a b a", "z", "x", false).unwrap_err();
+    assert!(missing.contains("not found"), "{missing}");
+}
+
+#[tokio::test]
+async fn edit_file_changes_only_an_existing_file_in_scope() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("a.rs"), "fn old() {}\n").unwrap();
+    std::fs::write(tmp.path().join("outside.rs"), "fn old() {}\n").unwrap();
+    let ctx = ctx(&work);
+    let edit = files::EditFile;
+    assert_eq!(edit.side_effect(), SideEffectClass::LocalWrite);
+    let done = edit
+        .call(
+            &ctx,
+            json!({"path": "a.rs", "old_text": "old", "new_text": "new"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done, "replaced 1 occurrence in a.rs (12 bytes now)");
+    assert_eq!(
+        std::fs::read_to_string(work.join("a.rs")).unwrap(),
+        "fn new() {}\n"
+    );
+    for (input, says) in [
+        (
+            json!({"path": "b.rs", "old_text": "x", "new_text": "y"}),
+            "b.rs",
+        ),
+        (
+            json!({"path": "../outside.rs", "old_text": "old", "new_text": "new"}),
+            "outside",
+        ),
+        (
+            json!({"path": "a.rs", "old_text": "", "new_text": "y"}),
+            "empty",
+        ),
+        (
+            json!({"path": "a.rs", "old_text": "x", "new_text": "y", "replace_all": "yes"}),
+            "replace_all",
+        ),
+    ] {
+        let error = edit.call(&ctx, input).await.unwrap_err();
+        assert!(error.0.contains(says), "{error:?}");
+    }
+    assert!(!work.join("b.rs").exists(), "an edit never creates a file");
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("outside.rs")).unwrap(),
+        "fn old() {}\n"
+    );
 }

@@ -1,182 +1,22 @@
-//! Tools a pod offers its model: the [`Tool`] trait, the registry, and the builtin filesystem
-//! tools (`read_file`, `list_dir`, `write_file`), all confined to the manifest's scope.
-//!
-//! A tool returns `Ok(output)` or `Err(ToolError)`; both go back to the model as the call's
-//! result (an error is marked as one). A tool error never ends the run.
-
-use std::collections::BTreeMap;
-use std::future::Future;
-use std::path::PathBuf;
-use std::pin::Pin;
-use std::sync::Arc;
+//! The file tools: `read_file`, `list_dir`, `write_file` and `edit_file`. Every path is checked
+//! against the pod's scope, and only regular files are opened (a FIFO or a device could block
+//! the pod or never end).
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use pod_profile::Manifest;
-use pod_provider::ToolSpec;
-
+use super::{Tool, ToolContext, ToolError, ToolFuture, string_arg};
 use crate::record::SideEffectClass;
-use crate::scope::{Access, Scope};
-use crate::session_log::SessionLog;
-
-/// What a tool call gets to work with.
-#[derive(Debug, Clone)]
-pub struct ToolContext {
-    pub pod_id: String,
-    pub pod_dir: PathBuf,
-    pub scope: Arc<Scope>,
-    pub manifest: Arc<Manifest>,
-    /// The pod's session log, for tools that record their own entries (e.g. `child_spawned`).
-    pub log: SessionLog,
-    pub run_id: String,
-    pub call_id: String,
-}
-
-/// A failed tool call; the text goes back to the model.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ToolError(pub String);
-
-impl<T: Into<String>> From<T> for ToolError {
-    fn from(text: T) -> ToolError {
-        ToolError(text.into())
-    }
-}
-
-pub type ToolFuture<'a> = Pin<Box<dyn Future<Output = Result<String, ToolError>> + Send + 'a>>;
-
-/// One tool the model may call.
-pub trait Tool: Send + Sync {
-    fn name(&self) -> &str;
-    fn description(&self) -> &str;
-    /// JSON Schema of the arguments object.
-    fn parameters(&self) -> Value;
-    fn side_effect(&self) -> SideEffectClass;
-    /// Run the call. `input` is the parsed argument object.
-    fn call<'a>(&'a self, ctx: &'a ToolContext, input: Value) -> ToolFuture<'a>;
-}
-
-/// The tools of one pod, by name.
-#[derive(Clone, Default)]
-pub struct ToolRegistry {
-    tools: BTreeMap<String, Arc<dyn Tool>>,
-}
-
-impl std::fmt::Debug for ToolRegistry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.tools.keys()).finish()
-    }
-}
-
-impl ToolRegistry {
-    pub fn new() -> ToolRegistry {
-        ToolRegistry::default()
-    }
-
-    /// The builtin tools named in `agent.tools` (unknown names are left for other registrations,
-    /// e.g. `spawn_pod`).
-    pub fn builtin(allowed: &[String]) -> ToolRegistry {
-        let mut registry = ToolRegistry::new();
-        let all: [Arc<dyn Tool>; 3] = [Arc::new(ReadFile), Arc::new(ListDir), Arc::new(WriteFile)];
-        for tool in all {
-            if allowed.iter().any(|name| name == tool.name()) {
-                registry.register(tool);
-            }
-        }
-        registry
-    }
-
-    /// Add (or replace) a tool. Every tool is registered behind the secret scrubber: the key
-    /// values this process knows are taken out of its arguments before it runs and out of its
-    /// result (or error) before anyone sees it, so a key read from a file (`read_file .env`) or
-    /// echoed by the model reaches neither the model, the log, the terminal nor another file.
-    pub fn register(&mut self, tool: Arc<dyn Tool>) {
-        self.tools
-            .insert(tool.name().to_owned(), Arc::new(Scrubbed(tool)));
-    }
-
-    pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
-        self.tools.get(name)
-    }
-
-    pub fn names(&self) -> Vec<&str> {
-        self.tools.keys().map(String::as_str).collect()
-    }
-
-    /// What the model is told about the tools.
-    pub fn specs(&self) -> Vec<ToolSpec> {
-        self.tools
-            .values()
-            .map(|tool| ToolSpec {
-                name: tool.name().to_owned(),
-                description: tool.description().to_owned(),
-                parameters: tool.parameters(),
-            })
-            .collect()
-    }
-}
-
-/// A tool whose arguments and results are scrubbed of known secret values
-/// ([`pod_trace::scrub`]).
-struct Scrubbed(Arc<dyn Tool>);
-
-/// `value` with every string in it scrubbed.
-fn scrub_value(value: Value) -> Value {
-    match value {
-        Value::String(text) => match pod_trace::scrub::scrub(&text) {
-            std::borrow::Cow::Borrowed(_) => Value::String(text),
-            std::borrow::Cow::Owned(clean) => Value::String(clean),
-        },
-        Value::Array(items) => Value::Array(items.into_iter().map(scrub_value).collect()),
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| (pod_trace::scrub::scrub(&k).into_owned(), scrub_value(v)))
-                .collect(),
-        ),
-        other => other,
-    }
-}
-
-impl Tool for Scrubbed {
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-    fn description(&self) -> &str {
-        self.0.description()
-    }
-    fn parameters(&self) -> Value {
-        self.0.parameters()
-    }
-    fn side_effect(&self) -> SideEffectClass {
-        self.0.side_effect()
-    }
-    fn call<'a>(&'a self, ctx: &'a ToolContext, input: Value) -> ToolFuture<'a> {
-        Box::pin(async move {
-            let scrub = |text: String| match pod_trace::scrub::scrub(&text) {
-                std::borrow::Cow::Borrowed(_) => text,
-                std::borrow::Cow::Owned(clean) => clean,
-            };
-            match self.0.call(ctx, scrub_value(input)).await {
-                Ok(output) => Ok(scrub(output)),
-                Err(ToolError(error)) => Err(ToolError(scrub(error))),
-            }
-        })
-    }
-}
+use crate::scope::Access;
 
 /// The largest file content `read_file` returns.
 pub const READ_FILE_MAX_BYTES: usize = 64 * 1024;
+/// The largest file `edit_file` edits.
+pub const EDIT_FILE_MAX_BYTES: u64 = 8 * 1024 * 1024;
 /// The most entries `list_dir` returns.
 pub const LIST_DIR_MAX_ENTRIES: usize = 500;
 
-fn string_arg<'a>(input: &'a Value, key: &str) -> Result<&'a str, ToolError> {
-    input
-        .get(key)
-        .and_then(Value::as_str)
-        .ok_or_else(|| ToolError(format!("missing string argument `{key}`")))
-}
-
-struct ReadFile;
+pub(super) struct ReadFile;
 
 impl Tool for ReadFile {
     fn name(&self) -> &str {
@@ -269,7 +109,7 @@ async fn open_regular(
     Ok((file, meta.len()))
 }
 
-struct ListDir;
+pub(super) struct ListDir;
 
 impl Tool for ListDir {
     fn name(&self) -> &str {
@@ -321,7 +161,7 @@ impl Tool for ListDir {
     }
 }
 
-struct WriteFile;
+pub(super) struct WriteFile;
 
 impl Tool for WriteFile {
     fn name(&self) -> &str {
@@ -354,6 +194,110 @@ impl Tool for WriteFile {
     }
 }
 
-#[cfg(test)]
-#[path = "tools_tests.rs"]
-mod tests;
+pub(super) struct EditFile;
+
+impl Tool for EditFile {
+    fn name(&self) -> &str {
+        "edit_file"
+    }
+    fn description(&self) -> &str {
+        "Edit a text file inside the pod's scope by replacing exact text: `old_text` must occur \
+         exactly once (include enough surrounding lines to make it unique), or set `replace_all` \
+         to replace every occurrence. Read the file first; whitespace and line ends must match."
+    }
+    fn parameters(&self) -> Value {
+        json!({"type": "object", "properties": {
+            "path": {"type": "string", "description": "File path, relative to the working directory"},
+            "old_text": {"type": "string", "description": "The exact text to replace"},
+            "new_text": {"type": "string", "description": "The text to put in its place"},
+            "replace_all": {"type": "boolean", "description": "Replace every occurrence (default false)"}
+        }, "required": ["path", "old_text", "new_text"], "additionalProperties": false})
+    }
+    fn side_effect(&self) -> SideEffectClass {
+        SideEffectClass::LocalWrite
+    }
+    fn call<'a>(&'a self, ctx: &'a ToolContext, input: Value) -> ToolFuture<'a> {
+        Box::pin(async move {
+            let requested = string_arg(&input, "path")?;
+            let old_text = string_arg(&input, "old_text")?;
+            let new_text = string_arg(&input, "new_text")?;
+            let replace_all = match input.get("replace_all") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(all)) => *all,
+                Some(_) => return Err(ToolError("`replace_all` must be true or false".into())),
+            };
+            if old_text.is_empty() {
+                return Err(ToolError(format!(
+                    "{requested}: `old_text` is empty; give the exact text to replace \
+                     (use write_file to create a file)"
+                )));
+            }
+            // The file must exist: an edit never creates one.
+            let path = ctx.scope.check(requested, Access::Read)?;
+            ctx.scope.check(requested, Access::Write)?;
+            let (mut file, size) = open_regular(&path, requested, Access::Read).await?;
+            if size > EDIT_FILE_MAX_BYTES {
+                return Err(ToolError(format!(
+                    "{requested}: {size} bytes, larger than the {EDIT_FILE_MAX_BYTES} bytes \
+                     edit_file edits"
+                )));
+            }
+            let mut bytes = Vec::new();
+            (&mut file)
+                .take(EDIT_FILE_MAX_BYTES + 1)
+                .read_to_end(&mut bytes)
+                .await
+                .map_err(|e| format!("{requested}: {e}"))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| format!("{requested}: not UTF-8 text; edit_file edits text files"))?;
+            let edited = replace_exact(&text, old_text, new_text, replace_all)
+                .map_err(|problem| format!("{requested}: {problem}"))?;
+            drop(file);
+            let (mut file, _) = open_regular(&path, requested, Access::Write).await?;
+            let written = async {
+                file.set_len(0).await?;
+                file.write_all(edited.text.as_bytes()).await?;
+                file.flush().await
+            };
+            written.await.map_err(|e| format!("{requested}: {e}"))?;
+            Ok(format!(
+                "replaced {} occurrence{} in {requested} ({} bytes now)",
+                edited.replaced,
+                if edited.replaced == 1 { "" } else { "s" },
+                edited.text.len()
+            ))
+        })
+    }
+}
+
+/// A text after [`replace_exact`].
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Edited {
+    pub text: String,
+    pub replaced: usize,
+}
+
+/// `text` with `old` replaced by `new`: the one occurrence, or with `all` every one. What went
+/// wrong is said so that the model can fix its call: the text is missing, or not unique.
+pub(super) fn replace_exact(text: &str, old: &str, new: &str, all: bool) -> Result<Edited, String> {
+    let count = text.matches(old).count();
+    match count {
+        0 => Err(
+            "`old_text` was not found; read the file again and copy the text exactly, \
+             whitespace and line ends included"
+                .to_owned(),
+        ),
+        1 => Ok(Edited {
+            text: text.replacen(old, new, 1),
+            replaced: 1,
+        }),
+        _ if all => Ok(Edited {
+            text: text.replace(old, new),
+            replaced: count,
+        }),
+        _ => Err(format!(
+            "`old_text` occurs {count} times; include more surrounding text so that it is \
+             unique, or set `replace_all` to replace all {count}"
+        )),
+    }
+}
