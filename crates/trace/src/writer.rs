@@ -122,7 +122,7 @@ impl TraceHandle {
         }
     }
 
-    /// Queue `entries` (taken, in order) as one piece without ever blocking; when they do not
+    /// Queue `entries` (taken, in order; `entries` is left empty with room for as many) as one piece without ever blocking; when they do not
     /// all fit in the queue, all of them are shed (and counted).
     pub fn record_batch(&self, entries: &mut Vec<PendingEntry>) {
         let n = entries.len();
@@ -133,11 +133,10 @@ impl TraceHandle {
             entries.clear();
             return;
         }
-        if self
-            .tx
-            .send(Command::Batch(std::mem::take(entries)))
-            .is_err()
-        {
+        // The caller keeps a vector of the same size to gather the next batch in, instead of
+        // growing an empty one again entry by entry.
+        let batch = std::mem::replace(entries, Vec::with_capacity(n));
+        if self.tx.send(Command::Batch(batch)).is_err() {
             self.unreserve_shed(n);
         }
     }
