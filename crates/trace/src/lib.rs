@@ -18,6 +18,7 @@
 //! # Ok(()) }
 //! ```
 
+mod encode;
 mod entry;
 mod error;
 mod reader;

@@ -69,15 +69,26 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
 /// Replace every registered secret in `line` (a line about to be written) by [`REDACTED`];
 /// returns how many were replaced.
 pub fn scrub_line(line: &mut Vec<u8>) -> usize {
+    scrub_bytes(line, |_| true)
+}
+
+/// [`scrub_line`] for a buffer of whole JSON lines (each ending in `\n`), searched at once: the
+/// same replacements as scrubbing each line alone, since a JSON line holds no raw newline and so
+/// no form of a secret containing one (such a match could only span two lines).
+pub fn scrub_lines(lines: &mut Vec<u8>) -> usize {
+    scrub_bytes(lines, |form| !form.text.contains('\n'))
+}
+
+fn scrub_bytes(bytes: &mut Vec<u8>, applies: impl Fn(&Form) -> bool) -> usize {
     let forms = FORMS.read().unwrap_or_else(|e| e.into_inner());
     let mut replaced = 0;
-    for form in forms.iter() {
+    for form in forms.iter().filter(|form| applies(form)) {
         let needle = form.text.as_bytes();
-        if form.finder.find(line).is_none() {
+        if form.finder.find(bytes).is_none() {
             continue;
         }
-        let mut out = Vec::with_capacity(line.len());
-        let mut rest = &line[..];
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut rest = &bytes[..];
         while let Some(at) = form.finder.find(rest) {
             out.extend_from_slice(&rest[..at]);
             out.extend_from_slice(REDACTED.as_bytes());
@@ -85,7 +96,7 @@ pub fn scrub_line(line: &mut Vec<u8>) -> usize {
             replaced += 1;
         }
         out.extend_from_slice(rest);
-        *line = out;
+        *bytes = out;
     }
     replaced
 }
@@ -108,5 +119,28 @@ mod tests {
         assert_eq!(scrub_line(&mut line), 1);
         assert_eq!(String::from_utf8_lossy(&line), r#"{"t":"[redacted]!"}"#);
         assert!(has_secrets());
+    }
+
+    #[test]
+    fn a_buffer_of_lines_is_scrubbed_like_each_line_alone() {
+        register_secret("line-secret-0123");
+        register_secret("split\nsecret-0123");
+        let lines = [
+            r#"{"a":"line-secret-0123","b":"split\nsecret-0123"}"#,
+            r#"{"c":"ends with split"}"#,
+            r#"{"d":"secret-0123 line-secret-0123line-secret-0123"}"#,
+        ];
+        let mut one_by_one = Vec::new();
+        for line in lines {
+            let mut line = format!("{line}\n").into_bytes();
+            scrub_line(&mut line);
+            one_by_one.extend_from_slice(&line);
+        }
+        let mut together = lines.map(|l| format!("{l}\n")).concat().into_bytes();
+        assert_eq!(scrub_lines(&mut together), 4);
+        assert_eq!(
+            String::from_utf8_lossy(&together),
+            String::from_utf8_lossy(&one_by_one)
+        );
     }
 }

@@ -9,13 +9,14 @@
 //! [`TraceHandle::sync`] go through the same queue, so they see every entry recorded before them.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::encode;
 use crate::entry::{PendingEntry, TraceBody};
 use crate::error::TraceError;
 
@@ -91,12 +92,13 @@ impl TraceHandle {
             shed_total: AtomicU64::new(0),
         });
         let state = WriterState {
-            out: BufWriter::new(sink),
+            out: sink,
             shared: shared.clone(),
             seq: 0,
             failed: None,
             last_ts: (0, String::new()),
-            line: Vec::with_capacity(512),
+            pending: Vec::with_capacity(WRITE_CHUNK + 4096),
+            pending_lines: 0,
         };
         std::thread::Builder::new()
             .name("pods-trace-writer".into())
@@ -120,7 +122,7 @@ impl TraceHandle {
         }
     }
 
-    /// Queue `entries` (taken, in order) as one piece without ever blocking; when they do not
+    /// Queue `entries` (taken, in order; `entries` is left empty with room for as many) as one piece without ever blocking; when they do not
     /// all fit in the queue, all of them are shed (and counted).
     pub fn record_batch(&self, entries: &mut Vec<PendingEntry>) {
         let n = entries.len();
@@ -131,11 +133,10 @@ impl TraceHandle {
             entries.clear();
             return;
         }
-        if self
-            .tx
-            .send(Command::Batch(std::mem::take(entries)))
-            .is_err()
-        {
+        // The caller keeps a vector of the same size to gather the next batch in, instead of
+        // growing an empty one again entry by entry.
+        let batch = std::mem::replace(entries, Vec::with_capacity(n));
+        if self.tx.send(Command::Batch(batch)).is_err() {
             self.unreserve_shed(n);
         }
     }
@@ -198,16 +199,22 @@ impl TraceSink for File {
     }
 }
 
+/// Encoded lines are handed to the sink in writes of about this many bytes (and whenever the
+/// queue runs dry): few syscalls, and a stalled stream's lines still reach the file at once.
+const WRITE_CHUNK: usize = 128 * 1024;
+
 struct WriterState {
-    out: BufWriter<Box<dyn TraceSink>>,
+    out: Box<dyn TraceSink>,
     shared: Arc<Shared>,
     seq: u64,
     /// The first write failure and how many lines were lost since.
     failed: Option<(std::io::Error, u64)>,
     /// The last formatted timestamp and its millisecond.
     last_ts: (u128, String),
-    /// Reused line buffer.
-    line: Vec<u8>,
+    /// Encoded lines not yet handed to the sink (reused).
+    pending: Vec<u8>,
+    /// How many lines `pending` holds.
+    pending_lines: u64,
 }
 
 impl WriterState {
@@ -220,11 +227,7 @@ impl WriterState {
                     // Idle: hand what we have to the file (one write per burst, not per entry),
                     // so `pods trace --follow` and a crash see entries of a stalled stream.
                     self.write_shed_marker();
-                    if self.failed.is_none()
-                        && let Err(error) = self.out.flush()
-                    {
-                        self.fail(error);
-                    }
+                    self.flush();
                     match rx.blocking_recv() {
                         Some(command) => command,
                         None => break,
@@ -234,21 +237,17 @@ impl WriterState {
             self.write_shed_marker();
             match command {
                 Command::Entry(entry) => {
-                    self.write(entry);
+                    self.write(&entry);
                     self.shared.queued.fetch_sub(1, Ordering::AcqRel);
                 }
                 Command::Batch(entries) => {
                     let n = entries.len();
-                    for entry in entries {
+                    for entry in &entries {
                         self.write(entry);
                     }
                     self.shared.queued.fetch_sub(n, Ordering::AcqRel);
                 }
-                Command::Flush => {
-                    if let Err(error) = self.out.flush() {
-                        self.fail(error);
-                    }
-                }
+                Command::Flush => self.flush(),
                 Command::Sync(reply) => {
                     let result = self.sync();
                     // The requester may have given up waiting; nothing else to tell.
@@ -257,9 +256,7 @@ impl WriterState {
             }
         }
         self.write_shed_marker();
-        if let Err(error) = self.out.flush() {
-            self.fail(error);
-        }
+        self.flush();
         if let Some((error, lost)) = &self.failed {
             tracing::error!(path = %self.shared.path.display(), %error, lost, "trace sidecar writes failed");
         }
@@ -268,58 +265,51 @@ impl WriterState {
     fn write_shed_marker(&mut self) {
         let count = self.shared.shed_pending.swap(0, Ordering::Relaxed);
         if count > 0 {
-            self.write(PendingEntry::now(TraceBody::Shed { count }));
+            self.write(&PendingEntry::now(TraceBody::Shed { count }));
         }
     }
 
-    fn write(&mut self, entry: PendingEntry) {
+    fn write(&mut self, entry: &PendingEntry) {
         if let Some((_, lost)) = &mut self.failed {
             *lost += 1;
             return;
         }
         self.refresh_timestamp(entry.at);
-        let result = self
-            .encode(&entry)
-            .and_then(|()| self.out.write_all(&self.line));
-        match result {
-            Ok(()) => self.seq += 1,
-            Err(error) => self.fail(error),
+        match encode::push_line(&mut self.pending, self.seq + 1, &self.last_ts.1, entry) {
+            Ok(()) => {
+                self.seq += 1;
+                self.pending_lines += 1;
+            }
+            Err(error) => self.fail(error, 1),
+        }
+        if self.pending.len() >= WRITE_CHUNK {
+            self.write_pending();
         }
     }
 
-    /// Encode one line into `self.line`: the envelope fields written directly, then the body's
-    /// fields (the body always serializes as a JSON object; its opening brace is dropped). Same
-    /// shape as [`crate::TraceEntry`], without `#[serde(flatten)]`'s generic path.
-    fn encode(&mut self, entry: &PendingEntry) -> std::io::Result<()> {
-        self.line.clear();
-        self.line.extend_from_slice(b"{\"seq\":");
-        push_decimal(&mut self.line, self.seq + 1);
-        self.line.extend_from_slice(b",\"ts\":\"");
-        self.line.extend_from_slice(self.last_ts.1.as_bytes());
-        self.line.push(b'"');
-        if let Some(run_id) = &entry.run_id {
-            self.line.extend_from_slice(b",\"run_id\":");
-            serde_json::to_writer(&mut self.line, &**run_id)?;
+    /// Hand the encoded lines to the sink in one write, scrubbed of every known key value
+    /// (defense in depth: whatever the entries carry, no key is written).
+    fn write_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
         }
-        if let Some(turn) = entry.turn {
-            self.line.extend_from_slice(b",\"turn\":");
-            push_decimal(&mut self.line, u64::from(turn));
+        crate::scrub::scrub_lines(&mut self.pending);
+        let result = self.out.write_all(&self.pending);
+        self.pending.clear();
+        let lines = std::mem::take(&mut self.pending_lines);
+        if let Err(error) = result {
+            self.fail(error, lines);
         }
-        if let Some(attempt) = entry.attempt {
-            self.line.extend_from_slice(b",\"attempt\":");
-            push_decimal(&mut self.line, u64::from(attempt));
+    }
+
+    /// Write what is pending and flush the sink (to the file, not to disk).
+    fn flush(&mut self) {
+        self.write_pending();
+        if self.failed.is_none()
+            && let Err(error) = self.out.flush()
+        {
+            self.fail(error, 0);
         }
-        let body_start = self.line.len();
-        serde_json::to_writer(&mut self.line, &entry.body)?;
-        // `{"kind":…}` → `,"kind":…}`
-        if self.line.get(body_start) != Some(&b'{') {
-            return Err(std::io::Error::other("trace body is not a JSON object"));
-        }
-        self.line[body_start] = b',';
-        self.line.push(b'\n');
-        // Defense in depth: whatever the entry carries, no known key value is written.
-        crate::scrub::scrub_line(&mut self.line);
-        Ok(())
     }
 
     /// RFC 3339 with milliseconds; formatted once per millisecond (bursts share one).
@@ -332,18 +322,20 @@ impl WriterState {
         }
     }
 
-    fn fail(&mut self, error: std::io::Error) {
+    /// Record a failure that lost `lines` lines.
+    fn fail(&mut self, error: std::io::Error, lines: u64) {
         match &mut self.failed {
-            Some((_, lost)) => *lost += 1,
-            None => self.failed = Some((error, 1)),
+            Some((_, lost)) => *lost += lines,
+            None => self.failed = Some((error, lines)),
         }
     }
 
     fn sync(&mut self) -> Result<TraceStats, TraceError> {
+        self.flush();
         if self.failed.is_none()
-            && let Err(error) = self.out.flush().and_then(|()| self.out.get_mut().sync())
+            && let Err(error) = self.out.sync()
         {
-            self.fail(error);
+            self.fail(error, 0);
         }
         match &self.failed {
             Some((error, lost)) => Err(TraceError::Write {
@@ -357,21 +349,6 @@ impl WriterState {
             }),
         }
     }
-}
-
-/// `n` in decimal, without the formatting machinery (it runs for every line).
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
 }
 
 /// Keep a handle's sink alive for tests that inspect what was written.
@@ -402,15 +379,6 @@ impl TraceSink for MemorySink {
 mod tests {
     use super::*;
     use crate::entry::Marker;
-
-    #[test]
-    fn decimals_are_written_like_display() {
-        for n in [0, 7, 10, 99, 100, 1_234_567, u64::MAX] {
-            let mut out = b"x".to_vec();
-            push_decimal(&mut out, n);
-            assert_eq!(out, format!("x{n}").into_bytes());
-        }
-    }
 
     #[tokio::test]
     async fn a_batch_that_does_not_fit_is_shed_whole_and_counted() {
