@@ -21,8 +21,13 @@ pub struct PendingEntry {
 
 impl PendingEntry {
     pub fn now(body: TraceBody) -> PendingEntry {
+        PendingEntry::at(SystemTime::now(), body)
+    }
+
+    /// An entry produced at `at`.
+    pub fn at(at: SystemTime, body: TraceBody) -> PendingEntry {
         PendingEntry {
-            at: SystemTime::now(),
+            at,
             run_id: None,
             turn: None,
             attempt: None,

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use pod_provider::{Milestone, ProviderError, RawFrame, RawResponse, RequestInfo, StreamObserver};
 use pod_trace::{Marker, PendingEntry, RawResponseHead, RawSseFrame, TraceBody, TraceHandle};
@@ -31,7 +31,16 @@ pub(super) struct Tap {
     sent_at: Mutex<Option<Instant>>,
     observer: Arc<dyn RunObserver>,
     /// Trace entries gathered since the last network read: queued as one batch.
-    batch: Mutex<Vec<PendingEntry>>,
+    batch: Mutex<Batch>,
+}
+
+/// The trace entries of one network read, and when the read's first stream event came: the
+/// events one read decoded arrive together, so they share its time (a clock read per event
+/// would cost more than recording it). Markers keep their own time.
+#[derive(Default)]
+struct Batch {
+    entries: Vec<PendingEntry>,
+    read_at: Option<SystemTime>,
 }
 
 /// The most trace entries a [`Tap`] gathers before queueing them, drained read or not.
@@ -53,7 +62,7 @@ impl Pod {
             model: self.model.model.clone(),
             sent_at: Mutex::new(None),
             observer,
-            batch: Mutex::new(Vec::new()),
+            batch: Mutex::new(Batch::default()),
         })
     }
 }
@@ -70,21 +79,30 @@ impl Tap {
 
     fn record_for(&self, attempt: u32, body: TraceBody) {
         if let Some(trace) = &self.trace {
-            let entry = PendingEntry::now(body)
+            let mut batch = locked(&self.batch);
+            let at = match body {
+                TraceBody::Stream { .. } | TraceBody::RawSse(_) => {
+                    *batch.read_at.get_or_insert_with(SystemTime::now)
+                }
+                _ => SystemTime::now(),
+            };
+            let entry = PendingEntry::at(at, body)
                 .run(self.run_id.clone())
                 .request(self.turn, attempt);
-            let mut batch = locked(&self.batch);
-            batch.push(entry);
-            if batch.len() >= TRACE_BATCH {
-                trace.record_batch(&mut batch);
+            batch.entries.push(entry);
+            if batch.entries.len() >= TRACE_BATCH {
+                batch.read_at = None;
+                trace.record_batch(&mut batch.entries);
             }
         }
     }
 
-    /// Queue the gathered trace entries.
+    /// Queue the gathered trace entries: the network read they came from is drained.
     pub(super) fn send_batch(&self) {
         if let Some(trace) = &self.trace {
-            trace.record_batch(&mut locked(&self.batch));
+            let mut batch = locked(&self.batch);
+            batch.read_at = None;
+            trace.record_batch(&mut batch.entries);
         }
     }
 
