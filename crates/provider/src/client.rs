@@ -147,7 +147,8 @@ impl Client {
                     format!("cannot serialize the request body: {e}"),
                 ))),
         }
-        let stream = futures_util::stream::unfold(driver, |mut d| async move {
+        // Boxed: `unfold` moves its state in and out for every event, and a driver is large.
+        let stream = futures_util::stream::unfold(Box::new(driver), |mut d| async move {
             d.next().await.map(|ev| (ev, d))
         });
         EventStream {
@@ -316,16 +317,22 @@ impl Driver {
         let s = &mut self.scrubber;
         match ev {
             StreamEvent::TextDelta(mut d) => {
-                d.text = s.push(StreamKey::Text(d.choice), &d.text);
+                d.text = s.push(StreamKey::Text(d.choice), std::mem::take(&mut d.text));
                 (!d.text.is_empty()).then_some(StreamEvent::TextDelta(d))
             }
             StreamEvent::ReasoningDelta(mut d) if !d.text.is_empty() => {
-                d.text = s.push(StreamKey::Reasoning(d.choice, d.kind), &d.text);
+                d.text = s.push(
+                    StreamKey::Reasoning(d.choice, d.kind),
+                    std::mem::take(&mut d.text),
+                );
                 (!d.text.is_empty() || d.signature.is_some())
                     .then_some(StreamEvent::ReasoningDelta(d))
             }
             StreamEvent::ToolCallDelta(mut d) => {
-                d.arguments = s.push(StreamKey::Arguments(d.choice, d.index), &d.arguments);
+                d.arguments = s.push(
+                    StreamKey::Arguments(d.choice, d.index),
+                    std::mem::take(&mut d.arguments),
+                );
                 (!d.arguments.is_empty()).then_some(StreamEvent::ToolCallDelta(d))
             }
             StreamEvent::ToolCallEnd(mut end) => {

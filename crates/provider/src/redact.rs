@@ -45,13 +45,18 @@ impl StreamScrubber {
     }
 
     /// The part of `piece` (after what `key` held back) that can be passed on now, secrets
-    /// replaced by `[redacted]`.
-    pub(crate) fn push(&mut self, key: StreamKey, piece: &str) -> String {
-        let mut buf = match self.held.iter().position(|(k, _)| *k == key) {
-            Some(p) => self.held.swap_remove(p).1,
-            None => String::new(),
+    /// replaced by `[redacted]`. Taking the piece by value lets the usual case, nothing held
+    /// and nothing to replace, hand it back without a copy.
+    pub(crate) fn push(&mut self, key: StreamKey, piece: impl Into<String>) -> String {
+        let piece = piece.into();
+        let buf = match self.held.iter().position(|(k, _)| *k == key) {
+            Some(p) => {
+                let mut held = self.held.swap_remove(p).1;
+                held.push_str(&piece);
+                held
+            }
+            None => piece,
         };
-        buf.push_str(piece);
         let mut buf = self.replace_all(buf);
         let keep = self.pending_prefix(&buf);
         if keep > 0 {
@@ -93,7 +98,8 @@ impl StreamScrubber {
     fn pending_prefix(&self, buf: &str) -> usize {
         let mut best = 0;
         for s in &self.secrets {
-            for len in (best + 1..s.len()).rev() {
+            // A tail no longer than `buf` itself.
+            for len in (best + 1..s.len().min(buf.len() + 1)).rev() {
                 if s.is_char_boundary(len) && buf.ends_with(&s[..len]) {
                     best = len;
                     break;

@@ -8,7 +8,8 @@
 //!
 //! Each byte is scanned once: a partial line stays in the buffer and scanning resumes where it
 //! stopped; the consumed prefix is dropped only when it is at least half the buffer, so
-//! compaction is amortized linear too.
+//! compaction is amortized linear too. An event with one `data:` line (nearly all of them) is
+//! handed out borrowed from the buffer, without a copy.
 
 /// One dispatched event, borrowed from the framer until the next call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +44,11 @@ pub struct Framer {
     skip_lf: bool,
     bom_checked: bool,
     event: String,
+    /// The data lines gathered so far, when they could not stay in `buf` (see `data_line`).
     data: String,
+    /// The byte range in `buf` of the event's only data line so far, not yet validated as
+    /// UTF-8; moved into `data` when a second line comes or before `buf` is compacted.
+    data_line: Option<(usize, usize)>,
     data_seen: bool,
     id: Option<String>,
     lossy: bool,
@@ -62,6 +67,7 @@ impl Framer {
             bom_checked: false,
             event: String::new(),
             data: String::new(),
+            data_line: None,
             data_seen: false,
             id: None,
             lossy: false,
@@ -120,6 +126,8 @@ impl Framer {
             self.scan = self.start;
             self.line(line_start, end, &mut on_frame)?;
         }
+        // The next push may compact `buf`: a pending data line moves out of it first.
+        self.keep_data_line();
         if self.data.len() + (self.buf.len() - self.start) > self.max_event_bytes {
             return Err(Oversized {
                 limit: self.max_event_bytes,
@@ -182,16 +190,24 @@ impl Framer {
         };
         match name {
             b"data" => {
-                if self.data.len() + value.len() + 1 > self.max_event_bytes {
+                let gathered = self.data.len() + self.data_line.map_or(0, |(s, e)| e - s);
+                if gathered + value.len() + 1 > self.max_event_bytes {
                     return Err(Oversized {
                         limit: self.max_event_bytes,
                     });
                 }
                 if self.data_seen {
+                    // A second line: the first joins `data` (as `keep_data_line` would).
+                    if let Some((s, e)) = self.data_line.take() {
+                        push_lossy(&mut self.data, &self.buf[s..e], &mut self.lossy);
+                    }
                     self.data.push('\n');
+                    push_lossy(&mut self.data, value, &mut self.lossy);
+                } else {
+                    let at = e - value.len();
+                    self.data_line = Some((at, e));
                 }
                 self.data_seen = true;
-                push_lossy(&mut self.data, value, &mut self.lossy);
             }
             b"event" => {
                 self.event.clear();
@@ -210,10 +226,29 @@ impl Framer {
         Ok(())
     }
 
+    /// Move a data line still in `buf` into `data`.
+    fn keep_data_line(&mut self) {
+        if let Some((s, e)) = self.data_line.take() {
+            push_lossy(&mut self.data, &self.buf[s..e], &mut self.lossy);
+        }
+    }
+
     fn dispatch(&mut self, unterminated: bool, on_frame: &mut impl FnMut(Frame<'_>)) {
+        let (buf, gathered) = (&self.buf, &mut self.data);
+        let data: &str = match self.data_line.take() {
+            Some((s, e)) => match std::str::from_utf8(&buf[s..e]) {
+                Ok(line) => line,
+                Err(_) => {
+                    self.lossy = true;
+                    gathered.push_str(&String::from_utf8_lossy(&buf[s..e]));
+                    gathered
+                }
+            },
+            None => gathered,
+        };
         on_frame(Frame {
             event: &self.event,
-            data: &self.data,
+            data,
             id: self.id.as_deref(),
             unterminated,
             lossy: self.lossy,

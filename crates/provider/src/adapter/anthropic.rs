@@ -14,9 +14,12 @@
 //! anything besides the stop reason and usage (text, as some compatible servers send) is
 //! reported as `unhandled`.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::lenient::{FromObject, LenientStr, object_or_default};
 use super::{Adapter, Decoder, closed_early, join_url, not_understood, unhandled};
 use crate::classify::from_error_json;
 use crate::error::{ErrorClass, ProviderError};
@@ -168,20 +171,64 @@ fn thinking_blocks(reasoning: &[ReasoningDelta]) -> Vec<Value> {
     blocks
 }
 
+/// The fields of an Anthropic event this adapter reads. `type` and the delta, which every
+/// `content_block_delta` carries, are read typed and borrowed from the frame; the rarer events'
+/// objects as `Value`s.
 #[derive(Deserialize)]
-struct Event {
-    #[serde(rename = "type")]
-    kind: String,
+struct Event<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
     #[serde(default)]
     index: Option<u32>,
-    #[serde(default)]
-    delta: Option<Value>,
+    #[serde(default, borrow)]
+    delta: Option<Delta<'a>>,
     #[serde(default)]
     content_block: Option<Value>,
     #[serde(default)]
     message: Option<Value>,
     #[serde(default)]
     usage: Option<Value>,
+}
+
+/// The fields of a `content_block_delta`'s `delta` the decoder reads, each as
+/// `delta[field].as_str()` would give it: a field that is not a string, or a delta that is not
+/// an object, reads as absent.
+#[derive(Default)]
+struct Delta<'a> {
+    kind: LenientStr<'a>,
+    text: LenientStr<'a>,
+    thinking: LenientStr<'a>,
+    signature: LenientStr<'a>,
+    partial_json: LenientStr<'a>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Delta<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Delta<'a>, D::Error> {
+        object_or_default(d)
+    }
+}
+
+impl<'de: 'a, 'a> FromObject<'de> for Delta<'a> {
+    fn from_object<M: serde::de::MapAccess<'de>>(mut map: M) -> Result<Delta<'a>, M::Error> {
+        let mut d = Delta::default();
+        // Like a `Value` map, a repeated field keeps its last value.
+        // Keys read as borrowed text, without an allocation each.
+        while let Some(key) = map.next_key::<LenientStr<'_>>()? {
+            let slot = match key.as_str().unwrap_or_default() {
+                "type" => &mut d.kind,
+                "text" => &mut d.text,
+                "thinking" => &mut d.thinking,
+                "signature" => &mut d.signature,
+                "partial_json" => &mut d.partial_json,
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    continue;
+                }
+            };
+            *slot = map.next_value()?;
+        }
+        Ok(d)
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -323,7 +370,7 @@ impl Decoder for AnthropicDecoder {
             }
         };
         let index = ev.index.unwrap_or(0);
-        match ev.kind.as_str() {
+        match &*ev.kind {
             "ping" => {}
             "message_start" => {
                 let m = ev.message.unwrap_or(Value::Null);
@@ -402,19 +449,13 @@ impl Decoder for AnthropicDecoder {
                 self.blocks.push((index, kind, String::new()));
             }
             "content_block_delta" => {
-                let d = ev.delta.unwrap_or(Value::Null);
-                let text = |k: &str| {
-                    d.get(k)
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string()
-                };
-                match (d.get("type").and_then(Value::as_str), self.block(index)) {
+                let d = ev.delta.unwrap_or_default();
+                match (d.kind.as_str(), self.block(index)) {
                     (Some("text_delta"), _) => {
                         self.produced = true;
                         out.push(StreamEvent::TextDelta(TextDelta {
                             choice: 0,
-                            text: text("text"),
+                            text: d.text.into_string(),
                         }));
                     }
                     (Some("thinking_delta"), _) => {
@@ -422,22 +463,23 @@ impl Decoder for AnthropicDecoder {
                         out.push(StreamEvent::ReasoningDelta(ReasoningDelta {
                             choice: 0,
                             kind: ReasoningKind::Raw,
-                            text: text("thinking"),
+                            text: d.thinking.into_string(),
                             signature: None,
                         }));
                     }
                     // An empty signature is no signature: nothing to send back.
-                    (Some("signature_delta"), _) if text("signature").is_empty() => {}
+                    (Some("signature_delta"), _)
+                        if d.signature.as_str().unwrap_or_default().is_empty() => {}
                     (Some("signature_delta"), _) => {
                         out.push(StreamEvent::ReasoningDelta(ReasoningDelta {
                             choice: 0,
                             kind: ReasoningKind::Opaque,
                             text: String::new(),
-                            signature: Some(text("signature")),
+                            signature: Some(d.signature.into_string()),
                         }));
                     }
                     (Some("input_json_delta"), Some(Block::Tool)) => {
-                        let part = text("partial_json");
+                        let part = d.partial_json.into_string();
                         if let Some(b) = self.blocks.iter_mut().find(|b| b.0 == index) {
                             b.2.push_str(&part);
                         }
@@ -469,7 +511,9 @@ impl Decoder for AnthropicDecoder {
                 }
             }
             "message_delta" => {
-                let delta = ev.delta.as_ref();
+                // Read whole: once per message, and every field of it matters below.
+                let whole = serde_json::from_str::<Value>(frame.data).ok();
+                let delta = whole.as_ref().and_then(|v| v.get("delta"));
                 if let Some(r) = delta
                     .and_then(|d| d.get("stop_reason"))
                     .and_then(Value::as_str)
@@ -481,10 +525,7 @@ impl Decoder for AnthropicDecoder {
                 }
                 // Some compatible servers stream text in `message_delta`: not dropped silently.
                 if carries_more(delta, MESSAGE_DELTA_FIELDS)
-                    || carries_more(
-                        serde_json::from_str::<Value>(frame.data).ok().as_ref(),
-                        MESSAGE_DELTA_TOP,
-                    )
+                    || carries_more(whole.as_ref(), MESSAGE_DELTA_TOP)
                 {
                     out.push(unhandled("message_delta", frame.data));
                 }

@@ -6,6 +6,7 @@
 pub mod anthropic;
 pub mod chat;
 pub mod gemini;
+mod lenient;
 pub mod responses;
 
 use serde_json::Value;

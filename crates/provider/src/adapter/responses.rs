@@ -14,9 +14,12 @@
 //! index is the `output_index` when there is one. A delta that cannot be tied to exactly one
 //! open call is `unhandled`, never added to another call's arguments.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::lenient::LenientStr;
 use super::{Adapter, Decoder, closed_early, join_url, not_understood, unhandled};
 use crate::classify::from_error_json;
 use crate::error::{ErrorClass, ProviderError};
@@ -148,19 +151,21 @@ struct OpenCall {
     done_arguments: Option<String>,
 }
 
-/// The fields of a Responses event this adapter reads; everything else is skipped.
+/// The fields of a Responses event this adapter reads; everything else is skipped. The fields
+/// every delta carries are borrowed from the frame.
 #[derive(Deserialize)]
-struct Event {
-    #[serde(rename = "type")]
-    kind: String,
-    /// A string for text and argument deltas; some hosted-tool events send an object.
-    #[serde(default)]
-    delta: Option<Value>,
+struct Event<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    /// A string for text and argument deltas; some hosted-tool events send an object, read as
+    /// no text.
+    #[serde(default, borrow)]
+    delta: LenientStr<'a>,
     #[serde(default)]
     output_index: Option<u32>,
     /// The output item an event belongs to; some servers (llama.cpp) send only this.
-    #[serde(default)]
-    item_id: Option<String>,
+    #[serde(default, borrow)]
+    item_id: Option<Cow<'a, str>>,
     #[serde(default)]
     item: Option<Value>,
     #[serde(default)]
@@ -201,16 +206,16 @@ impl Decoder for ResponsesDecoder {
                 return;
             }
         };
-        match ev.kind.as_str() {
+        match &*ev.kind {
             "response.output_text.delta" => out.push(StreamEvent::TextDelta(TextDelta {
                 choice: 0,
-                text: delta_text(ev.delta),
+                text: ev.delta.into_string(),
             })),
             "response.refusal.delta" => {
                 self.saw_refusal = true;
                 out.push(StreamEvent::TextDelta(TextDelta {
                     choice: 0,
-                    text: delta_text(ev.delta),
+                    text: ev.delta.into_string(),
                 }));
             }
             "response.reasoning_summary_text.delta" | "response.reasoning_text.delta" => {
@@ -222,12 +227,12 @@ impl Decoder for ResponsesDecoder {
                 out.push(StreamEvent::ReasoningDelta(ReasoningDelta {
                     choice: 0,
                     kind,
-                    text: delta_text(ev.delta),
+                    text: ev.delta.into_string(),
                     signature: None,
                 }));
             }
             "response.function_call_arguments.delta" | "response.custom_tool_call_input.delta" => {
-                let delta = delta_text(ev.delta);
+                let delta = ev.delta.into_string();
                 match self.find_call(ev.item_id.as_deref(), None, ev.output_index) {
                     Some(p) => {
                         let call = &mut self.open_calls[p];
@@ -466,13 +471,6 @@ impl ResponsesDecoder {
             Some("message") => {}
             _ => out.push(unhandled("response.output_item.done", frame.data)),
         }
-    }
-}
-
-fn delta_text(delta: Option<Value>) -> String {
-    match delta {
-        Some(Value::String(s)) => s,
-        _ => String::new(),
     }
 }
 

@@ -25,6 +25,8 @@ pub(super) struct Terminal {
     text: std::sync::Mutex<String>,
     waiting: Arc<AtomicBool>,
     spinner: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// No spinner thread is left to join.
+    spinner_joined: AtomicBool,
     wrote_text: AtomicBool,
     ends_with_newline: AtomicBool,
     saw_reasoning: AtomicBool,
@@ -36,6 +38,7 @@ impl Terminal {
             text: std::sync::Mutex::new(String::new()),
             waiting: Arc::new(AtomicBool::new(true)),
             spinner: std::sync::Mutex::new(None),
+            spinner_joined: AtomicBool::new(false),
             wrote_text: AtomicBool::new(false),
             ends_with_newline: AtomicBool::new(true),
             saw_reasoning: AtomicBool::new(false),
@@ -64,16 +67,23 @@ impl Terminal {
         });
         if let Ok(mut slot) = self.spinner.lock() {
             *slot = spinner;
+            self.spinner_joined.store(false, Ordering::Relaxed);
         }
     }
 
     fn stop_spinner(&self) {
-        self.waiting.store(false, Ordering::Relaxed);
+        // Called for every delta: once the spinner is stopped and joined, there is nothing to do.
+        if !self.waiting.swap(false, Ordering::Relaxed)
+            && self.spinner_joined.load(Ordering::Relaxed)
+        {
+            return;
+        }
         if let Ok(mut spinner) = self.spinner.lock()
             && let Some(handle) = spinner.take()
         {
             let _ = handle.join();
         }
+        self.spinner_joined.store(true, Ordering::Relaxed);
     }
 
     /// Whether any reasoning streamed during the run.
