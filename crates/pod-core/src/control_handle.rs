@@ -1,6 +1,7 @@
 //! [`RunControl`]: how other tasks (Ctrl-C handler, control socket, parent pod) interrupt the
 //! active run with a lifecycle action.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
@@ -22,6 +23,8 @@ pub struct RunControl {
 struct Inner {
     resolver: Mutex<ActionResolver>,
     signal: watch::Sender<bool>,
+    /// An action is offered and not yet taken: read per stream event, so without a lock.
+    offered: AtomicBool,
 }
 
 impl Default for RunControl {
@@ -36,15 +39,26 @@ impl RunControl {
             inner: Arc::new(Inner {
                 resolver: Mutex::new(ActionResolver::new()),
                 signal: watch::channel(false).0,
+                offered: AtomicBool::new(false),
             }),
         }
     }
 
     /// Interrupt the active (or next) run with `action`.
     pub fn interrupt(&self, action: LifecycleAction) -> Offered {
-        let offered = locked(&self.inner.resolver).offer(action);
+        let mut resolver = locked(&self.inner.resolver);
+        let offered = resolver.offer(action);
+        // Set under the lock `take` clears it under: the flag never outlives the action.
+        self.inner.offered.store(true, Ordering::Release);
+        drop(resolver);
         self.inner.signal.send_replace(true);
         offered
+    }
+
+    /// Whether an action is waiting to interrupt the run ([`RunControl::governing`] says
+    /// which); cheap enough to ask per stream event.
+    pub fn is_interrupted(&self) -> bool {
+        self.inner.offered.load(Ordering::Acquire)
     }
 
     /// The action that governs the interruption, if any.
@@ -62,6 +76,8 @@ impl RunControl {
     /// Take the governing action and re-arm (called once the interrupted run is recorded).
     pub(crate) fn take(&self) -> Option<LifecycleAction> {
         self.inner.signal.send_replace(false);
-        locked(&self.inner.resolver).take()
+        let mut resolver = locked(&self.inner.resolver);
+        self.inner.offered.store(false, Ordering::Release);
+        resolver.take()
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use pod_home::locked;
@@ -23,6 +23,10 @@ pub(super) struct Progress {
     /// Tool calls executing; a run inside a tool call is not idle.
     in_tool: AtomicU32,
     phase: std::sync::Mutex<RunPhase>,
+    /// Visible text is recorded in `phase` already: later deltas need not take its lock.
+    text_recorded: AtomicBool,
+    /// Deltas arrived since the watchdog clock was last moved: it moves once per network read.
+    moved_since_touch: AtomicBool,
     /// Side-effect class of each tool the pod offers.
     tools: std::sync::Mutex<HashMap<String, SideEffectClass>>,
 }
@@ -60,6 +64,36 @@ impl Progress {
         change(&mut locked(&self.phase));
     }
 
+    /// A new run: nothing seen yet.
+    fn reset_phase(&self) {
+        self.update_phase(|phase| *phase = RunPhase::default());
+        self.text_recorded.store(false, Ordering::Relaxed);
+    }
+
+    /// A text delta arrived. Called per delta, so it takes no lock and reads no clock once the
+    /// run's first visible text is recorded; the watchdog clock moves when the read is drained
+    /// ([`Progress::read_drained`]).
+    fn text_delta(&self, visible: bool) {
+        self.moved_since_touch.store(true, Ordering::Relaxed);
+        if visible && self.text_recorded.load(Ordering::Relaxed) {
+            return;
+        }
+        self.update_phase(|phase| {
+            phase.provider_progress_seen = true;
+            phase.visible_output_seen |= visible;
+        });
+        if visible {
+            self.text_recorded.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// A network read is drained: the deltas it carried are progress.
+    fn read_drained(&self) {
+        if self.moved_since_touch.swap(false, Ordering::Relaxed) {
+            self.touch();
+        }
+    }
+
     fn tool_started(&self, tool: &str) {
         let class = locked(&self.tools).get(tool).copied();
         self.update_phase(|phase| {
@@ -85,8 +119,7 @@ pub(super) struct Watched {
 
 impl RunObserver for Watched {
     fn on_run_started(&self, run_id: &str) {
-        self.progress
-            .update_phase(|phase| *phase = RunPhase::default());
+        self.progress.reset_phase();
         self.progress.set_run_id(Some(run_id.to_owned()));
         let _ = self.events.send(PodEvent::RunStarted {
             run_id: run_id.to_owned(),
@@ -112,15 +145,12 @@ impl RunObserver for Watched {
     }
 
     fn on_text(&self, text: &str) {
-        self.progress.touch();
-        self.progress.update_phase(|phase| {
-            phase.provider_progress_seen = true;
-            phase.visible_output_seen |= !text.is_empty();
-        });
+        self.progress.text_delta(!text.is_empty());
         self.inner.on_text(text);
     }
 
     fn on_read_drained(&self) {
+        self.progress.read_drained();
         self.inner.on_read_drained();
     }
 

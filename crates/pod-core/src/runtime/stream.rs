@@ -68,7 +68,7 @@ impl Pod {
             // An event the client already has is taken at once; only when it must wait on the
             // network does interruption get its chance (the client tells the observer when a
             // read is drained, which is when presenters write what they gathered).
-            let ready = if self.control.governing().is_some() {
+            let ready = if self.control.is_interrupted() {
                 None
             } else {
                 stream.next().now_or_never()
