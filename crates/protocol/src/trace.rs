@@ -136,6 +136,19 @@ pub struct RawSseFrame {
 }
 
 impl RawSseFrame {
+    /// [`RawSseFrame::bounded`] for data the caller owns: cut in place, never copied.
+    pub fn bounded_owned(event: Option<String>, mut data: String, max_bytes: usize) -> RawSseFrame {
+        let original_len = data.len();
+        let kept = crate::text::cut_at_char_boundary(&data, max_bytes).len();
+        data.truncate(kept);
+        RawSseFrame {
+            event,
+            data,
+            original_len,
+            truncated: kept < original_len,
+        }
+    }
+
     /// Keep at most `max_bytes` of `data`, cut on a character boundary.
     pub fn bounded(event: Option<String>, data: &str, max_bytes: usize) -> RawSseFrame {
         let kept = crate::text::cut_at_char_boundary(data, max_bytes);
@@ -201,5 +214,14 @@ mod tests {
         let whole = RawSseFrame::bounded(Some("x".into()), "abc", 10);
         assert_eq!(whole.data, "abc");
         assert!(!whole.truncated);
+        assert_eq!(
+            RawSseFrame::bounded_owned(None, "aé€b".to_owned(), 3),
+            frame,
+            "owned data is cut the same way"
+        );
+        assert_eq!(
+            RawSseFrame::bounded_owned(Some("x".into()), "abc".to_owned(), 10),
+            whole
+        );
     }
 }

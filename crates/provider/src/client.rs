@@ -554,7 +554,7 @@ impl Driver {
             if let Some(o) = raw_observer {
                 o.on_raw_frame(
                     attempt,
-                    &RawFrame {
+                    RawFrame {
                         event: scrub(frame.event, secret).into_owned(),
                         data: scrub(frame.data, secret).into_owned(),
                         id: frame.id.map(|id| scrub(id, secret).into_owned()),

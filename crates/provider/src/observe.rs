@@ -21,8 +21,9 @@ pub trait StreamObserver: Send + Sync {
     fn wants_raw_frames(&self) -> bool {
         false
     }
-    /// One SSE frame as framed from the wire, before the adapter reads it.
-    fn on_raw_frame(&self, _attempt: u32, _frame: &RawFrame) {}
+    /// One SSE frame as framed from the wire, before the adapter reads it; the observer owns
+    /// it (a trace keeps it without copying it again).
+    fn on_raw_frame(&self, _attempt: u32, _frame: RawFrame) {}
     /// The response head of attempt `attempt`, and for a response that is not a stream (an
     /// error status, a JSON body) its body. Only called when raw frames are wanted.
     fn on_raw_response(&self, _attempt: u32, _response: &RawResponse) {}

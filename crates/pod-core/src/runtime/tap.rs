@@ -194,11 +194,15 @@ impl StreamObserver for Tap {
         self.observer.on_read_drained();
     }
 
-    fn on_raw_frame(&self, attempt: u32, frame: &RawFrame) {
-        let event = (!frame.event.is_empty()).then(|| frame.event.clone());
+    fn on_raw_frame(&self, attempt: u32, frame: RawFrame) {
+        let event = (!frame.event.is_empty()).then_some(frame.event);
         self.record_for(
             attempt,
-            TraceBody::RawSse(RawSseFrame::bounded(event, &frame.data, self.max_frame)),
+            TraceBody::RawSse(RawSseFrame::bounded_owned(
+                event,
+                frame.data,
+                self.max_frame,
+            )),
         );
     }
 

@@ -91,7 +91,7 @@ impl StreamObserver for Recorder {
     fn wants_raw_frames(&self) -> bool {
         self.raw
     }
-    fn on_raw_frame(&self, attempt: u32, frame: &RawFrame) {
+    fn on_raw_frame(&self, attempt: u32, frame: RawFrame) {
         self.log
             .lock()
             .unwrap()
