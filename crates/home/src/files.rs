@@ -179,10 +179,15 @@ pub fn replace_with<T, E>(
         let _ = std::fs::remove_file(&tmp);
     }
     let value = result?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(ReplaceError::Io)?;
-    Ok(value)
+    // The file is in place; syncing its directory makes the rename durable. File systems that
+    // cannot sync a directory (EINVAL: some network and FUSE mounts) have nothing to make
+    // durable this way, which is no failure of the write.
+    match std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+        Err(error) if error.kind() != std::io::ErrorKind::InvalidInput => {
+            Err(ReplaceError::Io(error))
+        }
+        _ => Ok(value),
+    }
 }
 
 /// Replace `path` atomically with `bytes` (see [`replace_with`]).

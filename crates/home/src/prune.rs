@@ -122,8 +122,19 @@ impl PodHome {
                     });
                 }
                 Ok(_) => {}
-                // A pod whose state cannot be read may be running: keep it.
-                Err(_) => pod.dir.read_info().map(drop)?,
+                // A pod whose state could not be read may be running: its error stops the
+                // removal, and a pod.json readable by now is checked like the others.
+                Err(_) => {
+                    let info = pod.dir.read_info()?;
+                    if crate::liveness::pod_is_live(&pod.dir, &info) {
+                        return Err(RemoveError::Running {
+                            id: pod.id().to_owned(),
+                            pid: info
+                                .pid
+                                .map_or_else(|| "not yet recorded".into(), |p| p.to_string()),
+                        });
+                    }
+                }
             }
         }
         let mut removed = Vec::new();

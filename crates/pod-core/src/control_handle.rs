@@ -46,11 +46,11 @@ impl RunControl {
 
     /// Interrupt the active (or next) run with `action`.
     pub fn interrupt(&self, action: LifecycleAction) -> Offered {
+        // Flag and signal change under the lock `take` clears them under, so neither ever
+        // outlives the action it announces.
         let mut resolver = locked(&self.inner.resolver);
         let offered = resolver.offer(action);
-        // Set under the lock `take` clears it under: the flag never outlives the action.
         self.inner.offered.store(true, Ordering::Release);
-        drop(resolver);
         self.inner.signal.send_replace(true);
         offered
     }
@@ -75,9 +75,38 @@ impl RunControl {
 
     /// Take the governing action and re-arm (called once the interrupted run is recorded).
     pub(crate) fn take(&self) -> Option<LifecycleAction> {
-        self.inner.signal.send_replace(false);
         let mut resolver = locked(&self.inner.resolver);
+        let taken = resolver.take();
         self.inner.offered.store(false, Ordering::Release);
-        resolver.take()
+        self.inner.signal.send_replace(false);
+        taken
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::{new_action, unknown_origin};
+    use crate::record::LifecycleKind;
+
+    #[test]
+    fn the_flag_and_the_signal_follow_the_action_in_and_out() {
+        let control = RunControl::new();
+        assert!(!control.is_interrupted());
+        let action = new_action(
+            LifecycleKind::Stop,
+            vec!["p".into()],
+            unknown_origin(["test"]),
+        );
+        control.interrupt(action.clone());
+        assert!(control.is_interrupted());
+        assert!(*control.inner.signal.borrow());
+        assert_eq!(control.take().map(|a| a.action_id), Some(action.action_id));
+        assert!(!control.is_interrupted());
+        assert!(
+            !*control.inner.signal.borrow(),
+            "no signal without an action"
+        );
+        assert!(control.governing().is_none());
     }
 }

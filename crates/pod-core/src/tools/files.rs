@@ -3,7 +3,7 @@
 //! the pod or never end).
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 use super::{Tool, ToolContext, ToolError, ToolFuture, string_arg};
 use crate::record::SideEffectClass;
@@ -35,7 +35,7 @@ impl Tool for ReadFile {
         Box::pin(async move {
             let requested = string_arg(&input, "path")?;
             let path = ctx.scope.check(requested, Access::Read)?;
-            let (file, size) = open_regular(&path, requested, Access::Read).await?;
+            let (file, size) = open_regular(&path, requested).await?;
             // Never more than the bound (and one byte to know there is more) is read, whatever
             // the file's size.
             let mut bytes = Vec::new();
@@ -62,39 +62,28 @@ impl Tool for ReadFile {
     }
 }
 
-/// Open `path` (already checked against the scope) for reading or for writing (created and
-/// truncated), refusing anything that is not a regular file: opening a FIFO or a device could
-/// block the pod or never end. The file is opened non-blocking, so a FIFO swapped in after the
-/// first check cannot block the open either, and checked again once open. Returns the file and
-/// its size when opened.
+/// Open `path` (already checked against the scope) for reading, refusing anything that is
+/// not a regular file: opening a FIFO or a device could block the pod or never end. The file is
+/// opened non-blocking, so a FIFO swapped in after the first check cannot block the open either,
+/// and checked again once open. Returns the file and its size when opened.
 async fn open_regular(
     path: &std::path::Path,
     requested: &str,
-    access: Access,
 ) -> Result<(tokio::fs::File, u64), ToolError> {
     use std::os::unix::fs::OpenOptionsExt;
     let refuse = |file_type: std::fs::FileType| {
         ToolError(format!(
-            "{requested}: {} — only regular files can be {}",
-            pod_trace::file_kind(file_type),
-            match access {
-                Access::Read => "read",
-                Access::Write => "written",
-            }
+            "{requested}: {} — only regular files can be read",
+            pod_trace::file_kind(file_type)
         ))
     };
     match tokio::fs::metadata(path).await {
         Ok(meta) if !meta.file_type().is_file() => return Err(refuse(meta.file_type())),
         Ok(_) => {}
-        Err(e) if access == Access::Write && e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(ToolError(format!("{requested}: {e}"))),
     }
     let mut options = std::fs::OpenOptions::new();
-    match access {
-        Access::Read => options.read(true),
-        Access::Write => options.write(true).create(true),
-    };
-    options.custom_flags(libc::O_NONBLOCK);
+    options.read(true).custom_flags(libc::O_NONBLOCK);
     let file = tokio::fs::OpenOptions::from(options)
         .open(path)
         .await
@@ -181,17 +170,77 @@ impl Tool for WriteFile {
             let requested = string_arg(&input, "path")?;
             let content = string_arg(&input, "content")?;
             let path = ctx.scope.check(requested, Access::Write)?;
-            let (mut file, _) = open_regular(&path, requested, Access::Write).await?;
-            // Truncated only once known to be a regular file.
-            let written = async {
-                file.set_len(0).await?;
-                file.write_all(content.as_bytes()).await?;
-                file.flush().await
-            };
-            written.await.map_err(|e| format!("{requested}: {e}"))?;
+            replace_contents(&path, requested, content.as_bytes().to_vec()).await?;
             Ok(format!("wrote {} bytes to {requested}", content.len()))
         })
     }
+}
+
+/// Put `bytes` in place of the file at `path` (checked against the scope; a regular file, or
+/// none yet): written to a new file beside it, synced, given the original's permissions and
+/// renamed over it. It runs as one blocking job, which an interrupted run does not cut short,
+/// so the file is the old one or the new one, never emptied or half written.
+async fn replace_contents(
+    path: &std::path::Path,
+    requested: &str,
+    bytes: Vec<u8>,
+) -> Result<(), ToolError> {
+    let path = path.to_owned();
+    let shown = requested.to_owned();
+    tokio::task::spawn_blocking(move || replace_blocking(&path, &shown, &bytes))
+        .await
+        .map_err(|e| ToolError(format!("{requested}: {e}")))?
+}
+
+fn replace_blocking(
+    path: &std::path::Path,
+    requested: &str,
+    bytes: &[u8],
+) -> Result<(), ToolError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SERIAL: AtomicU64 = AtomicU64::new(0);
+    let failed = |e: std::io::Error| ToolError(format!("{requested}: {e}"));
+    let permissions = match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_file() => {
+            return Err(ToolError(format!(
+                "{requested}: {} — only regular files can be written",
+                pod_trace::file_kind(meta.file_type())
+            )));
+        }
+        Ok(meta) => Some(meta.permissions()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(failed(e)),
+    };
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(ToolError(format!("{requested}: not a file path")));
+    };
+    let temp = dir.join(format!(
+        ".{}.{}.{}.pods-tmp",
+        name.to_string_lossy(),
+        std::process::id(),
+        SERIAL.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o666)
+            .open(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        if let Some(permissions) = permissions {
+            std::fs::set_permissions(&temp, permissions)?;
+        }
+        std::fs::rename(&temp, path)
+    })();
+    if let Err(error) = result {
+        // The temporary file is ours; the original is untouched.
+        let _ = std::fs::remove_file(&temp);
+        return Err(failed(error));
+    }
+    Ok(())
 }
 
 pub(super) struct EditFile;
@@ -235,7 +284,7 @@ impl Tool for EditFile {
             // The file must exist: an edit never creates one.
             let path = ctx.scope.check(requested, Access::Read)?;
             ctx.scope.check(requested, Access::Write)?;
-            let (mut file, size) = open_regular(&path, requested, Access::Read).await?;
+            let (mut file, size) = open_regular(&path, requested).await?;
             if size > EDIT_FILE_MAX_BYTES {
                 return Err(ToolError(format!(
                     "{requested}: {size} bytes, larger than the {EDIT_FILE_MAX_BYTES} bytes \
@@ -253,18 +302,13 @@ impl Tool for EditFile {
             let edited = replace_exact(&text, old_text, new_text, replace_all)
                 .map_err(|problem| format!("{requested}: {problem}"))?;
             drop(file);
-            let (mut file, _) = open_regular(&path, requested, Access::Write).await?;
-            let written = async {
-                file.set_len(0).await?;
-                file.write_all(edited.text.as_bytes()).await?;
-                file.flush().await
-            };
-            written.await.map_err(|e| format!("{requested}: {e}"))?;
+            let length = edited.text.len();
+            replace_contents(&path, requested, edited.text.into_bytes()).await?;
             Ok(format!(
                 "replaced {} occurrence{} in {requested} ({} bytes now)",
                 edited.replaced,
                 if edited.replaced == 1 { "" } else { "s" },
-                edited.text.len()
+                length
             ))
         })
     }

@@ -182,7 +182,10 @@ impl Found {
             return false;
         }
         let line = line.trim_end_matches(['\n', '\r']);
-        let kept = pod_protocol::text::cut_at_char_boundary(line, LINE_MAX_BYTES);
+        // Scrubbed whole before it is cut: a key that straddles the cut would no longer be
+        // recognised by the scrub of the tool's output.
+        let line = pod_trace::scrub::scrub(line);
+        let kept = pod_protocol::text::cut_at_char_boundary(&line, LINE_MAX_BYTES);
         let cut = if kept.len() < line.len() { "…" } else { "" };
         self.lines
             .push(format!("{path}:{line_number}: {kept}{cut}"));

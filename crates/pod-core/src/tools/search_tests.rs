@@ -87,3 +87,18 @@ fn bad_arguments_and_paths_outside_the_scope_are_refused_with_a_reason() {
         "no matches in 2 file(s)"
     );
 }
+
+#[test]
+fn a_key_cut_by_the_line_bound_is_scrubbed_before_the_cut() {
+    let key = "k3y-straddles-the-cut-0123456789";
+    pod_trace::scrub::register_secret(key);
+    let tmp = tempfile::tempdir().unwrap();
+    let line = format!("{}api_key={key}\n", "x".repeat(LINE_MAX_BYTES - 12));
+    std::fs::write(tmp.path().join("conf.txt"), line).unwrap();
+    let text = run(tmp.path(), json!({"pattern": "api_key"})).unwrap();
+    assert!(text.starts_with("conf.txt:1: xxx"), "{text}");
+    assert!(
+        !text.contains("k3y-str"),
+        "no piece of the key survives: {text}"
+    );
+}

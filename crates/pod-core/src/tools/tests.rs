@@ -289,3 +289,34 @@ async fn edit_file_changes_only_an_existing_file_in_scope() {
         "fn old() {}\n"
     );
 }
+
+#[tokio::test]
+async fn written_and_edited_files_keep_their_permissions_and_leave_no_temporary_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let script = work.join("run.sh");
+    std::fs::write(&script, "echo old\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let ctx = ctx(&work);
+    files::EditFile
+        .call(
+            &ctx,
+            json!({"path": "run.sh", "old_text": "old", "new_text": "new"}),
+        )
+        .await
+        .unwrap();
+    files::WriteFile
+        .call(&ctx, json!({"path": "run.sh", "content": "echo newer\n"}))
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read_to_string(&script).unwrap(), "echo newer\n");
+    let mode = std::fs::metadata(&script).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o750);
+    let names: Vec<String> = std::fs::read_dir(&work)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["run.sh"]);
+}
