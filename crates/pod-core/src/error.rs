@@ -5,21 +5,6 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CoreError {
-    #[error("could not {action} {}", path.display())]
-    Io {
-        /// What was being done, e.g. `create pod directory`.
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{} is not a valid {what}", path.display())]
-    Parse {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
     #[error("could not write session log {}; the run cannot continue without its record", path.display())]
     LogWrite {
         path: PathBuf,
@@ -42,6 +27,7 @@ pub enum CoreError {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+    /// A file of the pod home could not be read, written or parsed.
     #[error(transparent)]
     Home(#[from] pod_home::HomeError),
     #[error(transparent)]
@@ -55,12 +41,8 @@ impl CoreError {
         action: &'static str,
         path: impl Into<PathBuf>,
     ) -> impl FnOnce(std::io::Error) -> CoreError {
-        let path = path.into();
-        move |source| CoreError::Io {
-            action,
-            path,
-            source,
-        }
+        let io = pod_home::HomeError::io(action, path);
+        move |source| CoreError::Home(io(source))
     }
 
     pub(crate) fn config(message: impl Into<String>) -> CoreError {

@@ -58,10 +58,12 @@ pub fn guard(dir: &Path, manifest: &pod_profile::Manifest) -> Result<(), CoreErr
         file.keys
             .push(KeyPrint::new(&var, form, bytes.as_bytes(), &salt));
     }
-    let mut bytes = serde_json::to_vec_pretty(&file).map_err(|source| CoreError::Parse {
-        what: "keys.json",
-        path: path.clone(),
-        source,
+    let mut bytes = serde_json::to_vec_pretty(&file).map_err(|source| {
+        CoreError::Home(pod_home::HomeError::Parse {
+            what: "keys.json",
+            path: path.clone(),
+            source,
+        })
     })?;
     bytes.push(b'\n');
     Ok(pod_home::files::write_atomic(&path, &bytes)?)
