@@ -172,6 +172,14 @@ impl PodHome {
     /// Find a pod by full id, unique id prefix, or name (the newest pod with that name); see
     /// [`PodIndex::find`](crate::PodIndex::find).
     pub fn find(&self, query: &str) -> Result<PodDir, HomeError> {
+        // A full id names its directory: no need to read every pod of the home.
+        let exact = self.pods_dir().join(query);
+        if !query.is_empty()
+            && !query.contains(['/', '.'])
+            && exact.join("pod.json").symlink_metadata().is_ok()
+        {
+            return Ok(PodDir::open(&exact));
+        }
         let index = crate::PodIndex::load(self)?;
         index.find(query).map(|pod| pod.dir.clone())
     }
