@@ -21,12 +21,6 @@ pub enum Liveness {
     Unknown(String),
 }
 
-impl Liveness {
-    pub fn is_alive(&self) -> bool {
-        matches!(self, Liveness::Alive)
-    }
-}
-
 /// A process that started this long after the records it is checked against is not their
 /// owner (clocks and file times are coarse).
 const REUSE_SLACK: Duration = Duration::from_secs(2);

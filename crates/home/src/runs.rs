@@ -42,16 +42,6 @@ impl RunOutcome {
         self.into()
     }
 
-    /// The outcome a terminal entry records; `None` for any other entry.
-    pub fn of_terminal(body: &LogBody) -> Option<RunOutcome> {
-        match body {
-            LogBody::RunCompleted(_) => Some(RunOutcome::Completed),
-            LogBody::RunErrored(_) => Some(RunOutcome::ProviderError),
-            LogBody::RunInterrupted(_) => Some(RunOutcome::Interrupted),
-            _ => None,
-        }
-    }
-
     /// The outcome of a run without a terminal entry, from its segment owner's liveness.
     pub fn unfinished(owner: &Liveness) -> RunOutcome {
         match owner {

@@ -6,35 +6,6 @@ use strum::VariantArray;
 use super::*;
 
 #[test]
-fn terminal_entries_name_their_outcome_and_others_none() {
-    let completed = LogBody::RunCompleted(RunCompleted {
-        run_id: "r".into(),
-        turns: 1,
-        text: String::new(),
-        reason: "end_turn".into(),
-        stop_reason: None,
-    });
-    let interrupted = LogBody::RunInterrupted(RunInterrupted {
-        run_id: "r".into(),
-        reason: "stopped".into(),
-        action: None,
-        phase: RunPhase::default(),
-    });
-    let closed = LogBody::SegmentClosed(SegmentClosed {
-        reason: "completed".into(),
-    });
-    assert_eq!(
-        RunOutcome::of_terminal(&completed),
-        Some(RunOutcome::Completed)
-    );
-    assert_eq!(
-        RunOutcome::of_terminal(&interrupted),
-        Some(RunOutcome::Interrupted)
-    );
-    assert_eq!(RunOutcome::of_terminal(&closed), None);
-}
-
-#[test]
 fn an_unfinished_run_is_running_only_while_its_owner_is_known_alive() {
     assert_eq!(
         RunOutcome::unfinished(&Liveness::Alive),
