@@ -89,6 +89,7 @@ pub use files::{
     reread_manifest_files, write_manifest_files,
 };
 pub use manifest::{
-    Auth, Manifest, Provenance, ProvenanceMap, ResolvedManifest, Scheme, SourceKind,
+    Auth, Manifest, McpSection, McpServer, Permission, PermissionsSection, Provenance,
+    ProvenanceMap, ResolvedManifest, Scheme, SideEffectClass, SourceKind,
 };
 pub use resolve::{Explanation, LayerValue, Overrides, Resolution, explain, validate};

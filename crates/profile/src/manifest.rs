@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use pod_protocol::record::SideEffectClass;
+
 /// The fully resolved settings of one pod.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -17,6 +19,8 @@ pub struct Manifest {
     pub session: SessionSection,
     pub spawn: SpawnSection,
     pub limits: LimitsSection,
+    pub permissions: PermissionsSection,
+    pub mcp: McpSection,
 }
 
 /// The wire scheme a pod talks to its provider with: one of the provider wire schemes
@@ -121,6 +125,14 @@ pub struct AgentSection {
     pub max_turns: u32,
     /// Tools the pod may offer the model, by name.
     pub tools: Vec<String>,
+    /// Time one `shell` command may run before its process group is killed.
+    pub shell_timeout_ms: u64,
+    /// Bytes of a `shell` command's output (stdout and stderr together) the model gets: the
+    /// head and the tail are kept, the middle is cut and its length stated.
+    pub shell_output_bytes: u64,
+    /// Whether `shell` commands may use the network. Off: the sandbox denies TCP connects and
+    /// binds where the kernel supports it (see `pods doctor`).
+    pub shell_network: bool,
 }
 
 impl Default for AgentSection {
@@ -134,7 +146,11 @@ impl Default for AgentSection {
                 "write_file".to_owned(),
                 "edit_file".to_owned(),
                 "search".to_owned(),
+                "shell".to_owned(),
             ],
+            shell_timeout_ms: 120_000,
+            shell_output_bytes: 64 * 1024,
+            shell_network: false,
         }
     }
 }
@@ -246,6 +262,131 @@ impl Default for LimitsSection {
             max_response_bytes: 128 * 1024 * 1024,
             max_response_ms: 0,
             shutdown_grace_ms: 5_000,
+        }
+    }
+}
+
+/// What happens when the model calls a tool: it runs, it is refused, or somebody is asked.
+/// Ordered from the most to the least permissive, so the stricter of two is their maximum.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Permission {
+    Allow,
+    /// Ask the user at the root pod's terminal; without one, `--approve` decides, else deny.
+    Ask,
+    Deny,
+}
+
+impl Permission {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// The approval policy: a permission per side-effect class, and per tool. A tool's own entry
+/// can only tighten its class's (the stricter of the two applies), so a child whose entries are
+/// each at least as strict as its parent's is never more permissive than the parent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PermissionsSection {
+    pub read_only: Permission,
+    pub local_write: Permission,
+    pub process: Permission,
+    pub network: Permission,
+    pub spawn: Permission,
+    /// Tools whose side effect is not known (MCP tools unless their server says otherwise).
+    pub unknown: Permission,
+    /// Tool name → permission, applied on top of the tool's class.
+    pub tools: BTreeMap<String, Permission>,
+}
+
+impl Default for PermissionsSection {
+    fn default() -> Self {
+        PermissionsSection {
+            read_only: Permission::Allow,
+            local_write: Permission::Allow,
+            process: Permission::Ask,
+            network: Permission::Ask,
+            spawn: Permission::Allow,
+            unknown: Permission::Ask,
+            tools: BTreeMap::new(),
+        }
+    }
+}
+
+impl PermissionsSection {
+    /// The permission for a call of `tool`, whose side effect is `class`.
+    pub fn for_tool(&self, tool: &str, class: SideEffectClass) -> Permission {
+        let by_class = match class {
+            SideEffectClass::ReadOnly => self.read_only,
+            SideEffectClass::LocalWrite => self.local_write,
+            SideEffectClass::Process => self.process,
+            SideEffectClass::Network => self.network,
+            SideEffectClass::Spawn => self.spawn,
+            SideEffectClass::Unknown => self.unknown,
+        };
+        self.tools
+            .get(tool)
+            .map_or(by_class, |own| by_class.max(*own))
+    }
+}
+
+/// MCP servers whose tools the pod offers its model.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpSection {
+    /// By name; the model sees a server's tool `T` as `mcp__NAME__T`.
+    pub servers: BTreeMap<String, McpServer>,
+}
+
+/// One MCP server, started over stdio with the pod and stopped with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpServer {
+    /// The program to start (looked up on `PATH` when it has no slash).
+    pub command: String,
+    pub args: Vec<String>,
+    /// Names of environment variables passed through to the server; nothing else is (the key
+    /// variables only when named here).
+    pub env: Vec<String>,
+    /// Working directory; relative to the pod's working directory. Default: that directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// The server's tools the model may call; absent means all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<String>>,
+    /// The side-effect class recorded for the server's tools (and judged by `[permissions]`
+    /// and retry safety).
+    pub side_effect: SideEffectClass,
+    pub startup_timeout_ms: u64,
+    pub call_timeout_ms: u64,
+}
+
+impl Default for McpServer {
+    fn default() -> Self {
+        McpServer {
+            command: String::new(),
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: None,
+            tools: None,
+            side_effect: SideEffectClass::Unknown,
+            startup_timeout_ms: 10_000,
+            call_timeout_ms: 60_000,
         }
     }
 }

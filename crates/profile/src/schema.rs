@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::manifest::{
-    AgentSection, LimitsSection, Manifest, ModelSection, ScopeSection, SessionSection, SpawnSection,
+    AgentSection, LimitsSection, Manifest, McpSection, ModelSection, PermissionsSection,
+    ScopeSection, SessionSection, SpawnSection,
 };
 
 /// Leaf values by dotted key (`session.record_event_trace`).
@@ -25,6 +26,8 @@ pub fn leaf_keys() -> Vec<String> {
             "session" => field_names::<SessionSection>(),
             "spawn" => field_names::<SpawnSection>(),
             "limits" => field_names::<LimitsSection>(),
+            "permissions" => field_names::<PermissionsSection>(),
+            "mcp" => field_names::<McpSection>(),
             // A section without a type here has no keys; `every_section_has_leaf_keys` fails.
             _ => &[],
         };
@@ -178,7 +181,16 @@ mod tests {
         assert!(keys.contains(&"limits.spawn_ready_timeout_ms".to_owned()));
         assert_eq!(
             sections(),
-            ["agent", "limits", "model", "scope", "session", "spawn"]
+            [
+                "agent",
+                "limits",
+                "mcp",
+                "model",
+                "permissions",
+                "scope",
+                "session",
+                "spawn"
+            ]
         );
     }
 

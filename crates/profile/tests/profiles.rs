@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use pod_profile::{
-    Catalog, Discovery, InheritPolicy, Origin, Overrides, POLICIES, ProfileError, ResolvedManifest,
-    ScopeRequest, SourceKind, SpawnRequest, explain, manifest_digest, materialize_child, policy,
-    read_manifest_files, reread_manifest_files, schema, write_manifest_files,
+    Catalog, Discovery, InheritPolicy, Origin, Overrides, POLICIES, Permission, ProfileError,
+    ResolvedManifest, ScopeRequest, SourceKind, SpawnRequest, explain, manifest_digest,
+    materialize_child, policy, read_manifest_files, reread_manifest_files, schema,
+    write_manifest_files,
 };
 
 /// A temporary layout: `user/` (user config dir), `work/` (cwd, project in `work/.pods`),
@@ -639,7 +640,16 @@ fn leaf_keys_are_every_field_of_every_section() {
     }
     assert_eq!(
         schema::sections(),
-        ["agent", "limits", "model", "scope", "session", "spawn"]
+        [
+            "agent",
+            "limits",
+            "mcp",
+            "model",
+            "permissions",
+            "scope",
+            "session",
+            "spawn"
+        ]
     );
     // A fully set manifest serializes to exactly these keys, no more.
     let full = schema::flatten(&pod_profile::Manifest::default()).unwrap();
@@ -1351,4 +1361,160 @@ fn dash_m_sets_model_model_over_set_with_command_line_provenance() {
         plain.provenance["model.model"].kind,
         SourceKind::CommandLine
     );
+}
+
+// ---------- permissions, shell and MCP servers down the tree ----------
+
+/// A parent profile `lead` with a permissive policy, one MCP server and network for `shell`,
+/// and a child profile `helper` written by the test.
+fn permission_fixture(helper: &str) -> (Catalog, ResolvedManifest) {
+    let mut fixture = Fixture::new();
+    fixture.dir_profile(
+        1,
+        "lead",
+        r#"
+[agent]
+shell_network = true
+[permissions]
+process = "allow"
+network = "ask"
+[permissions.tools]
+write_file = "ask"
+[mcp.servers.time]
+command = "mcp-server-time"
+side_effect = "read_only"
+[spawn]
+allowed_profiles = ["helper"]
+"#,
+    );
+    fixture.dir_profile(1, "helper", helper);
+    let catalog = fixture.catalog();
+    let parent = resolve(&catalog, "lead");
+    (catalog, parent)
+}
+
+#[test]
+fn a_child_profile_cannot_widen_its_parents_permissions_but_may_narrow_them() {
+    let (catalog, parent) = permission_fixture(
+        r#"
+[agent]
+shell_network = true
+[permissions]
+process = "deny"
+network = "allow"
+read_only = "ask"
+[permissions.tools]
+write_file = "allow"
+search = "deny"
+"#,
+    );
+    let child = materialize_child(&catalog, &parent, "pod-1", "helper", &request(), &[]).unwrap();
+    let permissions = &child.manifest.permissions;
+    // Narrowed by the child profile: its value and its own provenance.
+    assert_eq!(permissions.process, Permission::Deny);
+    assert_eq!(
+        child.provenance["permissions.process"].kind,
+        SourceKind::Profile
+    );
+    assert_eq!(permissions.read_only, Permission::Ask);
+    // Widening refused: the parent's value, inherited.
+    assert_eq!(permissions.network, Permission::Ask);
+    assert_eq!(
+        child.provenance["permissions.network"].kind,
+        SourceKind::Parent
+    );
+    // Per tool, the stricter of each entry; the merged table says so.
+    assert_eq!(permissions.tools["write_file"], Permission::Ask);
+    assert_eq!(permissions.tools["search"], Permission::Deny);
+    assert!(
+        child.provenance["permissions.tools"]
+            .detail
+            .contains("stricter of each"),
+        "{:?}",
+        child.provenance["permissions.tools"]
+    );
+    // A switch that grants network stays on only when both say so.
+    assert!(child.manifest.agent.shell_network);
+}
+
+#[test]
+fn a_silent_child_inherits_permissions_mcp_servers_and_shell_settings() {
+    let (catalog, parent) = permission_fixture("description = \"silent\"\n");
+    let child = materialize_child(&catalog, &parent, "pod-1", "helper", &request(), &[]).unwrap();
+    assert_eq!(child.manifest.permissions.process, Permission::Allow);
+    assert_eq!(
+        child.manifest.permissions.tools["write_file"],
+        Permission::Ask
+    );
+    assert!(child.manifest.agent.shell_network);
+    let time = &child.manifest.mcp.servers["time"];
+    assert_eq!(time.command, "mcp-server-time");
+    assert_eq!(time.side_effect, pod_profile::SideEffectClass::ReadOnly);
+    let p = &child.provenance["mcp.servers"];
+    assert_eq!(p.kind, SourceKind::Parent);
+    assert_eq!(p.from.as_ref().unwrap().kind, SourceKind::Profile);
+}
+
+#[test]
+fn a_child_profile_that_declares_mcp_servers_replaces_the_parents_and_can_turn_off_network() {
+    let (catalog, parent) = permission_fixture(
+        r#"
+[agent]
+shell_network = false
+[mcp.servers.files]
+command = "mcp-files"
+"#,
+    );
+    let child = materialize_child(&catalog, &parent, "pod-1", "helper", &request(), &[]).unwrap();
+    let servers: Vec<&String> = child.manifest.mcp.servers.keys().collect();
+    assert_eq!(servers, ["files"]);
+    assert_eq!(
+        child.manifest.mcp.servers["files"].side_effect,
+        pod_profile::SideEffectClass::Unknown,
+        "a server's tools are of unknown effect unless it says otherwise"
+    );
+    assert!(!child.manifest.agent.shell_network);
+    assert_eq!(
+        child.provenance["agent.shell_network"].kind,
+        SourceKind::Profile
+    );
+}
+
+#[test]
+fn a_tools_entry_only_tightens_its_class() {
+    let permissions = pod_profile::PermissionsSection {
+        tools: [
+            ("shell".to_owned(), Permission::Allow),
+            ("write_file".to_owned(), Permission::Deny),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    use pod_profile::SideEffectClass::{LocalWrite, Process, Unknown};
+    assert_eq!(permissions.for_tool("shell", Process), Permission::Ask);
+    assert_eq!(
+        permissions.for_tool("write_file", LocalWrite),
+        Permission::Deny
+    );
+    assert_eq!(
+        permissions.for_tool("edit_file", LocalWrite),
+        Permission::Allow
+    );
+    assert_eq!(permissions.for_tool("mcp__x__y", Unknown), Permission::Ask);
+}
+
+#[test]
+fn a_misspelled_permission_is_an_error_naming_the_key() {
+    let mut fixture = Fixture::new();
+    fixture.dir_profile(1, "loose", "[permissions]\nprocess = \"alow\"\n");
+    let err = fixture
+        .catalog()
+        .resolve("loose", &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("permissions.process") || err.contains("process"),
+        "{err}"
+    );
+    assert!(err.contains("alow"), "{err}");
 }

@@ -167,8 +167,13 @@ pub struct RequestedToolCall {
 pub enum SideEffectClass {
     ReadOnly,
     LocalWrite,
+    /// Starts a local process (`shell`).
     Process,
     Spawn,
+    /// Reaches other machines.
+    Network,
+    /// Not known (an MCP server's tools unless its profile says otherwise): judged as unsafe.
+    Unknown,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -30,6 +30,10 @@ pub enum InheritPolicy {
     Decrement,
     /// The child profile's value, capped at the parent's.
     CappedByParent,
+    /// The stricter of the parent's value and the child profile chain's: a permission
+    /// (`allow` < `ask` < `deny`, per tool for a table of them) or a switch that grants
+    /// something when `true`. A child is never more permissive than its parent.
+    Strictest,
 }
 
 /// The inheritance policy of every leaf key, one row per key. A key without a row has no
@@ -37,6 +41,15 @@ pub enum InheritPolicy {
 pub const POLICIES: &[(&str, InheritPolicy)] = &[
     ("agent.instructions", InheritPolicy::ChildOnly),
     ("agent.max_turns", InheritPolicy::ChildOnly),
+    ("agent.shell_network", InheritPolicy::Strictest),
+    (
+        "agent.shell_output_bytes",
+        InheritPolicy::InheritUnlessChildSets,
+    ),
+    (
+        "agent.shell_timeout_ms",
+        InheritPolicy::InheritUnlessChildSets,
+    ),
     ("agent.tools", InheritPolicy::ChildOnly),
     (
         "limits.first_event_timeout_ms",
@@ -68,6 +81,8 @@ pub const POLICIES: &[(&str, InheritPolicy)] = &[
         "limits.shutdown_grace_ms",
         InheritPolicy::InheritUnlessChildSets,
     ),
+    // MCP servers are the parent's unless the child profile declares its own set.
+    ("mcp.servers", InheritPolicy::InheritUnlessChildSets),
     ("model.api_key_env", InheritPolicy::ModelGroup),
     ("model.auth", InheritPolicy::ModelGroup),
     ("model.base_url", InheritPolicy::ModelGroup),
@@ -76,6 +91,13 @@ pub const POLICIES: &[(&str, InheritPolicy)] = &[
     ("model.model", InheritPolicy::ModelGroup),
     ("model.scheme", InheritPolicy::ModelGroup),
     ("model.temperature", InheritPolicy::ModelGroup),
+    ("permissions.local_write", InheritPolicy::Strictest),
+    ("permissions.network", InheritPolicy::Strictest),
+    ("permissions.process", InheritPolicy::Strictest),
+    ("permissions.read_only", InheritPolicy::Strictest),
+    ("permissions.spawn", InheritPolicy::Strictest),
+    ("permissions.tools", InheritPolicy::Strictest),
+    ("permissions.unknown", InheritPolicy::Strictest),
     ("scope.allow", InheritPolicy::NarrowOnly),
     ("scope.deny", InheritPolicy::NarrowOnly),
     ("session.record_event_trace", InheritPolicy::Sticky),
@@ -118,7 +140,65 @@ impl InheritPolicy {
             InheritPolicy::NarrowOnly => from.parent_value(key),
             InheritPolicy::Decrement => decrement(from, key),
             InheritPolicy::CappedByParent => capped_by_parent(from, key),
+            InheritPolicy::Strictest => strictest(from, key),
         }
+    }
+}
+
+/// [`InheritPolicy::Strictest`]: the parent's value, or the child chain's where that is
+/// stricter. When both are as strict, the parent's provenance stands.
+fn strictest(from: &Sources<'_>, key: &str) -> Decision {
+    let parent = from.parent_value(key);
+    if !from.chain_sets(key) {
+        return parent;
+    }
+    let child = from.child_value(key);
+    let (Some(theirs), Some(own)) = (&parent.value, &child.value) else {
+        return parent;
+    };
+    let merged = stricter(theirs, own);
+    if &merged == theirs {
+        parent
+    } else if &merged == own {
+        child
+    } else {
+        // A table of per-tool permissions that takes entries from both.
+        let mut provenance = child.provenance;
+        provenance.detail = format!(
+            "{}, merged with the parent {}'s entries (the stricter of each)",
+            provenance.detail, from.parent_pod_id
+        );
+        Decision {
+            value: Some(merged),
+            provenance,
+        }
+    }
+}
+
+/// The stricter of two values of a [`InheritPolicy::Strictest`] key.
+fn stricter(parent: &toml::Value, child: &toml::Value) -> toml::Value {
+    use toml::Value;
+    match (parent, child) {
+        (Value::Boolean(a), Value::Boolean(b)) => Value::Boolean(*a && *b),
+        (Value::String(a), Value::String(b)) => {
+            let rank = |p: &str| ["allow", "ask", "deny"].iter().position(|r| *r == p);
+            match (rank(a), rank(b)) {
+                (Some(x), Some(y)) if y > x => child.clone(),
+                _ => parent.clone(),
+            }
+        }
+        (Value::Table(a), Value::Table(b)) => {
+            let mut merged = a.clone();
+            for (tool, own) in b {
+                let value = match a.get(tool) {
+                    Some(theirs) => stricter(theirs, own),
+                    None => own.clone(),
+                };
+                merged.insert(tool.clone(), value);
+            }
+            Value::Table(merged)
+        }
+        _ => parent.clone(),
     }
 }
 
