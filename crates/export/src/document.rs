@@ -180,9 +180,14 @@ pub struct RunDoc {
     /// contents are only in a trace sidecar. `None` when no request's end is recorded.
     #[serde(default)]
     pub unhandled_events: Option<BTreeMap<String, u64>>,
-    /// Tool calls that never ran (unknown tool, arguments that are not valid JSON).
+    /// Tool calls that never ran (unknown tool, arguments that are not valid JSON, denied).
     #[serde(default)]
     pub tool_calls_rejected: Option<u64>,
+    /// The approval policy's decisions other than the config's plain `allow`: denials, and
+    /// calls allowed by the user, a flag or the parent. A call that started without one here
+    /// was allowed by `[permissions]`. Omitted when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_decisions: Vec<ToolDecisionDoc>,
     pub error: Option<ErrorDoc>,
     pub interrupt: Option<InterruptDoc>,
     pub crash_evidence: Option<CrashEvidence>,
@@ -244,6 +249,20 @@ pub enum TriggerDoc {
     Other {
         raw: Value,
     },
+}
+
+/// One decision of the approval policy (a `tool_decision` entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolDecisionDoc {
+    pub call_id: String,
+    pub tool: String,
+    pub side_effect: String,
+    /// `allowed` or `denied`.
+    pub decision: String,
+    /// `config`, `user`, `flag` or `parent`.
+    pub source: String,
+    /// What decided: the `[permissions]` key, the flag, the answer and where it was given.
+    pub detail: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -70,6 +70,7 @@ pub(crate) fn run_doc(
         unhandled_events: (acc_owned.usage.requests_recorded > 0)
             .then(|| std::mem::take(&mut acc_owned.unhandled)),
         tool_calls_rejected: Some(acc_owned.tools_rejected),
+        tool_decisions: std::mem::take(&mut acc_owned.decisions),
         error: None,
         interrupt: None,
         crash_evidence: None,

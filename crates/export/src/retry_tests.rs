@@ -42,13 +42,15 @@ fn every_side_effect_beyond_reading_is_unsafe_and_named() {
         SideEffectClass::LocalWrite,
         SideEffectClass::Process,
         SideEffectClass::Spawn,
+        SideEffectClass::Unknown,
     ] {
         let name = class.as_str();
         let (verdict, reason) = verdict(&phase("recorded", Some(false), Some(&[name])));
         assert_eq!(verdict, RetryVerdict::Unsafe, "{name}");
+        let article = if name == "unknown" { "an" } else { "a" };
         assert_eq!(
             reason,
-            format!("a {name} side effect started; repeating the run would repeat it")
+            format!("{article} {name} side effect started; repeating the run would repeat it")
         );
     }
 }
@@ -104,10 +106,31 @@ fn unrecorded_side_effects_are_never_taken_for_none() {
 
 #[test]
 fn a_side_effect_class_from_a_newer_writer_is_not_taken_for_reading() {
-    let (verdict, reason) = verdict(&phase("recorded", Some(false), Some(&["network"])));
+    let (verdict, reason) = verdict(&phase("recorded", Some(false), Some(&["teleport"])));
     assert_eq!(verdict, RetryVerdict::Unsafe);
     assert!(
-        reason.starts_with("a network side effect started"),
+        reason.starts_with("a teleport side effect started"),
         "{reason}"
+    );
+}
+
+#[test]
+fn a_network_side_effect_is_the_users_call_unless_something_unsafe_started_too() {
+    let (first, reason) = verdict(&phase(
+        "derived",
+        Some(false),
+        Some(&["read_only", "network"]),
+    ));
+    assert_eq!(first, RetryVerdict::AskUser);
+    assert!(reason.contains("network"), "{reason}");
+    let (second, reason) = verdict(&phase(
+        "derived",
+        Some(false),
+        Some(&["network", "unknown"]),
+    ));
+    assert_eq!(second, RetryVerdict::Unsafe);
+    assert_eq!(
+        reason,
+        "an unknown side effect started; repeating the run would repeat it"
     );
 }

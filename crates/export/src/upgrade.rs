@@ -279,6 +279,7 @@ fn run_from_v1(pod_id: &str, r: V1Run) -> RunDoc {
         usage: None,
         unhandled_events: None,
         tool_calls_rejected: None,
+        tool_decisions: Vec::new(),
         error: r.error.map(|e| ErrorDoc {
             class: e.class,
             code: e.code,

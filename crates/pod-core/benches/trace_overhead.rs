@@ -140,6 +140,7 @@ async fn one_run(root: &Path, source: &Source, trace: bool, raw: bool) -> (Durat
             work_dir: root.to_owned(),
             model,
             control: RunControl::new(),
+            approvals: Default::default(),
         },
     )
     .unwrap();

@@ -89,6 +89,7 @@ impl Fixture {
                 work_dir: self.work(),
                 model,
                 control,
+                approvals: Default::default(),
             },
         )
         .unwrap()

@@ -90,6 +90,6 @@ pub use files::{
 };
 pub use manifest::{
     Auth, Manifest, McpSection, McpServer, Permission, PermissionsSection, Provenance,
-    ProvenanceMap, ResolvedManifest, Scheme, SideEffectClass, SourceKind,
+    ProvenanceMap, ResolvedManifest, Ruling, Scheme, SideEffectClass, SourceKind,
 };
 pub use resolve::{Explanation, LayerValue, Overrides, Resolution, explain, validate};

@@ -329,19 +329,40 @@ impl Default for PermissionsSection {
 }
 
 impl PermissionsSection {
-    /// The permission for a call of `tool`, whose side effect is `class`.
-    pub fn for_tool(&self, tool: &str, class: SideEffectClass) -> Permission {
-        let by_class = match class {
-            SideEffectClass::ReadOnly => self.read_only,
-            SideEffectClass::LocalWrite => self.local_write,
-            SideEffectClass::Process => self.process,
-            SideEffectClass::Network => self.network,
-            SideEffectClass::Spawn => self.spawn,
-            SideEffectClass::Unknown => self.unknown,
+    /// The permission for a call of `tool`, whose side effect is `class`, and the key that
+    /// set it (`permissions.process`, or `permissions.tools.NAME` when that entry is stricter).
+    pub fn for_tool(&self, tool: &str, class: SideEffectClass) -> Ruling {
+        let (by_class, class_key) = match class {
+            SideEffectClass::ReadOnly => (self.read_only, "read_only"),
+            SideEffectClass::LocalWrite => (self.local_write, "local_write"),
+            SideEffectClass::Process => (self.process, "process"),
+            SideEffectClass::Network => (self.network, "network"),
+            SideEffectClass::Spawn => (self.spawn, "spawn"),
+            SideEffectClass::Unknown => (self.unknown, "unknown"),
         };
-        self.tools
-            .get(tool)
-            .map_or(by_class, |own| by_class.max(*own))
+        match self.tools.get(tool) {
+            Some(own) if *own > by_class => Ruling {
+                permission: *own,
+                key: format!("permissions.tools.{tool}"),
+            },
+            _ => Ruling {
+                permission: by_class,
+                key: format!("permissions.{class_key}"),
+            },
+        }
+    }
+}
+
+/// A permission and the key it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ruling {
+    pub permission: Permission,
+    pub key: String,
+}
+
+impl std::fmt::Display for Ruling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} = \"{}\"", self.key, self.permission.as_str())
     }
 }
 

@@ -1491,16 +1491,17 @@ fn a_tools_entry_only_tightens_its_class() {
         ..Default::default()
     };
     use pod_profile::SideEffectClass::{LocalWrite, Process, Unknown};
-    assert_eq!(permissions.for_tool("shell", Process), Permission::Ask);
+    let rule = |tool, class| permissions.for_tool(tool, class).to_string();
+    assert_eq!(rule("shell", Process), "permissions.process = \"ask\"");
     assert_eq!(
-        permissions.for_tool("write_file", LocalWrite),
-        Permission::Deny
+        rule("write_file", LocalWrite),
+        "permissions.tools.write_file = \"deny\""
     );
     assert_eq!(
-        permissions.for_tool("edit_file", LocalWrite),
-        Permission::Allow
+        rule("edit_file", LocalWrite),
+        "permissions.local_write = \"allow\""
     );
-    assert_eq!(permissions.for_tool("mcp__x__y", Unknown), Permission::Ask);
+    assert_eq!(rule("mcp__x__y", Unknown), "permissions.unknown = \"ask\"");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::error::ProviderError;
 use crate::event::StopReason;
-use crate::record::{CausedBy, LifecycleAction, LifecycleKind};
+use crate::record::{CausedBy, DecisionSource, LifecycleAction, LifecycleKind, SideEffectClass};
 
 /// Who sent a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,10 +53,46 @@ pub struct RunParams {
     pub input: String,
 }
 
+/// A tool call waiting for approval, as a pod asks its parent (an `approval_requested` event)
+/// and the parent passes on up the tree until a pod that can decide answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalAsk {
+    /// Names this ask in the answer (`approve`).
+    pub ask_id: String,
+    /// The pod whose model asked for the call.
+    pub pod_id: String,
+    pub pod_name: String,
+    pub run_id: String,
+    pub call_id: String,
+    pub tool: String,
+    pub side_effect: SideEffectClass,
+    /// The call's arguments as JSON text, bounded and scrubbed: what the user is shown.
+    pub input: String,
+    /// What made it an ask (`permissions.process = "ask"`).
+    pub why: String,
+}
+
+/// The answer to an [`ApprovalAsk`], sent back down with `approve`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalAnswer {
+    pub ask_id: String,
+    pub allow: bool,
+    /// Allowed for the rest of the asking pod's life, not only this call.
+    #[serde(default)]
+    pub for_pod: bool,
+    /// Who decided, where the ask was answered.
+    pub source: DecisionSource,
+    /// How it was decided, for the asking pod's record.
+    pub detail: String,
+}
+
 /// A request's method with its parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Call {
     Run(RunParams),
+    /// The answer to an ask this pod published; only its verified parent may send it.
+    Approve(ApprovalAnswer),
     /// A lifecycle action of `kind` (cancel, stop, stop_tree, reload).
     Action(LifecycleKind, ActionParams),
     Status,
@@ -74,11 +110,13 @@ impl Call {
         "reload",
         "status",
         "subscribe",
+        "approve",
     ];
 
     pub fn method(&self) -> &'static str {
         match self {
             Call::Run(_) => "run",
+            Call::Approve(_) => "approve",
             Call::Action(kind, _) => kind.as_str(),
             Call::Status => "status",
             Call::Subscribe => "subscribe",
@@ -89,6 +127,7 @@ impl Call {
     pub fn params(&self) -> Value {
         match self {
             Call::Run(p) => serde_json::to_value(p).unwrap_or(Value::Null),
+            Call::Approve(p) => serde_json::to_value(p).unwrap_or(Value::Null),
             Call::Action(_, p) => serde_json::to_value(p).unwrap_or(Value::Null),
             Call::Status | Call::Subscribe => Value::Object(Default::default()),
         }
@@ -116,6 +155,9 @@ impl Call {
             "shutdown" => action(LifecycleKind::Shutdown),
             "parent_exit" => action(LifecycleKind::ParentExit),
             "reload" => action(LifecycleKind::Reload),
+            "approve" => serde_json::from_value(params.clone())
+                .map(Call::Approve)
+                .map_err(|e| bad_request(format!("invalid params for `approve`: {e}"))),
             "status" => Ok(Call::Status),
             "subscribe" => Ok(Call::Subscribe),
             other => Err(ReplyError::new(
@@ -186,6 +228,9 @@ pub enum PodEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         action: Option<LifecycleAction>,
     },
+    /// A tool call of this pod (or of a pod below it) waits for approval; the parent answers
+    /// with `approve`.
+    ApprovalRequested(ApprovalAsk),
     /// This subscriber fell behind and `missed` events were dropped for it.
     Lagged {
         missed: u64,

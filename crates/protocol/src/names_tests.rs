@@ -5,7 +5,10 @@
 use serde::Serialize;
 use strum::VariantArray;
 
-use crate::record::{LifecycleKind, PodState, SideEffectClass, ToolExecutionPhase, ToolOutcome};
+use crate::record::{
+    Decision, DecisionSource, LifecycleKind, PodState, SideEffectClass, ToolExecutionPhase,
+    ToolOutcome,
+};
 use crate::{ErrorClass, WireScheme};
 
 /// The JSON string a unit variant serializes to.
@@ -41,6 +44,8 @@ fn unit_enums_name_every_variant_as_json_does() {
     unit_names_agree::<ToolExecutionPhase>(|v| v.as_str());
     unit_names_agree::<LifecycleKind>(|v| v.as_str());
     unit_names_agree::<PodState>(|v| v.as_str());
+    unit_names_agree::<Decision>(|v| v.as_str());
+    unit_names_agree::<DecisionSource>(|v| v.as_str());
 }
 
 #[test]

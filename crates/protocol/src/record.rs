@@ -39,6 +39,9 @@ pub enum LogBody {
     /// A model request's stream ended: stop reason, token usage, unhandled events.
     ProviderRequestFinished(ProviderRequestFinished),
     AssistantMessage(AssistantMessage),
+    /// Whether a tool call the model asked for may run, and who decided (before its
+    /// `tool_call_started`, or before the `rejected` result of a denied call).
+    ToolDecision(ToolDecision),
     ToolCallStarted(ToolCallStarted),
     ToolCallFinished(ToolCallFinished),
     /// A lifecycle action reached this pod (recorded whether or not a run was active).
@@ -174,6 +177,64 @@ pub enum SideEffectClass {
     Network,
     /// Not known (an MCP server's tools unless its profile says otherwise): judged as unsafe.
     Unknown,
+}
+
+/// The approval policy's decision on one tool call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolDecision {
+    pub run_id: String,
+    pub call_id: String,
+    pub tool: String,
+    pub side_effect: SideEffectClass,
+    pub decision: Decision,
+    pub source: DecisionSource,
+    /// What decided, for people: the `[permissions]` key and its value, the flag, the answer
+    /// given at which terminal, or the parent that answered and how it decided.
+    pub detail: String,
+}
+
+/// Whether a tool call may run.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Decision {
+    Allowed,
+    Denied,
+}
+
+/// Who decided a tool call.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum DecisionSource {
+    /// `[permissions]` said `allow` or `deny`, or said `ask` with nobody to ask.
+    Config,
+    /// The user, answering at the root pod's terminal (for this call or for this pod).
+    User,
+    /// `--approve` on the root pod's command line.
+    Flag,
+    /// The parent pod answered the ask it forwarded up the tree.
+    Parent,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -494,4 +555,6 @@ names! {
     ToolExecutionPhase => "The phase as in JSON (`not_started`, …)." as_str;
     LifecycleKind => "The kind as in JSON (`stop_tree`, …)." as_str;
     PodState => "The state as in JSON (`running`, …)." as_str;
+    Decision => "The decision as in JSON (`allowed`, `denied`)." as_str;
+    DecisionSource => "The source as in JSON (`config`, `user`, `flag`, `parent`)." as_str;
 }

@@ -8,10 +8,10 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use pod_protocol::record::{
-    CausedBy, ChildSpawned, LifecycleAction, LifecycleKind, LogBody, LogEntry, Origin,
-    ProviderRequestFinished, ProviderRequestStarted, RequestedToolCall, RunCompleted, RunErrored,
-    RunInterrupted, RunPhase, RunStarted, SegmentClosed, StopReason, ToolCallFinished,
-    ToolCallStarted, ToolExecutionPhase, ToolOutcome, Usage,
+    CausedBy, ChildSpawned, Decision, DecisionSource, LifecycleAction, LifecycleKind, LogBody,
+    LogEntry, Origin, ProviderRequestFinished, ProviderRequestStarted, RequestedToolCall,
+    RunCompleted, RunErrored, RunInterrupted, RunPhase, RunStarted, SegmentClosed, StopReason,
+    ToolCallFinished, ToolCallStarted, ToolDecision, ToolExecutionPhase, ToolOutcome, Usage,
 };
 use pod_protocol::{ErrorClass, ProviderError};
 
@@ -104,6 +104,15 @@ fn current_records() -> Vec<String> {
                 tool: "shell".into(),
                 arguments: r#"{"cmd":"ls"}"#.into(),
             }],
+        }),
+        LogBody::ToolDecision(ToolDecision {
+            run_id: run_id(),
+            call_id: "c1".into(),
+            tool: "shell".into(),
+            side_effect: SideEffectClass::Process,
+            decision: Decision::Allowed,
+            source: DecisionSource::User,
+            detail: "allowed once at the terminal".into(),
         }),
         LogBody::ToolCallStarted(ToolCallStarted {
             run_id: run_id(),

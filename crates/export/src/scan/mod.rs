@@ -29,13 +29,13 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use pod_protocol::record::{
-    ChildExited, LifecycleActionRecorded, LogBody, LogEntry, RunTrigger, SegmentStarted,
-    SideEffectClass,
+    ChildExited, Decision, DecisionSource, LifecycleActionRecorded, LogBody, LogEntry, RunTrigger,
+    SegmentStarted, SideEffectClass,
 };
 
 use pod_protocol::report::UsageTotals;
 
-use crate::document::{LogIntegrity, SeqGap, ToolCallDoc, UnreadableEntry};
+use crate::document::{LogIntegrity, SeqGap, ToolCallDoc, ToolDecisionDoc, UnreadableEntry};
 
 use lines::{find_kind, read_line, trim_line};
 pub(crate) use terminal::{PhaseLite, Terminal};
@@ -95,6 +95,8 @@ pub(crate) struct RunAcc {
     pub tools_finished: u64,
     /// Tool calls answered with `rejected` (they never ran).
     pub tools_rejected: u64,
+    /// Approval decisions other than the config's `allow`.
+    pub decisions: Vec<ToolDecisionDoc>,
     /// Usage over the run's `provider_request_finished` entries.
     pub usage: UsageTotals,
     /// Unhandled stream events by name, over the same entries.
@@ -497,6 +499,21 @@ impl SegmentScan {
                     let total = run.unhandled.entry(event).or_insert(0);
                     *total = total.saturating_add(count);
                 }
+            }
+            // The config's plain `allow` is the rule, not news: only the rest is listed.
+            LogBody::ToolDecision(d)
+                if d.source != DecisionSource::Config || d.decision != Decision::Allowed =>
+            {
+                self.run_mut(state, &d.run_id)
+                    .decisions
+                    .push(ToolDecisionDoc {
+                        call_id: d.call_id,
+                        tool: d.tool,
+                        side_effect: d.side_effect.as_str().to_owned(),
+                        decision: d.decision.as_str().to_owned(),
+                        source: d.source.as_str().to_owned(),
+                        detail: preview(&d.detail),
+                    });
             }
             LogBody::SegmentClosed(c) => self.closed = Some(preview(&c.reason)),
             LogBody::ChildExited(c) => self.child_exits.push(c),

@@ -48,6 +48,8 @@ pub struct Children {
     /// before its process group is killed.
     grace: Duration,
     live: Mutex<Vec<Arc<LiveChild>>>,
+    /// Decides the asks children forward up (`approval_requested`).
+    approver: Arc<dyn crate::approval::Approver>,
 }
 
 impl Children {
@@ -67,6 +69,13 @@ impl Children {
             record,
             grace,
             live: Mutex::new(Vec::new()),
+            approver: Arc::new(crate::approval::Unattended::default()),
         }
+    }
+
+    /// Answer the children's asks with `approver` (by default every ask is denied).
+    pub fn with_approver(mut self, approver: Arc<dyn crate::approval::Approver>) -> Children {
+        self.approver = approver;
+        self
     }
 }

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::{ChildError, ChildProcess, Children, ExitInfo, PreparedChild, Recorder};
+use crate::approval::Approver;
 use crate::control::{
     ActionParams, Call, ClientInfo, ControlClient, PodEvent, RunParams, RunResult,
 };
@@ -16,6 +17,7 @@ use crate::record::{
     CausedBy, ChildExited, LifecycleAction, LifecycleActionRecorded, LifecycleKind, LogBody, Origin,
 };
 use pod_home::locked;
+use pod_protocol::control::ApprovalAsk;
 
 /// One run a parent asked a child for.
 #[derive(Debug, Clone)]
@@ -136,7 +138,7 @@ impl Children {
             stopping: Arc::new(Mutex::new(false)),
         });
         locked(&self.live).push(child.clone());
-        tokio::spawn(follow_events(child.clone()));
+        tokio::spawn(follow_events(child.clone(), self.approver.clone()));
         tokio::spawn(follow_exit(child.clone(), self.record.clone()));
         Ok((child, request_id))
     }
@@ -420,9 +422,14 @@ fn run_request_id(
         })
 }
 
-async fn follow_events(child: Arc<LiveChild>) {
+async fn follow_events(child: Arc<LiveChild>, approver: Arc<dyn Approver>) {
     while let Some(event) = child.client.next_event().await {
         match event {
+            // Answered on a task of its own: a person may take a while, and the child's other
+            // events keep coming meanwhile.
+            PodEvent::ApprovalRequested(ask) => {
+                tokio::spawn(answer_ask(child.clone(), approver.clone(), ask));
+            }
             PodEvent::RunStarted {
                 run_id,
                 request_id: Some(request_id),
@@ -469,6 +476,14 @@ async fn follow_events(child: Arc<LiveChild>) {
             | PodEvent::RunFailed { .. }
             | PodEvent::Exiting { .. } => {}
         }
+    }
+}
+
+/// Decide a child's ask with this pod's approver and send the answer down.
+async fn answer_ask(child: Arc<LiveChild>, approver: Arc<dyn Approver>, ask: ApprovalAsk) {
+    let answer = approver.decide(&ask).await;
+    if let Err(error) = child.client.call(&Call::Approve(answer)).await {
+        tracing::warn!(pod_id = %child.pod_id, ask_id = %ask.ask_id, error = %error_chain(&error), "cannot answer a child's ask");
     }
 }
 

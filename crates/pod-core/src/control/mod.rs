@@ -52,7 +52,10 @@ pub use location::{
     socket_name,
 };
 pub(crate) use server::ControlServer;
-pub use wire::{ActionParams, Call, ClientInfo, PodEvent, ReplyError, RunParams, RunResult};
+pub use wire::{
+    ActionParams, ApprovalAnswer, ApprovalAsk, Call, ClientInfo, PodEvent, ReplyError, RunParams,
+    RunResult,
+};
 
 /// The client the tests speak as: a command line.
 #[cfg(test)]

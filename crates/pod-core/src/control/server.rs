@@ -15,7 +15,8 @@ use super::location::{
     CONTROL_SOCKET, STALE_AFTER, locate_socket, record_location, remove_if_present, socket_dir,
     socket_name, sweep_stale,
 };
-use super::wire::{Call, PodEvent, ReplyError, WireReply, WireRequest, bad_request};
+use super::wire::{Call, ClientInfo, PodEvent, ReplyError, WireReply, WireRequest, bad_request};
+use crate::approval::parent::{AskParent, PendingAsks};
 use crate::children::ChildError;
 use crate::record::PeerCred;
 
@@ -34,6 +35,8 @@ pub(crate) struct ControlServer {
     accept_task: tokio::task::JoinHandle<()>,
     /// Replies owed to clients: requests read whose reply is not written yet.
     in_flight: InFlight,
+    /// Asks this pod published to its parent, waiting for `approve`.
+    asks: PendingAsks,
 }
 
 /// Counts the replies owed across all connections.
@@ -106,6 +109,7 @@ impl ControlServer {
         let (incoming_tx, incoming) = mpsc::channel(64);
         let (events, _) = broadcast::channel(1024);
         let in_flight = InFlight::default();
+        let asks = PendingAsks::default();
         let verifier = Arc::new(Verifier {
             pod_dir: pod_dir.to_owned(),
             uid: rustix::process::getuid().as_raw(),
@@ -116,6 +120,7 @@ impl ControlServer {
             events.clone(),
             in_flight.clone(),
             verifier,
+            asks.clone(),
         ));
         Ok(ControlServer {
             incoming,
@@ -124,6 +129,7 @@ impl ControlServer {
             link,
             accept_task,
             in_flight,
+            asks,
         })
     }
 
@@ -162,6 +168,15 @@ impl ControlServer {
     pub(crate) fn publisher(&self) -> broadcast::Sender<PodEvent> {
         self.events.clone()
     }
+
+    /// An approver that asks the parent pod `parent_id` through this socket.
+    pub(crate) fn ask_parent(&self, parent_id: &str) -> AskParent {
+        AskParent {
+            parent_id: parent_id.to_owned(),
+            events: self.events.clone(),
+            pending: self.asks.clone(),
+        }
+    }
 }
 
 impl Drop for ControlServer {
@@ -181,6 +196,7 @@ async fn accept_loop(
     events: broadcast::Sender<PodEvent>,
     in_flight: InFlight,
     verifier: Arc<Verifier>,
+    asks: PendingAsks,
 ) {
     loop {
         match listener.accept().await {
@@ -191,6 +207,7 @@ async fn accept_loop(
                     events.clone(),
                     in_flight.clone(),
                     verifier.clone(),
+                    asks.clone(),
                 ));
             }
             Err(error) => {
@@ -207,6 +224,7 @@ async fn serve_connection(
     events: broadcast::Sender<PodEvent>,
     in_flight: InFlight,
     verifier: Arc<Verifier>,
+    asks: PendingAsks,
 ) {
     // The kernel's account of the peer, taken once: it cannot change on this connection.
     let peer = match stream.peer_cred() {
@@ -257,6 +275,7 @@ async fn serve_connection(
                     out: &out_tx,
                     verifier: &verifier,
                     peer: &peer,
+                    asks: &asks,
                 };
                 handle_line(&buf, &connection, in_flight.owe()).await;
             }
@@ -332,6 +351,7 @@ struct Connection<'a> {
     out: &'a mpsc::Sender<Outgoing>,
     verifier: &'a Verifier,
     peer: &'a PeerCred,
+    asks: &'a PendingAsks,
 }
 
 async fn handle_line(line: &[u8], connection: &Connection<'_>, answers: Owed) {
@@ -341,6 +361,7 @@ async fn handle_line(line: &[u8], connection: &Connection<'_>, answers: Owed) {
         out,
         verifier,
         peer,
+        asks,
     } = *connection;
     let request: WireRequest = match serde_json::from_slice(line) {
         Ok(r) => r,
@@ -406,6 +427,31 @@ async fn handle_line(line: &[u8], connection: &Connection<'_>, answers: Owed) {
                 }
             }
         });
+        return;
+    }
+    if let Call::Approve(answer) = call {
+        // Only the parent the pod asked may answer, so nobody else can approve its tool calls.
+        let result = match (
+            &client,
+            verifier.check(&client, &Call::Approve(answer.clone()), peer),
+        ) {
+            (ClientInfo::ParentPod { .. }, None) => asks
+                .resolve(answer)
+                .map(|()| serde_json::json!({"answered": true}))
+                .map_err(|why| ReplyError::new("not_waiting", why)),
+            (ClientInfo::ParentPod { .. }, Some(doubt)) => Err(ReplyError::new(
+                "forbidden",
+                format!("only this pod's parent may answer its asks: {}", doubt.why),
+            )),
+            (other, _) => Err(ReplyError::new(
+                "forbidden",
+                format!(
+                    "only this pod's parent may answer its asks, and the client is {}",
+                    other.describe()
+                ),
+            )),
+        };
+        send_line(out, &WireReply::from_result(id, result), answers).await;
         return;
     }
     let (reply_tx, reply_rx) = oneshot::channel();

@@ -160,6 +160,7 @@ pub(super) async fn pod_task(
 async fn reload(pod: Pod, work_dir: &std::path::Path) -> Result<Pod, CoreError> {
     let dir = pod.dir().clone();
     let control = pod.control().clone();
+    let approvals = pod.approvals().clone();
     let extra: Vec<Arc<dyn crate::tools::Tool>> = crate::children::SPAWN_TOOLS
         .iter()
         .filter_map(|(name, _)| pod.tools().get(name).cloned())
@@ -184,6 +185,7 @@ async fn reload(pod: Pod, work_dir: &std::path::Path) -> Result<Pod, CoreError> 
             work_dir: work_dir.to_owned(),
             model,
             control,
+            approvals,
         },
     )?;
     for tool in extra {

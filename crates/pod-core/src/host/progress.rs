@@ -200,6 +200,43 @@ impl RunObserver for Watched {
             .on_tool_result(call_id, tool, side_effect, outcome, output);
     }
 
+    /// Never started: progress, but no tool phase and no side effect.
+    fn on_tool_rejected(
+        &self,
+        call_id: &str,
+        tool: &str,
+        side_effect: SideEffectClass,
+        raw_input: &serde_json::Value,
+        error: &str,
+    ) {
+        self.progress.touch();
+        self.inner
+            .on_tool_rejected(call_id, tool, side_effect, raw_input, error);
+    }
+
+    /// Waiting for a person or the parent is not idleness, like time inside a tool call.
+    fn on_approval_pending(&self, call_id: &str, tool: &str) {
+        self.progress.in_tool.fetch_add(1, Ordering::Relaxed);
+        self.inner.on_approval_pending(call_id, tool);
+    }
+
+    fn on_tool_decision(
+        &self,
+        call_id: &str,
+        tool: &str,
+        verdict: &crate::approval::Verdict,
+        waited: bool,
+    ) {
+        if waited {
+            let _ = self
+                .progress
+                .in_tool
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        }
+        self.progress.touch();
+        self.inner.on_tool_decision(call_id, tool, verdict, waited);
+    }
+
     fn on_retry(&self, attempt: u32, delay: Duration, cause: &pod_provider::ProviderError) {
         self.progress.touch();
         self.inner.on_retry(attempt, delay, cause);

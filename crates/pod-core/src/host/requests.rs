@@ -27,8 +27,9 @@ impl HostLoop {
                 self.on_action_request(request, kind).await;
             }
             Call::Status => self.on_status(request),
-            // The server answers subscriptions itself.
+            // The server answers subscriptions and approvals itself.
             Call::Subscribe => request.respond(Ok(json!({"subscribed": true}))),
+            Call::Approve(_) => request.respond(Ok(json!({"answered": false}))),
         }
     }
 

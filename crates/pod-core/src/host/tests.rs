@@ -53,6 +53,7 @@ async fn hosted_pod(tmp: &std::path::Path, responses: Vec<serde_json::Value>) ->
             work_dir: work,
             model,
             control: RunControl::new(),
+            approvals: Default::default(),
         },
     )
     .unwrap();

@@ -51,14 +51,17 @@ pub(super) fn attach_children(pod: &mut Pod, setup: ChildSetup) -> Option<Arc<Ch
             .collect(),
     };
     let grace = Duration::from_millis(pod.manifest().limits.shutdown_grace_ms);
-    let children = Arc::new(Children::new(
-        pod_id,
-        spawn,
-        setup.launcher,
-        Arc::new(factory),
-        recorder,
-        grace,
-    ));
+    let children = Arc::new(
+        Children::new(
+            pod_id,
+            spawn,
+            setup.launcher,
+            Arc::new(factory),
+            recorder,
+            grace,
+        )
+        .with_approver(pod.approvals().approver()),
+    );
     for tool in crate::children::ChildTool::all(&children) {
         pod.register_tool(tool);
     }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use pod_profile::ResolvedManifest;
 
+use crate::approval::{Approvals, Approver};
 use crate::children::ChildError;
 use crate::children::Children;
 use crate::control::ControlServer;
@@ -38,8 +39,12 @@ pub struct Launch {
     /// What it needs to spawn children; its manifest decides whether it gets any.
     pub children: Option<ChildSetup>,
     /// Hosted for the parent pod that spawned it (`pods serve`): it announces readiness on
-    /// stdout once its socket is bound, and ends when the parent closes its stdin.
+    /// stdout once its socket is bound, ends when the parent closes its stdin, and asks its
+    /// parent to approve the tool calls `[permissions]` says to ask about.
     pub for_parent: bool,
+    /// Decides the asks of a pod not hosted for a parent (a terminal prompt, `--approve`), and
+    /// the asks its children forward.
+    pub approver: Arc<dyn Approver>,
 }
 
 /// Where the pod to launch comes from.
@@ -115,6 +120,7 @@ impl Launch {
             work_dir,
             children,
             for_parent,
+            approver,
         } = self;
         let model = ModelConnection::connect(&resolved.manifest, &work_dir)
             .await
@@ -138,20 +144,30 @@ impl Launch {
             }
             PodSource::Existing(dir) => (dir, Undo::default()),
         };
+        // Bound before the segment starts: a pod another process serves is refused without a
+        // segment of its own, and a child's approver asks through this socket.
+        let server = match ControlServer::bind(dir.path()).await {
+            Ok(server) => server,
+            Err(error) => return Err(undo.failed(error)),
+        };
+        let approvals = match dir.read_info() {
+            Ok(info) => match (for_parent, info.parent_id) {
+                (true, Some(parent_id)) => Approvals::new(Arc::new(server.ask_parent(&parent_id))),
+                _ => Approvals::new(approver),
+            },
+            Err(error) => return Err(undo.failed(CoreError::from(error))),
+        };
         let options = PodOptions {
             work_dir: work_dir.clone(),
             model,
             control: RunControl::new(),
+            approvals,
         };
         let mut pod = match Pod::start(dir, resolved.manifest, options) {
             Ok(pod) => pod,
             Err(error) => return Err(undo.failed(error)),
         };
         let children = children.and_then(|setup| children::attach_children(&mut pod, setup));
-        let server = match ControlServer::bind(pod.dir().path()).await {
-            Ok(server) => server,
-            Err(error) => return Err(undo.close(pod, error).await),
-        };
         let info = match pod.dir().read_info() {
             Ok(info) => info,
             Err(error) => return Err(undo.close(pod, CoreError::from(error)).await),

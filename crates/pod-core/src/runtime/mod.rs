@@ -29,6 +29,7 @@ use pod_provider::event::{StopReason, Usage};
 use pod_provider::{Message, ProviderError};
 use pod_trace::{Marker, PendingEntry, TRACE_FORMAT_VERSION, TraceBody, TraceHandle};
 
+use crate::approval::{Approvals, Verdict};
 use crate::control_handle::RunControl;
 use crate::error::{CoreError, error_chain};
 use crate::home::PodDir;
@@ -63,8 +64,8 @@ pub trait RunObserver: Send + Sync {
     fn on_reasoning(&self, _text: &str) {}
     /// A model request ended (its `provider_request_finished` is in the log) with this usage.
     fn on_request_finished(&self, _turn: u32, _usage: Option<&Usage>) {}
-    /// A tool call started (`tool_call_started` is in the log). A call that cannot run is
-    /// reported here too, with its raw argument text as a JSON string, just before its result.
+    /// A tool call started (`tool_call_started` is in the log). A call that never starts is
+    /// [`RunObserver::on_tool_rejected`].
     fn on_tool_call(
         &self,
         _call_id: &str,
@@ -82,6 +83,26 @@ pub trait RunObserver: Send + Sync {
         _output: &str,
     ) {
     }
+    /// A call that cannot run (unknown tool, bad arguments) or was denied: it never started.
+    /// By default reported as a call with its raw argument text followed by its `rejected`
+    /// result.
+    fn on_tool_rejected(
+        &self,
+        call_id: &str,
+        tool: &str,
+        side_effect: SideEffectClass,
+        raw_input: &Value,
+        error: &str,
+    ) {
+        self.on_tool_call(call_id, tool, side_effect, raw_input);
+        self.on_tool_result(call_id, tool, side_effect, ToolOutcome::Rejected, error);
+    }
+    /// A tool call waits for an approval decision (an ask to the user or the parent); time
+    /// spent waiting is not idleness.
+    fn on_approval_pending(&self, _call_id: &str, _tool: &str) {}
+    /// A tool call was decided (`tool_decision` is in the log); follows `on_approval_pending`
+    /// when there was one.
+    fn on_tool_decision(&self, _call_id: &str, _tool: &str, _verdict: &Verdict, _waited: bool) {}
     /// The provider client will retry after `delay`.
     fn on_retry(&self, _attempt: u32, _delay: Duration, _cause: &ProviderError) {}
     /// A child pod was spawned (`child_spawned` is in the log).
@@ -163,6 +184,8 @@ pub struct PodOptions {
     pub work_dir: PathBuf,
     pub model: ModelConnection,
     pub control: RunControl,
+    /// Decides the tool calls `[permissions]` leaves to a person or a parent.
+    pub approvals: Approvals,
 }
 
 /// A pod with an open segment in this process.
@@ -177,6 +200,7 @@ pub struct Pod {
     model: ModelConnection,
     tools: ToolRegistry,
     control: RunControl,
+    approvals: Approvals,
     history: Vec<Message>,
     last_outcome: Option<&'static str>,
 }
@@ -245,6 +269,7 @@ impl Pod {
             model: options.model,
             tools,
             control: options.control,
+            approvals: options.approvals,
             history,
             last_outcome: None,
         })
@@ -278,6 +303,11 @@ impl Pod {
 
     pub fn control(&self) -> &RunControl {
         &self.control
+    }
+
+    /// How the pod's tool calls are approved (kept across a reload).
+    pub fn approvals(&self) -> &Approvals {
+        &self.approvals
     }
 
     /// Offer an extra tool (e.g. `spawn_pod`) to the model. Tools named in `agent.tools` and

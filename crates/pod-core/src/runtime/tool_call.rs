@@ -1,18 +1,27 @@
-//! Running one tool call the model asked for: the call recorded as started, the tool run under
-//! the pod's scope (cut short by an interruption), and its result recorded and handed back to
-//! the model; a call that cannot run is rejected without starting.
+//! Running one tool call the model asked for: the approval policy's decision recorded, the call
+//! recorded as started, the tool run under the pod's scope (cut short by an interruption), and
+//! its result recorded and handed back to the model; a call that cannot run, or is denied, is
+//! rejected without starting.
 
 use serde_json::Value;
 
 use pod_provider::{Message, ToolCall};
 
+use pod_profile::Permission;
+use pod_protocol::control::ApprovalAsk;
+
 use super::{Pod, RunObserver};
+use crate::approval::Verdict;
 use crate::error::CoreError;
+use crate::lifecycle::new_id;
 use crate::record::{
-    LifecycleAction, LogBody, RunPhase, SideEffectClass, ToolCallFinished, ToolCallStarted,
-    ToolExecutionPhase, ToolOutcome,
+    Decision, DecisionSource, LifecycleAction, LogBody, RunPhase, SideEffectClass,
+    ToolCallFinished, ToolCallStarted, ToolDecision, ToolExecutionPhase, ToolOutcome,
 };
 use crate::tools::ToolContext;
+
+/// The most of a call's arguments shown to the person asked to approve it.
+const APPROVAL_INPUT_MAX_BYTES: usize = 2048;
 
 /// The most tool output kept in a `tool_call_finished` entry.
 pub const TOOL_OUTPUT_LOG_MAX_BYTES: usize = 16 * 1024;
@@ -52,6 +61,49 @@ impl Pod {
                 return self.reject(run_id, call, side_effect, error, observer);
             }
         };
+        let asks = self
+            .manifest
+            .permissions
+            .for_tool(&call.name, side_effect)
+            .permission
+            == Permission::Ask;
+        if asks {
+            observer.on_approval_pending(&call.call_id, &call.name);
+        }
+        let (verdict, interrupted) = {
+            let decide = self.decide(run_id, call, side_effect, &input);
+            tokio::select! {
+                biased;
+                () = self.control.interrupted() => (Verdict {
+                    decision: Decision::Denied,
+                    source: DecisionSource::Config,
+                    detail: "the run was interrupted while the call waited for approval"
+                        .to_owned(),
+                }, true),
+                verdict = decide => (verdict, false),
+            }
+        };
+        observer.on_tool_decision(&call.call_id, &call.name, &verdict, asks);
+        if interrupted && let Some(action) = self.control.governing() {
+            return Ok(Some(action));
+        }
+        self.log.append(LogBody::ToolDecision(ToolDecision {
+            run_id: run_id.to_owned(),
+            call_id: call.call_id.clone(),
+            tool: call.name.clone(),
+            side_effect,
+            decision: verdict.decision,
+            source: verdict.source,
+            detail: verdict.detail.clone(),
+        }))?;
+        if !verdict.allowed() {
+            let error = format!(
+                "the call was denied ({}: {}); it did not run",
+                verdict.source.as_str(),
+                verdict.detail
+            );
+            return self.reject(run_id, call, side_effect, error, observer);
+        }
         self.log.append(LogBody::ToolCallStarted(ToolCallStarted {
             run_id: run_id.to_owned(),
             call_id: call.call_id.clone(),
@@ -110,6 +162,31 @@ impl Pod {
         Ok(None)
     }
 
+    /// The approval policy's decision on `call`, waiting for a person or the parent when
+    /// `[permissions]` says `ask`.
+    async fn decide(
+        &self,
+        run_id: &str,
+        call: &ToolCall,
+        side_effect: SideEffectClass,
+        input: &Value,
+    ) -> Verdict {
+        let shown = serde_json::to_string(input).unwrap_or_default();
+        let shown = pod_trace::scrub::scrub(&shown);
+        let ask = ApprovalAsk {
+            ask_id: new_id(),
+            pod_id: self.info.id.clone(),
+            pod_name: self.info.name.clone(),
+            run_id: run_id.to_owned(),
+            call_id: call.call_id.clone(),
+            tool: call.name.clone(),
+            side_effect,
+            input: bounded(&shown, APPROVAL_INPUT_MAX_BYTES),
+            why: String::new(),
+        };
+        self.approvals.decide(&self.manifest.permissions, ask).await
+    }
+
     /// Answer a call that cannot run with `error` (a `rejected` result): it never started, so
     /// it adds no side effect and leaves the tool phase as it was.
     fn reject(
@@ -120,17 +197,11 @@ impl Pod {
         error: String,
         observer: &dyn RunObserver,
     ) -> Result<Option<LifecycleAction>, CoreError> {
-        observer.on_tool_call(
+        observer.on_tool_rejected(
             &call.call_id,
             &call.name,
             side_effect,
             &Value::String(call.arguments.clone()),
-        );
-        observer.on_tool_result(
-            &call.call_id,
-            &call.name,
-            side_effect,
-            ToolOutcome::Rejected,
             &error,
         );
         self.log

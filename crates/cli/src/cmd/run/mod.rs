@@ -2,6 +2,7 @@
 //! for its parent). The pod is launched and hosted by [`pod_core::launch`]; this module reads
 //! the arguments and presents the run.
 
+mod approve;
 mod json;
 mod outcome;
 mod presenter;
@@ -28,6 +29,7 @@ use outcome::{RunEnd, conclude};
 use presenter::Presenter;
 use prompt::{check_prompt, read_stdin_prompt};
 
+pub use approve::ApproveArg;
 pub use resume::{ResumeArgs, resume};
 pub use serve::{ServeArgs, serve};
 
@@ -60,6 +62,10 @@ pub struct RunArgs {
     /// Write the run as JSON Lines events on stdout instead of text (docs/RUN-JSON.md).
     #[arg(long)]
     pub json: bool,
+    /// Decide the tool calls `[permissions]` says to ask about without a prompt, for this pod
+    /// and the children below it [default: ask at the terminal; without one, deny].
+    #[arg(long, value_enum, value_name = "WHICH")]
+    pub approve: Option<ApproveArg>,
     /// What to ask the pod; `-` reads it from stdin, as does leaving it out when stdin is not a
     /// terminal (`echo task | pods run -p demo`).
     #[arg(value_name = "PROMPT")]
@@ -74,6 +80,12 @@ the process's; see docs/RUN-JSON.md) and stderr keeps the messages for people.
 
 The prompt is the argument, or stdin with `-` or when no argument is given and stdin is not a
 terminal. An empty or whitespace-only prompt is refused (exit 2).
+
+Tool calls: `[permissions]` allows, denies or asks per side-effect class and tool (defaults:
+read_only, local_write and spawn allow; process, network and unknown ask). An ask is put to you on
+this terminal (allow once, allow for this pod, deny), also for the children below this pod; with
+--approve, or without a terminal, nobody is asked: --approve decides, or the call is denied and the
+model is told why. Every decision is a `tool_decision` entry in the log (`pods log`).
 
 At the end, stderr shows the run's token usage, and any stream events the provider adapter could
 not map (counted in the session log; their contents only in a trace).
@@ -140,6 +152,7 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> CmdResult {
         work_dir: cwd,
         children: Some(children),
         for_parent: false,
+        approver: approve::approver(args.approve),
     };
     let runtime = runtime()?;
     let result = runtime.block_on(foreground(launch, prompt, &presenter));

@@ -35,6 +35,10 @@ pub struct ResumeArgs {
     /// Write the run as JSON Lines events on stdout instead of text (docs/RUN-JSON.md).
     #[arg(long)]
     pub json: bool,
+    /// Decide the tool calls `[permissions]` says to ask about without a prompt (see `pods run
+    /// --help`) [default: ask at the terminal; without one, deny].
+    #[arg(long, value_enum, value_name = "WHICH")]
+    pub approve: Option<super::ApproveArg>,
 }
 
 const CONTINUE_PROMPT: &str = "Continue where you left off.";
@@ -92,6 +96,7 @@ pub fn resume(global: &GlobalArgs, args: ResumeArgs) -> CmdResult {
         work_dir,
         children,
         for_parent: false,
+        approver: super::approve::approver(args.approve),
     };
     let runtime = runtime()?;
     let result = runtime.block_on(foreground(launch, prompt, &presenter));

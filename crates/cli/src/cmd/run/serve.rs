@@ -57,6 +57,8 @@ pub fn serve(global: &GlobalArgs, args: ServeArgs) -> CmdResult {
             work_dir: cwd,
             children,
             for_parent: true,
+            // A served pod asks its parent; this is never used.
+            approver: Arc::new(pod_core::approval::Unattended::default()),
         };
         let launched = launch
             .start()

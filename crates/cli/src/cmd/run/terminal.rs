@@ -210,6 +210,12 @@ impl RunObserver for Terminal {
         }
     }
 
+    /// The question comes next on stderr: the streamed text ends before it.
+    fn on_approval_pending(&self, _call_id: &str, _tool: &str) {
+        self.stop_spinner();
+        self.break_line();
+    }
+
     fn on_retry(&self, attempt: u32, delay: Duration, cause: &ProviderError) {
         self.flush_text();
         out::stderr(&format!(
