@@ -109,6 +109,7 @@ fn completed_run_with_a_tool_call_is_fully_recorded() {
             "provider_request_started",
             "provider_request_finished",
             "assistant_message",
+            "tool_decision",
             "tool_call_started",
             "tool_call_finished",
             "provider_request_started",
@@ -122,12 +123,16 @@ fn completed_run_with_a_tool_call_is_fully_recorded() {
     assert_eq!(seqs, (1..=log.len() as u64).collect::<Vec<_>>());
     assert_eq!(log[1]["input"], "what do my notes say?");
     assert_eq!(log[3]["stop_reason"]["reason"], "tool_calls");
-    assert_eq!(log[5]["side_effect"], "read_only");
-    assert_eq!(log[6]["outcome"], "ok");
-    assert_eq!(log[6]["output"], "remember the milk\n");
-    assert_eq!(log[10]["reason"], "end_turn");
-    assert_eq!(log[10]["stop_reason"]["reason"], "end_turn");
-    assert_eq!(log[10]["turns"], 2);
+    // Reads are allowed by the default `[permissions]`, and the log says so.
+    assert_eq!(log[5]["decision"], "allowed");
+    assert_eq!(log[5]["source"], "config");
+    assert_eq!(log[5]["detail"], "permissions.read_only = \"allow\"");
+    assert_eq!(log[6]["side_effect"], "read_only");
+    assert_eq!(log[7]["outcome"], "ok");
+    assert_eq!(log[7]["output"], "remember the milk\n");
+    assert_eq!(log[11]["reason"], "end_turn");
+    assert_eq!(log[11]["stop_reason"]["reason"], "end_turn");
+    assert_eq!(log[11]["turns"], 2);
     assert!(
         log[0]["manifest_digest"]
             .as_str()

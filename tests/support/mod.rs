@@ -9,7 +9,8 @@
 //! - [`control`]: a pod's control socket and the moment its run streams;
 //! - [`live`]: pods and trees held mid-run in the background;
 //! - [`cassettes`], [`responses`], [`chat`]: replay-provider cassettes in each wire scheme;
-//! - [`replay_server`]: the replay server on loopback, for profiles that speak a real scheme.
+//! - [`replay_server`]: the replay server on loopback, for profiles that speak a real scheme;
+//! - [`terminal`]: a pseudo-terminal for processes that ask the user.
 
 // Each test binary compiles the harness and uses only part of it.
 #![allow(dead_code, unused_imports)]
@@ -25,6 +26,7 @@ pub mod process;
 pub mod replay_server;
 pub mod responses;
 pub mod sandbox;
+pub mod terminal;
 
 pub use home::{id_of, pod_info, walk};
 pub use logs::{log_entries, of_kind, read_json_lines};

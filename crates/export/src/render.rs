@@ -389,6 +389,7 @@ pub(crate) fn md_transcript(
                     outcome,
                     result,
                     result_chars,
+                    decision,
                     ..
                 } => {
                     let outcome = outcome
@@ -402,6 +403,10 @@ pub(crate) fn md_transcript(
                         printable(&arguments.to_string())
                     )?;
                     writeln!(out)?;
+                    if let Some(decision) = decision.as_ref().filter(|d| d.notable()) {
+                        writeln!(out, "Approval: {}", printable(&decision.describe()))?;
+                        writeln!(out)?;
+                    }
                     // An indented code block: nothing in a result can end it early.
                     let lines: Vec<&str> = result.lines().collect();
                     for line in lines.iter().take(TRANSCRIPT_RESULT_LINES) {

@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use pod_protocol::record::{LogBody, SideEffectClass, ToolOutcome};
+use pod_protocol::record::{Decision, DecisionSource, LogBody, SideEffectClass, ToolOutcome};
 use pod_protocol::report::{StopFacts, UsageTotals};
 
 use crate::error::HomeError;
@@ -72,6 +72,32 @@ pub struct RunError {
     pub message: String,
 }
 
+/// Whether a tool call was allowed to run, and who decided (a `tool_decision` entry).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DecisionView {
+    pub decision: Decision,
+    pub source: DecisionSource,
+    pub detail: String,
+}
+
+impl DecisionView {
+    /// Worth showing beside the call: anything but the config's plain `allow`, which is the
+    /// rule for every call that is not asked about.
+    pub fn notable(&self) -> bool {
+        self.source != DecisionSource::Config || self.decision != Decision::Allowed
+    }
+
+    /// `denied by config: permissions.process = "ask", and there is no terminal …`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} by {}: {}",
+            self.decision.as_str(),
+            self.source.as_str(),
+            self.detail
+        )
+    }
+}
+
 /// One step of a run; `kind` in JSON.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -97,6 +123,9 @@ pub enum Item {
         result: String,
         /// Characters of the whole recorded result.
         result_chars: usize,
+        /// The approval policy's decision, when the log records one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        decision: Option<DecisionView>,
     },
     /// A child pod this run spawned.
     ChildSpawned {
@@ -236,7 +265,28 @@ fn apply(run: &mut RunTranscript, body: LogBody) {
                     outcome: None,
                     result: String::new(),
                     result_chars: 0,
+                    decision: None,
                 });
+            }
+        }
+        LogBody::ToolDecision(decided) => {
+            let view = DecisionView {
+                decision: decided.decision,
+                source: decided.source,
+                detail: decided.detail,
+            };
+            match find_call(run, &decided.call_id) {
+                Some(Item::ToolCall { decision, .. }) => *decision = Some(view),
+                _ => run.items.push(Item::ToolCall {
+                    call_id: decided.call_id,
+                    tool: decided.tool,
+                    side_effect: None,
+                    arguments: Value::Null,
+                    outcome: None,
+                    result: String::new(),
+                    result_chars: 0,
+                    decision: Some(view),
+                }),
             }
         }
         LogBody::ToolCallStarted(started) => match find_call(run, &started.call_id) {
@@ -256,6 +306,7 @@ fn apply(run: &mut RunTranscript, body: LogBody) {
                 outcome: None,
                 result: String::new(),
                 result_chars: 0,
+                decision: None,
             }),
         },
         LogBody::ToolCallFinished(finished) => {
@@ -285,6 +336,7 @@ fn apply(run: &mut RunTranscript, body: LogBody) {
                     outcome: Some(finished.outcome),
                     result: kept,
                     result_chars: chars,
+                    decision: None,
                 }),
             }
         }

@@ -136,6 +136,7 @@ fn write_run(out: &mut impl Write, run: &RunTranscript, reasoning: bool) {
                 outcome,
                 result,
                 result_chars,
+                decision,
                 ..
             } => {
                 let outcome = outcome
@@ -154,6 +155,9 @@ fn write_run(out: &mut impl Write, run: &RunTranscript, reasoning: bool) {
                     printable(&words),
                     printable(call_id)
                 );
+                if let Some(decision) = decision.as_ref().filter(|d| d.notable()) {
+                    let _ = writeln!(out, "  approval: {}", printable(&decision.describe()));
+                }
                 let lines: Vec<&str> = result.lines().collect();
                 for line in lines.iter().take(RESULT_LINES) {
                     let _ = writeln!(out, "  | {}", printable(line));

@@ -278,3 +278,69 @@ async fn subscribers_receive_events_in_order() {
     let status = client.call(&Call::Status).await;
     assert!(status.is_err());
 }
+
+/// Nobody but the verified parent answers a pod's asks: a command line, or a client that claims
+/// to be the parent from the wrong process, is refused and the ask keeps waiting.
+#[tokio::test]
+async fn only_the_verified_parent_may_answer_an_ask() {
+    use crate::approval::Approver;
+    use crate::record::{DecisionSource, SideEffectClass};
+    use pod_protocol::control::{ApprovalAnswer, ApprovalAsk};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ControlServer::bind(dir.path()).await.expect("bind");
+    let watcher = ControlClient::connect(dir.path(), cli_client())
+        .await
+        .expect("connect");
+    watcher.subscribe().await.expect("subscribe");
+    let asker = server.ask_parent("parent-1");
+    let ask = ApprovalAsk {
+        ask_id: "ask-7".into(),
+        pod_id: "pod".into(),
+        pod_name: "pod".into(),
+        run_id: "r".into(),
+        call_id: "c".into(),
+        tool: "shell".into(),
+        side_effect: SideEffectClass::Process,
+        input: "{}".into(),
+        why: "permissions.process = \"ask\"".into(),
+    };
+    let waiting = tokio::spawn(async move { asker.decide(&ask).await });
+    let Some(PodEvent::ApprovalRequested(published)) = watcher.next_event().await else {
+        panic!("the ask was not published");
+    };
+    let answer = Call::Approve(ApprovalAnswer {
+        ask_id: published.ask_id,
+        allow: true,
+        for_pod: true,
+        source: DecisionSource::User,
+        detail: "forged".into(),
+    });
+    let as_cli = watcher
+        .call(&answer)
+        .await
+        .expect_err("a cli client may not answer");
+    assert!(
+        as_cli.to_string().contains("only this pod's parent"),
+        "{as_cli}"
+    );
+    let pretender = ControlClient::connect(
+        dir.path(),
+        ClientInfo::ParentPod {
+            pod_id: "parent-1".into(),
+            tool_call_id: None,
+        },
+    )
+    .await
+    .expect("connect");
+    let as_pretender = pretender
+        .call(&answer)
+        .await
+        .expect_err("an unverified parent claim may not answer");
+    assert!(
+        as_pretender.to_string().contains("only this pod's parent"),
+        "{as_pretender}"
+    );
+    assert!(!waiting.is_finished(), "the ask still waits");
+    waiting.abort();
+}
