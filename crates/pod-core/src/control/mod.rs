@@ -16,13 +16,14 @@
 //! - reply: `{"id": "…", "ok": true, "result": …}` or `{"id": "…", "ok": false, "error":
 //!   {"code": "…", "message": "…"}}` (`id` is `null` when the request line had none);
 //! - event (after a `subscribe`): `{"event": "run_started" | "turn_ended" | "run_ended" |
-//!   "run_failed" | "exiting" | "lagged", …}`; `run_ended` carries the result (completed text,
+//!   "run_failed" | "exiting" | "approval_requested" | "lagged", …}`; `run_ended` carries the result (completed text,
 //!   the structured provider error, or the interrupting action) and the `request_id` of the
 //!   `run` request that started it.
 //!
 //! Methods: `run {input}`; the lifecycle actions `cancel`, `stop`, `stop_tree`, `shutdown`,
 //! `parent_exit`, `reload` (each `{reason?, caused_by?}`; a parent cascading its own action sends
-//! `caused_by`); `status`; `subscribe`. The idle watchdog is internal to a pod and has no method.
+//! `caused_by`); `status`; `subscribe`; `approve {ask_id, allow, for_pod, source, detail}`, the
+//! answer to an `approval_requested` event, taken only from the verified parent. The idle watchdog is internal to a pod and has no method.
 //! A malformed line gets an error reply; the connection and the server go on.
 //!
 //! **Claims are checked.** A client saying it is this pod's parent (`parent_pod`), and any

@@ -157,7 +157,15 @@ fn strictest(from: &Sources<'_>, key: &str) -> Decision {
         return parent;
     };
     let merged = stricter(theirs, own);
-    if &merged == theirs {
+    if &merged == theirs && theirs != own {
+        // The child profile asked for more than the parent has: say so where it is refused.
+        let mut parent = parent;
+        parent.provenance.detail = format!(
+            "{}; the child profile's {own} would widen it",
+            parent.provenance.detail
+        );
+        parent
+    } else if &merged == theirs {
         parent
     } else if &merged == own {
         child
