@@ -186,8 +186,15 @@ impl Server {
     }
 
     /// Start the process and complete the MCP handshake and the tool list within the startup
-    /// timeout.
+    /// timeout; a failure is noted in the stderr file too.
     async fn connect(&self) -> Result<(Session, Vec<rmcp::model::Tool>), String> {
+        self.try_connect().await.map_err(|error| {
+            self.note(&format!("did not start: {error}"));
+            format!("{error}; {}", self.stderr_hint())
+        })
+    }
+
+    async fn try_connect(&self) -> Result<(Session, Vec<rmcp::model::Tool>), String> {
         let program = super::find_command(&self.config.command, &self.dir).map_err(|problem| {
             format!(
                 "{problem} (`mcp.servers.{}.command`); install it or give its path",
@@ -270,8 +277,7 @@ impl Server {
                 )
             }
         };
-        self.note(&failed);
-        Err(format!("{failed}; {}", self.stderr_hint()))
+        Err(failed)
     }
 
     /// Append a line of our own to the server's stderr file.
