@@ -13,7 +13,9 @@ use crate::global::GlobalArgs;
 /// Check that pods can work here: the home directory is writable, control sockets can be bound
 /// (their directory is private to you and a socket path fits the system's limit), every profile
 /// resolves, and the API key variables the profiles need are set (names only; values are never
-/// shown). An unset key variable is a failure: the profiles that use it cannot run.
+/// shown). An unset key variable is a failure: the profiles that use it cannot run. Each MCP
+/// server the profiles declare is checked for its command (found on `PATH`, or its path
+/// executable); a missing one is a failure too: its tools would be missing.
 ///
 /// Exits 0 when everything is fine, 2 when something needs fixing (a profile that does not
 /// resolve or cannot run). `--profile` limits the profile checks to the profiles named.
@@ -58,6 +60,7 @@ pub fn run(global: &GlobalArgs, args: DoctorArgs) -> CmdResult {
                 model: None,
             };
             let mut key_vars: Vec<(String, Vec<String>)> = Vec::new();
+            let mut mcp_servers = McpUsers::new();
             for name in &args.profiles {
                 if catalog.get(name).is_none() {
                     checks.push(Check {
@@ -81,6 +84,12 @@ pub fn run(global: &GlobalArgs, args: DoctorArgs) -> CmdResult {
                                 entry.source.path.display()
                             ),
                         });
+                        for (server, config) in &resolved.manifest.mcp.servers {
+                            let users = mcp_servers
+                                .entry((server.clone(), config.command.clone(), config.cwd.clone()))
+                                .or_default();
+                            users.push(entry.name.clone());
+                        }
                         let needs_key = resolved.manifest.model.scheme != Scheme::Replay
                             || resolved.manifest.model.api_key_env.is_some();
                         if let (true, Some(var)) =
@@ -115,6 +124,7 @@ pub fn run(global: &GlobalArgs, args: DoctorArgs) -> CmdResult {
                     },
                 });
             }
+            checks.extend(mcp_servers.into_iter().map(check_mcp_server));
         }
     }
     let healthy = checks.iter().all(|c| c.ok);
@@ -136,6 +146,34 @@ pub fn run(global: &GlobalArgs, args: DoctorArgs) -> CmdResult {
         Ok(Exit::Success)
     } else {
         Err(Failure::usage("some checks failed (marked BAD above)"))
+    }
+}
+
+/// The profiles using each MCP server, by server name, command and working directory.
+type McpUsers = std::collections::BTreeMap<(String, String, Option<String>), Vec<String>>;
+
+/// Whether the command of MCP server `name` can be started from here.
+fn check_mcp_server(
+    ((name, command, cwd), users): ((String, String, Option<String>), Vec<String>),
+) -> Check {
+    let config = pod_profile::McpServer {
+        command,
+        cwd,
+        ..Default::default()
+    };
+    let dir =
+        pod_core::tools::mcp::server_dir(&config, &std::env::current_dir().unwrap_or_default());
+    let users = users.join(", ");
+    let found = pod_core::tools::mcp::find_command(&config.command, &dir);
+    Check {
+        check: format!("mcp server {name}"),
+        ok: found.is_ok(),
+        detail: match found {
+            Ok(program) => format!("{} (used by {users})", program.display()),
+            Err(problem) => format!(
+                "{problem} (`mcp.servers.{name}.command`): profile(s) {users} would run without its tools; install it or give its path"
+            ),
+        },
     }
 }
 

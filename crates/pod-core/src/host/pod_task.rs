@@ -137,7 +137,7 @@ pub(super) async fn pod_task(
 
 /// Close the pod's segment and open a new one with the manifest re-read from its directory
 /// (the new `segment_started` records its digest). Tools registered besides the builtins
-/// (the child tools) stay registered.
+/// (the child tools, the MCP servers' tools) stay registered: the MCP servers keep running.
 ///
 /// `reload` re-reads `manifest.toml` rather than re-materializing the manifest from the
 /// profile, for these reasons:
@@ -163,7 +163,14 @@ async fn reload(pod: Pod, work_dir: &std::path::Path) -> Result<Pod, CoreError> 
     let approvals = pod.approvals().clone();
     let extra: Vec<Arc<dyn crate::tools::Tool>> = crate::children::SPAWN_TOOLS
         .iter()
-        .filter_map(|(name, _)| pod.tools().get(name).cloned())
+        .map(|(name, _)| *name)
+        .chain(
+            pod.tools()
+                .names()
+                .into_iter()
+                .filter(|name| crate::tools::mcp::is_mcp_tool(name)),
+        )
+        .filter_map(|name| pod.tools().get(name).cloned())
         .collect();
     let previous = pod.manifest().clone();
     pod.close("reloaded").await?;

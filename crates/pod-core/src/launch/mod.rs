@@ -1,6 +1,6 @@
 //! Launching a hosted pod, for `pods run` / `pods resume` and for `pods serve` alike: connect
-//! its model, create its directory (a new pod), open its segment, give it its children, bind
-//! its control socket and, for a pod its parent spawned, announce readiness ([`ReadyLine`]).
+//! its model, create its directory (a new pod), open its segment, give it its children, start
+//! its MCP servers ([`McpServers`], stopped when hosting ends), bind its control socket and, for a pod its parent spawned, announce readiness ([`ReadyLine`]).
 //! A step that fails undoes what the launch did: a started segment is closed as `failed`, and
 //! the directory of a pod the launch created is removed, so no half-made pod stays in the home.
 //! The launched pod is then hosted for one command-line run ([`Launched::run_once`]) or until
@@ -23,6 +23,7 @@ use crate::host::{Host, HostOptions};
 use crate::model::ModelConnection;
 use crate::record::PodInfo;
 use crate::runtime::{Pod, PodOptions, RunInput, RunObserver};
+use crate::tools::mcp::McpServers;
 use crate::{CoreError, RunControl, error_chain};
 
 pub use crate::host::{HostAbort, HostEnd};
@@ -168,6 +169,10 @@ impl Launch {
             Err(error) => return Err(undo.failed(error)),
         };
         let children = children.and_then(|setup| children::attach_children(&mut pod, setup));
+        let mcp = McpServers::start(pod.manifest(), &work_dir, pod.dir().path()).await;
+        for tool in mcp.tools() {
+            pod.register_tool(tool.clone());
+        }
         let info = match pod.dir().read_info() {
             Ok(info) => info,
             Err(error) => return Err(undo.close(pod, CoreError::from(error)).await),
@@ -179,6 +184,7 @@ impl Launch {
             pod,
             server,
             children,
+            mcp,
             work_dir,
             info,
             for_parent,
@@ -191,6 +197,8 @@ pub struct Launched {
     pod: Pod,
     server: ControlServer,
     children: Option<Arc<Children>>,
+    /// Its MCP servers, stopped once hosting ends.
+    mcp: McpServers,
     work_dir: PathBuf,
     info: PodInfo,
     for_parent: bool,
@@ -214,18 +222,25 @@ impl Launched {
         input: RunInput,
         observer: Arc<dyn RunObserver>,
     ) -> Result<HostEnd, CoreError> {
-        self.host().run_once(input, observer).await
+        let (host, mcp) = self.host();
+        let end = host.run_once(input, observer).await;
+        mcp.stop().await;
+        end
     }
 
     /// Serve requests until a lifecycle action ends the pod (or, hosted for a parent, until
     /// the parent is gone).
     pub async fn serve(self) -> Result<HostEnd, CoreError> {
-        self.host().serve().await
+        let (host, mcp) = self.host();
+        let end = host.serve().await;
+        mcp.stop().await;
+        end
     }
 
-    /// The pod hosted with its socket and children; SIGTERM/SIGINT/SIGHUP end it and its tree.
-    fn host(self) -> Host {
-        Host::new(
+    /// The pod hosted with its socket and children (SIGTERM/SIGINT/SIGHUP end it and its tree),
+    /// and its MCP servers, to stop when hosting ends.
+    fn host(self) -> (Host, McpServers) {
+        let host = Host::new(
             self.pod,
             self.server,
             self.children,
@@ -234,7 +249,8 @@ impl Launched {
                 handle_signals: true,
                 work_dir: Some(self.work_dir),
             },
-        )
+        );
+        (host, self.mcp)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Tools a pod offers its model: the [`Tool`] trait, the registry, and the builtin tools, all
 //! confined to the manifest's scope: the file tools (`read_file`, `list_dir`, `write_file`,
-//! `edit_file`, in `files`) and `search` (in `search`).
+//! `edit_file`, in `files`) and `search` (in `search`); and the tools of MCP servers (`mcp`).
 //!
 //! A tool returns `Ok(output)` or `Err(ToolError)`; both go back to the model as the call's
 //! result (an error is marked as one). A tool error never ends the run.
@@ -21,6 +21,7 @@ use crate::scope::Scope;
 use crate::session_log::SessionLog;
 
 mod files;
+pub mod mcp;
 mod search;
 
 pub use files::{EDIT_FILE_MAX_BYTES, LIST_DIR_MAX_ENTRIES, READ_FILE_MAX_BYTES};
