@@ -13,7 +13,9 @@ use crate::global::GlobalArgs;
 /// Check that pods can work here: the home directory is writable, control sockets can be bound
 /// (their directory is private to you and a socket path fits the system's limit), every profile
 /// resolves, and the API key variables the profiles need are set (names only; values are never
-/// shown). An unset key variable is a failure: the profiles that use it cannot run.
+/// shown). An unset key variable is a failure: the profiles that use it cannot run. It also says
+/// how far this kernel can confine `shell` commands (Landlock: writes, network, signals); a
+/// kernel without Landlock is reported but is no failure: its commands run unconfined.
 ///
 /// Exits 0 when everything is fine, 2 when something needs fixing (a profile that does not
 /// resolve or cannot run). `--profile` limits the profile checks to the profiles named.
@@ -38,6 +40,12 @@ pub fn run(global: &GlobalArgs, args: DoctorArgs) -> CmdResult {
     let mut checks = Vec::new();
     checks.push(check_home(global));
     checks.push(check_control_sockets(global));
+    let confinement = pod_core::tools::shell::sandbox::Support::probe();
+    checks.push(Check {
+        check: "shell confinement".into(),
+        ok: true,
+        detail: confinement.describe(),
+    });
     let cwd = std::env::current_dir().unwrap_or_default();
     match Catalog::discover(&Discovery {
         cwd,
@@ -120,7 +128,17 @@ pub fn run(global: &GlobalArgs, args: DoctorArgs) -> CmdResult {
     let healthy = checks.iter().all(|c| c.ok);
     let mut out = std::io::stdout().lock();
     if args.json {
-        let json = serde_json::json!({"ok": healthy, "checks": checks});
+        let json = serde_json::json!({
+            "ok": healthy,
+            "checks": checks,
+            "shell_confinement": {
+                "landlock_abi": confinement.abi,
+                "landlock_disabled": confinement.disabled,
+                "writes": confinement.confines_writes(),
+                "network": confinement.confines_network(),
+                "signals": confinement.confines_signals(),
+            },
+        });
         let _ = writeln!(
             out,
             "{}",
