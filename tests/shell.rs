@@ -193,8 +193,9 @@ fn a_command_past_its_timeout_is_killed_with_its_whole_group() {
         "slow",
         "shell_timeout_ms = 60000\n",
         &[
+            // Long enough for `started` to be written, however busy the machine.
             json!({"command": "sleep 300 & echo $! > sleep.pid; echo started; wait",
-                   "timeout_ms": 500}),
+                   "timeout_ms": 3000}),
             // What a command leaves in the background ends with it.
             json!({"command": "sleep 300 & echo $! > background.pid; echo left"}),
         ],
@@ -206,7 +207,7 @@ fn a_command_past_its_timeout_is_killed_with_its_whole_group() {
     assert_eq!(calls[0].0, "error");
     assert_eq!(
         without_confinement_note(&calls[0].1),
-        "timed out after 500 ms: the command and every process of its group were killed\nstarted\n"
+        "timed out after 3000 ms: the command and every process of its group were killed\nstarted\n"
     );
     assert_eq!(calls[1].0, "ok");
     assert_eq!(without_confinement_note(&calls[1].1), "exit code 0\nleft\n");
@@ -432,5 +433,82 @@ fn doctor_says_how_far_shell_commands_are_confined_in_text_and_json() {
         text.lines()
             .any(|l| l == format!("[ok ] shell confinement: {detail}")),
         "{text}"
+    );
+}
+
+#[test]
+fn a_process_that_leaves_the_group_holds_the_output_only_until_the_timeout() {
+    let sandbox = Sandbox::new();
+    shell_profile(
+        &sandbox,
+        "escaper",
+        "",
+        &[
+            // The pid file is written from the new session: the command ends after it began.
+            json!({"command": "setsid sh -c 'echo $$ > escaped.pid; exec sleep 300' & \
+                               while [ ! -s escaped.pid ]; do sleep 0.01; done; echo hi",
+                 "timeout_ms": 3000}),
+        ],
+    );
+    let run = sandbox.run_within(&["run", "-p", "escaper", "escape"], Duration::from_secs(60));
+    let escaped = pid_in(&sandbox.work(), "escaped.pid");
+    // Its own session: the kill of the command's group does not reach it (documented).
+    let still_running = process_running(escaped);
+    if still_running {
+        support::signal(escaped, "-KILL");
+    }
+    assert_exit(&run, 0);
+    assert!(still_running);
+    let calls = finished_calls(&sandbox);
+    assert_eq!(calls.len(), 1, "{calls:#?}");
+    assert_eq!(calls[0].0, "ok");
+    assert_eq!(
+        without_confinement_note(&calls[0].1),
+        "exit code 0\nhi\n\n[output cut at the timeout: a process that left the command's \
+         process group still holds it open, and was not killed]"
+    );
+}
+
+#[test]
+fn sandbox_exec_needs_a_command_and_says_which_one_it_could_not_run() {
+    let sandbox = Sandbox::new();
+    let missing = sandbox.run(&["sandbox-exec", "--no-network"]);
+    assert_exit(&missing, 2);
+    let unknown = sandbox.run(&["sandbox-exec", "--", "no-such-program-here", "x"]);
+    assert_exit(&unknown, 1);
+    assert!(
+        support::stderr_text(&unknown).contains("cannot run `no-such-program-here`"),
+        "{}",
+        describe(&unknown)
+    );
+    let ran = sandbox.run(&[
+        "sandbox-exec",
+        "--write",
+        "/dev/null",
+        "--",
+        "echo",
+        "confined",
+    ]);
+    assert_exit(&ran, 0);
+    assert_eq!(stdout_text(&ran), "confined\n");
+}
+
+#[test]
+fn a_pods_executable_that_cannot_start_is_a_tool_error_not_a_crash() {
+    let sandbox = Sandbox::new();
+    shell_profile(&sandbox, "lost", "", &[json!({"command": "echo never"})]);
+    let run = sandbox
+        .pods()
+        .args(["run", "-p", "lost", "go"])
+        .env("PODS_CHILD_EXE", sandbox.root().join("no-such-pods"))
+        .output()
+        .unwrap();
+    assert_exit(&run, 0);
+    let calls = finished_calls(&sandbox);
+    assert_eq!(calls.len(), 1, "{calls:#?}");
+    assert_eq!(calls[0].0, "error");
+    assert!(
+        calls[0].1.starts_with("cannot start the command: "),
+        "{calls:#?}"
     );
 }

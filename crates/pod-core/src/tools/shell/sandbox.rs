@@ -264,8 +264,8 @@ impl Support {
     }
 }
 
-/// The paths a command run in `scope` may write: the scope's allowed roots, its private
-/// temporary directory `tmp` and `/dev/null`.
+/// The paths a command may write: the scope's allowed roots `allow`, its private temporary
+/// directory `tmp` and `/dev/null`.
 pub(super) fn writable_paths(allow: &[PathBuf], tmp: &Path) -> Vec<PathBuf> {
     let mut paths: Vec<PathBuf> = allow.to_vec();
     paths.push(tmp.to_owned());
