@@ -294,7 +294,13 @@ fn the_command_environment_has_no_key_variable_nor_a_copy_of_the_key() {
         output.contains("SHELL_TEST_VISIBLE=visible-value"),
         "{output}"
     );
-    assert!(output.contains("TMPDIR="), "{output}");
+    // A private temporary directory, gone once the command is.
+    let tmp = output
+        .lines()
+        .find_map(|line| line.strip_prefix("TMPDIR="))
+        .unwrap_or_else(|| panic!("no TMPDIR in {output}"));
+    assert!(tmp.contains("pods-shell-"), "{tmp}");
+    assert!(!Path::new(tmp).exists(), "{tmp} is left behind");
     for absent in [
         "SHELL_TEST_API_KEY",
         "SHELL_TEST_KEY_COPY",

@@ -67,8 +67,7 @@ impl Tool for Shell {
                 .map_err(|e| ToolError(format!("cannot find the pods executable: {e}")))?
                 .exe()
                 .to_owned();
-            // The command's private temporary directory, removed after it (it is dropped last:
-            // after the process group is killed).
+            // The command's private temporary directory, removed after it.
             let tmp = tempfile::Builder::new()
                 .prefix("pods-shell-")
                 .tempdir()
@@ -86,7 +85,8 @@ impl Tool for Shell {
                 .env_clear()
                 .envs(command_env(&ctx.manifest))
                 .env("TMPDIR", tmp.path());
-            let finished = process::run(command, request.timeout, request.output_bytes).await?;
+            let finished =
+                process::run(command, tmp, request.timeout, request.output_bytes).await?;
             let mut text = String::new();
             if let Some(gap) = support().gaps(network) {
                 text.push_str(&gap);

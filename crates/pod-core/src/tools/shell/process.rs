@@ -53,10 +53,19 @@ impl Drop for ProcessGroup {
     }
 }
 
+/// A running command's process group, then its temporary directory: fields drop in order, so
+/// the directory is removed once nothing of the command can write to it any more.
+struct Running {
+    group: ProcessGroup,
+    _tmp: tempfile::TempDir,
+}
+
 /// Run `command` (stdio and process group set here) for at most `timeout`, keeping at most
 /// `output_max` bytes of what it writes to stdout and stderr (one pipe, in the order written).
+/// `tmp`, the command's temporary directory, is removed after it.
 pub(super) async fn run(
     mut command: tokio::process::Command,
+    tmp: tempfile::TempDir,
     timeout: Duration,
     output_max: usize,
 ) -> Result<Finished, ToolError> {
@@ -77,7 +86,10 @@ pub(super) async fn run(
         .id()
         .and_then(|id| i32::try_from(id).ok())
         .and_then(Pid::from_raw);
-    let mut group = ProcessGroup(pid);
+    let mut running = Running {
+        group: ProcessGroup(pid),
+        _tmp: tmp,
+    };
     let mut exited = tokio::task::spawn_blocking(move || wait_without_reaping(pid));
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
@@ -97,12 +109,12 @@ pub(super) async fn run(
             _ = &mut exited, if !leader_exited => {
                 leader_exited = true;
                 // Whatever it left running in the background.
-                group.kill();
+                running.group.kill();
             }
             () = &mut deadline, if !deadline_passed => {
                 deadline_passed = true;
                 timed_out = !leader_exited;
-                group.kill();
+                running.group.kill();
             }
         }
     }
