@@ -57,7 +57,7 @@ enum Command {
     /// Provider tools: run recorded streams through the real adapters, turn traced runs into cassettes.
     #[command(subcommand)]
     Provider(cmd::provider::ProviderCommand),
-    /// Check the environment: home directory, profiles, API key variables.
+    /// Check the environment: home directory, profiles, API key variables, shell confinement.
     Doctor(cmd::doctor::DoctorArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(cmd::docs::CompletionsArgs),

@@ -24,7 +24,9 @@ pub struct DoctorArgs {
     /// Check only this profile (repeatable) [default: every profile found].
     #[arg(short = 'p', long = "profile", value_name = "PROFILE")]
     pub profiles: Vec<String>,
-    /// Print the findings as one JSON document.
+    /// Print the findings as one JSON document (`ok`, `checks`, and `shell_confinement`:
+    /// `landlock_abi`, `landlock_disabled`, and whether `writes`, `network` and `signals` are
+    /// confined).
     #[arg(long)]
     pub json: bool,
 }

@@ -112,8 +112,8 @@ impl Tool for Shell {
     }
 }
 
-/// What this kernel's Landlock enforces, probed once per process.
-fn support() -> Support {
+/// What this kernel's Landlock enforces on a `shell` command, probed once per process.
+pub fn support() -> Support {
     static SUPPORT: OnceLock<Support> = OnceLock::new();
     *SUPPORT.get_or_init(Support::probe)
 }
