@@ -37,8 +37,8 @@ impl Tool for Shell {
          Give `command` (run by `bash -c`) or `argv` (a program and its arguments, no shell). \
          stdin is empty; stdout and stderr are captured together, in the order written (as \
          with 2>&1). Long output keeps its beginning and end and says how much was cut. The \
-         result starts with the exit code, the signal that killed the command, or that it timed \
-         out; anything but exit code 0 is reported as an error. Processes the command leaves in \
+         result gives the exit code, the signal that killed the command, or that it timed out, \
+         then the output; anything but exit code 0 is reported as an error. Processes the command leaves in \
          the background are killed when it ends. Where the system supports it, the command can \
          only write inside the pod's scope and $TMPDIR, and has no network unless the pod \
          allows it."
