@@ -57,7 +57,7 @@ enum Command {
     /// Provider tools: run recorded streams through the real adapters, turn traced runs into cassettes.
     #[command(subcommand)]
     Provider(cmd::provider::ProviderCommand),
-    /// Check the environment: home directory, profiles, API key variables.
+    /// Check the environment: home directory, profiles, API key variables, shell confinement.
     Doctor(cmd::doctor::DoctorArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(cmd::docs::CompletionsArgs),
@@ -66,6 +66,9 @@ enum Command {
     /// Serve one pod from its pod directory (used by a parent pod to launch a child).
     #[command(hide = true)]
     Serve(cmd::run::ServeArgs),
+    /// Run a command confined with Landlock (used by the `shell` tool).
+    #[command(hide = true)]
+    SandboxExec(cmd::sandbox::SandboxExecArgs),
 }
 
 fn main() -> ExitCode {
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
         Command::Completions(args) => cmd::docs::completions(Cli::command(), args),
         Command::Man(_) => cmd::docs::man(Cli::command()),
         Command::Serve(args) => cmd::run::serve(&cli.global, args),
+        Command::SandboxExec(args) => cmd::sandbox::run(args),
     };
     match result {
         Ok(code) => code.into(),

@@ -15,7 +15,9 @@ use crate::global::GlobalArgs;
 /// resolves, and the API key variables the profiles need are set (names only; values are never
 /// shown). An unset key variable is a failure: the profiles that use it cannot run. Each MCP
 /// server the profiles declare is checked for its command (found on `PATH`, or its path
-/// executable); a missing one is a failure too: its tools would be missing.
+/// executable); a missing one is a failure too: its tools would be missing. It also says how far
+/// this kernel can confine `shell` commands (Landlock: writes, network, signals); a kernel
+/// without Landlock is reported but is no failure: its commands run unconfined.
 ///
 /// Exits 0 when everything is fine, 2 when something needs fixing (a profile that does not
 /// resolve or cannot run). `--profile` limits the profile checks to the profiles named.
@@ -24,7 +26,9 @@ pub struct DoctorArgs {
     /// Check only this profile (repeatable) [default: every profile found].
     #[arg(short = 'p', long = "profile", value_name = "PROFILE")]
     pub profiles: Vec<String>,
-    /// Print the findings as one JSON document.
+    /// Print the findings as one JSON document (`ok`, `checks`, and `shell_confinement`:
+    /// `landlock_abi`, `landlock_disabled`, and whether `writes`, `network` and `signals` are
+    /// confined).
     #[arg(long)]
     pub json: bool,
 }
@@ -40,6 +44,12 @@ pub fn run(global: &GlobalArgs, args: DoctorArgs) -> CmdResult {
     let mut checks = Vec::new();
     checks.push(check_home(global));
     checks.push(check_control_sockets(global));
+    let confinement = pod_core::tools::shell::sandbox::Support::probe();
+    checks.push(Check {
+        check: "shell confinement".into(),
+        ok: true,
+        detail: confinement.describe(),
+    });
     let cwd = std::env::current_dir().unwrap_or_default();
     match Catalog::discover(&Discovery {
         cwd,
@@ -130,7 +140,17 @@ pub fn run(global: &GlobalArgs, args: DoctorArgs) -> CmdResult {
     let healthy = checks.iter().all(|c| c.ok);
     let mut out = std::io::stdout().lock();
     if args.json {
-        let json = serde_json::json!({"ok": healthy, "checks": checks});
+        let json = serde_json::json!({
+            "ok": healthy,
+            "checks": checks,
+            "shell_confinement": {
+                "landlock_abi": confinement.abi,
+                "landlock_disabled": confinement.disabled,
+                "writes": confinement.confines_writes(),
+                "network": confinement.confines_network(),
+                "signals": confinement.confines_signals(),
+            },
+        });
         let _ = writeln!(
             out,
             "{}",

@@ -23,11 +23,13 @@ use crate::session_log::SessionLog;
 mod files;
 pub mod mcp;
 mod search;
+pub mod shell;
 
 pub use files::{EDIT_FILE_MAX_BYTES, LIST_DIR_MAX_ENTRIES, READ_FILE_MAX_BYTES};
 use files::{EditFile, ListDir, ReadFile, WriteFile};
 use search::Search;
 pub use search::{SEARCH_MAX_FILES, SEARCH_MAX_MATCHES};
+use shell::Shell;
 
 /// What a tool call gets to work with.
 #[derive(Debug, Clone)]
@@ -86,12 +88,13 @@ impl ToolRegistry {
     /// e.g. `spawn_pod`).
     pub fn builtin(allowed: &[String]) -> ToolRegistry {
         let mut registry = ToolRegistry::new();
-        let all: [Arc<dyn Tool>; 5] = [
+        let all: [Arc<dyn Tool>; 6] = [
             Arc::new(ReadFile),
             Arc::new(ListDir),
             Arc::new(WriteFile),
             Arc::new(EditFile),
             Arc::new(Search),
+            Arc::new(Shell),
         ];
         for tool in all {
             if allowed.iter().any(|name| name == tool.name()) {

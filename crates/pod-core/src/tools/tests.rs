@@ -42,7 +42,14 @@ async fn builtin_tools_work_inside_scope_and_refuse_outside() {
     let tools = ToolRegistry::builtin(&Manifest::default().agent.tools);
     assert_eq!(
         tools.names(),
-        vec!["edit_file", "list_dir", "read_file", "search", "write_file"]
+        vec![
+            "edit_file",
+            "list_dir",
+            "read_file",
+            "search",
+            "shell",
+            "write_file"
+        ]
     );
     let read = tools.get("read_file").unwrap();
     assert_eq!(
