@@ -91,5 +91,6 @@ pub use files::{
 pub use manifest::{
     Auth, Manifest, McpSection, McpServer, Permission, PermissionsSection, Provenance,
     ProvenanceMap, ResolvedManifest, Ruling, Scheme, SideEffectClass, SourceKind,
+    TelemetryProtocol, TelemetrySection,
 };
 pub use resolve::{Explanation, LayerValue, Overrides, Resolution, explain, validate};

@@ -21,6 +21,7 @@ pub struct Manifest {
     pub limits: LimitsSection,
     pub permissions: PermissionsSection,
     pub mcp: McpSection,
+    pub telemetry: TelemetrySection,
 }
 
 /// The wire scheme a pod talks to its provider with: one of the provider wire schemes
@@ -410,6 +411,34 @@ impl Default for McpServer {
             call_timeout_ms: 60_000,
         }
     }
+}
+
+/// OpenTelemetry export of the pod's runs, requests and tool calls while it runs (spans by the
+/// GenAI semantic conventions). Every key is sticky down the pod tree, so a tree reports to one
+/// place. The standard `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_HEADERS`,
+/// `OTEL_SERVICE_NAME` and `OTEL_SDK_DISABLED` variables are honoured too.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySection {
+    /// The OTLP/HTTP traces endpoint, used as given (e.g. `http://localhost:4318/v1/traces`).
+    /// Unset: `OTEL_EXPORTER_OTLP_ENDPOINT` (with `/v1/traces` appended), else no export.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
+    pub protocol: TelemetryProtocol,
+    /// Names of environment variables holding request headers for the collector, each as
+    /// `key=value,key2=value2` (the `OTEL_EXPORTER_OTLP_HEADERS` form); never the values.
+    pub headers_env: Vec<String>,
+    /// Also export prompts, outputs, tool arguments and results (bounded, keys removed).
+    pub capture_content: bool,
+}
+
+/// How spans reach the collector.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TelemetryProtocol {
+    /// OTLP over HTTP with protobuf bodies, which every collector accepts.
+    #[default]
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
 }
 
 /// Where a value came from.

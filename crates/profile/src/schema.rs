@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::manifest::{
     AgentSection, LimitsSection, Manifest, McpSection, ModelSection, PermissionsSection,
-    ScopeSection, SessionSection, SpawnSection,
+    ScopeSection, SessionSection, SpawnSection, TelemetrySection,
 };
 
 /// Leaf values by dotted key (`session.record_event_trace`).
@@ -28,6 +28,7 @@ pub fn leaf_keys() -> Vec<String> {
             "limits" => field_names::<LimitsSection>(),
             "permissions" => field_names::<PermissionsSection>(),
             "mcp" => field_names::<McpSection>(),
+            "telemetry" => field_names::<TelemetrySection>(),
             // A section without a type here has no keys; `every_section_has_leaf_keys` fails.
             _ => &[],
         };
@@ -189,7 +190,8 @@ mod tests {
                 "permissions",
                 "scope",
                 "session",
-                "spawn"
+                "spawn",
+                "telemetry"
             ]
         );
     }

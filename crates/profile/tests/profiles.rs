@@ -648,7 +648,8 @@ fn leaf_keys_are_every_field_of_every_section() {
             "permissions",
             "scope",
             "session",
-            "spawn"
+            "spawn",
+            "telemetry"
         ]
     );
     // A fully set manifest serializes to exactly these keys, no more.
@@ -1518,4 +1519,55 @@ fn a_misspelled_permission_is_an_error_naming_the_key() {
         "{err}"
     );
     assert!(err.contains("alow"), "{err}");
+}
+
+#[test]
+fn telemetry_settings_are_sticky_down_the_tree() {
+    let mut fixture = Fixture::new();
+    fixture.dir_profile(
+        1,
+        "lead",
+        "[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318/v1/traces\"\nheaders_env = [\"COLLECTOR_HEADERS\"]\n[spawn]\nallowed_profiles = [\"helper\"]\n",
+    );
+    fixture.dir_profile(1, "helper", "description = \"silent\"\n");
+    let catalog = fixture.catalog();
+    let parent = resolve(&catalog, "lead");
+    let child = materialize_child(&catalog, &parent, "pod-1", "helper", &request(), &[]).unwrap();
+    assert_eq!(
+        child.manifest.telemetry.otlp_endpoint.as_deref(),
+        Some("http://127.0.0.1:4318/v1/traces")
+    );
+    assert_eq!(child.manifest.telemetry.headers_env, ["COLLECTOR_HEADERS"]);
+    for key in ["telemetry.otlp_endpoint", "telemetry.headers_env"] {
+        assert_eq!(child.provenance[key].kind, SourceKind::Parent, "{key}");
+    }
+}
+
+#[test]
+fn a_telemetry_endpoint_with_credentials_or_another_protocol_is_refused_naming_the_key() {
+    let mut fixture = Fixture::new();
+    fixture.dir_profile(
+        1,
+        "leaky",
+        "[telemetry]\notlp_endpoint = \"https://user:s3cret@collector.example/v1/traces\"\n",
+    );
+    fixture.dir_profile(1, "grpc", "[telemetry]\nprotocol = \"grpc\"\n");
+    fixture.dir_profile(1, "badvar", "[telemetry]\nheaders_env = [\"A=B\"]\n");
+    let catalog = fixture.catalog();
+    let leaky = catalog
+        .resolve("leaky", &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(leaky.contains("telemetry.otlp_endpoint"), "{leaky}");
+    assert!(!leaky.contains("s3cret"), "{leaky}");
+    let grpc = catalog
+        .resolve("grpc", &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(grpc.contains("protocol") && grpc.contains("grpc"), "{grpc}");
+    let badvar = catalog
+        .resolve("badvar", &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(badvar.contains("telemetry.headers_env"), "{badvar}");
 }

@@ -107,6 +107,11 @@ pub const POLICIES: &[(&str, InheritPolicy)] = &[
     ("spawn.allowed_profiles", InheritPolicy::ChildOnly),
     ("spawn.max_children", InheritPolicy::CappedByParent),
     ("spawn.max_depth", InheritPolicy::Decrement),
+    // A tree reports to one place, with the same headers, whatever its children's profiles say.
+    ("telemetry.capture_content", InheritPolicy::Sticky),
+    ("telemetry.headers_env", InheritPolicy::Sticky),
+    ("telemetry.otlp_endpoint", InheritPolicy::Sticky),
+    ("telemetry.protocol", InheritPolicy::Sticky),
 ];
 
 /// The inheritance policy of `key`, from [`POLICIES`].

@@ -83,9 +83,26 @@ pub fn validate(resolved: &ResolvedManifest) -> Result<(), ProfileError> {
         );
     }
     if let Some(url) = m.model.base_url.as_deref()
-        && let Err(why) = check_base_url(url)
+        && let Err(why) = check_url(url, "https://api.openai.com/v1", "model.api_key_env")
     {
         return fail("model.base_url", why);
+    }
+    if let Some(url) = m.telemetry.otlp_endpoint.as_deref()
+        && let Err(why) = check_url(
+            url,
+            "https://collector.example:4318/v1/traces",
+            "telemetry.headers_env",
+        )
+    {
+        return fail("telemetry.otlp_endpoint", why);
+    }
+    for var in &m.telemetry.headers_env {
+        if let Err(why) = check_env_name(var) {
+            return fail(
+                "telemetry.headers_env",
+                format!("{why}; name the environment variables that hold the collector's headers"),
+            );
+        }
     }
     if let Some(t) = m.model.temperature
         && !(0.0..=2.0).contains(&t)
@@ -165,10 +182,11 @@ fn check_env_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether `url` is an http(s) URL a provider client can use, without credentials in it.
+/// Whether `url` is an http(s) URL a client can use, without credentials in it (`example` is a
+/// good one; secrets belong in the variables `secret_key` names).
 /// Refused rather than stripped: a URL that needs them would only fail later, and the stored
 /// manifest must never hold them. Error messages never repeat the credential.
-fn check_base_url(url: &str) -> Result<(), String> {
+fn check_url(url: &str, example: &str, secret_key: &str) -> Result<(), String> {
     let lower = url.to_ascii_lowercase();
     let rest = match ["https://", "http://"]
         .iter()
@@ -176,10 +194,7 @@ fn check_base_url(url: &str) -> Result<(), String> {
     {
         Some(p) => &url[p.len()..],
         None => {
-            return Err(
-                "is not an http(s) URL; write the endpoint root, e.g. https://api.openai.com/v1"
-                    .to_owned(),
-            );
+            return Err(format!("is not an http(s) URL; write e.g. {example}"));
         }
     };
     if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -187,26 +202,23 @@ fn check_base_url(url: &str) -> Result<(), String> {
     }
     let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
     if authority.contains('@') {
-        return Err(
+        return Err(format!(
             "carries credentials (`user:password@`), which would be stored in manifest.toml; \
-             remove them and put the key in the variable named by model.api_key_env"
-                .to_owned(),
-        );
+             remove them and put the secret in the variable named by {secret_key}"
+        ));
     }
     if rest.contains(['?', '#']) {
-        return Err(
+        return Err(format!(
             "has a query string or fragment (e.g. `?key=`), which would be stored in \
-             manifest.toml and breaks the path the scheme appends; remove it and put the key in \
-             the variable named by model.api_key_env"
-                .to_owned(),
-        );
+             manifest.toml; remove it and put the secret in the variable named by {secret_key}"
+        ));
     }
     let host = authority
         .rsplit_once(':')
         .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
         .map_or(authority, |(h, _)| h);
     if host.is_empty() {
-        return Err("has no host; write e.g. https://api.openai.com/v1".to_owned());
+        return Err(format!("has no host; write e.g. {example}"));
     }
     Ok(())
 }
@@ -217,6 +229,7 @@ mod tests {
 
     #[test]
     fn env_names_and_base_urls_are_checked() {
+        let check_base_url = |url| check_url(url, "https://api.openai.com/v1", "model.api_key_env");
         for ok in ["OPENAI_API_KEY", "_K", "k2"] {
             assert!(check_env_name(ok).is_ok(), "{ok}");
         }
