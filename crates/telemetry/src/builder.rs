@@ -193,7 +193,14 @@ impl SpanBuilder {
                             .push(KeyValue::new(n::OUTPUT_MESSAGES, text));
                     }
                 }
-                self.flush_chat(i, out);
+                // A request that failed waits on for the run's error, which names its class.
+                if !run
+                    .finished_chat
+                    .as_ref()
+                    .is_some_and(|c| matches!(c.status, Status::Error { .. }))
+                {
+                    self.flush_chat(i, out);
+                }
             }
             LogBody::ToolDecision(decision) => {
                 let Some(i) = self.run_index(&decision.run_id) else {

@@ -33,6 +33,7 @@ mod tree;
 pub use builder::SpanBuilder;
 pub use content::{Content, DEFAULT_PREVIEW_BYTES};
 pub use error::TelemetryError;
+pub use opentelemetry_sdk::Resource;
 pub use opentelemetry_sdk::trace::SpanData;
 pub use otlp::{DEFAULT_SERVICE_NAME, render_json, request, resource};
 pub use pod::{ModelFacts, PodContext};

@@ -22,9 +22,6 @@ pub struct Batch {
     /// The pods read, top down.
     pub pods: Vec<String>,
     pub spans: Vec<SpanData>,
-    /// The `model.api_key_env` each pod's manifest names: the variables whose values must not
-    /// be in what is sent.
-    pub key_envs: Vec<String>,
     /// Problems in the logs (torn tails, unparseable lines), `pod_id: problem`; the entries
     /// around them were used.
     pub problems: Vec<String>,
@@ -54,7 +51,6 @@ pub fn read_pods(
         trace_id: crate::ids::trace_id(&root),
         pods: Vec::new(),
         spans: Vec::new(),
-        key_envs: Vec::new(),
         problems: Vec::new(),
     };
     for id in ids {
@@ -74,11 +70,6 @@ pub fn read_pods(
                 });
             }
         };
-        if let Some(name) = api_key_env(&manifest)
-            && !batch.key_envs.contains(&name)
-        {
-            batch.key_envs.push(name);
-        }
         let context = PodContext::new(&info, &root, ModelFacts::from_manifest(&manifest));
         let mut builder = SpanBuilder::new(context, content.clone());
         for segment in dir.segments()? {
@@ -93,13 +84,4 @@ pub fn read_pods(
         batch.pods.push(id);
     }
     Ok(batch)
-}
-
-fn api_key_env(manifest: &str) -> Option<String> {
-    let value = manifest.parse::<toml::Table>().ok()?;
-    value
-        .get("model")?
-        .get("api_key_env")?
-        .as_str()
-        .map(str::to_owned)
 }

@@ -8,4 +8,5 @@ pub mod pods;
 pub mod profile;
 pub mod provider;
 pub mod run;
+pub mod telemetry;
 pub mod trace;
