@@ -17,9 +17,10 @@ pub enum TelemetryCommand {
     Push(PushArgs),
 }
 
-/// Send a pod's runs (with --tree its descendants' too) to an OpenTelemetry backend as GenAI
-/// spans, read from the pod's files: works for a finished, stopped, failed or crashed tree, and
-/// for one that ran without telemetry.
+/// Send a pod's runs (with --tree its descendants' too) to an OpenTelemetry backend.
+///
+/// The runs are read from the pod's files and sent as GenAI spans: this works for a finished,
+/// stopped, failed, crashed or running tree, and for one that ran without telemetry.
 ///
 /// What is sent: one trace for the whole tree (its id is the root pod's id), an
 /// `invoke_agent <pod>` span per run (outcome, stop reason, the lifecycle action that
@@ -37,12 +38,9 @@ pub enum TelemetryCommand {
 /// `pods`).
 ///
 /// Exit codes: 0 sent, 1 the backend refused or could not be reached (or a key was found),
-/// 2 usage (no such pod, bad header variable).
-///
-/// Examples:
-///   pods telemetry push coder --tree
-///   pods telemetry push 0193a1b2 --endpoint http://127.0.0.1:4318/v1/traces --json
+/// 2 usage (no such pod, bad header variable). Spans, attributes and ids: docs/TELEMETRY.md.
 #[derive(Debug, Args)]
+#[command(after_help = PUSH_EXAMPLES)]
 pub struct PushArgs {
     /// The pod: its id, a unique prefix of its id, or its name (the newest pod with that name).
     pod: String,
@@ -68,6 +66,12 @@ pub struct PushArgs {
     #[arg(long)]
     json: bool,
 }
+
+const PUSH_EXAMPLES: &str = "\
+Examples:
+  pods telemetry push coder --tree                  to $OTEL_EXPORTER_OTLP_ENDPOINT/v1/traces
+  pods telemetry push 0193a1b2 --endpoint http://127.0.0.1:4318/v1/traces --json
+  OTEL_EXPORTER_OTLP_HEADERS='x-project=agents' pods telemetry push coder --tree";
 
 pub fn run(global: &GlobalArgs, command: TelemetryCommand) -> CmdResult {
     match command {
