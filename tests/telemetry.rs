@@ -73,6 +73,18 @@ fn trace_of(root_id: &str) -> String {
     root_id.replace('-', "")
 }
 
+/// The `service.name` of an OTLP JSON document's first resource.
+fn service_name(doc: &Value) -> String {
+    doc["resourceSpans"][0]["resource"]["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|kv| kv["key"] == "service.name")
+        .and_then(|kv| kv["value"]["stringValue"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 fn push(sandbox: &Sandbox, root: &Path, receiver: &Receiver, extra: &[&str]) -> Value {
     let id = id_of(root);
     let endpoint = receiver.endpoint();
@@ -305,10 +317,17 @@ fn a_stopped_tree_is_pushed_as_one_trace_with_lifecycle_actions_and_the_childs_e
     exported.sort();
     pushed.sort();
     assert_eq!(exported, pushed);
+    assert_eq!(service_name(&doc), "pods", "service.name defaults to pods");
+    let named = sandbox
+        .pods()
+        .env("OTEL_SERVICE_NAME", "agents")
+        .args(["export", &parent_id, "--format", "otlp"])
+        .output()
+        .unwrap();
+    assert_exit(&named, 0);
     assert_eq!(
-        doc["resourceSpans"][0]["resource"]["attributes"][0]["value"]["stringValue"], "pods",
-        "service.name defaults to pods: {}",
-        doc["resourceSpans"][0]["resource"]
+        service_name(&serde_json::from_slice(&named.stdout).unwrap()),
+        "agents"
     );
 }
 
