@@ -10,7 +10,8 @@
 //! - [`live`]: pods and trees held mid-run in the background;
 //! - [`cassettes`], [`responses`], [`chat`]: replay-provider cassettes in each wire scheme;
 //! - [`replay_server`]: the replay server on loopback, for profiles that speak a real scheme;
-//! - [`terminal`]: a pseudo-terminal for processes that ask the user.
+//! - [`terminal`]: a pseudo-terminal for processes that ask the user;
+//! - [`otlp`]: an OTLP/HTTP receiver on loopback that decodes what it is sent.
 
 // Each test binary compiles the harness and uses only part of it.
 #![allow(dead_code, unused_imports)]
@@ -21,6 +22,7 @@ pub mod control;
 pub mod home;
 pub mod live;
 pub mod logs;
+pub mod otlp;
 pub mod output;
 pub mod process;
 pub mod replay_server;

@@ -1,7 +1,7 @@
 //! `pods`: the command line of the pods agent runtime.
 //!
 //! This binary only parses arguments and presents results; the behaviour lives in the library
-//! crates (`pod-profile`, `pod-provider`, `pod-trace`, `pod-core`, `pod-export`).
+//! crates (`pod-profile`, `pod-provider`, `pod-trace`, `pod-core`, `pod-export`, `pod-telemetry`).
 
 mod cmd;
 mod failure;
@@ -51,6 +51,9 @@ enum Command {
     Trace(cmd::trace::TraceArgs),
     /// Export a pod's (or a tree's) sessions to one document.
     Export(cmd::export::ExportArgs),
+    /// Send a pod tree's runs to an OpenTelemetry backend as GenAI spans.
+    #[command(subcommand)]
+    Telemetry(cmd::telemetry::TelemetryCommand),
     /// Inspect and validate profiles and the manifests they resolve to.
     #[command(subcommand)]
     Profile(cmd::profile::ProfileCommand),
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
         Command::Resume(args) => cmd::run::resume(&cli.global, args),
         Command::Trace(args) => cmd::trace::run(&cli.global, args),
         Command::Export(args) => cmd::export::run(&cli.global, args),
+        Command::Telemetry(command) => cmd::telemetry::run(&cli.global, command),
         Command::Profile(command) => cmd::profile::run(&cli.global, command),
         Command::Provider(command) => cmd::provider::run(&cli.global, command),
         Command::Doctor(args) => cmd::doctor::run(&cli.global, args),

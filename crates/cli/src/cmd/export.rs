@@ -59,16 +59,20 @@ pub struct ExportArgs {
     upgrade: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum FormatArg {
     Json,
     Markdown,
+    /// OpenTelemetry spans as an OTLP JSON `ExportTraceServiceRequest` (what `pods telemetry
+    /// push` sends; content left out).
+    Otlp,
 }
 
 pub fn run(global: &GlobalArgs, args: ExportArgs) -> CmdResult {
     let format = match args.format {
         FormatArg::Json => Format::Json,
         FormatArg::Markdown => Format::Markdown,
+        FormatArg::Otlp => return otlp(global, &args),
     };
     enum Source {
         /// An older document, upgraded in memory (it was read whole anyway).
@@ -155,6 +159,35 @@ pub fn run(global: &GlobalArgs, args: ExportArgs) -> CmdResult {
     Ok(Exit::Success)
 }
 
+/// `--format otlp`: the spans `pods telemetry push` would send, checked for keys like every
+/// export, written whole or not at all.
+fn otlp(global: &GlobalArgs, args: &ExportArgs) -> CmdResult {
+    let Some(pod) = &args.pod else {
+        return Err(Failure::usage(
+            "--format otlp exports a pod's spans; it cannot re-emit a document given with --upgrade",
+        )
+        .with_hint("drop --upgrade and name the pod"));
+    };
+    let home = pod_core::PodHome::resolve(global.home.as_deref()).map_err(Failure::usage)?;
+    let checked = super::telemetry::read_checked(home.root(), pod, args.tree, false)?;
+    let write = |out: &mut dyn Write| -> Result<(), ExportError> {
+        out.write_all(&checked.json).map_err(ExportError::Render)
+    };
+    let result = match &args.output {
+        Some(path) => write_file_atomically(path, write),
+        None => write_stdout_checked(&mut std::io::stdout().lock(), write),
+    };
+    match result {
+        Err(ExportError::WriteFile { path, source })
+            if path.as_os_str() == "<stdout>"
+                && source.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            Ok(Exit::Success)
+        }
+        other => other.map(|()| Exit::Success).map_err(failure),
+    }
+}
+
 fn report(stderr: &mut std::io::Stderr, progress: &Progress) {
     // Progress is for people; failing to print it must not fail the export.
     let _ = match progress {
@@ -170,7 +203,7 @@ fn report(stderr: &mut std::io::Stderr, progress: &Progress) {
     };
 }
 
-fn failure(error: ExportError) -> Failure {
+pub(crate) fn failure(error: ExportError) -> Failure {
     match error {
         ExportError::PodNotFound { .. } => {
             Failure::usage(error).with_hint("`pods ls` lists the pods in this home")

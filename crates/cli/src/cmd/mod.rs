@@ -9,4 +9,5 @@ pub mod profile;
 pub mod provider;
 pub mod run;
 pub mod sandbox;
+pub mod telemetry;
 pub mod trace;

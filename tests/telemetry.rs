@@ -1,0 +1,447 @@
+//! Whole-system tests of `pods telemetry push` and `pods export --format otlp`: real pod trees
+//! (replayed providers, real child processes), stopped or killed, sent from their files to a
+//! loopback OTLP/HTTP receiver that decodes the requests with the official protobuf types.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+use serde_json::{Value, json};
+
+use support::control::wait_streaming;
+use support::logs::entries_so_far;
+use support::otlp::Receiver;
+use support::responses::{holder_profile, profile, text_response, tool_call_response};
+use support::{Background, Sandbox, assert_exit, describe, home, id_of, of_kind, wait_until};
+
+/// A key value in the environment of every command: it must never reach a request.
+const KEY: &str = "sk-telemetry-test-key-0123456789";
+
+const PROMPT: &str = "delegate the review please";
+
+// ---------------------------------------------------------------------------------------------
+// Spans as decoded
+
+fn attr<'a>(span: &'a Span, key: &str) -> Option<&'a AnyValue> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .and_then(|v| v.value.as_ref())
+}
+
+fn text<'a>(span: &'a Span, key: &str) -> Option<&'a str> {
+    match attr(span, key) {
+        Some(AnyValue::StringValue(s)) => Some(s),
+        _ => None,
+    }
+}
+
+fn int(span: &Span, key: &str) -> Option<i64> {
+    match attr(span, key) {
+        Some(AnyValue::IntValue(i)) => Some(*i),
+        _ => None,
+    }
+}
+
+fn status(span: &Span) -> i32 {
+    span.status.as_ref().map_or(0, |s| s.code)
+}
+
+fn runs_of<'a>(spans: &'a [Span], pod_id: &str) -> Vec<&'a Span> {
+    spans
+        .iter()
+        .filter(|s| {
+            text(s, "gen_ai.operation.name") == Some("invoke_agent")
+                && text(s, "gen_ai.agent.id") == Some(pod_id)
+        })
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The trace id every span of a tree carries: the root pod's id.
+fn trace_of(root_id: &str) -> String {
+    root_id.replace('-', "")
+}
+
+/// The `service.name` of an OTLP JSON document's first resource.
+fn service_name(doc: &Value) -> String {
+    doc["resourceSpans"][0]["resource"]["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|kv| kv["key"] == "service.name")
+        .and_then(|kv| kv["value"]["stringValue"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn push(sandbox: &Sandbox, root: &Path, receiver: &Receiver, extra: &[&str]) -> Value {
+    let id = id_of(root);
+    let endpoint = receiver.endpoint();
+    let mut args = vec![
+        "telemetry",
+        "push",
+        id.as_str(),
+        "--tree",
+        "--endpoint",
+        endpoint.as_str(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let output = sandbox
+        .pods()
+        .env("OPENAI_API_KEY", KEY)
+        .args(&args)
+        .output()
+        .unwrap();
+    assert_exit(&output, 0);
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{}", describe(&output)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// A tree: the parent spawns a child that fails with context_length_exceeded, then a holder it
+// waits on, and is stopped with `stop --tree`.
+
+fn stopped_tree(sandbox: &Sandbox) -> (PathBuf, PathBuf, PathBuf) {
+    profile(
+        sandbox,
+        "parent",
+        "[agent]\nmax_turns = 8\ntools = [\"spawn_pod\", \"wait_pod\"]\n\n[spawn]\nallowed_profiles = [\"child\", \"holder\"]\n",
+        vec![
+            tool_call_response(
+                "call_kid",
+                "spawn_pod",
+                json!({"profile": "child", "task": "review everything", "name": "kid"}),
+            ),
+            tool_call_response("call_wait_kid", "wait_pod", json!({"pod_id": "kid"})),
+            tool_call_response(
+                "call_hold",
+                "spawn_pod",
+                json!({"profile": "holder", "task": "hold on", "name": "hold"}),
+            ),
+            tool_call_response("call_wait_hold", "wait_pod", json!({"pod_id": "hold"})),
+            text_response(&["done"], false, None),
+        ],
+    );
+    profile(
+        sandbox,
+        "child",
+        "[agent]\ntools = []\n",
+        vec![text_response(
+            &["Reading ", "all ", "of ", "it"],
+            true,
+            None,
+        )],
+    );
+    holder_profile(sandbox);
+    let mut proc: Background = sandbox.spawn(&["run", "-p", "parent", PROMPT], "parent");
+    let parent = wait_until("the parent dir", Duration::from_secs(10), || {
+        sandbox.root_pod()
+    });
+    let kids = wait_until("two children", Duration::from_secs(20), || {
+        let kids = sandbox.children_of(&parent);
+        (kids.len() == 2).then_some(kids)
+    });
+    let hold = home::named(&kids, "hold");
+    let kid = home::named(&kids, "kid");
+    wait_streaming(&hold);
+    let stop = sandbox.run(&["stop", &id_of(&parent), "--tree"]);
+    assert_exit(&stop, 0);
+    proc.wait(Duration::from_secs(30));
+    (parent, kid, hold)
+}
+
+#[test]
+fn a_stopped_tree_is_pushed_as_one_trace_with_lifecycle_actions_and_the_childs_error() {
+    let sandbox = Sandbox::new();
+    let (parent, kid, hold) = stopped_tree(&sandbox);
+    let (parent_id, kid_id, hold_id) = (id_of(&parent), id_of(&kid), id_of(&hold));
+    let receiver = Receiver::start(200);
+    let summary = push(&sandbox, &parent, &receiver, &[]);
+    let spans = receiver.spans();
+    assert_eq!(summary["spans"], json!(spans.len()), "{summary}");
+    assert_eq!(summary["trace_id"], json!(trace_of(&parent_id)));
+
+    // OTLP/HTTP protobuf, to the endpoint as given.
+    for request in receiver.requests() {
+        assert_eq!(request.path, "/v1/traces");
+        assert_eq!(request.content_type, "application/x-protobuf");
+        let bytes = String::from_utf8_lossy(&request.body);
+        assert!(!bytes.contains(KEY), "no key in any request");
+        assert!(!bytes.contains(PROMPT), "no prompt by default");
+        assert!(!bytes.contains("review everything"), "no task by default");
+        assert!(!bytes.contains("Reading all"), "no output by default");
+    }
+
+    // One trace for the three processes.
+    for span in &spans {
+        assert_eq!(hex(&span.trace_id), trace_of(&parent_id), "{}", span.name);
+    }
+
+    // The parent's run: interrupted by stop_tree from the command line, as attributes and event.
+    let parent_run = runs_of(&spans, &parent_id);
+    assert_eq!(parent_run.len(), 1);
+    let parent_run = parent_run[0];
+    let parent_name = home::pod_info(&parent)["name"].as_str().unwrap().to_owned();
+    assert_eq!(parent_run.name, format!("invoke_agent {parent_name}"));
+    assert!(
+        parent_run.parent_span_id.is_empty(),
+        "the root span has no parent"
+    );
+    assert_eq!(text(parent_run, "pods.run.outcome"), Some("interrupted"));
+    assert_eq!(text(parent_run, "pods.lifecycle.kind"), Some("stop_tree"));
+    assert_eq!(text(parent_run, "pods.lifecycle.origin"), Some("cli"));
+    assert_eq!(
+        text(parent_run, "gen_ai.conversation.id"),
+        Some(parent_id.as_str())
+    );
+    assert!(text(parent_run, "gen_ai.provider.name").is_some());
+    assert_eq!(
+        text(parent_run, "gen_ai.request.model"),
+        Some("test-replay")
+    );
+    assert_eq!(status(parent_run), StatusCode::Unset as i32);
+    let event = parent_run
+        .events
+        .iter()
+        .find(|e| e.name == "pods.lifecycle_action")
+        .expect("the interrupting action as a span event");
+    assert!(
+        event
+            .attributes
+            .iter()
+            .any(|kv| kv.key == "pods.lifecycle.origin")
+    );
+
+    // The parent's tool spans, children of its run.
+    let tool = |call: &str| {
+        spans
+            .iter()
+            .find(|s| text(s, "gen_ai.tool.call.id") == Some(call))
+            .unwrap_or_else(|| panic!("no span for {call}"))
+    };
+    let spawn_kid = tool("call_kid");
+    assert_eq!(spawn_kid.name, "execute_tool spawn_pod");
+    assert_eq!(spawn_kid.parent_span_id, parent_run.span_id);
+    assert_eq!(text(spawn_kid, "gen_ai.tool.name"), Some("spawn_pod"));
+    assert_eq!(text(spawn_kid, "pods.tool.side_effect"), Some("spawn"));
+    assert_eq!(
+        text(spawn_kid, "pods.tool.child_pod_id"),
+        Some(kid_id.as_str())
+    );
+
+    // The child's run hangs below the spawn_pod call that started it, and failed.
+    let kid_run = runs_of(&spans, &kid_id);
+    assert_eq!(kid_run.len(), 1);
+    let kid_run = kid_run[0];
+    assert_eq!(kid_run.parent_span_id, spawn_kid.span_id);
+    assert_eq!(kid_run.name, "invoke_agent kid");
+    assert_eq!(text(kid_run, "pods.run.outcome"), Some("provider_error"));
+    assert_eq!(text(kid_run, "error.type"), Some("context_length_exceeded"));
+    assert_eq!(status(kid_run), StatusCode::Error as i32);
+    let kid_chat: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.parent_span_id == kid_run.span_id && s.name == "chat test-replay")
+        .collect();
+    assert_eq!(kid_chat.len(), 1, "one request attempt");
+    assert_eq!(text(kid_chat[0], "gen_ai.operation.name"), Some("chat"));
+    assert_eq!(
+        text(kid_chat[0], "error.type"),
+        Some("context_length_exceeded")
+    );
+    assert_eq!(status(kid_chat[0]), StatusCode::Error as i32);
+
+    // The parent's chat spans: one per request, finish reasons recorded.
+    let parent_chats: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.parent_span_id == parent_run.span_id && s.name.starts_with("chat "))
+        .collect();
+    assert_eq!(parent_chats.len(), 4, "spawn, wait, spawn, wait");
+    assert!(
+        parent_chats
+            .iter()
+            .all(|c| attr(c, "gen_ai.response.finish_reasons").is_some())
+    );
+    assert_eq!(int(parent_chats[0], "pods.request.turn"), Some(1));
+
+    // The holder: interrupted by the parent's cascade, linked to the parent's action.
+    let hold_run = runs_of(&spans, &hold_id);
+    assert_eq!(hold_run.len(), 1);
+    let hold_run = hold_run[0];
+    assert_eq!(hold_run.parent_span_id, tool("call_hold").span_id);
+    assert_eq!(text(hold_run, "pods.run.outcome"), Some("interrupted"));
+    assert_eq!(
+        text(hold_run, "pods.lifecycle.caused_by.pod_id"),
+        Some(parent_id.as_str())
+    );
+    assert_eq!(
+        text(hold_run, "pods.lifecycle.caused_by.action_id"),
+        text(parent_run, "pods.lifecycle.action_id")
+    );
+    assert!(text(hold_run, "pods.lifecycle.origin").is_some());
+    // The wait on it was cut short by the stop.
+    assert_eq!(tool("call_wait_hold").parent_span_id, parent_run.span_id);
+
+    // `pods export --format otlp` holds the same spans.
+    let export = sandbox.run(&["export", &parent_id, "--tree", "--format", "otlp"]);
+    assert_exit(&export, 0);
+    let doc: Value = serde_json::from_slice(&export.stdout).unwrap();
+    let mut exported: Vec<(String, String, String)> = doc["resourceSpans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["scopeSpans"].as_array().unwrap().clone())
+        .flat_map(|s| s["spans"].as_array().unwrap().clone())
+        .map(|s| {
+            (
+                s["spanId"].as_str().unwrap().to_owned(),
+                s["parentSpanId"].as_str().unwrap_or_default().to_owned(),
+                s["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut pushed: Vec<(String, String, String)> = spans
+        .iter()
+        .map(|s| (hex(&s.span_id), hex(&s.parent_span_id), s.name.clone()))
+        .collect();
+    exported.sort();
+    pushed.sort();
+    assert_eq!(exported, pushed);
+    assert_eq!(service_name(&doc), "pods", "service.name defaults to pods");
+    let named = sandbox
+        .pods()
+        .env("OTEL_SERVICE_NAME", "agents")
+        .args(["export", &parent_id, "--format", "otlp"])
+        .output()
+        .unwrap();
+    assert_exit(&named, 0);
+    assert_eq!(
+        service_name(&serde_json::from_slice(&named.stdout).unwrap()),
+        "agents"
+    );
+}
+
+#[test]
+fn content_is_sent_only_with_capture_content_and_never_the_key() {
+    let sandbox = Sandbox::new();
+    let (parent, _kid, _hold) = stopped_tree(&sandbox);
+    let receiver = Receiver::start(200);
+    push(&sandbox, &parent, &receiver, &["--capture-content"]);
+    let spans = receiver.spans();
+    let parent_run = runs_of(&spans, &id_of(&parent))[0];
+    assert!(
+        text(parent_run, "gen_ai.input.messages").is_some_and(|m| m.contains(PROMPT)),
+        "the prompt with capture"
+    );
+    let spawn = spans
+        .iter()
+        .find(|s| text(s, "gen_ai.tool.call.id") == Some("call_kid"))
+        .unwrap();
+    assert!(
+        text(spawn, "gen_ai.tool.call.arguments").is_some_and(|a| a.contains("review everything"))
+    );
+    assert!(text(spawn, "gen_ai.tool.call.result").is_some());
+    for request in receiver.requests() {
+        assert!(!String::from_utf8_lossy(&request.body).contains(KEY));
+    }
+}
+
+#[test]
+fn a_killed_tree_is_pushed_with_crash_evidence() {
+    let sandbox = Sandbox::new();
+    profile(
+        &sandbox,
+        "parent",
+        "[agent]\nmax_turns = 8\ntools = [\"spawn_pod\", \"wait_pod\"]\n\n[spawn]\nallowed_profiles = [\"holder\"]\n",
+        support::responses::spawn_two_holders(),
+    );
+    holder_profile(&sandbox);
+    let mut proc = sandbox.spawn(&["run", "-p", "parent", "build a tree"], "parent");
+    let parent = wait_until("the parent dir", Duration::from_secs(10), || {
+        sandbox.root_pod()
+    });
+    let kids = wait_until("two children", Duration::from_secs(20), || {
+        let kids = sandbox.children_of(&parent);
+        (kids.len() == 2).then_some(kids)
+    });
+    for kid in &kids {
+        wait_streaming(kid);
+    }
+    // Children first, then the parent, in one call: nobody is left to record an end.
+    let mut pids: Vec<String> = of_kind(&entries_so_far(&parent), "child_spawned")
+        .iter()
+        .map(|e| e["pid"].to_string())
+        .collect();
+    assert_eq!(pids.len(), 2);
+    pids.push(proc.pid().to_string());
+    let killed = std::process::Command::new("kill")
+        .arg("-KILL")
+        .args(&pids)
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    proc.wait(Duration::from_secs(10));
+
+    let receiver = Receiver::start(200);
+    push(&sandbox, &parent, &receiver, &[]);
+    let spans = receiver.spans();
+    for pod in std::iter::once(&parent).chain(&kids) {
+        let runs = runs_of(&spans, &id_of(pod));
+        assert_eq!(runs.len(), 1, "{}", id_of(pod));
+        let run = runs[0];
+        assert_eq!(text(run, "pods.run.outcome"), Some("crashed"), "{run:#?}");
+        assert_eq!(status(run), StatusCode::Error as i32);
+        assert_eq!(text(run, "pods.crash.owner"), Some("gone"));
+        assert!(text(run, "pods.crash.detail").is_some_and(|d| !d.is_empty()));
+        assert!(int(run, "pods.crash.last_seq").is_some());
+        assert!(run.events.iter().any(|e| e.name == "pods.crash"));
+    }
+}
+
+#[test]
+fn a_refusing_collector_fails_the_push_with_exit_1_naming_the_endpoint() {
+    let sandbox = Sandbox::new();
+    profile(
+        &sandbox,
+        "solo",
+        "[agent]\ntools = []\n",
+        vec![text_response(&["hi"], false, None)],
+    );
+    let run = sandbox.run(&["run", "-p", "solo", "hello"]);
+    assert_exit(&run, 0);
+    let pod = sandbox.only_pod();
+    let receiver = Receiver::start(400);
+    let endpoint = receiver.endpoint();
+    let output = sandbox.run(&["telemetry", "push", &id_of(&pod), "--endpoint", &endpoint]);
+    assert_exit(&output, 1);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&endpoint), "{stderr}");
+    assert!(
+        !receiver.requests().is_empty(),
+        "the request reached the collector"
+    );
+
+    let missing = sandbox.run(&["telemetry", "push", "no-such-pod", "--endpoint", &endpoint]);
+    assert_exit(&missing, 2);
+    let unset = sandbox.run(&[
+        "telemetry",
+        "push",
+        &id_of(&pod),
+        "--endpoint",
+        &endpoint,
+        "--headers-env",
+        "PODS_TEST_UNSET_HEADERS",
+    ]);
+    assert_exit(&unset, 2);
+    assert!(String::from_utf8_lossy(&unset.stderr).contains("$PODS_TEST_UNSET_HEADERS"));
+}
