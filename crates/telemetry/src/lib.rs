@@ -7,6 +7,9 @@
 //! fact ([`read_pods`]) or from a live log, and their ids are deterministic ([`ids`]), so a
 //! tree's processes agree on one trace without talking to each other.
 //!
+//! A running pod exports the same spans live ([`LiveExport`]): its session log's entries go to a
+//! builder on a thread of its own, which sends what completes without ever holding the pod up.
+//!
 //! Content (prompts, outputs, tool arguments and results) is left out unless asked for
 //! ([`Content`]). Rendering as OTLP JSON ([`render_json`]) and sending over OTLP/HTTP with
 //! protobuf ([`push`]) are here too; reading the pods home is `pod-home`'s, the record formats
@@ -24,6 +27,7 @@ mod builder;
 mod content;
 mod error;
 pub mod ids;
+mod live;
 pub mod names;
 mod otlp;
 mod pod;
@@ -33,12 +37,13 @@ mod tree;
 pub use builder::SpanBuilder;
 pub use content::{Content, DEFAULT_PREVIEW_BYTES};
 pub use error::TelemetryError;
+pub use live::{LIVE_QUEUE_ENTRIES, LiveExport, LiveReport, OnProblem};
 pub use opentelemetry_sdk::Resource;
 pub use opentelemetry_sdk::trace::SpanData;
 pub use otlp::{DEFAULT_SERVICE_NAME, render_json, request, resource};
 pub use pod::{ModelFacts, PodContext};
 pub use push::{
-    DEFAULT_ENDPOINT, PushReport, PushTarget, SPANS_PER_REQUEST, headers_from_env, push,
+    DEFAULT_ENDPOINT, PushReport, PushTarget, SPANS_PER_REQUEST, exporter, headers_from_env, push,
     resolve_endpoint,
 };
 pub use tree::{Batch, read_pods};

@@ -87,9 +87,9 @@ pub fn headers_from_env(
     Ok(headers)
 }
 
-/// Send `spans` to `target` over OTLP/HTTP with protobuf, in requests of at most
-/// [`SPANS_PER_REQUEST`] spans; the first failed request (or a failed shutdown) is the error.
-pub async fn push(spans: Vec<SpanData>, target: &PushTarget) -> Result<PushReport, TelemetryError> {
+/// An OTLP/HTTP span exporter for `target`, sending protobuf over the workspace's reqwest, with
+/// the headers of `target.headers_env` (and `OTEL_EXPORTER_OTLP_HEADERS`, read by the exporter).
+pub fn exporter(target: &PushTarget) -> Result<opentelemetry_otlp::SpanExporter, TelemetryError> {
     let headers = headers_from_env(&target.headers_env, |name| std::env::var(name).ok())?;
     let client = reqwest::Client::builder()
         .timeout(target.timeout)
@@ -111,6 +111,13 @@ pub async fn push(spans: Vec<SpanData>, target: &PushTarget) -> Result<PushRepor
             source,
         })?;
     exporter.set_resource(&target.resource);
+    Ok(exporter)
+}
+
+/// Send `spans` to `target` over OTLP/HTTP with protobuf, in requests of at most
+/// [`SPANS_PER_REQUEST`] spans; the first failed request (or a failed shutdown) is the error.
+pub async fn push(spans: Vec<SpanData>, target: &PushTarget) -> Result<PushReport, TelemetryError> {
+    let exporter = exporter(target)?;
     let total = spans.len();
     let mut requests = 0;
     let mut spans = spans.into_iter().peekable();
