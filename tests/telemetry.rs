@@ -113,6 +113,11 @@ fn push(sandbox: &Sandbox, root: &Path, receiver: &Receiver, extra: &[&str]) -> 
 // waits on, and is stopped with `stop --tree`.
 
 fn stopped_tree(sandbox: &Sandbox) -> (PathBuf, PathBuf, PathBuf) {
+    stopped_tree_with(sandbox, &[])
+}
+
+/// [`stopped_tree`] with `env` set for the parent's process (and so its children's).
+fn stopped_tree_with(sandbox: &Sandbox, env: &[(&str, &str)]) -> (PathBuf, PathBuf, PathBuf) {
     profile(
         sandbox,
         "parent",
@@ -144,7 +149,10 @@ fn stopped_tree(sandbox: &Sandbox) -> (PathBuf, PathBuf, PathBuf) {
         )],
     );
     holder_profile(sandbox);
-    let mut proc: Background = sandbox.spawn(&["run", "-p", "parent", PROMPT], "parent");
+    let mut command = sandbox.pods();
+    command.envs(env.iter().copied());
+    let mut proc: Background =
+        sandbox.spawn_command(command, &["run", "-p", "parent", PROMPT], "parent");
     let parent = wait_until("the parent dir", Duration::from_secs(10), || {
         sandbox.root_pod()
     });
@@ -444,4 +452,112 @@ fn a_refusing_collector_fails_the_push_with_exit_1_naming_the_endpoint() {
     ]);
     assert_exit(&unset, 2);
     assert!(String::from_utf8_lossy(&unset.stderr).contains("$PODS_TEST_UNSET_HEADERS"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Live export
+
+/// What identifies a span and its place: trace, id, parent, name, status.
+fn shape(spans: &[Span]) -> Vec<(String, String, String, String, i32)> {
+    let mut out: Vec<_> = spans
+        .iter()
+        .map(|s| {
+            (
+                hex(&s.trace_id),
+                hex(&s.span_id),
+                hex(&s.parent_span_id),
+                s.name.clone(),
+                status(s),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_running_tree_exports_live_the_spans_a_push_from_its_files_sends() {
+    let sandbox = Sandbox::new();
+    let live = Receiver::start(200);
+    let base = format!("http://{}", live.addr);
+    let (parent, kid, hold) = stopped_tree_with(
+        &sandbox,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", base.as_str()),
+            ("OPENAI_API_KEY", KEY),
+        ],
+    );
+    let requests = live.requests();
+    assert!(!requests.is_empty(), "nothing was exported live");
+    for request in &requests {
+        assert_eq!(request.path, "/v1/traces");
+        assert_eq!(request.content_type, "application/x-protobuf");
+        assert!(
+            !String::from_utf8_lossy(&request.body).contains(KEY),
+            "the key reached the collector"
+        );
+    }
+    let live_spans = live.spans();
+    // All three processes reported, in one trace.
+    for pod in [&parent, &kid, &hold] {
+        assert!(
+            !runs_of(&live_spans, &id_of(pod)).is_empty(),
+            "no run span of {}",
+            id_of(pod)
+        );
+    }
+    let traces: std::collections::BTreeSet<String> =
+        live_spans.iter().map(|s| hex(&s.trace_id)).collect();
+    assert_eq!(traces.len(), 1, "{traces:?}");
+    assert_eq!(traces.into_iter().next(), Some(trace_of(&id_of(&parent))));
+
+    // The same spans, ids, parents, names and statuses as a push from the files sends.
+    let pushed = Receiver::start(200);
+    push(&sandbox, &parent, &pushed, &[]);
+    assert_eq!(shape(&live_spans), shape(&pushed.spans()));
+}
+
+#[test]
+fn an_unreachable_collector_never_fails_a_run_and_is_told_once() {
+    let sandbox = Sandbox::new();
+    profile(
+        &sandbox,
+        "solo",
+        "[agent]\ntools = []\n",
+        vec![text_response(&["all ", "good"], false, None)],
+    );
+    // A port nobody listens on.
+    let endpoint = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/v1/traces", listener.local_addr().unwrap())
+    };
+    let run = sandbox
+        .pods()
+        .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &endpoint)
+        .args(["run", "-p", "solo", "hello"])
+        .output()
+        .unwrap();
+    assert_exit(&run, 0);
+    assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "all good");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(
+        stderr.matches(&endpoint).count(),
+        1,
+        "told once, naming the collector: {stderr}"
+    );
+    assert!(stderr.contains("pods telemetry push"), "{stderr}");
+    // OTEL_SDK_DISABLED turns it off: nothing is tried, nothing is said.
+    let off = sandbox
+        .pods()
+        .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &endpoint)
+        .env("OTEL_SDK_DISABLED", "true")
+        .args(["run", "-p", "solo", "hello"])
+        .output()
+        .unwrap();
+    assert_exit(&off, 0);
+    assert!(
+        !String::from_utf8_lossy(&off.stderr).contains(&endpoint),
+        "{}",
+        describe(&off)
+    );
 }

@@ -34,6 +34,12 @@ fn configured_key(manifest: &pod_profile::Manifest) -> Option<(String, String)> 
     (value.len() >= pod_trace::scrub::MIN_SECRET_LEN).then_some((var, value))
 }
 
+/// The value of the key `manifest` names, when this process has it (to keep it out of anything
+/// built from records before they are scrubbed, e.g. telemetry content).
+pub(crate) fn key_value(manifest: &pod_profile::Manifest) -> Option<String> {
+    configured_key(manifest).map(|(_, value)| value)
+}
+
 /// Register the key `manifest` names with the scrubber and keep its prints in the pod
 /// directory `dir` (added once per distinct key).
 pub fn guard(dir: &Path, manifest: &pod_profile::Manifest) -> Result<(), CoreError> {

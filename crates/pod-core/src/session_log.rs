@@ -38,11 +38,15 @@ struct Inner {
     poisoned: Option<String>,
 }
 
+/// Hears of every entry once it is written (live telemetry); must not block.
+pub type LogFollower = Arc<dyn Fn(&LogEntry) + Send + Sync>;
+
 /// A shareable handle to one segment's log.
 #[derive(Clone)]
 pub struct SessionLog {
     path: Arc<PathBuf>,
     inner: Arc<Mutex<Inner>>,
+    follower: Option<LogFollower>,
 }
 
 impl std::fmt::Debug for SessionLog {
@@ -78,7 +82,14 @@ impl SessionLog {
                 last_seq: 0,
                 poisoned: None,
             })),
+            follower: None,
         }
+    }
+
+    /// The same log, telling `follower` of every entry written from now on.
+    pub fn followed_by(mut self, follower: LogFollower) -> SessionLog {
+        self.follower = Some(follower);
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -128,6 +139,10 @@ impl SessionLog {
         match written {
             Ok(()) => {
                 inner.last_seq = entry.seq;
+                // Under the lock, so the follower hears the entries in their order.
+                if let Some(follower) = &self.follower {
+                    follower(&entry);
+                }
                 Ok(entry.seq)
             }
             Err(source) => {

@@ -51,6 +51,8 @@ pub enum LogBody {
     RunCompleted(RunCompleted),
     RunErrored(RunErrored),
     RunInterrupted(RunInterrupted),
+    /// Live telemetry export lost spans in this segment (written once, when it closes).
+    TelemetryExportFailed(TelemetryExportFailed),
     SegmentClosed(SegmentClosed),
 }
 
@@ -177,6 +179,18 @@ pub enum SideEffectClass {
     Network,
     /// Not known (an MCP server's tools unless its profile says otherwise): judged as unsafe.
     Unknown,
+}
+
+/// Spans live export could not deliver: the files still hold everything, and
+/// `pods telemetry push` sends it later.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TelemetryExportFailed {
+    pub endpoint: String,
+    pub spans_failed: u64,
+    /// Log entries the export thread could not take in (their spans may be missing).
+    pub entries_dropped: u64,
+    /// The first failure.
+    pub error: String,
 }
 
 /// The approval policy's decision on one tool call.

@@ -11,7 +11,8 @@ use pod_protocol::record::{
     CausedBy, ChildSpawned, Decision, DecisionSource, LifecycleAction, LifecycleKind, LogBody,
     LogEntry, Origin, ProviderRequestFinished, ProviderRequestStarted, RequestedToolCall,
     RunCompleted, RunErrored, RunInterrupted, RunPhase, RunStarted, SegmentClosed, StopReason,
-    ToolCallFinished, ToolCallStarted, ToolDecision, ToolExecutionPhase, ToolOutcome, Usage,
+    TelemetryExportFailed, ToolCallFinished, ToolCallStarted, ToolDecision, ToolExecutionPhase,
+    ToolOutcome, Usage,
 };
 use pod_protocol::{ErrorClass, ProviderError};
 
@@ -173,6 +174,12 @@ fn current_records() -> Vec<String> {
             reason: "stopped".into(),
             action: Some(action()),
             phase: phase(),
+        }),
+        LogBody::TelemetryExportFailed(TelemetryExportFailed {
+            endpoint: "http://127.0.0.1:4318/v1/traces".into(),
+            spans_failed: 3,
+            entries_dropped: 0,
+            error: "connection refused".into(),
         }),
         LogBody::SegmentClosed(SegmentClosed {
             reason: "stopped".into(),

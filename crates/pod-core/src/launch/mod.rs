@@ -23,6 +23,7 @@ use crate::host::{Host, HostOptions};
 use crate::model::ModelConnection;
 use crate::record::PodInfo;
 use crate::runtime::{Pod, PodOptions, RunInput, RunObserver};
+use crate::telemetry::LiveTelemetry;
 use crate::tools::mcp::McpServers;
 use crate::{CoreError, RunControl, error_chain};
 
@@ -151,18 +152,22 @@ impl Launch {
             Ok(server) => server,
             Err(error) => return Err(undo.failed(error)),
         };
-        let approvals = match dir.read_info() {
-            Ok(info) => match (for_parent, info.parent_id) {
-                (true, Some(parent_id)) => Approvals::new(Arc::new(server.ask_parent(&parent_id))),
-                _ => Approvals::new(approver),
-            },
+        let info = match dir.read_info() {
+            Ok(info) => info,
             Err(error) => return Err(undo.failed(CoreError::from(error))),
         };
+        let approvals = match (for_parent, &info.parent_id) {
+            (true, Some(parent_id)) => Approvals::new(Arc::new(server.ask_parent(parent_id))),
+            _ => Approvals::new(approver),
+        };
+        // Before the segment starts, so its first entry is exported too.
+        let telemetry = LiveTelemetry::start(&dir, &info, &resolved.manifest);
         let options = PodOptions {
             work_dir: work_dir.clone(),
             model,
             control: RunControl::new(),
             approvals,
+            telemetry: telemetry.clone(),
         };
         let mut pod = match Pod::start(dir, resolved.manifest, options) {
             Ok(pod) => pod,
@@ -185,6 +190,7 @@ impl Launch {
             server,
             children,
             mcp,
+            telemetry,
             work_dir,
             info,
             for_parent,
@@ -199,6 +205,8 @@ pub struct Launched {
     children: Option<Arc<Children>>,
     /// Its MCP servers, stopped once hosting ends.
     mcp: McpServers,
+    /// Its live telemetry export, given its last spans once hosting ends.
+    telemetry: Option<Arc<LiveTelemetry>>,
     work_dir: PathBuf,
     info: PodInfo,
     for_parent: bool,
@@ -222,24 +230,24 @@ impl Launched {
         input: RunInput,
         observer: Arc<dyn RunObserver>,
     ) -> Result<HostEnd, CoreError> {
-        let (host, mcp) = self.host();
+        let (host, ending) = self.host();
         let end = host.run_once(input, observer).await;
-        mcp.stop().await;
+        ending.finish().await;
         end
     }
 
     /// Serve requests until a lifecycle action ends the pod (or, hosted for a parent, until
     /// the parent is gone).
     pub async fn serve(self) -> Result<HostEnd, CoreError> {
-        let (host, mcp) = self.host();
+        let (host, ending) = self.host();
         let end = host.serve().await;
-        mcp.stop().await;
+        ending.finish().await;
         end
     }
 
     /// The pod hosted with its socket and children (SIGTERM/SIGINT/SIGHUP end it and its tree),
     /// and its MCP servers, to stop when hosting ends.
-    fn host(self) -> (Host, McpServers) {
+    fn host(self) -> (Host, Ending) {
         let host = Host::new(
             self.pod,
             self.server,
@@ -250,7 +258,27 @@ impl Launched {
                 work_dir: Some(self.work_dir),
             },
         );
-        (host, self.mcp)
+        let ending = Ending {
+            mcp: self.mcp,
+            telemetry: self.telemetry,
+        };
+        (host, ending)
+    }
+}
+
+/// What outlives hosting and ends after it: the MCP servers, and the live export's last spans.
+struct Ending {
+    mcp: McpServers,
+    telemetry: Option<Arc<LiveTelemetry>>,
+}
+
+impl Ending {
+    async fn finish(self) {
+        self.mcp.stop().await;
+        if let Some(live) = self.telemetry {
+            // Waits at most `telemetry::END_GRACE` for a collector: off the async workers.
+            let _ = tokio::task::spawn_blocking(move || live.finish()).await;
+        }
     }
 }
 

@@ -38,11 +38,12 @@ use crate::model::ModelConnection;
 use crate::record::{
     ChildExited, ChildSpawned, LOG_FORMAT_VERSION, LifecycleAction, LogBody, PodInfo, PodState,
     RunCompleted, RunErrored, RunInterrupted, RunPhase, RunStarted, RunTrigger, SegmentClosed,
-    SegmentStarted, SideEffectClass, ToolOutcome,
+    SegmentStarted, SideEffectClass, TelemetryExportFailed, ToolOutcome,
 };
 use crate::scope::Scope;
 use crate::session_log::SessionLog;
 use crate::summary::UsageTotals;
+use crate::telemetry::LiveTelemetry;
 use crate::tools::ToolRegistry;
 
 pub use history::history_from_segments;
@@ -186,6 +187,8 @@ pub struct PodOptions {
     pub control: RunControl,
     /// Decides the tool calls `[permissions]` leaves to a person or a parent.
     pub approvals: Approvals,
+    /// Live telemetry export, fed every entry the pod's logs append (kept across a reload).
+    pub telemetry: Option<Arc<LiveTelemetry>>,
 }
 
 /// A pod with an open segment in this process.
@@ -201,6 +204,7 @@ pub struct Pod {
     tools: ToolRegistry,
     control: RunControl,
     approvals: Approvals,
+    telemetry: Option<Arc<LiveTelemetry>>,
     history: Vec<Message>,
     last_outcome: Option<&'static str>,
 }
@@ -224,7 +228,11 @@ impl Pod {
         let history = history_from_segments(&dir)?;
         let info = dir.read_info()?;
         let segment_id = new_id();
-        let log = SessionLog::create(&dir.segment_log_path(&segment_id))?;
+        let mut log = SessionLog::create(&dir.segment_log_path(&segment_id))?;
+        if let Some(live) = &options.telemetry {
+            let live = live.clone();
+            log = log.followed_by(Arc::new(move |entry| live.feed(entry)));
+        }
         let session = &manifest.session;
         let trace = if session.record_event_trace {
             let trace = TraceHandle::create(
@@ -270,6 +278,7 @@ impl Pod {
             tools,
             control: options.control,
             approvals: options.approvals,
+            telemetry: options.telemetry,
             history,
             last_outcome: None,
         })
@@ -308,6 +317,11 @@ impl Pod {
     /// How the pod's tool calls are approved (kept across a reload).
     pub fn approvals(&self) -> &Approvals {
         &self.approvals
+    }
+
+    /// The pod's live telemetry export, when it has one (kept across a reload).
+    pub fn telemetry(&self) -> Option<&Arc<LiveTelemetry>> {
+        self.telemetry.as_ref()
     }
 
     /// Offer an extra tool (e.g. `spawn_pod`) to the model. Tools named in `agent.tools` and
@@ -437,6 +451,18 @@ impl Pod {
 
     /// Write `segment_closed` and the pod's state after this process, and sync the trace.
     pub async fn close(self, reason: &str) -> Result<(), CoreError> {
+        if let Some(live) = &self.telemetry {
+            let report = live.report();
+            if report.has_problems() {
+                self.log
+                    .append(LogBody::TelemetryExportFailed(TelemetryExportFailed {
+                        endpoint: report.endpoint,
+                        spans_failed: report.spans_failed,
+                        entries_dropped: report.entries_dropped,
+                        error: report.first_error.unwrap_or_default(),
+                    }))?;
+            }
+        }
         let logged = self.log.append(LogBody::SegmentClosed(SegmentClosed {
             reason: reason.to_owned(),
         }));
