@@ -457,6 +457,24 @@ fn a_refusing_collector_fails_the_push_with_exit_1_naming_the_endpoint() {
 // ---------------------------------------------------------------------------------------------
 // Live export
 
+/// A histogram's series (its attributes, rendered) and count of recorded values.
+fn histogram_count(metric: &opentelemetry_proto::tonic::metrics::v1::Metric) -> Vec<(String, u64)> {
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+    match &metric.data {
+        Some(Data::Histogram(histogram)) => histogram
+            .data_points
+            .iter()
+            .map(|p| {
+                (
+                    format!("{:?}{}", p.attributes, p.start_time_unix_nano),
+                    p.count,
+                )
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// What identifies a span and its place: trace, id, parent, name, status.
 fn shape(spans: &[Span]) -> Vec<(String, String, String, String, i32)> {
     let mut out: Vec<_> = spans
@@ -490,7 +508,11 @@ fn a_running_tree_exports_live_the_spans_a_push_from_its_files_sends() {
     let requests = live.requests();
     assert!(!requests.is_empty(), "nothing was exported live");
     for request in &requests {
-        assert_eq!(request.path, "/v1/traces");
+        assert!(
+            ["/v1/traces", "/v1/metrics"].contains(&request.path.as_str()),
+            "{}",
+            request.path
+        );
         assert_eq!(request.content_type, "application/x-protobuf");
         assert!(
             !String::from_utf8_lossy(&request.body).contains(KEY),
@@ -510,6 +532,29 @@ fn a_running_tree_exports_live_the_spans_a_push_from_its_files_sends() {
         live_spans.iter().map(|s| hex(&s.trace_id)).collect();
     assert_eq!(traces.len(), 1, "{traces:?}");
     assert_eq!(traces.into_iter().next(), Some(trace_of(&id_of(&parent))));
+
+    // Metrics, from the same chat spans: one duration per model request, in every process.
+    let chats = live_spans
+        .iter()
+        .filter(|s| s.name.starts_with("chat "))
+        .count() as u64;
+    let metrics = live.metrics();
+    let durations: u64 = metrics
+        .iter()
+        .filter(|m| m.name == "gen_ai.client.operation.duration")
+        .flat_map(histogram_count)
+        // Cumulative: each process's last report holds its totals; sum the largest per series.
+        .fold(
+            std::collections::BTreeMap::new(),
+            |mut acc, (series, count)| {
+                let entry = acc.entry(series).or_insert(0u64);
+                *entry = (*entry).max(count);
+                acc
+            },
+        )
+        .values()
+        .sum();
+    assert_eq!(durations, chats, "{metrics:#?}");
 
     // The same spans, ids, parents, names and statuses as a push from the files sends.
     let pushed = Receiver::start(200);

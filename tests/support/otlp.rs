@@ -9,7 +9,9 @@ use std::time::Duration;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::metrics::v1::Metric;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 
@@ -63,11 +65,27 @@ impl Receiver {
         self.received.lock().expect("receiver log").clone()
     }
 
-    /// Every span of every request, decoded.
+    /// Every span of every traces request, decoded.
     pub fn spans(&self) -> Vec<Span> {
         self.requests()
             .iter()
+            .filter(|r| r.path != "/v1/metrics")
             .flat_map(|r| decode(&r.body))
+            .collect()
+    }
+
+    /// Every metric of every metrics request, decoded, in the order received.
+    pub fn metrics(&self) -> Vec<Metric> {
+        self.requests()
+            .iter()
+            .filter(|r| r.path == "/v1/metrics")
+            .flat_map(|r| {
+                ExportMetricsServiceRequest::decode(r.body.as_slice())
+                    .expect("an OTLP metrics request")
+                    .resource_metrics
+            })
+            .flat_map(|r| r.scope_metrics)
+            .flat_map(|s| s.metrics)
             .collect()
     }
 }

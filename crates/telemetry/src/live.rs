@@ -1,4 +1,5 @@
-//! Live export: the spans of a running pod, sent while it runs.
+//! Live export: the spans of a running pod, sent while it runs, and the GenAI client metrics
+//! recorded from them (see [`crate::metrics`]).
 //!
 //! The pod hands every entry its session log appends to [`LiveExport::feed`], which only queues
 //! it (never waits: a full queue counts the entry as dropped). A thread of its own feeds the
@@ -19,6 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::builder::SpanBuilder;
 use crate::error::TelemetryError;
+use crate::metrics::{ChatMetrics, metrics_endpoint};
 use crate::push::{PushTarget, SPANS_PER_REQUEST, exporter};
 
 /// Entries queued for the export thread before new ones are dropped (and counted). The thread
@@ -82,11 +84,16 @@ impl LiveExport {
         on_problem: OnProblem,
     ) -> Result<LiveExport, TelemetryError> {
         let exporter = exporter(target)?;
+        let metrics = metrics_endpoint(&target.endpoint, |name| std::env::var(name).ok())
+            .map(|endpoint| ChatMetrics::new(target, endpoint))
+            .transpose()?;
         let (queue, entries) = mpsc::channel(LIVE_QUEUE_ENTRIES);
         let counters = Arc::new(Counters::default());
         let (done_tx, done) = std::sync::mpsc::channel();
         let worker = Worker {
             exporter,
+            metrics,
+            metrics_due: false,
             builder,
             endpoint: target.endpoint.clone(),
             counters: counters.clone(),
@@ -177,6 +184,10 @@ impl LiveExport {
 /// The export thread's state.
 struct Worker {
     exporter: opentelemetry_otlp::SpanExporter,
+    /// Off when no metrics endpoint follows from the traces endpoint.
+    metrics: Option<ChatMetrics>,
+    /// Chat spans were recorded since the metrics were last sent.
+    metrics_due: bool,
     builder: SpanBuilder,
     endpoint: String,
     counters: Arc<Counters>,
@@ -212,11 +223,34 @@ impl Worker {
             let take = ready.len().min(SPANS_PER_REQUEST);
             // `unsent` still counts the batch while it is in flight.
             let batch: Vec<SpanData> = ready.drain(..take).collect();
+            if let Some(metrics) = &self.metrics {
+                metrics.observe(&batch);
+                self.metrics_due = true;
+            }
             self.export(batch, &mut entries, &mut ready, &mut open)
                 .await;
+            if ready.is_empty() {
+                self.export_metrics().await;
+            }
         }
+        self.export_metrics().await;
         if let Err(error) = self.exporter.shutdown() {
             self.problem(&format!("shutting the exporter down failed: {error}"));
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics.shutdown();
+        }
+    }
+
+    /// Send the metrics when chat spans were recorded since they were last sent.
+    async fn export_metrics(&mut self) {
+        let Some(metrics) = self.metrics.as_ref().filter(|_| self.metrics_due) else {
+            return;
+        };
+        self.metrics_due = false;
+        if let Err(error) = metrics.export().await {
+            let endpoint = metrics.endpoint.clone();
+            self.problem(&format!("exporting metrics to {endpoint} failed: {error}"));
         }
     }
 

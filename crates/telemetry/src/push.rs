@@ -150,7 +150,7 @@ pub async fn push(spans: Vec<SpanData>, target: &PushTarget) -> Result<PushRepor
 /// The workspace's reqwest as the exporter's HTTP client (the client feature of
 /// `opentelemetry-otlp` would bring a second reqwest).
 #[derive(Debug, Clone)]
-struct Reqwest(reqwest::Client);
+pub(crate) struct Reqwest(pub(crate) reqwest::Client);
 
 /// The largest response body read back from a collector.
 const MAX_RESPONSE_BYTES: usize = 4 << 20;
