@@ -1,11 +1,17 @@
-//! What the trace sidecar costs: a long streamed run (many text deltas, through the real client
-//! over loopback HTTP + SSE) with `session.record_event_trace` off, on, and on with raw SSE
-//! frames. Prints the median wall time of each and the ratio to "off", in two settings:
+//! What the trace sidecar and live telemetry cost: a long streamed run (many text deltas, through
+//! the real client over loopback HTTP + SSE) with `session.record_event_trace` off, on, and on
+//! with raw SSE frames, and (paced) with live OpenTelemetry export to a loopback collector that
+//! answers, and to one that never answers. Prints the median wall time of each and the ratio to
+//! "off", in two settings:
 //!
 //! - **burst**: the replay server sends the whole stream at once, so the run is CPU-bound (the
 //!   worst case: the trace writer thread competes with the stream for the CPU);
 //! - **paced**: a loopback server sends `TRACE_BENCH_RATE` events per second, like a fast
 //!   provider (real models stream well under 1000 tokens/s).
+//!
+//! A run's wall time is from starting its segment to closing it. With telemetry, the pod then
+//! gives its last spans up to `pod_core::telemetry::END_GRACE` to reach the collector; that end
+//! is printed on its own.
 //!
 //! `cargo bench -p pod-core --bench trace_overhead` (env `TRACE_BENCH_DELTAS`, `TRACE_BENCH_RUNS`,
 //! `TRACE_BENCH_PACED_DELTAS`, `TRACE_BENCH_RATE`).
@@ -111,8 +117,92 @@ enum Source {
     Paced(String),
 }
 
-/// Wall time of one run and the number of trace entries it shed.
-async fn one_run(root: &Path, source: &Source, trace: bool, raw: bool) -> (Duration, u64) {
+/// A collector on loopback: one that answers every request with 200, or one that accepts
+/// connections and never answers. Runs until the runtime ends.
+async fn collector(answers: bool) -> String {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        // A request's bytes: answer once they stop coming (good enough for a
+                        // client that sends one request per connection turn).
+                        Ok(_) if answers => {
+                            let ok = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                            if socket.write_all(ok.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(_) => {}
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}/v1/traces")
+}
+
+/// How one run is observed.
+#[derive(Clone, Copy)]
+struct Mode {
+    name: &'static str,
+    trace: bool,
+    raw: bool,
+    /// Live telemetry: to a collector that answers (`Some(true)`) or never does.
+    telemetry: Option<bool>,
+}
+
+const TRACE_MODES: [Mode; 3] = [
+    Mode {
+        name: "off",
+        trace: false,
+        raw: false,
+        telemetry: None,
+    },
+    Mode {
+        name: "trace on",
+        trace: true,
+        raw: false,
+        telemetry: None,
+    },
+    Mode {
+        name: "trace+raw",
+        trace: true,
+        raw: true,
+        telemetry: None,
+    },
+];
+
+const TELEMETRY_MODES: [Mode; 2] = [
+    Mode {
+        name: "otel",
+        trace: false,
+        raw: false,
+        telemetry: Some(true),
+    },
+    Mode {
+        name: "otel mute",
+        trace: false,
+        raw: false,
+        telemetry: Some(false),
+    },
+];
+
+/// Wall time of one run, the number of trace entries it shed, and how long the telemetry end
+/// took.
+async fn one_run(
+    root: &Path,
+    source: &Source,
+    mode: Mode,
+    collectors: &Collectors,
+) -> (Duration, u64, Duration) {
+    let Mode { trace, raw, .. } = mode;
     let mut manifest = Manifest::default();
     manifest.model.model = "bench".into();
     match source {
@@ -129,10 +219,18 @@ async fn one_run(root: &Path, source: &Source, trace: bool, raw: bool) -> (Durat
     }
     manifest.session.record_event_trace = trace;
     manifest.session.trace_raw_sse = raw;
+    manifest.telemetry.otlp_endpoint = match mode.telemetry {
+        Some(true) => Some(collectors.answering.clone()),
+        Some(false) => Some(collectors.mute.clone()),
+        None => None,
+    };
     let home = PodHome::at(root.join("home"));
     let model = ModelConnection::connect(&manifest, root).await.unwrap();
     let dir = home.create_pod(None, "bench", None).unwrap();
     let started = Instant::now();
+    let info = dir.read_info().unwrap();
+    let telemetry = pod_core::telemetry::LiveTelemetry::start(&dir, &info, &manifest);
+    assert_eq!(telemetry.is_some(), mode.telemetry.is_some());
     let mut pod = Pod::start(
         dir,
         manifest,
@@ -141,7 +239,7 @@ async fn one_run(root: &Path, source: &Source, trace: bool, raw: bool) -> (Durat
             model,
             control: RunControl::new(),
             approvals: Default::default(),
-            telemetry: None,
+            telemetry: telemetry.clone(),
         },
     )
     .unwrap();
@@ -158,6 +256,13 @@ async fn one_run(root: &Path, source: &Source, trace: bool, raw: bool) -> (Durat
     );
     pod.close("completed").await.unwrap();
     let elapsed = started.elapsed();
+    let ending = Instant::now();
+    if let Some(live) = telemetry {
+        tokio::task::spawn_blocking(move || live.finish())
+            .await
+            .unwrap();
+    }
+    let end = ending.elapsed();
     let shed = report.trace_path.map_or(0, |path| {
         let (entries, _) = pod_trace::TraceReader::read_all(&path).unwrap();
         entries
@@ -168,7 +273,13 @@ async fn one_run(root: &Path, source: &Source, trace: bool, raw: bool) -> (Durat
             })
             .sum()
     });
-    (elapsed, shed)
+    (elapsed, shed, end)
+}
+
+/// The two collectors' endpoints.
+struct Collectors {
+    answering: String,
+    mute: String,
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -176,31 +287,43 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
-fn measure(rt: &tokio::runtime::Runtime, root: &Path, label: &str, source: &Source, runs: usize) {
-    let modes = [
-        ("off", false, false),
-        ("on", true, false),
-        ("on+raw", true, true),
-    ];
+fn measure(
+    rt: &tokio::runtime::Runtime,
+    root: &Path,
+    label: &str,
+    source: &Source,
+    runs: usize,
+    modes: &[Mode],
+    collectors: &Collectors,
+) {
     // Warm up every mode once, then interleave so drift hits all modes alike.
-    for (_, trace, raw) in modes {
-        rt.block_on(one_run(root, source, trace, raw));
+    for mode in modes {
+        rt.block_on(one_run(root, source, *mode, collectors));
     }
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); modes.len()];
+    let mut ends: Vec<Vec<Duration>> = vec![Vec::new(); modes.len()];
     let mut shed = vec![0u64; modes.len()];
     for _ in 0..runs {
-        for (i, (_, trace, raw)) in modes.iter().enumerate() {
-            let (elapsed, lost) = rt.block_on(one_run(root, source, *trace, *raw));
+        for (i, mode) in modes.iter().enumerate() {
+            let (elapsed, lost, end) = rt.block_on(one_run(root, source, *mode, collectors));
             samples[i].push(elapsed);
+            ends[i].push(end);
             shed[i] += lost;
         }
     }
     let medians: Vec<Duration> = samples.into_iter().map(median).collect();
     println!("{label}, median of {runs} runs:");
-    for (i, ((name, _, _), m)) in modes.iter().zip(&medians).enumerate() {
+    for (i, (mode, m)) in modes.iter().zip(&medians).enumerate() {
         let ratio = m.as_secs_f64() / medians[0].as_secs_f64();
+        let end = median(ends[i].clone());
+        let end = if mode.telemetry.is_some() {
+            format!("   telemetry end: {:.2} ms", end.as_secs_f64() * 1000.0)
+        } else {
+            String::new()
+        };
         println!(
-            "  tracing {name:<7} {:>9.2} ms   x{ratio:.3}   shed entries (all runs): {}",
+            "  {:<10} {:>9.2} ms   x{ratio:.3}   shed trace entries (all runs): {}{end}",
+            mode.name,
             m.as_secs_f64() * 1000.0,
             shed[i]
         );
@@ -219,6 +342,10 @@ fn main() {
         .build()
         .unwrap();
 
+    let collectors = Collectors {
+        answering: rt.block_on(collector(true)),
+        mute: rt.block_on(collector(false)),
+    };
     let cassette_path = tmp.path().join("long.json");
     let body = frames(deltas).concat();
     let cassette =
@@ -230,6 +357,8 @@ fn main() {
         &format!("burst: {deltas} text deltas served at once (CPU-bound worst case)"),
         &Source::Cassette(cassette_path),
         runs,
+        &TRACE_MODES,
+        &collectors,
     );
 
     let base_url = rt.block_on(paced_server(Arc::new(frames(paced_deltas)), rate));
@@ -239,5 +368,7 @@ fn main() {
         &format!("paced: {paced_deltas} text deltas at {rate} events/s"),
         &Source::Paced(base_url),
         runs.min(5),
+        &[TRACE_MODES.as_slice(), TELEMETRY_MODES.as_slice()].concat(),
+        &collectors,
     );
 }
