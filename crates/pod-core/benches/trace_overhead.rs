@@ -141,6 +141,7 @@ async fn one_run(root: &Path, source: &Source, trace: bool, raw: bool) -> (Durat
             model,
             control: RunControl::new(),
             approvals: Default::default(),
+            traceparent: None,
         },
     )
     .unwrap();

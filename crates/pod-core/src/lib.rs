@@ -16,7 +16,7 @@
 //! let work_dir = std::env::current_dir().unwrap_or_default();
 //! let model = ModelConnection::connect(&manifest, &work_dir).await?;
 //! let dir = home.create_pod(None, "demo", None)?;
-//! let mut pod = Pod::start(dir, manifest, PodOptions { work_dir, model, control: RunControl::new(), approvals: Default::default() })?;
+//! let mut pod = Pod::start(dir, manifest, PodOptions { work_dir, model, control: RunControl::new(), approvals: Default::default(), traceparent: None })?;
 //! let input = RunInput { text: "hello".into(), trigger: RunTrigger::Cli, request_id: None };
 //! let report = pod.run(input, Arc::new(Quiet)).await?;
 //! println!("{}", report.outcome.label());

@@ -90,6 +90,7 @@ impl Fixture {
                 model,
                 control,
                 approvals: Default::default(),
+                traceparent: None,
             },
         )
         .unwrap()

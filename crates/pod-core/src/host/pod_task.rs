@@ -161,6 +161,7 @@ async fn reload(pod: Pod, work_dir: &std::path::Path) -> Result<Pod, CoreError> 
     let dir = pod.dir().clone();
     let control = pod.control().clone();
     let approvals = pod.approvals().clone();
+    let traceparent = pod.traceparent().map(str::to_owned);
     let extra: Vec<Arc<dyn crate::tools::Tool>> = crate::children::SPAWN_TOOLS
         .iter()
         .map(|(name, _)| *name)
@@ -193,6 +194,7 @@ async fn reload(pod: Pod, work_dir: &std::path::Path) -> Result<Pod, CoreError> 
             model,
             control,
             approvals,
+            traceparent,
         },
     )?;
     for tool in extra {

@@ -54,6 +54,7 @@ async fn hosted_pod(tmp: &std::path::Path, responses: Vec<serde_json::Value>) ->
             model,
             control: RunControl::new(),
             approvals: Default::default(),
+            traceparent: None,
         },
     )
     .unwrap();

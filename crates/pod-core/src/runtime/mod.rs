@@ -186,6 +186,9 @@ pub struct PodOptions {
     pub control: RunControl,
     /// Decides the tool calls `[permissions]` leaves to a person or a parent.
     pub approvals: Approvals,
+    /// The W3C trace context the process was started in (`TRACEPARENT`, already checked):
+    /// recorded on every run, and the trace the pod's children are put in.
+    pub traceparent: Option<String>,
 }
 
 /// A pod with an open segment in this process.
@@ -201,6 +204,7 @@ pub struct Pod {
     tools: ToolRegistry,
     control: RunControl,
     approvals: Approvals,
+    traceparent: Option<String>,
     history: Vec<Message>,
     last_outcome: Option<&'static str>,
 }
@@ -270,6 +274,7 @@ impl Pod {
             tools,
             control: options.control,
             approvals: options.approvals,
+            traceparent: options.traceparent,
             history,
             last_outcome: None,
         })
@@ -310,6 +315,11 @@ impl Pod {
         &self.approvals
     }
 
+    /// The W3C trace context this pod's runs are recorded in, when it was started in one.
+    pub fn traceparent(&self) -> Option<&str> {
+        self.traceparent.as_deref()
+    }
+
     /// Offer an extra tool (e.g. `spawn_pod`) to the model. Tools named in `agent.tools` and
     /// registered here are both offered; registration is the pod owner's decision.
     pub fn register_tool(&mut self, tool: Arc<dyn crate::tools::Tool>) {
@@ -334,6 +344,7 @@ impl Pod {
             trigger: input.trigger.clone(),
             request_id: input.request_id.clone(),
             input: input.text.clone(),
+            traceparent: self.traceparent.clone(),
         }))?;
         observer.on_run_started(&run_id);
         self.trace_marker(&run_id, Marker::RunStarted);
