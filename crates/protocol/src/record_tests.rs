@@ -91,5 +91,9 @@ fn trace_facts_round_trip_and_absent_ones_are_not_written() {
         retry_of: None,
         ..request
     };
-    assert!(!serde_json::to_string(&request).unwrap().contains("retry_of"));
+    assert!(
+        !serde_json::to_string(&request)
+            .unwrap()
+            .contains("retry_of")
+    );
 }

@@ -520,7 +520,10 @@ fn a_malformed_recorded_traceparent_is_ignored() {
         completed_run(),
     ];
     let spans = build(Content::Off, &log);
-    assert_eq!(spans[0].span_context.trace_id(), crate::ids::trace_id(PARENT));
+    assert_eq!(
+        spans[0].span_context.trace_id(),
+        crate::ids::trace_id(PARENT)
+    );
     assert_eq!(spans[0].parent_span_id, SpanId::INVALID);
     assert!(!spans[0].parent_span_is_remote);
 }
@@ -548,7 +551,12 @@ fn a_request_carries_its_response_id_model_and_time_to_first_chunk() {
         Some(&Value::I64(1250))
     );
     // A log that does not record them leaves them out.
-    let log = vec![segment(), run_started(), request(1, 1), finished(1, "completed")];
+    let log = vec![
+        segment(),
+        run_started(),
+        request(1, 1),
+        finished(1, "completed"),
+    ];
     let spans = build(Content::Off, &log);
     let chat = named(&spans, "chat")[0];
     for key in [
@@ -580,12 +588,17 @@ fn a_retried_attempt_carries_the_error_class_and_wait_its_retry_recorded() {
         attr(first, "pods.request.retry.retry_after_ms"),
         Some(&Value::I64(2000))
     );
-    assert_eq!(attr(first, "pods.error.http_status"), Some(&Value::I64(429)));
+    assert_eq!(
+        attr(first, "pods.error.http_status"),
+        Some(&Value::I64(429))
+    );
     assert_eq!(
         text(first, "pods.error.code").as_deref(),
         Some("rate_limit_exceeded")
     );
-    assert!(matches!(&first.status, Status::Error { description } if description.contains("rate_limited")));
+    assert!(
+        matches!(&first.status, Status::Error { description } if description.contains("rate_limited"))
+    );
     // The retry itself is no failure of its own.
     let second = named(&spans, "chat")
         .into_iter()

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use opentelemetry::propagation::TextMapPropagator;
-pub use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::trace::TraceContextExt;
+pub use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use sha2::{Digest, Sha256};
 

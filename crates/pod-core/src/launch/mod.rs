@@ -46,6 +46,9 @@ pub struct Launch {
     /// Decides the asks of a pod not hosted for a parent (a terminal prompt, `--approve`), and
     /// the asks its children forward.
     pub approver: Arc<dyn Approver>,
+    /// The W3C trace context the process was started in (its `TRACEPARENT`, checked by the
+    /// caller): recorded on the pod's runs and handed on to its children.
+    pub traceparent: Option<String>,
 }
 
 /// Where the pod to launch comes from.
@@ -122,6 +125,7 @@ impl Launch {
             children,
             for_parent,
             approver,
+            traceparent,
         } = self;
         let model = ModelConnection::connect(&resolved.manifest, &work_dir)
             .await
@@ -163,6 +167,7 @@ impl Launch {
             model,
             control: RunControl::new(),
             approvals,
+            traceparent,
         };
         let mut pod = match Pod::start(dir, resolved.manifest, options) {
             Ok(pod) => pod,
