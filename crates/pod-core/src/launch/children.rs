@@ -73,28 +73,42 @@ pub(super) fn attach_children(pod: &mut Pod, setup: ChildSetup) -> Option<Arc<Ch
     Some(children)
 }
 
-/// The trace `pod` is in, which its children join: the one it was started in (`TRACEPARENT`),
-/// else its tree's, named by the root pod's id. A child always gets a trace from its parent;
-/// only a pod resumed without one looks its root up in the home.
+/// The trace `pod` is in, which its children join.
 fn trace_of(pod: &Pod, home: &crate::home::PodHome) -> TraceId {
-    if let Some((trace, _)) = pod.traceparent().and_then(ids::parse_traceparent) {
-        return trace;
-    }
     let has_parent = pod
         .dir()
         .read_info()
         .is_ok_and(|info| info.parent_id.is_some());
+    tree_trace(pod.traceparent(), pod.id(), has_parent, home)
+}
+
+/// The trace pod `pod_id` is in: the one it was started in (`traceparent`), else its tree's,
+/// named by the root pod's id. A child always gets a trace from its parent; only a child
+/// resumed on its own looks its root up in the home.
+fn tree_trace(
+    traceparent: Option<&str>,
+    pod_id: &str,
+    has_parent: bool,
+    home: &crate::home::PodHome,
+) -> TraceId {
+    if let Some((trace, _)) = traceparent.and_then(ids::parse_traceparent) {
+        return trace;
+    }
     if !has_parent {
-        return ids::trace_id(pod.id());
+        return ids::trace_id(pod_id);
     }
     match PodIndex::load(home) {
         Ok(index) => {
-            let root = index.ancestors(pod.id()).into_iter().next();
-            ids::trace_id(root.as_deref().unwrap_or(pod.id()))
+            let root = index.ancestors(pod_id).into_iter().next();
+            ids::trace_id(root.as_deref().unwrap_or(pod_id))
         }
         Err(error) => {
-            tracing::warn!(%error, pod = pod.id(), "cannot read the home to find the root of this pod's tree; its children's spans start a trace of their own");
-            ids::trace_id(pod.id())
+            tracing::warn!(%error, pod = pod_id, "cannot read the home to find the root of this pod's tree; its children's spans start a trace of their own");
+            ids::trace_id(pod_id)
         }
     }
 }
+
+#[cfg(test)]
+#[path = "children_tests.rs"]
+mod tests;
