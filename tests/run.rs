@@ -398,6 +398,29 @@ fn rate_limited_then_success_leaves_retry_markers_in_the_trace() {
         .map(|e| e["attempt"].as_u64().unwrap())
         .collect();
     assert_eq!(attempts, vec![1, 2]);
+    // The retry's entry says why: the class, status and Retry-After of the attempt before.
+    let retry_of = &log
+        .iter()
+        .find(|e| e["kind"] == "provider_request_started" && e["attempt"] == 2)
+        .unwrap()["retry_of"];
+    assert_eq!(retry_of["class"], "rate_limited");
+    assert_eq!(retry_of["http_status"], 429);
+    assert_eq!(retry_of["retry_after_ms"], 20);
+    assert!(retry_of["delay_ms"].is_u64(), "{retry_of}");
+    let first = log
+        .iter()
+        .find(|e| e["kind"] == "provider_request_started")
+        .unwrap();
+    assert!(
+        first.get("retry_of").is_none(),
+        "a first attempt retries nothing"
+    );
+    let finished = log
+        .iter()
+        .find(|e| e["kind"] == "provider_request_finished")
+        .unwrap();
+    assert_eq!(finished["attempt"], 2);
+    assert!(finished["time_to_first_chunk_ms"].is_u64(), "{finished}");
     assert!(log.iter().any(|e| e["kind"] == "run_completed"));
 }
 

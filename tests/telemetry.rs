@@ -254,6 +254,16 @@ fn a_stopped_tree_is_pushed_as_one_trace_with_lifecycle_actions_and_the_childs_e
     let kid_run = kid_run[0];
     assert_eq!(kid_run.parent_span_id, spawn_kid.span_id);
     assert_eq!(kid_run.name, "invoke_agent kid");
+    // The parent, in no outer trace, handed the child its own tree's trace and that span.
+    assert_eq!(
+        recorded_traceparent(&kid),
+        Some(format!(
+            "00-{}-{}-01",
+            trace_of(&parent_id),
+            hex(&spawn_kid.span_id)
+        ))
+    );
+    assert_eq!(recorded_traceparent(&parent), None);
     assert_eq!(text(kid_run, "pods.run.outcome"), Some("provider_error"));
     assert_eq!(text(kid_run, "error.type"), Some("context_length_exceeded"));
     assert_eq!(status(kid_run), StatusCode::Error as i32);
@@ -452,6 +462,186 @@ fn a_refusing_collector_fails_the_push_with_exit_1_naming_the_endpoint() {
     ]);
     assert_exit(&unset, 2);
     assert!(String::from_utf8_lossy(&unset.stderr).contains("$PODS_TEST_UNSET_HEADERS"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Trace context across processes, and the facts of each request
+
+/// The outer trace a tree is started in, as a caller's tracing would hand it over.
+const OUTER_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+const OUTER_SPAN: &str = "b7ad6b7169203331";
+
+fn outer_traceparent() -> String {
+    format!("00-{OUTER_TRACE}-{OUTER_SPAN}-01")
+}
+
+/// The `traceparent` recorded on a pod's first run.
+fn recorded_traceparent(pod: &Path) -> Option<String> {
+    let entries = entries_so_far(pod);
+    let runs = of_kind(&entries, "run_started");
+    runs[0]["traceparent"].as_str().map(str::to_owned)
+}
+
+#[test]
+fn a_tree_started_in_an_outer_trace_is_pushed_into_it_across_three_processes() {
+    let sandbox = Sandbox::new();
+    profile(
+        &sandbox,
+        "parent",
+        "[agent]\nmax_turns = 4\ntools = [\"spawn_pod\", \"wait_pod\"]\n\n[spawn]\nallowed_profiles = [\"kid\"]\n",
+        vec![
+            tool_call_response(
+                "call_kid",
+                "spawn_pod",
+                json!({"profile": "kid", "task": "delegate on", "name": "kid"}),
+            ),
+            tool_call_response("call_wait_kid", "wait_pod", json!({"pod_id": "kid"})),
+            text_response(&["all ", "done"], false, None),
+        ],
+    );
+    profile(
+        &sandbox,
+        "kid",
+        "[agent]\nmax_turns = 4\ntools = [\"spawn_pod\", \"wait_pod\"]\n\n[spawn]\nallowed_profiles = [\"grandkid\"]\n",
+        vec![
+            tool_call_response(
+                "call_grandkid",
+                "spawn_pod",
+                json!({"profile": "grandkid", "task": "look", "name": "grandkid"}),
+            ),
+            tool_call_response(
+                "call_wait_grandkid",
+                "wait_pod",
+                json!({"pod_id": "grandkid"}),
+            ),
+            text_response(&["kid ", "done"], false, None),
+        ],
+    );
+    support::responses::answering_profile(&sandbox, "grandkid", &["seen"]);
+    let run = sandbox
+        .pods()
+        .env("TRACEPARENT", outer_traceparent())
+        .args(["run", "-p", "parent", PROMPT])
+        .output()
+        .unwrap();
+    assert_exit(&run, 0);
+    let parent = sandbox.root_pod().unwrap();
+    let kid = sandbox.children_of(&parent).pop().expect("the kid");
+    let grandkid = sandbox.children_of(&kid).pop().expect("the grandkid");
+    let (parent_id, kid_id, grandkid_id) = (id_of(&parent), id_of(&kid), id_of(&grandkid));
+
+    // Each process recorded the context it was started in.
+    assert_eq!(recorded_traceparent(&parent), Some(outer_traceparent()));
+    let handed_to = |pod: &Path| {
+        let recorded = recorded_traceparent(pod).expect("a child records its TRACEPARENT");
+        let parts: Vec<String> = recorded.split('-').map(str::to_owned).collect();
+        assert_eq!(parts.len(), 4, "{recorded}");
+        assert_eq!(parts[1], OUTER_TRACE, "the child is in the outer trace");
+        parts[2].clone()
+    };
+    let kid_parent_span = handed_to(&kid);
+    let grandkid_parent_span = handed_to(&grandkid);
+
+    let receiver = Receiver::start(200);
+    let summary = push(&sandbox, &parent, &receiver, &[]);
+    assert_eq!(summary["trace_id"], json!(OUTER_TRACE));
+    let spans = receiver.spans();
+    for span in &spans {
+        assert_eq!(hex(&span.trace_id), OUTER_TRACE, "{}", span.name);
+    }
+    let tool = |call: &str| {
+        spans
+            .iter()
+            .find(|s| text(s, "gen_ai.tool.call.id") == Some(call))
+            .unwrap_or_else(|| panic!("no span for {call}"))
+    };
+    let parent_run = runs_of(&spans, &parent_id)[0];
+    assert_eq!(hex(&parent_run.parent_span_id), OUTER_SPAN);
+    let spawn_kid = tool("call_kid");
+    assert_eq!(spawn_kid.parent_span_id, parent_run.span_id);
+    assert_eq!(
+        hex(&spawn_kid.span_id),
+        kid_parent_span,
+        "the kid got the spawn_pod span"
+    );
+    let kid_run = runs_of(&spans, &kid_id)[0];
+    assert_eq!(kid_run.parent_span_id, spawn_kid.span_id);
+    let spawn_grandkid = tool("call_grandkid");
+    assert_eq!(spawn_grandkid.parent_span_id, kid_run.span_id);
+    assert_eq!(hex(&spawn_grandkid.span_id), grandkid_parent_span);
+    let grandkid_run = runs_of(&spans, &grandkid_id)[0];
+    assert_eq!(grandkid_run.parent_span_id, spawn_grandkid.span_id);
+}
+
+#[test]
+fn a_malformed_traceparent_is_ignored_with_a_warning_and_never_recorded() {
+    let sandbox = Sandbox::new();
+    support::responses::answering_profile(&sandbox, "solo", &["hi"]);
+    let run = sandbox
+        .pods()
+        .env("TRACEPARENT", "00-not-a-trace-context-01")
+        .args(["run", "-p", "solo", "hello"])
+        .output()
+        .unwrap();
+    assert_exit(&run, 0);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("ignoring TRACEPARENT") && stderr.contains("00-not-a-trace-context-01"),
+        "{stderr}"
+    );
+    let pod = sandbox.only_pod();
+    assert_eq!(recorded_traceparent(&pod), None);
+    let receiver = Receiver::start(200);
+    let summary = push(&sandbox, &pod, &receiver, &[]);
+    assert_eq!(summary["trace_id"], json!(trace_of(&id_of(&pod))));
+    let run = runs_of(&receiver.spans(), &id_of(&pod))[0].clone();
+    assert!(run.parent_span_id.is_empty(), "a root span");
+}
+
+#[test]
+fn a_retried_request_and_its_answer_carry_the_facts_the_log_recorded() {
+    let sandbox = Sandbox::new();
+    let limited = json!({
+        "status": 429,
+        "headers": {"content-type": "application/json", "retry-after-ms": "20"},
+        "body": json!({"error": {"message": "Rate limit reached", "type": "tokens", "code": "rate_limit_exceeded"}}).to_string(),
+    });
+    profile(
+        &sandbox,
+        "limited",
+        "[agent]\ntools = []\n",
+        vec![limited, text_response(&["second ", "try"], false, None)],
+    );
+    let run = sandbox.run(&["run", "-p", "limited", "hello"]);
+    assert_exit(&run, 0);
+    let pod = sandbox.only_pod();
+    let receiver = Receiver::start(200);
+    push(&sandbox, &pod, &receiver, &[]);
+    let spans = receiver.spans();
+    let attempt = |n: i64| {
+        spans
+            .iter()
+            .find(|s| s.name.starts_with("chat ") && int(s, "pods.request.attempt") == Some(n))
+            .unwrap_or_else(|| panic!("no attempt {n}"))
+    };
+    let retried = attempt(1);
+    assert_eq!(text(retried, "error.type"), Some("rate_limited"));
+    assert_eq!(int(retried, "pods.error.http_status"), Some(429));
+    assert_eq!(int(retried, "pods.request.retry.retry_after_ms"), Some(20));
+    assert!(int(retried, "pods.request.retry.delay_ms").is_some());
+    assert_eq!(status(retried), StatusCode::Error as i32);
+    let answered = attempt(2);
+    assert_eq!(text(answered, "error.type"), None);
+    assert_eq!(text(answered, "gen_ai.response.id"), Some("resp_test"));
+    assert_eq!(text(answered, "gen_ai.response.model"), Some("test-replay"));
+    assert!(
+        matches!(
+            attr(answered, "gen_ai.response.time_to_first_chunk"),
+            Some(AnyValue::DoubleValue(_))
+        ),
+        "{answered:#?}"
+    );
+    assert!(int(answered, "pods.request.time_to_first_chunk_ms").is_some());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -203,6 +203,7 @@ fn generate(home: &Path, target: u64, shape: Shape) -> u64 {
                     trigger: RunTrigger::Cli,
                     request_id: Some(format!("req-{run}")),
                     input: "Please continue the analysis of the repository.".into(),
+                    traceparent: None,
                 }),
             );
             let turns = match shape {
@@ -221,6 +222,7 @@ fn generate(home: &Path, target: u64, shape: Shape) -> u64 {
                         attempt: 1,
                         scheme: "openai-responses".into(),
                         model: "gpt-bench".into(),
+                        retry_of: None,
                     }),
                 );
                 put(
@@ -311,6 +313,7 @@ fn small_run(w: &mut Counting, put: &mut impl FnMut(&mut Counting, LogBody), run
             attempt: 1,
             scheme: "openai-responses".into(),
             model: "gpt-bench".into(),
+            retry_of: None,
         }),
     );
     put(

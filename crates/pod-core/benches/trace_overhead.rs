@@ -240,6 +240,7 @@ async fn one_run(
             control: RunControl::new(),
             approvals: Default::default(),
             telemetry: telemetry.clone(),
+            traceparent: None,
         },
     )
     .unwrap();

@@ -17,7 +17,8 @@
 //! let model = ModelConnection::connect(&manifest, &work_dir).await?;
 //! let dir = home.create_pod(None, "demo", None)?;
 //! let mut pod = Pod::start(dir, manifest, PodOptions {
-//!     work_dir, model, control: RunControl::new(), approvals: Default::default(), telemetry: None,
+//!     work_dir, model, control: RunControl::new(), approvals: Default::default(),
+//!     telemetry: None, traceparent: None,
 //! })?;
 //! let input = RunInput { text: "hello".into(), trigger: RunTrigger::Cli, request_id: None };
 //! let report = pod.run(input, Arc::new(Quiet)).await?;

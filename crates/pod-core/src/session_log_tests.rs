@@ -7,6 +7,7 @@ fn run_started(id: &str) -> LogBody {
         trigger: RunTrigger::Cli,
         request_id: None,
         input: "hi".into(),
+        traceparent: None,
     })
 }
 

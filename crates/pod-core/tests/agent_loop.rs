@@ -91,6 +91,7 @@ impl Fixture {
                 control,
                 approvals: Default::default(),
                 telemetry: None,
+                traceparent: None,
             },
         )
         .unwrap()

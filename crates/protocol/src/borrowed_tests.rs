@@ -5,6 +5,7 @@
 use serde_json::json;
 
 use super::*;
+use crate::error::ErrorClass;
 use crate::record::*;
 
 /// The line a session log holds for `body` at `seq`.
@@ -26,6 +27,7 @@ fn run_records_read_the_same_borrowed() {
         },
         request_id: Some("q".into()),
         input: "say \"hi\"\n".into(),
+        traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
     };
     let text = line(2, LogBody::RunStarted(started.clone()));
     let lite: RunStartedLite = serde_json::from_str(&text).unwrap();
@@ -66,6 +68,13 @@ fn request_and_message_records_read_the_same_borrowed() {
         attempt: 2,
         scheme: "openai-chat".into(),
         model: "m".into(),
+        retry_of: Some(RetryCause {
+            class: ErrorClass::RateLimited,
+            code: Some("rate_limit_exceeded".into()),
+            http_status: Some(429),
+            retry_after_ms: Some(1500),
+            delay_ms: 1500,
+        }),
     };
     let text = line(3, LogBody::ProviderRequestStarted(request));
     let lite: RequestLite = serde_json::from_str(&text).unwrap();

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use std::collections::BTreeMap;
 
-use crate::error::ProviderError;
+use crate::error::{ErrorClass, ProviderError};
 pub use crate::event::{StopReason, Usage};
 
 /// Version of the session log format written by this build (in `segment_started`).
@@ -95,6 +95,11 @@ pub struct RunStarted {
     pub request_id: Option<String>,
     /// The user input (prompt or task).
     pub input: String,
+    /// The W3C trace context (`00-<trace id>-<span id>-<flags>`) the pod process was started
+    /// in (its `TRACEPARENT`): the outer trace a root pod belongs to, or the trace and
+    /// `spawn_pod` span a parent handed its child. Only a well-formed value is recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,6 +111,38 @@ pub struct ProviderRequestStarted {
     pub attempt: u32,
     pub scheme: String,
     pub model: String,
+    /// For a retried attempt: why the attempt before it failed and how long the client waited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<RetryCause>,
+}
+
+/// The failure that made the provider client retry a request, and the wait before the retry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryCause {
+    pub class: ErrorClass,
+    /// The provider's own code or type, e.g. `rate_limit_exceeded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    /// How long the provider asked to wait (`Retry-After`), in milliseconds, when it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+    /// How long the client waited before the retry, in milliseconds.
+    pub delay_ms: u64,
+}
+
+impl RetryCause {
+    /// The cause recorded for a retry of `error` after `delay_ms`.
+    pub fn of(error: &ProviderError, delay_ms: u64) -> RetryCause {
+        RetryCause {
+            class: error.class,
+            code: error.code.clone(),
+            http_status: error.http_status,
+            retry_after_ms: error.retry_after_ms,
+            delay_ms,
+        }
+    }
 }
 
 /// How one model request's stream ended, written when it ends (whatever the end). Written by
@@ -130,6 +167,18 @@ pub struct ProviderRequestFinished {
     /// kept only in the trace sidecar (`session.record_event_trace`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unhandled: BTreeMap<String, u64>,
+    /// Milliseconds from the attempt's request being sent to its first stream event; `None`
+    /// when no event came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_first_chunk_ms: Option<u64>,
+    /// The provider's id of the response (`resp_…`, `chatcmpl-…`, `msg_…`), when the stream
+    /// reported one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_id: Option<String>,
+    /// The model that answered, as the stream reported it (may name a dated snapshot of the
+    /// requested model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_model: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -572,3 +621,7 @@ names! {
     Decision => "The decision as in JSON (`allowed`, `denied`)." as_str;
     DecisionSource => "The source as in JSON (`config`, `user`, `flag`, `parent`)." as_str;
 }
+
+#[cfg(test)]
+#[path = "record_tests.rs"]
+mod tests;

@@ -11,14 +11,16 @@
 use std::borrow::Cow;
 use std::time::SystemTime;
 
-use opentelemetry::trace::{Event, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceState};
+use opentelemetry::trace::{
+    Event, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+};
 use opentelemetry::{InstrumentationScope, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
 use pod_home::Liveness;
 use pod_home::runs::{RunOutcome, SegmentOwner};
 use pod_protocol::record::{
-    LifecycleAction, LogBody, LogEntry, Origin, ProviderRequestFinished, RunTrigger,
+    LifecycleAction, LogBody, LogEntry, Origin, ProviderRequestFinished, RetryCause, RunTrigger,
 };
 
 use crate::content::Content;
@@ -51,6 +53,8 @@ struct LastEntry {
 struct Pending {
     name: String,
     kind: SpanKind,
+    /// The run's trace: the one its recorded `traceparent` names, else the tree's.
+    trace_id: TraceId,
     span_id: SpanId,
     parent: SpanId,
     parent_is_remote: bool,
@@ -152,12 +156,17 @@ impl SpanBuilder {
                         *turn == request.turn && *attempt < request.attempt
                     });
                 self.runs[i].chats = kept;
-                for (_, _, mut span) in retried {
-                    span.attributes
-                        .push(KeyValue::new(n::REQUEST_RETRIED, true));
-                    out.push(self.complete(span, at, Status::error("attempt failed; retried")));
+                for (_, attempt, mut span) in retried {
+                    // The new attempt's entry says why the one just before it failed.
+                    let cause = request
+                        .retry_of
+                        .as_ref()
+                        .filter(|_| attempt + 1 == request.attempt);
+                    let status = retried_attempt(&mut span, cause);
+                    out.push(self.complete(span, at, status));
                 }
-                let chat = self.start_chat(request, at);
+                let trace_id = self.runs[i].span.trace_id;
+                let chat = self.start_chat(request, trace_id, at);
                 self.runs[i]
                     .chats
                     .push((request.turn, request.attempt, chat));
@@ -351,12 +360,24 @@ impl SpanBuilder {
 
     fn start_run(&self, started: &pod_protocol::record::RunStarted, at: SystemTime) -> OpenRun {
         let pod = &self.pod;
-        let (parent, remote) = match &started.trigger {
-            RunTrigger::ParentPod {
-                parent_pod_id,
-                tool_call_id,
-            } => (ids::tool_span(parent_pod_id, tool_call_id), true),
-            _ => (SpanId::INVALID, false),
+        let outer = started
+            .traceparent
+            .as_deref()
+            .and_then(ids::parse_traceparent);
+        let trace_id = outer.map_or(pod.trace_id, |(trace, _)| trace);
+        // A child's run hangs under the parent's tool call that started it (the same span its
+        // traceparent names for the first run; a later `send_to_pod` run names its own call);
+        // a root run under the outer span it was started in, if any.
+        let (parent, remote) = match (&started.trigger, outer) {
+            (
+                RunTrigger::ParentPod {
+                    parent_pod_id,
+                    tool_call_id,
+                },
+                _,
+            ) => (ids::tool_span(parent_pod_id, tool_call_id), true),
+            (_, Some((_, span))) => (span, true),
+            (_, None) => (SpanId::INVALID, false),
         };
         let mut attributes = vec![
             KeyValue::new(n::OPERATION_NAME, n::OP_INVOKE_AGENT),
@@ -378,6 +399,7 @@ impl SpanBuilder {
             span: Pending {
                 name: format!("{} {}", n::OP_INVOKE_AGENT, pod.name),
                 kind: SpanKind::Internal,
+                trace_id,
                 span_id: ids::run_span(&pod.pod_id, &started.run_id),
                 parent,
                 parent_is_remote: remote,
@@ -411,6 +433,7 @@ impl SpanBuilder {
     fn start_chat(
         &self,
         request: &pod_protocol::record::ProviderRequestStarted,
+        trace_id: TraceId,
         at: SystemTime,
     ) -> Pending {
         let run_span = ids::run_span(&self.pod.pod_id, &request.run_id);
@@ -425,6 +448,7 @@ impl SpanBuilder {
         Pending {
             name: format!("{} {}", n::OP_CHAT, request.model),
             kind: SpanKind::Client,
+            trace_id,
             span_id: ids::chat_span(
                 &self.pod.pod_id,
                 &request.run_id,
@@ -483,6 +507,23 @@ impl SpanBuilder {
                 }
             }
         }
+        if let Some(ms) = finished.time_to_first_chunk_ms {
+            span.attributes.extend([
+                KeyValue::new(n::RESPONSE_TIME_TO_FIRST_CHUNK, ms as f64 / 1000.0),
+                KeyValue::new(
+                    n::REQUEST_TIME_TO_FIRST_CHUNK_MS,
+                    i64::try_from(ms).unwrap_or(i64::MAX),
+                ),
+            ]);
+        }
+        if let Some(id) = &finished.response_id {
+            span.attributes
+                .push(KeyValue::new(n::RESPONSE_ID, id.clone()));
+        }
+        if let Some(model) = &finished.response_model {
+            span.attributes
+                .push(KeyValue::new(n::RESPONSE_MODEL, model.clone()));
+        }
         if !finished.unhandled.is_empty() {
             let total: u64 = finished.unhandled.values().sum();
             span.attributes.push(KeyValue::new(
@@ -495,14 +536,8 @@ impl SpanBuilder {
             other => Status::error(other.to_owned()),
         };
         for (_, _, mut earlier) in retried {
-            earlier
-                .attributes
-                .push(KeyValue::new(n::REQUEST_RETRIED, true));
-            out.push(self.complete(
-                earlier,
-                span.start,
-                Status::error("attempt failed; retried"),
-            ));
+            let status = retried_attempt(&mut earlier, None);
+            out.push(self.complete(earlier, span.start, status));
         }
         self.runs[i].finished_chat = Some(FinishedChat {
             turn: finished.turn,
@@ -523,12 +558,14 @@ impl SpanBuilder {
     fn tool(&mut self, i: usize, call_id: &str, tool: &str, at: SystemTime) -> &mut Pending {
         let run = &self.runs[i];
         let run_span = run.span.span_id;
+        let trace_id = run.span.trace_id;
         let k = match run.tools.iter().position(|(id, _)| id == call_id) {
             Some(k) => k,
             None => {
                 let span = Pending {
                     name: format!("{} {tool}", n::OP_EXECUTE_TOOL),
                     kind: SpanKind::Internal,
+                    trace_id,
                     span_id: ids::tool_span(&self.pod.pod_id, call_id),
                     parent: run_span,
                     parent_is_remote: false,
@@ -680,7 +717,7 @@ impl SpanBuilder {
         events.events = span.events;
         SpanData {
             span_context: SpanContext::new(
-                self.pod.trace_id,
+                span.trace_id,
                 span.span_id,
                 TraceFlags::SAMPLED,
                 false,
@@ -700,6 +737,39 @@ impl SpanBuilder {
             instrumentation_scope: self.scope.clone(),
         }
     }
+}
+
+/// Mark `span` as an attempt the client retried, with the failure that caused the retry and
+/// the wait when the next attempt's entry recorded them; its status.
+fn retried_attempt(span: &mut Pending, cause: Option<&RetryCause>) -> Status {
+    span.attributes
+        .push(KeyValue::new(n::REQUEST_RETRIED, true));
+    let Some(cause) = cause else {
+        return Status::error("attempt failed; retried");
+    };
+    let class = cause.class.as_str();
+    span.attributes.extend([
+        KeyValue::new(n::ERROR_TYPE, class),
+        KeyValue::new(
+            n::REQUEST_RETRY_DELAY_MS,
+            i64::try_from(cause.delay_ms).unwrap_or(i64::MAX),
+        ),
+    ]);
+    if let Some(code) = &cause.code {
+        span.attributes
+            .push(KeyValue::new(n::ERROR_CODE, code.clone()));
+    }
+    if let Some(status) = cause.http_status {
+        span.attributes
+            .push(KeyValue::new(n::ERROR_HTTP_STATUS, i64::from(status)));
+    }
+    if let Some(ms) = cause.retry_after_ms {
+        span.attributes.push(KeyValue::new(
+            n::REQUEST_RETRY_AFTER_MS,
+            i64::try_from(ms).unwrap_or(i64::MAX),
+        ));
+    }
+    Status::error(format!("{class}; retried"))
 }
 
 /// Replace or add attribute `key`.

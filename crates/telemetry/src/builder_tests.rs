@@ -434,3 +434,175 @@ fn capture_gives_bounded_scrubbed_content_and_never_the_key() {
     assert!(!all_text(&spans).contains(SECRET));
     assert!(!format!("{:?}", Content::capture(vec![SECRET.into()])).contains(SECRET));
 }
+
+const OUTER: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+fn completed_run() -> serde_json::Value {
+    json!({"kind": "run_completed", "run_id": "r1", "turns": 1, "text": "t",
+           "reason": "end_turn", "stop_reason": {"reason": "end_turn"}})
+}
+
+#[test]
+fn a_root_run_started_inside_an_outer_trace_is_in_it_under_its_span() {
+    let mut log = vec![
+        segment(),
+        json!({"kind": "run_started", "run_id": "r1", "input": "x", "trigger": {"type": "cli"},
+               "traceparent": OUTER}),
+    ];
+    log.extend(tool_turn());
+    log.push(completed_run());
+    let spans = build(Content::Off, &log);
+    assert_eq!(spans.len(), 3);
+    for span in &spans {
+        assert_eq!(
+            span.span_context.trace_id().to_string(),
+            "0af7651916cd43dd8448eb211c80319c",
+            "{}",
+            span.name
+        );
+    }
+    let run = named(&spans, "invoke_agent")[0];
+    assert_eq!(run.parent_span_id.to_string(), "b7ad6b7169203331");
+    assert!(run.parent_span_is_remote);
+    // The run's own children still hang under it.
+    assert_eq!(
+        named(&spans, "chat")[0].parent_span_id,
+        run.span_context.span_id()
+    );
+}
+
+#[test]
+fn a_child_run_takes_the_recorded_trace_but_keeps_its_parent_pods_tool_span() {
+    let handed = crate::ids::child_traceparent(
+        crate::ids::parse_traceparent(OUTER).unwrap().0,
+        PARENT,
+        "call_kid",
+    );
+    let mut started = run_started();
+    started["traceparent"] = json!(handed);
+    // A later run started by `send_to_pod`: same process (same traceparent), another call.
+    let mut later = started.clone();
+    later["run_id"] = json!("r2");
+    later["trigger"]["tool_call_id"] = json!("call_again");
+    let log = vec![
+        segment(),
+        started,
+        completed_run(),
+        later,
+        json!({"kind": "run_completed", "run_id": "r2", "turns": 1, "text": "t",
+               "reason": "end_turn"}),
+    ];
+    let spans = build(Content::Off, &log);
+    assert_eq!(spans.len(), 2);
+    for span in &spans {
+        assert_eq!(
+            span.span_context.trace_id().to_string(),
+            "0af7651916cd43dd8448eb211c80319c"
+        );
+    }
+    assert_eq!(
+        spans[0].parent_span_id,
+        crate::ids::tool_span(PARENT, "call_kid")
+    );
+    assert_eq!(
+        spans[1].parent_span_id,
+        crate::ids::tool_span(PARENT, "call_again"),
+        "the trigger names the call, not the traceparent the process got"
+    );
+}
+
+#[test]
+fn a_malformed_recorded_traceparent_is_ignored() {
+    let log = vec![
+        segment(),
+        json!({"kind": "run_started", "run_id": "r1", "input": "x", "trigger": {"type": "cli"},
+               "traceparent": "00-not-a-trace-01"}),
+        completed_run(),
+    ];
+    let spans = build(Content::Off, &log);
+    assert_eq!(
+        spans[0].span_context.trace_id(),
+        crate::ids::trace_id(PARENT)
+    );
+    assert_eq!(spans[0].parent_span_id, SpanId::INVALID);
+    assert!(!spans[0].parent_span_is_remote);
+}
+
+#[test]
+fn a_request_carries_its_response_id_model_and_time_to_first_chunk() {
+    let mut done = finished(1, "completed");
+    done["time_to_first_chunk_ms"] = json!(1250);
+    done["response_id"] = json!("resp_42");
+    done["response_model"] = json!("gpt-test-2026-01-01");
+    let log = vec![segment(), run_started(), request(1, 1), done];
+    let spans = build(Content::Off, &log);
+    let chat = named(&spans, "chat")[0];
+    assert_eq!(text(chat, "gen_ai.response.id").as_deref(), Some("resp_42"));
+    assert_eq!(
+        text(chat, "gen_ai.response.model").as_deref(),
+        Some("gpt-test-2026-01-01")
+    );
+    assert_eq!(
+        attr(chat, "gen_ai.response.time_to_first_chunk"),
+        Some(&Value::F64(1.25))
+    );
+    assert_eq!(
+        attr(chat, "pods.request.time_to_first_chunk_ms"),
+        Some(&Value::I64(1250))
+    );
+    // A log that does not record them leaves them out.
+    let log = vec![
+        segment(),
+        run_started(),
+        request(1, 1),
+        finished(1, "completed"),
+    ];
+    let spans = build(Content::Off, &log);
+    let chat = named(&spans, "chat")[0];
+    for key in [
+        "gen_ai.response.id",
+        "gen_ai.response.model",
+        "gen_ai.response.time_to_first_chunk",
+    ] {
+        assert_eq!(attr(chat, key), None, "{key}");
+    }
+}
+
+#[test]
+fn a_retried_attempt_carries_the_error_class_and_wait_its_retry_recorded() {
+    let mut retry = request(1, 2);
+    retry["retry_of"] = json!({"class": "rate_limited", "code": "rate_limit_exceeded",
+                               "http_status": 429, "retry_after_ms": 2000, "delay_ms": 2000});
+    let log = vec![segment(), run_started(), request(1, 1), retry];
+    let spans = build(Content::Off, &log);
+    let first = named(&spans, "chat")
+        .into_iter()
+        .find(|s| attr(s, "pods.request.attempt") == Some(&Value::I64(1)))
+        .expect("the first attempt");
+    assert_eq!(text(first, "error.type").as_deref(), Some("rate_limited"));
+    assert_eq!(
+        attr(first, "pods.request.retry.delay_ms"),
+        Some(&Value::I64(2000))
+    );
+    assert_eq!(
+        attr(first, "pods.request.retry.retry_after_ms"),
+        Some(&Value::I64(2000))
+    );
+    assert_eq!(
+        attr(first, "pods.error.http_status"),
+        Some(&Value::I64(429))
+    );
+    assert_eq!(
+        text(first, "pods.error.code").as_deref(),
+        Some("rate_limit_exceeded")
+    );
+    assert!(
+        matches!(&first.status, Status::Error { description } if description.contains("rate_limited"))
+    );
+    // The retry itself is no failure of its own.
+    let second = named(&spans, "chat")
+        .into_iter()
+        .find(|s| attr(s, "pods.request.attempt") == Some(&Value::I64(2)))
+        .expect("the retry");
+    assert_eq!(attr(second, "error.type"), None);
+}

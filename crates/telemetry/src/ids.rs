@@ -2,7 +2,12 @@
 //! ids for them, so the spans of a tree agree without any coordination — after the fact from
 //! files, or live from each pod's own process.
 
-use opentelemetry::trace::{SpanId, TraceId};
+use std::collections::HashMap;
+
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::TraceContextExt;
+pub use opentelemetry::trace::{SpanId, TraceId};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use sha2::{Digest, Sha256};
 
 /// The trace of a tree: the 16 bytes of its root pod's id (a UUID). An id that is not a UUID
@@ -49,4 +54,86 @@ pub fn tool_span(pod_id: &str, call_id: &str) -> SpanId {
 /// hands a child it spawns.
 pub fn traceparent(trace_id: TraceId, span_id: SpanId) -> String {
     format!("00-{trace_id}-{span_id}-01")
+}
+
+/// The trace and span a W3C `traceparent` names, when it is well formed (version, 32 and 16
+/// lowercase hex digits, neither all zeros, flags), as OpenTelemetry's W3C propagator reads it.
+pub fn parse_traceparent(value: &str) -> Option<(TraceId, SpanId)> {
+    // The propagator takes shorter ids as if zero-padded; the W3C format has fixed widths.
+    let widths: Vec<usize> = value.trim().split('-').map(str::len).take(4).collect();
+    if widths != [2, 32, 16, 2] {
+        return None;
+    }
+    let carrier = HashMap::from([("traceparent".to_owned(), value.to_owned())]);
+    let context = TraceContextPropagator::new().extract(&carrier);
+    let span = context.span();
+    let found = span.span_context();
+    found
+        .is_valid()
+        .then(|| (found.trace_id(), found.span_id()))
+}
+
+/// The trace a pod is in: the one of the `traceparent` it was started in, or else the one of
+/// its tree's root pod.
+pub fn pod_trace_id(traceparent: Option<&str>, root_pod_id: &str) -> TraceId {
+    traceparent
+        .and_then(parse_traceparent)
+        .map_or_else(|| trace_id(root_pod_id), |(trace, _)| trace)
+}
+
+/// The `traceparent` a pod hands the child that its tool call `call_id` spawns: the pod's trace
+/// and that call's `execute_tool` span, sampled.
+pub fn child_traceparent(trace: TraceId, pod_id: &str, call_id: &str) -> String {
+    traceparent(trace, tool_span(pod_id, call_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+    #[test]
+    fn a_w3c_traceparent_reads_and_round_trips() {
+        let (trace, span) = parse_traceparent(GOOD).expect("well formed");
+        assert_eq!(trace.to_string(), "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(span.to_string(), "b7ad6b7169203331");
+        assert_eq!(traceparent(trace, span), GOOD);
+        // An unsampled parent and a later version with more fields are still a context.
+        assert!(parse_traceparent(&GOOD.replace("-01", "-00")).is_some());
+        assert!(parse_traceparent(&format!("01{}-later", &GOOD[2..])).is_some());
+    }
+
+    #[test]
+    fn malformed_traceparents_are_refused() {
+        for bad in [
+            "",
+            "garbage",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
+            "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+            "00-0af7651916cd43dd8448eb211c8031-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra",
+            "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        ] {
+            assert_eq!(parse_traceparent(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_pod_is_in_the_trace_it_was_started_in_else_its_roots() {
+        let root = "0193a1b2-0000-7000-8000-000000000001";
+        assert_eq!(pod_trace_id(None, root), trace_id(root));
+        assert_eq!(pod_trace_id(Some("junk"), root), trace_id(root));
+        assert_eq!(
+            pod_trace_id(Some(GOOD), root).to_string(),
+            "0af7651916cd43dd8448eb211c80319c"
+        );
+        let handed = child_traceparent(trace_id(root), root, "call_1");
+        assert_eq!(
+            parse_traceparent(&handed),
+            Some((trace_id(root), tool_span(root, "call_1")))
+        );
+    }
 }

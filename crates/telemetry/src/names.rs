@@ -11,6 +11,10 @@ pub const OPERATION_NAME: &str = semconv::GEN_AI_OPERATION_NAME;
 pub const PROVIDER_NAME: &str = semconv::GEN_AI_PROVIDER_NAME;
 pub const REQUEST_MODEL: &str = semconv::GEN_AI_REQUEST_MODEL;
 pub const RESPONSE_FINISH_REASONS: &str = semconv::GEN_AI_RESPONSE_FINISH_REASONS;
+pub const RESPONSE_ID: &str = semconv::GEN_AI_RESPONSE_ID;
+pub const RESPONSE_MODEL: &str = semconv::GEN_AI_RESPONSE_MODEL;
+/// Seconds, as the conventions measure it.
+pub const RESPONSE_TIME_TO_FIRST_CHUNK: &str = semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK;
 pub const USAGE_INPUT_TOKENS: &str = semconv::GEN_AI_USAGE_INPUT_TOKENS;
 pub const USAGE_OUTPUT_TOKENS: &str = semconv::GEN_AI_USAGE_OUTPUT_TOKENS;
 pub const USAGE_CACHE_READ_INPUT_TOKENS: &str = semconv::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS;
@@ -71,6 +75,12 @@ pub const REQUEST_ATTEMPT: &str = "pods.request.attempt";
 pub const REQUEST_END: &str = "pods.request.end";
 pub const REQUEST_RETRIED: &str = "pods.request.retried";
 pub const REQUEST_UNHANDLED_EVENTS: &str = "pods.request.unhandled_events";
+/// The same time as `gen_ai.response.time_to_first_chunk`, in whole milliseconds as recorded.
+pub const REQUEST_TIME_TO_FIRST_CHUNK_MS: &str = "pods.request.time_to_first_chunk_ms";
+/// On a retried attempt: how long the client waited before the next attempt.
+pub const REQUEST_RETRY_DELAY_MS: &str = "pods.request.retry.delay_ms";
+/// On a retried attempt: the provider's `Retry-After`, when it sent one.
+pub const REQUEST_RETRY_AFTER_MS: &str = "pods.request.retry.retry_after_ms";
 
 pub const TOOL_SIDE_EFFECT: &str = "pods.tool.side_effect";
 pub const TOOL_OUTCOME: &str = "pods.tool.outcome";

@@ -18,6 +18,7 @@ use crate::pod::{ModelFacts, PodContext};
 /// The spans of some pods of a home, and what was found on the way.
 #[derive(Debug)]
 pub struct Batch {
+    /// The trace of the spans: the tree's, or the outer trace its root recorded being started in.
     pub trace_id: TraceId,
     /// The pods read, top down.
     pub pods: Vec<String>,
@@ -82,6 +83,10 @@ pub fn read_pods(
         }
         builder.finish(&mut batch.spans);
         batch.pods.push(id);
+    }
+    // A root started inside an outer trace recorded it: its spans are in that trace.
+    if let Some(first) = batch.spans.first() {
+        batch.trace_id = first.span_context.trace_id();
     }
     Ok(batch)
 }

@@ -73,6 +73,7 @@ fn current_records() -> Vec<String> {
             request_id: Some("q1".into()),
             // Escapes: the borrowed string cannot borrow and is unescaped all the same.
             input: "say \"hi\"\n".into(),
+            traceparent: None,
         }),
         LogBody::ProviderRequestStarted(ProviderRequestStarted {
             run_id: run_id(),
@@ -80,6 +81,7 @@ fn current_records() -> Vec<String> {
             attempt: 2,
             scheme: "chat".into(),
             model: "m1".into(),
+            retry_of: None,
         }),
         LogBody::ProviderRequestFinished(ProviderRequestFinished {
             run_id: run_id(),
@@ -94,6 +96,9 @@ fn current_records() -> Vec<String> {
                 reasoning_tokens: Some(1),
             }),
             unhandled: [("ping".to_owned(), 2)].into_iter().collect(),
+            time_to_first_chunk_ms: None,
+            response_id: None,
+            response_model: None,
         }),
         LogBody::AssistantMessage(pod_protocol::record::AssistantMessage {
             run_id: run_id(),

@@ -15,6 +15,7 @@ fn started(run_id: &str) -> pod_protocol::record::LogBody {
         trigger: RunTrigger::Cli,
         request_id: None,
         input: "hi".into(),
+        traceparent: None,
     })
 }
 

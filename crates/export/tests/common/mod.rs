@@ -156,6 +156,7 @@ impl Log {
             trigger: RunTrigger::Cli,
             request_id: Some(format!("req-{run}")),
             input: input.to_owned(),
+            traceparent: None,
         }))
     }
 
@@ -166,6 +167,7 @@ impl Log {
             attempt: 1,
             scheme: "openai-responses".to_owned(),
             model: "gpt-test".to_owned(),
+            retry_of: None,
         }))
     }
 

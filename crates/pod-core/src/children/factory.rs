@@ -89,9 +89,17 @@ impl Children {
             )));
         }
         let prepared = self.factory.prepare(&args)?;
+        // The child's runs hang under this call's span, in this pod's trace.
+        let traceparent =
+            pod_telemetry::ids::child_traceparent(self.trace_id, &self.parent_pod_id, call_id);
         let process = match self
             .launcher
-            .launch(&prepared.pod_id, &prepared.dir, prepared.ready_timeout)
+            .launch(
+                &prepared.pod_id,
+                &prepared.dir,
+                prepared.ready_timeout,
+                Some(&traceparent),
+            )
             .await
         {
             Ok(process) => process,

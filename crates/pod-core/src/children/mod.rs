@@ -23,13 +23,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pod_profile::manifest::SpawnSection;
+use pod_telemetry::ids::TraceId;
 
 use crate::record::LogBody;
 
 pub use error::ChildError;
 pub use factory::{ChildFactory, PreparedChild, ProfileChildFactory, SpawnArgs};
 pub(crate) use process::watch_parent;
-pub use process::{CHILD_EXE_ENV, ChildProcess, ExitInfo, Launcher, StderrTail};
+pub use process::{CHILD_EXE_ENV, ChildProcess, ExitInfo, Launcher, StderrTail, TRACEPARENT_ENV};
 pub(crate) use tools::{ChildTool, SPAWN_TOOLS};
 
 use registry::LiveChild;
@@ -50,6 +51,8 @@ pub struct Children {
     live: Mutex<Vec<Arc<LiveChild>>>,
     /// Decides the asks children forward up (`approval_requested`).
     approver: Arc<dyn crate::approval::Approver>,
+    /// The trace this pod is in: each child is handed it with the `spawn_pod` call's span.
+    trace_id: TraceId,
 }
 
 impl Children {
@@ -61,8 +64,10 @@ impl Children {
         record: Recorder,
         grace: Duration,
     ) -> Children {
+        let parent_pod_id = parent_pod_id.into();
         Children {
-            parent_pod_id: parent_pod_id.into(),
+            trace_id: pod_telemetry::ids::trace_id(&parent_pod_id),
+            parent_pod_id,
             limits,
             launcher,
             factory,
@@ -76,6 +81,12 @@ impl Children {
     /// Answer the children's asks with `approver` (by default every ask is denied).
     pub fn with_approver(mut self, approver: Arc<dyn crate::approval::Approver>) -> Children {
         self.approver = approver;
+        self
+    }
+
+    /// Put the children in trace `trace_id` (by default the trace of a tree rooted at this pod).
+    pub fn with_trace(mut self, trace_id: TraceId) -> Children {
+        self.trace_id = trace_id;
         self
     }
 }

@@ -31,6 +31,9 @@ use pod_home::locked;
 /// Environment variable that replaces the `pods` executable used to launch children.
 pub const CHILD_EXE_ENV: &str = "PODS_CHILD_EXE";
 
+/// The environment variable that carries a W3C trace context into a process.
+pub const TRACEPARENT_ENV: &str = "TRACEPARENT";
+
 /// Bytes of a child's stderr kept for error messages.
 const STDERR_TAIL_BYTES: usize = 4096;
 
@@ -119,15 +122,23 @@ impl Launcher {
     }
 
     /// Start `EXE serve --pod-dir DIR` for the pod in `pod_dir` and wait until it reports ready.
-    /// On failure the process is killed and reaped before this returns; the pod directory is
-    /// left to the caller (who created it) to remove.
+    /// The child's `TRACEPARENT` is `traceparent` (the W3C trace context its runs are in), or
+    /// unset without one, whatever this process has. On failure the process is killed and
+    /// reaped before this returns; the pod directory is left to the caller (who created it) to
+    /// remove.
     pub async fn launch(
         &self,
         pod_id: &str,
         pod_dir: &Path,
         ready_timeout: Duration,
+        traceparent: Option<&str>,
     ) -> Result<ChildProcess, ChildError> {
-        let mut child = Command::new(&self.exe)
+        let mut command = Command::new(&self.exe);
+        match traceparent {
+            Some(traceparent) => command.env(TRACEPARENT_ENV, traceparent),
+            None => command.env_remove(TRACEPARENT_ENV),
+        };
+        let mut child = command
             .args(&self.global_args)
             .arg("serve")
             .arg("--pod-dir")

@@ -26,7 +26,7 @@ echo "parent gone" >&2
 exit 3"#,
     );
     let mut child = Launcher::with_exe(exe)
-        .launch("p1", dir.path(), Duration::from_secs(5))
+        .launch("p1", dir.path(), Duration::from_secs(5), None)
         .await
         .expect("ready");
     assert!(child.exit_info().is_none());
@@ -48,7 +48,7 @@ exec sleep 30"#,
     );
     let started = std::time::Instant::now();
     let err = Launcher::with_exe(exe)
-        .launch("p2", dir.path(), Duration::from_millis(300))
+        .launch("p2", dir.path(), Duration::from_millis(300), None)
         .await
         .expect_err("not ready");
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -123,7 +123,7 @@ async fn never_ready_child_is_killed_with_what_it_started() {
         &format!("{STARTS_A_PROCESS}\necho $$ > \"$3/pid\"\nexec sleep 30"),
     );
     let err = Launcher::with_exe(exe)
-        .launch("p6", dir.path(), Duration::from_millis(300))
+        .launch("p6", dir.path(), Duration::from_millis(300), None)
         .await
         .expect_err("not ready");
     assert!(matches!(err, ChildError::NotReady { .. }), "{err}");
@@ -139,7 +139,7 @@ async fn child_that_exits_before_ready_takes_what_it_started_along() {
         &format!("{STARTS_A_PROCESS}\necho 'error: bad manifest' >&2\nexit 2"),
     );
     let err = Launcher::with_exe(exe)
-        .launch("p7", dir.path(), Duration::from_secs(5))
+        .launch("p7", dir.path(), Duration::from_secs(5), None)
         .await
         .expect_err("exits");
     assert!(matches!(err, ChildError::ExitedBeforeReady { .. }), "{err}");
@@ -151,7 +151,7 @@ async fn child_that_exits_early_reports_status_and_stderr() {
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = script(dir.path(), "echo 'error: bad manifest' >&2\nexit 2");
     let err = Launcher::with_exe(exe)
-        .launch("p3", dir.path(), Duration::from_secs(5))
+        .launch("p3", dir.path(), Duration::from_secs(5), None)
         .await
         .expect_err("exits");
     let text = err.to_string();
@@ -165,7 +165,7 @@ async fn missing_executable_is_a_launch_error_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = dir.path().join("no-such-pods");
     let err = Launcher::with_exe(&exe)
-        .launch("p4", dir.path(), Duration::from_secs(1))
+        .launch("p4", dir.path(), Duration::from_secs(1), None)
         .await
         .expect_err("no exe");
     assert!(matches!(err, ChildError::Launch { .. }));
@@ -181,7 +181,7 @@ async fn kill_reports_signal() {
 exec sleep 30"#,
     );
     let mut child = Launcher::with_exe(exe)
-        .launch("p5", dir.path(), Duration::from_secs(5))
+        .launch("p5", dir.path(), Duration::from_secs(5), None)
         .await
         .expect("ready");
     let info = child.kill().await;

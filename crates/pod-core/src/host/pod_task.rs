@@ -162,6 +162,7 @@ async fn reload(pod: Pod, work_dir: &std::path::Path) -> Result<Pod, CoreError> 
     let control = pod.control().clone();
     let approvals = pod.approvals().clone();
     let telemetry = pod.telemetry().cloned();
+    let traceparent = pod.traceparent().map(str::to_owned);
     let extra: Vec<Arc<dyn crate::tools::Tool>> = crate::children::SPAWN_TOOLS
         .iter()
         .map(|(name, _)| *name)
@@ -195,6 +196,7 @@ async fn reload(pod: Pod, work_dir: &std::path::Path) -> Result<Pod, CoreError> 
             control,
             approvals,
             telemetry,
+            traceparent,
         },
     )?;
     for tool in extra {

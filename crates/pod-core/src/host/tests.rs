@@ -55,6 +55,7 @@ async fn hosted_pod(tmp: &std::path::Path, responses: Vec<serde_json::Value>) ->
             control: RunControl::new(),
             approvals: Default::default(),
             telemetry: None,
+            traceparent: None,
         },
     )
     .unwrap();

@@ -3,6 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use pod_home::PodIndex;
+use pod_telemetry::ids::{self, TraceId};
+
 use crate::children::Children;
 use crate::record::LogBody;
 use crate::runtime::{Pod, RunObserver};
@@ -40,6 +43,7 @@ pub(super) fn attach_children(pod: &mut Pod, setup: ChildSetup) -> Option<Arc<Ch
             tracing::error!(%error, "cannot record child supervision entry");
         }
     });
+    let trace_id = trace_of(pod, &setup.home);
     let factory = crate::children::ProfileChildFactory {
         catalog: setup.catalog,
         parent: setup.resolved,
@@ -60,10 +64,51 @@ pub(super) fn attach_children(pod: &mut Pod, setup: ChildSetup) -> Option<Arc<Ch
             recorder,
             grace,
         )
-        .with_approver(pod.approvals().approver()),
+        .with_approver(pod.approvals().approver())
+        .with_trace(trace_id),
     );
     for tool in crate::children::ChildTool::all(&children) {
         pod.register_tool(tool);
     }
     Some(children)
 }
+
+/// The trace `pod` is in, which its children join.
+fn trace_of(pod: &Pod, home: &crate::home::PodHome) -> TraceId {
+    let has_parent = pod
+        .dir()
+        .read_info()
+        .is_ok_and(|info| info.parent_id.is_some());
+    tree_trace(pod.traceparent(), pod.id(), has_parent, home)
+}
+
+/// The trace pod `pod_id` is in: the one it was started in (`traceparent`), else its tree's,
+/// named by the root pod's id. A child always gets a trace from its parent; only a child
+/// resumed on its own looks its root up in the home.
+fn tree_trace(
+    traceparent: Option<&str>,
+    pod_id: &str,
+    has_parent: bool,
+    home: &crate::home::PodHome,
+) -> TraceId {
+    if let Some((trace, _)) = traceparent.and_then(ids::parse_traceparent) {
+        return trace;
+    }
+    if !has_parent {
+        return ids::trace_id(pod_id);
+    }
+    match PodIndex::load(home) {
+        Ok(index) => {
+            let root = index.ancestors(pod_id).into_iter().next();
+            ids::trace_id(root.as_deref().unwrap_or(pod_id))
+        }
+        Err(error) => {
+            tracing::warn!(%error, pod = pod_id, "cannot read the home to find the root of this pod's tree; its children's spans start a trace of their own");
+            ids::trace_id(pod_id)
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "children_tests.rs"]
+mod tests;

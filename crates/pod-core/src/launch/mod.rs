@@ -47,6 +47,9 @@ pub struct Launch {
     /// Decides the asks of a pod not hosted for a parent (a terminal prompt, `--approve`), and
     /// the asks its children forward.
     pub approver: Arc<dyn Approver>,
+    /// The W3C trace context the process was started in (its `TRACEPARENT`, checked by the
+    /// caller): recorded on the pod's runs and handed on to its children.
+    pub traceparent: Option<String>,
 }
 
 /// Where the pod to launch comes from.
@@ -123,6 +126,7 @@ impl Launch {
             children,
             for_parent,
             approver,
+            traceparent,
         } = self;
         let model = ModelConnection::connect(&resolved.manifest, &work_dir)
             .await
@@ -168,6 +172,7 @@ impl Launch {
             control: RunControl::new(),
             approvals,
             telemetry: telemetry.clone(),
+            traceparent,
         };
         let mut pod = match Pod::start(dir, resolved.manifest, options) {
             Ok(pod) => pod,

@@ -189,6 +189,9 @@ pub struct PodOptions {
     pub approvals: Approvals,
     /// Live telemetry export, fed every entry the pod's logs append (kept across a reload).
     pub telemetry: Option<Arc<LiveTelemetry>>,
+    /// The W3C trace context the process was started in (`TRACEPARENT`, already checked):
+    /// recorded on every run, and the trace the pod's children are put in.
+    pub traceparent: Option<String>,
 }
 
 /// A pod with an open segment in this process.
@@ -205,6 +208,7 @@ pub struct Pod {
     control: RunControl,
     approvals: Approvals,
     telemetry: Option<Arc<LiveTelemetry>>,
+    traceparent: Option<String>,
     history: Vec<Message>,
     last_outcome: Option<&'static str>,
 }
@@ -279,6 +283,7 @@ impl Pod {
             control: options.control,
             approvals: options.approvals,
             telemetry: options.telemetry,
+            traceparent: options.traceparent,
             history,
             last_outcome: None,
         })
@@ -324,6 +329,11 @@ impl Pod {
         self.telemetry.as_ref()
     }
 
+    /// The W3C trace context this pod's runs are recorded in, when it was started in one.
+    pub fn traceparent(&self) -> Option<&str> {
+        self.traceparent.as_deref()
+    }
+
     /// Offer an extra tool (e.g. `spawn_pod`) to the model. Tools named in `agent.tools` and
     /// registered here are both offered; registration is the pod owner's decision.
     pub fn register_tool(&mut self, tool: Arc<dyn crate::tools::Tool>) {
@@ -348,6 +358,7 @@ impl Pod {
             trigger: input.trigger.clone(),
             request_id: input.request_id.clone(),
             input: input.text.clone(),
+            traceparent: self.traceparent.clone(),
         }))?;
         observer.on_run_started(&run_id);
         self.trace_marker(&run_id, Marker::RunStarted);

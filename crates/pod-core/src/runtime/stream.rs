@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use futures_util::{FutureExt, StreamExt};
 
-use pod_provider::event::{StopReason, Usage};
+use pod_provider::event::{Started, StopReason, Usage};
 use pod_provider::{ModelRequest, ProviderError, StreamEvent, StreamObserver, ToolCall};
 use pod_trace::{Marker, TraceBody};
 
@@ -24,6 +24,9 @@ pub(super) struct Streamed {
     pub usage: Option<Usage>,
     /// Stream events the adapter could not map, by name.
     pub unhandled: BTreeMap<String, u64>,
+    /// What the stream said of its response (id, model), with the attempt that said it: an
+    /// earlier attempt's, when it was retried, is not the answer's.
+    pub started: Option<(u32, Started)>,
 }
 
 impl Default for Streamed {
@@ -38,6 +41,7 @@ impl Default for Streamed {
             },
             usage: None,
             unhandled: BTreeMap::new(),
+            started: None,
         }
     }
 }
@@ -111,6 +115,10 @@ impl Pod {
                 phase.provider_progress_seen = true;
             }
             match &event {
+                // Once per attempt: adapters say it at the start of a response.
+                StreamEvent::Started(started) => {
+                    out.started = Some((tap.attempt(), started.clone()));
+                }
                 StreamEvent::TextDelta(delta) => {
                     if !delta.text.is_empty() {
                         phase.visible_output_seen = true;

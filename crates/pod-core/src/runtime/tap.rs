@@ -1,5 +1,6 @@
 //! The stream observer of one model request, which hands the trace sidecar its entries in
-//! batches and logs the retried attempts.
+//! batches, logs the retried attempts (with why the attempt before failed) and notes when the
+//! current attempt's first stream event came.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,7 +11,7 @@ use pod_trace::{Marker, PendingEntry, RawResponseHead, RawSseFrame, TraceBody, T
 
 use super::{Pod, RunObserver};
 use crate::error::CoreError;
-use crate::record::{LogBody, ProviderRequestStarted};
+use crate::record::{LogBody, ProviderRequestStarted, RetryCause};
 use crate::session_log::SessionLog;
 use pod_home::locked;
 
@@ -29,6 +30,10 @@ pub(super) struct Tap {
     scheme_label: String,
     model: String,
     sent_at: Mutex<Option<Instant>>,
+    /// Milliseconds from the current attempt's request being sent to its first stream event.
+    first_event_ms: Mutex<Option<u64>>,
+    /// Why the last attempt failed, for the `provider_request_started` of its retry.
+    retry_cause: Mutex<Option<RetryCause>>,
     observer: Arc<dyn RunObserver>,
     /// Trace entries gathered since the last network read: queued as one batch.
     batch: Mutex<Batch>,
@@ -61,6 +66,8 @@ impl Pod {
             scheme_label: self.model.scheme_label.clone(),
             model: self.model.model.clone(),
             sent_at: Mutex::new(None),
+            first_event_ms: Mutex::new(None),
+            retry_cause: Mutex::new(None),
             observer,
             batch: Mutex::new(Batch::default()),
         })
@@ -106,6 +113,11 @@ impl Tap {
         }
     }
 
+    /// Milliseconds from the current attempt's request to its first stream event, when one came.
+    pub(super) fn time_to_first_chunk_ms(&self) -> Option<u64> {
+        *locked(&self.first_event_ms)
+    }
+
     pub(super) fn take_log_error(&self) -> Option<CoreError> {
         locked(&self.log_error).take()
     }
@@ -121,6 +133,7 @@ impl Drop for Tap {
 impl StreamObserver for Tap {
     fn on_request_built(&self, info: &RequestInfo) {
         self.attempt.store(info.attempt, Ordering::Relaxed);
+        *locked(&self.first_event_ms) = None;
         if info.attempt > 1 {
             let logged = self
                 .log
@@ -130,6 +143,7 @@ impl StreamObserver for Tap {
                     attempt: info.attempt,
                     scheme: self.scheme_label.clone(),
                     model: self.model.clone(),
+                    retry_of: locked(&self.retry_cause).take(),
                 }));
             if let Err(error) = logged {
                 locked(&self.log_error).get_or_insert(error);
@@ -156,10 +170,12 @@ impl StreamObserver for Tap {
                 http_status: *status,
             },
             Milestone::FirstByte => Marker::FirstByte,
-            Milestone::FirstEvent => Marker::FirstEvent {
-                after_ms: locked(&self.sent_at)
-                    .map(|s| u64::try_from(s.elapsed().as_millis()).unwrap_or(u64::MAX)),
-            },
+            Milestone::FirstEvent => {
+                let after_ms = locked(&self.sent_at)
+                    .map(|s| u64::try_from(s.elapsed().as_millis()).unwrap_or(u64::MAX));
+                *locked(&self.first_event_ms) = after_ms;
+                Marker::FirstEvent { after_ms }
+            }
             Milestone::OpenError { status, class } => Marker::StreamOpenError {
                 http_status: *status,
                 class: *class,
@@ -173,10 +189,12 @@ impl StreamObserver for Tap {
     }
 
     fn on_retry_scheduled(&self, attempt: u32, delay: Duration, cause: &ProviderError) {
+        let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        *locked(&self.retry_cause) = Some(RetryCause::of(cause, delay_ms));
         self.record_for(
             attempt,
             TraceBody::Lifecycle(Marker::RetryScheduled {
-                delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                delay_ms,
                 cause: cause.clone(),
             }),
         );

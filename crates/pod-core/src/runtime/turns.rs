@@ -48,6 +48,7 @@ impl Pod {
                     attempt: 1,
                     scheme: self.model.scheme_label.clone(),
                     model: self.model.model.clone(),
+                    retry_of: None,
                 }))?;
             let tap = self.tap(run_id, turn, observer.clone());
             let streamed = self
@@ -66,7 +67,13 @@ impl Pod {
                 end,
                 usage,
                 unhandled,
+                started,
             } = streamed;
+            let attempt = tap.attempt();
+            let started = started
+                .filter(|(said_by, _)| *said_by == attempt)
+                .map(|(_, started)| started)
+                .unwrap_or_default();
             let (end_name, stop_reason) = match &end {
                 StreamEnd::Done { stop_reason } => ("completed", Some(stop_reason.clone())),
                 StreamEnd::Error(_) => ("errored", None),
@@ -81,11 +88,14 @@ impl Pod {
                 .append(LogBody::ProviderRequestFinished(ProviderRequestFinished {
                     run_id: run_id.to_owned(),
                     turn,
-                    attempt: tap.attempt(),
+                    attempt,
                     end: end_name.to_owned(),
                     stop_reason,
                     usage,
                     unhandled,
+                    time_to_first_chunk_ms: tap.time_to_first_chunk_ms(),
+                    response_id: started.response_id,
+                    response_model: started.model,
                 }))?;
             observer.on_request_finished(turn, usage_seen.as_ref());
             if !text.is_empty() || !calls.is_empty() || !reasoning.is_empty() {

@@ -10,6 +10,7 @@ mod prompt;
 mod resume;
 mod serve;
 mod terminal;
+mod trace_context;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -153,6 +154,7 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> CmdResult {
         children: Some(children),
         for_parent: false,
         approver: approve::approver(args.approve),
+        traceparent: trace_context::traceparent_from_env(),
     };
     let runtime = runtime()?;
     let result = runtime.block_on(foreground(launch, prompt, &presenter));

@@ -97,6 +97,7 @@ pub fn resume(global: &GlobalArgs, args: ResumeArgs) -> CmdResult {
         children,
         for_parent: false,
         approver: super::approve::approver(args.approve),
+        traceparent: super::trace_context::traceparent_from_env(),
     };
     let runtime = runtime()?;
     let result = runtime.block_on(foreground(launch, prompt, &presenter));

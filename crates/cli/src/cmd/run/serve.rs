@@ -59,6 +59,7 @@ pub fn serve(global: &GlobalArgs, args: ServeArgs) -> CmdResult {
             for_parent: true,
             // A served pod asks its parent; this is never used.
             approver: Arc::new(pod_core::approval::Unattended::default()),
+            traceparent: super::trace_context::traceparent_from_env(),
         };
         let launched = launch
             .start()
