@@ -665,17 +665,27 @@ fn histogram_count(metric: &opentelemetry_proto::tonic::metrics::v1::Metric) -> 
     }
 }
 
-/// What identifies a span and its place: trace, id, parent, name, status.
-fn shape(spans: &[Span]) -> Vec<(String, String, String, String, i32)> {
+/// What identifies a span and its place (trace, id, parent, name, status) and what it says
+/// (its attributes and events, rendered in order).
+fn shape(spans: &[Span]) -> Vec<(String, String, String, String, i32, String)> {
     let mut out: Vec<_> = spans
         .iter()
         .map(|s| {
+            let mut attributes: Vec<String> =
+                s.attributes.iter().map(|kv| format!("{kv:?}")).collect();
+            attributes.sort();
+            let events: Vec<String> = s
+                .events
+                .iter()
+                .map(|e| format!("{}@{}", e.name, e.time_unix_nano))
+                .collect();
             (
                 hex(&s.trace_id),
                 hex(&s.span_id),
                 hex(&s.parent_span_id),
                 s.name.clone(),
                 status(s),
+                format!("{attributes:?} {events:?}"),
             )
         })
         .collect();
@@ -746,7 +756,8 @@ fn a_running_tree_exports_live_the_spans_a_push_from_its_files_sends() {
         .sum();
     assert_eq!(durations, chats, "{metrics:#?}");
 
-    // The same spans, ids, parents, names and statuses as a push from the files sends.
+    // The same spans (ids, parents, names, statuses, attributes, events) as a push from the
+    // files sends.
     let pushed = Receiver::start(200);
     push(&sandbox, &parent, &pushed, &[]);
     assert_eq!(shape(&live_spans), shape(&pushed.spans()));
