@@ -10,7 +10,7 @@
 //!   provider (real models stream well under 1000 tokens/s).
 //!
 //! A run's wall time is from starting its segment to closing it. With telemetry, the pod then
-//! gives its last spans up to `pod_core::telemetry::END_GRACE` to reach the collector; that end
+//! gives its last spans a bounded time to reach the collector (`pod_core::telemetry`); that end
 //! is printed on its own.
 //!
 //! `cargo bench -p pod-core --bench trace_overhead` (env `TRACE_BENCH_DELTAS`, `TRACE_BENCH_RUNS`,
@@ -259,7 +259,7 @@ async fn one_run(
     let elapsed = started.elapsed();
     let ending = Instant::now();
     if let Some(live) = telemetry {
-        tokio::task::spawn_blocking(move || live.finish())
+        tokio::task::spawn_blocking(move || live.finish(pod_core::telemetry::END_GRACE))
             .await
             .unwrap();
     }

@@ -18,8 +18,13 @@ use crate::home::PodDir;
 /// How long one export request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long an ending pod gives its last spans to reach the collector.
+/// How long an ending pod gives its last spans to reach a collector that has taken spans from
+/// it before.
 pub const END_GRACE: Duration = Duration::from_secs(3);
+
+/// How long it gives them to one that has not (yet) taken any: it may never answer, and every
+/// moment waited is the user's.
+pub const END_GRACE_UNPROVEN: Duration = Duration::from_secs(1);
 
 /// Where live export goes for `manifest`, or `None` when it is off: `OTEL_SDK_DISABLED=true`
 /// turns it off; else `telemetry.otlp_endpoint` as given, else
@@ -107,9 +112,16 @@ impl LiveTelemetry {
         self.export.report()
     }
 
-    /// Give the last spans up to [`END_GRACE`]; trouble not told yet is told now.
-    pub fn finish(&self) -> LiveReport {
-        let report = self.export.finish(END_GRACE);
+    /// Give the last spans up to `grace` ([`END_GRACE`] for a pod of its own), or at most
+    /// [`END_GRACE_UNPROVEN`] when the collector has not taken a span yet; trouble not told
+    /// yet is told now.
+    pub fn finish(&self, grace: Duration) -> LiveReport {
+        let grace = if self.export.report().spans_sent > 0 {
+            grace
+        } else {
+            grace.min(END_GRACE_UNPROVEN)
+        };
+        let report = self.export.finish(grace);
         if report.has_problems()
             && !self.told.swap(true, Ordering::SeqCst)
             && let Some(first) = &report.first_error

@@ -253,6 +253,13 @@ impl Launched {
     /// The pod hosted with its socket and children (SIGTERM/SIGINT/SIGHUP end it and its tree),
     /// and its MCP servers, to stop when hosting ends.
     fn host(self) -> (Host, Ending) {
+        // A child's parent waits `limits.shutdown_grace_ms` for it to exit before it kills it:
+        // the last spans get half of that at most.
+        let mut grace = crate::telemetry::END_GRACE;
+        if self.for_parent {
+            let shutdown = self.pod.manifest().limits.shutdown_grace_ms;
+            grace = grace.min(std::time::Duration::from_millis(shutdown / 2));
+        }
         let host = Host::new(
             self.pod,
             self.server,
@@ -266,6 +273,7 @@ impl Launched {
         let ending = Ending {
             mcp: self.mcp,
             telemetry: self.telemetry,
+            grace,
         };
         (host, ending)
     }
@@ -275,14 +283,17 @@ impl Launched {
 struct Ending {
     mcp: McpServers,
     telemetry: Option<Arc<LiveTelemetry>>,
+    /// The most the last spans may hold the process up.
+    grace: std::time::Duration,
 }
 
 impl Ending {
     async fn finish(self) {
         self.mcp.stop().await;
         if let Some(live) = self.telemetry {
-            // Waits at most `telemetry::END_GRACE` for a collector: off the async workers.
-            let _ = tokio::task::spawn_blocking(move || live.finish()).await;
+            // Waits for a collector at most `grace`: off the async workers.
+            let grace = self.grace;
+            let _ = tokio::task::spawn_blocking(move || live.finish(grace)).await;
         }
     }
 }
