@@ -147,12 +147,12 @@ fn approve_read_only_denies_an_ask_for_a_write_and_config_deny_beats_any_flag() 
     );
 }
 
-#[test]
-fn a_childs_ask_travels_to_the_roots_terminal_and_the_answer_comes_back() {
-    let sandbox = Sandbox::new();
+/// A `parent` profile that spawns a `child` and waits for it; the child reads `notes.txt` under
+/// a policy that asks about reads (narrower than its parent's, so it holds).
+fn delegating_tree(sandbox: &Sandbox) {
     sandbox.write("work/notes.txt", "the notes\n");
     profile(
-        &sandbox,
+        sandbox,
         "parent",
         "[agent]\nmax_turns = 8\ntools = [\"spawn_pod\", \"wait_pod\"]\n\n[spawn]\nallowed_profiles = [\"child\"]\n",
         vec![
@@ -167,7 +167,7 @@ fn a_childs_ask_travels_to_the_roots_terminal_and_the_answer_comes_back() {
     );
     // The child may only narrow its parent's permissions: asking about reads is narrower.
     profile(
-        &sandbox,
+        sandbox,
         "child",
         "[agent]\nmax_turns = 4\ntools = [\"read_file\"]\n\n[permissions]\nread_only = \"ask\"\n",
         vec![
@@ -175,6 +175,12 @@ fn a_childs_ask_travels_to_the_roots_terminal_and_the_answer_comes_back() {
             text_response(&["read"], false, None),
         ],
     );
+}
+
+#[test]
+fn a_childs_ask_travels_to_the_roots_terminal_and_the_answer_comes_back() {
+    let sandbox = Sandbox::new();
+    delegating_tree(&sandbox);
     let mut terminal = Terminal::open();
     let mut cmd = sandbox.pods();
     cmd.args(["run", "-p", "parent", "delegate the reading"]);
@@ -217,30 +223,7 @@ fn describe_entries(entries: &[Value]) -> String {
 #[test]
 fn a_childs_ask_is_decided_by_the_roots_flag_when_the_root_has_no_terminal() {
     let sandbox = Sandbox::new();
-    sandbox.write("work/notes.txt", "the notes\n");
-    profile(
-        &sandbox,
-        "parent",
-        "[agent]\nmax_turns = 8\ntools = [\"spawn_pod\", \"wait_pod\"]\n\n[spawn]\nallowed_profiles = [\"child\"]\n",
-        vec![
-            tool_call_response(
-                "call_spawn",
-                "spawn_pod",
-                json!({"profile": "child", "task": "read the notes", "name": "kid"}),
-            ),
-            tool_call_response("call_wait", "wait_pod", json!({"pod_id": "kid"})),
-            text_response(&["done"], false, None),
-        ],
-    );
-    profile(
-        &sandbox,
-        "child",
-        "[agent]\nmax_turns = 4\ntools = [\"read_file\"]\n\n[permissions]\nread_only = \"ask\"\n",
-        vec![
-            tool_call_response("c1", "read_file", json!({"path": "notes.txt"})),
-            text_response(&["read"], false, None),
-        ],
-    );
+    delegating_tree(&sandbox);
     let run = sandbox.run(&["run", "-p", "parent", "--approve", "never", "delegate"]);
     assert_exit(&run, 0);
     let root = sandbox.root_pod().unwrap();

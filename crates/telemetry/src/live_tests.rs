@@ -1,6 +1,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -92,13 +93,12 @@ fn answering_collector() -> (String, std_mpsc::Receiver<usize>) {
     (format!("http://{address}/v1/traces"), received)
 }
 
-#[test]
-fn spans_of_fed_entries_reach_the_collector_and_are_counted() {
-    let (endpoint, received) = answering_collector();
-    let problems = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+/// Live export to `target`, and what it told through its problem callback.
+fn start(target: PushTarget) -> (LiveExport, Arc<Mutex<Vec<String>>>) {
+    let problems = Arc::new(Mutex::new(Vec::<String>::new()));
     let seen = problems.clone();
     let live = LiveExport::start(
-        &target(endpoint.clone(), Duration::from_secs(10)),
+        &target,
         builder(),
         Box::new(move |text| {
             seen.lock()
@@ -107,6 +107,13 @@ fn spans_of_fed_entries_reach_the_collector_and_are_counted() {
         }),
     )
     .unwrap_or_else(|e| panic!("{e}"));
+    (live, problems)
+}
+
+#[test]
+fn spans_of_fed_entries_reach_the_collector_and_are_counted() {
+    let (endpoint, received) = answering_collector();
+    let (live, problems) = start(target(endpoint.clone(), Duration::from_secs(10)));
     for entry in run_entries("r1") {
         live.feed(&entry);
     }
@@ -132,18 +139,7 @@ fn a_collector_that_never_answers_neither_blocks_feeding_nor_holds_the_end_past_
         "http://{}/v1/traces",
         listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
     );
-    let problems = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let seen = problems.clone();
-    let live = LiveExport::start(
-        &target(endpoint.clone(), Duration::from_secs(30)),
-        builder(),
-        Box::new(move |text| {
-            seen.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(text.into())
-        }),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let (live, problems) = start(target(endpoint.clone(), Duration::from_secs(30)));
     // More runs than fit one request: feeding never waits for the collector.
     for run in 0..(SPANS_PER_REQUEST + 10) {
         for entry in run_entries(&format!("r{run}")) {
@@ -177,18 +173,7 @@ fn a_refused_connection_is_reported_once() {
             listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
         )
     };
-    let problems = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let seen = problems.clone();
-    let live = LiveExport::start(
-        &target(endpoint.clone(), Duration::from_secs(5)),
-        builder(),
-        Box::new(move |text| {
-            seen.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(text.into())
-        }),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let (live, problems) = start(target(endpoint.clone(), Duration::from_secs(5)));
     for run in ["r1", "r2", "r3"] {
         for entry in run_entries(run) {
             live.feed(&entry);
