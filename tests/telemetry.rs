@@ -807,3 +807,55 @@ fn an_unreachable_collector_never_fails_a_run_and_is_told_once() {
         describe(&off)
     );
 }
+
+#[test]
+fn doctor_checks_the_collector_live_export_would_use() {
+    let sandbox = Sandbox::new();
+    profile(
+        &sandbox,
+        "solo",
+        "[agent]\ntools = []\n",
+        vec![text_response(&["hi"], false, None)],
+    );
+    let receiver = Receiver::start(200);
+    let up = format!("http://{}", receiver.addr);
+    let doctor = |base: &str| {
+        sandbox
+            .pods()
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", base)
+            .args(["doctor", "-p", "solo", "--json"])
+            .output()
+            .unwrap()
+    };
+    let check = |output: &std::process::Output| -> Value {
+        let document: Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|_| panic!("{}", describe(output)));
+        document["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"].as_str().unwrap().starts_with("telemetry "))
+            .cloned()
+            .unwrap_or_else(|| panic!("no telemetry check: {document:#}"))
+    };
+    let fine = doctor(&up);
+    assert_exit(&fine, 0);
+    let found = check(&fine);
+    assert_eq!(found["check"], format!("telemetry {up}/v1/traces"));
+    assert_eq!(found["ok"], true, "{found:#}");
+    assert!(found["detail"].as_str().unwrap().contains("used by solo"));
+
+    let down = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let bad = doctor(&down);
+    assert_exit(&bad, 2);
+    let found = check(&bad);
+    assert_eq!(found["ok"], false, "{found:#}");
+    let detail = found["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("nothing answers") && detail.contains("pods telemetry push"),
+        "{detail}"
+    );
+}

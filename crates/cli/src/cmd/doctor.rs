@@ -19,6 +19,9 @@ use crate::global::GlobalArgs;
 /// this kernel can confine `shell` commands (Landlock: writes, network, signals); a kernel
 /// without Landlock is reported but is no failure: its commands run unconfined.
 ///
+/// A profile that exports telemetry live (`[telemetry] otlp_endpoint`, or the `OTEL_EXPORTER_OTLP_*`
+/// variables) has its collector checked: its header variables set, and something listening.
+///
 /// Exits 0 when everything is fine, 2 when something needs fixing (a profile that does not
 /// resolve or cannot run). `--profile` limits the profile checks to the profiles named.
 #[derive(Debug, Args)]
@@ -71,6 +74,7 @@ pub fn run(global: &GlobalArgs, args: DoctorArgs) -> CmdResult {
             };
             let mut key_vars: Vec<(String, Vec<String>)> = Vec::new();
             let mut mcp_servers = McpUsers::new();
+            let mut collectors = CollectorUsers::new();
             for name in &args.profiles {
                 if catalog.get(name).is_none() {
                     checks.push(Check {
@@ -94,6 +98,16 @@ pub fn run(global: &GlobalArgs, args: DoctorArgs) -> CmdResult {
                                 entry.source.path.display()
                             ),
                         });
+                        if let Some(target) =
+                            pod_core::telemetry::live_target(&resolved.manifest, |name| {
+                                std::env::var(name).ok()
+                            })
+                        {
+                            collectors
+                                .entry((target.endpoint, target.headers_env))
+                                .or_default()
+                                .push(entry.name.clone());
+                        }
                         for (server, config) in &resolved.manifest.mcp.servers {
                             let users = mcp_servers
                                 .entry((server.clone(), config.command.clone(), config.cwd.clone()))
@@ -135,6 +149,7 @@ pub fn run(global: &GlobalArgs, args: DoctorArgs) -> CmdResult {
                 });
             }
             checks.extend(mcp_servers.into_iter().map(check_mcp_server));
+            checks.extend(collectors.into_iter().map(check_collector));
         }
     }
     let healthy = checks.iter().all(|c| c.ok);
@@ -167,6 +182,65 @@ pub fn run(global: &GlobalArgs, args: DoctorArgs) -> CmdResult {
     } else {
         Err(Failure::usage("some checks failed (marked BAD above)"))
     }
+}
+
+/// The profiles exporting telemetry live, by endpoint and header variables.
+type CollectorUsers = std::collections::BTreeMap<(String, Vec<String>), Vec<String>>;
+
+/// Whether live telemetry to `endpoint` can work from here: its header variables are set and
+/// well formed, and something accepts connections at its address. A collector that is down
+/// never fails a run, but its spans only reach it later, through `pods telemetry push`.
+fn check_collector(
+    ((endpoint, headers_env), users): ((String, Vec<String>), Vec<String>),
+) -> Check {
+    let used_by = format!("used by {}", users.join(", "));
+    let problem = pod_telemetry::headers_from_env(&headers_env, |name| std::env::var(name).ok())
+        .err()
+        .map(|error| error.to_string())
+        .or_else(|| reachable(&endpoint).err());
+    Check {
+        check: format!("telemetry {endpoint}"),
+        ok: problem.is_none(),
+        detail: match problem {
+            None => format!("accepts connections ({used_by})"),
+            Some(problem) => format!(
+                "{problem} ({used_by}); runs go on without live telemetry, and \
+                 `pods telemetry push POD --tree` sends their spans later"
+            ),
+        },
+    }
+}
+
+/// Whether something accepts a TCP connection at the host and port of the http(s) `url`.
+fn reachable(url: &str) -> Result<(), String> {
+    use std::net::ToSocketAddrs;
+    let (rest, default_port) = if let Some(rest) = url.strip_prefix("https://") {
+        (rest, 443)
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        (rest, 80)
+    } else {
+        return Err("is not an http(s) URL".to_owned());
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let with_port = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        authority.to_owned()
+    } else {
+        format!("{authority}:{default_port}")
+    };
+    let addresses = with_port
+        .to_socket_addrs()
+        .map_err(|error| format!("cannot resolve {authority}: {error}"))?;
+    let mut last = format!("{authority} has no address");
+    for address in addresses {
+        match std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_secs(1)) {
+            Ok(_) => return Ok(()),
+            Err(error) => last = format!("nothing answers at {address}: {error}"),
+        }
+    }
+    Err(last)
 }
 
 /// The profiles using each MCP server, by server name, command and working directory.
