@@ -184,13 +184,13 @@ impl ExportPlan {
         let checked = secrets.iter().map(|s| s.env_var.clone()).collect();
         let mut guard = SecretGuard::new(out, secrets);
         let mut stats = match format {
-            Format::Json => self.run_beside(&mut JsonSink::new(&mut guard), checked, progress)?,
+            Format::Json => self.run_beside(JsonSink::new, checked, &mut guard, progress)?,
             Format::Markdown => {
                 let spool = Spool::file().map_err(ExportError::Render)?;
                 // A sanitized export keeps no conversation text: only its counts.
                 let transcripts = Transcripts::of(&self.request.home, self.request.sanitize);
-                let mut sink = MarkdownSink::new(&mut guard, spool).with_transcripts(transcripts);
-                self.run_beside(&mut sink, checked, progress)?
+                let sink = |out| MarkdownSink::new(out, spool).with_transcripts(transcripts);
+                self.run_beside(sink, checked, &mut guard, progress)?
             }
         };
         // Everything is searched and passed on before it is counted.
