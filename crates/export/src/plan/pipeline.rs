@@ -59,7 +59,7 @@ impl ExportPlan {
 /// Chunks queued between the reading and the writing thread.
 const CHUNKS_IN_FLIGHT: usize = 8;
 /// Bytes per chunk.
-const CHUNK_BYTES: usize = 64 * 1024;
+const CHUNK_BYTES: usize = 256 * 1024;
 
 /// What the reading thread hands to the writing one, in order.
 enum Piece {
