@@ -2,9 +2,9 @@
 //! explain incidents — handing each piece to a [`Sink`] as soon as it is known, so that the
 //! document can be written (or collected) without holding every run.
 //!
-//! The pods are found in `pods`, each pod's logs read in `logs` and the document written on a
-//! second thread in `pipeline`; [`crate::mapping`] turns what the scan found into the document's
-//! shapes.
+//! The pods are found in `pods` and each pod's logs read in `logs`; `pipeline` reads and
+//! renders on a second thread while the calling thread checks and writes the bytes;
+//! [`crate::mapping`] turns what the scan found into the document's shapes.
 
 mod logs;
 mod pipeline;
