@@ -287,9 +287,15 @@ impl<W: Write> JsonSink<W> {
             .map_err(ExportError::from_io)
     }
 
-    /// `value` as compact JSON: one line.
+    /// `value` as compact JSON: one line. Rendered into a buffer first: the serializer's many
+    /// small writes are cheap into a `Vec` and costly through a writer.
     fn line<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ExportError> {
-        serde_json::to_writer(&mut self.out, value).map_err(|e| ExportError::from_io(e.into()))
+        self.scratch.clear();
+        serde_json::to_writer(&mut self.scratch, value)
+            .map_err(|e| ExportError::Render(std::io::Error::other(e)))?;
+        self.out
+            .write_all(&self.scratch)
+            .map_err(ExportError::from_io)
     }
 
     /// `"key": [ … ]` as a member of an object whose members are `level` deep, with each item
