@@ -37,7 +37,7 @@ use pod_protocol::report::UsageTotals;
 
 use crate::document::{LogIntegrity, SeqGap, ToolCallDoc, ToolDecisionDoc, UnreadableEntry};
 
-use lines::{find_kind, read_line, trim_line};
+use lines::{Line, find_kind, read_line, trim_line};
 pub(crate) use terminal::{PhaseLite, Terminal};
 
 /// Gap and bad-line lists keep this many entries (the counts are exact).
@@ -308,10 +308,11 @@ impl SegmentScan {
         let Some(kind) = find_kind(line) else {
             return false;
         };
+        let json = Line::new(line);
         let kind: &str = &kind;
         match kind {
             "assistant_message" => {
-                let Ok(m) = serde_json::from_slice::<AssistantLite>(line) else {
+                let Ok(m) = json.parse::<AssistantLite>() else {
                     return false;
                 };
                 // `"text":""` with unescaped quotes can only be the key itself: string
@@ -327,7 +328,7 @@ impl SegmentScan {
                 true
             }
             "tool_call_finished" => {
-                let Ok(m) = serde_json::from_slice::<ToolFinishedLite>(line) else {
+                let Ok(m) = json.parse::<ToolFinishedLite>() else {
                     return false;
                 };
                 self.note_entry(m.seq, kind, None);
@@ -342,7 +343,7 @@ impl SegmentScan {
                 true
             }
             "provider_request_started" => {
-                let Ok(m) = serde_json::from_slice::<RequestLite>(line) else {
+                let Ok(m) = json.parse::<RequestLite>() else {
                     return false;
                 };
                 self.note_entry(m.seq, kind, None);
@@ -361,7 +362,7 @@ impl SegmentScan {
             // same fields with the same types as the record types, so a line is valid exactly
             // when the full parse would accept it.
             "run_started" => {
-                let Ok(m) = serde_json::from_slice::<RunStartedLite>(line) else {
+                let Ok(m) = json.parse::<RunStartedLite>() else {
                     return false;
                 };
                 self.note_entry(m.seq, kind, Some(&m.ts));
@@ -374,7 +375,7 @@ impl SegmentScan {
                 true
             }
             "run_completed" => {
-                let Ok(m) = serde_json::from_slice::<RunCompletedLite>(line) else {
+                let Ok(m) = json.parse::<RunCompletedLite>() else {
                     return false;
                 };
                 self.note_entry(m.seq, kind, Some(&m.ts));
@@ -387,7 +388,7 @@ impl SegmentScan {
                 true
             }
             "tool_call_started" => {
-                let Ok(m) = serde_json::from_slice::<ToolStartedLite>(line) else {
+                let Ok(m) = json.parse::<ToolStartedLite>() else {
                     return false;
                 };
                 self.note_entry(m.seq, kind, None);
@@ -414,7 +415,7 @@ impl SegmentScan {
             // Not a kind name: a damaged line, not a kind from a newer writer.
             other if other.len() > NAME_MAX => false,
             k if KNOWN_KINDS.contains(&k) => {
-                let Ok(entry) = serde_json::from_slice::<LogEntry>(line) else {
+                let Ok(entry) = json.parse::<LogEntry>() else {
                     return false;
                 };
                 self.handle_entry(state, entry);
@@ -422,7 +423,7 @@ impl SegmentScan {
             }
             other => {
                 // A kind from a newer writer: counted, its sequence number still checked.
-                let Ok(s) = serde_json::from_slice::<SeqOnly>(line) else {
+                let Ok(s) = json.parse::<SeqOnly>() else {
                     return false;
                 };
                 let other = other.to_owned();
