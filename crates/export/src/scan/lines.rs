@@ -61,6 +61,9 @@ struct KindOnly {
 /// is short. When the walk cannot tell (the kind has escapes, or the line breaks before it), the
 /// whole line is parsed.
 pub(super) fn find_kind(line: &[u8]) -> Option<Cow<'_, str>> {
+    if let Some(kind) = kind_as_written(line) {
+        return std::str::from_utf8(kind).ok().map(Cow::Borrowed);
+    }
     match walk_top_level(line, b"kind") {
         Walk::Found(kind) => std::str::from_utf8(kind).ok().map(Cow::Borrowed),
         Walk::Absent => None,
@@ -68,6 +71,22 @@ pub(super) fn find_kind(line: &[u8]) -> Option<Cow<'_, str>> {
             .ok()
             .map(|k| Cow::Owned(k.kind)),
     }
+}
+
+/// The `kind` of a line that starts the way the writer starts every line,
+/// `{"seq":N,"ts":"…","kind":"…"`, read without walking it: the walk would find the same.
+/// `None` when the line starts any other way or a string has escapes (the walk then decides).
+fn kind_as_written(line: &[u8]) -> Option<&[u8]> {
+    let rest = line.strip_prefix(b"{\"seq\":")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 {
+        return None;
+    }
+    let rest = rest[digits..].strip_prefix(b",\"ts\":\"")?;
+    let ts_end = memchr::memchr2(b'"', b'\\', rest).filter(|&i| rest[i] == b'"')?;
+    let rest = rest[ts_end + 1..].strip_prefix(b",\"kind\":\"")?;
+    let kind_end = memchr::memchr2(b'"', b'\\', rest).filter(|&i| rest[i] == b'"')?;
+    Some(&rest[..kind_end])
 }
 
 /// The string value of the top-level `key` of the JSON object in `line`, found by walking the
@@ -234,6 +253,28 @@ mod tests {
         }
         assert_eq!(Line::new(invalid).parse::<Seq>().ok(), Some(Seq { seq: 8 }));
         assert!(Line::new(b"{\"seq\":").parse::<Seq>().is_err());
+    }
+
+    #[test]
+    fn the_writers_layout_is_read_as_the_walk_reads_it() {
+        let lines: &[&[u8]] = &[
+            br#"{"seq":12,"ts":"2026-11-23T01:02:03.456Z","kind":"run_started","run_id":"r"}"#,
+            br#"{"seq":1,"ts":"t","kind":"run_\u0073tarted"}"#,
+            br#"{"seq":1,"ts":"t\"","kind":"x"}"#,
+            br#"{"seq":-1,"ts":"t","kind":"x"}"#,
+            br#"{"seq":1,"ts":"t","kinds":"x","kind":"y"}"#,
+            br#"{"seq":1,"ts":"t","kind":"cut"#,
+            br#" {"seq":1,"ts":"t","kind":"x"}"#,
+        ];
+        for line in lines {
+            if let Some(kind) = kind_as_written(line) {
+                assert_eq!(walk_top_level(line, b"kind"), Walk::Found(kind));
+            }
+        }
+        assert_eq!(kind_as_written(lines[0]), Some(&b"run_started"[..]));
+        assert_eq!(kind_as_written(lines[1]), None);
+        assert_eq!(kind_as_written(lines[4]), None);
+        assert_eq!(find_kind(lines[4]).as_deref(), Some("y"));
     }
 
     #[test]

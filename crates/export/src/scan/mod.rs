@@ -265,6 +265,12 @@ impl SegmentScan {
     }
 
     fn run_mut(&mut self, state: &mut ScanState, run_id: &str) -> &mut RunAcc {
+        // Most entries belong to the latest run: no need to hash its id. (A run id is at most
+        // once in `runs`, so this is the run the index would give.)
+        if self.runs.back().is_some_and(|run| run.run_id == run_id) {
+            let last = self.runs.len() - 1;
+            return &mut self.runs[last];
+        }
         let i = match state.index.get(run_id) {
             Some(i) => *i - state.base,
             None => {
@@ -542,6 +548,10 @@ pub(crate) fn tool_input(raw: &RawValue) -> (Value, u64, bool) {
 
 /// The first [`PREVIEW_CHARS`] characters, with a marker when cut.
 pub(crate) fn preview(text: &str) -> String {
+    // No more bytes than that: no more characters either, nothing to count.
+    if text.len() <= PREVIEW_CHARS {
+        return text.to_owned();
+    }
     match text.char_indices().nth(PREVIEW_CHARS) {
         None => text.to_owned(),
         Some((cut, _)) => format!("{}… [{} bytes in all]", &text[..cut], text.len()),
