@@ -9,7 +9,7 @@ use crate::document::{
 };
 use crate::error::ExportError;
 use crate::redact::{Secret, check_secrets};
-use crate::stream::{DocHead, MarkdownSink, Spool, Transcripts, feed};
+use crate::stream::{DocHead, JsonSink, MarkdownSink, Spool, Transcripts, feed};
 use pod_home::conversation::{Conversation, Item, read_conversation};
 use pod_protocol::text::printable;
 
@@ -20,10 +20,13 @@ pub enum Format {
     Markdown,
 }
 
-/// Pretty JSON, one trailing newline.
+/// The JSON document as `pods export` writes it (see `FORMAT.md`, **Layout**): indented, but
+/// each run and each incident on one line; one trailing newline.
 pub fn render_json(doc: &ExportDocument, out: &mut dyn Write) -> std::io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, doc)?;
-    out.write_all(b"\n")
+    feed(doc, &mut JsonSink::new(out)).map_err(|e| match e {
+        ExportError::Render(e) => e,
+        other => std::io::Error::other(other),
+    })
 }
 
 /// Record which secrets are checked (`redaction.secrets_checked`), render to memory in

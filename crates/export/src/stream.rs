@@ -1,7 +1,8 @@
 //! Writing the document as it is built: a [`Sink`] gets the envelope, then each pod, each of its
 //! runs and its segments, then what is known only at the end (incidents, integrity,
-//! redaction). [`JsonSink`] writes the same bytes as `serde_json::to_writer_pretty` of the
-//! whole [`ExportDocument`] (whose field order is the order things become known);
+//! redaction). [`JsonSink`] writes the document indented as `serde_json::to_writer_pretty`
+//! would, except that each run and each incident — the bulk of a big export — is one line of
+//! compact JSON (the field order of [`ExportDocument`] is the order things become known);
 //! [`MarkdownSink`] writes the report, keeping only one line per pod and spooling the runs
 //! tables (which the report shows after the incidents) to an unlinked temporary file.
 
@@ -246,7 +247,7 @@ impl serde_json::ser::Formatter for Nested {
     }
 }
 
-/// Pretty JSON (two-space indent), written piece by piece.
+/// The JSON document (two-space indent, a run or an incident per line), written piece by piece.
 pub(crate) struct JsonSink<W: Write> {
     out: W,
     scratch: Vec<u8>,
@@ -284,6 +285,42 @@ impl<W: Write> JsonSink<W> {
         self.out
             .write_all(&self.scratch)
             .map_err(ExportError::from_io)
+    }
+
+    /// `value` as compact JSON: one line. Rendered into a buffer first: the serializer's many
+    /// small writes are cheap into a `Vec` and costly through a writer.
+    fn line<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ExportError> {
+        self.scratch.clear();
+        serde_json::to_writer(&mut self.scratch, value)
+            .map_err(|e| ExportError::Render(std::io::Error::other(e)))?;
+        self.out
+            .write_all(&self.scratch)
+            .map_err(ExportError::from_io)
+    }
+
+    /// `"key": [ … ]` as a member of an object whose members are `level` deep, with each item
+    /// on a line of its own (compact JSON).
+    fn lines<T: Serialize>(
+        &mut self,
+        level: usize,
+        key: &str,
+        items: &[T],
+    ) -> Result<(), ExportError> {
+        self.raw(b",\n")?;
+        self.indent(level)?;
+        self.raw(b"\"")?;
+        self.raw(key.as_bytes())?;
+        self.raw(b"\": [")?;
+        for (i, item) in items.iter().enumerate() {
+            self.raw(if i == 0 { b"\n" } else { b",\n" })?;
+            self.indent(level + 1)?;
+            self.line(item)?;
+        }
+        if !items.is_empty() {
+            self.raw(b"\n")?;
+            self.indent(level)?;
+        }
+        self.raw(b"]")
     }
 
     /// `"key": value` as a member of an object whose members are `level` deep.
@@ -344,7 +381,7 @@ impl<W: Write> Sink for JsonSink<W> {
         self.raw(if self.runs == 0 { b"\n" } else { b",\n" })?;
         self.runs += 1;
         self.indent(4)?;
-        self.value(4, &run)
+        self.line(&run)
     }
 
     fn pod_end(&mut self, segments: Vec<SegmentDoc>) -> Result<(), ExportError> {
@@ -365,7 +402,7 @@ impl<W: Write> Sink for JsonSink<W> {
         } else {
             self.raw(b"]")?;
         }
-        self.field(1, false, "incidents", &tail.incidents)?;
+        self.lines(1, "incidents", &tail.incidents)?;
         self.field(1, false, "integrity", &tail.integrity)?;
         if !tail.unreadable_pods.is_empty() {
             self.field(1, false, "unreadable_pods", &tail.unreadable_pods)?;

@@ -1851,7 +1851,7 @@ fn the_streamed_document_is_the_in_memory_one_byte_for_byte() {
             let bytes = streamed(&home, &pod, true, sanitize, Format::Json, &[]).unwrap();
             let text = String::from_utf8(bytes).unwrap();
             let doc: ExportDocument = serde_json::from_str(&text).unwrap();
-            // The same bytes as serde's rendering of the same document …
+            // The same bytes as `render_json` of the same document …
             let mut again = Vec::new();
             pod_export::render_json(&doc, &mut again).unwrap();
             assert_eq!(String::from_utf8(again).unwrap(), text, "{what}");

@@ -2,9 +2,9 @@
 //! explain incidents — handing each piece to a [`Sink`] as soon as it is known, so that the
 //! document can be written (or collected) without holding every run.
 //!
-//! The pods are found in `pods`, each pod's logs read in `logs` and the document written on a
-//! second thread in `pipeline`; [`crate::mapping`] turns what the scan found into the document's
-//! shapes.
+//! The pods are found in `pods` and each pod's logs read in `logs`; `pipeline` reads and
+//! renders on a second thread while the calling thread checks and writes the bytes;
+//! [`crate::mapping`] turns what the scan found into the document's shapes.
 
 mod logs;
 mod pipeline;
@@ -184,13 +184,13 @@ impl ExportPlan {
         let checked = secrets.iter().map(|s| s.env_var.clone()).collect();
         let mut guard = SecretGuard::new(out, secrets);
         let mut stats = match format {
-            Format::Json => self.run_beside(&mut JsonSink::new(&mut guard), checked, progress)?,
+            Format::Json => self.run_beside(JsonSink::new, checked, &mut guard, progress)?,
             Format::Markdown => {
                 let spool = Spool::file().map_err(ExportError::Render)?;
                 // A sanitized export keeps no conversation text: only its counts.
                 let transcripts = Transcripts::of(&self.request.home, self.request.sanitize);
-                let mut sink = MarkdownSink::new(&mut guard, spool).with_transcripts(transcripts);
-                self.run_beside(&mut sink, checked, progress)?
+                let sink = |out| MarkdownSink::new(out, spool).with_transcripts(transcripts);
+                self.run_beside(sink, checked, &mut guard, progress)?
             }
         };
         // Everything is searched and passed on before it is counted.

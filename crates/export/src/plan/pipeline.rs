@@ -1,48 +1,46 @@
-//! The export on two threads: one reads the logs and builds the pieces of the document, the
-//! other writes them, with a few batches of runs in flight between the two.
+//! The export on two threads: one reads the logs and renders the document, the other passes
+//! the rendered bytes through the secret check to their destination, with a few chunks in
+//! flight between the two.
 
-use crate::document::{PodDoc, RunDoc, SegmentDoc};
+use std::io::Write;
+use std::sync::mpsc::SyncSender;
+
 use crate::error::ExportError;
-use crate::stream::{DocHead, DocTail, Sink};
+use crate::stream::Sink;
 
 use super::{ExportPlan, ExportStats, Progress};
 
 impl ExportPlan {
-    /// [`ExportPlan::run`] on a second thread, which reads the logs and builds the pieces
-    /// while this one writes them (and reports progress). A few batches of runs are in flight
-    /// between the two, no more.
-    pub(super) fn run_beside(
+    /// [`ExportPlan::run`] on a second thread, into the sink `make_sink` builds there over a
+    /// writer that hands its bytes to this thread in chunks; this thread writes them to `out`
+    /// (and reports progress). Rendering beside the reading keeps what the runs leave to free
+    /// on the thread that allocated it, and leaves this thread only the check and the writes.
+    pub(super) fn run_beside<S: Sink>(
         self,
-        sink: &mut dyn Sink,
+        make_sink: impl FnOnce(ChunkWriter) -> S + Send,
         secrets_checked: Vec<String>,
+        out: &mut dyn Write,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<ExportStats, ExportError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(PIECES_IN_FLIGHT);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(CHUNKS_IN_FLIGHT);
         std::thread::scope(|scope| {
             let reader = scope.spawn(move || {
-                let mut pieces = PieceSink::new(tx.clone());
-                let result = self.run(&mut pieces, secrets_checked, &mut |p| {
-                    // A closed channel is seen by the next piece sent.
+                let mut sink = make_sink(ChunkWriter::new(tx.clone()));
+                self.run(&mut sink, secrets_checked, &mut |p| {
+                    // A closed channel is seen by the next chunk sent.
                     let _ = tx.send(Piece::Progress(p));
-                });
-                result.and_then(|stats| pieces.flush().map(|()| stats))
+                })
             });
             let mut written = Ok(());
             for piece in rx.iter() {
-                let step = match piece {
-                    Piece::Progress(p) => {
-                        progress(p);
-                        Ok(())
+                match piece {
+                    Piece::Progress(p) => progress(p),
+                    Piece::Bytes(bytes) => {
+                        if let Err(error) = out.write_all(&bytes) {
+                            written = Err(ExportError::from_io(error));
+                            break;
+                        }
                     }
-                    Piece::Begin(head) => sink.begin(&head),
-                    Piece::PodStart(pod) => sink.pod_start(&pod),
-                    Piece::Runs(runs) => runs.into_iter().try_for_each(|run| sink.run(run)),
-                    Piece::PodEnd(segments) => sink.pod_end(segments),
-                    Piece::Finish(tail) => sink.finish(*tail),
-                };
-                if let Err(error) = step {
-                    written = Err(error);
-                    break;
                 }
             }
             // Dropping the receiver makes the reader's next send fail, so it stops.
@@ -58,75 +56,61 @@ impl ExportPlan {
     }
 }
 
-/// Batches of runs (and other pieces) queued between the reading and the writing thread.
-const PIECES_IN_FLIGHT: usize = 8;
-/// Runs per batch.
-const RUNS_PER_PIECE: usize = 128;
+/// Chunks queued between the reading and the writing thread.
+const CHUNKS_IN_FLIGHT: usize = 8;
+/// Bytes per chunk.
+const CHUNK_BYTES: usize = 256 * 1024;
 
-/// What the reading thread hands to the writing one.
+/// What the reading thread hands to the writing one, in order.
 enum Piece {
     Progress(Progress),
-    Begin(DocHead),
-    PodStart(Box<PodDoc>),
-    Runs(Vec<RunDoc>),
-    PodEnd(Vec<SegmentDoc>),
-    Finish(Box<DocTail>),
+    Bytes(Vec<u8>),
 }
 
-/// A [`Sink`] that sends the pieces to the writing thread, runs in batches.
-struct PieceSink {
-    tx: std::sync::mpsc::SyncSender<Piece>,
-    runs: Vec<RunDoc>,
+/// The writer a sink on the reading thread writes to: its bytes go to the writing thread in
+/// chunks of [`CHUNK_BYTES`], and the rest on `flush` (which every sink's `finish` calls).
+pub(crate) struct ChunkWriter {
+    tx: SyncSender<Piece>,
+    buf: Vec<u8>,
 }
 
-impl PieceSink {
-    fn new(tx: std::sync::mpsc::SyncSender<Piece>) -> Self {
-        PieceSink {
+impl ChunkWriter {
+    fn new(tx: SyncSender<Piece>) -> Self {
+        ChunkWriter {
             tx,
-            runs: Vec::with_capacity(RUNS_PER_PIECE),
+            buf: Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4),
         }
     }
 
-    fn send(&mut self, piece: Piece) -> Result<(), ExportError> {
-        // The writer stopped (and says why): stop reading.
-        self.tx
-            .send(piece)
-            .map_err(|_| ExportError::Render(std::io::Error::other("the writer stopped")))
-    }
-
-    fn flush(&mut self) -> Result<(), ExportError> {
-        if self.runs.is_empty() {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
             return Ok(());
         }
-        let runs = std::mem::replace(&mut self.runs, Vec::with_capacity(RUNS_PER_PIECE));
-        self.send(Piece::Runs(runs))
+        let full = std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4),
+        );
+        // The writer stopped (and says why): stop reading.
+        self.tx
+            .send(Piece::Bytes(full))
+            .map_err(|_| std::io::Error::other("the writer stopped"))
     }
 }
 
-impl Sink for PieceSink {
-    fn begin(&mut self, head: &DocHead) -> Result<(), ExportError> {
-        self.send(Piece::Begin(head.clone()))
-    }
-
-    fn pod_start(&mut self, pod: &PodDoc) -> Result<(), ExportError> {
-        self.send(Piece::PodStart(Box::new(pod.clone())))
-    }
-
-    fn run(&mut self, run: RunDoc) -> Result<(), ExportError> {
-        self.runs.push(run);
-        if self.runs.len() >= RUNS_PER_PIECE {
-            self.flush()?;
+impl Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK_BYTES {
+            self.send()?;
         }
-        Ok(())
+        Ok(data.len())
     }
 
-    fn pod_end(&mut self, segments: Vec<SegmentDoc>) -> Result<(), ExportError> {
-        self.flush()?;
-        self.send(Piece::PodEnd(segments))
+    fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.write(data).map(|_| ())
     }
 
-    fn finish(&mut self, tail: DocTail) -> Result<(), ExportError> {
-        self.flush()?;
-        self.send(Piece::Finish(Box::new(tail)))
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
     }
 }

@@ -26,6 +26,31 @@ pub(super) fn trim_line(line: &[u8]) -> &[u8] {
     &line[..end]
 }
 
+/// A log line to parse, its UTF-8 checked once: a line that is valid UTF-8 (all of them, but
+/// for damage) is parsed as a `str`, so the parser does not check each string of it again; the
+/// rest is parsed as bytes, exactly as before.
+pub(super) struct Line<'a> {
+    bytes: &'a [u8],
+    text: Option<&'a str>,
+}
+
+impl<'a> Line<'a> {
+    pub(super) fn new(bytes: &'a [u8]) -> Self {
+        Line {
+            bytes,
+            text: std::str::from_utf8(bytes).ok(),
+        }
+    }
+
+    /// The line as a `T`; the same answer as `serde_json::from_slice`.
+    pub(super) fn parse<T: Deserialize<'a>>(&self) -> serde_json::Result<T> {
+        match self.text {
+            Some(text) => serde_json::from_str(text),
+            None => serde_json::from_slice(self.bytes),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct KindOnly {
     kind: String,
@@ -36,6 +61,9 @@ struct KindOnly {
 /// is short. When the walk cannot tell (the kind has escapes, or the line breaks before it), the
 /// whole line is parsed.
 pub(super) fn find_kind(line: &[u8]) -> Option<Cow<'_, str>> {
+    if let Some(kind) = kind_as_written(line) {
+        return std::str::from_utf8(kind).ok().map(Cow::Borrowed);
+    }
     match walk_top_level(line, b"kind") {
         Walk::Found(kind) => std::str::from_utf8(kind).ok().map(Cow::Borrowed),
         Walk::Absent => None,
@@ -43,6 +71,22 @@ pub(super) fn find_kind(line: &[u8]) -> Option<Cow<'_, str>> {
             .ok()
             .map(|k| Cow::Owned(k.kind)),
     }
+}
+
+/// The `kind` of a line that starts the way the writer starts every line,
+/// `{"seq":N,"ts":"…","kind":"…"`, read without walking it: the walk would find the same.
+/// `None` when the line starts any other way or a string has escapes (the walk then decides).
+fn kind_as_written(line: &[u8]) -> Option<&[u8]> {
+    let rest = line.strip_prefix(b"{\"seq\":")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 {
+        return None;
+    }
+    let rest = rest[digits..].strip_prefix(b",\"ts\":\"")?;
+    let ts_end = memchr::memchr2(b'"', b'\\', rest).filter(|&i| rest[i] == b'"')?;
+    let rest = rest[ts_end + 1..].strip_prefix(b",\"kind\":\"")?;
+    let kind_end = memchr::memchr2(b'"', b'\\', rest).filter(|&i| rest[i] == b'"')?;
+    Some(&rest[..kind_end])
 }
 
 /// The string value of the top-level `key` of the JSON object in `line`, found by walking the
@@ -191,6 +235,46 @@ mod tests {
             ),
             Walk::Found(b"r1")
         );
+    }
+
+    #[test]
+    fn a_line_parses_as_from_slice_does_valid_utf8_or_not() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Seq {
+            seq: u64,
+        }
+        let valid = br#"{"seq":7,"text":"caf\u00e9 ok"}"#;
+        // Invalid UTF-8 in a field the shape ignores: bytes in, the same answer out.
+        let invalid = b"{\"seq\":8,\"text\":\"\xff\xfe\"}";
+        for line in [&valid[..], &invalid[..]] {
+            let ours = Line::new(line).parse::<Seq>().ok();
+            let theirs = serde_json::from_slice::<Seq>(line).ok();
+            assert_eq!(ours, theirs);
+        }
+        assert_eq!(Line::new(invalid).parse::<Seq>().ok(), Some(Seq { seq: 8 }));
+        assert!(Line::new(b"{\"seq\":").parse::<Seq>().is_err());
+    }
+
+    #[test]
+    fn the_writers_layout_is_read_as_the_walk_reads_it() {
+        let lines: &[&[u8]] = &[
+            br#"{"seq":12,"ts":"2026-11-23T01:02:03.456Z","kind":"run_started","run_id":"r"}"#,
+            br#"{"seq":1,"ts":"t","kind":"run_\u0073tarted"}"#,
+            br#"{"seq":1,"ts":"t\"","kind":"x"}"#,
+            br#"{"seq":-1,"ts":"t","kind":"x"}"#,
+            br#"{"seq":1,"ts":"t","kinds":"x","kind":"y"}"#,
+            br#"{"seq":1,"ts":"t","kind":"cut"#,
+            br#" {"seq":1,"ts":"t","kind":"x"}"#,
+        ];
+        for line in lines {
+            if let Some(kind) = kind_as_written(line) {
+                assert_eq!(walk_top_level(line, b"kind"), Walk::Found(kind));
+            }
+        }
+        assert_eq!(kind_as_written(lines[0]), Some(&b"run_started"[..]));
+        assert_eq!(kind_as_written(lines[1]), None);
+        assert_eq!(kind_as_written(lines[4]), None);
+        assert_eq!(find_kind(lines[4]).as_deref(), Some("y"));
     }
 
     #[test]

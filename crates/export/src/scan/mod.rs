@@ -37,7 +37,7 @@ use pod_protocol::report::UsageTotals;
 
 use crate::document::{LogIntegrity, SeqGap, ToolCallDoc, ToolDecisionDoc, UnreadableEntry};
 
-use lines::{find_kind, read_line, trim_line};
+use lines::{Line, find_kind, read_line, trim_line};
 pub(crate) use terminal::{PhaseLite, Terminal};
 
 /// Gap and bad-line lists keep this many entries (the counts are exact).
@@ -265,6 +265,12 @@ impl SegmentScan {
     }
 
     fn run_mut(&mut self, state: &mut ScanState, run_id: &str) -> &mut RunAcc {
+        // Most entries belong to the latest run: no need to hash its id. (A run id is at most
+        // once in `runs`, so this is the run the index would give.)
+        if self.runs.back().is_some_and(|run| run.run_id == run_id) {
+            let last = self.runs.len() - 1;
+            return &mut self.runs[last];
+        }
         let i = match state.index.get(run_id) {
             Some(i) => *i - state.base,
             None => {
@@ -308,10 +314,11 @@ impl SegmentScan {
         let Some(kind) = find_kind(line) else {
             return false;
         };
+        let json = Line::new(line);
         let kind: &str = &kind;
         match kind {
             "assistant_message" => {
-                let Ok(m) = serde_json::from_slice::<AssistantLite>(line) else {
+                let Ok(m) = json.parse::<AssistantLite>() else {
                     return false;
                 };
                 // `"text":""` with unescaped quotes can only be the key itself: string
@@ -327,7 +334,7 @@ impl SegmentScan {
                 true
             }
             "tool_call_finished" => {
-                let Ok(m) = serde_json::from_slice::<ToolFinishedLite>(line) else {
+                let Ok(m) = json.parse::<ToolFinishedLite>() else {
                     return false;
                 };
                 self.note_entry(m.seq, kind, None);
@@ -342,7 +349,7 @@ impl SegmentScan {
                 true
             }
             "provider_request_started" => {
-                let Ok(m) = serde_json::from_slice::<RequestLite>(line) else {
+                let Ok(m) = json.parse::<RequestLite>() else {
                     return false;
                 };
                 self.note_entry(m.seq, kind, None);
@@ -361,7 +368,7 @@ impl SegmentScan {
             // same fields with the same types as the record types, so a line is valid exactly
             // when the full parse would accept it.
             "run_started" => {
-                let Ok(m) = serde_json::from_slice::<RunStartedLite>(line) else {
+                let Ok(m) = json.parse::<RunStartedLite>() else {
                     return false;
                 };
                 self.note_entry(m.seq, kind, Some(&m.ts));
@@ -374,7 +381,7 @@ impl SegmentScan {
                 true
             }
             "run_completed" => {
-                let Ok(m) = serde_json::from_slice::<RunCompletedLite>(line) else {
+                let Ok(m) = json.parse::<RunCompletedLite>() else {
                     return false;
                 };
                 self.note_entry(m.seq, kind, Some(&m.ts));
@@ -387,7 +394,7 @@ impl SegmentScan {
                 true
             }
             "tool_call_started" => {
-                let Ok(m) = serde_json::from_slice::<ToolStartedLite>(line) else {
+                let Ok(m) = json.parse::<ToolStartedLite>() else {
                     return false;
                 };
                 self.note_entry(m.seq, kind, None);
@@ -414,7 +421,7 @@ impl SegmentScan {
             // Not a kind name: a damaged line, not a kind from a newer writer.
             other if other.len() > NAME_MAX => false,
             k if KNOWN_KINDS.contains(&k) => {
-                let Ok(entry) = serde_json::from_slice::<LogEntry>(line) else {
+                let Ok(entry) = json.parse::<LogEntry>() else {
                     return false;
                 };
                 self.handle_entry(state, entry);
@@ -422,7 +429,7 @@ impl SegmentScan {
             }
             other => {
                 // A kind from a newer writer: counted, its sequence number still checked.
-                let Ok(s) = serde_json::from_slice::<SeqOnly>(line) else {
+                let Ok(s) = json.parse::<SeqOnly>() else {
                     return false;
                 };
                 let other = other.to_owned();
@@ -541,6 +548,10 @@ pub(crate) fn tool_input(raw: &RawValue) -> (Value, u64, bool) {
 
 /// The first [`PREVIEW_CHARS`] characters, with a marker when cut.
 pub(crate) fn preview(text: &str) -> String {
+    // No more bytes than that: no more characters either, nothing to count.
+    if text.len() <= PREVIEW_CHARS {
+        return text.to_owned();
+    }
     match text.char_indices().nth(PREVIEW_CHARS) {
         None => text.to_owned(),
         Some((cut, _)) => format!("{}… [{} bytes in all]", &text[..cut], text.len()),
