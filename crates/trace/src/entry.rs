@@ -19,6 +19,17 @@ pub struct PendingEntry {
     pub body: TraceBody,
 }
 
+/// Entries of one request attempt of a run, queued as one piece: they share the run, turn and
+/// attempt, so the hot path tags none of them one by one.
+#[derive(Debug, Clone)]
+pub struct RequestEntries {
+    pub run_id: Arc<str>,
+    pub turn: u32,
+    pub attempt: u32,
+    /// Each entry's time and body, in order.
+    pub entries: Vec<(SystemTime, TraceBody)>,
+}
+
 impl PendingEntry {
     pub fn now(body: TraceBody) -> PendingEntry {
         PendingEntry::at(SystemTime::now(), body)
