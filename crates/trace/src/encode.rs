@@ -71,15 +71,7 @@ fn push_body_fields(out: &mut Vec<u8>, body: &TraceBody) -> std::io::Result<()> 
     match body {
         TraceBody::Stream {
             event: StreamEvent::TextDelta(delta),
-        } => {
-            out.extend_from_slice(
-                b",\"kind\":\"stream\",\"event\":{\"type\":\"text_delta\",\"choice\":",
-            );
-            push_decimal(out, u64::from(delta.choice));
-            out.extend_from_slice(b",\"text\":");
-            push_json_str(out, &delta.text);
-            out.push(b'}');
-        }
+        } => push_text_delta_fields(out, delta.choice, &delta.text),
         TraceBody::RawSse(frame) => push_raw_sse_fields(out, frame),
         other => {
             // `{"kind":…}` → `,"kind":…` (the body always serializes as a JSON object).
@@ -93,6 +85,21 @@ fn push_body_fields(out: &mut Vec<u8>, body: &TraceBody) -> std::io::Result<()> 
         }
     }
     Ok(())
+}
+
+/// The body fields of a text delta, as [`push_body_fields`] writes them.
+fn push_text_delta_fields(out: &mut Vec<u8>, choice: u32, text: &str) {
+    out.extend_from_slice(b",\"kind\":\"stream\",\"event\":{\"type\":\"text_delta\",\"choice\":");
+    push_decimal(out, u64::from(choice));
+    out.extend_from_slice(b",\"text\":");
+    push_json_str(out, text);
+    out.push(b'}');
+}
+
+/// The line's end after the envelope for a text delta (it cannot fail).
+pub(crate) fn push_text_delta_and_end(out: &mut Vec<u8>, choice: u32, text: &str) {
+    push_text_delta_fields(out, choice, text);
+    out.extend_from_slice(b"}\n");
 }
 
 fn push_raw_sse_fields(out: &mut Vec<u8>, frame: &RawSseFrame) {

@@ -18,7 +18,7 @@ use std::time::SystemTime;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::encode;
-use crate::entry::{PendingEntry, RequestEntries, TraceBody};
+use crate::entry::{EntryBody, PendingEntry, RequestEntries, TraceBody};
 use crate::error::TraceError;
 
 /// What the writer did so far.
@@ -147,21 +147,15 @@ impl TraceHandle {
     /// [`TraceHandle::record_batch`] for entries of one request attempt: `request.entries` is
     /// taken the same way.
     pub fn record_request(&self, request: &mut RequestEntries) {
-        let n = request.entries.len();
+        let n = request.len();
         if n == 0 {
             return;
         }
         if !self.reserve(n) {
-            request.entries.clear();
+            request.clear();
             return;
         }
-        let entries = std::mem::replace(&mut request.entries, Vec::with_capacity(n));
-        let batch = RequestEntries {
-            run_id: request.run_id.clone(),
-            turn: request.turn,
-            attempt: request.attempt,
-            entries,
-        };
+        let batch = request.take();
         if self.tx.send(Command::Request(batch)).is_err() {
             self.unreserve_shed(n);
         }
@@ -352,9 +346,9 @@ impl WriterState {
                 self.shared.queued.fetch_sub(n, Ordering::AcqRel);
             }
             Command::Request(request) => {
-                for (at, body) in &request.entries {
+                for (at, body) in request.iter() {
                     let envelope = EnvelopeOf {
-                        at: *at,
+                        at,
                         run_id: Some(&request.run_id),
                         turn: Some(request.turn),
                         attempt: Some(request.attempt),
@@ -363,7 +357,7 @@ impl WriterState {
                 }
                 self.shared
                     .queued
-                    .fetch_sub(request.entries.len(), Ordering::AcqRel);
+                    .fetch_sub(request.len(), Ordering::AcqRel);
             }
             Command::Flush => self.flush(),
             Command::Sync(reply) => {
@@ -382,10 +376,10 @@ impl WriterState {
     }
 
     fn write(&mut self, entry: &PendingEntry) {
-        self.write_parts(EnvelopeOf::entry(entry), &entry.body);
+        self.write_parts(EnvelopeOf::entry(entry), EntryBody::Body(&entry.body));
     }
 
-    fn write_parts(&mut self, envelope: EnvelopeOf<'_>, body: &TraceBody) {
+    fn write_parts(&mut self, envelope: EnvelopeOf<'_>, body: EntryBody<'_>) {
         if let Some((_, lost)) = &mut self.failed {
             *lost += 1;
             return;
@@ -395,7 +389,14 @@ impl WriterState {
         self.pending.extend_from_slice(b"{\"seq\":");
         encode::push_decimal(&mut self.pending, self.seq + 1);
         self.pending.extend_from_slice(&self.envelope.bytes);
-        match encode::push_body_and_end(&mut self.pending, line_start, body) {
+        let encoded = match body {
+            EntryBody::TextDelta { choice, text } => {
+                encode::push_text_delta_and_end(&mut self.pending, choice, text);
+                Ok(())
+            }
+            EntryBody::Body(body) => encode::push_body_and_end(&mut self.pending, line_start, body),
+        };
+        match encoded {
             Ok(()) => {
                 self.seq += 1;
                 self.pending_lines += 1;
@@ -559,6 +560,58 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("big"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_request_batch_writes_the_lines_its_entries_would_alone() {
+        use pod_protocol::event::{StreamEvent, TextDelta};
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
+        let bodies = || {
+            vec![
+                TraceBody::Stream {
+                    event: StreamEvent::TextDelta(TextDelta {
+                        choice: 0,
+                        text: "say \"hi\"\n".into(),
+                    }),
+                },
+                TraceBody::Lifecycle(Marker::FirstByte),
+                TraceBody::Stream {
+                    event: StreamEvent::TextDelta(TextDelta {
+                        choice: 3,
+                        text: String::new(),
+                    }),
+                },
+                TraceBody::Stream {
+                    event: StreamEvent::TextDelta(TextDelta {
+                        choice: 0,
+                        text: "ü✓".into(),
+                    }),
+                },
+            ]
+        };
+        let alone = Arc::new(Mutex::new(Vec::new()));
+        let trace =
+            TraceHandle::from_writer(Path::new("mem"), Box::new(MemorySink(alone.clone())), 16);
+        for body in bodies() {
+            trace.record(PendingEntry::at(at, body).run("run-1").request(2, 3));
+        }
+        trace.sync().await.unwrap_or_default();
+        let batched = Arc::new(Mutex::new(Vec::new()));
+        let trace =
+            TraceHandle::from_writer(Path::new("mem"), Box::new(MemorySink(batched.clone())), 16);
+        let mut request = RequestEntries::new(Arc::from("run-1"), 2, 3);
+        for body in bodies() {
+            request.push(at, body);
+        }
+        trace.record_request(&mut request);
+        assert!(request.is_empty());
+        trace.sync().await.unwrap_or_default();
+        let text = |bytes: &Arc<Mutex<Vec<u8>>>| {
+            String::from_utf8(bytes.lock().map(|b| b.clone()).unwrap_or_default())
+                .unwrap_or_default()
+        };
+        assert_eq!(text(&batched), text(&alone));
+        assert_eq!(text(&alone).lines().count(), 4);
     }
 
     #[tokio::test]

@@ -71,12 +71,7 @@ impl Pod {
             retry_cause: Mutex::new(None),
             observer,
             batch: Mutex::new(Batch {
-                request: RequestEntries {
-                    run_id,
-                    turn,
-                    attempt: 1,
-                    entries: Vec::new(),
-                },
+                request: RequestEntries::new(run_id, turn, 1),
                 read_at: None,
             }),
         })
@@ -107,8 +102,8 @@ impl Tap {
                 trace.record_request(&mut batch.request);
                 batch.request.attempt = attempt;
             }
-            batch.request.entries.push((at, body));
-            if batch.request.entries.len() >= TRACE_BATCH {
+            batch.request.push(at, body);
+            if batch.request.len() >= TRACE_BATCH {
                 batch.read_at = None;
                 trace.record_request(&mut batch.request);
             }
