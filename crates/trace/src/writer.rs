@@ -228,7 +228,7 @@ const WRITE_CHUNK: usize = 128 * 1024;
 /// and parks. While it sleeps, a burst's batches gather without waking it for each one (a
 /// wake-up costs the stream's thread a syscall); a stalled stream's lines are written this late
 /// at most.
-const IDLE_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
+const IDLE_WAIT: std::time::Duration = std::time::Duration::from_micros(200);
 
 /// The encoded envelope fields after `seq` of the last entry written, and what they were made
 /// of: the entries of one network read share them.
