@@ -6,9 +6,13 @@
 
 use pod_protocol::event::StreamEvent;
 
-use crate::entry::{PendingEntry, RawSseFrame, TraceBody};
+#[cfg(test)]
+use crate::entry::PendingEntry;
+use crate::entry::{RawSseFrame, TraceBody};
 
-/// Append the line of `entry` numbered `seq` and stamped `ts` (RFC 3339), with its newline.
+/// Append the line of `entry` numbered `seq` and stamped `ts` (RFC 3339), with its newline. The
+/// writer puts the same pieces together itself, reusing an envelope across entries.
+#[cfg(test)]
 pub(crate) fn push_line(
     out: &mut Vec<u8>,
     seq: u64,
@@ -18,21 +22,43 @@ pub(crate) fn push_line(
     let line_start = out.len();
     out.extend_from_slice(b"{\"seq\":");
     push_decimal(out, seq);
+    push_envelope_tail(out, ts, entry.run_id.as_deref(), entry.turn, entry.attempt);
+    push_body_and_end(out, line_start, &entry.body)
+}
+
+/// The envelope fields after `seq` (`,"ts":…` through `,"attempt":…`): the same for every
+/// entry of one network read, so the writer encodes them once per read.
+pub(crate) fn push_envelope_tail(
+    out: &mut Vec<u8>,
+    ts: &str,
+    run_id: Option<&str>,
+    turn: Option<u32>,
+    attempt: Option<u32>,
+) {
     out.extend_from_slice(b",\"ts\":");
     push_json_str(out, ts);
-    if let Some(run_id) = &entry.run_id {
+    if let Some(run_id) = run_id {
         out.extend_from_slice(b",\"run_id\":");
         push_json_str(out, run_id);
     }
-    if let Some(turn) = entry.turn {
+    if let Some(turn) = turn {
         out.extend_from_slice(b",\"turn\":");
         push_decimal(out, u64::from(turn));
     }
-    if let Some(attempt) = entry.attempt {
+    if let Some(attempt) = attempt {
         out.extend_from_slice(b",\"attempt\":");
         push_decimal(out, u64::from(attempt));
     }
-    if let Err(error) = push_body_fields(out, &entry.body) {
+}
+
+/// The body's fields and the line's end, after an envelope that starts at `line_start`; on an
+/// error the line is taken back whole.
+pub(crate) fn push_body_and_end(
+    out: &mut Vec<u8>,
+    line_start: usize,
+    body: &TraceBody,
+) -> std::io::Result<()> {
+    if let Err(error) = push_body_fields(out, body) {
         out.truncate(line_start);
         return Err(error);
     }
@@ -45,15 +71,7 @@ fn push_body_fields(out: &mut Vec<u8>, body: &TraceBody) -> std::io::Result<()> 
     match body {
         TraceBody::Stream {
             event: StreamEvent::TextDelta(delta),
-        } => {
-            out.extend_from_slice(
-                b",\"kind\":\"stream\",\"event\":{\"type\":\"text_delta\",\"choice\":",
-            );
-            push_decimal(out, u64::from(delta.choice));
-            out.extend_from_slice(b",\"text\":");
-            push_json_str(out, &delta.text);
-            out.push(b'}');
-        }
+        } => push_text_delta_fields(out, delta.choice, &delta.text),
         TraceBody::RawSse(frame) => push_raw_sse_fields(out, frame),
         other => {
             // `{"kind":…}` → `,"kind":…` (the body always serializes as a JSON object).
@@ -67,6 +85,21 @@ fn push_body_fields(out: &mut Vec<u8>, body: &TraceBody) -> std::io::Result<()> 
         }
     }
     Ok(())
+}
+
+/// The body fields of a text delta, as [`push_body_fields`] writes them.
+fn push_text_delta_fields(out: &mut Vec<u8>, choice: u32, text: &str) {
+    out.extend_from_slice(b",\"kind\":\"stream\",\"event\":{\"type\":\"text_delta\",\"choice\":");
+    push_decimal(out, u64::from(choice));
+    out.extend_from_slice(b",\"text\":");
+    push_json_str(out, text);
+    out.push(b'}');
+}
+
+/// The line's end after the envelope for a text delta (it cannot fail).
+pub(crate) fn push_text_delta_and_end(out: &mut Vec<u8>, choice: u32, text: &str) {
+    push_text_delta_fields(out, choice, text);
+    out.extend_from_slice(b"}\n");
 }
 
 fn push_raw_sse_fields(out: &mut Vec<u8>, frame: &RawSseFrame) {
@@ -101,17 +134,40 @@ pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&digits[at..]);
 }
 
-/// `text` as a JSON string, escaped exactly as `serde_json` does: `"`, `\` and control
+/// `text` as a JSON string, escaped exactly as `serde_json` does: `"`, `\\` and control
 /// characters only, with the short forms for `\b \t \n \f \r` and `\u00xx` for the rest.
+/// Looks at eight bytes at a time (most text has long runs needing no escape) and handles every
+/// escape a word holds without scanning it again (raw SSE frames are dense with quotes).
 pub(crate) fn push_json_str(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut run_start = 0;
-    while let Some(at) = next_to_escape(bytes, run_start) {
-        out.extend_from_slice(&bytes[run_start..at]);
-        push_escape(out, bytes[at]);
-        run_start = at + 1;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut word_start = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let mut candidates = escape_candidates(u64::from_le_bytes(word));
+        while candidates != 0 {
+            let at = word_start + (candidates.trailing_zeros() / 8) as usize;
+            // Only the lowest candidate of a word is exact: check each.
+            if needs_escape(bytes[at]) {
+                out.extend_from_slice(&bytes[run_start..at]);
+                push_escape(out, bytes[at]);
+                run_start = at + 1;
+            }
+            candidates &= candidates - 1;
+        }
+        word_start += 8;
+    }
+    for (offset, &byte) in chunks.remainder().iter().enumerate() {
+        if needs_escape(byte) {
+            let at = word_start + offset;
+            out.extend_from_slice(&bytes[run_start..at]);
+            push_escape(out, byte);
+            run_start = at + 1;
+        }
     }
     out.extend_from_slice(&bytes[run_start..]);
     out.push(b'"');
@@ -121,34 +177,15 @@ fn needs_escape(byte: u8) -> bool {
     byte < 0x20 || byte == b'"' || byte == b'\\'
 }
 
-/// The first byte at or after `from` that needs escaping. Looks at eight bytes at a time: most
-/// text has long runs without any.
-fn next_to_escape(bytes: &[u8], from: usize) -> Option<usize> {
+/// Bit 7 of a byte of the result is set for every byte of `w` (little-endian) that needs
+/// escaping, and possibly for some bytes above one that does (the subtraction borrows), never
+/// for the lowest byte unless it needs escaping.
+fn escape_candidates(w: u64) -> u64 {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
-    // Bit 7 of each byte of the result is set for a zero byte of `w` (exact for the lowest one,
-    // which is all that is used).
     let zero_bytes = |w: u64| w.wrapping_sub(ONES) & !w & HIGH;
-    let mut chunks = bytes[from..].chunks_exact(8);
-    let mut at = from;
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(word);
-        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-        let found = control
-            | zero_bytes(w ^ (ONES * u64::from(b'"')))
-            | zero_bytes(w ^ (ONES * u64::from(b'\\')));
-        if found != 0 {
-            return Some(at + (found.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&b| needs_escape(b))
-        .map(|p| at + p)
+    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    control | zero_bytes(w ^ (ONES * u64::from(b'"'))) | zero_bytes(w ^ (ONES * u64::from(b'\\')))
 }
 
 fn push_escape(out: &mut Vec<u8>, byte: u8) {

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use pod_protocol::event::StreamEvent;
+
 pub use pod_protocol::trace::{
     Marker, RawResponseHead, RawSseFrame, TRACE_FORMAT_VERSION, TraceBody, TraceEntry,
 };
@@ -17,6 +19,111 @@ pub struct PendingEntry {
     pub turn: Option<u32>,
     pub attempt: Option<u32>,
     pub body: TraceBody,
+}
+
+/// Entries of one request attempt of a run, queued as one piece: they share the run, turn and
+/// attempt, so the hot path tags none of them one by one. The text of text deltas is gathered
+/// in one buffer: each delta's own string is freed where it was made (freeing it on the writer
+/// thread costs both threads more than the copy).
+#[derive(Debug, Clone)]
+pub struct RequestEntries {
+    pub run_id: Arc<str>,
+    pub turn: u32,
+    pub attempt: u32,
+    entries: Vec<(SystemTime, RequestEntry)>,
+    /// The texts of the text deltas, one after another.
+    texts: String,
+}
+
+/// One entry of [`RequestEntries`].
+#[derive(Debug, Clone)]
+pub(crate) enum RequestEntry {
+    /// A text delta whose text ends at this offset of `texts` (and starts where the previous
+    /// one ended).
+    TextDelta {
+        choice: u32,
+        text_end: usize,
+    },
+    Body(TraceBody),
+}
+
+impl RequestEntries {
+    pub fn new(run_id: Arc<str>, turn: u32, attempt: u32) -> RequestEntries {
+        RequestEntries {
+            run_id,
+            turn,
+            attempt,
+            entries: Vec::new(),
+            texts: String::new(),
+        }
+    }
+
+    /// Add the entry `body` produced at `at`.
+    pub fn push(&mut self, at: SystemTime, body: TraceBody) {
+        let entry = match body {
+            TraceBody::Stream {
+                event: StreamEvent::TextDelta(delta),
+            } => {
+                self.texts.push_str(&delta.text);
+                RequestEntry::TextDelta {
+                    choice: delta.choice,
+                    text_end: self.texts.len(),
+                }
+            }
+            body => RequestEntry::Body(body),
+        };
+        self.entries.push((at, entry));
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Take the entries out (as a batch of this request), leaving room for as many.
+    pub(crate) fn take(&mut self) -> RequestEntries {
+        let room = (self.entries.len(), self.texts.len());
+        RequestEntries {
+            run_id: self.run_id.clone(),
+            turn: self.turn,
+            attempt: self.attempt,
+            entries: std::mem::replace(&mut self.entries, Vec::with_capacity(room.0)),
+            texts: std::mem::replace(&mut self.texts, String::with_capacity(room.1)),
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+        self.texts.clear();
+    }
+
+    /// Each entry's time and body, a text delta's body as its choice and text.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (SystemTime, EntryBody<'_>)> {
+        let mut text_start = 0;
+        self.entries.iter().map(move |(at, entry)| {
+            let body = match entry {
+                RequestEntry::TextDelta { choice, text_end } => {
+                    let text = self.texts.get(text_start..*text_end).unwrap_or_default();
+                    text_start = *text_end;
+                    EntryBody::TextDelta {
+                        choice: *choice,
+                        text,
+                    }
+                }
+                RequestEntry::Body(body) => EntryBody::Body(body),
+            };
+            (*at, body)
+        })
+    }
+}
+
+/// The body of an entry to encode.
+pub(crate) enum EntryBody<'a> {
+    TextDelta { choice: u32, text: &'a str },
+    Body(&'a TraceBody),
 }
 
 impl PendingEntry {

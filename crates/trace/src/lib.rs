@@ -26,7 +26,8 @@ pub mod scrub;
 mod writer;
 
 pub use entry::{
-    Marker, PendingEntry, RawResponseHead, RawSseFrame, TRACE_FORMAT_VERSION, TraceBody, TraceEntry,
+    Marker, PendingEntry, RawResponseHead, RawSseFrame, RequestEntries, TRACE_FORMAT_VERSION,
+    TraceBody, TraceEntry,
 };
 pub use error::TraceError;
 pub use reader::{

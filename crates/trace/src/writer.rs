@@ -13,11 +13,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::encode;
-use crate::entry::{PendingEntry, TraceBody};
+use crate::entry::{EntryBody, PendingEntry, RequestEntries, TraceBody};
 use crate::error::TraceError;
 
 /// What the writer did so far.
@@ -32,6 +33,7 @@ pub struct TraceStats {
 enum Command {
     Entry(PendingEntry),
     Batch(Vec<PendingEntry>),
+    Request(RequestEntries),
     Flush,
     Sync(oneshot::Sender<Result<TraceStats, TraceError>>),
 }
@@ -97,6 +99,7 @@ impl TraceHandle {
             seq: 0,
             failed: None,
             last_ts: (0, String::new()),
+            envelope: Envelope::default(),
             pending: Vec::with_capacity(WRITE_CHUNK + 4096),
             pending_lines: 0,
         };
@@ -137,6 +140,23 @@ impl TraceHandle {
         // growing an empty one again entry by entry.
         let batch = std::mem::replace(entries, Vec::with_capacity(n));
         if self.tx.send(Command::Batch(batch)).is_err() {
+            self.unreserve_shed(n);
+        }
+    }
+
+    /// [`TraceHandle::record_batch`] for entries of one request attempt: `request.entries` is
+    /// taken the same way.
+    pub fn record_request(&self, request: &mut RequestEntries) {
+        let n = request.len();
+        if n == 0 {
+            return;
+        }
+        if !self.reserve(n) {
+            request.clear();
+            return;
+        }
+        let batch = request.take();
+        if self.tx.send(Command::Request(batch)).is_err() {
             self.unreserve_shed(n);
         }
     }
@@ -200,8 +220,63 @@ impl TraceSink for File {
 }
 
 /// Encoded lines are handed to the sink in writes of about this many bytes (and whenever the
-/// queue runs dry): few syscalls, and a stalled stream's lines still reach the file at once.
+/// queue stays dry for [`IDLE_WAIT`]): few syscalls, and a stalled stream's lines still reach
+/// the file at once.
 const WRITE_CHUNK: usize = 128 * 1024;
+
+/// How long the writer waits, once the queue runs dry with lines pending, before it writes them
+/// and parks. While it sleeps, a burst's batches gather without waking it for each one (a
+/// wake-up costs the stream's thread a syscall); a stalled stream's lines are written this late
+/// at most.
+const IDLE_WAIT: std::time::Duration = std::time::Duration::from_micros(200);
+
+/// The encoded envelope fields after `seq` of the last entry written, and what they were made
+/// of: the entries of one network read share them.
+#[derive(Default)]
+struct Envelope {
+    key: Option<EnvelopeKey>,
+    bytes: Vec<u8>,
+}
+
+struct EnvelopeKey {
+    at: SystemTime,
+    run_id: Option<Arc<str>>,
+    turn: Option<u32>,
+    attempt: Option<u32>,
+}
+
+impl EnvelopeKey {
+    fn matches(&self, of: &EnvelopeOf<'_>) -> bool {
+        self.at == of.at
+            && self.turn == of.turn
+            && self.attempt == of.attempt
+            && match (&self.run_id, of.run_id) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+                (None, None) => true,
+                _ => false,
+            }
+    }
+}
+
+/// The envelope of one entry to write: a [`PendingEntry`]'s, or one of [`RequestEntries`]'.
+#[derive(Clone, Copy)]
+struct EnvelopeOf<'a> {
+    at: SystemTime,
+    run_id: Option<&'a Arc<str>>,
+    turn: Option<u32>,
+    attempt: Option<u32>,
+}
+
+impl<'a> EnvelopeOf<'a> {
+    fn entry(entry: &'a PendingEntry) -> EnvelopeOf<'a> {
+        EnvelopeOf {
+            at: entry.at,
+            run_id: entry.run_id.as_ref(),
+            turn: entry.turn,
+            attempt: entry.attempt,
+        }
+    }
+}
 
 struct WriterState {
     out: Box<dyn TraceSink>,
@@ -211,6 +286,7 @@ struct WriterState {
     failed: Option<(std::io::Error, u64)>,
     /// The last formatted timestamp and its millisecond.
     last_ts: (u128, String),
+    envelope: Envelope,
     /// Encoded lines not yet handed to the sink (reused).
     pending: Vec<u8>,
     /// How many lines `pending` holds.
@@ -224,6 +300,18 @@ impl WriterState {
                 Ok(command) => command,
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
                 Err(mpsc::error::TryRecvError::Empty) => {
+                    if !self.pending.is_empty() {
+                        // More of a burst is likely on its way: let it gather unwoken.
+                        std::thread::sleep(IDLE_WAIT);
+                        match rx.try_recv() {
+                            Ok(command) => {
+                                self.handle(command);
+                                continue;
+                            }
+                            Err(mpsc::error::TryRecvError::Disconnected) => break,
+                            Err(mpsc::error::TryRecvError::Empty) => {}
+                        }
+                    }
                     // Idle: hand what we have to the file (one write per burst, not per entry),
                     // so `pods trace --follow` and a crash see entries of a stalled stream.
                     self.write_shed_marker();
@@ -234,31 +322,49 @@ impl WriterState {
                     }
                 }
             };
-            self.write_shed_marker();
-            match command {
-                Command::Entry(entry) => {
-                    self.write(&entry);
-                    self.shared.queued.fetch_sub(1, Ordering::AcqRel);
-                }
-                Command::Batch(entries) => {
-                    let n = entries.len();
-                    for entry in &entries {
-                        self.write(entry);
-                    }
-                    self.shared.queued.fetch_sub(n, Ordering::AcqRel);
-                }
-                Command::Flush => self.flush(),
-                Command::Sync(reply) => {
-                    let result = self.sync();
-                    // The requester may have given up waiting; nothing else to tell.
-                    let _ = reply.send(result);
-                }
-            }
+            self.handle(command);
         }
         self.write_shed_marker();
         self.flush();
         if let Some((error, lost)) = &self.failed {
             tracing::error!(path = %self.shared.path.display(), %error, lost, "trace sidecar writes failed");
+        }
+    }
+
+    fn handle(&mut self, command: Command) {
+        self.write_shed_marker();
+        match command {
+            Command::Entry(entry) => {
+                self.write(&entry);
+                self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+            }
+            Command::Batch(entries) => {
+                let n = entries.len();
+                for entry in &entries {
+                    self.write(entry);
+                }
+                self.shared.queued.fetch_sub(n, Ordering::AcqRel);
+            }
+            Command::Request(request) => {
+                for (at, body) in request.iter() {
+                    let envelope = EnvelopeOf {
+                        at,
+                        run_id: Some(&request.run_id),
+                        turn: Some(request.turn),
+                        attempt: Some(request.attempt),
+                    };
+                    self.write_parts(envelope, body);
+                }
+                self.shared
+                    .queued
+                    .fetch_sub(request.len(), Ordering::AcqRel);
+            }
+            Command::Flush => self.flush(),
+            Command::Sync(reply) => {
+                let result = self.sync();
+                // The requester may have given up waiting; nothing else to tell.
+                let _ = reply.send(result);
+            }
         }
     }
 
@@ -270,12 +376,27 @@ impl WriterState {
     }
 
     fn write(&mut self, entry: &PendingEntry) {
+        self.write_parts(EnvelopeOf::entry(entry), EntryBody::Body(&entry.body));
+    }
+
+    fn write_parts(&mut self, envelope: EnvelopeOf<'_>, body: EntryBody<'_>) {
         if let Some((_, lost)) = &mut self.failed {
             *lost += 1;
             return;
         }
-        self.refresh_timestamp(entry.at);
-        match encode::push_line(&mut self.pending, self.seq + 1, &self.last_ts.1, entry) {
+        self.refresh_envelope(&envelope);
+        let line_start = self.pending.len();
+        self.pending.extend_from_slice(b"{\"seq\":");
+        encode::push_decimal(&mut self.pending, self.seq + 1);
+        self.pending.extend_from_slice(&self.envelope.bytes);
+        let encoded = match body {
+            EntryBody::TextDelta { choice, text } => {
+                encode::push_text_delta_and_end(&mut self.pending, choice, text);
+                Ok(())
+            }
+            EntryBody::Body(body) => encode::push_body_and_end(&mut self.pending, line_start, body),
+        };
+        match encoded {
             Ok(()) => {
                 self.seq += 1;
                 self.pending_lines += 1;
@@ -310,6 +431,33 @@ impl WriterState {
         {
             self.fail(error, 0);
         }
+    }
+
+    /// Encode the envelope of `entry` unless it is the last one's.
+    fn refresh_envelope(&mut self, of: &EnvelopeOf<'_>) {
+        if self
+            .envelope
+            .key
+            .as_ref()
+            .is_some_and(|key| key.matches(of))
+        {
+            return;
+        }
+        self.refresh_timestamp(of.at);
+        self.envelope.bytes.clear();
+        encode::push_envelope_tail(
+            &mut self.envelope.bytes,
+            &self.last_ts.1,
+            of.run_id.map(|id| &**id),
+            of.turn,
+            of.attempt,
+        );
+        self.envelope.key = Some(EnvelopeKey {
+            at: of.at,
+            run_id: of.run_id.cloned(),
+            turn: of.turn,
+            attempt: of.attempt,
+        });
     }
 
     /// RFC 3339 with milliseconds; formatted once per millisecond (bursts share one).
@@ -412,6 +560,58 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("big"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_request_batch_writes_the_lines_its_entries_would_alone() {
+        use pod_protocol::event::{StreamEvent, TextDelta};
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
+        let bodies = || {
+            vec![
+                TraceBody::Stream {
+                    event: StreamEvent::TextDelta(TextDelta {
+                        choice: 0,
+                        text: "say \"hi\"\n".into(),
+                    }),
+                },
+                TraceBody::Lifecycle(Marker::FirstByte),
+                TraceBody::Stream {
+                    event: StreamEvent::TextDelta(TextDelta {
+                        choice: 3,
+                        text: String::new(),
+                    }),
+                },
+                TraceBody::Stream {
+                    event: StreamEvent::TextDelta(TextDelta {
+                        choice: 0,
+                        text: "ü✓".into(),
+                    }),
+                },
+            ]
+        };
+        let alone = Arc::new(Mutex::new(Vec::new()));
+        let trace =
+            TraceHandle::from_writer(Path::new("mem"), Box::new(MemorySink(alone.clone())), 16);
+        for body in bodies() {
+            trace.record(PendingEntry::at(at, body).run("run-1").request(2, 3));
+        }
+        trace.sync().await.unwrap_or_default();
+        let batched = Arc::new(Mutex::new(Vec::new()));
+        let trace =
+            TraceHandle::from_writer(Path::new("mem"), Box::new(MemorySink(batched.clone())), 16);
+        let mut request = RequestEntries::new(Arc::from("run-1"), 2, 3);
+        for body in bodies() {
+            request.push(at, body);
+        }
+        trace.record_request(&mut request);
+        assert!(request.is_empty());
+        trace.sync().await.unwrap_or_default();
+        let text = |bytes: &Arc<Mutex<Vec<u8>>>| {
+            String::from_utf8(bytes.lock().map(|b| b.clone()).unwrap_or_default())
+                .unwrap_or_default()
+        };
+        assert_eq!(text(&batched), text(&alone));
+        assert_eq!(text(&alone).lines().count(), 4);
     }
 
     #[tokio::test]

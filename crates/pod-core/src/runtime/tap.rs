@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use pod_provider::{Milestone, ProviderError, RawFrame, RawResponse, RequestInfo, StreamObserver};
-use pod_trace::{Marker, PendingEntry, RawResponseHead, RawSseFrame, TraceBody, TraceHandle};
+use pod_trace::{Marker, RawResponseHead, RawSseFrame, RequestEntries, TraceBody, TraceHandle};
 
 use super::{Pod, RunObserver};
 use crate::error::CoreError;
@@ -39,12 +39,12 @@ pub(super) struct Tap {
     batch: Mutex<Batch>,
 }
 
-/// The trace entries of one network read, and when the read's first stream event came: the
-/// events one read decoded arrive together, so they share its time (a clock read per event
-/// would cost more than recording it). Markers keep their own time.
-#[derive(Default)]
+/// The trace entries of one network read (of one attempt: they share their run, turn and
+/// attempt, tagged once per batch), and when the read's first stream event came: the events one
+/// read decoded arrive together, so they share its time (a clock read per event would cost more
+/// than recording it). Markers keep their own time.
 struct Batch {
-    entries: Vec<PendingEntry>,
+    request: RequestEntries,
     read_at: Option<SystemTime>,
 }
 
@@ -54,9 +54,10 @@ const TRACE_BATCH: usize = 1024;
 impl Pod {
     /// The tap of request `turn` of run `run_id`, at its first attempt.
     pub(super) fn tap(&self, run_id: &str, turn: u32, observer: Arc<dyn RunObserver>) -> Arc<Tap> {
+        let run_id: Arc<str> = Arc::from(run_id);
         Arc::new(Tap {
             trace: self.trace.clone(),
-            run_id: Arc::from(run_id),
+            run_id: run_id.clone(),
             turn,
             attempt: AtomicU32::new(1),
             raw: self.manifest.session.trace_raw_sse,
@@ -69,7 +70,10 @@ impl Pod {
             first_event_ms: Mutex::new(None),
             retry_cause: Mutex::new(None),
             observer,
-            batch: Mutex::new(Batch::default()),
+            batch: Mutex::new(Batch {
+                request: RequestEntries::new(run_id, turn, 1),
+                read_at: None,
+            }),
         })
     }
 }
@@ -93,13 +97,15 @@ impl Tap {
                 }
                 _ => SystemTime::now(),
             };
-            let entry = PendingEntry::at(at, body)
-                .run(self.run_id.clone())
-                .request(self.turn, attempt);
-            batch.entries.push(entry);
-            if batch.entries.len() >= TRACE_BATCH {
+            if batch.request.attempt != attempt {
+                // The entries gathered so far are of the attempt before.
+                trace.record_request(&mut batch.request);
+                batch.request.attempt = attempt;
+            }
+            batch.request.push(at, body);
+            if batch.request.len() >= TRACE_BATCH {
                 batch.read_at = None;
-                trace.record_batch(&mut batch.entries);
+                trace.record_request(&mut batch.request);
             }
         }
     }
@@ -109,7 +115,7 @@ impl Tap {
         if let Some(trace) = &self.trace {
             let mut batch = locked(&self.batch);
             batch.read_at = None;
-            trace.record_batch(&mut batch.entries);
+            trace.record_request(&mut batch.request);
         }
     }
 
