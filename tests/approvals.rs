@@ -239,3 +239,29 @@ fn a_childs_ask_is_decided_by_the_roots_flag_when_the_root_has_no_terminal() {
         "{decision:#}"
     );
 }
+
+#[test]
+fn an_interrupt_while_an_ask_waits_ends_the_run_and_records_the_call_as_never_run() {
+    let sandbox = Sandbox::new();
+    reader(&sandbox, "read_only = \"ask\"");
+    let terminal = Terminal::open();
+    let mut cmd = sandbox.pods();
+    cmd.args(["run", "-p", "reader", "read the notes"]);
+    let mut pod = terminal.spawn(cmd);
+    terminal.wait_for("allow once [y]", LIMIT);
+    support::signal(pod.pid(), "-INT");
+    assert_eq!(pod.wait(LIMIT), Some(130), "{}", terminal.shown());
+    let entries = log_entries(&sandbox.only_pod());
+    let decision = only(&entries, "tool_decision");
+    assert_eq!(decision["decision"], "denied");
+    assert!(
+        decision["detail"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted while the call waited for approval"),
+        "{decision:#}"
+    );
+    assert!(of_kind(&entries, "tool_call_started").is_empty());
+    let interrupted = only(&entries, "run_interrupted");
+    assert_eq!(interrupted["phase"]["tool_execution"], "not_started");
+}

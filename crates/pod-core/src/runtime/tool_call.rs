@@ -84,9 +84,7 @@ impl Pod {
             }
         };
         observer.on_tool_decision(&call.call_id, &call.name, &verdict, asks);
-        if interrupted && let Some(action) = self.control.governing() {
-            return Ok(Some(action));
-        }
+        // Recorded before an interruption ends the run too: the log says the call never ran.
         self.log.append(LogBody::ToolDecision(ToolDecision {
             run_id: run_id.to_owned(),
             call_id: call.call_id.clone(),
@@ -96,6 +94,9 @@ impl Pod {
             source: verdict.source,
             detail: verdict.detail.clone(),
         }))?;
+        if interrupted && let Some(action) = self.control.governing() {
+            return Ok(Some(action));
+        }
         if !verdict.allowed() {
             let error = format!(
                 "the call was denied ({}: {}); it did not run",
