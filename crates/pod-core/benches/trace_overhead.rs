@@ -229,7 +229,8 @@ async fn one_run(
     let dir = home.create_pod(None, "bench", None).unwrap();
     let started = Instant::now();
     let info = dir.read_info().unwrap();
-    let telemetry = pod_core::telemetry::LiveTelemetry::start(&dir, &info, &manifest);
+    let trace = pod_core::telemetry::tree_trace(&dir, &info, None);
+    let telemetry = pod_core::telemetry::LiveTelemetry::start(&info, &manifest, trace);
     assert_eq!(telemetry.is_some(), mode.telemetry.is_some());
     let mut pod = Pod::start(
         dir,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use pod_profile::Manifest;
 use pod_protocol::record::PodInfo;
+use pod_telemetry::ids::{self, TraceId};
 use pod_telemetry::{
     Content, LiveExport, LiveReport, ModelFacts, PodContext, PushTarget, SpanBuilder,
 };
@@ -62,19 +63,24 @@ pub struct LiveTelemetry {
 }
 
 impl LiveTelemetry {
-    /// Start exporting the pod in `dir` (`info` its `pod.json`) when `manifest` says so. A
-    /// problem starting it is said on stderr and leaves the pod without it: telemetry never
-    /// stops a pod.
-    pub fn start(dir: &PodDir, info: &PodInfo, manifest: &Manifest) -> Option<Arc<LiveTelemetry>> {
+    /// Start exporting the pod `info` describes, in `trace` ([`tree_trace`]), when `manifest`
+    /// says so. A problem starting it is said on stderr and leaves the pod without it:
+    /// telemetry never stops a pod.
+    pub fn start(
+        info: &PodInfo,
+        manifest: &Manifest,
+        trace: TraceId,
+    ) -> Option<Arc<LiveTelemetry>> {
         let target = live_target(manifest, |name| std::env::var(name).ok())?;
-        let context = PodContext::new(
+        let mut context = PodContext::new(
             info,
-            &root_pod_id(dir, info),
+            &info.id,
             ModelFacts {
                 scheme: Some(manifest.model.scheme.as_str().to_owned()),
                 model: Some(manifest.model.model.clone()),
             },
         );
+        context.trace_id = trace;
         let content = if manifest.telemetry.capture_content {
             Content::capture(crate::secrets::key_value(manifest).into_iter().collect())
         } else {
@@ -140,8 +146,19 @@ fn say(problem: &str, pod_id: &str) {
     );
 }
 
+/// The trace the pod in `dir` (`info` its `pod.json`) is in, which its spans and its children's
+/// join: the one it was started in (`traceparent`, when well formed), else its tree's, named by
+/// the root pod's id.
+pub fn tree_trace(dir: &PodDir, info: &PodInfo, traceparent: Option<&str>) -> TraceId {
+    match traceparent.and_then(ids::parse_traceparent) {
+        Some((trace, _)) => trace,
+        None => ids::trace_id(&root_pod_id(dir, info)),
+    }
+}
+
 /// The id of the root of `info`'s tree: its parents' `pod.json`s, read up the chain (the pods of
-/// a home are siblings). A parent that cannot be read ends the chain there.
+/// a home are siblings), without reading the rest of the home. A parent that cannot be read
+/// ends the chain at the last pod that could, and says so.
 fn root_pod_id(dir: &PodDir, info: &PodInfo) -> String {
     let mut root = info.id.clone();
     let mut parent = info.parent_id.clone();
@@ -156,8 +173,8 @@ fn root_pod_id(dir: &PodDir, info: &PodInfo) -> String {
                 root = info.id;
                 parent = info.parent_id;
             }
-            Err(_) => {
-                root = id;
+            Err(error) => {
+                tracing::warn!(pod = %root, parent = %id, error = %crate::error_chain(&error), "cannot read a parent's pod.json: the tree's trace is named after the last pod read");
                 break;
             }
         }
@@ -203,20 +220,32 @@ mod tests {
         assert!(live_target(&manifest, env(&[("OTEL_SDK_DISABLED", "true")])).is_none());
     }
 
+    const OUTER: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
     #[test]
-    fn the_root_is_found_up_the_parent_chain() {
-        let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let home = crate::PodHome::at(home.path().join("home"));
-        let root = home
-            .create_pod(None, "lead", None)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let kid = home
-            .create_pod(None, "kid", Some(root.id()))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let grandkid = home
-            .create_pod(None, "grandkid", Some(kid.id()))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let info = grandkid.read_info().unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(root_pod_id(&grandkid, &info), root.id());
+    fn a_pod_is_in_the_trace_it_was_started_in_else_its_roots() {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let home = crate::PodHome::at(tmp.path().join("home"));
+        let create = |parent: Option<&str>| {
+            home.create_pod_in(None, "p", parent, tmp.path())
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let root = create(None);
+        let kid = create(Some(root.id()));
+        let grandkid = create(Some(kid.id()));
+        let trace = |dir: &PodDir, traceparent| {
+            let info = dir.read_info().unwrap_or_else(|e| panic!("{e}"));
+            tree_trace(dir, &info, traceparent)
+        };
+        let outer = ids::parse_traceparent(OUTER).map(|(t, _)| t);
+        assert_eq!(Some(trace(&grandkid, Some(OUTER))), outer);
+        assert_eq!(trace(&root, None), ids::trace_id(root.id()));
+        // Up the chain: a grandchild without a context is in its root's trace.
+        assert_eq!(trace(&grandkid, None), ids::trace_id(root.id()));
+        // A malformed context is no context.
+        assert_eq!(trace(&kid, Some("00-junk-01")), ids::trace_id(root.id()));
+        // A parent that cannot be read ends the chain at the last pod read.
+        std::fs::remove_dir_all(root.path()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(trace(&grandkid, None), ids::trace_id(kid.id()));
     }
 }

@@ -3,8 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pod_home::PodIndex;
-use pod_telemetry::ids::{self, TraceId};
+use pod_telemetry::ids::TraceId;
 
 use crate::children::Children;
 use crate::record::LogBody;
@@ -25,7 +24,12 @@ pub struct ChildSetup {
 /// tools (`spawn_pod`, `wait_pod`, `send_to_pod`, `stop_pod`, `list_pods`) and return the
 /// registry the host cascades lifecycle actions through. `child_spawned` / `child_exited` go to
 /// the pod's session log.
-pub(super) fn attach_children(pod: &mut Pod, setup: ChildSetup) -> Option<Arc<Children>> {
+/// `trace_id` is the trace the pod is in, which its children join.
+pub(super) fn attach_children(
+    pod: &mut Pod,
+    setup: ChildSetup,
+    trace_id: TraceId,
+) -> Option<Arc<Children>> {
     let spawn = pod.manifest().spawn.clone();
     if spawn.allowed_profiles.is_empty() {
         return None;
@@ -43,7 +47,6 @@ pub(super) fn attach_children(pod: &mut Pod, setup: ChildSetup) -> Option<Arc<Ch
             tracing::error!(%error, "cannot record child supervision entry");
         }
     });
-    let trace_id = trace_of(pod, &setup.home);
     let factory = crate::children::ProfileChildFactory {
         catalog: setup.catalog,
         parent: setup.resolved,
@@ -72,43 +75,3 @@ pub(super) fn attach_children(pod: &mut Pod, setup: ChildSetup) -> Option<Arc<Ch
     }
     Some(children)
 }
-
-/// The trace `pod` is in, which its children join.
-fn trace_of(pod: &Pod, home: &crate::home::PodHome) -> TraceId {
-    let has_parent = pod
-        .dir()
-        .read_info()
-        .is_ok_and(|info| info.parent_id.is_some());
-    tree_trace(pod.traceparent(), pod.id(), has_parent, home)
-}
-
-/// The trace pod `pod_id` is in: the one it was started in (`traceparent`), else its tree's,
-/// named by the root pod's id. A child always gets a trace from its parent; only a child
-/// resumed on its own looks its root up in the home.
-fn tree_trace(
-    traceparent: Option<&str>,
-    pod_id: &str,
-    has_parent: bool,
-    home: &crate::home::PodHome,
-) -> TraceId {
-    if let Some((trace, _)) = traceparent.and_then(ids::parse_traceparent) {
-        return trace;
-    }
-    if !has_parent {
-        return ids::trace_id(pod_id);
-    }
-    match PodIndex::load(home) {
-        Ok(index) => {
-            let root = index.ancestors(pod_id).into_iter().next();
-            ids::trace_id(root.as_deref().unwrap_or(pod_id))
-        }
-        Err(error) => {
-            tracing::warn!(%error, pod = pod_id, "cannot read the home to find the root of this pod's tree; its children's spans start a trace of their own");
-            ids::trace_id(pod_id)
-        }
-    }
-}
-
-#[cfg(test)]
-#[path = "children_tests.rs"]
-mod tests;

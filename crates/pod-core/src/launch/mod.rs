@@ -165,7 +165,8 @@ impl Launch {
             _ => Approvals::new(approver),
         };
         // Before the segment starts, so its first entry is exported too.
-        let telemetry = LiveTelemetry::start(&dir, &info, &resolved.manifest);
+        let trace = crate::telemetry::tree_trace(&dir, &info, traceparent.as_deref());
+        let telemetry = LiveTelemetry::start(&info, &resolved.manifest, trace);
         let options = PodOptions {
             work_dir: work_dir.clone(),
             model,
@@ -178,7 +179,7 @@ impl Launch {
             Ok(pod) => pod,
             Err(error) => return Err(undo.failed(error)),
         };
-        let children = children.and_then(|setup| children::attach_children(&mut pod, setup));
+        let children = children.and_then(|setup| children::attach_children(&mut pod, setup, trace));
         let mcp = McpServers::start(pod.manifest(), &work_dir, pod.dir().path()).await;
         for tool in mcp.tools() {
             pod.register_tool(tool.clone());
