@@ -17,7 +17,9 @@ use serde_json::{Value, json};
 use support::control::wait_streaming;
 use support::logs::entries_so_far;
 use support::otlp::Receiver;
-use support::responses::{holder_profile, profile, text_response, tool_call_response};
+use support::responses::{
+    answering_profile, holder_profile, profile, text_response, tool_call_response,
+};
 use support::{Background, Sandbox, assert_exit, describe, home, id_of, of_kind, wait_until};
 
 /// A key value in the environment of every command: it must never reach a request.
@@ -429,12 +431,7 @@ fn a_killed_tree_is_pushed_with_crash_evidence() {
 #[test]
 fn a_refusing_collector_fails_the_push_with_exit_1_naming_the_endpoint() {
     let sandbox = Sandbox::new();
-    profile(
-        &sandbox,
-        "solo",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["hi"], false, None)],
-    );
+    answering_profile(&sandbox, "solo", &["hi"]);
     let run = sandbox.run(&["run", "-p", "solo", "hello"]);
     assert_exit(&run, 0);
     let pod = sandbox.only_pod();
@@ -517,7 +514,7 @@ fn a_tree_started_in_an_outer_trace_is_pushed_into_it_across_three_processes() {
             text_response(&["kid ", "done"], false, None),
         ],
     );
-    support::responses::answering_profile(&sandbox, "grandkid", &["seen"]);
+    answering_profile(&sandbox, "grandkid", &["seen"]);
     let run = sandbox
         .pods()
         .env("TRACEPARENT", outer_traceparent())
@@ -576,7 +573,7 @@ fn a_tree_started_in_an_outer_trace_is_pushed_into_it_across_three_processes() {
 #[test]
 fn a_malformed_traceparent_is_ignored_with_a_warning_and_never_recorded() {
     let sandbox = Sandbox::new();
-    support::responses::answering_profile(&sandbox, "solo", &["hi"]);
+    answering_profile(&sandbox, "solo", &["hi"]);
     let run = sandbox
         .pods()
         .env("TRACEPARENT", "00-not-a-trace-context-01")
@@ -766,12 +763,7 @@ fn a_running_tree_exports_live_the_spans_a_push_from_its_files_sends() {
 #[test]
 fn an_unreachable_collector_never_fails_a_run_and_is_told_once() {
     let sandbox = Sandbox::new();
-    profile(
-        &sandbox,
-        "solo",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["all ", "good"], false, None)],
-    );
+    answering_profile(&sandbox, "solo", &["all ", "good"]);
     // A port nobody listens on.
     let endpoint = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -811,12 +803,7 @@ fn an_unreachable_collector_never_fails_a_run_and_is_told_once() {
 #[test]
 fn doctor_checks_the_collector_live_export_would_use() {
     let sandbox = Sandbox::new();
-    profile(
-        &sandbox,
-        "solo",
-        "[agent]\ntools = []\n",
-        vec![text_response(&["hi"], false, None)],
-    );
+    answering_profile(&sandbox, "solo", &["hi"]);
     let receiver = Receiver::start(200);
     let up = format!("http://{}", receiver.addr);
     let doctor = |base: &str| {
