@@ -846,3 +846,63 @@ fn doctor_checks_the_collector_live_export_would_use() {
         "{detail}"
     );
 }
+
+#[test]
+fn spans_lost_while_a_pod_runs_are_noted_in_its_log_and_a_bad_header_variable_is_said() {
+    let sandbox = Sandbox::new();
+    sandbox.write("work/notes.txt", "notes\n");
+    // The first request's spans are complete, and refused (after the exporter's three retries,
+    // about a second), while the second one streams.
+    profile(
+        &sandbox,
+        "slow",
+        "[agent]\ntools = [\"read_file\"]\n",
+        vec![
+            tool_call_response("c1", "read_file", json!({"path": "notes.txt"})),
+            text_response(&["read ", "them"], false, Some((2, 2500))),
+        ],
+    );
+    let endpoint = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/v1/traces", listener.local_addr().unwrap())
+    };
+    let run = sandbox
+        .pods()
+        .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &endpoint)
+        .args(["run", "-p", "slow", "read"])
+        .output()
+        .unwrap();
+    assert_exit(&run, 0);
+    let entries = entries_so_far(&sandbox.only_pod());
+    let noted = of_kind(&entries, "telemetry_export_failed");
+    assert_eq!(noted.len(), 1, "{}", describe(&run));
+    assert_eq!(noted[0]["endpoint"], endpoint.as_str());
+    assert!(
+        noted[0]["spans_failed"].as_u64().unwrap() >= 1,
+        "{noted:#?}"
+    );
+    // Written before the segment closes.
+    let kinds: Vec<&str> = entries
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.last(), Some(&"segment_closed"), "{kinds:?}");
+
+    // A header variable the profile names but the environment lacks: said, and the run goes on.
+    answering_profile(&sandbox, "headed", &["fine"]);
+    sandbox.write(
+        "work/.pods/profiles/headed.toml",
+        &format!(
+            "{}\n[telemetry]\notlp_endpoint = \"{endpoint}\"\nheaders_env = [\"PODS_TEST_NO_SUCH_HEADERS\"]\n",
+            std::fs::read_to_string(sandbox.root().join("work/.pods/profiles/headed.toml")).unwrap()
+        ),
+    );
+    let run = sandbox.run(&["run", "-p", "headed", "hello"]);
+    assert_exit(&run, 0);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("$PODS_TEST_NO_SUCH_HEADERS is not set"),
+        "{}",
+        describe(&run)
+    );
+}
