@@ -29,7 +29,10 @@ impl HostLoop {
             Call::Status => self.on_status(request),
             // The server answers subscriptions and approvals itself.
             Call::Subscribe => request.respond(Ok(json!({"subscribed": true}))),
-            Call::Approve(_) => request.respond(Ok(json!({"answered": false}))),
+            Call::Approve(_) => request.respond(Err(ReplyError::new(
+                "bad_request",
+                "`approve` is answered by the control server, never handed to the pod",
+            ))),
         }
     }
 
