@@ -83,16 +83,29 @@ impl RequestEntries {
         self.entries.is_empty()
     }
 
-    /// Take the entries out (as a batch of this request), leaving room for as many.
-    pub(crate) fn take(&mut self) -> RequestEntries {
-        let room = (self.entries.len(), self.texts.len());
+    /// Take the entries out (as a batch of this request), leaving the buffers of `spare` (a
+    /// batch the writer is done with) in their place, or room for as many.
+    pub(crate) fn take(&mut self, spare: Option<RequestEntries>) -> RequestEntries {
+        let (entries, texts) = match spare {
+            Some(spare) => (spare.entries, spare.texts),
+            None => (
+                Vec::with_capacity(self.entries.len()),
+                String::with_capacity(self.texts.len()),
+            ),
+        };
         RequestEntries {
             run_id: self.run_id.clone(),
             turn: self.turn,
             attempt: self.attempt,
-            entries: std::mem::replace(&mut self.entries, Vec::with_capacity(room.0)),
-            texts: std::mem::replace(&mut self.texts, String::with_capacity(room.1)),
+            entries: std::mem::replace(&mut self.entries, entries),
+            texts: std::mem::replace(&mut self.texts, texts),
         }
+    }
+
+    /// The bytes its buffers hold room for.
+    pub(crate) fn room_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<(SystemTime, RequestEntry)>()
+            + self.texts.capacity()
     }
 
     pub(crate) fn clear(&mut self) {

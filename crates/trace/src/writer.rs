@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::encode;
 use crate::entry::{EntryBody, PendingEntry, RequestEntries, TraceBody};
 use crate::error::TraceError;
+use pod_home::locked;
 
 /// What the writer did so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,7 +47,15 @@ struct Shared {
     /// Entries shed since the writer last wrote a shed marker.
     shed_pending: AtomicU64,
     shed_total: AtomicU64,
+    /// Batches the writer is done with, emptied, for the hot path to gather the next ones in:
+    /// their buffers are made and freed on neither thread again and again.
+    spare: Mutex<Vec<RequestEntries>>,
 }
+
+/// How many emptied batches are kept for reuse, and the most room one may hold (an unusually
+/// large batch is freed rather than kept).
+const SPARE_BATCHES: usize = 4;
+const SPARE_MAX_BYTES: usize = 1 << 20;
 
 /// A cheap, cloneable handle to one sidecar's writer thread. The thread ends once every handle is
 /// dropped and the queue is drained.
@@ -96,6 +105,7 @@ impl TraceHandle {
             capacity: capacity.max(1),
             shed_pending: AtomicU64::new(0),
             shed_total: AtomicU64::new(0),
+            spare: Mutex::new(Vec::with_capacity(SPARE_BATCHES)),
         });
         let state = WriterState {
             out: sink,
@@ -159,7 +169,8 @@ impl TraceHandle {
             request.clear();
             return;
         }
-        let batch = request.take();
+        let spare = locked(&self.shared.spare).pop();
+        let batch = request.take(spare);
         if self.tx.send(Command::Request(batch)).is_err() {
             self.unreserve_shed(n);
         }
@@ -413,7 +424,7 @@ impl WriterState {
                 }
                 self.shared.queued.fetch_sub(n, Ordering::AcqRel);
             }
-            Command::Request(request) => {
+            Command::Request(mut request) => {
                 for (at, body) in request.iter() {
                     let envelope = EnvelopeOf {
                         at,
@@ -426,6 +437,11 @@ impl WriterState {
                 self.shared
                     .queued
                     .fetch_sub(request.len(), Ordering::AcqRel);
+                request.clear();
+                let mut spare = locked(&self.shared.spare);
+                if spare.len() < SPARE_BATCHES && request.room_bytes() <= SPARE_MAX_BYTES {
+                    spare.push(request);
+                }
             }
             Command::Flush => self.flush(),
             Command::Sync(reply) => {

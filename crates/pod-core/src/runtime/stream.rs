@@ -9,7 +9,7 @@ use futures_util::{FutureExt, StreamExt};
 
 use pod_provider::event::{Started, StopReason, Usage};
 use pod_provider::{ModelRequest, ProviderError, StreamEvent, StreamObserver, ToolCall};
-use pod_trace::{Marker, TraceBody};
+use pod_trace::Marker;
 
 use super::tap::Tap;
 use super::{Pod, RunObserver};
@@ -66,6 +66,7 @@ impl Pod {
             .model
             .client
             .stream(request, Some(tap.clone() as Arc<dyn StreamObserver>));
+        let mut trace = tap.stream_trace();
         let mut first = true;
         let mut open: Vec<(u32, ToolCall)> = Vec::new();
         loop {
@@ -80,11 +81,13 @@ impl Pod {
             let event = match ready {
                 Some(event) => event,
                 None => {
+                    // The stream waits: what it gathered goes to the trace meanwhile.
+                    trace.send();
                     tokio::select! {
                         biased;
                         () = self.control.interrupted() => {
                             if let Some(action) = self.control.governing() {
-                                tap.record(TraceBody::Lifecycle(Marker::StreamEnd { outcome: "interrupted".into() }));
+                                trace.marker(Marker::StreamEnd { outcome: "interrupted".into() });
                                 out.end = StreamEnd::Interrupted(action);
                                 break;
                             }
@@ -164,13 +167,13 @@ impl Pod {
                 StreamEvent::Error(error) => Some(StreamEnd::Error(error.clone())),
                 _ => None,
             };
-            tap.record(TraceBody::Stream { event });
+            trace.event(event);
             if let Some(end) = terminal {
                 out.end = end;
                 break;
             }
         }
-        tap.send_batch();
+        trace.send();
         out.calls = open.into_iter().map(|(_, call)| call).collect();
         out
     }

@@ -1,12 +1,20 @@
 //! The stream observer of one model request, which hands the trace sidecar its entries in
 //! batches, logs the retried attempts (with why the attempt before failed) and notes when the
 //! current attempt's first stream event came.
+//!
+//! Two parties record a request's trace entries: the client's callbacks (markers, raw frames)
+//! through the shared [`Tap`], and the stream loop (every normalized event) through its own
+//! [`StreamTrace`]. The loop takes no lock per event: callbacks put their entries aside, and the
+//! loop moves them into its batch before the event that follows them, which keeps the order they
+//! happened in.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use pod_provider::{Milestone, ProviderError, RawFrame, RawResponse, RequestInfo, StreamObserver};
+use pod_provider::{
+    Milestone, ProviderError, RawFrame, RawResponse, RequestInfo, StreamEvent, StreamObserver,
+};
 use pod_trace::{Marker, RawResponseHead, RawSseFrame, RequestEntries, TraceBody, TraceHandle};
 
 use super::{Pod, RunObserver};
@@ -35,20 +43,32 @@ pub(super) struct Tap {
     /// Why the last attempt failed, for the `provider_request_started` of its retry.
     retry_cause: Mutex<Option<RetryCause>>,
     observer: Arc<dyn RunObserver>,
-    /// Trace entries gathered since the last network read: queued as one batch.
-    batch: Mutex<Batch>,
+    /// What the callbacks recorded since the stream loop last took it.
+    aside: Mutex<Aside>,
+    /// Set (under the `aside` lock) whenever `aside` gains something: the loop reads it once per
+    /// event and takes the lock only when it is set.
+    aside_changed: AtomicBool,
 }
 
-/// The trace entries of one network read (of one attempt: they share their run, turn and
-/// attempt, tagged once per batch), and when the read's first stream event came: the events one
-/// read decoded arrive together, so they share its time (a clock read per event would cost more
-/// than recording it). Markers keep their own time.
-struct Batch {
-    request: RequestEntries,
+/// Entries recorded by the client's callbacks, waiting for the stream loop.
+#[derive(Default)]
+struct Aside {
+    entries: Vec<AsideEntry>,
+    /// When the current network read's first raw frame came: a read's frames share its time.
     read_at: Option<SystemTime>,
 }
 
-/// The most trace entries a [`Tap`] gathers before queueing them, drained read or not.
+enum AsideEntry {
+    Entry {
+        attempt: u32,
+        at: SystemTime,
+        body: TraceBody,
+    },
+    /// The events of one network read were all handed out: what came before is one batch.
+    ReadDrained,
+}
+
+/// The most trace entries gathered before they are queued, drained read or not.
 const TRACE_BATCH: usize = 1024;
 
 impl Pod {
@@ -70,10 +90,8 @@ impl Pod {
             first_event_ms: Mutex::new(None),
             retry_cause: Mutex::new(None),
             observer,
-            batch: Mutex::new(Batch {
-                request: RequestEntries::new(run_id, turn, 1),
-                read_at: None,
-            }),
+            aside: Mutex::new(Aside::default()),
+            aside_changed: AtomicBool::new(false),
         })
     }
 }
@@ -84,39 +102,28 @@ impl Tap {
         self.attempt.load(Ordering::Relaxed)
     }
 
-    pub(super) fn record(&self, body: TraceBody) {
-        self.record_for(self.attempt(), body);
+    /// Where the stream loop records the events of this request (nothing, with tracing off).
+    pub(super) fn stream_trace(self: &Arc<Tap>) -> StreamTrace {
+        StreamTrace {
+            request: RequestEntries::new(self.run_id.clone(), self.turn, self.attempt()),
+            tap: self.clone(),
+            read_at: None,
+            taken: Vec::new(),
+        }
     }
 
+    /// Put an entry of a callback aside for the stream loop.
     fn record_for(&self, attempt: u32, body: TraceBody) {
-        if let Some(trace) = &self.trace {
-            let mut batch = locked(&self.batch);
-            let at = match body {
-                TraceBody::Stream { .. } | TraceBody::RawSse(_) => {
-                    *batch.read_at.get_or_insert_with(SystemTime::now)
-                }
-                _ => SystemTime::now(),
-            };
-            if batch.request.attempt != attempt {
-                // The entries gathered so far are of the attempt before.
-                trace.record_request(&mut batch.request);
-                batch.request.attempt = attempt;
-            }
-            batch.request.push(at, body);
-            if batch.request.len() >= TRACE_BATCH {
-                batch.read_at = None;
-                trace.record_request(&mut batch.request);
-            }
+        if self.trace.is_none() {
+            return;
         }
-    }
-
-    /// Queue the gathered trace entries: the network read they came from is drained.
-    pub(super) fn send_batch(&self) {
-        if let Some(trace) = &self.trace {
-            let mut batch = locked(&self.batch);
-            batch.read_at = None;
-            trace.record_request(&mut batch.request);
-        }
+        let mut aside = locked(&self.aside);
+        let at = match body {
+            TraceBody::RawSse(_) => *aside.read_at.get_or_insert_with(SystemTime::now),
+            _ => SystemTime::now(),
+        };
+        aside.entries.push(AsideEntry::Entry { attempt, at, body });
+        self.aside_changed.store(true, Ordering::Release);
     }
 
     /// Milliseconds from the current attempt's request to its first stream event, when one came.
@@ -127,12 +134,116 @@ impl Tap {
     pub(super) fn take_log_error(&self) -> Option<CoreError> {
         locked(&self.log_error).take()
     }
+
+    /// Move what the callbacks put aside into `request` (queueing it at each drained read),
+    /// keeping `taken`'s room for the next time.
+    fn take_aside(
+        &self,
+        trace: &TraceHandle,
+        request: &mut RequestEntries,
+        read_at: &mut Option<SystemTime>,
+        taken: &mut Vec<AsideEntry>,
+    ) {
+        if !self.aside_changed.load(Ordering::Acquire) {
+            return;
+        }
+        {
+            let mut aside = locked(&self.aside);
+            self.aside_changed.store(false, Ordering::Relaxed);
+            std::mem::swap(&mut aside.entries, taken);
+        }
+        for entry in taken.drain(..) {
+            match entry {
+                AsideEntry::ReadDrained => {
+                    *read_at = None;
+                    trace.record_request(request);
+                }
+                AsideEntry::Entry { attempt, at, body } => {
+                    if request.attempt != attempt {
+                        // The entries gathered so far are of the attempt before.
+                        trace.record_request(request);
+                        request.attempt = attempt;
+                    }
+                    request.push(at, body);
+                }
+            }
+        }
+    }
 }
 
 impl Drop for Tap {
+    /// Whatever a callback recorded after the stream loop was gone is still queued.
+    fn drop(&mut self) {
+        if let Some(trace) = &self.trace {
+            let mut request = RequestEntries::new(self.run_id.clone(), self.turn, self.attempt());
+            self.take_aside(trace, &mut request, &mut None, &mut Vec::new());
+            trace.record_request(&mut request);
+        }
+    }
+}
+
+/// The stream loop's side of a request's trace: its events gathered without a lock, what the
+/// client's callbacks put aside moved in before the event that follows it, and everything
+/// queued whenever the stream waits, at each drained network read, and when it is dropped.
+pub(super) struct StreamTrace {
+    tap: Arc<Tap>,
+    request: RequestEntries,
+    /// When the current network read's first event came: the events one read decoded arrive
+    /// together, so they share its time (a clock read per event would cost more than recording
+    /// it). Markers keep their own time.
+    read_at: Option<SystemTime>,
+    /// The aside entries last taken (kept for its room).
+    taken: Vec<AsideEntry>,
+}
+
+impl StreamTrace {
+    /// Record a normalized stream event.
+    pub(super) fn event(&mut self, event: StreamEvent) {
+        let Some(trace) = &self.tap.trace else {
+            return;
+        };
+        self.tap
+            .take_aside(trace, &mut self.request, &mut self.read_at, &mut self.taken);
+        let attempt = self.tap.attempt();
+        if self.request.attempt != attempt {
+            trace.record_request(&mut self.request);
+            self.request.attempt = attempt;
+        }
+        let at = *self.read_at.get_or_insert_with(SystemTime::now);
+        self.request.push(at, TraceBody::Stream { event });
+        if self.request.len() >= TRACE_BATCH {
+            self.read_at = None;
+            trace.record_request(&mut self.request);
+        }
+    }
+
+    /// Record a lifecycle marker the stream loop itself notes.
+    pub(super) fn marker(&mut self, marker: Marker) {
+        let Some(trace) = &self.tap.trace else {
+            return;
+        };
+        self.tap
+            .take_aside(trace, &mut self.request, &mut self.read_at, &mut self.taken);
+        self.request
+            .push(SystemTime::now(), TraceBody::Lifecycle(marker));
+    }
+
+    /// Queue everything gathered so far: the stream is about to wait (on the network, or before
+    /// a retry), so a follower of the trace sees what led there meanwhile.
+    pub(super) fn send(&mut self) {
+        let Some(trace) = &self.tap.trace else {
+            return;
+        };
+        self.tap
+            .take_aside(trace, &mut self.request, &mut self.read_at, &mut self.taken);
+        trace.record_request(&mut self.request);
+    }
+}
+
+impl Drop for StreamTrace {
     /// A stream dropped midway still queues what it gathered.
     fn drop(&mut self) {
-        self.send_batch();
+        self.send();
     }
 }
 
@@ -204,8 +315,7 @@ impl StreamObserver for Tap {
                 cause: cause.clone(),
             }),
         );
-        // The wait comes next: what led to it is in the trace meanwhile.
-        self.send_batch();
+        // The wait comes next: the stream loop queues what led to it as the stream waits.
         self.observer.on_retry(attempt, delay, cause);
     }
 
@@ -214,7 +324,12 @@ impl StreamObserver for Tap {
     }
 
     fn on_read_drained(&self) {
-        self.send_batch();
+        if self.trace.is_some() {
+            let mut aside = locked(&self.aside);
+            aside.entries.push(AsideEntry::ReadDrained);
+            aside.read_at = None;
+            self.aside_changed.store(true, Ordering::Release);
+        }
         self.observer.on_read_drained();
     }
 
@@ -240,6 +355,115 @@ impl StreamObserver for Tap {
                 response.body.as_deref(),
                 self.max_frame,
             )),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pod_provider::event::TextDelta;
+    use pod_trace::MemorySink;
+
+    fn tap(trace: TraceHandle) -> Arc<Tap> {
+        let dir = tempfile::tempdir().unwrap();
+        let log = SessionLog::create(&dir.path().join("log.jsonl")).unwrap();
+        Arc::new(Tap {
+            trace: Some(trace),
+            run_id: Arc::from("run-1"),
+            turn: 1,
+            attempt: AtomicU32::new(1),
+            raw: true,
+            max_frame: 1024,
+            log,
+            log_error: Mutex::new(None),
+            scheme_label: "openai-chat".into(),
+            model: "m".into(),
+            sent_at: Mutex::new(None),
+            first_event_ms: Mutex::new(None),
+            retry_cause: Mutex::new(None),
+            observer: Arc::new(super::super::Quiet),
+            aside: Mutex::new(Aside::default()),
+            aside_changed: AtomicBool::new(false),
+        })
+    }
+
+    fn delta(text: &str) -> StreamEvent {
+        StreamEvent::TextDelta(TextDelta {
+            choice: 0,
+            text: text.into(),
+        })
+    }
+
+    fn frame(data: &str) -> RawFrame {
+        RawFrame {
+            event: String::new(),
+            data: data.into(),
+            id: None,
+        }
+    }
+
+    /// What a callback records lands after the events the loop gathered before it and before
+    /// the event that follows, across drained reads, an attempt's retry and a dropped stream.
+    #[tokio::test]
+    async fn callbacks_and_loop_events_keep_the_order_they_happened_in() {
+        let bytes = Arc::new(Mutex::new(Vec::new()));
+        let trace = TraceHandle::from_writer(
+            std::path::Path::new("mem"),
+            Box::new(MemorySink(bytes.clone())),
+            1024,
+        );
+        let tap = tap(trace.clone());
+        let mut stream = tap.stream_trace();
+        tap.on_milestone(1, &Milestone::FirstByte);
+        tap.on_raw_frame(1, frame("a"));
+        stream.event(delta("a"));
+        tap.on_raw_frame(1, frame("b"));
+        stream.event(delta("b"));
+        tap.on_read_drained();
+        tap.on_raw_frame(1, frame("c"));
+        stream.event(delta("c"));
+        tap.on_milestone(
+            1,
+            &Milestone::StreamEnd {
+                outcome: "error".into(),
+            },
+        );
+        tap.attempt.store(2, Ordering::Relaxed);
+        tap.on_milestone(2, &Milestone::RequestSent);
+        stream.event(delta("d"));
+        tap.on_milestone(2, &Milestone::FirstEvent);
+        drop(stream);
+        drop(tap);
+        trace.sync().await.unwrap();
+        let text = String::from_utf8(bytes.lock().unwrap().clone()).unwrap();
+        let order: Vec<String> = text
+            .lines()
+            .map(|line| {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                let what = match v["kind"].as_str().unwrap() {
+                    "stream" => format!("event {}", v["event"]["text"].as_str().unwrap()),
+                    "raw_sse" => format!("frame {}", v["data"].as_str().unwrap()),
+                    _ => v["marker"].as_str().unwrap().to_owned(),
+                };
+                format!("{}:{what}", v["attempt"])
+            })
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "1:first_byte",
+                "1:frame a",
+                "1:event a",
+                "1:frame b",
+                "1:event b",
+                "1:frame c",
+                "1:event c",
+                "1:stream_end",
+                "2:stream_open_start",
+                "2:event d",
+                "2:first_event",
+            ]
         );
     }
 }
