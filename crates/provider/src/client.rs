@@ -1,6 +1,7 @@
 //! Transport: HTTP, SSE framing, timeouts, retries and observation. Knows no wire scheme; the
 //! [`Adapter`] gives it the URL, headers and body, and decodes the frames.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,9 +20,9 @@ use crate::decode::StreamDecoder;
 use crate::error::{ErrorClass, ProviderError};
 use crate::event::StreamEvent;
 use crate::observe::{
-    Milestone, RawFrame, RawResponse, RequestInfo, StreamObserver, replayable_headers,
+    Milestone, RawFrame, RawFrames, RawResponse, RequestInfo, StreamObserver, replayable_headers,
 };
-use crate::redact::{StreamKey, StreamScrubber, scrub};
+use crate::redact::{FrameScrub, StreamKey, StreamScrubber, scrub};
 use crate::request::ModelRequest;
 use crate::safe_url::DisplaySafeUrl;
 use crate::secret::ApiKey;
@@ -137,6 +138,7 @@ impl Client {
             live: None,
             released: VecDeque::new(),
             scrubber: StreamScrubber::new(self.inner.config.api_key.as_ref().map(ApiKey::expose)),
+            frame_scrub: FrameScrub::new(self.inner.config.api_key.as_ref().map(ApiKey::expose)),
         };
         match body {
             Ok(b) => driver.body = b,
@@ -225,6 +227,8 @@ struct Driver {
     live: Option<Live>,
     /// Strips the key from model output, even split across deltas.
     scrubber: StreamScrubber,
+    /// Strips the key from raw frames.
+    frame_scrub: FrameScrub,
     released: VecDeque<StreamEvent>,
 }
 
@@ -544,22 +548,16 @@ impl Driver {
         let max_time = self.inner.config.max_response_time;
         let scratch = &mut self.scratch;
         let attempt = self.attempt;
-        let raw_observer = if self.raw {
-            self.observer.as_deref()
-        } else {
-            None
-        };
-        let secret = self.inner.config.api_key.as_ref().map(ApiKey::expose);
+        // A read's frames are handed on together, once its events are decoded.
+        let frames = self.raw.then(|| RefCell::new(RawFrames::default()));
+        let frame_scrub = &self.frame_scrub;
         let raw_fn = |frame: &Frame<'_>| {
-            if let Some(o) = raw_observer {
-                o.on_raw_frame(
-                    attempt,
-                    RawFrame {
-                        event: scrub(frame.event, secret).into_owned(),
-                        data: scrub(frame.data, secret).into_owned(),
-                        id: frame.id.map(|id| scrub(id, secret).into_owned()),
-                    },
-                );
+            if let Some(frames) = &frames {
+                frames.borrow_mut().push(RawFrame {
+                    event: &frame_scrub.scrub(frame.event),
+                    data: &frame_scrub.scrub(frame.data),
+                    id: frame.id.map(|id| frame_scrub.scrub(id)).as_deref(),
+                });
             }
         };
         let raw: Option<&dyn Fn(&Frame<'_>)> = if self.raw { Some(&raw_fn) } else { None };
@@ -618,6 +616,12 @@ impl Driver {
                 live.decoder.finish(scratch, raw);
                 decoded = carries_something(scratch);
             }
+        }
+        if let Some(frames) = frames.map(RefCell::into_inner)
+            && !frames.is_empty()
+            && let Some(o) = &self.observer
+        {
+            o.on_raw_frames(attempt, frames);
         }
         if decoded {
             live.last_event = Instant::now();

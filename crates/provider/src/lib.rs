@@ -120,7 +120,7 @@ pub use config::{ClientConfig, RetryPolicy};
 pub use decode::{StreamDecoder, decode_body};
 pub use error::{ErrorClass, ProviderError, ReplayError};
 pub use observe::{
-    Milestone, RawFrame, RawResponse, RequestInfo, StreamObserver, replayable_headers,
+    Milestone, RawFrame, RawFrames, RawResponse, RequestInfo, StreamObserver, replayable_headers,
 };
 /// The normalized stream event (its format is `pod_protocol::event`).
 pub use pod_protocol::event;

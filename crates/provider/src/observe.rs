@@ -16,14 +16,14 @@ pub trait StreamObserver: Send + Sync {
     fn on_milestone(&self, _attempt: u32, _milestone: &Milestone) {}
     /// Attempt `attempt` failed with `cause`; the next one starts after `delay`.
     fn on_retry_scheduled(&self, _attempt: u32, _delay: Duration, _cause: &ProviderError) {}
-    /// Whether [`StreamObserver::on_raw_frame`] should be called. Asked once per attempt, so the
+    /// Whether [`StreamObserver::on_raw_frames`] should be called. Asked once per attempt, so the
     /// normal path builds no owned frames.
     fn wants_raw_frames(&self) -> bool {
         false
     }
-    /// One SSE frame as framed from the wire, before the adapter reads it; the observer owns
-    /// it (a trace keeps it without copying it again).
-    fn on_raw_frame(&self, _attempt: u32, _frame: RawFrame) {}
+    /// The SSE frames of one network read as framed from the wire (the key scrubbed), before
+    /// the events decoded from them are handed out; the observer owns them.
+    fn on_raw_frames(&self, _attempt: u32, _frames: RawFrames) {}
     /// The response head of attempt `attempt`, and for a response that is not a stream (an
     /// error status, a JSON body) its body. Only called when raw frames are wanted.
     fn on_raw_response(&self, _attempt: u32, _response: &RawResponse) {}
@@ -113,10 +113,60 @@ pub enum Milestone {
 }
 
 /// One SSE frame: event name (empty when the frame had none), data lines joined by `\n`, last id.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RawFrame {
-    pub event: String,
-    pub data: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawFrame<'a> {
+    pub event: &'a str,
+    pub data: &'a str,
+    pub id: Option<&'a str>,
+}
+
+/// The SSE frames of one network read, as framed from the wire, their texts one after another
+/// in one buffer: a read's hundreds of frames cost no allocation each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawFrames {
+    text: String,
+    frames: Vec<FrameEnds>,
+}
+
+/// Where a frame's event name, data and id end in [`RawFrames::text`] (each starts where the
+/// one before ends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FrameEnds {
+    event: usize,
+    data: usize,
+    id: Option<usize>,
+}
+
+impl RawFrames {
+    pub fn push(&mut self, frame: RawFrame<'_>) {
+        self.text.push_str(frame.event);
+        let event = self.text.len();
+        self.text.push_str(frame.data);
+        let data = self.text.len();
+        let id = frame.id.map(|id| {
+            self.text.push_str(id);
+            self.text.len()
+        });
+        self.frames.push(FrameEnds { event, data, id });
+    }
+
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = RawFrame<'_>> {
+        let mut start = 0;
+        self.frames.iter().map(move |ends| {
+            let text = |from: usize, to: usize| self.text.get(from..to).unwrap_or_default();
+            let event = text(start, ends.event);
+            let data = text(ends.event, ends.data);
+            let id = ends.id.map(|id| text(ends.data, id));
+            start = ends.id.unwrap_or(ends.data);
+            RawFrame { event, data, id }
+        })
+    }
 }

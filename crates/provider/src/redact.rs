@@ -3,6 +3,36 @@
 
 pub(crate) use pod_protocol::text::{REDACTED, clean_message, scrub};
 
+/// [`scrub`] for text that passes by the thousand (raw SSE frames): the searches are built once,
+/// so text holding neither the key nor a bearer token costs one fast search for each.
+pub(crate) struct FrameScrub {
+    key: Option<(memchr::memmem::Finder<'static>, String)>,
+    bearer: memchr::memmem::Finder<'static>,
+}
+
+impl FrameScrub {
+    pub(crate) fn new(secret: Option<&str>) -> FrameScrub {
+        FrameScrub {
+            // The same keys `scrub` strips: shorter values would match ordinary text.
+            key: secret
+                .filter(|k| k.len() >= 4)
+                .map(|k| (memchr::memmem::Finder::new(k).into_owned(), k.to_owned())),
+            bearer: memchr::memmem::Finder::new("Bearer ").into_owned(),
+        }
+    }
+
+    pub(crate) fn scrub<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        let has_key = self
+            .key
+            .as_ref()
+            .is_some_and(|(finder, _)| finder.find(text.as_bytes()).is_some());
+        if !has_key && self.bearer.find(text.as_bytes()).is_none() {
+            return std::borrow::Cow::Borrowed(text);
+        }
+        scrub(text, self.key.as_ref().map(|(_, key)| key.as_str()))
+    }
+}
+
 /// The first `max` bytes of `s` on a char boundary.
 pub(crate) fn preview(s: &str, max: usize) -> String {
     pod_protocol::text::cut_at_char_boundary(s, max).to_owned()

@@ -103,16 +103,44 @@ pub(crate) fn push_text_delta_and_end(out: &mut Vec<u8>, choice: u32, text: &str
 }
 
 fn push_raw_sse_fields(out: &mut Vec<u8>, frame: &RawSseFrame) {
+    push_raw_sse_parts(
+        out,
+        frame.event.as_deref(),
+        &frame.data,
+        frame.original_len,
+        frame.truncated,
+    );
+}
+
+/// The line's end after the envelope for a raw SSE frame whose data is already cut to `data`
+/// (the same bytes as [`push_body_and_end`] writes for the [`RawSseFrame`]).
+pub(crate) fn push_raw_sse_and_end(
+    out: &mut Vec<u8>,
+    event: Option<&str>,
+    data: &str,
+    original_len: usize,
+) {
+    push_raw_sse_parts(out, event, data, original_len, data.len() < original_len);
+    out.extend_from_slice(b"}\n");
+}
+
+fn push_raw_sse_parts(
+    out: &mut Vec<u8>,
+    event: Option<&str>,
+    data: &str,
+    original_len: usize,
+    truncated: bool,
+) {
     out.extend_from_slice(b",\"kind\":\"raw_sse\"");
-    if let Some(event) = &frame.event {
+    if let Some(event) = event {
         out.extend_from_slice(b",\"event\":");
         push_json_str(out, event);
     }
     out.extend_from_slice(b",\"data\":");
-    push_json_str(out, &frame.data);
+    push_json_str(out, data);
     out.extend_from_slice(b",\"original_len\":");
-    push_decimal(out, frame.original_len as u64);
-    out.extend_from_slice(if frame.truncated {
+    push_decimal(out, original_len as u64);
+    out.extend_from_slice(if truncated {
         b",\"truncated\":true"
     } else {
         b",\"truncated\":false"

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use pod_protocol::event::StreamEvent;
+use pod_provider::RawFrames;
 
 pub use pod_protocol::trace::{
     Marker, RawResponseHead, RawSseFrame, TRACE_FORMAT_VERSION, TraceBody, TraceEntry,
@@ -24,7 +25,7 @@ pub struct PendingEntry {
 /// Entries of one request attempt of a run, queued as one piece: they share the run, turn and
 /// attempt, so the hot path tags none of them one by one. The text of text deltas is gathered
 /// in one buffer: each delta's own string is freed where it was made (freeing it on the writer
-/// thread costs both threads more than the copy).
+/// thread costs both threads more than the copy). Raw SSE frames are kept there the same way.
 #[derive(Debug, Clone)]
 pub struct RequestEntries {
     pub run_id: Arc<str>,
@@ -43,6 +44,13 @@ pub(crate) enum RequestEntry {
     TextDelta {
         choice: u32,
         text_end: usize,
+    },
+    /// A raw SSE frame whose event name (when it had one) and data (cut to the frame bound)
+    /// are the next texts in `texts`, ending at these offsets.
+    RawSse {
+        event_end: Option<usize>,
+        data_end: usize,
+        original_len: usize,
     },
     Body(TraceBody),
 }
@@ -73,6 +81,28 @@ impl RequestEntries {
             body => RequestEntry::Body(body),
         };
         self.entries.push((at, entry));
+    }
+
+    /// Add the raw SSE frames of one network read, received at `at`, each frame's data cut to
+    /// at most `max_bytes` (on a character boundary) as [`RawSseFrame::bounded`] does.
+    pub fn push_raw_frames(&mut self, at: SystemTime, frames: &RawFrames, max_bytes: usize) {
+        self.entries.reserve(frames.len());
+        for frame in frames.iter() {
+            let event_end = (!frame.event.is_empty()).then(|| {
+                self.texts.push_str(frame.event);
+                self.texts.len()
+            });
+            self.texts
+                .push_str(pod_protocol::text::cut_at_char_boundary(
+                    frame.data, max_bytes,
+                ));
+            let entry = RequestEntry::RawSse {
+                event_end,
+                data_end: self.texts.len(),
+                original_len: frame.data.len(),
+            };
+            self.entries.push((at, entry));
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -126,6 +156,22 @@ impl RequestEntries {
                         text,
                     }
                 }
+                RequestEntry::RawSse {
+                    event_end,
+                    data_end,
+                    original_len,
+                } => {
+                    let text =
+                        |from: usize, to: usize| self.texts.get(from..to).unwrap_or_default();
+                    let event = event_end.map(|end| text(text_start, end));
+                    let data = text(event_end.unwrap_or(text_start), *data_end);
+                    text_start = *data_end;
+                    EntryBody::RawSse {
+                        event,
+                        data,
+                        original_len: *original_len,
+                    }
+                }
                 RequestEntry::Body(body) => EntryBody::Body(body),
             };
             (*at, body)
@@ -135,7 +181,16 @@ impl RequestEntries {
 
 /// The body of an entry to encode.
 pub(crate) enum EntryBody<'a> {
-    TextDelta { choice: u32, text: &'a str },
+    TextDelta {
+        choice: u32,
+        text: &'a str,
+    },
+    /// A raw SSE frame, its data already cut (`original_len` says whether).
+    RawSse {
+        event: Option<&'a str>,
+        data: &'a str,
+        original_len: usize,
+    },
     Body(&'a TraceBody),
 }
 

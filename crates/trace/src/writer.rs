@@ -478,6 +478,14 @@ impl WriterState {
                 encode::push_text_delta_and_end(&mut self.pending, choice, text);
                 Ok(())
             }
+            EntryBody::RawSse {
+                event,
+                data,
+                original_len,
+            } => {
+                encode::push_raw_sse_and_end(&mut self.pending, event, data, original_len);
+                Ok(())
+            }
             EntryBody::Body(body) => encode::push_body_and_end(&mut self.pending, line_start, body),
         };
         match encoded {
@@ -610,7 +618,7 @@ impl TraceSink for MemorySink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entry::Marker;
+    use crate::entry::{Marker, RawSseFrame};
 
     #[test]
     fn a_growing_file_asks_for_writeback_step_by_step_and_keeps_every_byte() {
@@ -717,6 +725,64 @@ mod tests {
         };
         assert_eq!(text(&batched), text(&alone));
         assert_eq!(text(&alone).lines().count(), 4);
+    }
+
+    #[tokio::test]
+    async fn raw_frames_of_a_read_write_the_lines_each_frame_would_alone() {
+        use pod_provider::{RawFrame, RawFrames};
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
+        // No event name, a cut inside a two-byte character, one that fits exactly, an id (not
+        // kept), quotes and newlines to escape, an empty frame.
+        let frames = [
+            ("", "{\"a\":\"ü\"}", None),
+            ("message_delta", "aaaaaaaaaé", Some("7")),
+            ("x", "0123456789", None),
+            ("ping", "line \"one\"\nline two", None),
+            ("", "", None),
+        ];
+        let max_bytes = 10;
+        let alone = Arc::new(Mutex::new(Vec::new()));
+        let trace =
+            TraceHandle::from_writer(Path::new("mem"), Box::new(MemorySink(alone.clone())), 16);
+        for (event, data, _) in frames {
+            let event = (!event.is_empty()).then(|| event.to_owned());
+            let frame = RawSseFrame::bounded(event, data, max_bytes);
+            trace.record(
+                PendingEntry::at(at, TraceBody::RawSse(frame))
+                    .run("run-1")
+                    .request(2, 3),
+            );
+        }
+        trace.sync().await.unwrap_or_default();
+        let batched = Arc::new(Mutex::new(Vec::new()));
+        let trace =
+            TraceHandle::from_writer(Path::new("mem"), Box::new(MemorySink(batched.clone())), 16);
+        let mut read = RawFrames::default();
+        for (event, data, id) in frames {
+            read.push(RawFrame { event, data, id });
+        }
+        let mut request = RequestEntries::new(Arc::from("run-1"), 2, 3);
+        request.push_raw_frames(at, &read, max_bytes);
+        trace.record_request(&mut request);
+        trace.sync().await.unwrap_or_default();
+        let text = |bytes: &Arc<Mutex<Vec<u8>>>| {
+            String::from_utf8(bytes.lock().map(|b| b.clone()).unwrap_or_default())
+                .unwrap_or_default()
+        };
+        assert_eq!(text(&batched), text(&alone));
+        let lines: Vec<serde_json::Value> = text(&alone)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 5);
+        assert!(lines[0].get("event").is_none());
+        assert_eq!(lines[1]["data"], "aaaaaaaaa");
+        assert_eq!(lines[1]["truncated"], true);
+        assert_eq!(lines[2]["truncated"], false);
+        assert_eq!(
+            lines[3]["data"],
+            "line \"one\"\nline two".get(..10).unwrap()
+        );
     }
 
     #[tokio::test]

@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use pod_provider::{
-    Milestone, ProviderError, RawFrame, RawResponse, RequestInfo, StreamEvent, StreamObserver,
+    Milestone, ProviderError, RawFrames, RawResponse, RequestInfo, StreamEvent, StreamObserver,
 };
-use pod_trace::{Marker, RawResponseHead, RawSseFrame, RequestEntries, TraceBody, TraceHandle};
+use pod_trace::{Marker, RawResponseHead, RequestEntries, TraceBody, TraceHandle};
 
 use super::{Pod, RunObserver};
 use crate::error::CoreError;
@@ -45,8 +45,8 @@ pub(super) struct Tap {
     observer: Arc<dyn RunObserver>,
     /// What the callbacks recorded since the stream loop last took it.
     aside: Mutex<Aside>,
-    /// Set (under the `aside` lock) whenever `aside` gains something: the loop reads it once per
-    /// event and takes the lock only when it is set.
+    /// Set whenever `aside` gains something: the loop reads it once per event and takes the
+    /// lock only when it is set.
     aside_changed: AtomicBool,
 }
 
@@ -54,8 +54,6 @@ pub(super) struct Tap {
 #[derive(Default)]
 struct Aside {
     entries: Vec<AsideEntry>,
-    /// When the current network read's first raw frame came: a read's frames share its time.
-    read_at: Option<SystemTime>,
 }
 
 enum AsideEntry {
@@ -63,6 +61,12 @@ enum AsideEntry {
         attempt: u32,
         at: SystemTime,
         body: TraceBody,
+    },
+    /// The raw frames of one network read, which share its time.
+    RawFrames {
+        attempt: u32,
+        at: SystemTime,
+        frames: RawFrames,
     },
     /// The events of one network read were all handed out: what came before is one batch.
     ReadDrained,
@@ -117,12 +121,17 @@ impl Tap {
         if self.trace.is_none() {
             return;
         }
-        let mut aside = locked(&self.aside);
-        let at = match body {
-            TraceBody::RawSse(_) => *aside.read_at.get_or_insert_with(SystemTime::now),
-            _ => SystemTime::now(),
-        };
-        aside.entries.push(AsideEntry::Entry { attempt, at, body });
+        self.put_aside(AsideEntry::Entry {
+            attempt,
+            at: SystemTime::now(),
+            body,
+        });
+    }
+
+    fn put_aside(&self, entry: AsideEntry) {
+        locked(&self.aside).entries.push(entry);
+        // Set after the entry is in: the loop clears the flag under the lock before taking the
+        // entries, so a set flag may find nothing new, but no entry waits unflagged.
         self.aside_changed.store(true, Ordering::Release);
     }
 
@@ -159,14 +168,28 @@ impl Tap {
                     trace.record_request(request);
                 }
                 AsideEntry::Entry { attempt, at, body } => {
-                    if request.attempt != attempt {
-                        // The entries gathered so far are of the attempt before.
-                        trace.record_request(request);
-                        request.attempt = attempt;
-                    }
+                    Tap::switch_attempt(trace, request, attempt);
                     request.push(at, body);
                 }
+                AsideEntry::RawFrames {
+                    attempt,
+                    at,
+                    frames,
+                } => {
+                    Tap::switch_attempt(trace, request, attempt);
+                    request.push_raw_frames(at, &frames, self.max_frame);
+                }
             }
+        }
+    }
+}
+
+impl Tap {
+    /// Queue the entries gathered of the attempt before, when `attempt` is a new one.
+    fn switch_attempt(trace: &TraceHandle, request: &mut RequestEntries, attempt: u32) {
+        if request.attempt != attempt {
+            trace.record_request(request);
+            request.attempt = attempt;
         }
     }
 }
@@ -204,11 +227,7 @@ impl StreamTrace {
         };
         self.tap
             .take_aside(trace, &mut self.request, &mut self.read_at, &mut self.taken);
-        let attempt = self.tap.attempt();
-        if self.request.attempt != attempt {
-            trace.record_request(&mut self.request);
-            self.request.attempt = attempt;
-        }
+        Tap::switch_attempt(trace, &mut self.request, self.tap.attempt());
         let at = *self.read_at.get_or_insert_with(SystemTime::now);
         self.request.push(at, TraceBody::Stream { event });
         if self.request.len() >= TRACE_BATCH {
@@ -325,24 +344,19 @@ impl StreamObserver for Tap {
 
     fn on_read_drained(&self) {
         if self.trace.is_some() {
-            let mut aside = locked(&self.aside);
-            aside.entries.push(AsideEntry::ReadDrained);
-            aside.read_at = None;
-            self.aside_changed.store(true, Ordering::Release);
+            self.put_aside(AsideEntry::ReadDrained);
         }
         self.observer.on_read_drained();
     }
 
-    fn on_raw_frame(&self, attempt: u32, frame: RawFrame) {
-        let event = (!frame.event.is_empty()).then_some(frame.event);
-        self.record_for(
-            attempt,
-            TraceBody::RawSse(RawSseFrame::bounded_owned(
-                event,
-                frame.data,
-                self.max_frame,
-            )),
-        );
+    fn on_raw_frames(&self, attempt: u32, frames: RawFrames) {
+        if self.trace.is_some() {
+            self.put_aside(AsideEntry::RawFrames {
+                attempt,
+                at: SystemTime::now(),
+                frames,
+            });
+        }
     }
 
     fn on_raw_response(&self, attempt: u32, response: &RawResponse) {
@@ -395,12 +409,14 @@ mod tests {
         })
     }
 
-    fn frame(data: &str) -> RawFrame {
-        RawFrame {
-            event: String::new(),
-            data: data.into(),
+    fn frame(data: &str) -> RawFrames {
+        let mut frames = RawFrames::default();
+        frames.push(pod_provider::RawFrame {
+            event: "",
+            data,
             id: None,
-        }
+        });
+        frames
     }
 
     /// What a callback records lands after the events the loop gathered before it and before
@@ -416,12 +432,12 @@ mod tests {
         let tap = tap(trace.clone());
         let mut stream = tap.stream_trace();
         tap.on_milestone(1, &Milestone::FirstByte);
-        tap.on_raw_frame(1, frame("a"));
+        tap.on_raw_frames(1, frame("a"));
         stream.event(delta("a"));
-        tap.on_raw_frame(1, frame("b"));
+        tap.on_raw_frames(1, frame("b"));
         stream.event(delta("b"));
         tap.on_read_drained();
-        tap.on_raw_frame(1, frame("c"));
+        tap.on_raw_frames(1, frame("c"));
         stream.event(delta("c"));
         tap.on_milestone(
             1,

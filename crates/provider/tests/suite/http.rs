@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use pod_provider::event::StopReason;
 use pod_provider::{
     ApiKey, Cassette, CassetteResponse, Client, ClientConfig, ErrorClass, KeepaliveAfterEvents,
-    Message, Milestone, ModelRequest, PauseAfterEvents, ProviderError, RawFrame, ReplayServer,
+    Message, Milestone, ModelRequest, PauseAfterEvents, ProviderError, RawFrames, ReplayServer,
     RequestInfo, RetryPolicy, StreamEvent, StreamObserver, ToolCall, ToolSpec, WireScheme,
     from_http, retry_after_ms, sse_body,
 };
@@ -91,11 +91,11 @@ impl StreamObserver for Recorder {
     fn wants_raw_frames(&self) -> bool {
         self.raw
     }
-    fn on_raw_frame(&self, attempt: u32, frame: RawFrame) {
-        self.log
-            .lock()
-            .unwrap()
-            .push(format!("{attempt} raw {}", frame.event));
+    fn on_raw_frames(&self, attempt: u32, frames: RawFrames) {
+        let mut log = self.log.lock().unwrap();
+        for frame in frames.iter() {
+            log.push(format!("{attempt} raw {}", frame.event));
+        }
     }
 }
 
