@@ -549,14 +549,18 @@ impl Driver {
         let scratch = &mut self.scratch;
         let attempt = self.attempt;
         // A read's frames are handed on together, once its events are decoded.
-        let frames = self.raw.then(|| RefCell::new(RawFrames::default()));
-        let frame_scrub = &self.frame_scrub;
+        let read_len = match &next {
+            Ok(Some(Ok(chunk))) => chunk.len(),
+            _ => 0,
+        };
+        let frames = self
+            .raw
+            .then(|| RefCell::new(RawFrames::with_capacity(read_len)));
         let raw_fn = |frame: &Frame<'_>| {
             if let Some(frames) = &frames {
                 frames.borrow_mut().push(RawFrame {
-                    event: &frame_scrub.scrub(frame.event),
-                    data: &frame_scrub.scrub(frame.data),
-                    id: frame.id.map(|id| frame_scrub.scrub(id)).as_deref(),
+                    event: frame.event,
+                    data: frame.data,
                 });
             }
         };
@@ -617,10 +621,13 @@ impl Driver {
                 decoded = carries_something(scratch);
             }
         }
-        if let Some(frames) = frames.map(RefCell::into_inner)
+        if let Some(mut frames) = frames.map(RefCell::into_inner)
             && !frames.is_empty()
             && let Some(o) = &self.observer
         {
+            if self.frame_scrub.finds_in(frames.text()) {
+                frames = frames.scrubbed(&self.frame_scrub);
+            }
             o.on_raw_frames(attempt, frames);
         }
         if decoded {

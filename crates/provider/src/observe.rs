@@ -112,12 +112,12 @@ pub enum Milestone {
     },
 }
 
-/// One SSE frame: event name (empty when the frame had none), data lines joined by `\n`, last id.
+/// One SSE frame: its event name (empty when the frame had none) and its data lines joined by
+/// `\n`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawFrame<'a> {
     pub event: &'a str,
     pub data: &'a str,
-    pub id: Option<&'a str>,
 }
 
 /// The SSE frames of one network read, as framed from the wire, their texts one after another
@@ -125,48 +125,75 @@ pub struct RawFrame<'a> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RawFrames {
     text: String,
-    frames: Vec<FrameEnds>,
+    ends: Vec<FrameEnds>,
 }
 
-/// Where a frame's event name, data and id end in [`RawFrames::text`] (each starts where the
-/// one before ends).
+/// Where a frame's event name and data end in [`RawFrames::text`]: the event starts where the
+/// frame before ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FrameEnds {
-    event: usize,
-    data: usize,
-    id: Option<usize>,
+pub struct FrameEnds {
+    pub event: usize,
+    pub data: usize,
 }
 
 impl RawFrames {
+    /// Room for about `bytes` of frames.
+    pub fn with_capacity(bytes: usize) -> RawFrames {
+        RawFrames {
+            text: String::with_capacity(bytes),
+            // A frame takes at least a few dozen bytes of the wire.
+            ends: Vec::with_capacity(bytes / 32),
+        }
+    }
+
     pub fn push(&mut self, frame: RawFrame<'_>) {
         self.text.push_str(frame.event);
         let event = self.text.len();
         self.text.push_str(frame.data);
         let data = self.text.len();
-        let id = frame.id.map(|id| {
-            self.text.push_str(id);
-            self.text.len()
-        });
-        self.frames.push(FrameEnds { event, data, id });
+        self.ends.push(FrameEnds { event, data });
     }
 
     pub fn len(&self) -> usize {
-        self.frames.len()
+        self.ends.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.frames.is_empty()
+        self.ends.is_empty()
+    }
+
+    /// Every frame's text, one after another.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Where each frame ends in [`RawFrames::text`].
+    pub fn ends(&self) -> &[FrameEnds] {
+        &self.ends
     }
 
     pub fn iter(&self) -> impl Iterator<Item = RawFrame<'_>> {
         let mut start = 0;
-        self.frames.iter().map(move |ends| {
+        self.ends.iter().map(move |ends| {
             let text = |from: usize, to: usize| self.text.get(from..to).unwrap_or_default();
-            let event = text(start, ends.event);
-            let data = text(ends.event, ends.data);
-            let id = ends.id.map(|id| text(ends.data, id));
-            start = ends.id.unwrap_or(ends.data);
-            RawFrame { event, data, id }
+            let frame = RawFrame {
+                event: text(start, ends.event),
+                data: text(ends.event, ends.data),
+            };
+            start = ends.data;
+            frame
         })
+    }
+
+    /// The same frames with the key and bearer tokens stripped from every text.
+    pub(crate) fn scrubbed(&self, scrub: &crate::redact::FrameScrub) -> RawFrames {
+        let mut out = RawFrames::with_capacity(self.text.len());
+        for frame in self.iter() {
+            out.push(RawFrame {
+                event: &scrub.scrub(frame.event),
+                data: &scrub.scrub(frame.data),
+            });
+        }
+        out
     }
 }

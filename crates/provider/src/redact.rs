@@ -4,7 +4,8 @@
 pub(crate) use pod_protocol::text::{REDACTED, clean_message, scrub};
 
 /// [`scrub`] for text that passes by the thousand (raw SSE frames): the searches are built once,
-/// so text holding neither the key nor a bearer token costs one fast search for each.
+/// and a whole read's frames are searched together, so frames holding neither the key nor a
+/// bearer token cost one fast search of their read for each.
 pub(crate) struct FrameScrub {
     key: Option<(memchr::memmem::Finder<'static>, String)>,
     bearer: memchr::memmem::Finder<'static>,
@@ -21,12 +22,18 @@ impl FrameScrub {
         }
     }
 
-    pub(crate) fn scrub<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+    /// Whether `text` holds the key or a bearer token (or, across the seams of texts put
+    /// together, seems to).
+    pub(crate) fn finds_in(&self, text: &str) -> bool {
         let has_key = self
             .key
             .as_ref()
             .is_some_and(|(finder, _)| finder.find(text.as_bytes()).is_some());
-        if !has_key && self.bearer.find(text.as_bytes()).is_none() {
+        has_key || self.bearer.find(text.as_bytes()).is_some()
+    }
+
+    pub(crate) fn scrub<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        if !self.finds_in(text) {
             return std::borrow::Cow::Borrowed(text);
         }
         scrub(text, self.key.as_ref().map(|(_, key)| key.as_str()))

@@ -32,7 +32,7 @@ pub struct RequestEntries {
     pub turn: u32,
     pub attempt: u32,
     entries: Vec<(SystemTime, RequestEntry)>,
-    /// The texts of the text deltas, one after another.
+    /// The texts of the text deltas and raw frames, one after another.
     texts: String,
 }
 
@@ -41,18 +41,17 @@ pub struct RequestEntries {
 pub(crate) enum RequestEntry {
     /// A text delta whose text ends at this offset of `texts` (and starts where the previous
     /// one ended).
-    TextDelta {
-        choice: u32,
-        text_end: usize,
-    },
-    /// A raw SSE frame whose event name (when it had one) and data (cut to the frame bound)
-    /// are the next texts in `texts`, ending at these offsets.
+    TextDelta { choice: u32, text_end: usize },
+    /// A raw SSE frame whose event name (empty when it had none) and data are the next texts
+    /// in `texts`, ending at these offsets; only the data up to `kept_end` (the frame bound,
+    /// on a character boundary) is written.
     RawSse {
-        event_end: Option<usize>,
+        event_end: usize,
+        kept_end: usize,
         data_end: usize,
-        original_len: usize,
     },
-    Body(TraceBody),
+    /// Any other entry: boxed, as they are few and a text delta or raw frame is small.
+    Body(Box<TraceBody>),
 }
 
 impl RequestEntries {
@@ -78,28 +77,27 @@ impl RequestEntries {
                     text_end: self.texts.len(),
                 }
             }
-            body => RequestEntry::Body(body),
+            body => RequestEntry::Body(Box::new(body)),
         };
         self.entries.push((at, entry));
     }
 
     /// Add the raw SSE frames of one network read, received at `at`, each frame's data cut to
-    /// at most `max_bytes` (on a character boundary) as [`RawSseFrame::bounded`] does.
+    /// at most `max_bytes` (on a character boundary) as [`RawSseFrame::bounded`] does. Their
+    /// texts are copied in one piece.
     pub fn push_raw_frames(&mut self, at: SystemTime, frames: &RawFrames, max_bytes: usize) {
+        let base = self.texts.len();
+        self.texts.push_str(frames.text());
         self.entries.reserve(frames.len());
-        for frame in frames.iter() {
-            let event_end = (!frame.event.is_empty()).then(|| {
-                self.texts.push_str(frame.event);
-                self.texts.len()
-            });
-            self.texts
-                .push_str(pod_protocol::text::cut_at_char_boundary(
-                    frame.data, max_bytes,
-                ));
+        for ends in frames.ends() {
+            let event_end = base + ends.event;
+            let data_end = base + ends.data;
+            let data = self.texts.get(event_end..data_end).unwrap_or_default();
+            let kept = pod_protocol::text::cut_at_char_boundary(data, max_bytes).len();
             let entry = RequestEntry::RawSse {
                 event_end,
-                data_end: self.texts.len(),
-                original_len: frame.data.len(),
+                kept_end: event_end + kept,
+                data_end,
             };
             self.entries.push((at, entry));
         }
@@ -158,18 +156,18 @@ impl RequestEntries {
                 }
                 RequestEntry::RawSse {
                     event_end,
+                    kept_end,
                     data_end,
-                    original_len,
                 } => {
                     let text =
                         |from: usize, to: usize| self.texts.get(from..to).unwrap_or_default();
-                    let event = event_end.map(|end| text(text_start, end));
-                    let data = text(event_end.unwrap_or(text_start), *data_end);
+                    let event = text(text_start, *event_end);
+                    let data = text(*event_end, *kept_end);
                     text_start = *data_end;
                     EntryBody::RawSse {
-                        event,
+                        event: (!event.is_empty()).then_some(event),
                         data,
-                        original_len: *original_len,
+                        original_len: data_end - event_end,
                     }
                 }
                 RequestEntry::Body(body) => EntryBody::Body(body),

@@ -731,38 +731,51 @@ mod tests {
     async fn raw_frames_of_a_read_write_the_lines_each_frame_would_alone() {
         use pod_provider::{RawFrame, RawFrames};
         let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
-        // No event name, a cut inside a two-byte character, one that fits exactly, an id (not
-        // kept), quotes and newlines to escape, an empty frame.
+        // No event name, a cut inside a two-byte character, one that fits exactly, quotes and
+        // newlines to escape, an empty frame.
         let frames = [
-            ("", "{\"a\":\"ü\"}", None),
-            ("message_delta", "aaaaaaaaaé", Some("7")),
-            ("x", "0123456789", None),
-            ("ping", "line \"one\"\nline two", None),
-            ("", "", None),
+            ("", "{\"a\":\"ü\"}"),
+            ("message_delta", "aaaaaaaaaé"),
+            ("x", "0123456789"),
+            ("ping", "line \"one\"\nline two"),
+            ("", ""),
         ];
         let max_bytes = 10;
         let alone = Arc::new(Mutex::new(Vec::new()));
         let trace =
             TraceHandle::from_writer(Path::new("mem"), Box::new(MemorySink(alone.clone())), 16);
-        for (event, data, _) in frames {
-            let event = (!event.is_empty()).then(|| event.to_owned());
-            let frame = RawSseFrame::bounded(event, data, max_bytes);
-            trace.record(
-                PendingEntry::at(at, TraceBody::RawSse(frame))
-                    .run("run-1")
-                    .request(2, 3),
-            );
+        let delta = |text: &str| TraceBody::Stream {
+            event: pod_protocol::event::StreamEvent::TextDelta(pod_protocol::event::TextDelta {
+                choice: 0,
+                text: text.into(),
+            }),
+        };
+        // Two reads' frames with text deltas before, between and after them.
+        let record = |body| trace.record(PendingEntry::at(at, body).run("run-1").request(2, 3));
+        record(delta("before"));
+        for round in 0..2 {
+            for (event, data) in frames {
+                let event = (!event.is_empty()).then(|| event.to_owned());
+                record(TraceBody::RawSse(RawSseFrame::bounded(
+                    event, data, max_bytes,
+                )));
+            }
+            record(delta(["between", "after"][round]));
         }
         trace.sync().await.unwrap_or_default();
         let batched = Arc::new(Mutex::new(Vec::new()));
         let trace =
             TraceHandle::from_writer(Path::new("mem"), Box::new(MemorySink(batched.clone())), 16);
         let mut read = RawFrames::default();
-        for (event, data, id) in frames {
-            read.push(RawFrame { event, data, id });
+        for (event, data) in frames {
+            read.push(RawFrame { event, data });
         }
         let mut request = RequestEntries::new(Arc::from("run-1"), 2, 3);
+        request.push(at, delta("before"));
         request.push_raw_frames(at, &read, max_bytes);
+        request.push(at, delta("between"));
+        request.push_raw_frames(at, &read, max_bytes);
+        request.push(at, delta("after"));
         trace.record_request(&mut request);
         trace.sync().await.unwrap_or_default();
         let text = |bytes: &Arc<Mutex<Vec<u8>>>| {
@@ -774,15 +787,19 @@ mod tests {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        assert_eq!(lines.len(), 5);
-        assert!(lines[0].get("event").is_none());
-        assert_eq!(lines[1]["data"], "aaaaaaaaa");
-        assert_eq!(lines[1]["truncated"], true);
-        assert_eq!(lines[2]["truncated"], false);
+        assert_eq!(lines.len(), 13);
+        assert_eq!(lines[0]["event"]["text"], "before");
+        assert!(lines[1].get("event").is_none());
+        assert_eq!(lines[2]["data"], "aaaaaaaaa");
+        assert_eq!(lines[2]["truncated"], true);
+        assert_eq!(lines[3]["truncated"], false);
         assert_eq!(
-            lines[3]["data"],
+            lines[4]["data"],
             "line \"one\"\nline two".get(..10).unwrap()
         );
+        assert_eq!(lines[6]["event"]["text"], "between");
+        assert_eq!(lines[8]["data"], "aaaaaaaaa");
+        assert_eq!(lines[12]["event"]["text"], "after");
     }
 
     #[tokio::test]

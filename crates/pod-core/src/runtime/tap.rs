@@ -411,11 +411,7 @@ mod tests {
 
     fn frame(data: &str) -> RawFrames {
         let mut frames = RawFrames::default();
-        frames.push(pod_provider::RawFrame {
-            event: "",
-            data,
-            id: None,
-        });
+        frames.push(pod_provider::RawFrame { event: "", data });
         frames
     }
 

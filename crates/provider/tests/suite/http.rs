@@ -1216,3 +1216,59 @@ async fn huge_timeouts_and_a_huge_retry_ask_do_not_panic() {
     let events = run(&client, None).await;
     assert_eq!(facts(&events).text, "The capital of France is Paris.");
 }
+
+/// Keeps the data of every raw frame.
+#[derive(Default)]
+struct FrameData(Mutex<Vec<String>>);
+
+impl StreamObserver for FrameData {
+    fn wants_raw_frames(&self) -> bool {
+        true
+    }
+    fn on_raw_frames(&self, _attempt: u32, frames: RawFrames) {
+        let mut data = self.0.lock().unwrap();
+        data.extend(frames.iter().map(|f| f.data.to_owned()));
+    }
+}
+
+#[tokio::test]
+async fn raw_frames_never_carry_the_key_or_a_bearer_token_and_others_pass_as_they_came() {
+    let key = "sk-live-frame-key-0123456789";
+    let body = sse_body(&[
+        (
+            "response.created",
+            json!({"type": "response.created", "response": {"id": "resp_1", "model": "m"}}),
+        ),
+        (
+            "response.output_text.delta",
+            json!({"type": "response.output_text.delta", "output_index": 0, "delta": format!("echo {key}")}),
+        ),
+        (
+            "response.output_text.delta",
+            json!({"type": "response.output_text.delta", "output_index": 0, "delta": "Authorization: Bearer tok-123 \"ok\""}),
+        ),
+        (
+            "response.completed",
+            json!({"type": "response.completed", "response": {"id": "resp_1"}}),
+        ),
+    ]);
+    let server = ReplayServer::start(Cassette::new(R, vec![CassetteResponse::sse(body)])).unwrap();
+    let mut cfg = config(&server);
+    cfg.api_key = Some(ApiKey::new(key));
+    let frames = Arc::new(FrameData::default());
+    run(&Client::new(cfg).unwrap(), Some(frames.clone())).await;
+    let data = frames.0.lock().unwrap().clone();
+    assert_eq!(data.len(), 4, "{data:#?}");
+    assert!(
+        data.iter()
+            .all(|d| !d.contains(key) && !d.contains("tok-123")),
+        "{data:#?}"
+    );
+    assert!(data[1].contains("echo [redacted]"), "{data:#?}");
+    assert!(data[2].contains("Bearer [redacted]"), "{data:#?}");
+    // Frames without either pass as they came.
+    assert_eq!(
+        data[0],
+        json!({"type": "response.created", "response": {"id": "resp_1", "model": "m"}}).to_string()
+    );
+}
