@@ -147,6 +147,39 @@ fn push_raw_sse_parts(
     });
 }
 
+/// A number in decimal that counts up by one in place: the trace's line numbers.
+#[derive(Debug, Clone)]
+pub(crate) struct DecimalCounter {
+    digits: [u8; 20],
+    /// Where the number's first digit is in `digits` (it is right-aligned).
+    start: usize,
+}
+
+impl DecimalCounter {
+    pub(crate) fn one() -> DecimalCounter {
+        let mut digits = [b'0'; 20];
+        digits[19] = b'1';
+        DecimalCounter { digits, start: 19 }
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.digits[self.start..]
+    }
+
+    /// Add one (a trace never reaches the twenty digits' limit).
+    pub(crate) fn increment(&mut self) {
+        for at in (0..self.digits.len()).rev() {
+            if self.digits[at] == b'9' {
+                self.digits[at] = b'0';
+            } else {
+                self.digits[at] += 1;
+                self.start = self.start.min(at);
+                return;
+            }
+        }
+    }
+}
+
 /// `n` in decimal, without the formatting machinery (it runs for every line).
 pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];

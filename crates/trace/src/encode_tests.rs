@@ -120,3 +120,12 @@ fn decimals_are_written_like_display() {
         assert_eq!(out, format!("x{n}").into_bytes());
     }
 }
+
+#[test]
+fn the_line_counter_counts_like_display() {
+    let mut counter = DecimalCounter::one();
+    for n in 1..=120_000u64 {
+        assert_eq!(counter.as_bytes(), n.to_string().as_bytes());
+        counter.increment();
+    }
+}
