@@ -243,7 +243,7 @@ struct FileSink {
 }
 
 /// How many written bytes make the writer ask for their writeback.
-const WRITEBACK_STEP: u64 = 4 << 20;
+const WRITEBACK_STEP: u64 = 1 << 20;
 
 impl FileSink {
     fn new(file: File) -> FileSink {
