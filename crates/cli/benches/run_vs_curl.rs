@@ -8,7 +8,8 @@
 //! HTTP/1.1 response) streams a generated 200,000-delta stream per scheme: Responses with the
 //! four closing events carrying the full ~1.1 MB text, Chat, Anthropic. The real `pods` binary
 //! runs against it with stdout a pipe that is drained, with tracing off, with the trace sidecar
-//! on, and with raw SSE capture on; `curl -sN` reads the same stream. Printed per mode: median
+//! on, with raw SSE capture on, and with `--json` events instead of text; `curl -sN` reads the
+//! same stream. Printed per mode: median
 //! wall time and CPU time (user + sys, from `wait4`'s rusage), events/s, the ratio to curl (the
 //! figure that carries between machines), peak RSS (GNU `time`'s, else `wait4`'s, which counts
 //! this process's own memory too), and trace entries shed.
@@ -273,7 +274,7 @@ impl Sandbox {
         Sandbox { dir }
     }
 
-    fn pods(&self, profile: &str, sets: &[String]) -> Command {
+    fn pods(&self, profile: &str, sets: &[String], json: bool) -> Command {
         let mut cmd = Command::new(pods_bin());
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("PODS_") {
@@ -289,6 +290,9 @@ impl Sandbox {
             .args(["run", "-p", profile]);
         for set in sets {
             cmd.arg("--set").arg(set);
+        }
+        if json {
+            cmd.arg("--json");
         }
         cmd.arg("go");
         cmd
@@ -397,21 +401,23 @@ fn bench_scheme(o: &Options, scheme: &str, path: &str, body: &str, text_bytes: u
         o.runs
     );
 
-    let modes: [(&str, Option<&str>); 4] = [
-        ("curl -sN", None),
-        ("pods run", Some("plain")),
-        ("pods run, trace", Some("trace")),
-        ("pods run, trace+raw", Some("raw")),
+    // (name, profile, `--json`)
+    let modes: [(&str, Option<&str>, bool); 5] = [
+        ("curl -sN", None, false),
+        ("pods run", Some("plain"), false),
+        ("pods run, trace", Some("trace"), false),
+        ("pods run, trace+raw", Some("raw"), false),
+        ("pods run --json", Some("plain"), true),
     ];
     // Interleave modes run by run, so a noisy neighbour hits all of them alike.
     let mut samples: Vec<Vec<Sample>> = modes.iter().map(|_| Vec::new()).collect();
     for _ in 0..o.runs {
-        for (i, (_, profile)) in modes.iter().enumerate() {
+        for (i, (_, profile, json)) in modes.iter().enumerate() {
             let cmd = match profile {
                 None => curl(port, path),
                 Some(p) => {
                     sandbox.clear_home();
-                    sandbox.pods(p, &o.sets)
+                    sandbox.pods(p, &o.sets, *json)
                 }
             };
             let s = measure(cmd);
@@ -420,7 +426,10 @@ fn bench_scheme(o: &Options, scheme: &str, path: &str, body: &str, text_bytes: u
                 "{}: exit {}: {}",
                 modes[i].0, s.status, s.stderr
             );
-            if profile.is_some() {
+            if *json {
+                // The text in `text` events, and the events around it.
+                assert!(s.stdout_bytes > text_bytes, "{}", s.stderr);
+            } else if profile.is_some() {
                 // The text and the newline that ends it.
                 assert_eq!(s.stdout_bytes, text_bytes + 1, "{}", s.stderr);
             }
@@ -434,7 +443,7 @@ fn bench_scheme(o: &Options, scheme: &str, path: &str, body: &str, text_bytes: u
         "  {:<20} {:>8} {:>8} {:>9} {:>8} {:>9} {:>9} {:>7}",
         "mode", "wall", "cpu", "M ev/s", "× curl", "× plain", "cpu×plain", "RSS MB"
     );
-    for (i, (name, _)) in modes.iter().enumerate() {
+    for (i, (name, _, _)) in modes.iter().enumerate() {
         let wall = median(samples[i].iter().map(|s| s.wall).collect());
         let cpu = median(samples[i].iter().map(|s| s.cpu).collect());
         let rss = samples[i].iter().map(|s| s.max_rss_kb).max().unwrap_or(0);
@@ -461,9 +470,9 @@ fn bench_scheme(o: &Options, scheme: &str, path: &str, body: &str, text_bytes: u
         );
     }
     if o.strace {
-        for (name, profile) in &modes[1..] {
+        for (name, profile, json) in &modes[1..] {
             sandbox.clear_home();
-            match count_writes(&sandbox.pods(profile.unwrap(), &o.sets)) {
+            match count_writes(&sandbox.pods(profile.unwrap(), &o.sets, *json)) {
                 Some(n) => println!("  {name:<20} {n} write syscalls (strace -f, all threads)"),
                 None => println!("  {name:<20} write syscalls not counted (no strace?)"),
             }
