@@ -291,10 +291,15 @@ pub(crate) fn scan_segment<E>(
     Ok(scan)
 }
 
+/// Up to this many runs held, a run is found by looking through them; more are indexed by id.
+/// A log's runs are nearly always held one or two at a time, and hashing ids then costs more.
+const RUNS_SEARCHED: usize = 8;
+
 #[derive(Default)]
 struct ScanState {
-    /// Run id to its place in the order of first entries (counted from the segment's start).
-    index: HashMap<String, usize>,
+    /// Run id to its place in the order of first entries (counted from the segment's start),
+    /// while more than [`RUNS_SEARCHED`] runs are held.
+    index: Option<HashMap<String, usize>>,
     /// Runs handed out (or made ready) so far: the place of `runs[0]`.
     base: usize,
 }
@@ -338,13 +343,19 @@ impl SegmentScan {
             let last = self.runs.len() - 1;
             return &mut self.runs[last];
         }
-        let i = match state.index.get(run_id) {
-            Some(i) => *i - state.base,
+        let held = match &state.index {
+            Some(index) => index.get(run_id).map(|i| *i - state.base),
+            None => self.runs.iter().position(|run| run.run_id == run_id),
+        };
+        let i = match held {
+            Some(i) => i,
             None => {
                 // A new run: the final runs before it are done.
                 while self.runs.front().is_some_and(RunAcc::is_final) {
                     if let Some(run) = self.runs.pop_front() {
-                        state.index.remove(&run.run_id);
+                        if let Some(index) = &mut state.index {
+                            index.remove(&run.run_id);
+                        }
                         state.base += 1;
                         self.ready.push(run);
                     }
@@ -353,9 +364,16 @@ impl SegmentScan {
                     run_id: run_id.to_owned(),
                     ..RunAcc::default()
                 });
-                state
-                    .index
-                    .insert(run_id.to_owned(), state.base + self.runs.len() - 1);
+                let place = state.base + self.runs.len() - 1;
+                if self.runs.len() <= RUNS_SEARCHED {
+                    state.index = None;
+                } else if let Some(index) = &mut state.index {
+                    index.insert(run_id.to_owned(), place);
+                } else {
+                    let held = (state.base..).zip(&self.runs);
+                    let index = held.map(|(place, run)| (run.run_id.clone(), place));
+                    state.index = Some(index.collect());
+                }
                 self.runs.len() - 1
             }
         };
