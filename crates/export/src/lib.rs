@@ -31,6 +31,7 @@
 //! ```
 
 mod chain;
+mod compact;
 pub mod document;
 mod error;
 mod mapping;

@@ -45,7 +45,11 @@ pub(crate) trait Sink {
     fn begin(&mut self, head: &DocHead) -> Result<(), ExportError>;
     /// A pod; its `runs` and `segments` are ignored (they follow).
     fn pod_start(&mut self, pod: &PodDoc) -> Result<(), ExportError>;
-    fn run(&mut self, run: RunDoc) -> Result<(), ExportError>;
+    fn run(&mut self, run: &RunDoc) -> Result<(), ExportError>;
+    /// A run the caller has no more use for: a sink that keeps runs takes it as it is.
+    fn run_owned(&mut self, run: RunDoc) -> Result<(), ExportError> {
+        self.run(&run)
+    }
     fn pod_end(&mut self, segments: Vec<SegmentDoc>) -> Result<(), ExportError>;
     fn finish(&mut self, tail: DocTail) -> Result<(), ExportError>;
 }
@@ -64,7 +68,7 @@ pub(crate) fn feed(doc: &ExportDocument, sink: &mut dyn Sink) -> Result<(), Expo
     for pod in &doc.pods {
         sink.pod_start(pod)?;
         for run in &pod.runs {
-            sink.run(run.clone())?;
+            sink.run(run)?;
         }
         sink.pod_end(pod.segments.clone())?;
     }
@@ -136,7 +140,11 @@ impl Sink for CollectSink {
         Ok(())
     }
 
-    fn run(&mut self, run: RunDoc) -> Result<(), ExportError> {
+    fn run(&mut self, run: &RunDoc) -> Result<(), ExportError> {
+        self.run_owned(run.clone())
+    }
+
+    fn run_owned(&mut self, run: RunDoc) -> Result<(), ExportError> {
         if let Some(pod) = self.pods.last_mut() {
             pod.runs.push(run);
         }
@@ -291,7 +299,7 @@ impl<W: Write> JsonSink<W> {
     /// small writes are cheap into a `Vec` and costly through a writer.
     fn line<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ExportError> {
         self.scratch.clear();
-        serde_json::to_writer(&mut self.scratch, value)
+        crate::compact::write(&mut self.scratch, value)
             .map_err(|e| ExportError::Render(std::io::Error::other(e)))?;
         self.out
             .write_all(&self.scratch)
@@ -377,11 +385,11 @@ impl<W: Write> Sink for JsonSink<W> {
         self.raw(b",\n      \"runs\": [")
     }
 
-    fn run(&mut self, run: RunDoc) -> Result<(), ExportError> {
+    fn run(&mut self, run: &RunDoc) -> Result<(), ExportError> {
         self.raw(if self.runs == 0 { b"\n" } else { b",\n" })?;
         self.runs += 1;
         self.indent(4)?;
-        self.line(&run)
+        self.line(run)
     }
 
     fn pod_end(&mut self, segments: Vec<SegmentDoc>) -> Result<(), ExportError> {
@@ -533,13 +541,13 @@ impl<W: Write> Sink for MarkdownSink<W> {
         render::md_runs_heading(self.spool.writer(), &pod.name, &pod.id).map_err(render_err)
     }
 
-    fn run(&mut self, run: RunDoc) -> Result<(), ExportError> {
+    fn run(&mut self, run: &RunDoc) -> Result<(), ExportError> {
         let out = self.spool.writer();
         if self.runs == 0 {
             render::md_runs_table_head(out).map_err(render_err)?;
         }
         self.runs += 1;
-        render::md_run_row(out, &run).map_err(render_err)
+        render::md_run_row(out, run).map_err(render_err)
     }
 
     fn pod_end(&mut self, _segments: Vec<SegmentDoc>) -> Result<(), ExportError> {

@@ -2,8 +2,8 @@
 //! explain incidents — handing each piece to a [`Sink`] as soon as it is known, so that the
 //! document can be written (or collected) without holding every run.
 //!
-//! The pods are found in `pods` and each pod's logs read in `logs`; `pipeline` reads and
-//! renders on a second thread while the calling thread checks and writes the bytes;
+//! The pods are found in `pods` and each pod's logs read in `logs`; `pipeline` reads on a
+//! second thread while the calling thread renders, checks and writes the document;
 //! [`crate::mapping`] turns what the scan found into the document's shapes.
 
 mod logs;
@@ -184,13 +184,13 @@ impl ExportPlan {
         let checked = secrets.iter().map(|s| s.env_var.clone()).collect();
         let mut guard = SecretGuard::new(out, secrets);
         let mut stats = match format {
-            Format::Json => self.run_beside(JsonSink::new, checked, &mut guard, progress)?,
+            Format::Json => self.run_beside(&mut JsonSink::new(&mut guard), checked, progress)?,
             Format::Markdown => {
                 let spool = Spool::file().map_err(ExportError::Render)?;
                 // A sanitized export keeps no conversation text: only its counts.
                 let transcripts = Transcripts::of(&self.request.home, self.request.sanitize);
-                let sink = |out| MarkdownSink::new(out, spool).with_transcripts(transcripts);
-                self.run_beside(sink, checked, &mut guard, progress)?
+                let mut sink = MarkdownSink::new(&mut guard, spool).with_transcripts(transcripts);
+                self.run_beside(&mut sink, checked, progress)?
             }
         };
         // Everything is searched and passed on before it is counted.
@@ -275,7 +275,7 @@ impl ExportPlan {
                 if let Some(r) = redactor.as_mut() {
                     r.run(&mut run);
                 }
-                sink.run(run)
+                sink.run_owned(run)
             };
             let scan = scan_pod(pod, progress, &mut |seg, acc| {
                 // A run still open at its segment's end ends as a later segment (if any) says.

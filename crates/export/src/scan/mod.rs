@@ -20,6 +20,7 @@
 mod lines;
 mod terminal;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::BufReader;
 use std::path::Path;
@@ -107,9 +108,75 @@ pub(crate) struct RunAcc {
 }
 
 use pod_protocol::borrowed::{
-    AssistantLite, RequestLite, RunCompletedLite, RunStartedLite, SeqOnly, ToolFinishedLite,
-    ToolStartedLite,
+    AssistantLite, RequestLite, SeqOnly, ToolFinishedLite, ToolStartedLite,
 };
+use pod_protocol::record::StopReason;
+
+// The two run boundaries, read as `pod_protocol::borrowed::{RunStartedLite, RunCompletedLite}`
+// read them, but with the tagged enums (the trigger, the stop reason) kept as their JSON text:
+// nearly every one is `{"type":"cli"}` or `{"reason":"end_turn"}`, told by its text without
+// the tagged-enum parse (which buffers the object first). Any other text is parsed as the
+// enum, so a line is valid exactly when the `Lite` shape would read it.
+
+/// `run_started` as the scan reads it (see above).
+#[derive(serde::Deserialize)]
+pub(crate) struct RunStartedShape<'a> {
+    pub seq: u64,
+    #[serde(borrow)]
+    pub ts: Cow<'a, str>,
+    #[serde(borrow)]
+    pub run_id: Cow<'a, str>,
+    #[serde(borrow)]
+    trigger: &'a RawValue,
+    #[serde(default)]
+    pub request_id: Option<String>,
+    #[serde(borrow)]
+    pub input: Cow<'a, str>,
+}
+
+/// `run_completed` as the scan reads it (see above).
+#[derive(serde::Deserialize)]
+pub(crate) struct RunCompletedShape<'a> {
+    pub seq: u64,
+    #[serde(borrow)]
+    pub ts: Cow<'a, str>,
+    #[serde(borrow)]
+    pub run_id: Cow<'a, str>,
+    /// Read only so that a line without it (or with it of another type) is rejected.
+    #[allow(dead_code)]
+    turns: u32,
+    #[serde(borrow)]
+    pub text: Cow<'a, str>,
+    /// Read only so that a line without it (or with it of another type) is rejected.
+    #[allow(dead_code)]
+    #[serde(borrow)]
+    reason: Cow<'a, str>,
+    #[serde(default, borrow)]
+    stop_reason: Option<&'a RawValue>,
+}
+
+impl RunCompletedShape<'_> {
+    pub(crate) fn stop_reason(&self) -> serde_json::Result<Option<StopReason>> {
+        const END_TURN: &str = r#"{"reason":"end_turn"}"#;
+        const TOOL_CALLS: &str = r#"{"reason":"tool_calls"}"#;
+        match self.stop_reason.map(RawValue::get) {
+            None => Ok(None),
+            Some(END_TURN) => Ok(Some(StopReason::EndTurn)),
+            Some(TOOL_CALLS) => Ok(Some(StopReason::ToolCalls)),
+            Some(other) => serde_json::from_str(other).map(Some),
+        }
+    }
+}
+
+impl RunStartedShape<'_> {
+    pub(crate) fn trigger(&self) -> serde_json::Result<RunTrigger> {
+        const CLI: &str = r#"{"type":"cli"}"#;
+        match self.trigger.get() {
+            CLI => Ok(RunTrigger::Cli),
+            other => serde_json::from_str(other),
+        }
+    }
+}
 
 /// Longest kind-like name (class, phase, side-effect class) kept as written.
 const NAME_MAX: usize = 64;
@@ -224,10 +291,15 @@ pub(crate) fn scan_segment<E>(
     Ok(scan)
 }
 
+/// Up to this many runs held, a run is found by looking through them; more are indexed by id.
+/// A log's runs are nearly always held one or two at a time, and hashing ids then costs more.
+const RUNS_SEARCHED: usize = 8;
+
 #[derive(Default)]
 struct ScanState {
-    /// Run id to its place in the order of first entries (counted from the segment's start).
-    index: HashMap<String, usize>,
+    /// Run id to its place in the order of first entries (counted from the segment's start),
+    /// while more than [`RUNS_SEARCHED`] runs are held.
+    index: Option<HashMap<String, usize>>,
     /// Runs handed out (or made ready) so far: the place of `runs[0]`.
     base: usize,
 }
@@ -271,13 +343,19 @@ impl SegmentScan {
             let last = self.runs.len() - 1;
             return &mut self.runs[last];
         }
-        let i = match state.index.get(run_id) {
-            Some(i) => *i - state.base,
+        let held = match &state.index {
+            Some(index) => index.get(run_id).map(|i| *i - state.base),
+            None => self.runs.iter().position(|run| run.run_id == run_id),
+        };
+        let i = match held {
+            Some(i) => i,
             None => {
                 // A new run: the final runs before it are done.
                 while self.runs.front().is_some_and(RunAcc::is_final) {
                     if let Some(run) = self.runs.pop_front() {
-                        state.index.remove(&run.run_id);
+                        if let Some(index) = &mut state.index {
+                            index.remove(&run.run_id);
+                        }
                         state.base += 1;
                         self.ready.push(run);
                     }
@@ -286,9 +364,16 @@ impl SegmentScan {
                     run_id: run_id.to_owned(),
                     ..RunAcc::default()
                 });
-                state
-                    .index
-                    .insert(run_id.to_owned(), state.base + self.runs.len() - 1);
+                let place = state.base + self.runs.len() - 1;
+                if self.runs.len() <= RUNS_SEARCHED {
+                    state.index = None;
+                } else if let Some(index) = &mut state.index {
+                    index.insert(run_id.to_owned(), place);
+                } else {
+                    let held = (state.base..).zip(&self.runs);
+                    let index = held.map(|(place, run)| (run.run_id.clone(), place));
+                    state.index = Some(index.collect());
+                }
                 self.runs.len() - 1
             }
         };
@@ -368,20 +453,26 @@ impl SegmentScan {
             // same fields with the same types as the record types, so a line is valid exactly
             // when the full parse would accept it.
             "run_started" => {
-                let Ok(m) = json.parse::<RunStartedLite>() else {
+                let Ok(m) = json.parse::<RunStartedShape>() else {
+                    return false;
+                };
+                let Ok(trigger) = m.trigger() else {
                     return false;
                 };
                 self.note_entry(m.seq, kind, Some(&m.ts));
                 let run = self.run_mut(state, &m.run_id);
                 run.seen_run_started = true;
                 run.started_at = Some(m.ts.into_owned());
-                run.trigger = Some(m.trigger);
+                run.trigger = Some(trigger);
                 run.request_id = m.request_id;
                 run.input = Some(preview(&m.input));
                 true
             }
             "run_completed" => {
-                let Ok(m) = json.parse::<RunCompletedLite>() else {
+                let Ok(m) = json.parse::<RunCompletedShape>() else {
+                    return false;
+                };
+                let Ok(stop_reason) = m.stop_reason() else {
                     return false;
                 };
                 self.note_entry(m.seq, kind, Some(&m.ts));
@@ -389,7 +480,7 @@ impl SegmentScan {
                 run.ended_at = Some(m.ts.into_owned());
                 run.terminal = Some(Terminal::Completed {
                     text: preview(&m.text),
-                    stop_reason: m.stop_reason,
+                    stop_reason,
                 });
                 true
             }

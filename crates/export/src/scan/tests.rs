@@ -117,3 +117,36 @@ fn a_probe_stops_at_segment_started() {
     assert_eq!(scan.integrity.lines, 1);
     assert!(scan.is_a_segment());
 }
+
+#[test]
+fn runs_are_found_the_same_whether_few_or_many_are_held() {
+    // r0 stays open while 20 more start (the index takes over past RUNS_SEARCHED), each
+    // finished out of order; then r0 ends, the rest go, and a few more start (looked through
+    // again).
+    let mut log = vec![entry(1, started("r0"))];
+    let mut seq = 1;
+    let mut next = |body| {
+        seq += 1;
+        entry(seq, body)
+    };
+    for i in 1..=20 {
+        log.push(next(started(&format!("r{i}"))));
+    }
+    for i in (1..=20).rev() {
+        log.push(next(completed(&format!("r{i}"))));
+    }
+    log.push(next(completed("r0")));
+    for i in 21..=23 {
+        log.push(next(started(&format!("r{i}"))));
+        log.push(next(completed(&format!("r{i}"))));
+    }
+    // An entry for a run already handed out starts a run of its own (as documented).
+    log.push(next(completed("r5")));
+    let (handed, open) = scan_text(&log.concat());
+    let order: Vec<&str> = handed.iter().map(|(id, _)| id.as_str()).collect();
+    let expected: Vec<String> = (0..=23).map(|i| format!("r{i}")).collect();
+    assert_eq!(order, expected);
+    assert_eq!(open, ["r5"]);
+    // Each run was started once and completed once: none was split in two.
+    assert_eq!(handed.len(), 24);
+}
