@@ -31,7 +31,6 @@
 //! ```
 
 mod chain;
-mod compact;
 pub mod document;
 mod error;
 mod mapping;

@@ -299,7 +299,7 @@ impl<W: Write> JsonSink<W> {
     /// small writes are cheap into a `Vec` and costly through a writer.
     fn line<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ExportError> {
         self.scratch.clear();
-        crate::compact::write(&mut self.scratch, value)
+        serde_json::to_writer(&mut self.scratch, value)
             .map_err(|e| ExportError::Render(std::io::Error::other(e)))?;
         self.out
             .write_all(&self.scratch)
