@@ -137,6 +137,84 @@ fn temp_name(file_name: &str) -> String {
     format!(".{file_name}.{}.{serial}.tmp", std::process::id())
 }
 
+/// A file being written that asks the kernel to start writing it back to disk every
+/// [`WRITEBACK_STEP`] bytes it grows, without waiting for it: a sync at the end then waits for
+/// the last step only, not for everything written (tens of megabytes for a long trace or a big
+/// export, which the disk would otherwise take in one go at the end).
+#[derive(Debug)]
+pub struct WritebackFile {
+    file: File,
+    /// Bytes written so far.
+    written: u64,
+    /// Where the last writeback request ended.
+    requested: u64,
+    /// Cleared when the kernel refuses a request (nothing is lost: the sync writes it all).
+    writeback: bool,
+}
+
+/// How many written bytes make a [`WritebackFile`] ask for their writeback.
+pub const WRITEBACK_STEP: u64 = 1 << 20;
+
+impl WritebackFile {
+    pub fn new(file: File) -> WritebackFile {
+        WritebackFile {
+            file,
+            written: 0,
+            requested: 0,
+            writeback: true,
+        }
+    }
+
+    /// Make the data written durable (`fdatasync`).
+    pub fn sync_data(&self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// Make the data and metadata written durable (`fsync`).
+    pub fn sync_all(&self) -> std::io::Result<()> {
+        self.file.sync_all()
+    }
+
+    /// Bytes written so far, and how many of them were asked to be written back.
+    pub fn progress(&self) -> (u64, u64) {
+        (self.written, self.requested)
+    }
+
+    /// Ask the kernel to start writing back the bytes since the last request. `fadvise` with
+    /// `DONTNEED` starts the writeback of dirty pages without waiting for it (it cannot drop
+    /// them before they are written, and the sync at the end reports any writeback error).
+    fn request_writeback(&mut self) {
+        let Some(len) = std::num::NonZeroU64::new(self.written - self.requested) else {
+            return;
+        };
+        let asked = rustix::fs::fadvise(
+            &self.file,
+            self.requested,
+            Some(len),
+            rustix::fs::Advice::DontNeed,
+        );
+        match asked {
+            Ok(()) => self.requested = self.written,
+            Err(_) => self.writeback = false,
+        }
+    }
+}
+
+impl Write for WritebackFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        if self.writeback && self.written - self.requested >= WRITEBACK_STEP {
+            self.request_writeback();
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
 /// Replace `path` atomically with what `write` writes: into a new temporary file in the same
 /// directory (mode 0600: pod files and exports hold prompts and outputs), synced and renamed
 /// into place, then the directory synced, only when `write` succeeded. On any error the
@@ -165,7 +243,7 @@ pub fn replace_with<T, E>(
             .map_err(ReplaceError::Io)?
     };
     let result = (|| {
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, WritebackFile::new(file));
         let value = write(&mut out).map_err(ReplaceError::Write)?;
         let file = out
             .into_inner()

@@ -47,3 +47,25 @@ fn only_regular_files_are_opened() {
         .unwrap_or_default();
     assert!(text.contains("character device"), "{text}");
 }
+
+#[test]
+fn a_growing_file_asks_for_writeback_step_by_step_and_keeps_every_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big");
+    let mut file = WritebackFile::new(File::create(&path).unwrap());
+    let chunk: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
+    let steps = 3;
+    let chunks = (steps * WRITEBACK_STEP as usize).div_ceil(chunk.len()) + 1;
+    for _ in 0..chunks {
+        file.write_all(&chunk).unwrap();
+    }
+    // Asked for each full step as it was passed, and not for the part since.
+    let (written, requested) = file.progress();
+    assert_eq!(written, (chunks * chunk.len()) as u64);
+    assert!(requested >= steps as u64 * WRITEBACK_STEP, "{requested}");
+    assert!(written - requested < WRITEBACK_STEP);
+    file.sync_data().unwrap();
+    let back = std::fs::read(&path).unwrap();
+    assert_eq!(back.len(), chunks * chunk.len());
+    assert!(back.chunks(chunk.len()).all(|c| c == chunk.as_slice()));
+}

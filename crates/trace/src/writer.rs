@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::encode;
 use crate::entry::{EntryBody, PendingEntry, RequestEntries, TraceBody};
 use crate::error::TraceError;
+use pod_home::files::WritebackFile;
 use pod_home::locked;
 
 /// What the writer did so far.
@@ -90,7 +91,7 @@ impl TraceHandle {
             })?;
         Ok(TraceHandle::from_writer(
             path,
-            Box::new(FileSink::new(file)),
+            Box::new(WritebackFile::new(file)),
             capacity,
         ))
     }
@@ -229,73 +230,9 @@ pub trait TraceSink: Write + Send {
     fn sync(&mut self) -> std::io::Result<()>;
 }
 
-/// A sidecar file that starts writing itself to disk as it grows: every [`WRITEBACK_STEP`]
-/// bytes, the writer asks the kernel to begin writing the step back, so the sync at a run's end
-/// waits for the last step only, not for the whole trace (tens of megabytes on a long stream).
-struct FileSink {
-    file: File,
-    /// Bytes written so far.
-    written: u64,
-    /// Where the last writeback request ended.
-    requested: u64,
-    /// Cleared when the kernel refuses the request: the sync at the end still does it all.
-    writeback: bool,
-}
-
-/// How many written bytes make the writer ask for their writeback.
-const WRITEBACK_STEP: u64 = 1 << 20;
-
-impl FileSink {
-    fn new(file: File) -> FileSink {
-        FileSink {
-            file,
-            written: 0,
-            requested: 0,
-            writeback: true,
-        }
-    }
-
-    /// Ask the kernel to start writing the bytes since the last request back to disk, without
-    /// waiting for it. `POSIX_FADV_DONTNEED` starts the writeback of dirty pages (it cannot drop
-    /// them before they are written, and the sync at the end reports any writeback error).
-    fn request_writeback(&mut self) {
-        let Some(len) = std::num::NonZeroU64::new(self.written - self.requested) else {
-            return;
-        };
-        let asked = rustix::fs::fadvise(
-            &self.file,
-            self.requested,
-            Some(len),
-            rustix::fs::Advice::DontNeed,
-        );
-        match asked {
-            Ok(()) => self.requested = self.written,
-            Err(error) => {
-                tracing::debug!(%error, "early writeback of the trace sidecar refused; the final sync writes it all");
-                self.writeback = false;
-            }
-        }
-    }
-}
-
-impl Write for FileSink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.written += n as u64;
-        if self.writeback && self.written - self.requested >= WRITEBACK_STEP {
-            self.request_writeback();
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
-    }
-}
-
-impl TraceSink for FileSink {
+impl TraceSink for WritebackFile {
     fn sync(&mut self) -> std::io::Result<()> {
-        self.file.sync_data()
+        self.sync_data()
     }
 }
 
@@ -623,27 +560,6 @@ impl TraceSink for MemorySink {
 mod tests {
     use super::*;
     use crate::entry::{Marker, RawSseFrame};
-
-    #[test]
-    fn a_growing_file_asks_for_writeback_step_by_step_and_keeps_every_byte() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.trace.jsonl");
-        let mut sink = FileSink::new(File::create(&path).unwrap());
-        let chunk: Vec<u8> = (0..=255u8).cycle().take(WRITE_CHUNK).collect();
-        let steps = 2;
-        let chunks = (steps * WRITEBACK_STEP as usize).div_ceil(WRITE_CHUNK) + 1;
-        for _ in 0..chunks {
-            sink.write_all(&chunk).unwrap();
-        }
-        // Asked for each full step as it was passed, and not for the part since.
-        assert!(sink.writeback);
-        assert!(sink.requested >= steps as u64 * WRITEBACK_STEP);
-        assert!(sink.written - sink.requested < WRITEBACK_STEP);
-        sink.sync().unwrap();
-        let written = std::fs::read(&path).unwrap();
-        assert_eq!(written.len(), chunks * WRITE_CHUNK);
-        assert!(written.chunks(WRITE_CHUNK).all(|c| c == chunk.as_slice()));
-    }
 
     #[tokio::test]
     async fn a_batch_that_does_not_fit_is_shed_whole_and_counted() {
