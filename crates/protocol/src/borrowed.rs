@@ -56,7 +56,8 @@ pub struct RequestLite<'a> {
     pub attempt: Option<u32>,
 }
 
-/// `run_started`: the fields of [`crate::record::RunStarted`], strings borrowed.
+/// `run_started`: the fields of [`crate::record::RunStarted`], strings borrowed, the trigger
+/// as its JSON text until asked for (see [`RunStartedLite::trigger`]).
 #[derive(Deserialize)]
 pub struct RunStartedLite<'a> {
     pub seq: u64,
@@ -64,14 +65,29 @@ pub struct RunStartedLite<'a> {
     pub ts: Cow<'a, str>,
     #[serde(borrow)]
     pub run_id: Cow<'a, str>,
-    pub trigger: RunTrigger,
+    #[serde(borrow)]
+    trigger: &'a RawValue,
     #[serde(default)]
     pub request_id: Option<String>,
     #[serde(borrow)]
     pub input: Cow<'a, str>,
 }
 
-/// `run_completed`: the fields of [`crate::record::RunCompleted`], strings borrowed.
+impl RunStartedLite<'_> {
+    /// The trigger. Nearly every one is `{"type":"cli"}`, told by its text without the
+    /// tagged-enum parse (which buffers the object first); any other text is parsed as the
+    /// enum, so a line reads exactly as the owned type would read it.
+    pub fn trigger(&self) -> serde_json::Result<RunTrigger> {
+        const CLI: &str = r#"{"type":"cli"}"#;
+        match self.trigger.get() {
+            CLI => Ok(RunTrigger::Cli),
+            other => serde_json::from_str(other),
+        }
+    }
+}
+
+/// `run_completed`: the fields of [`crate::record::RunCompleted`], strings borrowed, the stop
+/// reason as its JSON text until asked for (see [`RunCompletedLite::stop_reason`]).
 #[derive(Deserialize)]
 pub struct RunCompletedLite<'a> {
     pub seq: u64,
@@ -84,8 +100,23 @@ pub struct RunCompletedLite<'a> {
     pub text: Cow<'a, str>,
     #[serde(borrow)]
     pub reason: Cow<'a, str>,
-    #[serde(default)]
-    pub stop_reason: Option<StopReason>,
+    #[serde(default, borrow)]
+    stop_reason: Option<&'a RawValue>,
+}
+
+impl RunCompletedLite<'_> {
+    /// The stop reason, when recorded. The usual two are told by their text, as
+    /// [`RunStartedLite::trigger`] tells the usual trigger.
+    pub fn stop_reason(&self) -> serde_json::Result<Option<StopReason>> {
+        const END_TURN: &str = r#"{"reason":"end_turn"}"#;
+        const TOOL_CALLS: &str = r#"{"reason":"tool_calls"}"#;
+        match self.stop_reason.map(RawValue::get) {
+            None => Ok(None),
+            Some(END_TURN) => Ok(Some(StopReason::EndTurn)),
+            Some(TOOL_CALLS) => Ok(Some(StopReason::ToolCalls)),
+            Some(other) => serde_json::from_str(other).map(Some),
+        }
+    }
 }
 
 /// `tool_call_started`: the call, its class and its input as JSON text (see

@@ -34,7 +34,7 @@ fn run_records_read_the_same_borrowed() {
     assert_eq!(lite.seq, 2);
     assert_eq!(lite.ts, "2026-01-01T00:00:00.000Z");
     assert_eq!(lite.run_id, started.run_id);
-    assert_eq!(lite.trigger, started.trigger);
+    assert_eq!(lite.trigger().unwrap(), started.trigger);
     assert_eq!(lite.request_id, started.request_id);
     assert_eq!(lite.input, started.input, "escapes are undone");
 
@@ -57,7 +57,7 @@ fn run_records_read_the_same_borrowed() {
         ),
         (9, "r1", 3, "done", "max_tokens")
     );
-    assert_eq!(lite.stop_reason, completed.stop_reason);
+    assert_eq!(lite.stop_reason().unwrap(), completed.stop_reason);
 }
 
 #[test]
@@ -132,5 +132,68 @@ fn tool_records_read_the_same_borrowed() {
         let lite: ToolFinishedLite = serde_json::from_str(&text).unwrap();
         assert_eq!((lite.seq, &*lite.run_id, &*lite.call_id), (7, "r1", "c1"));
         assert_eq!(lite.outcome.as_deref(), Some(outcome.as_str()));
+    }
+}
+
+/// What the owned types read from `line`: the run record's `pick`, or `None` when they reject it.
+fn owned_reading<T>(line: &str, pick: impl Fn(LogBody) -> Option<T>) -> Option<T> {
+    serde_json::from_str::<LogEntry>(line)
+        .ok()
+        .and_then(|entry| pick(entry.body))
+}
+
+#[test]
+fn a_trigger_told_by_its_text_reads_as_the_owned_type_reads_it() {
+    let triggers = [
+        r#"{"type":"cli"}"#,
+        r#"{ "type": "cli" }"#,
+        r#"{"type":"cli","client":"x"}"#,
+        r#"{"type":"c\u006ci"}"#,
+        r#"{"type":"control_request","client":"c"}"#,
+        r#"{"type":"control_request"}"#,
+        r#"{"type":"bogus"}"#,
+        r#""cli""#,
+    ];
+    for trigger in triggers {
+        let line = format!(
+            r#"{{"seq":1,"ts":"2026-01-01T00:00:00.000Z","kind":"run_started","run_id":"r","trigger":{trigger},"input":"i"}}"#
+        );
+        let lite = serde_json::from_str::<RunStartedLite>(&line)
+            .ok()
+            .and_then(|m| m.trigger().ok());
+        let owned = owned_reading(&line, |body| match body {
+            LogBody::RunStarted(started) => Some(started.trigger),
+            _ => None,
+        });
+        assert_eq!(lite, owned, "{trigger}");
+    }
+}
+
+#[test]
+fn a_stop_reason_told_by_its_text_reads_as_the_owned_type_reads_it() {
+    let reasons = [
+        r#"{"reason":"end_turn"}"#,
+        r#"{"reason":"tool_calls"}"#,
+        r#"{ "reason": "end_turn" }"#,
+        r#"{"reason":"end_turn","raw":"x"}"#,
+        r#"{"reason":"max_tokens"}"#,
+        r#"{"reason":"other","raw":"why"}"#,
+        r#"{"reason":"other"}"#,
+        r#"{"reason":"bogus"}"#,
+        r#"null"#,
+        r#""end_turn""#,
+    ];
+    for reason in reasons {
+        let line = format!(
+            r#"{{"seq":1,"ts":"2026-01-01T00:00:00.000Z","kind":"run_completed","run_id":"r","turns":1,"text":"t","reason":"end_turn","stop_reason":{reason}}}"#
+        );
+        let lite = serde_json::from_str::<RunCompletedLite>(&line)
+            .ok()
+            .and_then(|m| m.stop_reason().ok());
+        let owned = owned_reading(&line, |body| match body {
+            LogBody::RunCompleted(completed) => Some(completed.stop_reason),
+            _ => None,
+        });
+        assert_eq!(lite, owned, "{reason}");
     }
 }

@@ -242,7 +242,7 @@ fn fixture_lines() -> Vec<String> {
 /// line. Kinds the scan reads with the record types themselves have no shape here.
 fn lite_reading(kind: &str, line: &str) -> Option<Option<Value>> {
     let reading = match kind {
-        "run_started" => serde_json::from_str::<RunStartedShape>(line)
+        "run_started" => serde_json::from_str::<RunStartedLite>(line)
             .ok()
             .and_then(|m| {
                 let trigger = m.trigger().ok()?;
@@ -251,7 +251,7 @@ fn lite_reading(kind: &str, line: &str) -> Option<Option<Value>> {
                     "request_id": m.request_id, "input": m.input,
                 }))
             }),
-        "run_completed" => serde_json::from_str::<RunCompletedShape>(line)
+        "run_completed" => serde_json::from_str::<RunCompletedLite>(line)
             .ok()
             .and_then(|m| {
                 let stop_reason = m.stop_reason().ok()?;
@@ -475,60 +475,4 @@ fn a_damaged_record_is_rejected_by_both_unless_the_scan_does_not_read_the_field(
         })
         .collect();
     assert_eq!(lenient, expected);
-}
-
-#[test]
-fn a_trigger_told_by_its_text_reads_as_the_parsed_one() {
-    use pod_protocol::borrowed::RunStartedLite;
-    let triggers = [
-        r#"{"type":"cli"}"#,
-        r#"{ "type": "cli" }"#,
-        r#"{"type":"cli","client":"x"}"#,
-        r#"{"type":"c\u006ci"}"#,
-        r#"{"type":"control_request","client":"c"}"#,
-        r#"{"type":"control_request"}"#,
-        r#"{"type":"bogus"}"#,
-        r#""cli""#,
-    ];
-    for trigger in triggers {
-        let line = format!(
-            r#"{{"seq":1,"ts":"{TS}","kind":"run_started","run_id":"r","trigger":{trigger},"input":"i"}}"#
-        );
-        let ours = serde_json::from_str::<RunStartedShape>(&line)
-            .ok()
-            .and_then(|m| m.trigger().ok());
-        let theirs = serde_json::from_str::<RunStartedLite>(&line)
-            .ok()
-            .map(|m| m.trigger);
-        assert_eq!(ours, theirs, "{trigger}");
-    }
-}
-
-#[test]
-fn a_stop_reason_told_by_its_text_reads_as_the_parsed_one() {
-    use pod_protocol::borrowed::RunCompletedLite;
-    let reasons = [
-        r#"{"reason":"end_turn"}"#,
-        r#"{"reason":"tool_calls"}"#,
-        r#"{ "reason": "end_turn" }"#,
-        r#"{"reason":"end_turn","raw":"x"}"#,
-        r#"{"reason":"max_tokens"}"#,
-        r#"{"reason":"other","raw":"why"}"#,
-        r#"{"reason":"other"}"#,
-        r#"{"reason":"bogus"}"#,
-        r#"null"#,
-        r#""end_turn""#,
-    ];
-    for reason in reasons {
-        let line = format!(
-            r#"{{"seq":1,"ts":"{TS}","kind":"run_completed","run_id":"r","turns":1,"text":"t","reason":"end_turn","stop_reason":{reason}}}"#
-        );
-        let ours = serde_json::from_str::<RunCompletedShape>(&line)
-            .ok()
-            .and_then(|m| m.stop_reason().ok());
-        let theirs = serde_json::from_str::<RunCompletedLite>(&line)
-            .ok()
-            .map(|m| m.stop_reason);
-        assert_eq!(ours, theirs, "{reason}");
-    }
 }

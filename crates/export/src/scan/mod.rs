@@ -20,7 +20,6 @@
 mod lines;
 mod terminal;
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::BufReader;
 use std::path::Path;
@@ -108,76 +107,9 @@ pub(crate) struct RunAcc {
 }
 
 use pod_protocol::borrowed::{
-    AssistantLite, RequestLite, SeqOnly, ToolFinishedLite, ToolStartedLite,
+    AssistantLite, RequestLite, RunCompletedLite, RunStartedLite, SeqOnly, ToolFinishedLite,
+    ToolStartedLite,
 };
-use pod_protocol::record::StopReason;
-
-// The two run boundaries, read as `pod_protocol::borrowed::{RunStartedLite, RunCompletedLite}`
-// read them, but with the tagged enums (the trigger, the stop reason) kept as their JSON text:
-// nearly every one is `{"type":"cli"}` or `{"reason":"end_turn"}`, told by its text without
-// the tagged-enum parse (which buffers the object first). Any other text is parsed as the
-// enum, so a line is valid exactly when the `Lite` shape would read it.
-
-/// `run_started` as the scan reads it (see above).
-#[derive(serde::Deserialize)]
-pub(crate) struct RunStartedShape<'a> {
-    pub seq: u64,
-    #[serde(borrow)]
-    pub ts: Cow<'a, str>,
-    #[serde(borrow)]
-    pub run_id: Cow<'a, str>,
-    #[serde(borrow)]
-    trigger: &'a RawValue,
-    #[serde(default)]
-    pub request_id: Option<String>,
-    #[serde(borrow)]
-    pub input: Cow<'a, str>,
-}
-
-/// `run_completed` as the scan reads it (see above).
-#[derive(serde::Deserialize)]
-pub(crate) struct RunCompletedShape<'a> {
-    pub seq: u64,
-    #[serde(borrow)]
-    pub ts: Cow<'a, str>,
-    #[serde(borrow)]
-    pub run_id: Cow<'a, str>,
-    /// Read only so that a line without it (or with it of another type) is rejected.
-    #[allow(dead_code)]
-    turns: u32,
-    #[serde(borrow)]
-    pub text: Cow<'a, str>,
-    /// Read only so that a line without it (or with it of another type) is rejected.
-    #[allow(dead_code)]
-    #[serde(borrow)]
-    reason: Cow<'a, str>,
-    #[serde(default, borrow)]
-    stop_reason: Option<&'a RawValue>,
-}
-
-impl RunCompletedShape<'_> {
-    pub(crate) fn stop_reason(&self) -> serde_json::Result<Option<StopReason>> {
-        const END_TURN: &str = r#"{"reason":"end_turn"}"#;
-        const TOOL_CALLS: &str = r#"{"reason":"tool_calls"}"#;
-        match self.stop_reason.map(RawValue::get) {
-            None => Ok(None),
-            Some(END_TURN) => Ok(Some(StopReason::EndTurn)),
-            Some(TOOL_CALLS) => Ok(Some(StopReason::ToolCalls)),
-            Some(other) => serde_json::from_str(other).map(Some),
-        }
-    }
-}
-
-impl RunStartedShape<'_> {
-    pub(crate) fn trigger(&self) -> serde_json::Result<RunTrigger> {
-        const CLI: &str = r#"{"type":"cli"}"#;
-        match self.trigger.get() {
-            CLI => Ok(RunTrigger::Cli),
-            other => serde_json::from_str(other),
-        }
-    }
-}
-
 /// Longest kind-like name (class, phase, side-effect class) kept as written.
 const NAME_MAX: usize = 64;
 
@@ -453,7 +385,7 @@ impl SegmentScan {
             // same fields with the same types as the record types, so a line is valid exactly
             // when the full parse would accept it.
             "run_started" => {
-                let Ok(m) = json.parse::<RunStartedShape>() else {
+                let Ok(m) = json.parse::<RunStartedLite>() else {
                     return false;
                 };
                 let Ok(trigger) = m.trigger() else {
@@ -469,7 +401,7 @@ impl SegmentScan {
                 true
             }
             "run_completed" => {
-                let Ok(m) = json.parse::<RunCompletedShape>() else {
+                let Ok(m) = json.parse::<RunCompletedLite>() else {
                     return false;
                 };
                 let Ok(stop_reason) = m.stop_reason() else {
