@@ -373,6 +373,40 @@ fn the_allow_list_hides_the_other_tools_and_names_what_the_server_lacks() {
 }
 
 #[test]
+fn two_servers_whose_tool_names_read_the_same_offer_it_once_and_say_so() {
+    let sandbox = Sandbox::new();
+    // `my.srv` and `my_srv` both become `mcp__my_srv__…`: a provider refuses a request naming a
+    // tool twice.
+    let first = scripted_section("\"my.srv\"", &[], "tools = [\"echo\"]");
+    let second = scripted_section("my_srv", &[], "tools = [\"echo\"]");
+    profile(
+        &sandbox,
+        "twins",
+        &format!("[agent]\ntools = []\n\n{first}\n{second}"),
+        vec![
+            tool_call_response("c1", "mcp__none", json!({})),
+            tool_call_response("c2", "mcp__my_srv__echo", json!({"text": "once"})),
+            text_response(&["done"], false, None),
+        ],
+    );
+    let run = sandbox.run(&["run", "-p", "twins", "look around"]);
+    assert_exit(&run, 0);
+    assert!(
+        stderr_text(&run).contains("offers a tool named `mcp__my_srv__echo` as another server or tool is already offered, so it is not offered"),
+        "{}",
+        describe(&run)
+    );
+    let calls = outcomes(&finished_calls(&sandbox.only_pod()));
+    let available = calls[0].1.split_once("available: ").unwrap().1;
+    let mcp_tools: Vec<&str> = available
+        .split(", ")
+        .filter(|t| t.starts_with("mcp__"))
+        .collect();
+    assert_eq!(mcp_tools, ["mcp__my_srv__echo"], "{}", calls[0].1);
+    assert_eq!(calls[1], ("ok".to_owned(), "echo: once".to_owned()));
+}
+
+#[test]
 fn a_server_gets_only_the_variables_its_env_names_and_never_the_key_unlisted() {
     let sandbox = Sandbox::new();
     profile(

@@ -81,7 +81,17 @@ impl McpServers {
         {
             match started {
                 Ok((server, offered)) => {
-                    tools.extend(McpTool::offered(&server, offered));
+                    for tool in McpTool::offered(&server, offered) {
+                        // Names a provider would refuse twice in one request (two servers, or
+                        // two tools, whose names differ only in characters made `_`).
+                        match tools.iter().find(|t| t.name() == tool.name()) {
+                            Some(_) => tracing::warn!(
+                                "MCP server `{name}` offers a tool named `{}` as another server or tool is already offered, so it is not offered; rename one of the servers in `[mcp.servers]`",
+                                tool.name()
+                            ),
+                            None => tools.push(tool),
+                        }
+                    }
                     servers.push(server);
                 }
                 Err(error) => {

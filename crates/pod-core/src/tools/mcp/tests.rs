@@ -23,6 +23,29 @@ fn tool_names_carry_the_server_and_only_characters_providers_accept() {
 }
 
 #[test]
+fn a_tool_name_too_long_for_providers_is_cut_to_64_and_kept_apart_by_a_hash() {
+    let server = "company-knowledge-base";
+    let long = |tail: &str| format!("search_every_document_of_the_workspace_by_{tail}");
+    let a = tool_name(server, &long("title"));
+    let b = tool_name(server, &long("author"));
+    for name in [&a, &b] {
+        assert_eq!(name.len(), 64, "{name}");
+        assert!(name.starts_with("mcp__company-knowledge-base__search_every"));
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        );
+    }
+    assert_ne!(a, b);
+    // The same tool gets the same name in every run.
+    assert_eq!(a, tool_name(server, &long("title")));
+    // A name that fits is left as it is.
+    let fits = tool_name("s", &"t".repeat(64 - "mcp__s__".len()));
+    assert_eq!(fits.len(), 64);
+    assert!(fits.ends_with("tttt"));
+}
+
+#[test]
 fn a_command_is_found_on_path_or_by_its_path_and_otherwise_named() {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("server.sh");

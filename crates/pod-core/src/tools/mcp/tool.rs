@@ -70,9 +70,27 @@ impl McpTool {
     }
 }
 
-/// The name the model sees for `tool` of server `server`.
+/// The longest tool name providers accept (OpenAI and Anthropic: 64 characters).
+const MAX_TOOL_NAME: usize = 64;
+
+/// The name the model sees for `tool` of server `server`: `mcp__SERVER__TOOL` in the characters
+/// providers accept. A longer name than they accept keeps its start and ends with a hash of the
+/// whole, so it stays the same from run to run and apart from its neighbours.
 pub(super) fn tool_name(server: &str, tool: &str) -> String {
-    format!("{PREFIX}{}__{}", plain_name(server), plain_name(tool))
+    let full = format!("{PREFIX}{}__{}", plain_name(server), plain_name(tool));
+    if full.len() <= MAX_TOOL_NAME {
+        return full;
+    }
+    let hash = format!("_{:08x}", fnv1a(full.as_bytes()) as u32);
+    // ASCII only (see `plain_name`): any byte is a character boundary.
+    format!("{}{hash}", &full[..MAX_TOOL_NAME - hash.len()])
+}
+
+/// The 64-bit FNV-1a hash of `bytes`: stable across builds and platforms.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 impl Tool for McpTool {
