@@ -103,6 +103,66 @@ fn approve_all_allows_an_ask_and_the_flag_is_recorded_as_the_source() {
 }
 
 #[test]
+fn run_json_says_who_decided_an_asked_call_before_it_starts() {
+    let kinds_and_decisions = |run: &std::process::Output| -> Vec<(String, Value)> {
+        String::from_utf8_lossy(&run.stdout)
+            .lines()
+            .map(|line| serde_json::from_str::<Value>(line).unwrap())
+            .filter(|event| event["kind"].as_str().unwrap().starts_with("tool_"))
+            .map(|event| (event["kind"].as_str().unwrap().to_owned(), event))
+            .collect()
+    };
+    // Nobody to ask: denied by the configuration, and the call never runs.
+    let sandbox = Sandbox::new();
+    reader(&sandbox, "read_only = \"ask\"");
+    let run = sandbox.run(&["run", "-p", "reader", "--json", "read the notes"]);
+    assert_exit(&run, 0);
+    let events = kinds_and_decisions(&run);
+    let kinds: Vec<&str> = events.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["tool_decision", "tool_call_started", "tool_call_finished"],
+        "{}",
+        describe(&run)
+    );
+    let decision = &events[0].1;
+    assert_eq!(decision["call_id"], "c1");
+    assert_eq!(decision["tool"], "read_file");
+    assert_eq!(decision["decision"], "denied");
+    assert_eq!(decision["source"], "config");
+    assert!(
+        decision["detail"]
+            .as_str()
+            .unwrap()
+            .contains("permissions.read_only"),
+        "{decision}"
+    );
+    assert_eq!(events[2].1["outcome"], "rejected");
+
+    // Allowed by the flag: said too, and the call runs.
+    let sandbox = Sandbox::new();
+    reader(&sandbox, "read_only = \"ask\"");
+    let run = sandbox.run(&["run", "-p", "reader", "--json", "--approve", "all", "go"]);
+    assert_exit(&run, 0);
+    let events = kinds_and_decisions(&run);
+    assert_eq!(events[0].1["decision"], "allowed", "{}", describe(&run));
+    assert_eq!(events[0].1["source"], "flag");
+    assert_eq!(events[0].1["detail"], "--approve all");
+    assert_eq!(events[2].1["outcome"], "ok");
+
+    // Allowed by the configuration without asking: nothing to say.
+    let sandbox = Sandbox::new();
+    reader(&sandbox, "read_only = \"allow\"");
+    let run = sandbox.run(&["run", "-p", "reader", "--json", "go"]);
+    assert_exit(&run, 0);
+    let kinds: Vec<String> = kinds_and_decisions(&run)
+        .into_iter()
+        .map(|(kind, _)| kind)
+        .collect();
+    assert_eq!(kinds, ["tool_call_started", "tool_call_finished"]);
+}
+
+#[test]
 fn approve_read_only_denies_an_ask_for_a_write_and_config_deny_beats_any_flag() {
     let sandbox = Sandbox::new();
     profile(

@@ -81,10 +81,9 @@ pub struct DecisionView {
 }
 
 impl DecisionView {
-    /// Worth showing beside the call: anything but the config's plain `allow`, which is the
-    /// rule for every call that is not asked about.
+    /// Worth showing beside the call (see [`pod_protocol::record::decision_is_notable`]).
     pub fn notable(&self) -> bool {
-        self.source != DecisionSource::Config || self.decision != Decision::Allowed
+        pod_protocol::record::decision_is_notable(self.decision, self.source)
     }
 
     /// `denied by config: permissions.process = "ask", and there is no terminal …`.

@@ -275,6 +275,12 @@ pub enum Decision {
     Denied,
 }
 
+/// Whether a decision is worth showing beside its call: anything but the config's plain
+/// `allow`, which is the rule for every call nobody is asked about.
+pub fn decision_is_notable(decision: Decision, source: DecisionSource) -> bool {
+    source != DecisionSource::Config || decision != Decision::Allowed
+}
+
 /// Who decided a tool call.
 #[derive(
     Debug,

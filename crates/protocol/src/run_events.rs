@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::record::{SideEffectClass, ToolOutcome};
+use crate::record::{Decision, DecisionSource, SideEffectClass, ToolOutcome};
 use crate::report::UsageTotals;
 
 /// The `format` of the first line.
@@ -52,6 +52,18 @@ pub enum RunEvent {
         tool: String,
         side_effect: SideEffectClass,
         input: Value,
+    },
+    /// Who decided whether a tool call may run, when it is worth saying: the call was asked
+    /// about (a person, `--approve` or the parent answered) or denied. Written before the call's
+    /// `tool_call_started`; a denied call then ends `rejected`.
+    ToolDecision {
+        call_id: String,
+        tool: String,
+        decision: Decision,
+        source: DecisionSource,
+        /// What decided, for people: the `[permissions]` key, the flag, the terminal's answer or
+        /// the parent's.
+        detail: String,
     },
     /// A tool call ended with `outcome` (`ok`, `error` or `rejected`).
     ToolCallFinished {

@@ -140,6 +140,24 @@ impl RunObserver for JsonLines {
         });
     }
 
+    fn on_tool_decision(
+        &self,
+        call_id: &str,
+        tool: &str,
+        verdict: &pod_core::approval::Verdict,
+        _waited: bool,
+    ) {
+        if pod_core::record::decision_is_notable(verdict.decision, verdict.source) {
+            self.emit(RunEvent::ToolDecision {
+                call_id: call_id.to_owned(),
+                tool: tool.to_owned(),
+                decision: verdict.decision,
+                source: verdict.source,
+                detail: pod_trace::scrub::scrub(&verdict.detail).into_owned(),
+            });
+        }
+    }
+
     fn on_tool_result(
         &self,
         call_id: &str,
