@@ -66,6 +66,15 @@ fn scripted_section(name: &str, flags: &[&str], extra: &str) -> String {
     )
 }
 
+/// The MCP tools a rejected call's error lists as available (`… available: a, b, …`).
+fn offered_mcp_tools(error: &str) -> Vec<&str> {
+    let available = error.split_once("available: ").map_or("", |(_, list)| list);
+    available
+        .split(", ")
+        .filter(|tool| tool.starts_with("mcp__"))
+        .collect()
+}
+
 /// The `tool_call_finished` entries of pod `dir`, in order.
 fn finished_calls(dir: &Path) -> Vec<Value> {
     of_kind(&log_entries(dir), "tool_call_finished")
@@ -363,12 +372,7 @@ fn the_allow_list_hides_the_other_tools_and_names_what_the_server_lacks() {
     let calls = outcomes(&finished_calls(&sandbox.only_pod()));
     let (outcome, error) = &calls[0];
     assert_eq!(outcome, "rejected");
-    let available = error.split_once("available: ").unwrap().1;
-    let mcp_tools: Vec<&str> = available
-        .split(", ")
-        .filter(|t| t.starts_with("mcp__"))
-        .collect();
-    assert_eq!(mcp_tools, ["mcp__picky__echo"], "{error}");
+    assert_eq!(offered_mcp_tools(error), ["mcp__picky__echo"], "{error}");
     assert_eq!(calls[1], ("ok".to_owned(), "echo: allowed".to_owned()));
 }
 
@@ -392,17 +396,18 @@ fn two_servers_whose_tool_names_read_the_same_offer_it_once_and_say_so() {
     let run = sandbox.run(&["run", "-p", "twins", "look around"]);
     assert_exit(&run, 0);
     assert!(
-        stderr_text(&run).contains("offers a tool named `mcp__my_srv__echo` as another server or tool is already offered, so it is not offered"),
+        stderr_text(&run).contains("MCP server `my_srv` offers `mcp__my_srv__echo`, a tool name another server's tool already has"),
         "{}",
         describe(&run)
     );
     let calls = outcomes(&finished_calls(&sandbox.only_pod()));
-    let available = calls[0].1.split_once("available: ").unwrap().1;
-    let mcp_tools: Vec<&str> = available
-        .split(", ")
-        .filter(|t| t.starts_with("mcp__"))
-        .collect();
-    assert_eq!(mcp_tools, ["mcp__my_srv__echo"], "{}", calls[0].1);
+    assert_eq!(calls[0].0, "rejected");
+    assert_eq!(
+        offered_mcp_tools(&calls[0].1),
+        ["mcp__my_srv__echo"],
+        "{}",
+        calls[0].1
+    );
     assert_eq!(calls[1], ("ok".to_owned(), "echo: once".to_owned()));
 }
 

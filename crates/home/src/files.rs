@@ -175,11 +175,6 @@ impl WritebackFile {
         self.file.sync_all()
     }
 
-    /// Bytes written so far, and how many of them were asked to be written back.
-    pub fn progress(&self) -> (u64, u64) {
-        (self.written, self.requested)
-    }
-
     /// Ask the kernel to start writing back the bytes since the last request. `fadvise` with
     /// `DONTNEED` starts the writeback of dirty pages without waiting for it (it cannot drop
     /// them before they are written, and the sync at the end reports any writeback error).

@@ -60,7 +60,8 @@ fn a_growing_file_asks_for_writeback_step_by_step_and_keeps_every_byte() {
         file.write_all(&chunk).unwrap();
     }
     // Asked for each full step as it was passed, and not for the part since.
-    let (written, requested) = file.progress();
+    let (written, requested) = (file.written, file.requested);
+    assert!(file.writeback);
     assert_eq!(written, (chunks * chunk.len()) as u64);
     assert!(requested >= steps as u64 * WRITEBACK_STEP, "{requested}");
     assert!(written - requested < WRITEBACK_STEP);
@@ -68,4 +69,34 @@ fn a_growing_file_asks_for_writeback_step_by_step_and_keeps_every_byte() {
     let back = std::fs::read(&path).unwrap();
     assert_eq!(back.len(), chunks * chunk.len());
     assert!(back.chunks(chunk.len()).all(|c| c == chunk.as_slice()));
+}
+
+#[test]
+fn a_file_the_kernel_will_not_write_back_early_still_takes_every_byte() {
+    // A FIFO refuses `fadvise` (ESPIPE): the file stops asking and goes on writing.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // Opened for reading and writing, a FIFO's open does not wait for the other end.
+    let both = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    let mut reader = File::open(&fifo).unwrap();
+    let total = WRITEBACK_STEP as usize + 4096;
+    let drained = std::thread::spawn(move || {
+        let mut got = vec![0u8; total];
+        std::io::Read::read_exact(&mut reader, &mut got).map(|()| got)
+    });
+    let mut file = WritebackFile::new(both);
+    let data: Vec<u8> = (0..total).map(|i| (i % 251) as u8).collect();
+    file.write_all(&data).unwrap();
+    assert!(!file.writeback, "the refusal stops the requests");
+    assert_eq!(file.requested, 0);
+    assert_eq!(drained.join().unwrap().unwrap(), data);
 }

@@ -1,7 +1,6 @@
 //! Transport: HTTP, SSE framing, timeouts, retries and observation. Knows no wire scheme; the
 //! [`Adapter`] gives it the URL, headers and body, and decodes the frames.
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -20,13 +19,12 @@ use crate::decode::StreamDecoder;
 use crate::error::{ErrorClass, ProviderError};
 use crate::event::StreamEvent;
 use crate::observe::{
-    Milestone, RawFrame, RawFrames, RawResponse, RequestInfo, StreamObserver, replayable_headers,
+    Milestone, RawFrames, RawResponse, RequestInfo, StreamObserver, replayable_headers,
 };
 use crate::redact::{FrameScrub, StreamKey, StreamScrubber, scrub};
 use crate::request::ModelRequest;
 use crate::safe_url::DisplaySafeUrl;
 use crate::secret::ApiKey;
-use crate::sse::Frame;
 
 /// The most of an error response body that is read for classification.
 const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
@@ -553,18 +551,7 @@ impl Driver {
             Ok(Some(Ok(chunk))) => chunk.len(),
             _ => 0,
         };
-        let frames = self
-            .raw
-            .then(|| RefCell::new(RawFrames::with_capacity(read_len)));
-        let raw_fn = |frame: &Frame<'_>| {
-            if let Some(frames) = &frames {
-                frames.borrow_mut().push(RawFrame {
-                    event: frame.event,
-                    data: frame.data,
-                });
-            }
-        };
-        let raw: Option<&dyn Fn(&Frame<'_>)> = if self.raw { Some(&raw_fn) } else { None };
+        let mut frames = self.raw.then(|| RawFrames::with_capacity(read_len));
         // Whether the decoder produced events: a timeout or a broken read is not an event.
         let mut decoded = false;
         match next {
@@ -606,7 +593,7 @@ impl Driver {
                         o.on_milestone(attempt, &Milestone::FirstByte);
                     }
                 }
-                live.decoder.push(&chunk, scratch, raw);
+                live.decoder.push(&chunk, scratch, frames.as_mut());
                 decoded = carries_something(scratch);
             }
             Ok(Some(Err(err))) => {
@@ -617,11 +604,11 @@ impl Driver {
                 scratch.push(StreamEvent::Error(e));
             }
             Ok(None) => {
-                live.decoder.finish(scratch, raw);
+                live.decoder.finish(scratch, frames.as_mut());
                 decoded = carries_something(scratch);
             }
         }
-        if let Some(mut frames) = frames.map(RefCell::into_inner)
+        if let Some(mut frames) = frames
             && !frames.is_empty()
             && let Some(o) = &self.observer
         {

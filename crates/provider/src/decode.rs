@@ -5,6 +5,7 @@
 use crate::adapter::{Decoder, adapter_for, is_terminal};
 use crate::error::{ErrorClass, ProviderError};
 use crate::event::{StreamEvent, UNHANDLED_PREVIEW_BYTES, Unhandled};
+use crate::observe::{RawFrame, RawFrames};
 use crate::redact::preview;
 use crate::scheme::WireScheme;
 use crate::sse::{Frame, Framer};
@@ -30,21 +31,21 @@ impl StreamDecoder {
         self.done
     }
 
-    /// Feed one chunk; new events are appended to `out`. `raw` sees every frame first.
+    /// Feed one chunk; new events are appended to `out`, and every frame as framed to `raw`.
     pub fn push(
         &mut self,
         chunk: &[u8],
         out: &mut Vec<StreamEvent>,
-        raw: Option<&dyn Fn(&Frame<'_>)>,
+        mut raw: Option<&mut RawFrames>,
     ) {
         if self.done {
             return;
         }
         let start = out.len();
         let decoder = &mut self.decoder;
-        let result = self
-            .framer
-            .push(chunk, |frame| on_frame(decoder, &frame, out, raw));
+        let result = self.framer.push(chunk, |frame| {
+            on_frame(decoder, &frame, out, raw.as_deref_mut())
+        });
         if let Err(over) = result {
             out.push(oversized(over.limit));
         }
@@ -53,7 +54,7 @@ impl StreamDecoder {
 
     /// The body ended: flush a last unterminated event and let the scheme decide whether ending
     /// here is complete or `stream_closed_before_completion`.
-    pub fn finish(&mut self, out: &mut Vec<StreamEvent>, raw: Option<&dyn Fn(&Frame<'_>)>) {
+    pub fn finish(&mut self, out: &mut Vec<StreamEvent>, mut raw: Option<&mut RawFrames>) {
         if self.done {
             return;
         }
@@ -61,7 +62,7 @@ impl StreamDecoder {
         let decoder = &mut self.decoder;
         let result = self
             .framer
-            .finish(|frame| on_frame(decoder, &frame, out, raw));
+            .finish(|frame| on_frame(decoder, &frame, out, raw.as_deref_mut()));
         if let Err(over) = result {
             out.push(oversized(over.limit));
         }
@@ -84,10 +85,13 @@ fn on_frame(
     decoder: &mut Box<dyn Decoder>,
     frame: &Frame<'_>,
     out: &mut Vec<StreamEvent>,
-    raw: Option<&dyn Fn(&Frame<'_>)>,
+    raw: Option<&mut RawFrames>,
 ) {
     if let Some(raw) = raw {
-        raw(frame);
+        raw.push(RawFrame {
+            event: frame.event,
+            data: frame.data,
+        });
     }
     if frame.lossy {
         out.push(marker("sse.invalid_utf8", frame.data));

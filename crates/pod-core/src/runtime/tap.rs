@@ -182,9 +182,7 @@ impl Tap {
             }
         }
     }
-}
 
-impl Tap {
     /// Queue the entries gathered of the attempt before, when `attempt` is a new one.
     fn switch_attempt(trace: &TraceHandle, request: &mut RequestEntries, attempt: u32) {
         if request.attempt != attempt {
@@ -416,7 +414,8 @@ mod tests {
     }
 
     /// What a callback records lands after the events the loop gathered before it and before
-    /// the event that follows, across drained reads, an attempt's retry and a dropped stream.
+    /// the event that follows, across drained reads, an attempt's retry and a dropped stream,
+    /// and what it records once the loop is gone still reaches the trace.
     #[tokio::test]
     async fn callbacks_and_loop_events_keep_the_order_they_happened_in() {
         let bytes = Arc::new(Mutex::new(Vec::new()));
@@ -446,6 +445,13 @@ mod tests {
         stream.event(delta("d"));
         tap.on_milestone(2, &Milestone::FirstEvent);
         drop(stream);
+        // Recorded after the stream loop was gone: queued when the tap goes.
+        tap.on_milestone(
+            2,
+            &Milestone::StreamEnd {
+                outcome: "completed".into(),
+            },
+        );
         drop(tap);
         trace.sync().await.unwrap();
         let text = String::from_utf8(bytes.lock().unwrap().clone()).unwrap();
@@ -475,6 +481,7 @@ mod tests {
                 "2:stream_open_start",
                 "2:event d",
                 "2:first_event",
+                "2:stream_end",
             ]
         );
     }

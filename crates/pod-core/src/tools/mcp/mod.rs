@@ -86,7 +86,7 @@ impl McpServers {
                         // two tools, whose names differ only in characters made `_`).
                         match tools.iter().find(|t| t.name() == tool.name()) {
                             Some(_) => tracing::warn!(
-                                "MCP server `{name}` offers a tool named `{}` as another server or tool is already offered, so it is not offered; rename one of the servers in `[mcp.servers]`",
+                                "MCP server `{name}` offers `{}`, a tool name another server's tool already has (their names differ only in characters that became `_`), so it is not offered; rename one of the servers in `[mcp.servers]`",
                                 tool.name()
                             ),
                             None => tools.push(tool),
