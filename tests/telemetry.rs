@@ -760,21 +760,28 @@ fn a_running_tree_exports_live_the_spans_a_push_from_its_files_sends() {
     assert_eq!(shape(&live_spans), shape(&pushed.spans()));
 }
 
+/// A traces endpoint on a loopback port nobody listens on (bound, then let go).
+fn unreachable_endpoint() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}/v1/traces", listener.local_addr().unwrap())
+}
+
+/// `pods ARGS` with live export to `endpoint`.
+fn run_exporting_to(sandbox: &Sandbox, endpoint: &str, args: &[&str]) -> std::process::Output {
+    sandbox
+        .pods()
+        .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", endpoint)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn an_unreachable_collector_never_fails_a_run_and_is_told_once() {
     let sandbox = Sandbox::new();
     answering_profile(&sandbox, "solo", &["all ", "good"]);
-    // A port nobody listens on.
-    let endpoint = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}/v1/traces", listener.local_addr().unwrap())
-    };
-    let run = sandbox
-        .pods()
-        .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &endpoint)
-        .args(["run", "-p", "solo", "hello"])
-        .output()
-        .unwrap();
+    let endpoint = unreachable_endpoint();
+    let run = run_exporting_to(&sandbox, &endpoint, &["run", "-p", "solo", "hello"]);
     assert_exit(&run, 0);
     assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "all good");
     let stderr = String::from_utf8_lossy(&run.stderr);
@@ -862,16 +869,8 @@ fn spans_lost_while_a_pod_runs_are_noted_in_its_log_and_a_bad_header_variable_is
             text_response(&["read ", "them"], false, Some((2, 2500))),
         ],
     );
-    let endpoint = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}/v1/traces", listener.local_addr().unwrap())
-    };
-    let run = sandbox
-        .pods()
-        .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &endpoint)
-        .args(["run", "-p", "slow", "read"])
-        .output()
-        .unwrap();
+    let endpoint = unreachable_endpoint();
+    let run = run_exporting_to(&sandbox, &endpoint, &["run", "-p", "slow", "read"]);
     assert_exit(&run, 0);
     let entries = entries_so_far(&sandbox.only_pod());
     let noted = of_kind(&entries, "telemetry_export_failed");
