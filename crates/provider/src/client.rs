@@ -125,7 +125,10 @@ impl Client {
             body: Bytes::new(),
             message_count: request.messages.len(),
             tool_count: request.tools.len(),
-            raw: observer.as_ref().is_some_and(|o| o.wants_raw_frames()),
+            raw: observer
+                .as_ref()
+                .is_some_and(|o| o.wants_raw_frames())
+                .then(|| FrameScrub::new(self.inner.config.api_key.as_ref().map(ApiKey::expose))),
             observer,
             attempt: 0,
             first_start: None,
@@ -136,7 +139,6 @@ impl Client {
             live: None,
             released: VecDeque::new(),
             scrubber: StreamScrubber::new(self.inner.config.api_key.as_ref().map(ApiKey::expose)),
-            frame_scrub: FrameScrub::new(self.inner.config.api_key.as_ref().map(ApiKey::expose)),
         };
         match body {
             Ok(b) => driver.body = b,
@@ -215,7 +217,8 @@ struct Driver {
     message_count: usize,
     tool_count: usize,
     observer: Option<Arc<dyn StreamObserver>>,
-    raw: bool,
+    /// With raw capture on (the observer wants raw frames): what strips the key from them.
+    raw: Option<FrameScrub>,
     attempt: u32,
     first_start: Option<Instant>,
     output_seen: bool,
@@ -225,8 +228,6 @@ struct Driver {
     live: Option<Live>,
     /// Strips the key from model output, even split across deltas.
     scrubber: StreamScrubber,
-    /// Strips the key from raw frames.
-    frame_scrub: FrameScrub,
     released: VecDeque<StreamEvent>,
 }
 
@@ -454,7 +455,7 @@ impl Driver {
         };
         let status = response.status().as_u16();
         self.milestone(&Milestone::HeadersReceived { status });
-        let raw_head = self.raw.then(|| {
+        let raw_head = self.raw.is_some().then(|| {
             replayable_headers(
                 response
                     .headers()
@@ -551,7 +552,10 @@ impl Driver {
             Ok(Some(Ok(chunk))) => chunk.len(),
             _ => 0,
         };
-        let mut frames = self.raw.then(|| RawFrames::with_capacity(read_len));
+        let mut frames = self
+            .raw
+            .is_some()
+            .then(|| RawFrames::with_capacity(read_len));
         // Whether the decoder produced events: a timeout or a broken read is not an event.
         let mut decoded = false;
         match next {
@@ -611,9 +615,10 @@ impl Driver {
         if let Some(mut frames) = frames
             && !frames.is_empty()
             && let Some(o) = &self.observer
+            && let Some(scrub) = &self.raw
         {
-            if self.frame_scrub.finds_in(frames.text()) {
-                frames = frames.scrubbed(&self.frame_scrub);
+            if scrub.finds_in(frames.text()) {
+                frames = frames.scrubbed(scrub);
             }
             o.on_raw_frames(attempt, frames);
         }
